@@ -1,0 +1,62 @@
+/**
+ * Bounded store calls: a store that fails or answers after `timeoutMs` counts as
+ * unavailable (a `store_unavailable` TollgateError), and a hold that lands after its
+ * reserve timed out is released, so a late answer never leaves a stray charge.
+ */
+import { TollgateError } from '../errors.js'
+import type { Store, StoreReserveResult } from '../store/contract.js'
+
+/** Runs one store call within the timeout. `id` and `store` let a late reservation be released. */
+export type Guard = <T>(work: () => Promise<T> | T, id: string, store: Store | null) => Promise<T>
+
+export function guard(timeoutMs: number, onError: ((error: unknown) => void) | undefined): Guard {
+  const fail = (error: unknown): never => {
+    try {
+      onError?.(error)
+    } catch {
+      // the hook's own failure changes nothing
+    }
+    if (TollgateError.isInstance(error) && error.code === 'store_unavailable') throw error
+    throw new TollgateError(
+      'store_unavailable',
+      `The quota store failed: ${(error as Error)?.message ?? String(error)}`,
+      {
+        cause: error,
+      },
+    )
+  }
+  return async (work, id, store) => {
+    let pending: Promise<unknown> | unknown
+    try {
+      pending = work()
+    } catch (error) {
+      return fail(error)
+    }
+    if (!(pending instanceof Promise)) return pending as never
+    let timer: NodeJS.Timeout | undefined
+    let timedOut = false
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true
+        reject(
+          new TollgateError('store_unavailable', `The quota store did not answer within ${timeoutMs} ms.`),
+        )
+      }, timeoutMs)
+    })
+    pending.then(
+      (late) => {
+        if (timedOut && store && id && (late as StoreReserveResult | undefined)?.status === 'ok') {
+          Promise.resolve(store.commit({ id, amounts: null })).catch(() => {})
+        }
+      },
+      () => {},
+    )
+    try {
+      return (await Promise.race([pending, timeout])) as never
+    } catch (error) {
+      return fail(error)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}

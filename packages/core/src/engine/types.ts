@@ -1,0 +1,150 @@
+/**
+ * Public shapes of the engine: requests, usage, results, options.
+ */
+
+import type { Clock } from '../clock.js'
+import type { AllowedDecision, Amounts, Decision, LimitState, Subject } from '../decision.js'
+import type { HeaderOptions } from '../headers.js'
+import type { CompiledPolicy } from '../policy/compile.js'
+import type { Attributes } from '../policy/match.js'
+import type { PolicyInput } from '../policy/schema.js'
+import type { Store } from '../store/contract.js'
+import type { AuditRecord } from './audit.js'
+
+/** What a call is expected to use. Every amount is a non-negative whole number. */
+export interface Estimate {
+  /** Input (prompt) tokens. @default 0 */
+  inputTokens?: number
+  /** Most output tokens the call may produce. @default the policy's `defaults.maxOutputTokens` */
+  maxOutputTokens?: number
+  /** Custom units, e.g. `{ image_final: 1 }`. */
+  units?: Readonly<Record<string, number>>
+}
+
+/** One call about to be made. */
+export interface ReserveRequest {
+  /** Who is asking, from a trusted source: dimension → id. */
+  subject: Subject
+  /** Plan, environment, flags and any other attribute rules may match on. */
+  attributes?: Attributes
+  /** Model to call (an alias is resolved through the policy). */
+  model?: string
+  /** Product feature the call serves. */
+  feature?: string
+  estimate?: Estimate
+}
+
+/** What a call really used. Absent fields keep their estimate. */
+export interface Usage {
+  inputTokens?: number
+  /** Of `inputTokens`, how many were served from the provider's cache (priced at `cachedInput`). */
+  cachedInputTokens?: number
+  outputTokens?: number
+  /** Custom units. */
+  units?: Readonly<Record<string, number>>
+  /** Exact cost in micro-units, when the caller knows it better than the price table. */
+  cost?: number
+}
+
+/** An alert: a soft threshold crossed, or a breaker tripped. */
+export interface Alert {
+  type: 'threshold' | 'circuit'
+  rule: string
+  metric: string
+  partition: Subject
+  /** The fraction crossed (threshold alerts). */
+  threshold: number | null
+  used: number
+  limit: number
+  at: number
+}
+
+/** What `settle` and `release` report. */
+export interface CommitResult {
+  /** `duplicate` for a second settle or release of the same id; `unknown` when no store knows the id; `degraded` for a reservation made while the store was down. */
+  status: 'settled' | 'released' | 'duplicate' | 'unknown' | 'degraded'
+  /** The reservation had expired before the settle; its true-up was applied anyway. */
+  late: boolean
+  /** What was charged per metric (cost in micro-units). */
+  amounts: Amounts
+  /** Usage beyond the estimate, per metric. */
+  overrun: Amounts
+  /** Counters now past their caps because of this charge. */
+  overdraft: { rule: string; metric: string; amount: number }[]
+}
+
+/** Options of {@link createTollgate}. */
+export interface TollgateOptions {
+  /**
+   * The policy: an object, JSON or YAML text, or the result of `parsePolicy`.
+   * @example createTollgate({ policy: { rules: [{ id: 'rpm', per: 'user', limits: { requests: 60 }, window: '60s' }] } })
+   */
+  policy: PolicyInput | CompiledPolicy | string
+  /**
+   * Where counters live.
+   * @default memoryStore({ clock })
+   */
+  store?: Store
+  /**
+   * Clock for the default memory store. With another store, time comes from the store.
+   * @default systemClock
+   */
+  clock?: Clock
+  /** Called with one audit record per decision. Errors it throws are swallowed. */
+  onDecision?: (record: AuditRecord) => void
+  /** Called when a soft threshold is crossed (once per window and partition) or a breaker trips. */
+  onAlert?: (alert: Alert) => void
+  /** Called when the store fails or times out; the rules' failure modes then apply. */
+  onStoreError?: (error: unknown) => void
+  /**
+   * Longest wait for the store before its failure counts as an outage.
+   * @default 1000
+   */
+  timeoutMs?: number
+  /** Which rate-limit headers decisions carry. @default { ietf: true, openai: true } */
+  headers?: HeaderOptions
+  /**
+   * Longest id accepted in a subject; longer ids are refused with `invalid_subject`.
+   * @default 16384
+   */
+  maxIdLength?: number
+}
+
+/** Context passed to the function given to `run`. */
+export interface RunContext {
+  decision: AllowedDecision
+  /** The model to call (after any downgrade). */
+  model: string
+  /** Report what the call really used; it is settled with this when the function returns or throws. */
+  report(usage: Usage): void
+}
+
+/** Selects one counter for admin operations. */
+export interface CounterRef {
+  rule: string
+  /** @default the rule's only metric, or `cost` for balances */
+  metric?: string
+  /** Ids for the rule's `per` dimensions. */
+  subject: Subject
+}
+
+export interface Tollgate {
+  readonly policy: CompiledPolicy
+  /** Decide, and hold the estimate on every matched counter when allowed. */
+  reserve(request: ReserveRequest): Promise<Decision>
+  /** Turn a reservation's holds into what the call really used. Idempotent. */
+  settle(id: string, usage?: Usage): Promise<CommitResult>
+  /** Return a reservation's holds in full (the call failed before anything was billed). Idempotent. */
+  release(id: string): Promise<CommitResult>
+  /** Reserve, call `fn`, then settle (or release when it throws before reporting usage). Throws a `TollgateError` on refusal. */
+  run<T>(request: ReserveRequest, fn: (context: RunContext) => Promise<T> | T): Promise<T>
+  /** State of every rule that applies to this subject (model and feature optional). */
+  usage(request: Omit<ReserveRequest, 'estimate'>): Promise<LimitState[]>
+  /** Set (or clear with `null`) a runtime cap for one partition of a rule. Money in currency units. */
+  override(counter: CounterRef, cap: number | null): Promise<void>
+  /** Add money (currency units) to a prepaid balance rule's partition. */
+  credit(counter: Omit<CounterRef, 'metric'>, amount: number): Promise<{ balance: number }>
+  /** Refuse every request whose subject has this id, at once, in every process sharing the store. */
+  block(dimension: string, id: string, code?: string): Promise<void>
+  unblock(dimension: string, id: string): Promise<void>
+}

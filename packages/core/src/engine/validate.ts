@@ -1,0 +1,84 @@
+/**
+ * Input checks, before any counter moves: amounts are non-negative safe whole numbers
+ * below an absurdity bound, subjects are flat maps of non-empty string ids.
+ */
+import { TollgateError } from '../errors.js'
+import type { ReserveRequest, Usage } from './types.js'
+
+/** Largest amount accepted for one call in any unit (a trillion). */
+export const MAX_AMOUNT = 1e12
+
+/** Throws `invalid_amount` unless `value` is a whole number in [0, MAX_AMOUNT]. */
+export function checkAmount(value: unknown, path: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_AMOUNT) {
+    throw new TollgateError(
+      'invalid_amount',
+      `${path} must be a whole number from 0 to ${MAX_AMOUNT}, got ${typeof value === 'number' ? value : typeof value}`,
+      { issues: [{ path: path.split('.'), message: 'not a whole number from 0 to 1e12' }] },
+    )
+  }
+  return value
+}
+
+function checkUnits(units: unknown, path: string): void {
+  if (units === undefined) return
+  if (typeof units !== 'object' || units === null || Array.isArray(units)) {
+    throw new TollgateError('invalid_amount', `${path} must be an object of unit → amount`)
+  }
+  for (const [unit, value] of Object.entries(units)) checkAmount(value, `${path}.${unit}`)
+}
+
+/** Throws a `TollgateError` describing the first problem in a reserve request. */
+export function checkRequest(request: ReserveRequest, maxIdLength: number): void {
+  if (typeof request !== 'object' || request === null) {
+    throw new TollgateError('invalid_request', 'reserve() needs a request object')
+  }
+  const { subject, estimate, model, feature } = request
+  if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) {
+    throw new TollgateError('invalid_subject', 'subject must be an object of dimension → id')
+  }
+  for (const dimension in subject) {
+    const id = subject[dimension]
+    if (typeof id !== 'string') {
+      throw new TollgateError('invalid_subject', `subject.${dimension} must be a string id, got ${typeof id}`)
+    }
+    if (id.length === 0) throw new TollgateError('invalid_subject', `subject.${dimension} is empty`)
+    if (id.length > maxIdLength) {
+      throw new TollgateError(
+        'invalid_subject',
+        `subject.${dimension} is longer than ${maxIdLength} characters`,
+      )
+    }
+  }
+  if (model !== undefined && (typeof model !== 'string' || model.length === 0)) {
+    throw new TollgateError('invalid_request', 'model must be a non-empty string')
+  }
+  if (
+    feature !== undefined &&
+    (typeof feature !== 'string' || feature.length === 0 || feature.length > maxIdLength)
+  ) {
+    throw new TollgateError('invalid_request', 'feature must be a non-empty string')
+  }
+  if (estimate !== undefined) {
+    if (typeof estimate !== 'object' || estimate === null) {
+      throw new TollgateError('invalid_amount', 'estimate must be an object')
+    }
+    if (estimate.inputTokens !== undefined) checkAmount(estimate.inputTokens, 'estimate.inputTokens')
+    if (estimate.maxOutputTokens !== undefined)
+      checkAmount(estimate.maxOutputTokens, 'estimate.maxOutputTokens')
+    checkUnits(estimate.units, 'estimate.units')
+  }
+}
+
+/** Throws `invalid_amount` for a bad usage report. */
+export function checkUsage(usage: Usage): void {
+  if (typeof usage !== 'object' || usage === null)
+    throw new TollgateError('invalid_amount', 'usage must be an object')
+  for (const field of ['inputTokens', 'cachedInputTokens', 'outputTokens', 'cost'] as const) {
+    if (usage[field] !== undefined) checkAmount(usage[field], `usage.${field}`)
+  }
+  if ((usage.cachedInputTokens ?? 0) > (usage.inputTokens ?? Number.POSITIVE_INFINITY)) {
+    throw new TollgateError('invalid_amount', 'usage.cachedInputTokens cannot exceed usage.inputTokens')
+  }
+  checkUnits(usage.units, 'usage.units')
+}

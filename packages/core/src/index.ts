@@ -1,0 +1,58 @@
+/**
+ * @tollgate/core — decide before an LLM call whether it may spend what it is about to
+ * spend, and record what it really spent afterwards. Pure: no HTTP, no Redis, no framework.
+ *
+ * @example
+ * import { createTollgate } from '@tollgate/core'
+ * const gate = createTollgate({ policy: { rules: [{ id: 'daily', per: 'user', limits: { tokens: 5000 }, window: 'day' }] } })
+ * const decision = await gate.reserve({ subject: { user: 'u1' }, estimate: { inputTokens: 800, maxOutputTokens: 200 } })
+ */
+export { type Clock, systemClock } from './clock.js'
+export type {
+  AllowedDecision,
+  Amounts,
+  Decision,
+  DeniedDecision,
+  Downgrade,
+  LimitState,
+  Reservation,
+  Subject,
+  Violation,
+  Warning,
+  WindowKind,
+} from './decision.js'
+export { parseDuration, parseRate } from './duration.js'
+export type { AuditRecord } from './engine/audit.js'
+export { auditRecord } from './engine/audit.js'
+export { createTollgate } from './engine/gate.js'
+export type {
+  Alert,
+  CommitResult,
+  CounterRef,
+  Estimate,
+  ReserveRequest,
+  RunContext,
+  Tollgate,
+  TollgateOptions,
+  Usage,
+} from './engine/types.js'
+export { MAX_AMOUNT } from './engine/validate.js'
+export {
+  type Issue,
+  type ReasonCode,
+  statusOf,
+  TollgateError,
+  type TollgateErrorCode,
+  type UsageErrorCode,
+} from './errors.js'
+export { formatResetDuration, type HeaderOptions, rateLimitHeaders, retryHeaders } from './headers.js'
+export { blockKey, counterKey, escapeId, partitionKey } from './keys.js'
+export { costOf, fromMicros, MICROS, toMicros } from './money.js'
+export type { CompiledPolicy, CompiledRule } from './policy/compile.js'
+export { definePolicy, parsePolicy } from './policy/load.js'
+export type { Attributes, AttributeValue } from './policy/match.js'
+export type { MatchInput, PolicyInput, RuleInput } from './policy/schema.js'
+export { policySchema } from './policy/schema.js'
+export type * from './store/contract.js'
+export { type MemoryStore, type MemoryStoreOptions, memoryStore } from './store/memory/store.js'
+export { type CalendarUnit, calendarBounds, calendarWindow } from './windows/calendar.js'

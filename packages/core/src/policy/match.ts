@@ -1,0 +1,65 @@
+/**
+ * `match` conditions compiled to a predicate over the request's context.
+ */
+import type { Subject } from '../decision.js'
+import type { MatchInput } from './schema.js'
+
+/** Attribute values a request may carry (plan, environment, flags, anything). */
+export type AttributeValue = string | number | boolean | readonly string[]
+export type Attributes = Readonly<Record<string, AttributeValue>>
+
+/** What a match condition looks at. Absent fields in a loose context match anything. */
+export interface MatchContext {
+  subject: Subject
+  attributes: Attributes
+  model: string | undefined
+  tier: string | undefined
+  feature: string | undefined
+}
+
+/** A compiled condition; `loose` lets absent model, tier and feature pass (used by `usage`). */
+export type Matcher = (context: MatchContext, loose?: boolean) => boolean
+
+const list = <T>(value: T | readonly T[] | undefined): readonly T[] | undefined =>
+  value === undefined ? undefined : Array.isArray(value) ? value : [value as T]
+
+const flagsOf = (attributes: Attributes): readonly string[] => {
+  const flags = attributes.flags
+  return Array.isArray(flags) ? flags : typeof flags === 'string' ? [flags] : []
+}
+
+/** Compile a `match` object; `undefined` compiles to "always". */
+export function compileMatch(match: MatchInput | undefined): Matcher {
+  if (!match) return () => true
+  const checks: Matcher[] = []
+  const plan = list(match.plan)
+  const environment = list(match.environment)
+  const feature = list(match.feature)
+  const model = list(match.model)
+  const tier = list(match.tier)
+  const flags = list(match.flags)
+  if (plan) checks.push(({ attributes }) => plan.includes(String(attributes.plan)))
+  if (environment) checks.push(({ attributes }) => environment.includes(String(attributes.environment)))
+  if (feature)
+    checks.push((c, loose) => (loose && c.feature === undefined) || feature.includes(c.feature as string))
+  if (model) checks.push((c, loose) => (loose && c.model === undefined) || model.includes(c.model as string))
+  if (tier) checks.push((c, loose) => (loose && c.model === undefined) || tier.includes(c.tier as string))
+  if (flags) checks.push(({ attributes }) => flagsOf(attributes).some((flag) => flags.includes(flag)))
+  for (const [dimension, ids] of Object.entries(match.subject ?? {})) {
+    const wanted = list(ids)!
+    checks.push(({ subject }) => subject[dimension] !== undefined && wanted.includes(subject[dimension]!))
+  }
+  for (const [attribute, values] of Object.entries(match.attributes ?? {})) {
+    const wanted = list(values)!
+    checks.push(({ attributes }) => {
+      const value = attributes[attribute]
+      return Array.isArray(value) ? value.some((v) => wanted.includes(v)) : wanted.includes(value as string)
+    })
+  }
+  return (context, loose) => {
+    for (const check of checks) if (!check(context, loose)) return false
+    return true
+  }
+}
+
+export { flagsOf }

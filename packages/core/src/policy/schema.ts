@@ -1,0 +1,189 @@
+/**
+ * The policy schema, in zod. A policy is data: a TypeScript object, JSON or YAML.
+ * Money is written in currency units (`50` is $50 in a USD policy) and held as
+ * integer micro-units; prices are per million tokens (or per unit for custom units).
+ */
+import { z } from 'zod'
+import { parseDuration, parseRate } from '../duration.js'
+import { assertTimeZone } from '../windows/calendar.js'
+
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"')
+  .max(128)
+const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).min(1)])
+const duration = z
+  .union([z.string(), z.number()])
+  .refine(
+    (value) => parseDuration(value) !== null,
+    'not a duration: write milliseconds or e.g. "60s", "15m", "1h", "7d"',
+  )
+const rate = z
+  .string()
+  .refine((value) => parseRate(value) !== null, 'not a rate: write e.g. "50/1m" or "10/s"')
+const timeZone = z.string().refine((value) => {
+  try {
+    assertTimeZone(value)
+    return true
+  } catch {
+    return false
+  }
+}, 'not an IANA time zone, e.g. "UTC", "Europe/Berlin"')
+const money = z.number().finite().nonnegative().max(1e9, 'more than 1e9 currency units')
+const fraction = z.number().gt(0).lte(1)
+const count = z.number().int('must be a whole number').nonnegative().max(1e12, 'more than 1e12')
+
+/** Conditions a request must meet for a rule, cap or access entry to apply. Lists mean "any of". */
+export const matchSchema = z.strictObject({
+  plan: oneOrMany(z.string()).optional(),
+  environment: oneOrMany(z.string()).optional(),
+  feature: oneOrMany(z.string()).optional(),
+  /** Model names (after aliases). */
+  model: oneOrMany(z.string()).optional(),
+  /** Model tiers from the `models` table. */
+  tier: oneOrMany(z.string()).optional(),
+  /** Flags in `attributes.flags`: any of them. */
+  flags: oneOrMany(z.string()).optional(),
+  /** Subject ids, e.g. `{ project: 'production' }`. */
+  subject: z.record(z.string(), oneOrMany(z.string())).optional(),
+  /** Any other attribute, e.g. `{ region: 'eu' }`. */
+  attributes: z.record(z.string(), oneOrMany(z.union([z.string(), z.number(), z.boolean()]))).optional(),
+})
+
+const calendarUnit = z.enum(['minute', 'hour', 'day', 'week', 'month', 'lifetime'])
+
+/** A window: a calendar unit, a rolling duration, or a token bucket refilling its full burst over a duration. */
+export const windowSchema = z.union([
+  calendarUnit,
+  duration,
+  z.strictObject({ rolling: duration, slots: z.number().int().min(1).max(600).optional() }),
+  z.strictObject({ bucket: duration }),
+])
+
+const holdsSchema = z.strictObject({
+  /** Time-to-live of an unsettled hold. */
+  ttl: duration.optional(),
+  /** What an expired hold does: stay charged (`keep`, budget-safe) or return (`release`). */
+  expiry: z.enum(['keep', 'release']).optional(),
+})
+
+export const ruleSchema = z.strictObject({
+  id: name,
+  description: z.string().optional(),
+  match: matchSchema.optional(),
+  /** Dimensions that partition the rule: one counter per distinct value (or tuple). */
+  per: oneOrMany(z.string().min(1)).optional(),
+  /** Caps per metric: requests, inputTokens, outputTokens, tokens, cost (money), concurrency, or a declared unit. */
+  limits: z
+    .record(z.string(), z.number())
+    .refine((limits) => Object.keys(limits).length > 0, 'give at least one limit'),
+  window: windowSchema.optional(),
+  timezone: timeZone.optional(),
+  /** Reason code for refusals by this rule, e.g. `USER_QUOTA_EXCEEDED`. */
+  code: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .optional(),
+  status: z.number().int().min(400).max(599).optional(),
+  message: z.string().optional(),
+  mode: z.enum(['enforce', 'shadow']).optional(),
+  rollout: z
+    .strictObject({
+      /** Share of partitions enforced, 0–1; the rest run in shadow. */
+      sample: z.number().min(0).max(1).optional(),
+      /** Partitions always enforced, e.g. `[{ org: 'acme' }]`. */
+      targets: z.array(z.record(z.string(), z.string())).optional(),
+    })
+    .optional(),
+  failure: z.enum(['open', 'closed']).optional(),
+  alerts: z.array(fraction).optional(),
+  throttle: z.strictObject({ at: fraction, rate }).optional(),
+  /** Model that serves the request instead when this rule refuses it. */
+  fallback: z.string().optional(),
+  circuit: z.strictObject({ cooldown: duration }).optional(),
+  /** A prepaid balance: `limits.cost` is the opening balance; top up with `gate.credit`. */
+  balance: z.boolean().optional(),
+  holds: holdsSchema.optional(),
+})
+
+const priceSchema = z.strictObject({
+  /** Per million input tokens. */
+  input: money,
+  /** Per million output tokens. */
+  output: money,
+  /** Per million cached input tokens. @default input */
+  cachedInput: money.optional(),
+  /** Per unit of a custom unit, e.g. `{ image_final: 0.04 }`. */
+  units: z.record(z.string(), money).optional(),
+})
+
+const otherwiseSchema = z.union([z.literal('refuse'), z.strictObject({ downgrade: z.string() })])
+
+export const accessSchema = z.strictObject({
+  match: matchSchema.optional(),
+  /** Models or `tier:<name>` entries allowed when this entry applies. */
+  allow: z.array(z.string()).optional(),
+  /** Conditions, any one of which lets the request keep its model. */
+  require: z
+    .strictObject({
+      flags: z.array(z.string()).optional(),
+      balance: z.strictObject({ rule: name, atLeast: money }).optional(),
+    })
+    .optional(),
+  otherwise: otherwiseSchema.optional(),
+})
+
+export const capSchema = z.strictObject({
+  match: matchSchema.optional(),
+  maxInputTokens: count.optional(),
+  maxOutputTokens: count.optional(),
+  maxTokens: count.optional(),
+  code: z.string().optional(),
+  message: z.string().optional(),
+})
+
+export const policySchema = z.strictObject({
+  version: z.literal(1).optional(),
+  currency: z.string().length(3).optional(),
+  timezone: timeZone.optional(),
+  /** Custom units rules may limit, e.g. `['image_draft', 'video_seconds']`. */
+  units: z.array(name).optional(),
+  models: z
+    .record(
+      z.string(),
+      z.strictObject({
+        tier: z.string().optional(),
+        price: priceSchema.optional(),
+        aliases: z.array(z.string()).optional(),
+      }),
+    )
+    .optional(),
+  aliases: z.record(z.string(), z.string()).optional(),
+  /** What to do with a model that has no price. */
+  unpriced: z
+    .strictObject({ action: z.enum(['deny', 'reserve', 'flag']), amount: money.optional() })
+    .optional(),
+  plans: z
+    .record(
+      z.string(),
+      z.strictObject({ models: z.array(z.string()).optional(), otherwise: otherwiseSchema.optional() }),
+    )
+    .optional(),
+  access: z.array(accessSchema).optional(),
+  caps: z.array(capSchema).optional(),
+  defaults: z
+    .strictObject({
+      /** Output tokens to reserve when the request names no maximum. */
+      maxOutputTokens: count.optional(),
+      holds: holdsSchema.optional(),
+      alerts: z.array(fraction).optional(),
+      failure: z.enum(['open', 'closed']).optional(),
+    })
+    .optional(),
+  rules: z.array(ruleSchema),
+})
+
+/** A policy as written (input of {@link parsePolicy}). */
+export type PolicyInput = z.input<typeof policySchema>
+export type RuleInput = z.input<typeof ruleSchema>
+export type MatchInput = z.input<typeof matchSchema>

@@ -1,0 +1,168 @@
+/**
+ * The store contract: the few operations a storage adapter must implement.
+ *
+ * The engine turns a request into a list of {@link CounterSpec}s (one per matched
+ * rule and metric) and hands the whole list to {@link Store.reserve}, which must
+ * apply every hold or none, atomically. A Redis store does it in one round trip.
+ * Every store passes the conformance suite in `@tollgate/core/testing`.
+ */
+
+/** How a counter's window is laid out. Computed by the engine, interpreted by the store. */
+export type WindowSpec =
+  /**
+   * Calendar window. `bounds` are ascending instants (ms since epoch); the store picks
+   * the interval `[bounds[i], bounds[i + 1])` that holds its own `now`. When `now`
+   * lies outside every interval the store answers with `skew` and its time.
+   */
+  | { kind: 'fixed'; bounds: number[] }
+  /**
+   * Rolling window of `sizeMs`, counted in slots of `slotMs`. Admission sums every
+   * slot that overlaps the last `sizeMs`, so no span of `sizeMs` ever holds more
+   * than the cap; it may under-admit by what the oldest slot holds.
+   */
+  | { kind: 'sliding'; sizeMs: number; slotMs: number }
+  /** Token bucket (GCRA): the cap is the burst; one unit refills every `intervalMs`. */
+  | { kind: 'bucket'; intervalMs: number }
+  /** Concurrency lease: one entry per reservation, freed by settle, release or after `ttlMs`. */
+  | { kind: 'lease'; ttlMs: number }
+
+/** A companion rate that applies once a counter is past a fraction of its cap. */
+export interface ThrottleSpec {
+  /** Fraction of the cap (0–1] from which the throttle applies. */
+  at: number
+  /** Units admitted per `periodMs` while throttled (counted as requests). */
+  limit: number
+  periodMs: number
+}
+
+/** One counter of one rule for one partition and metric. */
+export interface CounterSpec {
+  /** Unique, escaped key of rule, metric and partition (no window part). */
+  key: string
+  /** The metric this counter measures (`requests`, `tokens`, `cost`, a custom unit…). */
+  metric: string
+  /** What this reservation holds on the counter: a non-negative safe integer. */
+  amount: number
+  /** Cap from the policy; a runtime override stored under `key` replaces it. */
+  cap: number
+  /** `false` for shadow rules: evaluated and reported, never refusing, never holding. */
+  enforce: boolean
+  window: WindowSpec
+  /** What an unsettled hold does when the reservation expires. Leases are always freed. */
+  expiry: 'keep' | 'release'
+  /** Alert thresholds as fractions of the cap, ascending; each fires once per window. */
+  alerts?: number[]
+  /** Trip a breaker for `cooldownMs` when the cap would be passed. */
+  trip?: { cooldownMs: number }
+  throttle?: ThrottleSpec
+}
+
+/** Input of {@link Store.reserve}. */
+export interface StoreReserve {
+  /** Reservation id, unique; the key for settle and release. */
+  id: string
+  counters: CounterSpec[]
+  /** Time after which an unsettled reservation expires. */
+  ttlMs: number
+  /** Block markers to check first (see {@link Store.block}); any present refuses. */
+  blocks: string[]
+  /** Opaque JSON data kept with the reservation and returned by {@link Store.lookup}. */
+  meta: ReservationMeta
+}
+
+/** What the engine keeps with a reservation so that any process can settle it. */
+export interface ReservationMeta {
+  model: string
+  /** Names of the metrics held (for reporting). */
+  [extra: string]: unknown
+}
+
+/** State of one counter as the store saw it. */
+export interface CounterState {
+  /** Effective cap (the override where one is set). */
+  cap: number
+  /** Everything counted in the current window: settled usage plus open holds. */
+  used: number
+  /** The part of `used` that is open holds (or leases). */
+  held: number
+  /** When the counter next frees capacity or resets (ms since epoch); `null` for lifetime windows. */
+  resetAt: number | null
+  /** Start of the window the hold was (or would be) placed in; for settle after rollover. */
+  windowStart: number
+}
+
+/** Per-counter answer of {@link Store.reserve}. */
+export interface CounterResult extends CounterState {
+  /** This counter alone would refuse the amount (also reported for shadow counters). */
+  denied: boolean
+  /** How long until waiting would let the amount through; `null` where waiting does not help. */
+  retryAfterMs: number | null
+  /** Alert fractions crossed by this hold, each reported once per window. */
+  crossed: number[]
+  /** Refused because the breaker is open (just tripped, or still cooling down). */
+  tripped: boolean
+  /** This request tripped the breaker (it was closed until now). */
+  trippedNow: boolean
+  /** Refused by the throttle companion rate. */
+  throttled: boolean
+}
+
+export type StoreReserveResult =
+  | { status: 'ok' | 'denied'; now: number; counters: CounterResult[] }
+  | { status: 'blocked'; now: number; block: string; code: string }
+  | { status: 'skew'; now: number }
+
+/** Input of {@link Store.commit}: settle with actual amounts per metric, or release (`amounts: null`). */
+export interface StoreCommit {
+  id: string
+  amounts: Record<string, number> | null
+}
+
+export interface CommitCounter {
+  key: string
+  metric: string
+  /** What was held. */
+  held: number
+  /** What is now charged (0 for a release). */
+  charged: number
+  /** How far the counter is past its cap after the charge; 0 when within. */
+  overdraft: number
+}
+
+export type StoreCommitResult =
+  | {
+      status: 'settled' | 'released'
+      /** The reservation had expired before this commit; its true-up was still applied. */
+      late: boolean
+      counters: CommitCounter[]
+    }
+  | { status: 'duplicate'; previous: 'settled' | 'released' }
+  | { status: 'unknown' }
+
+/** A stored reservation, as {@link Store.lookup} returns it. */
+export interface StoredReservation {
+  id: string
+  state: 'held' | 'settled' | 'released' | 'expired'
+  expiresAt: number
+  meta: ReservationMeta
+}
+
+/** The storage adapter contract. Every method may answer synchronously or with a promise. */
+export interface Store {
+  /** Place a hold on every counter or on none, atomically. */
+  reserve(input: StoreReserve): Promise<StoreReserveResult> | StoreReserveResult
+  /** Settle or release a reservation. Idempotent by id. */
+  commit(input: StoreCommit): Promise<StoreCommitResult> | StoreCommitResult
+  /** Read the state of counters without changing them. */
+  read(counters: CounterSpec[]): Promise<CounterState[]> | CounterState[]
+  /** Add `amount` (may be negative) to a counter's current window, outside any reservation. */
+  adjust(counter: CounterSpec, amount: number): Promise<CounterState> | CounterState
+  /** Set (or clear with `null`) the runtime cap override of a counter key. */
+  setOverride(key: string, cap: number | null): Promise<void> | void
+  /** Set (or clear with `null`) a block marker with the reason code it refuses with. */
+  block(marker: string, code: string | null): Promise<void> | void
+  /** A reservation by id, while the store still knows it. */
+  lookup(id: string): Promise<StoredReservation | null> | StoredReservation | null
+  /** The store's clock, ms since epoch. */
+  now(): Promise<number> | number
+}
