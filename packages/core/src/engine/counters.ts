@@ -147,7 +147,8 @@ export function buildSlots(
         window: windowSpec(rule, metric, cap, now, windows),
         expiry: rule.expiry,
       }
-      if (rule.alerts && (spec.window.kind === 'fixed' || spec.window.kind === 'sliding')) spec.alerts = rule.alerts
+      if (rule.alerts && (spec.window.kind === 'fixed' || spec.window.kind === 'sliding'))
+        spec.alerts = rule.alerts
       if (rule.cooldownMs !== undefined) spec.trip = { cooldownMs: rule.cooldownMs }
       if (rule.throttle) spec.throttle = rule.throttle
       slots.push({ matched: m, metric, spec })

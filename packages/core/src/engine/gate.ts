@@ -81,6 +81,18 @@ export function createTollgate(options: TollgateOptions): Tollgate {
     }
     const flags: string[] = []
     let now = await store.now()
+    const blocks = Object.keys(request.subject).map((d) => blockKey(d, request.subject[d]!))
+    const blockRefusal = (block: { marker: string; code: string }) => {
+      const what = block.marker.slice(0, block.marker.indexOf('='))
+      const message = `This ${what} is ${block.code === 'key_revoked' ? 'revoked' : 'blocked'}.`
+      const base = block.code === 'key_revoked' ? 'key_revoked' : 'blocked'
+      return refuse(refusal(block.code, base, message, null), base)
+    }
+    /** A refusal decided before the store: identity blocks still come first. */
+    const refuseLocally = async (v: Violation, base: Parameters<typeof refusal>[1]) => {
+      const block = await call(() => store.blocked(blocks), '', null).catch(() => null)
+      return block ? blockRefusal(block) : refuse(v, base)
+    }
     const refuse = (v: Violation, base: Parameters<typeof refusal>[1]) =>
       denied({
         id,
@@ -95,14 +107,13 @@ export function createTollgate(options: TollgateOptions): Tollgate {
       })
 
     const capRefusal = checkCaps(request, context)
-    if (capRefusal) return refuse(capRefusal, 'request_too_large')
+    if (capRefusal) return refuseLocally(capRefusal, 'request_too_large')
 
     const access = await decideAccess(policy, context, (rule) => readBalance(rule, context))
-    if (!access.ok)
-      return refuse(
-        refusal('model_not_allowed', 'model_not_allowed', access.message, access.rule),
-        'model_not_allowed',
-      )
+    if (!access.ok) {
+      const v = refusal('model_not_allowed', 'model_not_allowed', access.message, access.rule)
+      return refuseLocally(v, 'model_not_allowed')
+    }
     const model = access.model
     context.model = model
     context.tier = tierOf(policy, model)
@@ -112,7 +123,7 @@ export function createTollgate(options: TollgateOptions): Tollgate {
     if (unpriced && matched.some(({ rule }) => rule.limits.some((l) => l.metric === 'cost'))) {
       if (policy.unpriced.action === 'deny') {
         const message = `Model "${model ?? '(none)'}" has no price, and the policy refuses unpriced models.`
-        return refuse(
+        return refuseLocally(
           refusal('model_not_allowed', 'model_not_allowed', message, 'unpriced'),
           'model_not_allowed',
         )
@@ -120,7 +131,6 @@ export function createTollgate(options: TollgateOptions): Tollgate {
       flags.push('unpriced_model')
     }
     const ttlMs = matched.reduce((ttl, { rule }) => Math.max(ttl, rule.ttlMs), 0) || 600_000
-    const blocks = Object.keys(request.subject).map((d) => blockKey(d, request.subject[d]!))
     const meta: ReservationMeta = { model: model ?? '', amounts }
     let slots = buildSlots(matched, amounts, now, windows)
     let result: StoreReserveResult
@@ -145,13 +155,7 @@ export function createTollgate(options: TollgateOptions): Tollgate {
     now = result.now
     if (result.status === 'skew')
       throw new TollgateError('store_error', 'The store clock lies outside every window the engine offered.')
-    if (result.status === 'blocked') {
-      const message = `This ${result.block.split('=')[0]} is ${result.code === 'key_revoked' ? 'revoked' : 'blocked'}.`
-      return refuse(
-        refusal(result.code, result.code === 'key_revoked' ? 'key_revoked' : 'blocked', message, null),
-        'blocked',
-      )
-    }
+    if (result.status === 'blocked') return blockRefusal({ marker: result.block, code: result.code })
     const counters = result.counters
     const limits = slots.map((slot, i) => limitState(slot, counters[i]!))
     const violations: Violation[] = []

@@ -161,6 +161,8 @@ export interface Store {
   setOverride(key: string, cap: number | null): Promise<void> | void
   /** Set (or clear with `null`) a block marker with the reason code it refuses with. */
   block(marker: string, code: string | null): Promise<void> | void
+  /** The first of these block markers that is set, with its code; `null` when none is. */
+  blocked(markers: string[]): Promise<{ marker: string; code: string } | null> | { marker: string; code: string } | null
   /** A reservation by id, while the store still knows it. */
   lookup(id: string): Promise<StoredReservation | null> | StoredReservation | null
   /** The store's clock, ms since epoch. */

@@ -15,6 +15,8 @@ export interface Cell {
   alerted: number
   /** Sliding: slot index → amount. */
   slots?: Map<number, number>
+  /** Sliding: slot index → open holds in that slot (they leave `held` when the slot leaves the window). */
+  holds?: Map<number, number>
   /** Bucket: theoretical arrival time. */
   tat?: number
   /** Lease: reservation id → amount and expiry. */
@@ -53,16 +55,25 @@ const fresh = (): Cell => ({ used: 0, held: 0, alerted: 0 })
 /**
  * Look at the counter for `spec` at `now` with effective cap `cap`. `get` reads a cell by key.
  * Returns `null` for a calendar window whose bounds do not hold `now` (clock skew).
+ * Cell keys are `<namespace><tag>|<key>` with a tag per window kind (the window start for
+ * calendar windows) holding no `|`, so that no two keys, kinds or namespaces share a cell.
  */
-export function inspect(spec: CounterSpec, cap: number, now: number, get: (key: string) => Cell | undefined): Look | null {
-  const { window, amount, key } = spec
+export function inspect(
+  spec: CounterSpec,
+  cap: number,
+  now: number,
+  get: (key: string) => Cell | undefined,
+  namespace = '',
+): Look | null {
+  const { window, amount } = spec
+  const key = (tag: string | number) => `${namespace}${tag}|${spec.key}`
   switch (window.kind) {
     case 'fixed': {
       const i = locate(window.bounds, now)
       if (i < 0) return null
       const start = window.bounds[i]!
       const end = window.bounds[i + 1]!
-      const cellKey = `${key}@${start}`
+      const cellKey = key(start)
       const cell = get(cellKey) ?? fresh()
       const denied = cell.used + amount > cap
       const lifetime = end >= NEVER
@@ -80,13 +91,16 @@ export function inspect(spec: CounterSpec, cap: number, now: number, get: (key: 
     }
     case 'sliding': {
       const { sizeMs, slotMs } = window
-      const cell = get(key) ?? { ...fresh(), slots: new Map() }
+      const cellKey = key('s')
+      const cell = get(cellKey) ?? { ...fresh(), slots: new Map(), holds: new Map() }
       const slots = cell.slots!
       const oldest = Math.floor((now - sizeMs) / slotMs)
       for (const [index, value] of slots) {
         if (index >= oldest) continue
         slots.delete(index)
         cell.used -= value
+        cell.held -= cell.holds!.get(index) ?? 0
+        cell.holds!.delete(index)
       }
       const denied = cell.used + amount > cap
       let retryAfterMs: number | null = null
@@ -103,7 +117,7 @@ export function inspect(spec: CounterSpec, cap: number, now: number, get: (key: 
       const first = slots.keys().next()
       const slot = Math.floor(now / slotMs)
       return {
-        cellKey: key,
+        cellKey,
         cell,
         windowStart: slot * slotMs,
         forgetAt: (slot + 1) * slotMs + sizeMs,
@@ -116,13 +130,14 @@ export function inspect(spec: CounterSpec, cap: number, now: number, get: (key: 
     }
     case 'bucket': {
       const { intervalMs } = window
-      const cell = get(key) ?? fresh()
+      const cellKey = key('b')
+      const cell = get(cellKey) ?? fresh()
       const tat = Math.max(cell.tat ?? now, now)
       const next = tat + amount * intervalMs
       const denied = next - now > cap * intervalMs
       const used = Math.ceil((tat - now) / intervalMs)
       return {
-        cellKey: key,
+        cellKey,
         cell,
         windowStart: now,
         forgetAt: next,
@@ -134,7 +149,8 @@ export function inspect(spec: CounterSpec, cap: number, now: number, get: (key: 
       }
     }
     case 'lease': {
-      const cell = get(key) ?? { ...fresh(), leases: new Map() }
+      const cellKey = key('l')
+      const cell = get(cellKey) ?? { ...fresh(), leases: new Map() }
       let earliest = Number.POSITIVE_INFINITY
       let latest = now
       for (const [id, lease] of cell.leases!) {
@@ -149,7 +165,7 @@ export function inspect(spec: CounterSpec, cap: number, now: number, get: (key: 
       }
       const denied = cell.used + amount > cap
       return {
-        cellKey: key,
+        cellKey,
         cell,
         windowStart: now,
         forgetAt: latest + window.ttlMs,
@@ -179,6 +195,7 @@ export function hold(spec: CounterSpec, look: Look, id: string, now: number): nu
     case 'sliding': {
       const slot = look.windowStart / window.slotMs
       cell.slots!.set(slot, (cell.slots!.get(slot) ?? 0) + amount)
+      cell.holds!.set(slot, (cell.holds!.get(slot) ?? 0) + amount)
       cell.used += amount
       cell.held += amount
       return look.used === 0 ? look.windowStart + window.slotMs + window.sizeMs : look.resetAt
@@ -218,11 +235,11 @@ export function charge(
     case 'sliding': {
       const slot = entry.windowStart / window.slotMs
       const value = cell.slots!.get(slot)
-      if (value !== undefined) {
-        cell.slots!.set(slot, value + delta)
-        cell.used += delta
-      }
+      if (value === undefined) return // the slot, and the hold with it, has left the window
+      cell.slots!.set(slot, value + delta)
+      cell.used += delta
       cell.held -= entry.open
+      cell.holds!.set(slot, cell.holds!.get(slot)! - entry.open)
       return
     }
     case 'fixed':

@@ -19,7 +19,7 @@ import type {
   StoredReservation,
   WindowSpec,
 } from '../contract.js'
-import { adjustCell, type Cell, charge, hold, inspect, type Look } from './counters.js'
+import { adjustCell, type Cell, charge, hold, inspect, type Look, locate } from './counters.js'
 import { TimeHeap } from './heap.js'
 
 export interface MemoryStoreOptions {
@@ -88,8 +88,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const idempotencyMs = options.idempotencyMs ?? 86_400_000
   const graceMs = options.graceMs ?? 3_600_000
   const perf = { now: () => clock.now() }
-  const cells = new LRUCache<string, Cell>({ max: options.maxCounters ?? 1_000_000, perf, ttlResolution: 0 })
-  const records = new LRUCache<string, Record>({ max: options.maxReservations ?? 1_000_000, perf, ttlResolution: 0 })
+  // A count bound through maxSize: lru-cache preallocates arrays for `max` (about 200 ms at 1e6), not for maxSize.
+  const one = () => 1
+  const cells = new LRUCache<string, Cell>({ maxSize: options.maxCounters ?? 1_000_000, sizeCalculation: one, perf, ttlResolution: 0 })
+  const records = new LRUCache<string, Record>({
+    maxSize: options.maxReservations ?? 1_000_000,
+    sizeCalculation: one,
+    perf,
+    ttlResolution: 0,
+  })
   const overrides = new Map<string, number>()
   const trips = new Map<string, number>()
   const blocks = new Map<string, string>()
@@ -164,6 +171,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         const code = blocks.get(marker)
         if (code !== undefined) return { status: 'blocked', now, block: marker, code }
       }
+      // Skew first, before a breaker trips: the engine retries with fresh bounds under the same id.
+      if (input.counters.some((s) => s.window.kind === 'fixed' && locate(s.window.bounds, now) < 0)) {
+        return { status: 'skew', now }
+      }
       const looks: Look[] = []
       const gates: (Look | undefined)[] = []
       const counters: CounterResult[] = []
@@ -198,7 +209,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           result.retryAfterMs = spec.trip.cooldownMs
         } else if (!look.denied && spec.throttle && look.used + spec.amount >= spec.throttle.at * cap) {
           const throttle = throttleSpec(spec)
-          gate = inspect(throttle, throttle.cap, now, get)!
+          gate = inspect(throttle, throttle.cap, now, get, 't')!
           if (gate.denied) {
             result.denied = true
             result.throttled = true
@@ -292,6 +303,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     block(marker: string, code: string | null) {
       if (code === null) blocks.delete(marker)
       else blocks.set(marker, code)
+    },
+
+    blocked(markers: string[]) {
+      for (const marker of markers) {
+        const code = blocks.get(marker)
+        if (code !== undefined) return { marker, code }
+      }
+      return null
     },
 
     lookup(id: string): StoredReservation | null {

@@ -1,0 +1,344 @@
+import { describe, expect, it } from 'vitest'
+import { TollgateError } from '../errors.js'
+import type { PolicyInput } from '../policy/schema.js'
+import { memoryStore } from '../store/memory/store.js'
+import { fakeClock } from '../testing/fake-clock.js'
+import { createTollgate } from './gate.js'
+import type { ReserveRequest } from './types.js'
+
+const models = {
+  'gpt-4o-mini': { tier: 'low', price: { input: 0.15, output: 0.6, cachedInput: 0.075 } },
+  'gpt-4o': { tier: 'frontier', price: { input: 2.5, output: 10 } },
+}
+const base: PolicyInput = {
+  models,
+  rules: [
+    { id: 'user-day', per: 'user', limits: { requests: 3, tokens: 1000 }, window: 'day' },
+    { id: 'user-minute', per: 'user', limits: { requests: 2 }, window: '60s' },
+    { id: 'project-budget', per: 'project', limits: { cost: 1 }, window: 'month' },
+  ],
+}
+const ask = (extra: Partial<ReserveRequest> = {}): ReserveRequest => ({
+  subject: { user: 'u1', project: 'p1' },
+  model: 'gpt-4o-mini',
+  estimate: { inputTokens: 100, maxOutputTokens: 100 },
+  ...extra,
+})
+const setup = (policy: PolicyInput = base) => {
+  const clock = fakeClock()
+  const store = memoryStore({ clock })
+  return { clock, store, gate: createTollgate({ policy, store }) }
+}
+
+describe('reserve', () => {
+  it('holds the estimate on every matched counter, and a denial changes none', async () => {
+    const { gate } = setup()
+    const first = await gate.reserve(ask())
+    expect(first.allowed).toBe(true)
+    const before = await gate.usage(ask())
+    // 950 tokens would pass the daily 1000 (200 held): refused, nothing moves
+    const big = await gate.reserve(ask({ estimate: { inputTokens: 850, maxOutputTokens: 100 } }))
+    expect(big).toMatchObject({ allowed: false, code: 'quota_exceeded', rule: 'user-day' })
+    expect(await gate.usage(ask())).toEqual(before)
+    expect(before.find((l) => l.rule === 'user-day' && l.metric === 'tokens')).toMatchObject({
+      used: 200,
+      held: 200,
+    })
+  })
+
+  it('lists every violated limit and makes the longest wait primary, so Retry-After never lies', async () => {
+    const { gate, clock } = setup()
+    await gate.reserve(ask())
+    clock.advance('70s')
+    await gate.reserve(ask())
+    clock.advance('10s')
+    await gate.reserve(ask())
+    clock.advance('5s') // the day has its 3 requests, the last minute its 2
+    const refused = await gate.reserve(ask())
+    expect(refused.allowed).toBe(false)
+    if (refused.allowed) return
+    expect(refused.violations.map((v) => v.rule).sort()).toEqual(['user-day', 'user-minute'])
+    expect(refused.rule).toBe('user-day') // resets at midnight, long after the minute frees up
+    expect(refused.retryAfterMs).toBe(refused.violations[0]!.retryAfterMs)
+    expect(refused.violations[0]!.retryAfterMs!).toBeGreaterThan(refused.violations[1]!.retryAfterMs!)
+  })
+
+  it('follows the evaluation order: blocks, then per-call caps, then model access, then limits', async () => {
+    const policy: PolicyInput = {
+      ...base,
+      caps: [{ maxInputTokens: 500 }],
+      access: [{ allow: ['gpt-4o-mini'] }],
+    }
+    const { gate } = setup(policy)
+    const everythingWrong = ask({ model: 'gpt-4o', estimate: { inputTokens: 5_000, maxOutputTokens: 100 } })
+    await gate.block('user', 'u1', 'key_revoked')
+    expect(await gate.reserve(everythingWrong)).toMatchObject({ code: 'key_revoked', status: 403 })
+    await gate.unblock('user', 'u1')
+    expect(await gate.reserve(everythingWrong)).toMatchObject({ code: 'request_too_large', status: 413 })
+    expect(await gate.reserve(ask({ model: 'gpt-4o' }))).toMatchObject({
+      code: 'model_not_allowed',
+      status: 403,
+    })
+  })
+
+  it('keeps ids with separators, braces and Unicode apart, across dimensions and rules', async () => {
+    const policy: PolicyInput = {
+      rules: [
+        { id: 'per-user', per: 'user', limits: { requests: 1 }, window: 'day' },
+        { id: 'per-pair', per: ['org', 'user'], limits: { requests: 1 }, window: 'day' },
+      ],
+    }
+    const { gate } = setup(policy)
+    const subjects = [
+      { org: 'a', user: 'b,user=c' },
+      { org: 'a,user=b', user: 'c' },
+      { org: 'a:b', user: 'c:' },
+      { org: 'a', user: 'b:c' },
+      { org: '{x}', user: '%007b' },
+      { org: '{x}', user: '{' },
+      { org: 'é', user: 'e\u0301' },
+      { org: '\ud800', user: '\udc00' },
+      { org: 'z', user: 'é' },
+      { org: 'z', user: 'line\nbreak' },
+    ]
+    for (const subject of subjects) expect((await gate.reserve({ subject })).allowed).toBe(true)
+    for (const subject of subjects) expect((await gate.reserve({ subject })).allowed).toBe(false)
+  })
+
+  it('refuses bad input with a typed error before any counter moves', async () => {
+    const { gate } = setup()
+    const bad: unknown[] = [
+      { ...ask(), estimate: { inputTokens: Number.NaN } },
+      { ...ask(), estimate: { inputTokens: -1 } },
+      { ...ask(), estimate: { inputTokens: Number.POSITIVE_INFINITY } },
+      { ...ask(), estimate: { maxOutputTokens: 1e13 } },
+      { ...ask(), estimate: { inputTokens: 1.5 } },
+      { ...ask(), estimate: { inputTokens: '100' } },
+      { ...ask(), estimate: { units: { images: -2 } } },
+      { ...ask(), subject: { user: '' } },
+      { ...ask(), subject: { user: 42 } },
+      { ...ask(), subject: { user: 'x'.repeat(20_000) } },
+      { ...ask(), subject: null },
+      { ...ask(), model: '' },
+      { ...ask(), subject: { project: 'p1' } }, // rule user-day needs a user
+      null,
+    ]
+    for (const request of bad) {
+      const error = await gate.reserve(request as ReserveRequest).catch((e: unknown) => e)
+      expect(TollgateError.isInstance(error), JSON.stringify(request)?.slice(0, 80)).toBe(true)
+      expect((error as TollgateError).status).toBe(400)
+    }
+    const usage = await gate.usage(ask())
+    expect(usage.every((l) => l.used === 0)).toBe(true)
+  })
+
+  it('serves shadow rules without refusing, and enforces a canary only on its targets', async () => {
+    const policy: PolicyInput = {
+      rules: [
+        { id: 'shadowed', per: 'user', limits: { requests: 1 }, window: 'day', mode: 'shadow' },
+        {
+          id: 'canary',
+          per: 'org',
+          limits: { requests: 1 },
+          window: 'day',
+          rollout: { sample: 0, targets: [{ org: 'acme' }] },
+        },
+      ],
+    }
+    const { gate } = setup(policy)
+    const other = { subject: { org: 'other', user: 'u' } }
+    await gate.reserve(other)
+    const second = await gate.reserve(other)
+    expect(second).toMatchObject({ allowed: true })
+    expect(second.shadowViolations.map((v) => v.rule).sort()).toEqual(['canary', 'shadowed'])
+    const acme = { subject: { org: 'acme', user: 'v' } }
+    await gate.reserve(acme)
+    expect(await gate.reserve(acme)).toMatchObject({ allowed: false, rule: 'canary' })
+  })
+
+  it('samples a canary by partition, stable across calls', async () => {
+    const policy: PolicyInput = {
+      rules: [{ id: 'half', per: 'user', limits: { requests: 0 }, window: 'day', rollout: { sample: 0.5 } }],
+    }
+    const { gate } = setup(policy)
+    let enforced = 0
+    for (let i = 0; i < 400; i++) {
+      const first = await gate.reserve({ subject: { user: `user-${i}` } })
+      const again = await gate.reserve({ subject: { user: `user-${i}` } })
+      expect(again.allowed).toBe(first.allowed)
+      if (!first.allowed) enforced++
+    }
+    expect(enforced).toBeGreaterThan(150)
+    expect(enforced).toBeLessThan(250)
+  })
+
+  it('handles models without a price as the policy says, never as free', async () => {
+    const rules: PolicyInput['rules'] = [{ id: 'budget', per: 'user', limits: { cost: 1 }, window: 'day' }]
+    const denyGate = setup({ models, rules }).gate
+    expect(await denyGate.reserve(ask({ model: 'mystery-1' }))).toMatchObject({
+      allowed: false,
+      code: 'model_not_allowed',
+    })
+    const flat = setup({ models, rules, unpriced: { action: 'reserve', amount: 0.4 } }).gate
+    expect(await flat.reserve(ask({ model: 'mystery-1' }))).toMatchObject({
+      allowed: true,
+      reservation: { amounts: { cost: 400_000 } },
+    })
+    expect((await flat.reserve(ask({ model: 'mystery-1' }))).allowed).toBe(true)
+    expect((await flat.reserve(ask({ model: 'mystery-1' }))).allowed).toBe(false)
+    const flag = setup({ models, rules, unpriced: { action: 'flag' } }).gate
+    expect(await flag.reserve(ask({ model: 'mystery-1' }))).toMatchObject({
+      allowed: true,
+      flags: ['unpriced_model'],
+    })
+  })
+})
+
+describe('settle and release', () => {
+  it('charges the actual usage, returns the unused part, and reports overrun and overdraft', async () => {
+    const { gate } = setup()
+    const d = await gate.reserve(ask({ estimate: { inputTokens: 300, maxOutputTokens: 300 } }))
+    const settled = await gate.settle(d.id, { inputTokens: 300, outputTokens: 100 })
+    expect(settled).toMatchObject({ status: 'settled', late: false, overrun: {}, overdraft: [] })
+    expect(
+      (await gate.usage(ask())).find((l) => l.rule === 'user-day' && l.metric === 'tokens'),
+    ).toMatchObject({ used: 400, held: 0 })
+    const e = await gate.reserve(ask({ estimate: { inputTokens: 100, maxOutputTokens: 100 } }))
+    const over = await gate.settle(e.id, { inputTokens: 100, outputTokens: 700 })
+    expect(over.overrun).toMatchObject({ outputTokens: 600, tokens: 600 })
+    expect(over.overdraft).toEqual([{ rule: 'user-day', metric: 'tokens', amount: 200 }])
+  })
+
+  it('is idempotent: a duplicate settle or release changes nothing', async () => {
+    const { gate } = setup()
+    const d = await gate.reserve(ask())
+    await gate.settle(d.id, { inputTokens: 10, outputTokens: 10 })
+    const after = await gate.usage(ask())
+    expect(await gate.settle(d.id, { inputTokens: 500, outputTokens: 500 })).toMatchObject({
+      status: 'duplicate',
+    })
+    expect(await gate.release(d.id)).toMatchObject({ status: 'duplicate' })
+    expect(await gate.usage(ask())).toEqual(after)
+    expect(await gate.settle('no-such-id')).toMatchObject({ status: 'unknown' })
+    await expect(gate.settle(d.id, { outputTokens: Number.NaN })).rejects.toMatchObject({
+      code: 'invalid_amount',
+    })
+  })
+
+  it('prices cached input tokens at the cached price', async () => {
+    const { gate } = setup({ models, rules: [base.rules[2]!] })
+    const d = await gate.reserve(ask({ estimate: { inputTokens: 1_000_000, maxOutputTokens: 0 } }))
+    expect(d).toMatchObject({ reservation: { amounts: { cost: 150_000 } } })
+    const settled = await gate.settle(d.id, {
+      inputTokens: 1_000_000,
+      cachedInputTokens: 1_000_000,
+      outputTokens: 0,
+    })
+    expect(settled.amounts.cost).toBe(75_000)
+  })
+
+  it('settles from another gate sharing the store (the reservation is looked up by id)', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    const a = createTollgate({ policy: base, store })
+    const b = createTollgate({ policy: base, store })
+    const d = await a.reserve(ask())
+    expect(await b.settle(d.id, { inputTokens: 50, outputTokens: 50 })).toMatchObject({ status: 'settled' })
+    expect(await a.settle(d.id, { inputTokens: 50, outputTokens: 50 })).toMatchObject({ status: 'duplicate' })
+  })
+
+  it('keeps an unsettled hold charged after it expires, and trues it up on a late settle', async () => {
+    const { gate, clock } = setup({ ...base, defaults: { holds: { ttl: '5m' } } })
+    const d = await gate.reserve(ask({ estimate: { inputTokens: 100, maxOutputTokens: 300 } }))
+    clock.advance('6m')
+    const tokens = async () =>
+      (await gate.usage(ask())).find((l) => l.rule === 'user-day' && l.metric === 'tokens')
+    expect(await tokens()).toMatchObject({ used: 400, held: 0 })
+    expect(await gate.settle(d.id, { inputTokens: 100, outputTokens: 20 })).toMatchObject({
+      status: 'settled',
+      late: true,
+    })
+    expect(await tokens()).toMatchObject({ used: 120 })
+  })
+})
+
+describe('run', () => {
+  it('settles what the call reported, releases when it throws first, and throws refusals', async () => {
+    const { gate } = setup()
+    const value = await gate.run(ask(), async ({ model, report }) => {
+      report({ inputTokens: 100, outputTokens: 5 })
+      return `called ${model}`
+    })
+    expect(value).toBe('called gpt-4o-mini')
+    await expect(
+      gate.run(ask(), async () => {
+        throw new Error('provider down')
+      }),
+    ).rejects.toThrow('provider down')
+    const tokens = (await gate.usage(ask())).find((l) => l.rule === 'user-day' && l.metric === 'tokens')
+    expect(tokens).toMatchObject({ used: 105, held: 0 })
+    await gate.run(ask(), () => 1)
+    const refusal = await gate.run(ask(), () => 1).catch((e: unknown) => e)
+    expect(TollgateError.isInstance(refusal) && refusal.decision?.rule).toBe('user-minute')
+  })
+})
+
+describe('admin', () => {
+  it('overrides one partition’s cap at run time, in the store', async () => {
+    const { gate } = setup()
+    await gate.override({ rule: 'user-minute', subject: { user: 'u1' } }, 10)
+    for (let i = 0; i < 3; i++) expect((await gate.reserve(ask())).allowed).toBe(true)
+    expect(await gate.reserve(ask({ subject: { user: 'u2', project: 'p1' } }))).toMatchObject({
+      allowed: true,
+    })
+    await gate.override({ rule: 'project-budget', subject: { project: 'p1' } }, 0)
+    expect(await gate.reserve(ask())).toMatchObject({ allowed: false, code: 'budget_exceeded', status: 402 })
+    await expect(gate.override({ rule: 'nope', subject: {} }, 1)).rejects.toMatchObject({
+      code: 'unknown_rule',
+    })
+    await expect(gate.override({ rule: 'user-day', subject: { user: 'u1' } }, 1)).rejects.toMatchObject({
+      code: 'invalid_request',
+    })
+  })
+})
+
+describe('store failures', () => {
+  const broken = (clock = fakeClock()) => {
+    const store = memoryStore({ clock })
+    return {
+      ...store,
+      reserve: () => Promise.reject(new Error('ECONNREFUSED')),
+      commit: () => Promise.reject(new Error('ECONNREFUSED')),
+    }
+  }
+
+  it('fails closed on money rules and open on rate limits, and says so', async () => {
+    const errors: unknown[] = []
+    const closed = createTollgate({ policy: base, store: broken(), onStoreError: (e) => errors.push(e) })
+    expect(await closed.reserve(ask())).toMatchObject({
+      allowed: false,
+      code: 'store_unavailable',
+      status: 503,
+      retryable: true,
+    })
+    const open = createTollgate({ policy: { rules: base.rules.slice(0, 2) }, store: broken() })
+    const d = await open.reserve(ask())
+    expect(d).toMatchObject({ allowed: true, flags: ['store_degraded'] })
+    expect(await open.settle(d.id, {})).toMatchObject({ status: 'degraded' })
+    expect(errors).toHaveLength(1)
+  })
+
+  it('bounds a hung store by the timeout, then applies the failure mode', async () => {
+    const { vi } = await import('vitest')
+    vi.useFakeTimers()
+    try {
+      const hung = { ...memoryStore({ clock: fakeClock() }), reserve: () => new Promise<never>(() => {}) }
+      const gate = createTollgate({ policy: base, store: hung, timeoutMs: 250 })
+      const pending = gate.reserve(ask())
+      await vi.advanceTimersByTimeAsync(250)
+      expect(await pending).toMatchObject({ allowed: false, code: 'store_unavailable' })
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})

@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest'
+import { TollgateError } from '../errors.js'
+import { parsePolicy } from './load.js'
+
+const yaml = `
+version: 1
+models:
+  gpt-4o-mini: { tier: low, price: { input: 0.15, output: 0.6 } }
+rules:
+  - id: daily
+    per: [project, user]
+    limits: { tokens: 5000, cost: 12.5 }
+    window: day
+    timezone: Europe/Berlin
+`
+
+const problems = (input: unknown) => {
+  try {
+    parsePolicy(input as never)
+  } catch (error) {
+    expect(TollgateError.isInstance(error)).toBe(true)
+    expect((error as TollgateError).code).toBe('invalid_policy')
+    return (error as TollgateError).issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)
+  }
+  throw new Error('the policy was accepted')
+}
+
+describe('parsePolicy', () => {
+  it('reads YAML, JSON and objects into the same compiled policy', () => {
+    const fromYaml = parsePolicy(yaml)
+    const fromJson = parsePolicy(JSON.stringify(fromYaml.source))
+    const fromObject = parsePolicy(fromYaml.source)
+    for (const policy of [fromYaml, fromJson, fromObject]) {
+      expect(policy.rules[0]).toMatchObject({
+        id: 'daily',
+        per: ['project', 'user'],
+        limits: [
+          { metric: 'tokens', cap: 5000 },
+          { metric: 'cost', cap: 12_500_000 },
+        ],
+        window: { kind: 'calendar', unit: 'day', timeZone: 'Europe/Berlin' },
+        failure: 'closed',
+        expiry: 'keep',
+      })
+      expect(policy.models.get('gpt-4o-mini')?.price).toEqual({
+        input: 150_000,
+        output: 600_000,
+        cachedInput: 150_000,
+        units: {},
+      })
+    }
+    expect(parsePolicy(fromYaml)).toBe(fromYaml)
+  })
+
+  it('refuses a bad policy with one error listing every problem with its path', () => {
+    const found = problems({
+      units: ['images'],
+      models: { m: { price: { input: -1, output: 1 } } },
+      rules: [
+        { id: 'a', limits: { tokns: 5 }, window: 'day' },
+        { id: 'a', limits: { requests: 1.5 }, window: 'fortnight' },
+        { id: 'b', limits: { requests: 1 }, window: 'day', timezone: 'Mars/Olympus' },
+        { id: 'c', limits: { cost: 1 }, balance: true, window: 'day' },
+        { id: 'd', limits: { requests: 1 }, window: '1m', alerts: [0.9, 0.5] },
+        { id: 'e', limits: { requests: 1 } },
+        { id: 'bad id!', limits: { requests: 1 }, window: 'day', extra: true },
+      ],
+    })
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^models\.m\.price\.input: /),
+        expect.stringMatching(/^rules\.1\.window: /),
+        expect.stringMatching(/^rules\.2\.timezone: .*IANA/),
+        expect.stringMatching(/^rules\.6\.id: /),
+        expect.stringMatching(/^rules\.6: .*extra/),
+      ]),
+    )
+    expect(found.length).toBeGreaterThanOrEqual(5)
+    const message = (() => {
+      try {
+        parsePolicy({ rules: [{ id: 'x', limits: { requests: 1 } }] })
+      } catch (error) {
+        return (error as Error).message
+      }
+    })()
+    expect(message).toContain('rules.0.window')
+  })
+
+  it('finds cross-field problems after the schema passes', () => {
+    const found = problems({
+      units: ['images'],
+      models: { 'gpt-4o': { tier: 'frontier', price: { input: 1, output: 1 } } },
+      access: [
+        {
+          allow: ['tier:nope'],
+          require: { balance: { rule: 'a', atLeast: 5 } },
+          otherwise: { downgrade: 'ghost' },
+        },
+      ],
+      rules: [
+        { id: 'a', limits: { tokns: 5 }, window: 'day' },
+        { id: 'a', limits: { requests: 1.5 }, window: 'day' },
+        { id: 'c', limits: { cost: 1 }, balance: true, window: 'day' },
+        { id: 'd', limits: { requests: 1 }, window: '1m', alerts: [0.9, 0.5] },
+        { id: 'e', limits: { requests: 1 }, per: ['user', 'user'] },
+        { id: 'f', limits: { requests: 1 }, window: 'day', fallback: 'ghost' },
+      ],
+    })
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'rules.0.limits.tokns: unknown metric "tokns": use requests, inputTokens, outputTokens, tokens, cost, concurrency or declare it in "units"',
+        'rules.1.id: duplicate rule id "a"',
+        'rules.1.limits.requests: a whole number from 0 to 1e12',
+        'rules.2.window: a balance rule counts over "lifetime"',
+        'rules.3.alerts: thresholds must ascend',
+        'rules.4.per: a dimension is listed twice',
+        expect.stringMatching(/^rules\.4\.window: give a window/),
+        'rules.5.fallback: unknown model "ghost"',
+        'access.0.allow.0: unknown model or tier "tier:nope"',
+        'access.0.require.balance.rule: "a" is not a balance rule',
+      ]),
+    )
+  })
+
+  it('refuses text that is neither JSON nor YAML', () => {
+    expect(problems('{ "rules": [ }')[0]).toMatch(/^: /)
+    expect(problems('rules: [a, b')).toHaveLength(1)
+  })
+})

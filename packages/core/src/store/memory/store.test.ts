@@ -1,0 +1,53 @@
+import { describe, expect, it, vi } from 'vitest'
+import { describeStoreConformance } from '../../testing/conformance/index.js'
+import { fakeClock } from '../../testing/fake-clock.js'
+import type { CounterSpec } from '../contract.js'
+import { memoryStore } from './store.js'
+import { calendarBounds } from '../../windows/calendar.js'
+
+describeStoreConformance('memoryStore', (clock) => memoryStore({ clock }))
+
+describe('memoryStore only', () => {
+  const spec = (key: string, now: number): CounterSpec => ({
+    key,
+    metric: 'tokens',
+    amount: 1,
+    cap: 100,
+    enforce: true,
+    window: { kind: 'fixed', bounds: calendarBounds('day', 'UTC', now, 1) },
+    expiry: 'keep',
+  })
+
+  it('maxCounters bounds the windows kept: the least recently used one is forgotten', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock, maxCounters: 3 })
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((key) => spec(key, clock.now()))
+    let n = 0
+    for (const counter of [a!, b!, c!]) await store.reserve({ id: `r${n++}`, counters: [counter], ttlMs: 60_000, blocks: [], meta: { model: 'm' } })
+    expect((await store.read([a!]))[0]!.used).toBe(1) // touches a: b is now the least recently used
+    await store.reserve({ id: `r${n++}`, counters: [d!], ttlMs: 60_000, blocks: [], meta: { model: 'm' } })
+    expect((await store.read([a!, b!, c!, d!])).map((s) => s.used)).toEqual([1, 0, 1, 1])
+  })
+
+  it('creates no timer per key', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    const timeout = vi.spyOn(globalThis, 'setTimeout')
+    const interval = vi.spyOn(globalThis, 'setInterval')
+    try {
+      for (let i = 0; i < 2_000; i++) {
+        const counter = spec(`key-${i}`, clock.now())
+        await store.reserve({ id: `r${i}`, counters: [counter], ttlMs: 1_000 + i, blocks: [], meta: { model: 'm' } })
+        if (i % 2 === 0) await store.commit({ id: `r${i}`, amounts: { tokens: 1 } })
+        clock.advance(7)
+      }
+      clock.advance(60_000)
+      await store.read([spec('key-1', clock.now())])
+      expect(timeout).not.toHaveBeenCalled()
+      expect(interval).not.toHaveBeenCalled()
+    } finally {
+      timeout.mockRestore()
+      interval.mockRestore()
+    }
+  })
+})
