@@ -8,6 +8,8 @@ export default defineConfig({
     alias: [
       { find: /^@tollgate\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
       { find: /^@tollgate\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@tollgate\/llm$/, replacement: src('./packages/llm/src/index.ts') },
+      { find: /^@tollgate\/redis$/, replacement: src('./packages/redis/src/index.ts') },
     ],
   },
   test: {

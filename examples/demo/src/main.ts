@@ -12,7 +12,10 @@ const gate = createTollgate({ policy, clock, onAlert: (alert) => alerts.push(ale
 
 const workspaces = {
   trial: { subject: { workspace: 'ws-trial', user: 'ana', key: 'key_t1' }, attributes: { plan: 'trial' } },
-  starter: { subject: { workspace: 'ws-starter', user: 'ben', key: 'key_s1' }, attributes: { plan: 'starter' } },
+  starter: {
+    subject: { workspace: 'ws-starter', user: 'ben', key: 'key_s1' },
+    attributes: { plan: 'starter' },
+  },
   enterprise: {
     subject: { workspace: 'ws-big', user: 'cleo', key: 'key_e1' },
     attributes: { plan: 'enterprise', flags: ['enterprise'] },
@@ -24,7 +27,11 @@ const time = () => new Date(clock.now()).toISOString().slice(11, 19)
 const counts = { allowed: 0, refused: 0, downgraded: 0 }
 
 async function call(who: keyof typeof workspaces, model: string, inputTokens: number, outputTokens: number) {
-  const request: ReserveRequest = { ...workspaces[who], model, estimate: { inputTokens, maxOutputTokens: outputTokens * 2 } }
+  const request: ReserveRequest = {
+    ...workspaces[who],
+    model,
+    estimate: { inputTokens, maxOutputTokens: outputTokens * 2 },
+  }
   const decision = await gate.reserve(request)
   let outcome: string
   if (decision.allowed) {
@@ -37,12 +44,17 @@ async function call(who: keyof typeof workspaces, model: string, inputTokens: nu
     outcome = `allow  ${decision.model}${swap}${warn}`
   } else {
     counts.refused++
-    const hours = (ms: number) => (ms < 120_000 ? `${Math.ceil(ms / 1000)}s` : `${(ms / 3_600_000).toFixed(1)}h`)
+    const hours = (ms: number) =>
+      ms < 120_000 ? `${Math.ceil(ms / 1000)}s` : `${(ms / 3_600_000).toFixed(1)}h`
     const wait =
-      decision.retryAfterMs === null ? '' : `, ${decision.retryable ? 'retry' : 'resets'} in ${hours(decision.retryAfterMs)}`
+      decision.retryAfterMs === null
+        ? ''
+        : `, ${decision.retryable ? 'retry' : 'resets'} in ${hours(decision.retryAfterMs)}`
     outcome = `REFUSE ${decision.status} ${decision.code} by ${decision.rule}${wait}`
   }
-  console.log(`${time()}  ${pad(who, 10)} ${pad(model, 11)} ${pad(`${inputTokens}+${outputTokens}`, 12)} ${outcome}`)
+  console.log(
+    `${time()}  ${pad(who, 10)} ${pad(model, 11)} ${pad(`${inputTokens}+${outputTokens}`, 12)} ${outcome}`,
+  )
 }
 
 console.log('Tollgate demo: a day of traffic on the in-memory store (fake clock)\n')
@@ -59,7 +71,8 @@ for (let hour = 0; hour < 10; hour++) {
 
 console.log(`\n${counts.allowed} allowed (${counts.downgraded} downgraded), ${counts.refused} refused`)
 console.log('\nAlerts fired (once per window and partition):')
-for (const alert of alerts) console.log(`  ${alert.rule} ${JSON.stringify(alert.partition)} passed ${alert.threshold! * 100}%`)
+for (const alert of alerts)
+  console.log(`  ${alert.rule} ${JSON.stringify(alert.partition)} passed ${alert.threshold! * 100}%`)
 console.log('\nUsage at the end of the day:')
 for (const [name, who] of Object.entries(workspaces)) {
   for (const limit of await gate.usage(who)) {

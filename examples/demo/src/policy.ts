@@ -10,10 +10,18 @@ export const policy = definePolicy({
     o1: { tier: 'premium', price: { input: 15, output: 60 } },
   },
   plans: { trial: { models: ['tier:low'] } },
-  access: [{ match: { tier: 'premium' }, require: { flags: ['enterprise'] }, otherwise: { downgrade: 'gpt-4o' } }],
+  access: [
+    { match: { tier: 'premium' }, require: { flags: ['enterprise'] }, otherwise: { downgrade: 'gpt-4o' } },
+  ],
   defaults: { alerts: [0.5, 0.9] },
   rules: [
-    { id: 'trial-tokens', match: { plan: 'trial' }, per: 'workspace', limits: { tokens: 15_000 }, window: 'day' },
+    {
+      id: 'trial-tokens',
+      match: { plan: 'trial' },
+      per: 'workspace',
+      limits: { tokens: 15_000 },
+      window: 'day',
+    },
     {
       id: 'starter-budget',
       match: { plan: 'starter' },

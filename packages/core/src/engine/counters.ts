@@ -123,8 +123,20 @@ export function windowSpec(
   }
 }
 
+/**
+ * The tenant a rule's counters live under: the policy's `tenant` id when the rule is
+ * partitioned by subject dimensions (which nest under a tenant), else `undefined` (shared).
+ */
+export function scopeOf(policy: CompiledPolicy, rule: CompiledRule, subject: Subject): string | undefined {
+  if (policy.tenant === undefined) return undefined
+  const tenant = subject[policy.tenant]
+  return tenant !== undefined && rule.per.some((d) => subject[d] !== undefined) ? tenant : undefined
+}
+
 /** Counter specs for every metric of every matched rule; custom units the call does not use are skipped. */
 export function buildSlots(
+  policy: CompiledPolicy,
+  subject: Subject,
   matched: readonly Matched[],
   amounts: Readonly<Record<string, number>>,
   now: number,
@@ -135,6 +147,7 @@ export function buildSlots(
   const slots: Slot[] = []
   for (const m of matched) {
     const { rule } = m
+    const scope = scopeOf(policy, rule, subject)
     for (const { metric, cap } of rule.limits) {
       const amount = amounts[metric] ?? 0
       if (amount === 0 && !all && !BUILTIN.has(metric)) continue
@@ -147,6 +160,7 @@ export function buildSlots(
         window: windowSpec(rule, metric, cap, now, windows),
         expiry: rule.expiry,
       }
+      if (scope !== undefined) spec.scope = scope
       if (rule.alerts && (spec.window.kind === 'fixed' || spec.window.kind === 'sliding'))
         spec.alerts = rule.alerts
       if (rule.cooldownMs !== undefined) spec.trip = { cooldownMs: rule.cooldownMs }

@@ -35,8 +35,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('reserve' as const),
       who: fc.nat(3),
-      input: fc.nat(400),
-      output: fc.nat(300),
+
+      input: fc.nat(150),
+      output: fc.nat(100),
     }),
     weight: 5,
   },
@@ -54,7 +55,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   {
     arbitrary: fc.record({
       kind: fc.constant('advance' as const),
-      ms: fc.integer({ min: 1, max: 8 * 3_600_000 }),
+      ms: fc.integer({ min: 1, max: 4 * 3_600_000 }),
     }),
     weight: 1,
   },
@@ -85,14 +86,16 @@ const keysOf = (who: number, day: number, tokens: number): [string, number, numb
 describe('engine against a reference model', () => {
   it('agrees on every decision and every counter', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+      fc.asyncProperty(fc.array(op, { minLength: 10, maxLength: 80, size: 'large' }), async (ops) => {
         const clock = fakeClock('2026-03-07T20:00:00Z')
+        const start = clock.now()
         const gate = createTollgate({ policy: { rules }, store: memoryStore({ clock }) })
         const model = new Model()
         for (const step of ops) {
           const day = Math.floor(clock.now() / DAY)
           if (step.kind === 'advance') {
-            clock.advance(step.ms)
+            // stay within the idempotency horizon (24 h), past which a store may forget closed ids
+            if (clock.now() + step.ms < start + 20 * 3_600_000) clock.advance(step.ms)
           } else if (step.kind === 'reserve') {
             const tokens = step.input + step.output
             const keys = keysOf(step.who, day, tokens)
@@ -141,7 +144,7 @@ describe('engine against a reference model', () => {
           }
         }
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     )
-  })
+  }, 60_000)
 })

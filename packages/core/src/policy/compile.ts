@@ -79,6 +79,8 @@ export interface CapEntry {
 export interface CompiledPolicy {
   readonly source: PolicyInput
   currency: string
+  /** Subject dimension naming the tenant, if the policy sets one. */
+  tenant: string | undefined
   rules: CompiledRule[]
   rulesById: Map<string, CompiledRule>
   units: Set<string>
@@ -182,6 +184,7 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
   return {
     source: policy,
     currency: policy.currency ?? 'USD',
+    tenant: policy.tenant,
     rules,
     rulesById,
     units,

@@ -146,6 +146,11 @@ export const policySchema = z.strictObject({
   version: z.literal(1).optional(),
   currency: z.string().length(3).optional(),
   timezone: timeZone.optional(),
+  /**
+   * The subject dimension that names a tenant (e.g. `org`). Counters of rules partitioned by
+   * subject dimensions are scoped to the request's tenant, so a Redis Cluster keeps them in one slot.
+   */
+  tenant: z.string().min(1).optional(),
   /** Custom units rules may limit, e.g. `['image_draft', 'video_seconds']`. */
   units: z.array(name).optional(),
   models: z

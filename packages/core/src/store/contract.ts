@@ -45,8 +45,18 @@ export interface CounterSpec {
   amount: number
   /** Cap from the policy; a runtime override stored under `key` replaces it. */
   cap: number
-  /** `false` for shadow rules: evaluated and reported, never refusing, never holding. */
+  /**
+   * `false` for shadow rules: evaluated like any other and reported, but never refusing;
+   * a shadow counter that would refuse holds nothing.
+   */
   enforce: boolean
+  /**
+   * The tenant id this counter lives under (the policy's `tenant` dimension), or `undefined`
+   * for a counter shared across tenants (a global ceiling, a per-model rule). Counters with the
+   * same scope may be stored together (one Redis Cluster slot). The engine always sends a
+   * key with the same scope; stores may treat scope and key together as the counter's name.
+   */
+  scope?: string
   window: WindowSpec
   /** What an unsettled hold does when the reservation expires. Leases are always freed. */
   expiry: 'keep' | 'release'
@@ -162,8 +172,13 @@ export interface Store {
   /** Set (or clear with `null`) a block marker with the reason code it refuses with. */
   block(marker: string, code: string | null): Promise<void> | void
   /** The first of these block markers that is set, with its code; `null` when none is. */
-  blocked(markers: string[]): Promise<{ marker: string; code: string } | null> | { marker: string; code: string } | null
-  /** A reservation by id, while the store still knows it. */
+  blocked(
+    markers: string[],
+  ): Promise<{ marker: string; code: string } | null> | { marker: string; code: string } | null
+  /**
+   * A reservation by id, while the store still knows it. Its `meta` is kept while it is
+   * held or expired; a settled or released one may answer with its state alone.
+   */
   lookup(id: string): Promise<StoredReservation | null> | StoredReservation | null
   /** The store's clock, ms since epoch. */
   now(): Promise<number> | number

@@ -17,14 +17,16 @@ export interface FakeClock {
  * clock.advance('1h')
  */
 export function fakeClock(start: number | string | Date = '2026-01-05T00:00:00.000Z'): FakeClock {
-  const instant = (value: number | string | Date) => (typeof value === 'number' ? value : new Date(value).getTime())
+  const instant = (value: number | string | Date) =>
+    typeof value === 'number' ? value : new Date(value).getTime()
   let now = instant(start)
   if (!Number.isFinite(now)) throw new Error(`fakeClock: not an instant: ${String(start)}`)
   return {
     now: () => now,
     advance(by) {
       const ms = typeof by === 'number' ? by : parseDuration(by)
-      if (ms === null || !Number.isFinite(ms) || ms < 0) throw new Error(`fakeClock.advance: not a duration: ${String(by)}`)
+      if (ms === null || !Number.isFinite(ms) || ms < 0)
+        throw new Error(`fakeClock.advance: not a duration: ${String(by)}`)
       now += ms
       return now
     },

@@ -1,11 +1,8 @@
 /**
- * Calendar windows (minute, hour, day, week, month) in an IANA time zone.
- *
- * Zone data (the UTC offset at an instant) comes from `tzOffset` in `@date-fns/tz`. Local wall-clock
- * times are turned back into instants here rather than with `TZDate`'s wall-clock constructor or
- * setters (and so date-fns' `startOfDay` & co.), because those give host-time-zone-dependent
- * results around DST changes (date-fns/tz#13, #40): with `TZ=America/Santiago`,
- * `new TZDate(2026, 3, 5, 'America/Santiago')` is 03:30Z instead of 04:00Z.
+ * Calendar windows in an IANA time zone. Offsets come from `tzOffset` (@date-fns/tz); local times are
+ * mapped back to instants here, not with TZDate's wall-clock constructor/setters (nor date-fns'
+ * `startOfDay` on a TZDate), whose DST-day results depend on the host zone (date-fns/tz#13, #40):
+ * under `TZ=America/Santiago`, `new TZDate(2026, 3, 5, 'America/Santiago')` is 03:30Z, not 04:00Z.
  */
 import { tzOffset } from '@date-fns/tz'
 
@@ -26,10 +23,9 @@ const cache = new Map<string, number[]>()
 export function assertTimeZone(timeZone: string): void {
   if (validZones.has(timeZone)) return
   try {
-    if (typeof timeZone !== 'string') throw new TypeError()
-    new Intl.DateTimeFormat('en-US', { timeZone })
+    new Intl.DateTimeFormat('en-US', { timeZone: `${timeZone}` })
   } catch {
-    throw new Error(`Invalid time zone ${JSON.stringify(timeZone)}: expected an IANA name like "Europe/Berlin"`)
+    throw new Error(`Invalid time zone "${timeZone}" (expected an IANA name like "Europe/Berlin")`)
   }
   validZones.add(timeZone)
 }
@@ -44,7 +40,11 @@ export function assertTimeZone(timeZone: string): void {
  *   where the UTC offset changes, so the repeated 01:00 hour of a fall-back night is two windows.
  * - `minute` is a plain UTC minute (UTC offsets have been whole minutes since 1972).
  */
-export function calendarWindow(unit: CalendarUnit, timeZone: string, nowMs: number): { start: number; end: number } {
+export function calendarWindow(
+  unit: CalendarUnit,
+  timeZone: string,
+  nowMs: number,
+): { start: number; end: number } {
   const bounds = cachedBounds(unit, timeZone, nowMs, 0)
   return { start: bounds[0]!, end: bounds[1]! }
 }
@@ -55,20 +55,23 @@ export function calendarWindow(unit: CalendarUnit, timeZone: string, nowMs: numb
  * Length is `2 * around + 2`. The default `around = 1` gives `[prevStart, start, end, nextEnd]`.
  */
 export function calendarBounds(unit: CalendarUnit, timeZone: string, nowMs: number, around = 1): number[] {
-  if (!Number.isSafeInteger(around) || around < 0) throw new Error(`around must be a whole number >= 0, got ${around}`)
+  if (!Number.isSafeInteger(around) || around < 0)
+    throw new Error(`around must be an integer >= 0: ${around}`)
   return cachedBounds(unit, timeZone, nowMs, around).slice()
 }
 
+/** Bounds of the windows around `nowMs`, from or into the cache. The array is shared: do not mutate it. */
 function cachedBounds(unit: CalendarUnit, timeZone: string, nowMs: number, around: number): number[] {
   if (!Number.isFinite(nowMs)) throw new Error(`nowMs must be a finite number, got ${nowMs}`)
   const key = `${unit} ${around} ${timeZone}`
   const hit = cache.get(key)
   if (hit !== undefined && hit[around]! <= nowMs && nowMs < hit[around + 1]!) return hit
   assertTimeZone(timeZone)
-  const bounds = new Array<number>(2 * around + 2)
-  ;[bounds[around], bounds[around + 1]] = windowAt(unit, timeZone, nowMs)
-  for (let i = around - 1; i >= 0; i--) bounds[i] = windowAt(unit, timeZone, bounds[i + 1]! - 1)[0]
-  for (let i = around + 2; i < bounds.length; i++) bounds[i] = windowAt(unit, timeZone, bounds[i - 1]!)[1]
+  const bounds: number[] = windowAt(unit, timeZone, nowMs)
+  for (let i = 0; i < around; i++) {
+    bounds.unshift(windowAt(unit, timeZone, bounds[0]! - 1)[0])
+    bounds.push(windowAt(unit, timeZone, bounds.at(-1)!)[1])
+  }
   cache.set(key, bounds)
   return bounds
 }
@@ -99,10 +102,8 @@ function localPeriod(unit: CalendarUnit, wall: number): [number, number] {
   if (unit === 'week') return [monday * DAY, (monday + 7) * DAY]
   if (unit !== 'month') throw new Error(`Unknown calendar unit ${JSON.stringify(unit)}`)
   const date = new Date(wall)
-  return [
-    Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1),
-    Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1),
-  ]
+  const [year, month] = [date.getUTCFullYear(), date.getUTCMonth()]
+  return [Date.UTC(year, month, 1), Date.UTC(year, month + 1, 1)]
 }
 
 /** UTC offset of `timeZone` at instant `t`, in ms. */

@@ -4,9 +4,10 @@
  * final amount (`charge`). The Redis store implements the same maths in Lua.
  */
 import type { CounterSpec } from '../contract.js'
+import type { Expiring } from './cache.js'
 
 /** The state kept for one counter window. Fields are used by the kinds that need them. */
-export interface Cell {
+export interface Cell extends Expiring {
   /** Counted in the window: settled usage plus open holds (fixed, sliding, lease). */
   used: number
   /** Open holds within `used`. */
@@ -27,6 +28,8 @@ export interface Cell {
 export interface Look {
   /** Key of the cell in the cell cache. */
   cellKey: string
+  /** The cell is new: the store must add it to its cache when it holds on it. */
+  created: boolean
   cell: Cell
   /** Start of the window (fixed) or slot (sliding) a hold goes into. */
   windowStart: number
@@ -50,7 +53,7 @@ export function locate(bounds: readonly number[], now: number): number {
   return -1
 }
 
-const fresh = (): Cell => ({ used: 0, held: 0, alerted: 0 })
+const fresh = (): Cell => ({ used: 0, held: 0, alerted: 0, forgetAt: 0, seen: false })
 
 /**
  * Look at the counter for `spec` at `now` with effective cap `cap`. `get` reads a cell by key.
@@ -74,11 +77,13 @@ export function inspect(
       const start = window.bounds[i]!
       const end = window.bounds[i + 1]!
       const cellKey = key(start)
-      const cell = get(cellKey) ?? fresh()
+      const found = get(cellKey)
+      const cell = found ?? fresh()
       const denied = cell.used + amount > cap
       const lifetime = end >= NEVER
       return {
         cellKey,
+        created: found === undefined,
         cell,
         windowStart: start,
         forgetAt: lifetime ? Number.POSITIVE_INFINITY : end,
@@ -92,7 +97,8 @@ export function inspect(
     case 'sliding': {
       const { sizeMs, slotMs } = window
       const cellKey = key('s')
-      const cell = get(cellKey) ?? { ...fresh(), slots: new Map(), holds: new Map() }
+      const found = get(cellKey)
+      const cell = found ?? { ...fresh(), slots: new Map(), holds: new Map() }
       const slots = cell.slots!
       const oldest = Math.floor((now - sizeMs) / slotMs)
       for (const [index, value] of slots) {
@@ -118,6 +124,7 @@ export function inspect(
       const slot = Math.floor(now / slotMs)
       return {
         cellKey,
+        created: found === undefined,
         cell,
         windowStart: slot * slotMs,
         forgetAt: (slot + 1) * slotMs + sizeMs,
@@ -131,13 +138,15 @@ export function inspect(
     case 'bucket': {
       const { intervalMs } = window
       const cellKey = key('b')
-      const cell = get(cellKey) ?? fresh()
+      const found = get(cellKey)
+      const cell = found ?? fresh()
       const tat = Math.max(cell.tat ?? now, now)
       const next = tat + amount * intervalMs
       const denied = next - now > cap * intervalMs
       const used = Math.ceil((tat - now) / intervalMs)
       return {
         cellKey,
+        created: found === undefined,
         cell,
         windowStart: now,
         forgetAt: next,
@@ -150,7 +159,8 @@ export function inspect(
     }
     case 'lease': {
       const cellKey = key('l')
-      const cell = get(cellKey) ?? { ...fresh(), leases: new Map() }
+      const found = get(cellKey)
+      const cell = found ?? { ...fresh(), leases: new Map() }
       let earliest = Number.POSITIVE_INFINITY
       let latest = now
       for (const [id, lease] of cell.leases!) {
@@ -166,6 +176,7 @@ export function inspect(
       const denied = cell.used + amount > cap
       return {
         cellKey,
+        created: found === undefined,
         cell,
         windowStart: now,
         forgetAt: latest + window.ttlMs,
@@ -212,21 +223,21 @@ export function hold(spec: CounterSpec, look: Look, id: string, now: number): nu
  * to `target`. Leases are removed whatever the target.
  */
 export function charge(
-  spec: Pick<CounterSpec, 'window'>,
+  entry: { window: CounterSpec['window']; windowStart: number; charged: number; open: number },
   cell: Cell,
-  entry: { id: string; windowStart: number; charged: number; open: number },
+  id: string,
   target: number,
 ): void {
   const delta = target - entry.charged
-  const { window } = spec
+  const { window } = entry
   switch (window.kind) {
     case 'bucket':
       cell.tat = (cell.tat ?? 0) + delta * window.intervalMs
       return
     case 'lease': {
-      const lease = cell.leases!.get(entry.id)
+      const lease = cell.leases!.get(id)
       if (lease) {
-        cell.leases!.delete(entry.id)
+        cell.leases!.delete(id)
         cell.used -= lease.amount
         cell.held -= lease.amount
       }

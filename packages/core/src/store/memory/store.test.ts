@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from 'vitest'
 import { describeStoreConformance } from '../../testing/conformance/index.js'
 import { fakeClock } from '../../testing/fake-clock.js'
+import { calendarBounds } from '../../windows/calendar.js'
 import type { CounterSpec } from '../contract.js'
 import { memoryStore } from './store.js'
-import { calendarBounds } from '../../windows/calendar.js'
 
 describeStoreConformance('memoryStore', (clock) => memoryStore({ clock }))
 
@@ -23,7 +23,14 @@ describe('memoryStore only', () => {
     const store = memoryStore({ clock, maxCounters: 3 })
     const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((key) => spec(key, clock.now()))
     let n = 0
-    for (const counter of [a!, b!, c!]) await store.reserve({ id: `r${n++}`, counters: [counter], ttlMs: 60_000, blocks: [], meta: { model: 'm' } })
+    for (const counter of [a!, b!, c!])
+      await store.reserve({
+        id: `r${n++}`,
+        counters: [counter],
+        ttlMs: 60_000,
+        blocks: [],
+        meta: { model: 'm' },
+      })
     expect((await store.read([a!]))[0]!.used).toBe(1) // touches a: b is now the least recently used
     await store.reserve({ id: `r${n++}`, counters: [d!], ttlMs: 60_000, blocks: [], meta: { model: 'm' } })
     expect((await store.read([a!, b!, c!, d!])).map((s) => s.used)).toEqual([1, 0, 1, 1])
@@ -37,7 +44,13 @@ describe('memoryStore only', () => {
     try {
       for (let i = 0; i < 2_000; i++) {
         const counter = spec(`key-${i}`, clock.now())
-        await store.reserve({ id: `r${i}`, counters: [counter], ttlMs: 1_000 + i, blocks: [], meta: { model: 'm' } })
+        await store.reserve({
+          id: `r${i}`,
+          counters: [counter],
+          ttlMs: 1_000 + i,
+          blocks: [],
+          meta: { model: 'm' },
+        })
         if (i % 2 === 0) await store.commit({ id: `r${i}`, amounts: { tokens: 1 } })
         clock.advance(7)
       }

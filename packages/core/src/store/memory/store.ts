@@ -1,9 +1,9 @@
 /**
- * `memoryStore()`: the in-process store. Bounded memory (two LRU caches), expired
- * windows forgotten lazily, no timer per key: reservations expire from a heap of
- * whole seconds swept at the start of every call.
+ * `memoryStore()`: the in-process store. Bounded memory (counter windows and open
+ * reservations in CLOCK caches, closed ids as compact tombstones), expired windows
+ * forgotten lazily, no timer per key: reservations expire from a heap of whole seconds
+ * swept at the start of every call.
  */
-import { LRUCache } from 'lru-cache'
 import { type Clock, systemClock } from '../../clock.js'
 import type {
   CommitCounter,
@@ -14,11 +14,12 @@ import type {
   Store,
   StoreCommit,
   StoreCommitResult,
+  StoredReservation,
   StoreReserve,
   StoreReserveResult,
-  StoredReservation,
   WindowSpec,
 } from '../contract.js'
+import { ClockCache, type Expiring } from './cache.js'
 import { adjustCell, type Cell, charge, hold, inspect, type Look, locate } from './counters.js'
 import { TimeHeap } from './heap.js'
 
@@ -30,14 +31,15 @@ export interface MemoryStoreOptions {
    */
   clock?: Clock
   /**
-   * Most counter windows kept. Past it the least recently used window is forgotten
-   * (and its count with it), so size it above your live partitions × rules.
-   * Roughly 200 bytes a fixed window, 1 kB a rolling one.
+   * Most counter windows kept. Past it the oldest window not read since the last
+   * eviction pass is forgotten (and its count with it), so size it above your live
+   * partitions × rules. Roughly 200 bytes a fixed window, 1 kB a rolling one.
    * @default 1_000_000
    */
   maxCounters?: number
   /**
-   * Most reservations kept, open or recently closed (for idempotent settle and release).
+   * Most reservations kept, open or expired (about 1 kB each), and separately most closed
+   * ids remembered for idempotent settle and release (about 100 bytes each).
    * @default 1_000_000
    */
   maxReservations?: number
@@ -63,7 +65,8 @@ export interface MemoryStore extends Store {
 interface Entry {
   key: string
   metric: string
-  cellKey: string
+  /** The cell the hold went into (no look-up on settle; a cell forgotten since then takes no charge). */
+  cell: Cell
   cap: number
   window: WindowSpec
   windowStart: number
@@ -72,9 +75,10 @@ interface Entry {
   expiry: 'keep' | 'release'
 }
 
-interface Record {
+/** An open or expired reservation. Closed ones leave only a tombstone. */
+interface Record extends Expiring {
   id: string
-  state: StoredReservation['state']
+  state: 'held' | 'expired'
   expiresAt: number
   meta: ReservationMeta
   entries: Entry[]
@@ -87,61 +91,76 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const clock = options.clock ?? systemClock
   const idempotencyMs = options.idempotencyMs ?? 86_400_000
   const graceMs = options.graceMs ?? 3_600_000
-  const perf = { now: () => clock.now() }
-  // A count bound through maxSize: lru-cache preallocates arrays for `max` (about 200 ms at 1e6), not for maxSize.
-  const one = () => 1
-  const cells = new LRUCache<string, Cell>({ maxSize: options.maxCounters ?? 1_000_000, sizeCalculation: one, perf, ttlResolution: 0 })
-  const records = new LRUCache<string, Record>({
-    maxSize: options.maxReservations ?? 1_000_000,
-    sizeCalculation: one,
-    perf,
-    ttlResolution: 0,
-  })
+  const maxReservations = options.maxReservations ?? 1_000_000
+  const cells = new ClockCache<Cell>(options.maxCounters ?? 1_000_000)
+  const records = new ClockCache<Record>(maxReservations)
+  /** Closed ids → when they may be forgotten; negative for released, positive for settled. */
+  const closed = new Map<string, number>()
   const overrides = new Map<string, number>()
   const trips = new Map<string, number>()
   const blocks = new Map<string, string>()
   const due = new TimeHeap()
   const dueIds = new Map<number, Set<string>>()
+  let now = 0
 
-  const get = (key: string) => cells.get(key)
-  const capOf = (spec: CounterSpec) => overrides.get(spec.key) ?? spec.cap
-  const keep = (look: Look, now: number) => {
-    const ttl = look.forgetAt === Number.POSITIVE_INFINITY ? 0 : Math.max(1, look.forgetAt - now + graceMs)
-    cells.set(look.cellKey, look.cell, { ttl })
+  const get = (key: string) => cells.get(key, now)
+  const capOf = (spec: CounterSpec) =>
+    overrides.size === 0 ? spec.cap : (overrides.get(spec.key) ?? spec.cap)
+  /** Keep a cell until its window ends, plus the grace for late settles. */
+  const keep = (look: Look) => {
+    const forgetAt = look.forgetAt === Number.POSITIVE_INFINITY ? look.forgetAt : look.forgetAt + graceMs
+    if (forgetAt > look.cell.forgetAt) look.cell.forgetAt = forgetAt
+    if (look.created) cells.add(look.cellKey, look.cell, now)
+  }
+  const tombstone = (id: string, state: 'settled' | 'released') => {
+    records.delete(id)
+    closed.set(id, state === 'settled' ? now + idempotencyMs : -(now + idempotencyMs))
+    if (closed.size > maxReservations) closed.delete(closed.keys().next().value as string)
+  }
+  const previous = (id: string): 'settled' | 'released' | undefined => {
+    const mark = closed.get(id)
+    if (mark === undefined) return undefined
+    if (Math.abs(mark) <= now) {
+      closed.delete(id)
+      return undefined
+    }
+    return mark > 0 ? 'settled' : 'released'
   }
   const close = (record: Record, amounts: globalThis.Record<string, number> | null) => {
     const counters: CommitCounter[] = []
     for (const entry of record.entries) {
       const target = amounts === null ? 0 : (amounts[entry.metric] ?? entry.charged)
-      const cell = cells.get(entry.cellKey)
-      if (cell) charge(entry, cell, { ...entry, id: record.id }, target)
+      const { cell } = entry
+      charge(entry, cell, record.id, target)
       const cap = overrides.get(entry.key) ?? entry.cap
-      const over = cell && entry.window.kind !== 'bucket' && entry.window.kind !== 'lease' ? cell.used - cap : 0
-      counters.push({ key: entry.key, metric: entry.metric, held: entry.charged, charged: target, overdraft: Math.max(0, over) })
-      entry.charged = target
-      entry.open = 0
+      const over = entry.window.kind !== 'bucket' && entry.window.kind !== 'lease' ? cell.used - cap : 0
+      counters.push({
+        key: entry.key,
+        metric: entry.metric,
+        held: entry.charged,
+        charged: target,
+        overdraft: Math.max(0, over),
+      })
     }
-    records.set(record.id, record, { ttl: idempotencyMs })
     return counters
   }
   const expire = (record: Record) => {
     for (const entry of record.entries) {
-      const cell = cells.get(entry.cellKey)
       const release = entry.expiry === 'release' || entry.window.kind === 'lease'
-      if (cell) charge(entry, cell, { ...entry, id: record.id }, release ? 0 : entry.charged)
+      charge(entry, entry.cell, record.id, release ? 0 : entry.charged)
       if (release) entry.charged = 0
       entry.open = 0
     }
     record.state = 'expired'
-    records.set(record.id, record, { ttl: idempotencyMs })
+    record.forgetAt = now + idempotencyMs
   }
-  const sweep = (now: number) => {
+  const sweep = () => {
     for (let second = due.popDue(now); second !== undefined; second = due.popDue(now)) {
       const ids = dueIds.get(second)
       dueIds.delete(second)
       if (!ids) continue
       for (const id of ids) {
-        const record = records.peek(id)
+        const record = records.get(id, now)
         if (record?.state === 'held') expire(record)
       }
     }
@@ -159,21 +178,27 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const unschedule = (record: Record) => {
     dueIds.get(Math.ceil(record.expiresAt / SECOND) * SECOND)?.delete(record.id)
   }
+  /** Read the clock once per call and process what expired. */
+  const tick = () => {
+    now = clock.now()
+    sweep()
+    return now
+  }
 
   return {
     clock,
     now: () => clock.now(),
 
     reserve(input: StoreReserve): StoreReserveResult {
-      const now = clock.now()
-      sweep(now)
+      tick()
       for (const marker of input.blocks) {
         const code = blocks.get(marker)
         if (code !== undefined) return { status: 'blocked', now, block: marker, code }
       }
       // Skew first, before a breaker trips: the engine retries with fresh bounds under the same id.
-      if (input.counters.some((s) => s.window.kind === 'fixed' && locate(s.window.bounds, now) < 0)) {
-        return { status: 'skew', now }
+      for (const spec of input.counters) {
+        if (spec.window.kind === 'fixed' && locate(spec.window.bounds, now) < 0)
+          return { status: 'skew', now }
       }
       const looks: Look[] = []
       const gates: (Look | undefined)[] = []
@@ -181,8 +206,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       let denied = false
       for (const spec of input.counters) {
         const cap = capOf(spec)
-        const look = inspect(spec, cap, now, get)
-        if (look === null) return { status: 'skew', now }
+        const look = inspect(spec, cap, now, get)!
         const result: CounterResult = {
           cap,
           used: look.used,
@@ -191,14 +215,18 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           windowStart: look.windowStart,
           denied: look.denied,
           retryAfterMs: look.retryAfterMs,
-          crossed: [],
+          crossed: NONE,
           tripped: false,
           trippedNow: false,
           throttled: false,
         }
         let gate: Look | undefined
-        const trippedUntil = trips.get(spec.key)
-        if (trippedUntil !== undefined && trippedUntil > now) {
+        let trippedUntil = trips.size === 0 ? undefined : trips.get(spec.key)
+        if (trippedUntil !== undefined && trippedUntil <= now) {
+          trips.delete(spec.key)
+          trippedUntil = undefined
+        }
+        if (trippedUntil !== undefined) {
           result.denied = true
           result.tripped = true
           result.retryAfterMs = trippedUntil - now
@@ -231,17 +259,17 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         const gate = gates[i]
         if (gate) {
           hold(throttleSpec(spec), gate, input.id, now)
-          keep(gate, now)
+          keep(gate)
         }
         result.resetAt = hold(spec, look, input.id, now)
-        keep(look, now)
+        keep(look)
         result.used = spec.window.kind === 'bucket' ? result.used + spec.amount : look.cell.used
         result.held = look.cell.held
         if (spec.alerts) result.crossed = crossedAlerts(spec, look.cell, result.cap)
         entries.push({
           key: spec.key,
           metric: spec.metric,
-          cellKey: look.cellKey,
+          cell: look.cell,
           cap: spec.cap,
           window: spec.window,
           windowStart: look.windowStart,
@@ -251,31 +279,37 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         })
       }
       const expiresAt = now + input.ttlMs
-      records.set(input.id, { id: input.id, state: 'held', expiresAt, meta: input.meta, entries }, {
-        ttl: input.ttlMs + idempotencyMs,
-      })
+      const record: Record = {
+        id: input.id,
+        state: 'held',
+        expiresAt,
+        meta: input.meta,
+        entries,
+        forgetAt: Number.POSITIVE_INFINITY, // a held reservation stays until it is closed or expires
+        seen: false,
+      }
+      records.add(input.id, record, now)
       schedule(input.id, expiresAt)
       return { status: 'ok', now, counters }
     },
 
     commit(input: StoreCommit): StoreCommitResult {
-      const now = clock.now()
-      sweep(now)
-      const record = records.get(input.id)
-      if (!record) return { status: 'unknown' }
-      if (record.state === 'settled' || record.state === 'released') {
-        return { status: 'duplicate', previous: record.state }
+      tick()
+      const record = records.get(input.id, now)
+      if (!record) {
+        const state = previous(input.id)
+        return state ? { status: 'duplicate', previous: state } : { status: 'unknown' }
       }
       const late = record.state === 'expired'
       if (!late) unschedule(record)
       const counters = close(record, input.amounts)
-      record.state = input.amounts === null ? 'released' : 'settled'
-      return { status: record.state, late, counters }
+      const state = input.amounts === null ? 'released' : 'settled'
+      tombstone(input.id, state)
+      return { status: state, late, counters }
     },
 
     read(specs: CounterSpec[]): CounterState[] {
-      const now = clock.now()
-      sweep(now)
+      tick()
       return specs.map((spec) => {
         const cap = capOf(spec)
         const look = inspect({ ...spec, amount: 0 }, cap, now, get)
@@ -285,14 +319,19 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     },
 
     adjust(spec: CounterSpec, amount: number): CounterState {
-      const now = clock.now()
-      sweep(now)
+      tick()
       const cap = capOf(spec)
       const look = inspect({ ...spec, amount: 0 }, cap, now, get)
       if (!look) return { cap, used: 0, held: 0, resetAt: null, windowStart: now }
       adjustCell(spec.window, look, amount)
-      keep(look, now)
-      return { cap, used: look.cell.used, held: look.cell.held, resetAt: look.resetAt, windowStart: look.windowStart }
+      keep(look)
+      return {
+        cap,
+        used: look.cell.used,
+        held: look.cell.held,
+        resetAt: look.resetAt,
+        windowStart: look.windowStart,
+      }
     },
 
     setOverride(key: string, cap: number | null) {
@@ -314,12 +353,17 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     },
 
     lookup(id: string): StoredReservation | null {
-      sweep(clock.now())
-      const record = records.get(id)
-      return record ? { id, state: record.state, expiresAt: record.expiresAt, meta: record.meta } : null
+      tick()
+      const record = records.get(id, now)
+      if (record) return { id, state: record.state, expiresAt: record.expiresAt, meta: record.meta }
+      const state = previous(id)
+      return state ? { id, state, expiresAt: now, meta: { model: '' } } : null
     },
   }
 }
+
+/** Shared empty list for counters that crossed no alert. */
+const NONE: number[] = []
 
 /** The companion bucket a throttle counts in: `limit` requests per `periodMs`, burst `limit`. */
 function throttleSpec(spec: CounterSpec): CounterSpec {
@@ -338,8 +382,10 @@ function throttleSpec(spec: CounterSpec): CounterSpec {
 /** Alert fractions newly crossed on `cell`, each once per window (rolling windows re-arm below a threshold). */
 function crossedAlerts(spec: CounterSpec, cell: Cell, cap: number): number[] {
   const alerts = spec.alerts!
-  if (spec.window.kind === 'sliding') while (cell.alerted > 0 && cell.used < alerts[cell.alerted - 1]! * cap) cell.alerted--
+  if (spec.window.kind === 'sliding')
+    while (cell.alerted > 0 && cell.used < alerts[cell.alerted - 1]! * cap) cell.alerted--
   const crossed: number[] = []
-  while (cell.alerted < alerts.length && cell.used >= alerts[cell.alerted]! * cap) crossed.push(alerts[cell.alerted++]!)
+  while (cell.alerted < alerts.length && cell.used >= alerts[cell.alerted]! * cap)
+    crossed.push(alerts[cell.alerted++]!)
   return crossed
 }

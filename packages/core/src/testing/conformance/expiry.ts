@@ -4,7 +4,19 @@
  * and `ttlMs + 1 s` (expired).
  */
 import { describe, expect, it } from 'vitest'
-import { closed, counter, DAY, day, harness, lease, release, reserveOk, type Suite, settle, snapshot } from './specs.js'
+import {
+  closed,
+  counter,
+  DAY,
+  day,
+  harness,
+  lease,
+  release,
+  reserveOk,
+  type Suite,
+  settle,
+  snapshot,
+} from './specs.js'
 
 const TTL = 5_000
 
@@ -47,7 +59,10 @@ export function describeExpiry(suite: Suite): void {
     it('a release after expiry is late and leaves nothing charged', async () => {
       const { store, clock, key, id } = await harness(suite)
       const keep = counter(key('keep'), day(clock.now()), 100, 10, { expiry: 'keep' })
-      const gone = counter(key('release'), day(clock.now()), 100, 4, { expiry: 'release', metric: 'requests' })
+      const gone = counter(key('release'), day(clock.now()), 100, 4, {
+        expiry: 'release',
+        metric: 'requests',
+      })
       const r = id()
       await reserveOk(store, r, [keep, gone], { ttlMs: TTL })
       clock.advance(TTL + 1_000)

@@ -89,7 +89,11 @@ export function counter(
 export const asking = (spec: CounterSpec, amount: number): CounterSpec => ({ ...spec, amount })
 
 /** A reserve input with a one-hour ttl, no block markers and a small meta unless `extra` says otherwise. */
-export function reserveInput(id: string, counters: CounterSpec[], extra: Partial<StoreReserve> = {}): StoreReserve {
+export function reserveInput(
+  id: string,
+  counters: CounterSpec[],
+  extra: Partial<StoreReserve> = {},
+): StoreReserve {
   return { id, counters, ttlMs: HOUR, blocks: [], meta: { model: 'conformance-model' }, ...extra }
 }
 
@@ -144,11 +148,18 @@ export async function readOne(store: Store, spec: CounterSpec): Promise<CounterS
 }
 
 /** `used` and `held` of each counter, for before/after comparisons. */
-export async function snapshot(store: Store, specs: CounterSpec[]): Promise<{ used: number; held: number }[]> {
+export async function snapshot(
+  store: Store,
+  specs: CounterSpec[],
+): Promise<{ used: number; held: number }[]> {
   return (await read(store, specs)).map(({ used, held }) => ({ used, held }))
 }
 
-export async function settle(store: Store, id: string, amounts: Record<string, number>): Promise<StoreCommitResult> {
+export async function settle(
+  store: Store,
+  id: string,
+  amounts: Record<string, number>,
+): Promise<StoreCommitResult> {
   return await store.commit({ id, amounts })
 }
 

@@ -1,0 +1,194 @@
+/**
+ * In-memory decisions per second: Tollgate on `memoryStore()` against six
+ * rate-limiter-flexible `RateLimiterMemory` instances, for the same six limits
+ * (user / team / org × requests / tokens, 60 s windows, caps nothing reaches) and
+ * the same deterministic rotation over 1000 users, 50 teams and 5 orgs.
+ * Every task gets fresh instances, built before its warm-up and dropped after its run.
+ * See bench/README.md for what each task measures and how to read the ratios.
+ */
+import { cpus, loadavg } from 'node:os'
+import { createTollgate, memoryStore, type PolicyInput, type Subject, type Tollgate } from '@tollgate/core'
+import { RateLimiterMemory } from 'rate-limiter-flexible'
+import { Bench, type FnOptions } from 'tinybench'
+import { environment, printTable, type Row, rowOf, writeJson } from './report.js'
+
+const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 3_000)
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1_000)
+/** The product's target: Tollgate reserve+settle at least this many times RLF's consume-only throughput. */
+const TARGET = 2
+
+const USERS = 1_000
+const TEAMS = 50
+const ORGS = 5
+/** User i belongs to team i mod 50, which belongs to org (i mod 50) mod 5. */
+const subjects: Subject[] = Array.from({ length: USERS }, (_, i) => ({
+  org: `org-${(i % TEAMS) % ORGS}`,
+  team: `team-${i % TEAMS}`,
+  user: `user-${i}`,
+}))
+/** The next subject in the rotation, one counter per task. */
+const rotation = () => {
+  let n = 0
+  return () => subjects[n++ % USERS]!
+}
+
+const LIMITS = { requests: 1e9, tokens: 1e12 }
+/**
+ * The six limits. The headline uses calendar minutes, a fixed window like rate-limiter-flexible's
+ * (which counts `duration` seconds from a key's first hit); a second task uses rolling 60 s windows.
+ */
+const policy = (window: 'minute' | '60s'): PolicyInput => ({
+  rules: ['user', 'team', 'org'].map((dimension) => ({
+    id: dimension,
+    per: dimension,
+    limits: LIMITS,
+    window,
+  })),
+})
+const estimate = { inputTokens: 100, maxOutputTokens: 100 }
+const usage = { inputTokens: 100, outputTokens: 80 }
+
+/** Reserve for `subject`; a refusal would mean we measured the wrong path, so it fails the task. */
+async function reserve(gate: Tollgate, subject: Subject): Promise<string> {
+  const decision = await gate.reserve({ subject, estimate })
+  if (!decision.allowed) throw new Error(`refused: ${decision.code} (${decision.message})`)
+  return decision.id
+}
+
+/** The six limiters a rate-limiter-flexible user would set up for the same policy. */
+function limiters() {
+  return ['user', 'team', 'org'].flatMap((dimension) => [
+    { dimension, cost: 1, limiter: new RateLimiterMemory({ points: LIMITS.requests, duration: 60 }) },
+    { dimension, cost: 200, limiter: new RateLimiterMemory({ points: LIMITS.tokens, duration: 60 }) },
+  ])
+}
+
+/** State built by `make` before a task's warm-up, kept for its run and dropped after it. */
+function fresh<T>(make: () => T): { get: () => T; hooks: FnOptions } {
+  let state: T | undefined
+  return {
+    get: () => state!,
+    hooks: {
+      beforeAll(mode) {
+        if (mode === 'warmup' || state === undefined) state = make()
+      },
+      afterAll(mode) {
+        if (mode === 'run') state = undefined
+      },
+    },
+  }
+}
+
+const gate = () => createTollgate({ policy: policy('minute'), store: memoryStore() })
+const rollingGate = () => createTollgate({ policy: policy('60s'), store: memoryStore() })
+
+function addTasks(bench: Bench): void {
+  {
+    const g = fresh(gate)
+    const next = rotation()
+    bench.add(
+      'tollgate reserve+settle',
+      async () => {
+        const id = await reserve(g.get(), next())
+        await g.get().settle(id, usage)
+      },
+      g.hooks,
+    )
+  }
+  {
+    const g = fresh(rollingGate)
+    const next = rotation()
+    bench.add(
+      'tollgate reserve+settle (rolling 60s)',
+      async () => {
+        const id = await reserve(g.get(), next())
+        await g.get().settle(id, usage)
+      },
+      g.hooks,
+    )
+  }
+  {
+    const g = fresh(gate)
+    const next = rotation()
+    bench.add(
+      'tollgate reserve+release',
+      async () => {
+        await g.get().release(await reserve(g.get(), next()))
+      },
+      g.hooks,
+    )
+  }
+  {
+    // tinybench runs afterEach outside the timed window: only the reserve is measured.
+    const g = fresh(gate)
+    const next = rotation()
+    let id = ''
+    bench.add(
+      'tollgate reserve (release untimed)',
+      async () => {
+        id = await reserve(g.get(), next())
+      },
+      {
+        ...g.hooks,
+        async afterEach() {
+          await g.get().release(id)
+        },
+      },
+    )
+  }
+  {
+    const l = fresh(limiters)
+    const next = rotation()
+    bench.add(
+      'rlf 6× consume (sequential)',
+      async () => {
+        const subject = next()
+        for (const { limiter, dimension, cost } of l.get()) await limiter.consume(subject[dimension]!, cost)
+      },
+      l.hooks,
+    )
+  }
+  {
+    const l = fresh(limiters)
+    const next = rotation()
+    bench.add(
+      'rlf 6× consume (Promise.all)',
+      async () => {
+        const subject = next()
+        await Promise.all(
+          l.get().map(({ limiter, dimension, cost }) => limiter.consume(subject[dimension]!, cost)),
+        )
+      },
+      l.hooks,
+    )
+  }
+}
+
+export async function run(): Promise<void> {
+  const bench = new Bench({ name: 'memory', time: TIME_MS, warmupTime: WARMUP_MS })
+  addTasks(bench)
+  await bench.run()
+  const rows = bench.tasks.map(rowOf)
+  const ops = (name: string) => rows.find((r: Row) => r.name === name)!.opsPerSec
+  const headline = ops('tollgate reserve+settle')
+  const ratios = {
+    'tollgate reserve+settle / rlf 6× consume (sequential)': headline / ops('rlf 6× consume (sequential)'),
+    'tollgate reserve+settle / rlf 6× consume (Promise.all)': headline / ops('rlf 6× consume (Promise.all)'),
+  }
+  printTable(`memory — in-process decisions, ${TIME_MS} ms per task after ${WARMUP_MS} ms warm-up`, rows)
+  console.log(`\nratios (target ≥ ${TARGET}×):`)
+  for (const [name, ratio] of Object.entries(ratios))
+    console.log(`  ${name}: ${ratio.toPrecision(3)}× ${ratio >= TARGET ? 'meets' : 'misses'} the target`)
+  const path = new URL('./results/memory.json', import.meta.url)
+  await writeJson(path, {
+    suite: 'memory',
+    ...environment(),
+    options: { timeMs: TIME_MS, warmupMs: WARMUP_MS, users: USERS, teams: TEAMS, orgs: ORGS },
+    target: TARGET,
+    tasks: rows,
+    ratios,
+  })
+  console.log(
+    `\nload average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores; written to ${path.pathname}`,
+  )
+}

@@ -1,0 +1,112 @@
+/**
+ * Operations outside the request path: usage reports, runtime cap overrides, balance
+ * credits, identity blocks. All of them act through the store, so every process sees them.
+ */
+import type { LimitState } from '../decision.js'
+import { TollgateError } from '../errors.js'
+import { blockKey, counterKey, partitionKey } from '../keys.js'
+import { toMicros } from '../money.js'
+import type { CompiledRule } from '../policy/compile.js'
+import type { MatchContext } from '../policy/match.js'
+import type { CounterSpec } from '../store/contract.js'
+import type { Engine } from './context.js'
+import { buildSlots, limitState, matchRules, scopeOf, windowSpec } from './counters.js'
+import { resolveModel, tierOf } from './models.js'
+import type { CounterRef, ReserveRequest } from './types.js'
+import { checkAmount, checkRequest } from './validate.js'
+
+/** The counter a reference names, with the rule it belongs to. */
+export async function counterOf(
+  engine: Engine,
+  ref: CounterRef,
+): Promise<{ rule: CompiledRule; spec: CounterSpec }> {
+  const rule = engine.policy.rulesById.get(ref.rule)
+  if (!rule) throw new TollgateError('unknown_rule', `No rule "${ref.rule}" in the policy.`)
+  const only = rule.limits.length === 1 ? rule.limits[0]!.metric : undefined
+  const metric = ref.metric ?? (rule.balance ? 'cost' : only)
+  const limit = rule.limits.find((l) => l.metric === metric)
+  if (!limit) {
+    const what = metric ? `no "${metric}" limit` : 'several metrics: name one'
+    throw new TollgateError('invalid_request', `Rule "${rule.id}" has ${what}.`)
+  }
+  const { tenant } = engine.policy
+  const needs = tenant !== undefined && rule.per.length > 0 ? [...rule.per, tenant] : rule.per
+  const missing = needs.find((d) => typeof ref.subject[d] !== 'string' || ref.subject[d] === '')
+  if (missing)
+    throw new TollgateError('invalid_subject', `Rule "${rule.id}" counts per "${missing}": give its id.`)
+  const now = await engine.store.now()
+  const spec: CounterSpec = {
+    key: counterKey(rule.id, limit.metric, partitionKey(rule.per, ref.subject)),
+    metric: limit.metric,
+    amount: 0,
+    cap: limit.cap,
+    enforce: true,
+    window: windowSpec(rule, limit.metric, limit.cap, now, engine.windows),
+    expiry: 'keep',
+  }
+  const scope = scopeOf(engine.policy, rule, ref.subject)
+  if (scope !== undefined) spec.scope = scope
+  return { rule, spec }
+}
+
+/** What is left of a balance rule for a subject, in micro-units; 0 when it cannot be read. */
+export async function balanceOf(engine: Engine, rule: string, context: MatchContext): Promise<number> {
+  try {
+    const { spec } = await counterOf(engine, { rule, subject: context.subject })
+    const [state] = await engine.call(() => engine.store.read([spec]), '', null)
+    return state!.cap - state!.used
+  } catch {
+    return 0 // an unreadable balance never unlocks a premium model
+  }
+}
+
+/** State of every rule that applies to a subject; model and feature may be left out. */
+export async function usage(
+  engine: Engine,
+  request: Omit<ReserveRequest, 'estimate'>,
+): Promise<LimitState[]> {
+  checkRequest(request, engine.maxIdLength)
+  const { policy, store } = engine
+  const model = resolveModel(policy, request.model)
+  const context: MatchContext = {
+    subject: request.subject,
+    attributes: request.attributes ?? {},
+    model,
+    tier: tierOf(policy, model),
+    feature: request.feature,
+  }
+  const matched = matchRules(policy, context, true)
+  const now = await store.now()
+  const slots = buildSlots(policy, request.subject, matched, {}, now, engine.windows, true)
+  const states = await engine.call(() => store.read(slots.map((s) => s.spec)), '', null)
+  return slots.map((slot, i) => limitState(slot, states[i]!))
+}
+
+export async function override(engine: Engine, ref: CounterRef, cap: number | null): Promise<void> {
+  const { spec } = await counterOf(engine, ref)
+  const value = cap === null ? null : spec.metric === 'cost' ? toMicros(cap) : cap
+  if (value !== null) checkAmount(value, 'cap')
+  await engine.call(() => engine.store.setOverride(spec.key, value), '', null)
+}
+
+export async function credit(engine: Engine, ref: Omit<CounterRef, 'metric'>, amount: number) {
+  const { rule, spec } = await counterOf(engine, ref)
+  if (!rule.balance) throw new TollgateError('invalid_request', `Rule "${rule.id}" is not a balance.`)
+  if (!Number.isFinite(amount) || amount <= 0 || amount > 1e9) {
+    throw new TollgateError('invalid_amount', 'credit a positive amount up to 1e9 currency units')
+  }
+  const state = await engine.call(() => engine.store.adjust(spec, -toMicros(amount)), '', null)
+  return { balance: state.cap - state.used }
+}
+
+export async function block(
+  engine: Engine,
+  dimension: string,
+  id: string,
+  code: string | null,
+): Promise<void> {
+  if (typeof dimension !== 'string' || typeof id !== 'string' || id === '') {
+    throw new TollgateError('invalid_subject', 'block a non-empty id of a named dimension')
+  }
+  await engine.call(() => engine.store.block(blockKey(dimension, id), code), '', null)
+}

@@ -1,0 +1,48 @@
+/**
+ * Settle and release: close a reservation by id, idempotently, from this process's
+ * memory of it or, when another process made it, from the store's record.
+ */
+import type { Amounts } from '../decision.js'
+import { TollgateError } from '../errors.js'
+import type { Engine, Held } from './context.js'
+import { actualAmounts } from './models.js'
+import type { CommitResult, Usage } from './types.js'
+import { checkUsage } from './validate.js'
+
+const none: CommitResult = { status: 'unknown', late: false, amounts: {}, overrun: {}, overdraft: [] }
+
+/** Settle with `usage`, or release with `null`. */
+export async function commit(engine: Engine, id: string, usage: Usage | null): Promise<CommitResult> {
+  if (typeof id !== 'string' || id.length === 0) {
+    throw new TollgateError('invalid_request', 'a reservation id is a non-empty string')
+  }
+  if (usage !== null) checkUsage(usage)
+  const { store, call, held, policy } = engine
+  let entry: Held | undefined = held.get(id)
+  if (!entry) {
+    const stored = await call(() => store.lookup(id), '', null)
+    if (stored)
+      entry = { model: stored.meta.model || undefined, amounts: (stored.meta.amounts ?? {}) as Amounts }
+  }
+  if (!entry) return none
+  if (entry.degraded) return { ...none, status: 'degraded' }
+  const amounts = usage === null ? null : actualAmounts(policy, entry.model, entry.amounts, usage)
+  const result = await call(() => store.commit({ id, amounts }), '', null)
+  held.delete(id)
+  if (result.status === 'unknown') return none
+  if (result.status === 'duplicate') return { ...none, status: 'duplicate' }
+  const overrun: Record<string, number> = {}
+  for (const metric in amounts) {
+    const beyond = amounts[metric]! - (entry.amounts[metric] ?? 0)
+    if (beyond > 0) overrun[metric] = beyond
+  }
+  return {
+    status: result.status,
+    late: result.late,
+    amounts: amounts ?? {},
+    overrun,
+    overdraft: result.counters
+      .filter((c) => c.overdraft > 0)
+      .map((c) => ({ rule: c.key.slice(0, c.key.indexOf(':')), metric: c.metric, amount: c.overdraft })),
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * What every part of the engine shares: the compiled policy, the store behind its
+ * timeout guard, the window cache, the open reservations this process made, the hooks.
+ */
+import type { Amounts } from '../decision.js'
+import { TollgateError } from '../errors.js'
+import type { CompiledPolicy } from '../policy/compile.js'
+import { parsePolicy } from '../policy/load.js'
+import type { Store } from '../store/contract.js'
+import { memoryStore } from '../store/memory/store.js'
+import { WindowCache } from './counters.js'
+import { type Guard, guard } from './guard.js'
+import type { TollgateOptions } from './types.js'
+
+/** What this process remembers of a reservation it made, so settle needs no look-up. */
+export interface Held {
+  model: string | undefined
+  amounts: Amounts
+  /** Admitted while the store was down: nothing is held, settle has nothing to do. */
+  degraded?: boolean
+}
+
+export interface Engine {
+  policy: CompiledPolicy
+  store: Store
+  options: TollgateOptions
+  /** Runs a store call within the timeout; see `guard`. */
+  call: Guard
+  windows: WindowCache
+  /** Reservations this process made and has not closed; the oldest are forgotten past 100,000 (settle then looks them up in the store). */
+  held: BoundedMap<string, Held>
+  maxIdLength: number
+  /** Calls a user hook; its failure never changes a decision. */
+  emit<T>(hook: ((value: T) => void) | undefined, value: T): void
+}
+
+/**
+ * A Map that forgets its oldest entries past `max`. (lru-cache clears and refills its
+ * `max`-sized arrays whenever its last entry goes, which a settle after each reserve does.)
+ */
+export class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super()
+  }
+
+  override set(key: K, value: V): this {
+    super.set(key, value)
+    if (this.size > this.max) this.delete(this.keys().next().value as K)
+    return this
+  }
+}
+
+export function createEngine(options: TollgateOptions): Engine {
+  const policy = parsePolicy(options.policy)
+  const store = options.store ?? memoryStore(options.clock ? { clock: options.clock } : {})
+  const storeClock = (store as { clock?: unknown }).clock
+  if (options.clock && options.store && storeClock !== undefined && storeClock !== options.clock) {
+    throw new TollgateError(
+      'invalid_request',
+      'The memory store and the gate were given different clocks; pass one clock to memoryStore().',
+    )
+  }
+  return {
+    policy,
+    store,
+    options,
+    call: guard(options.timeoutMs ?? 1_000, options.onStoreError),
+    windows: new WindowCache(),
+    held: new BoundedMap<string, Held>(100_000),
+    maxIdLength: options.maxIdLength ?? 16_384,
+    emit(hook, value) {
+      if (!hook) return
+      try {
+        hook(value)
+      } catch {
+        // a hook's failure must never change a decision
+      }
+    },
+  }
+}
