@@ -36,12 +36,13 @@ export async function decide(
   const { policy, store, call, options } = engine
   checkRequest(request, engine.maxIdLength)
   const id = randomUUID()
-  const requestedModel = resolveModel(policy, request.model) ?? ''
+  const requested = resolveModel(policy, request.model)
+  const requestedModel = requested ?? ''
   const context: MatchContext = {
     subject: request.subject,
     attributes: request.attributes ?? {},
-    model: resolveModel(policy, request.model),
-    tier: tierOf(policy, resolveModel(policy, request.model)),
+    model: requested,
+    tier: tierOf(policy, requested),
     feature: request.feature,
   }
   const flags: string[] = []

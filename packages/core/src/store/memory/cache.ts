@@ -62,3 +62,50 @@ export class ClockCache<V extends Expiring> {
     while (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string)
   }
 }
+
+/**
+ * Closed reservation ids, remembered for `horizonMs` so that a duplicate settle or
+ * release is recognised. Ids are kept in sets by the hour they close in and forgotten
+ * an hour at a time: no per-id timestamp, nothing for the collector to chase.
+ */
+export class Tombstones {
+  private static readonly SPAN = 3_600_000
+  private readonly buckets: { until: number; settled: Set<string>; released: Set<string> }[] = []
+  private size = 0
+
+  constructor(
+    private readonly horizonMs: number,
+    private readonly max: number,
+  ) {}
+
+  add(id: string, state: 'settled' | 'released', now: number): void {
+    this.forget(now)
+    let last = this.buckets.at(-1)
+    if (!last || last.until < now + this.horizonMs) {
+      const until = Math.ceil((now + this.horizonMs) / Tombstones.SPAN) * Tombstones.SPAN
+      last = { until, settled: new Set(), released: new Set() }
+      this.buckets.push(last)
+    }
+    ;(state === 'settled' ? last.settled : last.released).add(id)
+    this.size++
+    while (this.size > this.max && this.buckets.length > 1) this.drop()
+  }
+
+  get(id: string, now: number): 'settled' | 'released' | undefined {
+    this.forget(now)
+    for (const bucket of this.buckets) {
+      if (bucket.settled.has(id)) return 'settled'
+      if (bucket.released.has(id)) return 'released'
+    }
+    return undefined
+  }
+
+  private forget(now: number): void {
+    while (this.buckets.length > 0 && this.buckets[0]!.until <= now) this.drop()
+  }
+
+  private drop(): void {
+    const first = this.buckets.shift()!
+    this.size -= first.settled.size + first.released.size
+  }
+}

@@ -19,7 +19,7 @@ import type {
   StoreReserveResult,
   WindowSpec,
 } from '../contract.js'
-import { ClockCache, type Expiring } from './cache.js'
+import { ClockCache, type Expiring, Tombstones } from './cache.js'
 import { adjustCell, type Cell, charge, hold, inspect, type Look, locate } from './counters.js'
 import { TimeHeap } from './heap.js'
 
@@ -94,8 +94,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const maxReservations = options.maxReservations ?? 1_000_000
   const cells = new ClockCache<Cell>(options.maxCounters ?? 1_000_000)
   const records = new ClockCache<Record>(maxReservations)
-  /** Closed ids → when they may be forgotten; negative for released, positive for settled. */
-  const closed = new Map<string, number>()
+  const closed = new Tombstones(idempotencyMs, maxReservations)
   const overrides = new Map<string, number>()
   const trips = new Map<string, number>()
   const blocks = new Map<string, string>()
@@ -111,20 +110,6 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     const forgetAt = look.forgetAt === Number.POSITIVE_INFINITY ? look.forgetAt : look.forgetAt + graceMs
     if (forgetAt > look.cell.forgetAt) look.cell.forgetAt = forgetAt
     if (look.created) cells.add(look.cellKey, look.cell, now)
-  }
-  const tombstone = (id: string, state: 'settled' | 'released') => {
-    records.delete(id)
-    closed.set(id, state === 'settled' ? now + idempotencyMs : -(now + idempotencyMs))
-    if (closed.size > maxReservations) closed.delete(closed.keys().next().value as string)
-  }
-  const previous = (id: string): 'settled' | 'released' | undefined => {
-    const mark = closed.get(id)
-    if (mark === undefined) return undefined
-    if (Math.abs(mark) <= now) {
-      closed.delete(id)
-      return undefined
-    }
-    return mark > 0 ? 'settled' : 'released'
   }
   const close = (record: Record, amounts: globalThis.Record<string, number> | null) => {
     const counters: CommitCounter[] = []
@@ -297,14 +282,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       tick()
       const record = records.get(input.id, now)
       if (!record) {
-        const state = previous(input.id)
+        const state = closed.get(input.id, now)
         return state ? { status: 'duplicate', previous: state } : { status: 'unknown' }
       }
       const late = record.state === 'expired'
       if (!late) unschedule(record)
       const counters = close(record, input.amounts)
       const state = input.amounts === null ? 'released' : 'settled'
-      tombstone(input.id, state)
+      records.delete(input.id)
+      closed.add(input.id, state, now)
       return { status: state, late, counters }
     },
 
@@ -356,7 +342,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       tick()
       const record = records.get(id, now)
       if (record) return { id, state: record.state, expiresAt: record.expiresAt, meta: record.meta }
-      const state = previous(id)
+      const state = closed.get(id, now)
       return state ? { id, state, expiresAt: now, meta: { model: '' } } : null
     },
   }
