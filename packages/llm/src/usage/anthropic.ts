@@ -1,0 +1,84 @@
+/**
+ * Usage from Anthropic Messages results and streams. `message_start` carries the input side
+ * (input tokens, cache reads and writes), `message_delta` the cumulative output tokens. Anthropic
+ * counts cache reads and writes apart from `input_tokens`; here they are added back, so
+ * `inputTokens` is every input token and `cachedInputTokens` the cache reads.
+ */
+import type { Usage } from '@tollgate/core'
+import { countStreamed, type Meter, type MeteredUsage, num, obj, str } from './meter.js'
+
+interface Reported {
+  input: number
+  cacheRead: number
+  cacheWrite: { '5m': number; '1h': number }
+  output: number
+}
+
+function read(raw: unknown, into: Reported | null): Reported | null {
+  const u = obj(raw)
+  if (!u) return into
+  const next: Reported = into ?? { input: 0, cacheRead: 0, cacheWrite: { '5m': 0, '1h': 0 }, output: 0 }
+  next.input = num(u.input_tokens) ?? next.input
+  next.cacheRead = num(u.cache_read_input_tokens) ?? next.cacheRead
+  const writes = num(u.cache_creation_input_tokens)
+  if (writes !== undefined) {
+    const split = obj(u.cache_creation)
+    const long = num(split?.ephemeral_1h_input_tokens) ?? 0
+    next.cacheWrite = { '5m': Math.max(0, writes - long), '1h': Math.min(long, writes) }
+  }
+  next.output = num(u.output_tokens) ?? next.output
+  return next
+}
+
+function toUsage(reported: Reported): Pick<MeteredUsage, 'usage' | 'cacheWriteTokens'> {
+  const writes = reported.cacheWrite['5m'] + reported.cacheWrite['1h']
+  const usage: Usage = {
+    inputTokens: reported.input + reported.cacheRead + writes,
+    outputTokens: reported.output,
+  }
+  if (reported.cacheRead > 0) usage.cachedInputTokens = reported.cacheRead
+  return writes > 0 ? { usage, cacheWriteTokens: { ...reported.cacheWrite } } : { usage }
+}
+
+/** A meter for Anthropic Messages (`messages.create`, streamed or not, and `messages.stream`). */
+export function anthropicMeter(margin = 0.2): Meter {
+  let reported: Reported | null = null
+  let outputFinal = false
+  let text = ''
+  return {
+    push(item) {
+      const event = obj(item)
+      switch (event?.type) {
+        case 'message_start':
+          reported = read(obj(event.message)?.usage, reported)
+          break
+        case 'content_block_delta': {
+          const delta = obj(event.delta)
+          text += str(delta?.text) + str(delta?.partial_json) + str(delta?.thinking)
+          break
+        }
+        case 'content_block_start': {
+          const block = obj(event.content_block)
+          text += str(block?.text) + str(block?.thinking)
+          break
+        }
+        case 'message_delta':
+          reported = read(event.usage, reported)
+          outputFinal = true
+          break
+      }
+      return true
+    },
+    result(value) {
+      reported = read(obj(value)?.usage, null)
+      outputFinal = reported !== null
+    },
+    finish() {
+      if (reported && outputFinal) return { ...toUsage(reported), estimated: false }
+      const streamed = Math.ceil(countStreamed(text, 'o200k_base') * (1 + margin))
+      if (!reported) return { usage: { outputTokens: streamed }, estimated: true }
+      const partial = toUsage({ ...reported, output: Math.max(reported.output, streamed) })
+      return { ...partial, estimated: true }
+    },
+  }
+}

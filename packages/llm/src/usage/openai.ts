@@ -1,0 +1,121 @@
+/**
+ * Usage from OpenAI results and streams: Chat Completions (`usage.prompt_tokens`,
+ * `completion_tokens`, cached and reasoning details, the final usage chunk of a stream),
+ * Responses API results and events (`response.completed` and friends), and embeddings.
+ */
+import type { Usage } from '@tollgate/core'
+import type { EncodingName } from '../tokens/encoding.js'
+import { countStreamed, type Meter, type MeteredUsage, num, obj, str } from './meter.js'
+
+/** Turn an OpenAI usage object (either API's field names) into core usage. */
+export function openAIUsage(raw: unknown): { usage: Usage; reasoningTokens?: number } | null {
+  const u = obj(raw)
+  if (!u) return null
+  const input = num(u.prompt_tokens) ?? num(u.input_tokens)
+  const output = num(u.completion_tokens) ?? num(u.output_tokens)
+  if (input === undefined && output === undefined) return null
+  const inputDetails = obj(u.prompt_tokens_details) ?? obj(u.input_tokens_details)
+  const outputDetails = obj(u.completion_tokens_details) ?? obj(u.output_tokens_details)
+  const usage: Usage = { inputTokens: input ?? 0, outputTokens: output ?? 0 }
+  const cached = num(inputDetails?.cached_tokens)
+  if (cached) usage.cachedInputTokens = Math.min(cached, usage.inputTokens ?? 0)
+  const reasoning = num(outputDetails?.reasoning_tokens)
+  return reasoning === undefined ? { usage } : { usage, reasoningTokens: reasoning }
+}
+
+function finish(
+  reported: ReturnType<typeof openAIUsage>,
+  text: string,
+  encoding: EncodingName,
+): MeteredUsage {
+  if (reported) return { ...reported, estimated: false }
+  return { usage: { outputTokens: countStreamed(text, encoding) }, estimated: true }
+}
+
+/**
+ * A meter for Chat Completions. With `hideUsageChunk`, the final usage-only chunk (asked for by
+ * Tollgate, not by the caller) is hidden, and the `usage: null` field of other chunks removed.
+ */
+export function chatCompletionMeter(encoding: EncodingName, hideUsageChunk = false): Meter {
+  let reported: ReturnType<typeof openAIUsage> = null
+  let text = ''
+  const addChoice = (delta: Record<string, unknown> | undefined) => {
+    if (!delta) return
+    text += str(delta.content) + str(delta.refusal) + str(delta.reasoning_content)
+    for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
+      const fn = obj(obj(call)?.function)
+      text += str(fn?.name) + str(fn?.arguments)
+    }
+    const legacy = obj(delta.function_call)
+    text += str(legacy?.name) + str(legacy?.arguments)
+  }
+  return {
+    push(item) {
+      const chunk = obj(item)
+      if (!chunk) return true
+      const choices = Array.isArray(chunk.choices) ? chunk.choices : []
+      for (const choice of choices) addChoice(obj(obj(choice)?.delta))
+      if (chunk.usage) reported = openAIUsage(chunk.usage) ?? reported
+      if (!hideUsageChunk) return true
+      if (choices.length === 0 && chunk.usage) return false
+      if ('usage' in chunk && chunk.usage === null) delete chunk.usage
+      return true
+    },
+    result(value) {
+      const completion = obj(value)
+      reported = openAIUsage(completion?.usage)
+      for (const choice of Array.isArray(completion?.choices) ? completion.choices : [])
+        addChoice(obj(obj(choice)?.message))
+    },
+    finish: () => finish(reported, text, encoding),
+  }
+}
+
+const TEXT_EVENTS = new Set([
+  'response.output_text.delta',
+  'response.refusal.delta',
+  'response.function_call_arguments.delta',
+  'response.reasoning_text.delta',
+  'response.reasoning_summary_text.delta',
+])
+const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
+
+/** A meter for the Responses API: usage from the final event, or counted from the text deltas. */
+export function responseMeter(encoding: EncodingName): Meter {
+  let reported: ReturnType<typeof openAIUsage> = null
+  let text = ''
+  return {
+    push(item) {
+      const event = obj(item)
+      const type = str(event?.type)
+      if (TEXT_EVENTS.has(type)) text += str(event?.delta)
+      else if (FINAL_EVENTS.has(type)) reported = openAIUsage(obj(event?.response)?.usage) ?? reported
+      return true
+    },
+    result(value) {
+      const response = obj(value)
+      reported = openAIUsage(response?.usage)
+      for (const item of Array.isArray(response?.output) ? response.output : []) {
+        const entry = obj(item)
+        text += str(entry?.arguments)
+        for (const part of Array.isArray(entry?.content) ? entry.content : []) text += str(obj(part)?.text)
+      }
+    },
+    finish: () => finish(reported, text, encoding),
+  }
+}
+
+/** A meter for embeddings: input tokens from `usage.prompt_tokens`, no output. */
+export function embeddingMeter(): Meter {
+  let input: number | undefined
+  return {
+    push: () => true,
+    result(value) {
+      input = num(obj(obj(value)?.usage)?.prompt_tokens)
+    },
+    finish: () =>
+      input === undefined
+        ? { usage: { outputTokens: 0 }, estimated: true }
+        : { usage: { inputTokens: input, outputTokens: 0 }, estimated: false },
+  }
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest'
+import {
+  anthropicEvents,
+  chatChunk,
+  chatUsageChunk,
+  openAIUsage,
+  responsesUsage,
+} from '../testing/fixtures.js'
+import { countTokens } from '../tokens/count.js'
+import { anthropicMeter } from './anthropic.js'
+import { chatCompletionMeter, embeddingMeter, openAIUsage as readUsage, responseMeter } from './openai.js'
+
+describe('OpenAI usage', () => {
+  it('reads both APIs’ field names, with cached and reasoning details', () => {
+    expect(readUsage(openAIUsage(100, 20, 40, 5))).toEqual({
+      usage: { inputTokens: 100, outputTokens: 20, cachedInputTokens: 40 },
+      reasoningTokens: 5,
+    })
+    expect(readUsage(responsesUsage(10, 2))).toEqual({
+      usage: { inputTokens: 10, outputTokens: 2 },
+      reasoningTokens: 0,
+    })
+    expect(readUsage(null)).toBeNull()
+    expect(readUsage({ total_tokens: 3 })).toBeNull()
+  })
+
+  it('hides only the usage chunk Tollgate asked for', () => {
+    const meter = chatCompletionMeter('o200k_base', true)
+    const chunk = chatChunk('Hi', undefined, true)
+    expect(meter.push(chunk)).toBe(true)
+    expect('usage' in chunk).toBe(false)
+    expect(meter.push(chatUsageChunk(openAIUsage(3, 1)))).toBe(false)
+    expect(meter.finish()).toMatchObject({ usage: { inputTokens: 3, outputTokens: 1 }, estimated: false })
+    expect(chatCompletionMeter('o200k_base').push(chatUsageChunk(openAIUsage(3, 1)))).toBe(true)
+  })
+
+  it('counts tool-call arguments in streamed output when usage is missing', () => {
+    const meter = chatCompletionMeter('o200k_base')
+    meter.push({
+      choices: [
+        { index: 0, delta: { tool_calls: [{ index: 0, function: { name: 'f', arguments: '{"a":1}' } }] } },
+      ],
+    })
+    expect(meter.finish()).toEqual({
+      usage: { outputTokens: countTokens('f{"a":1}').tokens },
+      estimated: true,
+    })
+  })
+
+  it('takes Responses usage from response.incomplete too', () => {
+    const meter = responseMeter('o200k_base')
+    meter.push({ type: 'response.output_text.delta', delta: 'abc' })
+    meter.push({ type: 'response.incomplete', response: { usage: responsesUsage(9, 4) } })
+    expect(meter.finish()).toMatchObject({ usage: { inputTokens: 9, outputTokens: 4 }, estimated: false })
+  })
+
+  it('never settles embeddings at zero input when usage is missing', () => {
+    const meter = embeddingMeter()
+    meter.result({ data: [] })
+    expect(meter.finish()).toEqual({ usage: { outputTokens: 0 }, estimated: true }) // input keeps its estimate
+  })
+})
+
+describe('Anthropic usage', () => {
+  it('adds cache reads and writes back to the input, split by cache lifetime', () => {
+    const meter = anthropicMeter()
+    meter.result({
+      usage: {
+        input_tokens: 10,
+        cache_read_input_tokens: 100,
+        cache_creation_input_tokens: 50,
+        cache_creation: { ephemeral_5m_input_tokens: 20, ephemeral_1h_input_tokens: 30 },
+        output_tokens: 7,
+      },
+    })
+    expect(meter.finish()).toEqual({
+      usage: { inputTokens: 160, cachedInputTokens: 100, outputTokens: 7 },
+      cacheWriteTokens: { '5m': 20, '1h': 30 },
+      estimated: false,
+    })
+  })
+
+  it('keeps the input of message_start and counts output from text when the stream stops early', () => {
+    const meter = anthropicMeter(0)
+    for (const { data } of anthropicEvents(['Hello ', 'world'], { input_tokens: 12, output_tokens: 1 }, null))
+      meter.push(data)
+    expect(meter.finish()).toEqual({
+      usage: { inputTokens: 12, outputTokens: countTokens('Hello world').tokens },
+      estimated: true,
+    })
+  })
+
+  it('takes the cumulative output of message_delta', () => {
+    const meter = anthropicMeter()
+    for (const { data } of anthropicEvents(['a', 'b'], { input_tokens: 5, output_tokens: 1 }, 9))
+      meter.push(data)
+    expect(meter.finish()).toEqual({ usage: { inputTokens: 5, outputTokens: 9 }, estimated: false })
+  })
+})

@@ -1,0 +1,186 @@
+import Anthropic from '@anthropic-ai/sdk'
+import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
+import { fakeClock } from '@tollgate/core/testing'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { estimateAnthropicMessage } from '../estimate/anthropic.js'
+import { withDefaultPrices } from '../prices.js'
+import { anthropicEvents, anthropicMessage } from '../testing/fixtures.js'
+import { type ProviderServer, startProviderServer } from '../testing/provider-server.js'
+import { countTokens } from '../tokens/count.js'
+import { wrapAnthropic } from './anthropic.js'
+import type { AnthropicWrapOptions, SettleEvent } from './options.js'
+
+const subject = { org: 'acme', user: 'u1' }
+const basePolicy: PolicyInput = {
+  access: [
+    { match: { plan: 'free' }, allow: ['claude-haiku-4-5'], otherwise: { downgrade: 'claude-haiku-4-5' } },
+  ],
+  rules: [
+    { id: 'daily-tokens', per: 'user', limits: { tokens: 100_000 }, window: 'day' },
+    { id: 'monthly-cost', per: 'org', limits: { cost: 10 }, window: 'month' },
+  ],
+}
+const body = {
+  model: 'claude-opus-4-5',
+  max_tokens: 512,
+  system: 'You are terse.',
+  messages: [{ role: 'user' as const, content: 'Say hello.' }],
+}
+
+let server: ProviderServer
+beforeAll(async () => {
+  server = await startProviderServer()
+})
+afterAll(() => server.close())
+beforeEach(() => {
+  server.reset()
+})
+
+function setup(options: Partial<AnthropicWrapOptions> = {}, policy: PolicyInput = basePolicy) {
+  const gate = createTollgate({ policy: withDefaultPrices(policy), clock: fakeClock() })
+  const events: SettleEvent[] = []
+  const client = new Anthropic({ apiKey: 'test', baseURL: server.url, maxRetries: 0 })
+  const anthropic = wrapAnthropic(client, gate, {
+    subject,
+    timeBudgetMs: Number.POSITIVE_INFINITY,
+    onSettle: (event) => events.push(event),
+    ...options,
+  })
+  const used = async (rule: string) => (await gate.usage({ subject })).find((s) => s.rule === rule)!
+  return { gate, anthropic, events, used }
+}
+
+describe('wrapAnthropic', () => {
+  it('holds the estimate, settles usage with cache reads and writes, and prices cache writes', async () => {
+    const { anthropic, events, used } = setup()
+    const usage = {
+      input_tokens: 100,
+      cache_read_input_tokens: 1000,
+      cache_creation_input_tokens: 200,
+      output_tokens: 50,
+    }
+    server.reply({ json: anthropicMessage('Hello.', usage) })
+    const message = await anthropic.messages.create(body)
+    expect(message.content[0]).toMatchObject({ type: 'text', text: 'Hello.' })
+    expect(server.requests[0]).toMatchObject({ path: '/v1/messages', body })
+
+    const estimate = estimateAnthropicMessage(body, { timeBudgetMs: Number.POSITIVE_INFINITY })
+    expect(events[0]!.decision.reservation.amounts).toMatchObject({
+      inputTokens: estimate.inputTokens,
+      outputTokens: 512,
+    })
+    expect(events[0]!.metered).toMatchObject({ estimated: false, cacheWriteTokens: { '5m': 200, '1h': 0 } })
+    // claude-opus-4-5: 100 × $5 + 1000 × $0.50 + 200 × $6.25 (5-minute cache write) + 50 × $25 per million
+    expect(events[0]!.result!.amounts).toMatchObject({
+      inputTokens: 1300,
+      outputTokens: 50,
+      cost: 500 + 500 + 1250 + 1250,
+    })
+    expect(await used('daily-tokens')).toMatchObject({ used: 1350, held: 0 })
+  })
+
+  it('settles a stream from message_start and message_delta', async () => {
+    const { anthropic, events } = setup()
+    server.reply({
+      events: anthropicEvents(['Hel', 'lo.'], { input_tokens: 21, output_tokens: 1 }, 4),
+      named: true,
+    })
+    const stream = await anthropic.messages.create({ ...body, stream: true })
+    const types: string[] = []
+    for await (const event of stream) types.push(event.type)
+    expect(types[0]).toBe('message_start')
+    expect(types.at(-1)).toBe('message_stop')
+    expect(events[0]).toMatchObject({ end: 'completed', metered: { estimated: false } })
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 21, outputTokens: 4 })
+  })
+
+  it('gates messages.stream and its helpers', async () => {
+    const { anthropic, events } = setup()
+    server.reply({
+      events: anthropicEvents(['Hi ', 'there.'], { input_tokens: 15, output_tokens: 1 }, 3),
+      named: true,
+    })
+    const message = await anthropic.messages.stream(body).finalMessage()
+    expect(message.content[0]).toMatchObject({ text: 'Hi there.' })
+    expect(server.requests).toHaveLength(1)
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 15, outputTokens: 3 })
+  })
+
+  it('settles an aborted stream: input from message_start, output from the streamed text (with the margin)', async () => {
+    const { anthropic, events } = setup()
+    server.reply({
+      events: anthropicEvents(['One ', 'two ', 'three'], { input_tokens: 30, output_tokens: 1 }, null),
+      named: true,
+      after: 'hold',
+    })
+    const stream = anthropic.messages.stream(body)
+    let text = ''
+    stream.on('text', (delta) => {
+      text += delta
+      if (text === 'One two ') stream.abort()
+    })
+    await expect(stream.done()).rejects.toThrow()
+    await server.holdClosed(0)
+    expect(events[0]).toMatchObject({ end: 'aborted', metered: { estimated: true } })
+    const streamed = Math.ceil(countTokens('One two ').tokens * 1.2)
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 30, outputTokens: streamed })
+  })
+
+  it('settles a stream the server cuts from what arrived', async () => {
+    const { anthropic, events } = setup()
+    server.reply({
+      events: anthropicEvents(['Partial ', 'answer'], { input_tokens: 30, output_tokens: 1 }, null),
+      named: true,
+      after: 'cut',
+    })
+    const stream = await anthropic.messages.create({ ...body, stream: true })
+    let text = ''
+    await expect(
+      (async () => {
+        for await (const event of stream)
+          if (event.type === 'content_block_delta' && event.delta.type === 'text_delta')
+            text += event.delta.text
+      })(),
+    ).rejects.toThrow()
+    expect(events[0]).toMatchObject({ end: 'broken', metered: { estimated: true } })
+    expect(events[0]!.result!.amounts.outputTokens).toBe(Math.ceil(countTokens(text).tokens * 1.2))
+    expect(events[0]!.result!.amounts.inputTokens).toBe(30)
+  })
+
+  it('releases the hold when the API answers an error', async () => {
+    const { anthropic, events, used } = setup()
+    server.reply({
+      json: { type: 'error', error: { type: 'overloaded_error', message: 'busy' } },
+      status: 529,
+    })
+    await expect(anthropic.messages.create(body)).rejects.toMatchObject({ status: 529 })
+    expect(events[0]).toMatchObject({ end: 'failed', outcome: 'released' })
+    expect(await used('daily-tokens')).toMatchObject({ used: 0, held: 0 })
+  })
+
+  it('refuses before any request, from create and from stream', async () => {
+    const { anthropic } = setup(
+      {},
+      { rules: [{ id: 'tiny', per: 'user', limits: { tokens: 10 }, window: 'day' }] },
+    )
+    const error = await anthropic.messages.create(body).catch((e) => e)
+    expect(TollgateError.isInstance(error)).toBe(true)
+    expect(error.decision).toMatchObject({ allowed: false, rule: 'tiny' })
+    const streamed = await anthropic.messages
+      .stream(body)
+      .finalMessage()
+      .catch((e) => e)
+    // the SDK's MessageStream wraps errors it did not raise: the refusal is the cause
+    expect(TollgateError.isInstance(streamed.cause)).toBe(true)
+    expect(streamed.cause.decision).toMatchObject({ allowed: false, rule: 'tiny' })
+    expect(server.requests).toHaveLength(0)
+  })
+
+  it('sends the downgraded model', async () => {
+    const { anthropic, events } = setup({ attributes: { plan: 'free' } })
+    server.reply({ json: anthropicMessage('Hi', { input_tokens: 10, output_tokens: 2 }, 'claude-haiku-4-5') })
+    await anthropic.messages.create(body)
+    expect(server.requests[0]!.body.model).toBe('claude-haiku-4-5')
+    expect(events[0]!.result!.amounts.cost).toBe(10 + 10) // 10 × $1 + 2 × $5 per million
+  })
+})

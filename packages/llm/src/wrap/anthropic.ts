@@ -1,0 +1,57 @@
+/**
+ * `wrapAnthropic`: an Anthropic client whose `messages.create` (streamed or not) and
+ * `messages.stream` reserve before the call and settle from the usage after it.
+ */
+import { costOf, type Tollgate } from '@tollgate/core'
+import { estimateAnthropicMessage } from '../estimate/anthropic.js'
+import { ANTHROPIC_CACHE_WRITE } from '../prices.js'
+import { anthropicMeter } from '../usage/anthropic.js'
+import { type Adapter, gatedMethod, type SdkMethod } from './call.js'
+import type { AnthropicWrapOptions } from './options.js'
+import { proxyClient } from './proxy.js'
+
+const messages: Adapter<AnthropicWrapOptions> = {
+  api: 'messages',
+  estimate: (body, options, wrap) => estimateAnthropicMessage(body, { ...options, margin: wrap.margin }),
+  prepare(body, decision, estimate, wrap) {
+    const next = { ...body }
+    if (decision.downgrade) next.model = decision.model
+    if (wrap.injectMaxOutputTokens && estimate.outputCap === 'default')
+      next.max_tokens = estimate.maxOutputTokens
+    return { body: next, meter: anthropicMeter(wrap.margin ?? 0.2) }
+  },
+  /** Cache writes cost more than input (1.25× for 5 minutes, 2× for 1 hour): priced here. */
+  cost(metered, decision, gate) {
+    const writes = metered.cacheWriteTokens
+    const price = gate.policy.models.get(decision.model)?.price
+    if (!writes || !price) return undefined
+    const { inputTokens = 0, cachedInputTokens = 0, outputTokens = 0 } = metered.usage
+    const plain = inputTokens - cachedInputTokens - writes['5m'] - writes['1h']
+    return (
+      costOf(plain, price.input) +
+      costOf(cachedInputTokens, price.cachedInput) +
+      costOf(writes['5m'], Math.ceil(price.input * ANTHROPIC_CACHE_WRITE['5m'])) +
+      costOf(writes['1h'], Math.ceil(price.input * ANTHROPIC_CACHE_WRITE['1h'])) +
+      costOf(outputTokens, price.output)
+    )
+  },
+}
+
+/**
+ * Wrap an `@anthropic-ai/sdk` client: `messages.create` (streamed or not), `messages.stream`
+ * and `messages.parse` reserve the estimate, call with the model after any downgrade, and settle
+ * from the usage Anthropic reports. A refusal throws a `TollgateError` carrying the decision
+ * before any request is sent (`messages.stream` returns at once, so its stream fails instead, with
+ * the SDK's `AnthropicError` whose `cause` is the `TollgateError`).
+ *
+ * @example
+ * const anthropic = wrapAnthropic(new Anthropic(), gate, { subject: { org: 'acme', user: 'u1' } })
+ * const message = await anthropic.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 1024, messages })
+ */
+export function wrapAnthropic<C extends object>(client: C, gate: Tollgate, options: AnthropicWrapOptions): C {
+  return proxyClient(client, {
+    messages: {
+      create: (original) => gatedMethod(gate, options, messages, original as unknown as SdkMethod),
+    },
+  })
+}

@@ -1,0 +1,371 @@
+import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
+import { fakeClock } from '@tollgate/core/testing'
+import OpenAI from 'openai'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { estimateChatCompletion, estimateEmbedding, estimateResponse } from '../estimate/openai.js'
+import { withDefaultPrices } from '../prices.js'
+import {
+  chatChunk,
+  chatCompletion,
+  chatUsageChunk,
+  openAIUsage,
+  response,
+  responsesUsage,
+} from '../testing/fixtures.js'
+import { type ProviderServer, startProviderServer } from '../testing/provider-server.js'
+import { countTokens } from '../tokens/count.js'
+import { wrapOpenAI } from './openai.js'
+import type { SettleEvent, WrapOptions } from './options.js'
+
+const subject = { org: 'acme', user: 'u1' }
+const exact = { timeBudgetMs: Number.POSITIVE_INFINITY }
+const basePolicy: PolicyInput = {
+  access: [{ match: { plan: 'free' }, allow: ['gpt-4o-mini'], otherwise: { downgrade: 'gpt-4o-mini' } }],
+  rules: [
+    { id: 'daily-tokens', per: 'user', limits: { tokens: 100_000 }, window: 'day' },
+    { id: 'monthly-cost', per: 'org', limits: { cost: 10 }, window: 'month' },
+  ],
+}
+const messages = [
+  { role: 'system' as const, content: 'You are terse.' },
+  { role: 'user' as const, content: 'Say hello.', name: 'ada' },
+]
+
+let server: ProviderServer
+beforeAll(async () => {
+  server = await startProviderServer()
+})
+afterAll(() => server.close())
+beforeEach(() => {
+  server.reset()
+})
+
+function setup(options: Partial<WrapOptions> = {}, policy: PolicyInput = basePolicy) {
+  const gate = createTollgate({ policy: withDefaultPrices(policy), clock: fakeClock() })
+  const events: SettleEvent[] = []
+  const waiters: (() => void)[] = []
+  /** Resolves once `n` calls have settled or released. */
+  const settled = (n: number) =>
+    new Promise<void>((resolve) => {
+      const check = () => (events.length >= n ? resolve() : waiters.push(check))
+      check()
+    })
+  const client = new OpenAI({ apiKey: 'test', baseURL: `${server.url}/v1`, maxRetries: 0 })
+  const openai = wrapOpenAI(client, gate, {
+    subject,
+    timeBudgetMs: Number.POSITIVE_INFINITY,
+    onSettle: (event) => {
+      events.push(event)
+      for (const waiter of waiters.splice(0)) waiter()
+    },
+    ...options,
+  })
+  const used = async (rule: string) => {
+    const states = await gate.usage({ subject })
+    return states.find((s) => s.rule === rule)!
+  }
+  return { gate, openai, client, events, used, settled }
+}
+
+describe('wrapOpenAI: chat completions', () => {
+  it('holds the estimate, settles the usage, and prices it', async () => {
+    const { openai, events, used } = setup()
+    server.reply({ json: chatCompletion('Hello.', openAIUsage(1000, 50, 200, 10)) })
+    const body = { model: 'gpt-4o-mini', messages }
+    const completion = await openai.chat.completions.create(body)
+    expect(completion.choices[0]!.message.content).toBe('Hello.')
+    expect(server.requests[0]!.body).toEqual(body)
+
+    const [event] = events
+    const estimate = estimateChatCompletion(body, { ...exact, defaultMaxOutputTokens: 1024 })
+    expect(event!.decision.reservation.amounts).toMatchObject({
+      inputTokens: estimate.inputTokens,
+      outputTokens: 1024,
+    })
+    expect(event!.metered).toMatchObject({ estimated: false, reasoningTokens: 10 })
+    // gpt-4o-mini: 800 × $0.15 + 200 cached × $0.075 + 50 × $0.60 per million = 165 micro-dollars
+    expect(event!.result!.amounts).toMatchObject({
+      inputTokens: 1000,
+      outputTokens: 50,
+      tokens: 1050,
+      cost: 165,
+    })
+    expect(await used('daily-tokens')).toMatchObject({ used: 1050, held: 0 })
+  })
+
+  it('asks for usage in a stream, hides the extra chunk from the caller, and settles it', async () => {
+    const { openai, events } = setup()
+    server.reply({
+      events: [
+        chatChunk('Hel', undefined, true),
+        chatChunk('lo.', undefined, true),
+        chatUsageChunk(openAIUsage(30, 2)),
+      ],
+    })
+    const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+    const chunks = []
+    for await (const chunk of stream) chunks.push(chunk)
+    expect(server.requests[0]!.body.stream_options).toEqual({ include_usage: true })
+    expect(chunks).toHaveLength(2)
+    expect(chunks.every((c) => c.choices.length === 1 && !('usage' in c))).toBe(true)
+    expect(events[0]).toMatchObject({ end: 'completed', metered: { estimated: false } })
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 30, outputTokens: 2 })
+  })
+
+  it('passes the usage chunk through when the caller asked for it', async () => {
+    const { openai, events } = setup()
+    server.reply({ events: [chatChunk('Hi', undefined, true), chatUsageChunk(openAIUsage(30, 1))] })
+    const stream = await openai.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+    const chunks = []
+    for await (const chunk of stream) chunks.push(chunk)
+    expect(chunks).toHaveLength(2)
+    expect(chunks[1]!.usage).toMatchObject({ prompt_tokens: 30 })
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 30, outputTokens: 1 })
+  })
+
+  it('estimates output from the streamed text, flagged, when the stream carries no usage', async () => {
+    const { openai, events } = setup()
+    server.reply({ events: [chatChunk('Hello there, '), chatChunk('general Kenobi.')] })
+    const body = { model: 'gpt-4o-mini', messages, stream: true as const }
+    const stream = await openai.chat.completions.create(body)
+    for await (const _ of stream);
+    const outputTokens = countTokens('Hello there, general Kenobi.').tokens
+    expect(events[0]).toMatchObject({ end: 'completed', metered: { estimated: true } })
+    expect(events[0]!.result!.amounts).toMatchObject({
+      inputTokens: estimateChatCompletion(body, exact).inputTokens,
+      outputTokens,
+    })
+  })
+
+  it('settles a stream the caller breaks out of from what was streamed', async () => {
+    const { openai, events, used } = setup()
+    server.reply({ events: [chatChunk('One '), chatChunk('two '), chatChunk('three')], after: 'hold' })
+    const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+    let text = ''
+    for await (const chunk of stream) {
+      text += chunk.choices[0]!.delta.content
+      if (text === 'One two ') break
+    }
+    await server.holdClosed(0)
+    expect(events[0]).toMatchObject({ end: 'aborted', outcome: 'settled', metered: { estimated: true } })
+    expect(events[0]!.result!.amounts.outputTokens).toBe(countTokens('One two ').tokens)
+    expect((await used('daily-tokens')).held).toBe(0)
+  })
+
+  it('settles a stream aborted with its controller', async () => {
+    const { openai, events } = setup()
+    server.reply({ events: [chatChunk('One '), chatChunk('two ')], after: 'hold' })
+    const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+    let count = 0
+    for await (const _ of stream) if (++count === 2) stream.controller.abort()
+    expect(events[0]).toMatchObject({ end: 'aborted', metered: { estimated: true } })
+    expect(events[0]!.result!.amounts.outputTokens).toBe(countTokens('One two ').tokens)
+  })
+
+  it('keeps the whole hold for an unfinished stream with unfinishedStreams: reserved', async () => {
+    const { openai, events } = setup({ unfinishedStreams: 'reserved' })
+    server.reply({ events: [chatChunk('One '), chatChunk('two ')], after: 'hold' })
+    const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+    for await (const _ of stream) break
+    await server.holdClosed(0)
+    const held = events[0]!.decision.reservation.amounts
+    expect(events[0]).toMatchObject({ end: 'aborted', metered: { estimated: true, usage: {} } })
+    expect(events[0]!.result!.amounts).toMatchObject({
+      inputTokens: held.inputTokens,
+      outputTokens: held.outputTokens,
+    })
+  })
+
+  it('settles a stream the server cuts mid-way from what arrived', async () => {
+    const { openai, events } = setup()
+    server.reply({ events: [chatChunk('Partial '), chatChunk('answer')], after: 'cut' })
+    const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+    let text = ''
+    await expect(
+      (async () => {
+        for await (const chunk of stream) text += chunk.choices[0]!.delta.content
+      })(),
+    ).rejects.toThrow()
+    expect(events[0]).toMatchObject({ end: 'broken', outcome: 'settled', metered: { estimated: true } })
+    expect(events[0]!.result!.amounts.outputTokens).toBe(countTokens(text).tokens)
+    expect(events[0]!.result!.amounts.outputTokens).toBeGreaterThan(0)
+  })
+
+  it.each([429, 500])('releases the hold when the API answers %i', async (status) => {
+    const { openai, events, used } = setup()
+    server.reply({ json: { error: { message: 'nope', type: 'server_error', code: null } }, status })
+    await expect(openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).rejects.toMatchObject({
+      status,
+    })
+    expect(events[0]).toMatchObject({ end: 'failed', outcome: 'released', result: { status: 'released' } })
+    expect(await used('daily-tokens')).toMatchObject({ used: 0, held: 0 })
+  })
+
+  it('releases the hold when the server cannot be reached', async () => {
+    const { gate, events } = setup()
+    const closed = await startProviderServer()
+    await closed.close()
+    const openai = wrapOpenAI(new OpenAI({ apiKey: 't', baseURL: `${closed.url}/v1`, maxRetries: 0 }), gate, {
+      subject,
+      onSettle: (e) => events.push(e),
+    })
+    await expect(openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).rejects.toThrow()
+    expect(events[0]).toMatchObject({ end: 'failed', outcome: 'released' })
+  })
+
+  it('throws a TollgateError carrying the decision, before any request', async () => {
+    const { openai, events } = setup(
+      {},
+      { rules: [{ id: 'tiny', per: 'user', limits: { tokens: 10 }, window: 'day' }] },
+    )
+    const error = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages }).catch((e) => e)
+    expect(TollgateError.isInstance(error)).toBe(true)
+    expect(error.decision).toMatchObject({ allowed: false, code: 'quota_exceeded', rule: 'tiny' })
+    expect(server.requests).toHaveLength(0)
+    expect(events).toHaveLength(0)
+  })
+
+  it('sends the downgraded model and prices the call at its price', async () => {
+    const { openai, events } = setup({ attributes: { plan: 'free' } })
+    server.reply({ json: chatCompletion('Hi', openAIUsage(100, 10), 'gpt-4o-mini') })
+    await openai.chat.completions.create({ model: 'gpt-4o', messages })
+    expect(server.requests[0]!.body.model).toBe('gpt-4o-mini')
+    expect(events[0]!.decision.downgrade).toMatchObject({ from: 'gpt-4o', to: 'gpt-4o-mini' })
+    expect(events[0]!.result!.amounts.cost).toBe(15 + 6) // 100 × 0.15 + 10 × 0.60
+  })
+
+  it('injects the default output cap when asked, and reserves it', async () => {
+    const { openai, events } = setup({ injectMaxOutputTokens: true, maxOutputTokens: 256 })
+    server.reply({ json: chatCompletion('Hi', openAIUsage(20, 1)) })
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages })
+    expect(server.requests[0]!.body.max_completion_tokens).toBe(256)
+    expect(events[0]!.decision.reservation.amounts.outputTokens).toBe(256)
+  })
+
+  it('reads the subject per call, from a function', async () => {
+    let calls = 0
+    const { openai, events } = setup({ subject: async () => ({ org: 'acme', user: `u${++calls}` }) })
+    server.reply(
+      { json: chatCompletion('a', openAIUsage(5, 1)) },
+      { json: chatCompletion('b', openAIUsage(5, 1)) },
+    )
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages })
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages })
+    expect(calls).toBe(2)
+    expect(events.map((e) => e.decision.limits.find((l) => l.rule === 'daily-tokens')!.partition)).toEqual([
+      { user: 'u1' },
+      { user: 'u2' },
+    ])
+  })
+
+  it('gates the SDK helpers built on create, and keeps withResponse', async () => {
+    const { openai, events } = setup()
+    server.reply({
+      events: [chatChunk('Hi'), chatChunk('', undefined, false, 'stop'), chatUsageChunk(openAIUsage(12, 1))],
+    })
+    const final = await openai.chat.completions
+      .stream({ model: 'gpt-4o-mini', messages })
+      .finalChatCompletion()
+    expect(final.choices[0]!.message.content).toBe('Hi')
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 12, outputTokens: 1 })
+
+    server.reply({ json: chatCompletion('Hey', openAIUsage(7, 2)) })
+    const { data, response } = await openai.chat.completions
+      .create({ model: 'gpt-4o-mini', messages })
+      .withResponse()
+    expect(response.status).toBe(200)
+    expect(data.choices[0]!.message.content).toBe('Hey')
+    expect(events[1]!.result!.amounts).toMatchObject({ inputTokens: 7, outputTokens: 2 })
+  })
+
+  it('settles a raw response read with asResponse', async () => {
+    const { openai, events, settled } = setup()
+    server.reply({ json: chatCompletion('Raw', openAIUsage(9, 3)) })
+    const raw = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages }).asResponse()
+    expect(((await raw.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens).toBe(9)
+    await settled(1)
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 9, outputTokens: 3 })
+  })
+})
+
+describe('wrapOpenAI: responses and embeddings', () => {
+  it('settles a Responses API call from its usage', async () => {
+    const { openai, events } = setup()
+    server.reply({ json: response('Hi', responsesUsage(40, 8, 16, 4)) })
+    const body = { model: 'gpt-4.1', input: 'Say hi', instructions: 'Be brief.', max_output_tokens: 300 }
+    const result = await openai.responses.create(body)
+    expect(result.output_text).toBe('Hi')
+    expect(events[0]!.decision.reservation.amounts).toMatchObject({
+      inputTokens: estimateResponse(body, exact).inputTokens,
+      outputTokens: 300,
+    })
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 40, outputTokens: 8 })
+    // gpt-4.1: 24 × $2 + 16 × $0.50 + 8 × $8 per million
+    expect(events[0]!.result!.amounts.cost).toBe(48 + 8 + 64)
+    expect(events[0]!.metered).toMatchObject({ reasoningTokens: 4, usage: { cachedInputTokens: 16 } })
+  })
+
+  it('settles a streamed Responses API call from response.completed', async () => {
+    const { openai, events } = setup()
+    const done = response('Hello', responsesUsage(25, 3))
+    server.reply({
+      events: [
+        {
+          type: 'response.created',
+          sequence_number: 0,
+          response: { ...done, status: 'in_progress', usage: null },
+        },
+        {
+          type: 'response.output_text.delta',
+          sequence_number: 1,
+          item_id: 'msg_1',
+          output_index: 0,
+          content_index: 0,
+          delta: 'Hello',
+        },
+        { type: 'response.completed', sequence_number: 2, response: done },
+      ],
+      done: false,
+    })
+    const stream = await openai.responses.create({ model: 'gpt-4.1', input: 'Hi', stream: true })
+    const types: string[] = []
+    for await (const event of stream) types.push(event.type)
+    expect(types).toEqual(['response.created', 'response.output_text.delta', 'response.completed'])
+    expect(events[0]).toMatchObject({ end: 'completed', metered: { estimated: false } })
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 25, outputTokens: 3 })
+  })
+
+  it('settles embeddings with no output', async () => {
+    const { openai, events } = setup()
+    server.reply({
+      json: {
+        object: 'list',
+        data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }],
+        model: 'text-embedding-3-small',
+        usage: { prompt_tokens: 6, total_tokens: 6 },
+      },
+    })
+    const body = {
+      model: 'text-embedding-3-small',
+      input: 'the quick brown fox jumps',
+      encoding_format: 'float' as const,
+    }
+    await openai.embeddings.create(body)
+    expect(events[0]!.decision.reservation.amounts).toMatchObject({
+      inputTokens: estimateEmbedding(body, exact).inputTokens,
+      outputTokens: 0,
+    })
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 6, outputTokens: 0, cost: 1 })
+  })
+
+  it('leaves other methods of the client alone', async () => {
+    const { openai, client } = setup()
+    expect(openai.baseURL).toBe(client.baseURL)
+    expect(typeof openai.models.list).toBe('function')
+  })
+})

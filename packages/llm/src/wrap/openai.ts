@@ -1,0 +1,79 @@
+/**
+ * `wrapOpenAI`: an OpenAI client whose `chat.completions.create`, `responses.create` and
+ * `embeddings.create` reserve before the call and settle from the usage after it.
+ */
+import type { Tollgate } from '@tollgate/core'
+import { estimateChatCompletion, estimateEmbedding, estimateResponse } from '../estimate/openai.js'
+import { isFields } from '../estimate/types.js'
+import { encodingForModel } from '../tokens/encoding.js'
+import { chatCompletionMeter, embeddingMeter, responseMeter } from '../usage/openai.js'
+import { type Adapter, gatedMethod, type SdkMethod } from './call.js'
+import type { WrapOptions } from './options.js'
+import { proxyClient } from './proxy.js'
+
+const modelOf = (body: Record<string, unknown>) => (typeof body.model === 'string' ? body.model : undefined)
+
+/** The body with the model of a downgrade and, when asked, the default output cap. */
+function rewrite(
+  body: Record<string, unknown>,
+  decision: { downgrade: unknown; model: string },
+  capField: string | null,
+  cap: number,
+  inject: boolean | undefined,
+): Record<string, unknown> {
+  const next = { ...body }
+  if (decision.downgrade) next.model = decision.model
+  if (inject && capField) next[capField] = cap
+  return next
+}
+
+const chat: Adapter = {
+  api: 'chat.completions',
+  estimate: (body, options) => estimateChatCompletion(body, options),
+  prepare(body, decision, estimate, wrap) {
+    const perChoice = estimate.maxOutputTokens / Math.max(1, typeof body.n === 'number' ? body.n : 1)
+    const inject = wrap.injectMaxOutputTokens && estimate.outputCap === 'default'
+    const next = rewrite(body, decision, 'max_completion_tokens', perChoice, inject)
+    const streamOptions = isFields(body.stream_options) ? body.stream_options : {}
+    const hide = body.stream === true && streamOptions.include_usage !== true
+    if (hide) next.stream_options = { ...streamOptions, include_usage: true }
+    return { body: next, meter: chatCompletionMeter(encodingForModel(modelOf(body)), hide) }
+  },
+}
+
+const responses: Adapter = {
+  api: 'responses',
+  estimate: (body, options) => estimateResponse(body, options),
+  prepare(body, decision, estimate, wrap) {
+    const inject = wrap.injectMaxOutputTokens && estimate.outputCap === 'default'
+    const next = rewrite(body, decision, 'max_output_tokens', estimate.maxOutputTokens, inject)
+    return { body: next, meter: responseMeter(encodingForModel(modelOf(body))) }
+  },
+}
+
+const embeddings: Adapter = {
+  api: 'embeddings',
+  estimate: (body, options) => estimateEmbedding(body, options),
+  prepare: (body, decision) => ({ body: rewrite(body, decision, null, 0, false), meter: embeddingMeter() }),
+}
+
+/**
+ * Wrap an `openai` client: `chat.completions.create`, `responses.create` and
+ * `embeddings.create` (and the SDK helpers built on them: `chat.completions.stream`,
+ * `.parse`, `.runTools`, `responses.stream`) reserve the estimate, call with the model after
+ * any downgrade, and settle from the usage the API reports — streamed or not. A refusal throws
+ * a `TollgateError` carrying the decision, before any request is sent.
+ *
+ * @example
+ * const openai = wrapOpenAI(new OpenAI(), gate, { subject: () => currentSubject(), feature: 'chat' })
+ * const completion = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages })
+ */
+export function wrapOpenAI<C extends object>(client: C, gate: Tollgate, options: WrapOptions): C {
+  const wrap = (adapter: Adapter) => (original: (...args: never[]) => unknown) =>
+    gatedMethod(gate, options, adapter, original as unknown as SdkMethod)
+  return proxyClient(client, {
+    'chat.completions': { create: wrap(chat) },
+    responses: { create: wrap(responses) },
+    embeddings: { create: wrap(embeddings) },
+  })
+}
