@@ -10,6 +10,12 @@ export default defineConfig({
       { find: /^@tollgate\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@tollgate\/llm$/, replacement: src('./packages/llm/src/index.ts') },
       { find: /^@tollgate\/redis$/, replacement: src('./packages/redis/src/index.ts') },
+      { find: /^@tollgate\/cli$/, replacement: src('./packages/cli/src/index.ts') },
+      { find: /^@tollgate\/web\/redis$/, replacement: src('./packages/web/src/redis/index.ts') },
+      { find: /^@tollgate\/web$/, replacement: src('./packages/web/src/index.ts') },
+      { find: /^@tollgate\/express$/, replacement: src('./packages/express/src/index.ts') },
+      { find: /^@tollgate\/hono$/, replacement: src('./packages/hono/src/index.ts') },
+      { find: /^@tollgate\/next$/, replacement: src('./packages/next/src/index.ts') },
     ],
   },
   test: {

@@ -1,11 +1,12 @@
 /**
  * `pnpm bench`: runs every benchmark suite in turn, or only those named on the
- * command line (`pnpm bench memory`). A suite is a module exporting `run()`; to add
- * one (Redis, LLM wrappers), import it and list it in `suites`.
+ * command line (`pnpm bench memory`, `pnpm bench redis`). A suite is a module exporting `run()`;
+ * to add one (LLM wrappers), import it and list it in `suites`.
  */
 import { run as memory } from './memory.js'
+import { run as redis } from './redis.js'
 
-const suites: Record<string, () => Promise<void>> = { memory }
+const suites: Record<string, () => Promise<void>> = { memory, redis }
 
 const wanted = process.argv.slice(2)
 const unknown = wanted.filter((name) => !(name in suites))

@@ -1,26 +1,20 @@
 /**
  * `@tollgate/llm` figures for `pnpm bench`: estimation time for ordinary and adversarial
- * prompts, and the latency a wrapped `openai` call adds over the bare call to the same local
- * server (memory store). Run alone with `npx tsx packages/llm/bench/index.ts`, or call
- * `runLlmBench()` from the repository's bench.
+ * prompts, and the latency a wrapped `openai` call adds over the bare call (memory store).
+ * It measures the built packages (`@tollgate/llm`, `@tollgate/core` from `dist`), as users run
+ * them, so build first:
+ *
+ *   cd packages/llm && npx --yes pnpm@10 build && npx tsx bench/index.ts
+ *
+ * The root runner calls {@link run}, which prints a table and writes `bench/results/llm.json`.
+ * `LLM_BENCH_ROUNDS` sets the rounds of the server measure (default 2000).
  */
-import OpenAI from 'openai'
-import { createTollgate } from '../../core/src/index.js'
-import { estimateChatCompletion } from '../src/estimate/openai.js'
-import { withDefaultPrices } from '../src/prices.js'
-import { chatCompletion, openAIUsage } from '../src/testing/fixtures.js'
-import { startProviderServer } from '../src/testing/provider-server.js'
-import { wrapOpenAI } from '../src/wrap/openai.js'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { estimateChatCompletion } from '@tollgate/llm'
+import { inProcessBench, type LlmBenchRow, quantile, serverBench } from './wrapper.js'
 
-export interface LlmBenchRow {
-  name: string
-  p50Ms: number
-  p99Ms: number
-  note?: string
-}
-
-const quantile = (sorted: number[], q: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!
+export type { LlmBenchRow } from './wrapper.js'
 
 function time(runs: number, fn: () => unknown): number[] {
   const samples: number[] = []
@@ -42,30 +36,38 @@ function randomText(length: number, from: number, span: number): string {
   return text
 }
 
-const prose = (length: number) => {
+const prose = (length: number, salt = 0) => {
   const words =
     'the quota engine holds an estimate before each call and settles what the provider reports'.split(' ')
   let text = ''
-  for (let i = 0; text.length < length; i++)
+  for (let i = salt; text.length < length; i++)
     text += `${words[(i * 7) % words.length]}${i % 13 === 12 ? '. ' : ' '}`
   return text
 }
 
-/** Estimation time per prompt shape (each run a fresh estimate, so budgets apply per call). */
+/**
+ * Estimation time per prompt shape. Each run estimates a fresh text (a different salt for
+ * prose, a different prefix otherwise), so no run is served from the count cache.
+ */
 export function estimationBench(runs = 50): LlmBenchRow[] {
-  const prompts: [string, string][] = [
-    ['estimate: chat, 2 KB prose', prose(2_000)],
-    ['estimate: chat, 100 KB prose', prose(100_000)],
-    ['estimate: chat, 1 MB random ASCII', randomText(1_000_000, 33, 94)],
-    ['estimate: chat, 1 MB random ASCII + spaces', randomText(1_000_000, 32, 95)],
-    ['estimate: chat, 1 MB random CJK', randomText(1_000_000, 0x4e00, 20_000)],
-    ['estimate: chat, 1 MB one repeated letter', 'a'.repeat(1_000_000)],
+  const prompts: [string, (i: number) => string][] = [
+    ['estimate: chat, 2 KB prose', (i) => prose(2_000, i)],
+    ['estimate: chat, 100 KB prose', (i) => prose(100_000, i)],
+    ['estimate: chat, 1 MB random ASCII', (i) => `${i} ${randomText(1_000_000, 33, 94)}`],
+    ['estimate: chat, 1 MB random ASCII + spaces', (i) => `${i} ${randomText(1_000_000, 32, 95)}`],
+    ['estimate: chat, 1 MB random CJK', (i) => `${i} ${randomText(1_000_000, 0x4e00, 20_000)}`],
+    ['estimate: chat, 1 MB one repeated letter', (i) => `${i} ${'a'.repeat(1_000_000)}`],
   ]
-  return prompts.map(([name, content]) => {
-    const body = { model: 'gpt-4o', messages: [{ role: 'user', content }] }
+  return prompts.map(([name, text]) => {
+    // through JSON, as a prompt arrives in a request body: a flat string, not a concatenation
+    const bodies = Array.from({ length: runs }, (_, i) => ({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: JSON.parse(JSON.stringify(text(i))) as string }],
+    }))
     let bounded = false
+    let i = 0
     const samples = time(runs, () => {
-      bounded = estimateChatCompletion(body).bounded
+      bounded = estimateChatCompletion(bodies[i++]!).bounded
     })
     return {
       name,
@@ -76,63 +78,27 @@ export function estimationBench(runs = 50): LlmBenchRow[] {
   })
 }
 
-/** Added latency of a wrapped call: bare and wrapped calls alternate against one local server. */
-export async function wrapperBench(calls = 400): Promise<LlmBenchRow[]> {
-  const server = await startProviderServer()
-  try {
-    const gate = createTollgate({
-      policy: withDefaultPrices({
-        rules: [
-          { id: 'rpm', per: 'user', limits: { requests: 1_000_000 }, window: '60s' },
-          { id: 'daily', per: 'user', limits: { tokens: 1e12 }, window: 'day' },
-          { id: 'budget', per: 'org', limits: { cost: 1e6 }, window: 'month' },
-        ],
-      }),
-    })
-    const client = new OpenAI({ apiKey: 'bench', baseURL: `${server.url}/v1`, maxRetries: 0 })
-    const wrapped = wrapOpenAI(client, gate, { subject: { org: 'acme', user: 'u1' } })
-    const body = {
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user' as const, content: 'Say hello in five words.' }],
-    }
-    const reply = { json: chatCompletion('Hello there, how are you?', openAIUsage(20, 7)) }
-    const bare: number[] = []
-    const gated: number[] = []
-    for (let i = 0; i < calls + 20; i++) {
-      for (const [target, samples] of [
-        [client, bare],
-        [wrapped, gated],
-      ] as const) {
-        server.reply(reply)
-        const start = performance.now()
-        await target.chat.completions.create(body)
-        if (i >= 20) samples.push(performance.now() - start) // the first 20 rounds warm up
-      }
-    }
-    bare.sort((a, b) => a - b)
-    gated.sort((a, b) => a - b)
-    const added = quantile(gated, 0.5) - quantile(bare, 0.5)
-    return [
-      { name: 'openai call, bare', p50Ms: quantile(bare, 0.5), p99Ms: quantile(bare, 0.99) },
-      {
-        name: 'openai call, wrapped',
-        p50Ms: quantile(gated, 0.5),
-        p99Ms: quantile(gated, 0.99),
-        note: `added at p50: ${added.toFixed(3)} ms (target < 0.2 ms)`,
-      },
-    ]
-  } finally {
-    await server.close()
-  }
-}
-
 export async function runLlmBench(): Promise<LlmBenchRow[]> {
-  return [...estimationBench(), ...(await wrapperBench())]
+  const rounds = Number(process.env.LLM_BENCH_ROUNDS ?? 2000)
+  return [...estimationBench(), ...(await inProcessBench()), ...(await serverBench(rounds))]
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const row of await runLlmBench())
+/** The suite entry point for the repository's `pnpm bench`: print, and write `bench/results/llm.json`. */
+export async function run(): Promise<void> {
+  const rows = await runLlmBench()
+  for (const row of rows)
     console.log(
       `${row.name.padEnd(44)} p50 ${row.p50Ms.toFixed(3).padStart(8)} ms  p99 ${row.p99Ms.toFixed(3).padStart(8)} ms  ${row.note ?? ''}`,
     )
+  const path = new URL('../../../bench/results/llm.json', import.meta.url)
+  await mkdir(new URL('.', path), { recursive: true })
+  const environment = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cores: cpus().length,
+    loadAverage: Number(loadavg()[0]!.toFixed(2)),
+  }
+  await writeFile(path, `${JSON.stringify({ suite: 'llm', ...environment, rows }, null, 2)}\n`)
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) await run()

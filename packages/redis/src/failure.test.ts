@@ -59,14 +59,16 @@ afterAll(async () => {
 })
 
 describe('the factory', () => {
-  it('refuses a client with the offline queue on, a Cluster client, a bad prefix and bad options', () => {
+  it('refuses a client with the offline queue on (Cluster too), a bad prefix and bad options', () => {
     const queued = new Redis({ lazyConnect: true })
     expect(() => redisStore({ client: queued })).toThrow(/enableOfflineQueue: false/)
+    const queuedCluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true })
+    expect(() => redisStore({ client: queuedCluster })).toThrow(/enableOfflineQueue: false/)
     const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], {
       lazyConnect: true,
       enableOfflineQueue: false,
     })
-    expect(() => redisStore({ client: cluster as unknown as Redis })).toThrow(/Cluster is not supported yet/)
+    expect(redisStore({ client: cluster }).prefix).toBe('tollgate')
     const client = new Redis({ lazyConnect: true, enableOfflineQueue: false })
     for (const prefix of ['', '{x}', 'a}b', 'x\uD800'])
       expect(() => redisStore({ client, prefix })).toThrow(/prefix/)

@@ -1,6 +1,8 @@
 /**
  * @tollgate/redis — the Redis store for Tollgate: every hold of a request in one atomic
  * round trip, time from Redis, shared by every process that points at the same Redis.
+ * A Redis Cluster client works too: a request whose counters span slots is held slot by
+ * slot, with compensation (see docs/redis.md).
  *
  * @example
  * import Redis from 'ioredis'

@@ -12,464 +12,26 @@
  *
  * ARGV common to all scripts: `[1]` now or '' for `TIME`, `[2]` prefix, `[3]` graceMs,
  * `[4]` idempotencyMs, `[5]` sweep limit; the script's own arguments start at `ARGV[6]`.
- * `KEYS[1]` is the expiry index `{prefix}:x`.
+ * `KEYS[1]` is the expiry index `<tag>:x` of the slot the call runs in: `{prefix}:x` on a standalone
+ * Redis; on a Cluster, a tenant's `{prefix:tenant}:x` for the steps of cluster.ts in its slot. Records
+ * live under that tag; overrides and blocks are read only in the shared slot `{prefix}`.
  *
  * Numbers travel as decimal strings both ways (`fmt` below) so that no value is rounded:
  * Redis turns a Lua number reply into a truncated integer and cjson keeps 14 digits.
  */
 
-const PRELUDE = /* lua */ `
-local P = ARGV[2]
-local PT = '{' .. P .. '}'
-local GRACE = tonumber(ARGV[3])
-local IDEM = tonumber(ARGV[4])
-local SWEEP = tonumber(ARGV[5])
-local INDEX = KEYS[1]
-local NEVER = 9007199254740991
-local INF = math.huge
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+import { BASE } from './lua/base.js'
+import { RECORDS } from './lua/records.js'
+import { WINDOWS } from './lua/windows.js'
 
--- A number as text without loss: integers in full, anything else with 17 significant digits.
-local function fmt(x)
-  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then
-    return string.format('%d', x)
-  end
-  return string.format('%.17g', x)
-end
-
--- A number for a reply: integers as Redis integers (exact below 2^53), anything else as text.
-local function out(x)
-  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
-  return string.format('%.17g', x)
-end
-
-local function numbers(text)
-  local list = {}
-  for part in string.gmatch(text, '[^,]+') do list[#list + 1] = tonumber(part) end
-  return list
-end
-
--- Runs a variadic command over a long list in chunks (Lua's unpack has a stack limit).
-local function batch(command, key, list)
-  for i = 1, #list, 500 do
-    redis.call(command, key, unpack(list, i, math.min(i + 499, #list)))
-  end
-end
-
--- MGET over a long list in chunks: position → value or false.
-local function mget(names)
-  local values = {}
-  for i = 1, #names, 500 do
-    local part = redis.call('MGET', unpack(names, i, math.min(i + 499, #names)))
-    for j = 1, #part do values[i + j - 1] = part[j] end
-  end
-  return values
-end
-
-------------------------------------------------------------------------------------------
--- Cells: one Redis hash per counter window, loaded once per script, written back by flush.
-------------------------------------------------------------------------------------------
-local cells, order = {}, {}
-
--- whole: load every field now (fixed, sliding, bucket); otherwise fields load one by one (lease).
-local function cell(key, whole)
-  local c = cells[key]
-  if c then return c end
-  c = { key = key, f = {}, known = {}, dirty = {}, whole = whole, exists = false }
-  if whole then
-    local flat = redis.call('HGETALL', key)
-    for i = 1, #flat, 2 do c.f[flat[i]] = tonumber(flat[i + 1]) end
-    c.exists = #flat > 0
-  end
-  cells[key] = c
-  order[#order + 1] = c
-  return c
-end
-
-local function get(c, name)
-  if not c.whole and not c.known[name] then
-    local v = redis.call('HGET', c.key, name)
-    c.known[name] = true
-    if v then c.f[name] = tonumber(v) end
-  end
-  return c.f[name]
-end
-
-local function set(c, name, value)
-  c.f[name] = value
-  c.known[name] = true
-  c.dirty[name] = true
-end
-
-local function add(c, name, delta)
-  set(c, name, (get(c, name) or 0) + delta)
-end
-
--- Remember how long a cell must live (memory store: keep). forgetAt = INF: never forget.
--- A calendar window that already exists keeps the deadline it got when it was made (its end
--- plus grace never moves), so its TTL is not set again.
-local function keep(look)
-  local c = look.cell
-  if look.forgetAt == INF then
-    c.permanent = true
-    c.ttl = nil
-  elseif not (look.fixed and c.exists) then
-    c.ttl = math.max(1, look.forgetAt - now + GRACE)
-  end
-end
-
--- Write every changed field back, then the TTLs (a cell that existed keeps its own TTL, or none).
-local function flush()
-  for _, c in ipairs(order) do
-    local sets, dels = {}, {}
-    for name in pairs(c.dirty) do
-      local v = c.f[name]
-      if v == nil then
-        dels[#dels + 1] = name
-      else
-        sets[#sets + 1] = name
-        sets[#sets + 1] = v -- Redis writes a number with all its digits; only these scripts read it back
-      end
-    end
-    if #dels > 0 then batch('HDEL', c.key, dels) end
-    if #sets > 0 then batch('HSET', c.key, sets) end
-    if c.ttl then
-      local ms = fmt(math.ceil(c.ttl))
-      redis.call('PEXPIRE', c.key, ms)
-      if c.zset then redis.call('PEXPIRE', c.zset, ms) end
-    elseif #sets > 0 and c.whole and not c.exists and not c.permanent then
-      redis.call('PEXPIRE', c.key, fmt(GRACE)) -- created here without a keep: never reached, a safety net
-    end
-  end
-  cells, order = {}, {}
-end
-
-------------------------------------------------------------------------------------------
--- Counter specs (13 arguments each) and the window algorithms (memory store: counters.ts).
-------------------------------------------------------------------------------------------
-local FIELDS = 13
-
-local function readSpec(p)
-  local s = {
-    key = ARGV[p], tag = ARGV[p + 1], metric = ARGV[p + 2],
-    amount = tonumber(ARGV[p + 3]), cap = tonumber(ARGV[p + 4]),
-    enforce = ARGV[p + 5] == '1', expiry = ARGV[p + 6], kind = ARGV[p + 7],
-  }
-  local a, b = ARGV[p + 8], ARGV[p + 9]
-  if s.kind == 'fixed' then s.bounds = numbers(a)
-  elseif s.kind == 'sliding' then s.size = tonumber(a); s.slot = tonumber(b)
-  elseif s.kind == 'bucket' then s.interval = tonumber(a)
-  else s.ttl = tonumber(a) end
-  if ARGV[p + 10] ~= '' then s.alerts = numbers(ARGV[p + 10]) end
-  if ARGV[p + 11] ~= '' then s.cooldown = tonumber(ARGV[p + 11]) end
-  if ARGV[p + 12] ~= '' then
-    local t = numbers(ARGV[p + 12])
-    s.throttle = { at = t[1], limit = t[2], period = t[3] }
-  end
-  return s
-end
-
--- Runtime cap overrides of a list of counter keys, in one MGET: position → number or nil.
-local function overrides(keys)
-  local names = {}
-  for i, key in ipairs(keys) do names[i] = PT .. ':o:' .. key end
-  local values = mget(names)
-  local found = {}
-  for i = 1, #names do found[i] = values[i] and tonumber(values[i]) end
-  return found
-end
-
--- The effective cap of each spec: its override, else its own cap.
-local function capsOf(specs)
-  local keys = {}
-  for i, s in ipairs(specs) do keys[i] = s.key end
-  local found = overrides(keys)
-  local caps = {}
-  for i, s in ipairs(specs) do caps[i] = found[i] or s.cap end
-  return caps
-end
-
--- Index of the interval [bounds[i], bounds[i + 1]) holding now, or nil.
-local function locate(bounds, t)
-  for i = 1, #bounds - 1 do
-    if bounds[i] <= t and t < bounds[i + 1] then return i end
-  end
-  return nil
-end
-
--- The cell of a counter window. Letters: f fixed, s sliding, g bucket, t throttle bucket, m lease.
-local function fixedCell(tag, key, start) return cell(tag .. ':f:' .. fmt(start) .. ':' .. key, true) end
-local function slidingCell(tag, key) return cell(tag .. ':s:' .. key, true) end
-local function bucketCell(tag, key, letter) return cell(tag .. ':' .. (letter or 'g') .. ':' .. key, true) end
-local function leaseCell(tag, key)
-  local c = cell(tag .. ':m:' .. key, false)
-  c.zset = tag .. ':l:' .. key
-  return c
-end
-
--- Slot indices of a sliding cell (fields v<index>), ascending.
-local function slotsOf(c)
-  local list = {}
-  for name in pairs(c.f) do
-    if string.sub(name, 1, 1) == 'v' then list[#list + 1] = tonumber(string.sub(name, 2)) end
-  end
-  table.sort(list)
-  return list
-end
-
--- Look at the counter of s at now with effective cap (memory store: inspect). nil: skew.
-local function inspect(s, cap, letter)
-  local amount = s.amount
-  if s.kind == 'fixed' then
-    local i = locate(s.bounds, now)
-    if not i then return nil end
-    local start, stop = s.bounds[i], s.bounds[i + 1]
-    local c = fixedCell(s.tag, s.key, start)
-    local used = c.f.u or 0
-    local denied = used + amount > cap
-    local lifetime = stop >= NEVER
-    local look = { cell = c, fixed = true, windowStart = start, used = used, held = c.f.h or 0, denied = denied }
-    if lifetime then
-      look.forgetAt = INF
-      c.permanent = true
-    else
-      look.forgetAt = stop
-      look.resetAt = stop
-      if denied and amount <= cap then look.retry = stop - now end
-    end
-    return look
-  elseif s.kind == 'sliding' then
-    local size, slot = s.size, s.slot
-    local c = slidingCell(s.tag, s.key)
-    local oldest = math.floor((now - size) / slot)
-    local kept = {}
-    for _, index in ipairs(slotsOf(c)) do
-      if index < oldest then
-        local name = fmt(index)
-        add(c, 'u', -c.f['v' .. name])
-        add(c, 'h', -(c.f['o' .. name] or 0))
-        set(c, 'v' .. name, nil)
-        set(c, 'o' .. name, nil)
-      else
-        kept[#kept + 1] = index
-      end
-    end
-    local used = c.f.u or 0
-    local denied = used + amount > cap
-    local retry = nil
-    if denied and amount <= cap then
-      local left = used
-      for _, index in ipairs(kept) do
-        left = left - c.f['v' .. fmt(index)]
-        if left + amount <= cap then
-          retry = (index + 1) * slot + size - now
-          break
-        end
-      end
-    end
-    local current = math.floor(now / slot)
-    local resetAt = now
-    if kept[1] then resetAt = (kept[1] + 1) * slot + size end
-    return {
-      cell = c, windowStart = current * slot, forgetAt = (current + 1) * slot + size,
-      used = used, held = c.f.h or 0, resetAt = resetAt, denied = denied, retry = retry,
-    }
-  elseif s.kind == 'bucket' then
-    local interval = s.interval
-    local c = bucketCell(s.tag, s.key, letter)
-    local tat = math.max(c.f.t or now, now)
-    local nxt = tat + amount * interval
-    local denied = nxt - now > cap * interval
-    local look = {
-      cell = c, windowStart = now, forgetAt = nxt, used = math.ceil((tat - now) / interval),
-      held = 0, resetAt = tat, denied = denied,
-    }
-    if denied and amount <= cap then look.retry = nxt - now - cap * interval end
-    return look
-  else
-    local c = leaseCell(s.tag, s.key)
-    local gone = redis.call('ZRANGEBYSCORE', c.zset, '-inf', fmt(now))
-    for _, id in ipairs(gone) do
-      local a = get(c, 'i' .. id) or 0
-      add(c, 'u', -a)
-      add(c, 'h', -a)
-      set(c, 'i' .. id, nil)
-    end
-    if #gone > 0 then batch('ZREM', c.zset, gone) end
-    local first = redis.call('ZRANGE', c.zset, '0', '0', 'WITHSCORES')
-    local last = redis.call('ZRANGE', c.zset, '-1', '-1', 'WITHSCORES')
-    local earliest = INF
-    local latest = now
-    if first[2] then earliest = tonumber(first[2]) end
-    if last[2] then latest = math.max(now, tonumber(last[2])) end
-    local used = get(c, 'u') or 0
-    local denied = used + amount > cap
-    local look = {
-      cell = c, windowStart = now, forgetAt = latest + s.ttl, used = used, held = get(c, 'h') or 0,
-      denied = denied,
-    }
-    if earliest < INF then look.resetAt = earliest end
-    if denied and amount <= cap then look.retry = math.min(1000, earliest - now) end
-    return look
-  end
-end
-
--- Place a hold of s.amount for reservation id (memory store: hold). Returns the new reset time.
-local function hold(s, look, id)
-  local c, amount = look.cell, s.amount
-  if s.kind == 'bucket' then
-    local tat = math.max(c.f.t or now, now) + amount * s.interval
-    set(c, 't', tat)
-    return tat
-  elseif s.kind == 'lease' then
-    local previous = get(c, 'i' .. id)
-    if previous then
-      -- The same id again replaces its lease (the memory store would count both).
-      add(c, 'u', -previous)
-      add(c, 'h', -previous)
-    end
-    redis.call('ZADD', c.zset, fmt(now + s.ttl), id)
-    set(c, 'i' .. id, amount)
-    add(c, 'u', amount)
-    add(c, 'h', amount)
-    return look.resetAt or (now + s.ttl)
-  elseif s.kind == 'sliding' then
-    local name = fmt(look.windowStart / s.slot)
-    add(c, 'v' .. name, amount)
-    add(c, 'o' .. name, amount)
-    add(c, 'u', amount)
-    add(c, 'h', amount)
-    if look.used == 0 then return look.windowStart + s.slot + s.size end
-    return look.resetAt
-  else
-    add(c, 'u', amount)
-    add(c, 'h', amount)
-    return look.resetAt
-  end
-end
-
--- Alert fractions newly crossed, as a range [from, to) of s.alerts (0-based).
-local function crossed(s, c, cap)
-  local alerts = s.alerts
-  local used = get(c, 'u') or 0
-  local before = get(c, 'a') or 0
-  local alerted = before
-  if s.kind == 'sliding' then
-    while alerted > 0 and used < alerts[alerted] * cap do alerted = alerted - 1 end
-  end
-  local from = alerted
-  while alerted < #alerts and used >= alerts[alerted + 1] * cap do alerted = alerted + 1 end
-  if alerted ~= before then set(c, 'a', alerted) end
-  return from, alerted
-end
-
-------------------------------------------------------------------------------------------
--- Reservations: a hash {prefix}:r:<id> (s state, e expiresAt, m meta JSON, x entries as
--- msgpack), indexed by expiry in the sorted set {prefix}:x.
-------------------------------------------------------------------------------------------
-local function recordKey(id) return PT .. ':r:' .. id end
-
-local function loadRecord(id)
-  local key = recordKey(id)
-  local v = redis.call('HMGET', key, 's', 'e', 'x')
-  if not v[1] then return nil end
-  local entries = {}
-  if v[3] then entries = cmsgpack.unpack(v[3]) end
-  return { id = id, key = key, state = v[1], expiresAt = tonumber(v[2]), entries = entries }
-end
-
--- A closed reservation only keeps its state (to answer duplicates) and meta (for look-ups);
--- an expired one keeps its entries too, for a late settle.
-local function saveRecord(r)
-  if r.state == 'expired' then
-    redis.call('HSET', r.key, 's', r.state, 'x', cmsgpack.pack(r.entries))
-  else
-    redis.call('HSET', r.key, 's', r.state)
-    redis.call('HDEL', r.key, 'x')
-  end
-  redis.call('PEXPIRE', r.key, fmt(IDEM))
-end
-
--- The cell an entry's hold went into, or nil when it no longer exists.
-local function entryCell(e)
-  local c
-  if e.kind == 'fixed' then c = fixedCell(e.tag, e.key, e.start)
-  elseif e.kind == 'sliding' then c = slidingCell(e.tag, e.key)
-  elseif e.kind == 'bucket' then c = bucketCell(e.tag, e.key)
-  else return leaseCell(e.tag, e.key) end
-  if c.exists then return c end
-  return nil
-end
-
--- Move an entry's hold from e.charged to target (memory store: charge). Leases are removed.
-local function charge(e, c, id, target)
-  local delta = target - e.charged
-  if e.kind == 'bucket' then
-    set(c, 't', (c.f.t or 0) + delta * e.interval)
-  elseif e.kind == 'lease' then
-    local a = get(c, 'i' .. id)
-    if a then
-      set(c, 'i' .. id, nil)
-      redis.call('ZREM', c.zset, id)
-      add(c, 'u', -a)
-      add(c, 'h', -a)
-    end
-  elseif e.kind == 'sliding' then
-    local name = fmt(e.start / e.slot)
-    local v = c.f['v' .. name]
-    if v == nil then return end -- the slot, and the hold with it, has left the window
-    set(c, 'v' .. name, v + delta)
-    add(c, 'u', delta)
-    add(c, 'h', -e.open)
-    add(c, 'o' .. name, -e.open)
-  else
-    add(c, 'u', delta)
-    add(c, 'h', -e.open)
-  end
-end
-
--- An unsettled reservation past its TTL: leases freed, holds kept or returned by their expiry.
-local function expire(r)
-  for _, e in ipairs(r.entries) do
-    local release = e.expiry == 'release' or e.kind == 'lease'
-    local c = entryCell(e)
-    if c then
-      local target = e.charged
-      if release then target = 0 end
-      charge(e, c, r.id, target)
-    end
-    if release then e.charged = 0 end
-    e.open = 0
-  end
-  r.state = 'expired'
-  saveRecord(r)
-  redis.call('ZREM', INDEX, r.id)
-end
-
--- Expire at most SWEEP reservations whose TTL has passed.
-local function sweep()
-  local due = redis.call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP))
-  for _, id in ipairs(due) do
-    local r = loadRecord(id)
-    if r and r.state == 'held' then expire(r) else redis.call('ZREM', INDEX, id) end
-  end
-end
-
--- A record still held past its expiry (the bounded sweep has not reached it yet) expires now.
-local function current(r)
-  if r and r.state == 'held' and r.expiresAt <= now then expire(r) end
-  return r
-end
-`
+const PRELUDE = BASE + WINDOWS + RECORDS
 
 const RESERVE_BODY = /* lua */ `
 -- ARGV[6] id, [7] ttlMs, [8] meta JSON, [9] number of block markers, markers…, number of counters, counters…
+-- then, on a Redis Cluster only (see cluster.ts): flags ('d' evaluate without holding, 'p' report the state
+-- before the hold too), the position of each counter in the whole reservation (comma list), number of
+-- extra counter keys whose overrides to report, keys…, number of other slot groups, their tags…, number of
+-- extra calendar bounds to check for skew (the other groups' fixed windows), bounds…
 sweep()
 local id, ttl, meta = ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local p = 9
@@ -488,6 +50,19 @@ end
 p = p + nblocks + 1
 local specs = {}
 for i = 1, tonumber(ARGV[p]) do specs[i] = readSpec(p + 1 + (i - 1) * FIELDS) end
+local q = p + 1 + #specs * FIELDS
+local cluster = ARGV[q] ~= nil
+local dry, pre, positions, extra, groups, bounds = false, false, {}, {}, {}, {}
+if cluster then
+  dry = string.find(ARGV[q], 'd', 1, true) ~= nil
+  pre = string.find(ARGV[q], 'p', 1, true) ~= nil
+  positions = numbers(ARGV[q + 1])
+  for i = 1, tonumber(ARGV[q + 2]) do extra[i] = ARGV[q + 2 + i] end
+  q = q + 3 + #extra
+  for i = 1, tonumber(ARGV[q]) do groups[i] = ARGV[q + i] end
+  q = q + 1 + #groups
+  for i = 1, tonumber(ARGV[q]) do bounds[i] = numbers(ARGV[q + i]) end
+end
 
 -- Skew first, before a breaker trips: the engine retries with fresh bounds under the same id.
 for _, s in ipairs(specs) do
@@ -496,26 +71,36 @@ for _, s in ipairs(specs) do
     return { 'skew', fmt(now) }
   end
 end
+for _, b in ipairs(bounds) do
+  if not locate(b, now) then
+    flush()
+    return { 'skew', fmt(now) }
+  end
+end
 
--- Overrides and breakers of every counter, in one MGET: override keys first, then trip keys.
+-- Breakers and overrides of every counter (and the extra keys), in one MGET: trip keys first,
+-- then override keys, which only the shared slot holds (elsewhere the caps sent are in force).
 local names = {}
-for i, s in ipairs(specs) do
-  names[i] = PT .. ':o:' .. s.key
-  names[#specs + i] = s.tag .. ':k:' .. s.key
+for i, s in ipairs(specs) do names[i] = s.tag .. ':k:' .. s.key end
+if SHARED then
+  for i, s in ipairs(specs) do names[#specs + i] = PT .. ':o:' .. s.key end
+  for i, key in ipairs(extra) do names[2 * #specs + i] = PT .. ':o:' .. key end
 end
 local found = mget(names)
 
 local looks, gates, results, refused = {}, {}, {}, false
 for i, s in ipairs(specs) do
-  local cap = (found[i] and tonumber(found[i])) or s.cap
+  local override = SHARED and found[#specs + i]
+  local cap = (override and tonumber(override)) or s.cap
   local look = inspect(s, cap)
   local r = {
     cap = cap, used = look.used, held = look.held, resetAt = look.resetAt, windowStart = look.windowStart,
     denied = look.denied, retry = look.retry, from = 0, to = 0,
     tripped = false, trippedNow = false, throttled = false,
   }
-  local tripKey = names[#specs + i]
-  local trippedUntil = found[#specs + i] and tonumber(found[#specs + i])
+  if pre then r.before = { out(look.used), out(look.held), look.resetAt and out(look.resetAt) or false } end
+  local tripKey = names[i]
+  local trippedUntil = found[i] and tonumber(found[i])
   if trippedUntil and trippedUntil > now then
     r.denied = true
     r.tripped = true
@@ -542,7 +127,7 @@ for i, s in ipairs(specs) do
 end
 
 local entries = {}
-if not refused then
+if not refused and not dry then
   for i, s in ipairs(specs) do
     local r = results[i]
     if not r.denied then -- a shadow counter that would refuse holds nothing
@@ -561,17 +146,27 @@ if not refused then
         r.used = get(look.cell, 'u') or 0
         r.held = get(look.cell, 'h') or 0
       end
+      local alerted = s.alerts and (get(look.cell, 'a') or 0)
       if s.alerts then r.from, r.to = crossed(s, look.cell, r.cap) end
-      entries[#entries + 1] = {
+      local e = {
         key = s.key, metric = s.metric, tag = s.tag, kind = s.kind, start = look.windowStart,
         slot = s.slot, interval = s.interval, cap = s.cap, charged = s.amount, open = s.amount, expiry = s.expiry,
       }
+      if cluster then
+        -- What a cancel must undo besides the hold: the position, alerts marked fired, a throttle unit.
+        e.n = positions[i]
+        if s.alerts then e.a0, e.a1 = alerted, r.to end
+        if gate then e.th = gate.spec.interval end
+      end
+      entries[#entries + 1] = e
     end
   end
   local key = recordKey(id)
   local expiresAt = now + ttl
   local life = math.ceil(ttl + IDEM)
   redis.call('HSET', key, 's', 'held', 'e', fmt(expiresAt), 'm', meta, 'x', cmsgpack.pack(entries))
+  if #groups > 0 then redis.call('HSET', key, 'g', cmsgpack.pack(groups))
+  elseif cluster then redis.call('HDEL', key, 'g') end
   redis.call('PEXPIRE', key, fmt(life))
   redis.call('ZADD', INDEX, fmt(expiresAt), id)
   if redis.call('PTTL', INDEX) < life then redis.call('PEXPIRE', INDEX, fmt(life)) end
@@ -585,15 +180,27 @@ for i, r in ipairs(results) do
     r.denied and 1 or 0, r.retry and out(r.retry) or false, r.from, r.to,
     r.tripped and 1 or 0, r.trippedNow and 1 or 0, r.throttled and 1 or 0,
   }
+  if pre then
+    for j = 1, 3 do reply[i + 2][12 + j] = r.before[j] end
+  end
+end
+if cluster then
+  local values = {}
+  for i = 1, #extra do values[i] = found[2 * #specs + i] or false end
+  reply[#results + 3] = values
 end
 return reply
 `
 
 const COMMIT_BODY = /* lua */ `
--- ARGV[6] id, [7] 'settle' or 'release', then metric, amount pairs (settle only).
+-- ARGV[6] id, [7] 'settle', 'release' or 'cancel', then metric, amount pairs (settle only).
+-- 'cancel' (Redis Cluster: compensation of a reserve refused in another slot) releases every hold
+-- and forgets the reservation, as if it had never been made. Answers carry the record's other slot
+-- groups (g) last, so that a commit on a Cluster finds every part of a reservation.
 sweep()
 local id = ARGV[6]
-local release = ARGV[7] == 'release'
+local cancel = ARGV[7] == 'cancel'
+local release = cancel or ARGV[7] == 'release'
 local amounts = {}
 for i = 8, #ARGV, 2 do amounts[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local r = current(loadRecord(id))
@@ -603,7 +210,7 @@ if not r then
 end
 if r.state == 'settled' or r.state == 'released' then
   flush()
-  return { 'duplicate', r.state }
+  return { 'duplicate', r.state, r.groups }
 end
 local late = r.state == 'expired'
 if not late then redis.call('ZREM', INDEX, id) end
@@ -620,13 +227,28 @@ for i, e in ipairs(r.entries) do
   local over = 0
   if c and e.kind ~= 'bucket' and e.kind ~= 'lease' then over = (get(c, 'u') or 0) - cap end
   rows[i] = { e.key, e.metric, out(e.charged), out(target), out(math.max(0, over)) }
+  if e.n then rows[i][6] = e.n end
   e.charged = target
   e.open = 0
 end
 r.state = release and 'released' or 'settled'
-saveRecord(r)
+if cancel then
+  for _, e in ipairs(r.entries) do
+    -- Alerts this hold marked fired are re-armed unless another hold has moved them since.
+    local c = e.a1 and entryCell(e)
+    if c and (get(c, 'a') or 0) == e.a1 then set(c, 'a', e.a0) end
+    if e.th then
+      local t = bucketCell(e.tag, e.key, 't')
+      if t.f.t then set(t, 't', t.f.t - e.th) end
+    end
+  end
+  redis.call('DEL', r.key)
+  redis.call('ZREM', INDEX, id)
+else
+  saveRecord(r)
+end
 flush()
-return { r.state, late and 1 or 0, rows }
+return { r.state, late and 1 or 0, rows, r.groups }
 `
 
 const READ_BODY = /* lua */ `

@@ -33,7 +33,7 @@ export function guard(timeoutMs: number, onError: ((error: unknown) => void) | u
       return fail(error)
     }
     if (!(pending instanceof Promise)) return pending as never
-    let timer: NodeJS.Timeout | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
     let timedOut = false
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -2,7 +2,6 @@
  * `reserve`: the evaluation order of SPEC §3. Input checks, per-call caps and model
  * access run here; every limit is then checked and held in one store call.
  */
-import { randomUUID } from 'node:crypto'
 import type {
   AllowedDecision,
   Decision,
@@ -35,7 +34,7 @@ export async function decide(
 ): Promise<Decision> {
   const { policy, store, call, options } = engine
   checkRequest(request, engine.maxIdLength)
-  const id = randomUUID()
+  const id = globalThis.crypto.randomUUID() // Web Crypto: Node 20+, browsers, Edge runtimes
   const requested = resolveModel(policy, request.model)
   const requestedModel = requested ?? ''
   const context: MatchContext = {

@@ -9,7 +9,12 @@ import type { AddressInfo } from 'node:net'
 
 /** What the server answers to the next request. */
 export type Reply =
-  | { json: unknown; status?: number }
+  | {
+      json: unknown
+      status?: number
+      /** Response headers, e.g. `{ 'retry-after-ms': '250' }` or `{ 'x-should-retry': 'false' }`. */
+      headers?: Record<string, string>
+    }
   | {
       /** Events to send; a string is sent as-is after `data: `, an object as JSON. */
       events: (unknown | { event: string; data: unknown })[]
@@ -76,7 +81,7 @@ export async function startProviderServer(): Promise<ProviderServer> {
       status: 500,
     }
     if ('json' in reply) {
-      res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', 'x-should-retry': 'false' })
+      res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers })
       res.end(JSON.stringify(reply.json))
       return
     }

@@ -53,6 +53,165 @@ const warmed = new Set<EncodingName>()
 const SEGMENT_CHARS = 512
 
 /**
+ * Exact counts of recent texts up to 32,768 characters (system prompts, tool schemas and role
+ * names repeat from call to call), per encoding, with the longest piece between split points
+ * (a counter with a smaller `maxPieceChars` would have bounded the text instead). Two small
+ * generations: when the young one is full, the old one is dropped, and a text found in the old
+ * one moves back to the young one — so a text that recurs stays, and one-off prompts pass
+ * through without making look-ups slow. At most 2 × 256 texts and 2 × 500,000 characters.
+ */
+const GENERATION_TEXTS = 256
+const GENERATION_CHARS = 500_000
+const CACHE_MAX_TEXT = 32_768
+interface Cached {
+  tokens: number
+  longestPiece: number
+}
+class CountCache {
+  #young = new Map<string, Cached>()
+  #old = new Map<string, Cached>()
+  #chars = 0
+
+  get(text: string): Cached | undefined {
+    const young = this.#young.get(text)
+    if (young !== undefined) return young
+    const old = this.#old.get(text)
+    if (old !== undefined) this.set(text, old)
+    return old
+  }
+
+  set(text: string, value: Cached): void {
+    if (this.#young.size >= GENERATION_TEXTS || this.#chars + text.length > GENERATION_CHARS) {
+      this.#old = this.#young
+      this.#young = new Map()
+      this.#chars = 0
+    }
+    this.#young.set(text, value)
+    this.#chars += text.length
+  }
+}
+const caches: Record<EncodingName, CountCache> = {
+  o200k_base: new CountCache(),
+  cl100k_base: new CountCache(),
+}
+
+class BudgetCounter implements Counter {
+  readonly encoding: EncodingName
+  bounded = false
+  readonly #exact: (text: string) => number
+  readonly #maxPiece: number
+  readonly #timeBudget: number
+  #started = 0
+  #chars: number
+  #counted = false
+  #exhausted: boolean
+
+  constructor(encoding: EncodingName, options: CountOptions) {
+    this.encoding = encoding
+    this.#exact = exactCounter(encoding)
+    if (!warmed.has(encoding)) {
+      this.#exact('warm up') // the encoders build their tables on first use: keep that out of the time budget
+      warmed.add(encoding)
+    }
+    this.#maxPiece = options.maxPieceChars ?? 100
+    this.#timeBudget = options.timeBudgetMs ?? 3
+    this.#chars = options.maxExactChars ?? 32_768
+    this.#exhausted = this.#chars <= 0
+  }
+
+  #spend(length: number): boolean {
+    if (this.#exhausted || length > this.#chars) {
+      this.#exhausted = true
+      return false
+    }
+    // the first segment is always counted, so short texts get exact, deterministic counts
+    if (!this.#counted) {
+      this.#counted = true
+      this.#started = performance.now()
+    } else if (performance.now() - this.#started > this.#timeBudget) {
+      this.#exhausted = true
+      return false
+    }
+    this.#chars -= length
+    return true
+  }
+
+  count(text: string): number {
+    const n = text.length
+    if (n === 0) return 0
+    if (this.#exhausted) {
+      this.bounded = true
+      return utf8Length(text)
+    }
+    const cacheable = n <= CACHE_MAX_TEXT
+    if (cacheable) {
+      const hit = caches[this.encoding].get(text)
+      // a hit spends the characters a count would have, so estimates do not depend on the cache
+      if (hit && hit.longestPiece <= this.#maxPiece && n <= this.#chars) {
+        this.#chars -= n
+        return hit.tokens
+      }
+    }
+    const wasBounded = this.bounded
+    this.bounded = false
+    const { tokens, longestPiece } = this.#scan(text)
+    if (cacheable && !this.bounded) caches[this.encoding].set(text, { tokens, longestPiece })
+    this.bounded ||= wasBounded
+    return tokens
+  }
+
+  /** Count `text` exactly at safe split points while the budget lasts; bound the rest. */
+  #scan(text: string): Cached {
+    const n = text.length
+    const maxPiece = this.#maxPiece
+    let total = 0
+    let segment = 0 // start of the segment not yet counted
+    let piece = 0 // start of the current piece (text between split points)
+    let longestPiece = 0
+    const bound = (from: number, to: number) => {
+      this.bounded = true
+      total += utf8Length(text, from, to)
+    }
+    /** Count [segment, end) exactly if the budget allows; else bound everything from `segment` on. */
+    const flush = (end: number): boolean => {
+      if (end <= segment) return true
+      if (!this.#spend(end - segment)) {
+        bound(segment, n)
+        return false
+      }
+      total += this.#exact(segment === 0 && end === n ? text : text.slice(segment, end))
+      segment = end
+      return true
+    }
+    for (let p = 1; p < n; p++) {
+      if (p - segment > this.#chars) {
+        // past what the budget can count: stop scanning, bound the rest from the last split point
+        if (flush(piece)) {
+          this.#exhausted = true
+          bound(piece, n)
+        }
+        return { tokens: total, longestPiece }
+      }
+      if (!isSplit(text, p, n)) continue
+      if (p - piece > longestPiece) longestPiece = p - piece
+      if (p - piece > maxPiece) {
+        if (!flush(piece)) return { tokens: total, longestPiece }
+        bound(piece, p)
+        segment = p
+      } else if (p - segment >= SEGMENT_CHARS) {
+        if (!flush(p)) return { tokens: total, longestPiece }
+      }
+      piece = p
+    }
+    if (n - piece > longestPiece) longestPiece = n - piece
+    if (n - piece > maxPiece) {
+      if (flush(piece)) bound(piece, n)
+    } else flush(n)
+    return { tokens: total, longestPiece }
+  }
+}
+
+/**
  * A counter for one request.
  *
  * @example
@@ -60,91 +219,7 @@ const SEGMENT_CHARS = 512
  * counter.count('Hello, world!') // 4
  */
 export function createCounter(encoding: EncodingName, options: CountOptions = {}): Counter {
-  const exact = exactCounter(encoding)
-  if (!warmed.has(encoding)) {
-    exact('warm up') // the encoders build their tables on first use: keep that out of the time budget
-    warmed.add(encoding)
-  }
-  const maxPiece = options.maxPieceChars ?? 100
-  const timeBudget = options.timeBudgetMs ?? 3
-  const started = performance.now()
-  let chars = options.maxExactChars ?? 32_768
-  let bounded = false
-  let counted = false
-  let exhausted = chars <= 0
-
-  function spend(length: number): boolean {
-    if (exhausted || length > chars) {
-      exhausted = true
-      return false
-    }
-    // the first segment is always counted, so short texts get exact, deterministic counts
-    if (counted && performance.now() - started > timeBudget) {
-      exhausted = true
-      return false
-    }
-    counted = true
-    chars -= length
-    return true
-  }
-
-  function count(text: string): number {
-    const n = text.length
-    if (n === 0) return 0
-    let total = 0
-    let segment = 0 // start of the segment not yet counted
-    let piece = 0 // start of the current piece (text between split points)
-    const bound = (from: number, to: number) => {
-      bounded = true
-      total += utf8Length(text, from, to)
-    }
-    /** Count [segment, end) exactly if the budget allows; else bound everything from `segment` on. */
-    const flush = (end: number): boolean => {
-      if (end <= segment) return true
-      if (!spend(end - segment)) {
-        bound(segment, n)
-        return false
-      }
-      total += exact(text.slice(segment, end))
-      segment = end
-      return true
-    }
-    if (exhausted) {
-      bound(0, n)
-      return total
-    }
-    for (let p = 1; p < n; p++) {
-      if (p - segment > chars) {
-        // past what the budget can count: stop scanning, bound the rest from the last split point
-        if (!flush(piece)) return total
-        exhausted = true
-        bound(piece, n)
-        return total
-      }
-      if (!isSplit(text, p, n)) continue
-      if (p - piece > maxPiece) {
-        if (!flush(piece)) return total
-        bound(piece, p)
-        segment = p
-      } else if (p - segment >= SEGMENT_CHARS) {
-        if (!flush(p)) return total
-      }
-      piece = p
-    }
-    if (n - piece > maxPiece) {
-      if (!flush(piece)) return total
-      bound(piece, n)
-    } else flush(n)
-    return total
-  }
-
-  return {
-    encoding,
-    count,
-    get bounded() {
-      return bounded
-    },
-  }
+  return new BudgetCounter(encoding, options)
 }
 
 /** Whether the encoders' pre-tokenizers always start a chunk at `p` (see the module comment). */

@@ -11,9 +11,24 @@ export type EncodingName = 'o200k_base' | 'cl100k_base'
 export type ExactCounter = (text: string) => number
 
 const asText = { disallowedSpecial: new Set<string>() }
+
+/**
+ * gpt-tokenizer's default options are the fastest path, but refuse text that looks like a
+ * special token (`<|endoftext|>`): such text (rare) is counted again as ordinary text.
+ */
+function counter(encoding: typeof o200k): ExactCounter {
+  return (text) => {
+    try {
+      return encoding.countTokens(text)
+    } catch {
+      return encoding.countTokens(text, asText)
+    }
+  }
+}
+
 const counters: Record<EncodingName, ExactCounter> = {
-  o200k_base: (text) => o200k.countTokens(text, asText),
-  cl100k_base: (text) => cl100k.countTokens(text, asText),
+  o200k_base: counter(o200k),
+  cl100k_base: counter(cl100k as typeof o200k),
 }
 
 /** The exact counter of an encoding. */

@@ -80,5 +80,6 @@ export function anthropicMeter(margin = 0.2): Meter {
       const partial = toUsage({ ...reported, output: Math.max(reported.output, streamed) })
       return { ...partial, estimated: true }
     },
+    text: () => text,
   }
 }

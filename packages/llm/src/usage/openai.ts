@@ -68,6 +68,7 @@ export function chatCompletionMeter(encoding: EncodingName, hideUsageChunk = fal
         addChoice(obj(obj(choice)?.message))
     },
     finish: () => finish(reported, text, encoding),
+    text: () => text,
   }
 }
 
@@ -102,6 +103,7 @@ export function responseMeter(encoding: EncodingName): Meter {
       }
     },
     finish: () => finish(reported, text, encoding),
+    text: () => text,
   }
 }
 
@@ -117,5 +119,6 @@ export function embeddingMeter(): Meter {
       input === undefined
         ? { usage: { outputTokens: 0 }, estimated: true }
         : { usage: { inputTokens: input, outputTokens: 0 }, estimated: false },
+    text: () => '',
   }
 }

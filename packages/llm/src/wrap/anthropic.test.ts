@@ -147,14 +147,14 @@ describe('wrapAnthropic', () => {
     expect(events[0]!.result!.amounts.inputTokens).toBe(30)
   })
 
-  it('releases the hold when the API answers an error', async () => {
+  it('charges nothing but the request when the API answers an error', async () => {
     const { anthropic, events, used } = setup()
     server.reply({
       json: { type: 'error', error: { type: 'overloaded_error', message: 'busy' } },
       status: 529,
     })
     await expect(anthropic.messages.create(body)).rejects.toMatchObject({ status: 529 })
-    expect(events[0]).toMatchObject({ end: 'failed', outcome: 'released' })
+    expect(events[0]).toMatchObject({ end: 'failed', outcome: 'settled', result: { amounts: { tokens: 0 } } })
     expect(await used('daily-tokens')).toMatchObject({ used: 0, held: 0 })
   })
 

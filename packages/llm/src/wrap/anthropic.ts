@@ -4,6 +4,7 @@
  */
 import { costOf, type Tollgate } from '@tollgate/core'
 import { estimateAnthropicMessage } from '../estimate/anthropic.js'
+import { isFields, tokensField } from '../estimate/types.js'
 import { ANTHROPIC_CACHE_WRITE } from '../prices.js'
 import { anthropicMeter } from '../usage/anthropic.js'
 import { type Adapter, gatedMethod, type SdkMethod } from './call.js'
@@ -13,11 +14,18 @@ import { proxyClient } from './proxy.js'
 const messages: Adapter<AnthropicWrapOptions> = {
   api: 'messages',
   estimate: (body, options, wrap) => estimateAnthropicMessage(body, { ...options, margin: wrap.margin }),
+  counting: (_body, wrap) => ({ encoding: 'o200k_base', margin: wrap.margin ?? 0.2 }),
+  /** With extended thinking, `max_tokens` must stay above `thinking.budget_tokens`. */
+  outputCap(body) {
+    const thinking = isFields(body.thinking) ? body.thinking : undefined
+    const budget = thinking?.type === 'enabled' ? tokensField(thinking.budget_tokens) : undefined
+    return { field: 'max_tokens', choices: 1, min: budget === undefined ? 1 : budget + 1 }
+  },
   prepare(body, decision, estimate, wrap) {
-    const next = { ...body }
+    const inject = wrap.injectMaxOutputTokens && estimate.outputCap === 'default'
+    const next = decision.downgrade || inject ? { ...body } : body
     if (decision.downgrade) next.model = decision.model
-    if (wrap.injectMaxOutputTokens && estimate.outputCap === 'default')
-      next.max_tokens = estimate.maxOutputTokens
+    if (inject) next.max_tokens = estimate.maxOutputTokens
     return { body: next, meter: anthropicMeter(wrap.margin ?? 0.2) }
   },
   /** Cache writes cost more than input (1.25× for 5 minutes, 2× for 1 hour): priced here. */
@@ -51,7 +59,7 @@ const messages: Adapter<AnthropicWrapOptions> = {
 export function wrapAnthropic<C extends object>(client: C, gate: Tollgate, options: AnthropicWrapOptions): C {
   return proxyClient(client, {
     messages: {
-      create: (original) => gatedMethod(gate, options, messages, original as unknown as SdkMethod),
+      create: (original) => gatedMethod(gate, options, messages, original as unknown as SdkMethod, client),
     },
   })
 }

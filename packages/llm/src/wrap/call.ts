@@ -1,195 +1,195 @@
 /**
- * One gated call: estimate the request, reserve, refuse or call (with the model rewritten on
- * a downgrade), then settle from the provider's usage — or release when the call failed before
- * anything was billed. Shared by every wrapped method of every provider.
+ * One gated call: the attempts of one original action — the model the caller named, its
+ * retries, then the fallback models — each reserved and checked on its own (`attempt.ts`),
+ * then the result parsed and settled, or the stream metered. The SDK's own retries are turned
+ * off per request (`maxRetries: 0`) and driven here, with the SDKs' backoff policy, so that a
+ * retry is never made inside a reservation that was checked for the first attempt only.
  */
-import { type AllowedDecision, type Tollgate, TollgateError, type Usage } from '@tollgate/core'
-import type { CallEstimate, EstimateOptions } from '../estimate/types.js'
-import type { Meter, MeteredUsage } from '../usage/meter.js'
-import type { Api, CallEnd, CallInfo, PerCall, WrapOptions } from './options.js'
+import { randomUUID } from 'node:crypto'
+import { type Attributes, type Subject, type Tollgate, TollgateError } from '@tollgate/core'
+import type { EstimateOptions } from '../estimate/types.js'
+import { type Adapter, type Attempt, type Body, type CallContext, openAttempt, type SdkMethod } from './attempt.js'
+import type { AttemptOptions, CallInfo, PerCall, WrapOptions } from './options.js'
 import { GatedPromise, type WithResponse } from './promise.js'
 import { settleFromResponse } from './raw.js'
+import { classify, retryDelay, sleep } from './retry.js'
 import { meterStream } from './stream.js'
 
-type Body = Record<string, unknown>
+export type { Adapter, SdkMethod } from './attempt.js'
 
-/** What a provider adapter knows about one API. */
-export interface Adapter<O extends WrapOptions = WrapOptions> {
-  api: Api
-  estimate(body: Body, options: EstimateOptions, wrap: O): CallEstimate
-  /** The body to send (model rewritten on a downgrade, caps and stream options added) and its meter. */
-  prepare(
-    body: Body,
-    decision: AllowedDecision,
-    estimate: CallEstimate,
-    wrap: O,
-  ): { body: Body; meter: Meter }
-  /** Exact cost in micro-units when the price table cannot express it (Anthropic cache writes). */
-  cost?(metered: MeteredUsage, decision: AllowedDecision, gate: Tollgate): number | undefined
-}
+const NO_ATTEMPTS: AttemptOptions = {}
 
-/** The SDK method's return value: an `APIPromise`, or any promise. */
-interface SdkPromise extends PromiseLike<unknown> {
-  withResponse?: () => Promise<WithResponse<unknown>>
-  asResponse?: () => Promise<Response>
-}
+/** Action ids: unique per process (a random prefix) and cheap per call (a sequence). */
+const PROCESS = randomUUID()
+let sequence = 0
+const nextAction = () => `${PROCESS}.${(sequence++).toString(36)}`
 
-export type SdkMethod = (body: Body, requestOptions?: unknown) => SdkPromise
-
-async function resolve<T>(value: PerCall<T>, call: CallInfo): Promise<T> {
-  return typeof value === 'function' ? await (value as (call: CallInfo) => T | Promise<T>)(call) : value
-}
-
-interface Opened {
-  decision: AllowedDecision
-  call: SdkPromise
-  meter: Meter
-  streaming: boolean
-  finish(end: CallEnd, error?: unknown): Promise<void>
+function perCall<T>(value: PerCall<T>, call: CallInfo): T | Promise<T> {
+  return typeof value === 'function' ? (value as (call: CallInfo) => T | Promise<T>)(call) : value
 }
 
 /**
- * The wrapped method: same arguments and result as `original`.
+ * The wrapped method: same arguments and result as `original`. `client` is read for its
+ * `maxRetries`, the default number of retries.
  *
  * @example
- * const create = gatedMethod(gate, options, chatAdapter, original.bind(resource))
+ * const create = gatedMethod(gate, options, chatAdapter, original.bind(resource), client)
  */
 export function gatedMethod<O extends WrapOptions>(
   gate: Tollgate,
   options: O,
   adapter: Adapter<O>,
   original: SdkMethod,
+  client: object,
 ): SdkMethod {
+  const estimateOptions: EstimateOptions = {
+    maxExactChars: options.maxExactChars,
+    maxPieceChars: options.maxPieceChars,
+    timeBudgetMs: options.timeBudgetMs,
+    opaquePartTokens: options.opaquePartTokens,
+    defaultMaxOutputTokens: options.maxOutputTokens ?? gate.policy.maxOutputTokens,
+  }
+  // the subject carries the action id only when a rule counts per action (it costs the engine a key)
+  const byAction = gate.policy.rules.some((rule) => rule.per.includes('action'))
   return (body, requestOptions) => {
-    const opened = open(gate, options, adapter, original, body ?? {}, requestOptions)
-    opened.catch(() => {}) // rejections reach the caller through the promise below
-    return new GatedPromise(
-      () => parsed(opened),
-      () => raw(opened),
-    )
+    const ready = run(gate, options, adapter, original, client, estimateOptions, byAction, body ?? {}, requestOptions)
+    ready.catch(() => {}) // rejections reach the caller through the promise below
+    return new GatedPromise({
+      data: () => parsed(ready),
+      withResponse: () => ready.then(sdkWithResponse),
+      raw: () => raw(ready),
+    })
   }
 }
 
-async function open<O extends WrapOptions>(
+function sdkWithResponse(attempt: Attempt): Promise<WithResponse<unknown>> {
+  if (attempt.call.withResponse) return attempt.call.withResponse()
+  return Promise.resolve({ data: undefined, response: undefined as unknown as Response })
+}
+
+/** The caller's subject, feature and attributes; the subject gains the action id when `byAction`. */
+async function identify<O extends WrapOptions>(options: O, info: CallInfo, byAction: boolean) {
+  const subject = perCall(options.subject, info)
+  const feature = perCall(options.feature, info)
+  const attributes = perCall(options.attributes, info)
+  const resolved: [Subject, string | undefined, Attributes | undefined] =
+    subject instanceof Promise || feature instanceof Promise || attributes instanceof Promise
+      ? await Promise.all([subject, feature, attributes])
+      : [subject, feature, attributes]
+  const action = resolved[0].action ?? nextAction()
+  return {
+    subject: resolved[0].action === undefined && byAction ? { ...resolved[0], action } : resolved[0],
+    feature: resolved[1],
+    attributes: resolved[2] ?? {},
+    action,
+  }
+}
+
+async function run<O extends WrapOptions>(
   gate: Tollgate,
   options: O,
   adapter: Adapter<O>,
   original: SdkMethod,
+  client: object,
+  estimateOptions: EstimateOptions,
+  byAction: boolean,
   body: Body,
   requestOptions: unknown,
-): Promise<Opened> {
+): Promise<Attempt> {
   const info: CallInfo = { api: adapter.api, body }
-  const [subject, feature, attributes] = await Promise.all([
-    resolve(options.subject, info),
-    resolve(options.feature, info),
-    resolve(options.attributes, info),
-  ])
-  const estimate = adapter.estimate(
-    body,
-    {
-      maxExactChars: options.maxExactChars,
-      maxPieceChars: options.maxPieceChars,
-      timeBudgetMs: options.timeBudgetMs,
-      opaquePartTokens: options.opaquePartTokens,
-      defaultMaxOutputTokens: options.maxOutputTokens ?? gate.policy.maxOutputTokens,
-    },
+  const caller = (requestOptions ?? {}) as Record<string, unknown>
+  const ctx: CallContext<O> = {
+    gate,
     options,
-  )
-  const decision = await gate.reserve({
-    subject,
-    attributes: attributes ?? {},
-    feature,
-    model: typeof body.model === 'string' ? body.model : undefined,
-    estimate: { inputTokens: estimate.inputTokens, maxOutputTokens: estimate.maxOutputTokens },
-  })
-  if (!decision.allowed) throw TollgateError.fromDecision(decision)
-  const prepared = adapter.prepare(body, decision, estimate, options)
-  let finished = false
-  const finish = async (end: CallEnd, error?: unknown) => {
-    if (finished) return
-    finished = true
-    await close(gate, options, adapter, decision, prepared.meter, end, error)
+    adapter,
+    original,
+    estimateOptions,
+    body,
+    requestOptions: { ...caller, maxRetries: 0 },
+    ...(await identify(options, info, byAction)),
   }
-  let call: SdkPromise
-  try {
-    call = original(prepared.body, requestOptions)
-  } catch (error) {
-    await finish('failed', error)
-    throw error
-  }
-  return { decision, call, meter: prepared.meter, streaming: prepared.body.stream === true, finish }
-}
-
-async function parsed(opening: Promise<Opened>): Promise<WithResponse<unknown>> {
-  const opened = await opening
-  let result: WithResponse<unknown>
-  try {
-    result = opened.call.withResponse
-      ? await opened.call.withResponse()
-      : { data: await opened.call, response: undefined as unknown as Response }
-  } catch (error) {
-    await opened.finish('failed', error)
-    throw error
-  }
-  if (opened.streaming) return { ...result, data: meterStream(result.data, opened.meter, opened.finish) }
-  opened.meter.result(result.data)
-  await opened.finish('completed')
-  return result
-}
-
-async function raw(opening: Promise<Opened>): Promise<Response> {
-  const opened = await opening
-  if (!opened.call.asResponse) throw new TypeError('This client method does not support asResponse().')
-  let response: Response
-  try {
-    response = await opened.call.asResponse()
-  } catch (error) {
-    await opened.finish('failed', error)
-    throw error
-  }
-  void settleFromResponse(response.clone(), opened.meter, opened.finish)
-  return response
-}
-
-async function close<O extends WrapOptions>(
-  gate: Tollgate,
-  options: O,
-  adapter: Adapter<O>,
-  decision: AllowedDecision,
-  meter: Meter,
-  end: CallEnd,
-  error: unknown,
-): Promise<void> {
-  const id = decision.reservation.id
-  let metered: MeteredUsage | null = null
-  let result = null
-  let failure = error
-  try {
-    if (end === 'failed') result = await gate.release(id)
-    else {
-      metered = meter.finish()
-      if (metered.estimated && end !== 'completed' && options.unfinishedStreams === 'reserved')
-        metered = { ...metered, usage: {} }
-      const usage: Usage = { ...metered.usage }
-      const cost = adapter.cost?.(metered, decision, gate)
-      if (cost !== undefined) usage.cost = cost
-      result = await gate.settle(id, usage)
+  const attempts = options.attempts ?? NO_ATTEMPTS
+  const model = typeof body.model === 'string' ? body.model : undefined
+  const models = [model, ...fallbacksOf(attempts, model, info)]
+  const retries =
+    typeof caller.maxRetries === 'number'
+      ? caller.maxRetries
+      : (attempts.retries ??
+        (models.length > 1 ? 0 : ((client as { maxRetries?: number }).maxRetries ?? 2)))
+  const max = Math.max(1, attempts.max ?? models.length * (1 + retries))
+  const signal = caller.signal as AbortSignal | undefined
+  const wait = attempts.sleep ?? sleep
+  let number = 0
+  let last: unknown
+  for (let m = 0; m < models.length; m++) {
+    for (let retry = 0; number < max; retry++) {
+      number++
+      let attempt: Attempt
+      try {
+        const kind = m === 0 ? 'primary' : 'fallback'
+        attempt = await openAttempt(ctx, { number, kind, model: models[m], action: ctx.action })
+      } catch (error) {
+        // the first refusal is the caller's answer; a later one ends this model's attempts
+        if (number === 1 || !TollgateError.isInstance(error)) throw error
+        last = new TollgateError(error.code, error.message, { decision: error.decision, cause: last })
+        break
+      }
+      try {
+        await (attempt.call.asResponse ? attempt.call.asResponse() : attempt.call)
+        return attempt
+      } catch (error) {
+        await attempt.finish('failed', error)
+        if (classify(error) === 'final') throw error
+        last = error
+      }
+      if (retry >= retries || number >= max) break
+      const delay = retryDelay(last, retry, attempts)
+      if (delay === null) break
+      await wait(delay, signal)
+      if (signal?.aborted) throw await abortError(ctx, signal)
     }
-  } catch (settleError) {
-    failure ??= settleError
   }
-  if (!options.onSettle) return
+  throw last
+}
+
+function fallbacksOf(attempts: AttemptOptions, model: string | undefined, info: CallInfo): readonly string[] {
+  const fallbacks = attempts.fallbacks
+  if (!fallbacks) return []
+  if (typeof fallbacks === 'function') return fallbacks(info) ?? []
+  return (model !== undefined && Object.hasOwn(fallbacks, model) ? fallbacks[model] : undefined) ?? []
+}
+
+/** The SDK's own error for a request aborted while waiting to retry (no request is sent). */
+async function abortError(ctx: CallContext, signal: AbortSignal): Promise<unknown> {
   try {
-    options.onSettle({
-      api: adapter.api,
-      decision,
-      end,
-      outcome: end === 'failed' ? 'released' : 'settled',
-      metered,
-      result,
-      ...(failure === undefined ? {} : { error: failure }),
-    })
-  } catch {
-    // a hook's failure never reaches the caller
+    const call = ctx.original(ctx.body, ctx.requestOptions)
+    await (call.asResponse ? call.asResponse() : call)
+  } catch (error) {
+    return error
   }
+  return signal.reason
+}
+
+async function parsed(ready: Promise<Attempt>): Promise<unknown> {
+  const attempt = await ready
+  let data: unknown
+  try {
+    data = await attempt.call
+  } catch (error) {
+    // the provider answered, but its body could not be read: settle what the meter has (the estimate)
+    await attempt.finish('broken', error)
+    throw error
+  }
+  if (attempt.streaming) return meterStream(data, attempt.meter, attempt.finish, attempt.cut)
+  attempt.meter.result(data)
+  await attempt.finish('completed')
+  return data
+}
+
+async function raw(ready: Promise<Attempt>): Promise<Response> {
+  const attempt = await ready
+  if (!attempt.call.asResponse) throw new TypeError('This client method does not support asResponse().')
+  const response = await attempt.call.asResponse()
+  void settleFromResponse(response.clone(), attempt.meter, attempt.finish)
+  return response
 }

@@ -196,17 +196,31 @@ describe('wrapOpenAI: chat completions', () => {
     expect(events[0]!.result!.amounts.outputTokens).toBeGreaterThan(0)
   })
 
-  it.each([429, 500])('releases the hold when the API answers %i', async (status) => {
-    const { openai, events, used } = setup()
+  it.each([429, 500])('charges nothing but the request when the API answers %i', async (status) => {
+    const policy = { rules: [...basePolicy.rules!, { id: 'rpd', per: 'user', limits: { requests: 100 }, window: 'day' }] }
+    const { openai, events, used } = setup({}, policy)
     server.reply({ json: { error: { message: 'nope', type: 'server_error', code: null } }, status })
     await expect(openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).rejects.toMatchObject({
       status,
     })
+    expect(events[0]).toMatchObject({
+      end: 'failed',
+      outcome: 'settled',
+      result: { status: 'settled', amounts: { requests: 1, tokens: 0, cost: 0 } },
+    })
+    expect(await used('daily-tokens')).toMatchObject({ used: 0, held: 0 })
+    expect(await used('rpd')).toMatchObject({ used: 1, held: 0 })
+  })
+
+  it('releases the whole hold of a failed call with failedAttempts: release', async () => {
+    const { openai, events, used } = setup({ failedAttempts: 'release' })
+    server.reply({ json: { error: { message: 'nope', type: 'server_error', code: null } }, status: 500 })
+    await expect(openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).rejects.toThrow()
     expect(events[0]).toMatchObject({ end: 'failed', outcome: 'released', result: { status: 'released' } })
     expect(await used('daily-tokens')).toMatchObject({ used: 0, held: 0 })
   })
 
-  it('releases the hold when the server cannot be reached', async () => {
+  it('charges nothing when the server cannot be reached', async () => {
     const { gate, events } = setup()
     const closed = await startProviderServer()
     await closed.close()
@@ -215,7 +229,7 @@ describe('wrapOpenAI: chat completions', () => {
       onSettle: (e) => events.push(e),
     })
     await expect(openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).rejects.toThrow()
-    expect(events[0]).toMatchObject({ end: 'failed', outcome: 'released' })
+    expect(events[0]).toMatchObject({ end: 'failed', result: { amounts: { tokens: 0, cost: 0 } } })
   })
 
   it('throws a TollgateError carrying the decision, before any request', async () => {

@@ -1,6 +1,7 @@
 /**
  * A promise shaped like the SDKs' `APIPromise`: awaiting it gives the parsed result, and
- * `withResponse()` / `asResponse()` work as they do on the SDK's own promise.
+ * `withResponse()` / `asResponse()` work as they do on the SDK's own promise. Each is made
+ * once: awaiting parses (and settles) once, whichever way the result is asked for.
  */
 
 /** What `withResponse()` resolves to. */
@@ -10,34 +11,52 @@ export interface WithResponse<T> {
   request_id?: string | null
 }
 
+/** How a {@link GatedPromise} gets its result, each called at most once. */
+export interface GatedSource<T> {
+  /** The parsed result. */
+  data: () => Promise<T>
+  /** The SDK's `withResponse()`, whose `data` is replaced by {@link GatedSource.data}'s. */
+  withResponse: () => Promise<WithResponse<unknown>>
+  /** The raw response, its body unread. */
+  raw: () => Promise<Response>
+}
+
 /**
  * @example
- * const promise = new GatedPromise(() => flow.parsed(), () => flow.raw())
+ * const promise = new GatedPromise({ data: () => parsed(), withResponse: () => sdk.withResponse(), raw: () => sdk.asResponse() })
  */
 export class GatedPromise<T> extends Promise<T> {
-  #parse: () => Promise<WithResponse<T>>
-  #raw: () => Promise<Response>
-  #parsed: Promise<WithResponse<T>> | undefined
+  #source: GatedSource<T>
+  #data: Promise<T> | undefined
+  #withResponse: Promise<WithResponse<T>> | undefined
+  #response: Promise<Response> | undefined
 
-  constructor(parse: () => Promise<WithResponse<T>>, raw: () => Promise<Response>) {
+  constructor(source: GatedSource<T>) {
     super((resolve) => resolve(null as T))
-    this.#parse = parse
-    this.#raw = raw
+    this.#source = source
   }
 
   static override get [Symbol.species]() {
     return Promise
   }
 
+  #parsed(): Promise<T> {
+    this.#data ??= this.#source.data()
+    return this.#data
+  }
+
   /** The parsed result and the raw response. */
   withResponse(): Promise<WithResponse<T>> {
-    this.#parsed ??= this.#parse()
-    return this.#parsed
+    this.#withResponse ??= Promise.all([this.#parsed(), this.#source.withResponse()]).then(
+      ([data, result]) => ({ ...result, data }),
+    )
+    return this.#withResponse
   }
 
   /** The raw response, its body unread (usage is read from a copy). */
   asResponse(): Promise<Response> {
-    return this.#raw()
+    this.#response ??= this.#source.raw()
+    return this.#response
   }
 
   // biome-ignore lint/suspicious/noThenProperty: a Promise subclass, as the SDKs' own APIPromise
@@ -45,9 +64,7 @@ export class GatedPromise<T> extends Promise<T> {
     onfulfilled?: ((value: T) => A | PromiseLike<A>) | null,
     onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
-    return this.withResponse()
-      .then((result) => result.data)
-      .then(onfulfilled, onrejected)
+    return this.#parsed().then(onfulfilled, onrejected)
   }
 
   override catch<B = never>(onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<T | B> {

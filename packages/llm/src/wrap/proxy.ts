@@ -2,7 +2,9 @@
  * A Proxy over an SDK client that replaces a few methods deep inside it (e.g.
  * `chat.completions.create`) and leaves everything else as it is. Resources reached through
  * the proxy see the proxy as their `_client`, so the SDKs' own helpers (`stream`, `parse`,
- * `runTools`) call the replaced methods too.
+ * `runTools`) call the replaced methods too. The traps do little: a property that leads to no
+ * replacement is read straight from the target, and replaced methods and bound client methods
+ * are made once.
  */
 
 /** Replacements: resource path → method name → the new method, given the original (bound). */
@@ -16,38 +18,45 @@ export type Replacements = Record<
  * proxyClient(client, { 'chat.completions': { create: (original) => (body) => original(body) } })
  */
 export function proxyClient<C extends object>(client: C, replacements: Replacements): C {
-  const paths = Object.keys(replacements)
+  /** Every path that leads to a replacement: 'chat', 'chat.completions', 'responses'… */
+  const leading = new Set<string>()
+  for (const path of Object.keys(replacements)) {
+    const parts = path.split('.')
+    for (let i = 1; i <= parts.length; i++) leading.add(parts.slice(0, i).join('.'))
+  }
   const proxies = new WeakMap<object, object>()
-  const methods = new WeakMap<object, Map<string, unknown>>()
-
-  const leadsTo = (path: string) => paths.some((p) => p === path || p.startsWith(`${path}.`))
 
   function proxy<T extends object>(target: T, path: string): T {
     const known = proxies.get(target)
     if (known) return known as T
     const own = replacements[path]
-    const made = new Proxy(target, {
+    const isRoot = path === ''
+    /** property → [the value it was made from, what the proxy returns for it] */
+    const made = new Map<string, [unknown, unknown]>()
+    const result = new Proxy(target, {
       get(object, property) {
-        if (property === '_client' && path !== '') return root
+        if (property === '_client' && !isRoot) return root
         const value = Reflect.get(object, property, object)
-        if (typeof property !== 'string') return value
-        if (own && property in own && typeof value === 'function') {
-          const cache = methods.get(object) ?? new Map<string, unknown>()
-          methods.set(object, cache)
-          if (!cache.has(property)) cache.set(property, own[property]!(value.bind(object)))
-          return cache.get(property)
+        if (typeof property !== 'string' || value === null) return value
+        const kind = typeof value
+        if (kind !== 'function' && kind !== 'object') return value
+        const cached = made.get(property)
+        if (cached !== undefined && cached[0] === value) return cached[1]
+        let out: unknown = value
+        if (kind === 'function' && own?.[property]) out = own[property]!((value as Function).bind(object))
+        else if (kind === 'object') {
+          const child = isRoot ? property : `${path}.${property}`
+          if (leading.has(child)) out = proxy(value as object, child)
         }
-        const child = path === '' ? property : `${path}.${property}`
-        if (typeof value === 'object' && value !== null && leadsTo(child)) return proxy(value, child)
         // the client's own methods may use private state: call them on the client itself
-        if (typeof value === 'function' && path === '') return value.bind(object)
-        return value
+        else if (isRoot) out = (value as Function).bind(object)
+        made.set(property, [value, out])
+        return out
       },
     })
-    proxies.set(target, made)
-    return made
+    proxies.set(target, result)
+    return result
   }
-
   const root: C = proxy(client, '')
   return root
 }

@@ -1,0 +1,278 @@
+/**
+ * `explain`: which parts of a policy apply to one request, in the engine's evaluation order
+ * (per-call caps, model access, limits), what each would decide from an empty store, and
+ * the decision the real engine makes.
+ */
+import {
+  type Attributes,
+  type CompiledPolicy,
+  createTollgate,
+  type Decision,
+  type Estimate,
+  type MatchInput,
+  type PolicyInput,
+  parsePolicy,
+  type Subject,
+  statusOf,
+  TollgateError,
+} from '@tollgate/core'
+import { virtualClock } from '../clock.js'
+import { explainAccess } from './access.js'
+import { baseCode, estimateOf, isShadow, partitionOf } from './engine.js'
+import { windowText } from '../lint/hierarchy.js'
+import { conditions, type MatchView, whyNot } from './why.js'
+
+const BUILTIN = new Set(['requests', 'inputTokens', 'outputTokens', 'tokens', 'cost', 'concurrency'])
+
+/** A request to explain: a `reserve` request, or a traffic line's shorthand fields. */
+export interface ExplainInput {
+  subject: Subject
+  attributes?: Attributes
+  model?: string
+  feature?: string
+  estimate?: Estimate
+  /** Shorthand for `estimate.inputTokens`. */
+  inputTokens?: number
+  /** Shorthand for `estimate.maxOutputTokens`. */
+  maxOutputTokens?: number
+}
+
+/** One limit of a matched rule, from an empty store. */
+export interface ExplainLimit {
+  metric: string
+  /** What this request would hold (cost in micro-units). */
+  amount: number
+  cap: number
+  window: string
+  admits: boolean
+  /** The code and status it refuses with. */
+  code: string
+  status: number
+}
+
+/** One entry of the policy, in evaluation order. */
+export interface ExplainStep {
+  step: 'cap' | 'access' | 'rule'
+  /** `caps.0`, `plans.trial`, `access.1`, or the rule id. */
+  label: string
+  /** Whether its `match` holds for this request. */
+  applies: boolean
+  /** The conditions that hold, or the first ones that fail. */
+  reason: string
+  /** `skip` when it does not apply; `invalid` when the request lacks a `per` dimension. */
+  outcome: 'pass' | 'refuse' | 'downgrade' | 'shadow-refuse' | 'skip' | 'invalid'
+  /** What it decides, in words. */
+  detail: string
+  /** The model it was evaluated for (access entries after a downgrade see the new model). */
+  model: string | null
+  partition?: Subject
+  shadow?: boolean
+  limits?: ExplainLimit[]
+}
+
+/** The real engine's decision, from an empty memory store. */
+export type ExplainDecision =
+  | {
+      allowed: true
+      model: string
+      downgrade: { from: string; to: string; reason: string; rule: string } | null
+      warnings: string[]
+      shadowRules: string[]
+      flags: string[]
+    }
+  | {
+      allowed: false
+      code: string
+      status: number
+      rule: string | null
+      message: string
+      violations: string[]
+      retryAfterMs: number | null
+      shadowRules: string[]
+    }
+  | { allowed: false; error: string; message: string }
+
+/** What {@link explain} returns. */
+export interface Explanation {
+  /** Virtual time of the decision (ms since the epoch). */
+  at: number
+  requestedModel: string | null
+  /** The model limits see, after model access. */
+  model: string | null
+  tier: string | null
+  /** What the request holds per metric with that model (cost in micro-units). */
+  estimate: Record<string, number>
+  unpriced: boolean
+  steps: ExplainStep[]
+  decision: ExplainDecision
+}
+
+/**
+ * Explain how `policy` treats one request.
+ *
+ * @example
+ * const explanation = await explain(policyText, { subject: { user: 'u1' }, model: 'gpt-4o', inputTokens: 900 })
+ * for (const step of explanation.steps) console.log(step.label, step.outcome, step.detail)
+ */
+export async function explain(
+  policy: PolicyInput | CompiledPolicy | string,
+  input: ExplainInput,
+  options: { at?: number } = {},
+): Promise<Explanation> {
+  const compiled = parsePolicy(policy)
+  const at = options.at ?? Date.now()
+  const requested = input.model === undefined ? undefined : (compiled.aliases.get(input.model) ?? input.model)
+  const inputTokens = input.estimate?.inputTokens ?? input.inputTokens ?? 0
+  const outputTokens = input.estimate?.maxOutputTokens ?? input.maxOutputTokens ?? compiled.maxOutputTokens
+  const units = input.estimate?.units
+  const view: MatchView = {
+    subject: input.subject,
+    attributes: input.attributes ?? {},
+    model: requested,
+    tier: requested === undefined ? undefined : compiled.models.get(requested)?.tier,
+    feature: input.feature,
+  }
+  const steps: ExplainStep[] = []
+  const reasonOf = (match: MatchInput | undefined, applies: boolean) =>
+    applies
+      ? conditions(match, view)
+          .map((c) => c.text)
+          .join('; ') || 'always'
+      : whyNot(match, view) || 'does not match'
+
+  // 2. per-call caps
+  compiled.caps.forEach((cap, i) => {
+    const match = compiled.source.caps?.[i]?.match as MatchInput | undefined
+    const applies = cap.match(view)
+    const over =
+      cap.maxInputTokens !== undefined && inputTokens > cap.maxInputTokens
+        ? `${inputTokens} input tokens > ${cap.maxInputTokens}`
+        : cap.maxOutputTokens !== undefined && outputTokens > cap.maxOutputTokens
+          ? `${outputTokens} output tokens > ${cap.maxOutputTokens}`
+          : cap.maxTokens !== undefined && inputTokens + outputTokens > cap.maxTokens
+            ? `${inputTokens + outputTokens} tokens > ${cap.maxTokens}`
+            : null
+    steps.push({
+      step: 'cap',
+      label: cap.label,
+      applies,
+      reason: reasonOf(match, applies),
+      outcome: !applies ? 'skip' : over ? 'refuse' : 'pass',
+      detail: !applies ? '' : over ? `${cap.code ?? 'request_too_large'} (413): ${over}` : 'within the per-call caps',
+      model: requested ?? null,
+    })
+  })
+
+  // 3. model access
+  const access = explainAccess(compiled, view)
+  steps.push(...access.steps)
+  view.model = access.model
+  view.tier = access.model === undefined ? undefined : compiled.models.get(access.model)?.tier
+  const { amounts, unpriced } = estimateOf(compiled, view.model, inputTokens, outputTokens, units)
+
+  // 4. limits
+  for (const [i, rule] of compiled.rules.entries()) {
+    const match = compiled.source.rules[i]!.match
+    const applies = rule.match(view)
+    const base = { step: 'rule' as const, label: rule.id, applies, reason: reasonOf(match, applies), model: view.model ?? null }
+    if (!applies) {
+      steps.push({ ...base, outcome: 'skip', detail: '' })
+      continue
+    }
+    const { partition, missing } = partitionOf(rule, view)
+    if (missing !== undefined) {
+      const detail = `invalid_subject (400): counts per "${missing}", and the request has none`
+      steps.push({ ...base, outcome: 'invalid', detail, partition })
+      continue
+    }
+    const shadow = isShadow(rule, partition)
+    const limits: ExplainLimit[] = []
+    for (const { metric, cap } of rule.limits) {
+      const amount = amounts[metric] ?? 0
+      if (amount === 0 && !BUILTIN.has(metric)) continue // a custom unit this call does not use
+      const code = baseCode(rule, metric)
+      limits.push({
+        metric,
+        amount,
+        cap,
+        window: windowText(rule, metric),
+        admits: amount <= cap,
+        code: rule.code ?? code,
+        status: rule.status ?? statusOf[code],
+      })
+    }
+    const refusing = limits.find((l) => !l.admits)
+    const notes = [
+      rule.throttle && `throttles to ${rule.throttle.limit}/${rule.throttle.periodMs / 1000}s from ${rule.throttle.at * 100}%`,
+      rule.fallback && `at 100% serves ${rule.fallback} instead`,
+      rule.cooldownMs !== undefined && `at 100% trips a ${rule.cooldownMs / 1000}s breaker`,
+      rule.alerts && `alerts at ${rule.alerts.map((a) => `${a * 100}%`).join(', ')}`,
+    ].filter(Boolean)
+    steps.push({
+      ...base,
+      outcome: refusing ? (shadow ? 'shadow-refuse' : 'refuse') : 'pass',
+      detail:
+        (refusing ? `${refusing.code} (${refusing.status}): ${refusing.metric} ${refusing.amount} > ${refusing.cap}` : 'admits') +
+        (notes.length > 0 ? `; ${notes.join('; ')}` : ''),
+      partition,
+      shadow,
+      limits,
+    })
+  }
+
+  return {
+    at,
+    requestedModel: requested ?? null,
+    model: view.model ?? null,
+    tier: view.tier ?? null,
+    estimate: amounts,
+    unpriced,
+    steps,
+    decision: await decide(compiled, input, at, inputTokens, outputTokens),
+  }
+}
+
+/** The real engine's decision for the request on a fresh memory store at `at`. */
+async function decide(
+  policy: CompiledPolicy,
+  input: ExplainInput,
+  at: number,
+  inputTokens: number,
+  maxOutputTokens: number,
+): Promise<ExplainDecision> {
+  const gate = createTollgate({ policy, clock: virtualClock(at) })
+  let decision: Decision
+  try {
+    decision = await gate.reserve({
+      subject: input.subject,
+      attributes: input.attributes,
+      model: input.model,
+      feature: input.feature,
+      estimate: { inputTokens, maxOutputTokens, units: input.estimate?.units },
+    })
+  } catch (error) {
+    if (!TollgateError.isInstance(error)) throw error
+    return { allowed: false, error: error.code, message: error.message }
+  }
+  const shadowRules = decision.shadowViolations.map((v) => v.rule)
+  if (decision.allowed) {
+    return {
+      allowed: true,
+      model: decision.model,
+      downgrade: decision.downgrade && { ...decision.downgrade },
+      warnings: decision.warnings.map((w) => `${w.rule} ${w.metric} past ${w.threshold * 100}%`),
+      shadowRules,
+      flags: decision.flags,
+    }
+  }
+  return {
+    allowed: false,
+    code: String(decision.code),
+    status: decision.status,
+    rule: decision.rule,
+    message: decision.message,
+    violations: decision.violations.map((v) => v.rule),
+    retryAfterMs: decision.retryAfterMs,
+    shadowRules,
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * @tollgate/cli — the `tollgate` command and the functions behind it: lint a policy,
+ * replay traffic through it on a virtual clock, explain how it treats one request.
+ *
+ * @example
+ * import { lintPolicy, simulateFile, formatSummary } from '@tollgate/cli'
+ * const { summary } = await simulateFile(readFileSync('policy.yaml', 'utf8'), 'traffic.jsonl')
+ * console.log(formatSummary(summary))
+ */
+export {
+  type ExplainDecision,
+  type ExplainInput,
+  type ExplainLimit,
+  type Explanation,
+  type ExplainStep,
+  explain,
+} from './explain/explain.js'
+export { formatExplanation } from './explain/format.js'
+export { formatLint, lintJson } from './lint/format.js'
+export { DIMENSION_CHAIN } from './lint/hierarchy.js'
+export { formatPath, lintPolicy } from './lint/lint.js'
+export type { Finding, LintResult, Severity } from './lint/types.js'
+export { EXIT, type Io, main } from './main.js'
+export type { CollectorOptions } from './simulate/collect.js'
+export { type ReportInput, renderReport } from './simulate/report.js'
+export { type SimulateOptions, type SimulationResult, simulate, simulateFile } from './simulate/run.js'
+export { formatSummary } from './simulate/summary.js'
+export { parseLine, readLines, TrafficError, type TrafficLine } from './simulate/traffic.js'
+export type * from './simulate/types.js'

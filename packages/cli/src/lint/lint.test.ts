@@ -1,0 +1,216 @@
+import { readFileSync } from 'node:fs'
+import type { PolicyInput } from '@tollgate/core'
+import { describe, expect, it } from 'vitest'
+import { formatLint, lintJson } from './format.js'
+import { lintPolicy } from './lint.js'
+
+const example = new URL('../../../../examples/simulate/policy.yaml', import.meta.url)
+const codes = (policy: PolicyInput | string) => lintPolicy(policy).warnings.map((w) => w.code)
+const only = (policy: PolicyInput | string) => {
+  const result = lintPolicy(policy)
+  expect(result.errors).toEqual([])
+  return result.warnings
+}
+const priced = { m: { tier: 'low', price: { input: 1, output: 1 } } }
+
+describe('lintPolicy: errors', () => {
+  it('passes the bundled example policy with no errors and no warnings', () => {
+    const result = lintPolicy(readFileSync(example, 'utf8'))
+    expect(result).toMatchObject({ ok: true, errors: [], warnings: [] })
+    expect(result.policy?.rules.length).toBe(8)
+  })
+
+  it('reports every schema problem with its path', () => {
+    const result = lintPolicy(`
+rules:
+  - id: a
+    per: user
+    limits: { tokens: -5 }
+    window: day
+  - id: b
+    limits: { bananas: 1 }
+    window: fortnight
+`)
+    expect(result.ok).toBe(false)
+    expect(result.policy).toBeNull()
+    const paths = result.errors.map((e) => e.path.join('.'))
+    expect(paths).toContain('rules.1.window')
+    expect(result.errors.every((e) => e.severity === 'error' && e.code === 'schema')).toBe(true)
+  })
+
+  it('reports cross-field problems (unknown metric, negative cap, thresholds out of order) with paths', () => {
+    const result = lintPolicy({
+      rules: [
+        { id: 'a', per: 'user', limits: { tokens: -5 }, window: 'day' },
+        { id: 'b', limits: { bananas: 1 }, window: 'day' },
+        { id: 'c', limits: { requests: 5 }, window: 'day', alerts: [0.9, 0.5] },
+      ],
+    })
+    expect(result.errors.map((e) => e.path.join('.'))).toEqual([
+      'rules.0.limits.tokens',
+      'rules.1.limits.bananas',
+      'rules.2.alerts',
+    ])
+  })
+
+  it('reports unreadable YAML as a syntax error', () => {
+    const result = lintPolicy('rules: [ {')
+    expect(result.errors).toHaveLength(1)
+    expect(result.errors[0]!.code).toBe('syntax')
+  })
+
+  it('formats text and JSON', () => {
+    const result = lintPolicy({ rules: [{ id: 'a', limits: { requests: 1 } }] })
+    expect(formatLint(result, 'p.yaml')).toContain('p.yaml: error rules.0.window [schema]')
+    expect(JSON.parse(lintJson(result, 'p.yaml'))).toMatchObject({ file: 'p.yaml', ok: false })
+    expect(formatLint(lintPolicy({ rules: [] }), 'ok.yaml')).toBe('ok.yaml: ok (0 rules)')
+  })
+})
+
+describe('lintPolicy: child cap above its parent', () => {
+  const rule = (id: string, per: string[] | undefined, tokens: number, extra: object = {}) => ({
+    id,
+    per,
+    limits: { tokens },
+    window: 'day' as const,
+    ...extra,
+  })
+
+  it('warns for per user above per org (the dimension chain), with the child path', () => {
+    const warnings = only({ rules: [rule('org', ['org'], 1000), rule('user', ['user'], 5000)] })
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({ code: 'child-cap-above-parent', path: ['rules', 1, 'limits', 'tokens'] })
+    expect(warnings[0]!.message).toContain('"user" allows 5000 tokens per day')
+  })
+
+  it('warns when the child per is a superset, or the parent is global or the tenant', () => {
+    expect(codes({ rules: [rule('p', ['project'], 10), rule('c', ['project', 'feature'], 20)] })).toEqual([
+      'child-cap-above-parent',
+    ])
+    expect(codes({ rules: [rule('all', undefined, 10), rule('c', ['feature'], 20)] })).toEqual([
+      'child-cap-above-parent',
+    ])
+    expect(
+      codes({ tenant: 'ws', rules: [rule('ws', ['ws'], 10), rule('c', ['seat'], 20)] }),
+    ).toEqual(['child-cap-above-parent'])
+  })
+
+  it('warns for a shorter window above a longer one, and for calls in flight', () => {
+    const warnings = codes({
+      rules: [
+        { id: 'org', per: 'org', limits: { tokens: 100 }, window: 'month' },
+        { id: 'user', per: 'user', limits: { tokens: 200 }, window: 'day' },
+        { id: 'org-c', per: 'org', limits: { concurrency: 5 } },
+        { id: 'user-c', per: 'user', limits: { concurrency: 10 } },
+      ],
+    })
+    expect(warnings).toEqual(['child-cap-above-parent', 'child-cap-above-parent'])
+  })
+
+  it('stays quiet where the child can bind', () => {
+    expect(codes({ rules: [rule('org', ['org'], 1000), rule('user', ['user'], 500)] })).toEqual([])
+    // a longer child window may well bind
+    expect(
+      codes({
+        rules: [
+          { id: 'org', per: 'org', limits: { tokens: 100 }, window: 'day' },
+          { id: 'user', per: 'user', limits: { tokens: 200 }, window: 'month' },
+        ],
+      }),
+    ).toEqual([])
+    // unrelated dimensions do not nest
+    expect(codes({ rules: [rule('f', ['feature'], 10), rule('r', ['region'], 20)] })).toEqual([])
+    // the parent applies only to free requests, the child to all
+    expect(
+      codes({ rules: [rule('org', ['org'], 10, { match: { plan: 'free' } }), rule('user', ['user'], 20)] }),
+    ).toEqual([])
+    // a shadow parent does not bind first
+    expect(codes({ rules: [rule('org', ['org'], 10, { mode: 'shadow' }), rule('user', ['user'], 20)] })).toEqual([])
+  })
+
+  it('warns when the child match is narrower than the parent one (plans, tiers by model)', () => {
+    const policy = {
+      models: { big: { tier: 'premium', price: { input: 1, output: 1 } } },
+      rules: [
+        rule('org', ['org'], 10, { match: { plan: ['free', 'pro'], tier: 'premium' } }),
+        rule('user', ['user'], 20, { match: { plan: 'free', model: 'big' } }),
+      ],
+    }
+    expect(codes(policy)).toEqual(['child-cap-above-parent'])
+  })
+})
+
+describe('lintPolicy: other smells', () => {
+  it('flags rules that can never match, and match values not in the tables', () => {
+    const warnings = only({
+      models: priced,
+      plans: { free: {} },
+      rules: [
+        { id: 't', match: { tier: 'gold' }, limits: { requests: 1 }, window: 'day' },
+        { id: 'm', match: { model: ['m', 'typo'] }, limits: { requests: 1 }, window: 'day' },
+        { id: 'p', match: { plan: 'frree' }, limits: { requests: 1 }, window: 'day' },
+      ],
+      caps: [{ match: { tier: 'gold' }, maxTokens: 10 }],
+    })
+    expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
+      ['never-matches', 'rules.0.match.tier'],
+      ['unknown-match-value', 'rules.1.match.model'],
+      ['unknown-match-value', 'rules.2.match.plan'],
+      ['never-matches', 'caps.0.match.tier'],
+    ])
+  })
+
+  it('flags models without a price when a cost rule applies to them', () => {
+    const cost = { id: 'budget', limits: { cost: 10 }, window: 'month' as const }
+    expect(only({ models: { a: { tier: 'x' }, b: priced.m }, rules: [cost] }).map((w) => w.path.join('.'))).toEqual([
+      'models.a',
+    ])
+    expect(codes({ rules: [cost] })).toEqual(['no-prices'])
+    expect(codes({ models: { a: {} }, rules: [{ ...cost, match: { model: 'b' } }] })).toEqual([
+      'unknown-match-value',
+    ])
+    expect(codes({ models: { a: {} }, rules: [{ id: 'r', limits: { requests: 1 }, window: 'day' }] })).toEqual([])
+  })
+
+  it('flags soft thresholds that cannot help', () => {
+    const warnings = only({
+      defaults: { alerts: [0.5, 1] },
+      rules: [
+        { id: 'a', limits: { tokens: 100 }, window: 'day', alerts: [0.8, 1] },
+        { id: 'b', limits: { tokens: 100 }, window: 'day', throttle: { at: 1, rate: '5/1m' } },
+        { id: 'c', limits: { tokens: 100 }, window: 'day', alerts: [0.5, 0.9], throttle: { at: 0.8, rate: '5/1m' } },
+        { id: 'd', limits: { requests: 10 }, window: { bucket: '1m' }, alerts: [0.5] },
+      ],
+    })
+    expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
+      ['alert-at-cap', 'defaults.alerts'],
+      ['alert-at-cap', 'rules.0.alerts'],
+      ['throttle-at-cap', 'rules.1.throttle.at'],
+      ['thresholds-out-of-order', 'rules.2.throttle.at'],
+      ['ignored-alerts', 'rules.3.alerts'],
+    ])
+    expect(warnings[3]!.message).toContain('throttles from 80% but alerts at 90%')
+  })
+
+  it('flags contradictory rollouts, useless fallbacks, ignored time zones and zero caps', () => {
+    const warnings = only({
+      models: { big: { tier: 'f', price: { input: 1, output: 1 } }, small: { tier: 'l', price: { input: 1, output: 1 } } },
+      rules: [
+        { id: 's', limits: { requests: 1 }, window: 'day', mode: 'shadow', rollout: { sample: 0.5 } },
+        { id: 'n', limits: { requests: 1 }, window: 'day', rollout: { sample: 0 } },
+        { id: 'f', per: 'user', limits: { tokens: 100 }, window: 'day', fallback: 'small' },
+        { id: 'ok', per: 'user', match: { tier: 'f' }, limits: { tokens: 100 }, window: 'day', fallback: 'small' },
+        { id: 'z', limits: { requests: 5 }, window: '60s', timezone: 'Europe/Berlin' },
+        { id: 'zero', match: { feature: 'beta' }, limits: { requests: 0 }, window: 'day' },
+        { id: 'balance', per: 'user', balance: true, limits: { cost: 0 } },
+      ],
+    })
+    expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
+      ['rollout-ignored', 'rules.0.rollout'],
+      ['never-enforced', 'rules.1.rollout'],
+      ['fallback-never-helps', 'rules.2.fallback'],
+      ['ignored-timezone', 'rules.4.timezone'],
+      ['zero-cap', 'rules.5.limits.requests'],
+    ])
+  })
+})

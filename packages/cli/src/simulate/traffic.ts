@@ -1,0 +1,94 @@
+/**
+ * Traffic files: one JSON object per line, a request and what it really used.
+ * Blank lines and lines starting with `#` or `//` are skipped.
+ */
+import { createReadStream } from 'node:fs'
+import { createInterface } from 'node:readline'
+import type { Attributes, Subject } from '@tollgate/core'
+
+/** One recorded (or synthetic) call. */
+export interface TrafficLine {
+  /**
+   * When the call was made: ms since the epoch, or an ISO 8601 string.
+   * @example "2026-01-05T09:30:00Z"
+   */
+  t: number | string
+  /** Who asked: dimension → id. */
+  subject: Subject
+  /** Plan, environment, flags and any other attribute rules match on. */
+  attributes?: Attributes
+  model?: string
+  feature?: string
+  /** Input tokens the call used (also its estimate). @default 0 */
+  inputTokens?: number
+  /** Output tokens the call really produced, settled after the call. @default the estimate */
+  outputTokens?: number
+  /** Output tokens the call asked for: the estimate held at reserve. @default the policy's `defaults.maxOutputTokens` */
+  maxOutputTokens?: number
+  /** Input tokens served from the provider's cache. */
+  cachedInputTokens?: number
+  /** Custom units used, e.g. `{ image_final: 1 }` (estimate and actual). */
+  units?: Record<string, number>
+  /** How long the call took: its concurrency lease is held that long. @default 0 */
+  durationMs?: number
+}
+
+/** A traffic line that is not JSON or lacks a time or a subject. */
+export class TrafficError extends Error {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
+    super(`line ${line}: ${message}`)
+    this.name = 'TrafficError'
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** Milliseconds since the epoch of a traffic time, `NaN` when it is not one. */
+export function timeOf(t: unknown): number {
+  if (typeof t === 'number') return t
+  if (typeof t === 'string') return /^\d+$/.test(t) ? Number(t) : Date.parse(t)
+  return Number.NaN
+}
+
+const AMOUNTS = ['inputTokens', 'outputTokens', 'maxOutputTokens', 'cachedInputTokens', 'durationMs'] as const
+const isAmount = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+
+/** Check one parsed line and return its time in ms; throws a {@link TrafficError}. */
+export function checkLine(value: unknown, line: number): number {
+  if (!isObject(value)) throw new TrafficError(line, 'not a JSON object')
+  const at = timeOf(value.t)
+  if (!Number.isFinite(at)) throw new TrafficError(line, '"t" must be ms since the epoch or an ISO time')
+  if (!isObject(value.subject)) throw new TrafficError(line, '"subject" must be an object of dimension → id')
+  if (value.attributes !== undefined && !isObject(value.attributes))
+    throw new TrafficError(line, '"attributes" must be an object')
+  for (const field of AMOUNTS) {
+    if (value[field] !== undefined && !isAmount(value[field]))
+      throw new TrafficError(line, `"${field}" must be a whole number ≥ 0`)
+  }
+  if (value.units !== undefined && !(isObject(value.units) && Object.values(value.units).every(isAmount)))
+    throw new TrafficError(line, '"units" must be an object of unit → whole number ≥ 0')
+  return at
+}
+
+/** Parse one line of text; `null` for blank and comment lines. */
+export function parseLine(text: string, line: number): { request: TrafficLine; at: number } | null {
+  const trimmed = text.trim()
+  if (trimmed === '' || trimmed.startsWith('#') || trimmed.startsWith('//')) return null
+  let value: unknown
+  try {
+    value = JSON.parse(trimmed)
+  } catch (error) {
+    throw new TrafficError(line, `not JSON (${(error as Error).message})`)
+  }
+  return { request: value as TrafficLine, at: checkLine(value, line) }
+}
+
+/** The lines of a traffic file (`-` for standard input), as text. */
+export function readLines(path: string): AsyncIterable<string> {
+  const input = path === '-' ? process.stdin : createReadStream(path, { encoding: 'utf8' })
+  return createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })
+}

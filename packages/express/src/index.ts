@@ -1,0 +1,94 @@
+/**
+ * @tollgate/express — Express middleware over `@tollgate/web`: identify, reserve, refuse or expose
+ * the hold as `req.tollgate`, put rate-limit headers on every response, and settle when the
+ * response finishes or the client disconnects (streamed responses included).
+ *
+ * @example
+ * import { tollgate } from '@tollgate/express'
+ * import { apiKeyIdentity } from '@tollgate/web'
+ * app.post('/v1/chat/completions', express.json(), tollgate({ gate, identify: apiKeyIdentity(keys) }), route)
+ */
+
+import { handleRequest, type ResponseTap, type TollgateHandle, type TollgateOptions } from '@tollgate/web'
+import type { Request as ExpressRequest, Response as ExpressResponse, RequestHandler } from 'express'
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The hold Tollgate placed for this request (set by the `tollgate` middleware). */
+      tollgate?: TollgateHandle
+    }
+  }
+}
+
+/** Options of {@link tollgate}: value functions receive Express's `req` (after any body parser). */
+export type ExpressTollgateOptions = TollgateOptions<ExpressRequest>
+
+/** A web `Request` with the headers, method and URL of `req` (no body: identity reads headers). */
+function toWebRequest(req: ExpressRequest): Request {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value)
+  }
+  const url = new URL(req.originalUrl || req.url, 'http://localhost')
+  // fetch refuses CONNECT, TRACE and TRACK; identity does not depend on the method
+  return new Request(url, {
+    method: /^(CONNECT|TRACE|TRACK)$/i.test(req.method) ? 'GET' : req.method,
+    headers,
+  })
+}
+
+async function send(res: ExpressResponse, response: Response): Promise<void> {
+  res.status(response.status)
+  response.headers.forEach((value, name) => {
+    res.setHeader(name, value)
+  })
+  res.end(Buffer.from(await response.arrayBuffer()))
+}
+
+type Chunk = string | Uint8Array
+const bytes = (chunk: unknown, encoding: unknown): Chunk | null =>
+  typeof chunk === 'string'
+    ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+    : chunk instanceof Uint8Array
+      ? chunk
+      : null
+
+/** Count what `res` sends, and end the tap when it finishes or its connection closes first. */
+function watch(res: ExpressResponse, tap: ResponseTap): void {
+  const write = res.write
+  const end = res.end
+  res.write = function (this: ExpressResponse, chunk: unknown, ...rest: unknown[]) {
+    const data = bytes(chunk, rest[0])
+    if (data) tap.write(data)
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
+  } as typeof res.write
+  res.end = function (this: ExpressResponse, chunk?: unknown, ...rest: unknown[]) {
+    const data = typeof chunk === 'function' ? null : bytes(chunk, rest[0])
+    if (data) tap.write(data)
+    return (end as (...args: unknown[]) => ExpressResponse).call(this, chunk, ...rest)
+  } as typeof res.end
+  res.once('finish', () => void tap.end('complete', res.statusCode))
+  res.once('close', () => void tap.end(res.writableFinished ? 'complete' : 'aborted', res.statusCode))
+}
+
+/**
+ * Express middleware: a refused request gets its 401/402/403/413/429/503 response; an admitted one
+ * continues with `req.tollgate` set and the rate-limit headers on the response.
+ *
+ * @example
+ * app.use('/v1', express.json(), tollgate({ gate, identify: apiKeyIdentity(keys), model: (req) => req.body?.model }))
+ */
+export function tollgate(options: ExpressTollgateOptions): RequestHandler {
+  return (req, res, next) => {
+    handleRequest(toWebRequest(req), options, req)
+      .then(async (admission) => {
+        if (!admission.allowed) return send(res, admission.response)
+        req.tollgate = admission.handle
+        for (const [name, value] of Object.entries(admission.handle.headers)) res.setHeader(name, value)
+        watch(res, admission.tap)
+        next()
+      })
+      .catch(next)
+  }
+}

@@ -1,0 +1,13 @@
+import type { TollgateHandle } from '@tollgate/web'
+import { type Context, Hono } from 'hono'
+import { expectTypeOf, test } from 'vitest'
+import { type HonoTollgateOptions, type TollgateEnv, tollgate } from './index.js'
+
+test("c.get('tollgate') is typed through the app's Variables", () => {
+  const app = new Hono<TollgateEnv>()
+  app.post('/', tollgate({} as HonoTollgateOptions), (c) => {
+    expectTypeOf(c.get('tollgate')).toEqualTypeOf<TollgateHandle>()
+    return c.text('ok')
+  })
+  expectTypeOf<NonNullable<HonoTollgateOptions['meter']>>().parameter(0).toEqualTypeOf<Context>()
+})

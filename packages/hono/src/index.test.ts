@@ -1,0 +1,133 @@
+import { type SettleEvent, signedIdentity, sseMeter } from '@tollgate/web'
+import { Hono } from 'hono'
+import { streamSSE } from 'hono/streaming'
+import { SignJWT } from 'jose'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import { charMeter, testGate, used } from '../../web/src/test/fixtures.js'
+import { checkRateLimitHeaders } from '../../web/src/test/grammar.js'
+import { type TollgateEnv, tollgate } from './index.js'
+
+const secret = 'hono-test-secret-of-32-bytes-or-more!'
+const subject = { user: 'u1', tenant: 't1' }
+
+function setup() {
+  const { gate, clock } = testGate()
+  const waiters: ((e: SettleEvent) => void)[] = []
+  const settled = () => new Promise<SettleEvent>((resolve) => waiters.push(resolve))
+  const app = new Hono<TollgateEnv>()
+  app.use(
+    '/v1/*',
+    tollgate({
+      gate,
+      identify: signedIdentity({ jwt: { secret }, clock }),
+      model: async (c) => ((await c.req.json()) as { model?: string }).model,
+      estimate: { inputTokens: 100, maxOutputTokens: 200 },
+      meter: () => sseMeter(charMeter()),
+      onSettle: (e) => {
+        for (const w of waiters.splice(0)) w(e)
+      },
+    }),
+  )
+  app.post('/v1/chat', async (c) => {
+    const tollgate = c.get('tollgate')
+    expectTypeOf(tollgate.model).toEqualTypeOf<string>()
+    const body = await c.req.json() // the middleware's read is cached: the route can read again
+    tollgate.report({ inputTokens: 60, outputTokens: 15 })
+    return c.json({ model: tollgate.model, echo: body.model })
+  })
+  app.post('/v1/stream', (c) =>
+    streamSSE(c, async (stream) => {
+      await stream.writeSSE({ data: JSON.stringify({ delta: 'abc' }) })
+      await stream.writeSSE({ data: JSON.stringify({ delta: 'defg' }) })
+      if (c.req.query('hold')) await new Promise<void>((resolve) => stream.onAbort(resolve))
+    }),
+  )
+  app.onError((error, c) => c.json({ error: { message: error.message, type: 'server_error' } }, 500))
+  app.post('/v1/boom', () => {
+    throw new Error('route failed')
+  })
+  const token = (claims = subject) =>
+    new SignJWT({ sub: claims.user, tenant: claims.tenant })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime(Math.floor(clock.now() / 1000) + 60)
+      .sign(new TextEncoder().encode(secret))
+  const post = async (path: string, auth?: string) =>
+    app.request(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+      body: JSON.stringify({ model: 'gpt-4o-mini' }),
+    })
+  const tokens = () => used(gate, subject, 'user-daily', 'tokens')
+  return { app, gate, clock, post, token, settled, tokens }
+}
+
+describe('@tollgate/hono with app.request', () => {
+  it('refuses missing and tampered tokens with 401, and expired ones (fake clock)', async () => {
+    const { post, token, clock, tokens } = setup()
+    expect((await post('/v1/chat')).status).toBe(401)
+    const good = await token()
+    const [h, , s] = good.split('.')
+    const forged = Buffer.from(JSON.stringify({ sub: 'admin', tenant: 't1', exp: 9e9 })).toString('base64url')
+    const tampered = await post('/v1/chat', `${h}.${forged}.${s}`)
+    expect(tampered.status).toBe(401)
+    expect(await tampered.json()).toMatchObject({
+      error: { type: 'authentication_error', code: 'unauthenticated' },
+    })
+    clock.advance('2m')
+    const expired = await post('/v1/chat', good)
+    expect(expired.status).toBe(401)
+    expect(await expired.json()).toMatchObject({ error: { message: 'The identity token has expired.' } })
+    expect(await tokens()).toBe(0)
+  })
+
+  it('exposes c.get("tollgate"), adds valid headers and settles the reported usage', async () => {
+    const { post, token, settled, tokens } = setup()
+    const done = settled()
+    const response = await post('/v1/chat', await token())
+    expect(response.status).toBe(200)
+    checkRateLimitHeaders(response.headers)
+    expect(await response.json()).toEqual({ model: 'gpt-4o-mini', echo: 'gpt-4o-mini' })
+    expect(await done).toMatchObject({ reason: 'complete', usage: { inputTokens: 60, outputTokens: 15 } })
+    expect(await tokens()).toBe(75)
+  })
+
+  it('answers 429 with retry headers after the rate limit', async () => {
+    const { post, token } = setup()
+    const jwt = await token()
+    for (let i = 0; i < 3; i++) expect((await post('/v1/chat', jwt)).status).toBe(200)
+    const response = await post('/v1/chat', jwt)
+    expect(response.status).toBe(429)
+    expect(response.headers.get('retry-after-ms')).toMatch(/^[1-9]\d*$/)
+    expect(response.headers.get('x-should-retry')).toBe('true')
+    checkRateLimitHeaders(response.headers)
+  })
+
+  it('settles a streamed response when it ends, and from what was sent when the client cancels', async () => {
+    const { post, token, settled, tokens } = setup()
+    let done = settled()
+    const full = await post('/v1/stream', await token())
+    expect(full.headers.get('ratelimit')).not.toBeNull()
+    expect(await full.text()).toContain('defg')
+    expect(await done).toMatchObject({ reason: 'complete', usage: { outputTokens: 7 } })
+    expect(await tokens()).toBe(107)
+
+    done = settled()
+    const held = await post('/v1/stream?hold=1', await token())
+    const reader = held.body!.getReader()
+    let text = ''
+    while (!text.includes('defg')) text += new TextDecoder().decode((await reader.read()).value)
+    await reader.cancel()
+    expect(await done).toMatchObject({ reason: 'aborted', usage: { outputTokens: 7 } })
+    expect(await tokens()).toBe(214)
+  })
+
+  it('releases when the route throws', async () => {
+    const { post, token, settled, tokens } = setup()
+    const done = settled()
+    const response = await post('/v1/boom', await token())
+    expect(response.status).toBe(500)
+    expect(response.headers.get('ratelimit')).not.toBeNull()
+    expect(await done).toMatchObject({ outcome: 'released' })
+    expect(await tokens()).toBe(0)
+  })
+})

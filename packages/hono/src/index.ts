@@ -1,0 +1,48 @@
+/**
+ * @tollgate/hono — Hono middleware over `@tollgate/web`: identify, reserve, refuse or expose the
+ * hold as `c.get('tollgate')` (typed through Hono's `Variables`), put rate-limit headers on the
+ * response, and settle when its body ends, fails or is cancelled by a disconnecting client.
+ *
+ * @example
+ * import { tollgate, type TollgateEnv } from '@tollgate/hono'
+ * const app = new Hono<TollgateEnv>()
+ * app.post('/chat', tollgate({ gate, identify: apiKeyIdentity(keys) }), (c) => c.json(chat(c.get('tollgate').model)))
+ */
+import { finishResponse, handleRequest, type TollgateHandle, type TollgateOptions } from '@tollgate/web'
+import type { Context, MiddlewareHandler } from 'hono'
+
+/** Variables the middleware sets; merge into your app's `Env`. */
+export interface TollgateVariables {
+  /** The hold Tollgate placed for this request. */
+  tollgate: TollgateHandle
+}
+
+/** An `Env` with the Tollgate variables: `new Hono<TollgateEnv>()`. */
+export interface TollgateEnv {
+  Variables: TollgateVariables
+}
+
+/** Options of {@link tollgate}: value functions receive Hono's `Context`. */
+export type HonoTollgateOptions = TollgateOptions<Context>
+
+/**
+ * Hono middleware: a refused request gets its 401/402/403/413/429/503 response; an admitted one
+ * continues with `c.get('tollgate')` set. The body of the route's response is watched to settle.
+ *
+ * @example
+ * app.use('/v1/*', tollgate({ gate, identify, model: async (c) => (await c.req.json()).model }))
+ */
+export function tollgate(options: HonoTollgateOptions): MiddlewareHandler<TollgateEnv> {
+  return async (c, next) => {
+    const admission = await handleRequest(c.req.raw, options, c as Context)
+    if (!admission.allowed) return admission.response
+    c.set('tollgate', admission.handle)
+    try {
+      await next()
+    } catch (error) {
+      await admission.tap.end('failed', 500)
+      throw error
+    }
+    c.res = finishResponse(admission, c.res)
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * One provider attempt of a gated call: estimate the request for the attempt's model, reserve
+ * (shrinking the output cap when asked and the budget allows), refuse or send the request with
+ * the SDK's own retries off, then settle from the provider's usage — or release when the
+ * attempt failed before anything was billed. Retries and fallbacks (`call.ts`) open one
+ * attempt each, so every attempt is checked and held on its own.
+ */
+import {
+  type AllowedDecision,
+  type Attributes,
+  type CommitResult,
+  type Subject,
+  type Tollgate,
+  TollgateError,
+  type Usage,
+} from '@tollgate/core'
+import type { CallEstimate, EstimateOptions } from '../estimate/types.js'
+import type { EncodingName } from '../tokens/encoding.js'
+import type { Meter, MeteredUsage } from '../usage/meter.js'
+import { outputAllowance, priceOf, shrinkRoom } from './budget.js'
+import type { Api, AttemptInfo, CallEnd, WrapOptions } from './options.js'
+import type { WithResponse } from './promise.js'
+import type { CutOff } from './stream.js'
+
+export type Body = Record<string, unknown>
+
+/** What a provider adapter knows about one API. */
+export interface Adapter<O extends WrapOptions = WrapOptions> {
+  api: Api
+  estimate(body: Body, options: EstimateOptions, wrap: O): CallEstimate
+  /**
+   * The body to send (model rewritten on a downgrade, caps and stream options added) and its
+   * meter. The body may be the given one when nothing changes: it is never written into.
+   */
+  prepare(body: Body, decision: AllowedDecision, estimate: CallEstimate, wrap: O): { body: Body; meter: Meter }
+  /** The field that caps output, how many choices share it, and the smallest cap the API takes. */
+  outputCap?(body: Body): { field: string; choices: number; min: number }
+  /** How streamed output is counted (for cut-off): the encoding and the margin added. */
+  counting(body: Body, wrap: O): { encoding: EncodingName; margin: number }
+  /** Exact cost in micro-units when the price table cannot express it (Anthropic cache writes). */
+  cost?(metered: MeteredUsage, decision: AllowedDecision, gate: Tollgate): number | undefined
+}
+
+/** The SDK method's return value: an `APIPromise`, or any promise. */
+export interface SdkPromise extends PromiseLike<unknown> {
+  withResponse?: () => Promise<WithResponse<unknown>>
+  asResponse?: () => Promise<Response>
+}
+
+export type SdkMethod = (body: Body, requestOptions?: unknown) => SdkPromise
+
+/** What every attempt of one original call shares. */
+export interface CallContext<O extends WrapOptions = WrapOptions> {
+  gate: Tollgate
+  options: O
+  adapter: Adapter<O>
+  original: SdkMethod
+  estimateOptions: EstimateOptions
+  body: Body
+  /** The caller's request options with the SDK's retries turned off. */
+  requestOptions: Record<string, unknown>
+  /** The caller's subject with the action id. */
+  subject: Subject
+  feature: string | undefined
+  attributes: Attributes
+  action: string
+}
+
+/** An attempt whose reservation was allowed and whose request was sent. */
+export interface Attempt {
+  info: AttemptInfo
+  decision: AllowedDecision
+  call: SdkPromise
+  meter: Meter
+  streaming: boolean
+  /** Set when `cutOffStreams` applies and a limit bounds the output. */
+  cut: CutOff | undefined
+  /** Settle (or, for `failed`, settle nothing but the request or release) once; later calls do nothing. */
+  finish(end: CallEnd, error?: unknown): Promise<void>
+}
+
+/**
+ * Reserve and send one attempt. Throws a `TollgateError` carrying the decision when refused.
+ *
+ * @example
+ * const attempt = await openAttempt(ctx, { number: 1, kind: 'primary', model: 'gpt-4o', action })
+ */
+export async function openAttempt<O extends WrapOptions>(
+  ctx: CallContext<O>,
+  info: AttemptInfo,
+): Promise<Attempt> {
+  const { gate, options, adapter } = ctx
+  const body = info.model === ctx.body.model ? ctx.body : { ...ctx.body, model: info.model }
+  const estimate = adapter.estimate(body, ctx.estimateOptions, options)
+  const request = {
+    subject: ctx.subject,
+    attributes: { ...ctx.attributes, attempt: info.kind },
+    feature: ctx.feature,
+    model: info.model,
+    estimate: { inputTokens: estimate.inputTokens, maxOutputTokens: estimate.maxOutputTokens },
+  }
+  let decision = await gate.reserve(request)
+  let shrunkTo: number | undefined
+  if (!decision.allowed && options.shrinkOutput && adapter.outputCap) {
+    const cap = adapter.outputCap(body)
+    const room = shrinkRoom(decision, estimate.inputTokens, priceOf(gate, decision.requestedModel))
+    const min = Math.max(cap.min, typeof options.shrinkOutput === 'object' ? (options.shrinkOutput.min ?? 1) : 1)
+    const each = room === null ? 0 : Math.floor(room / cap.choices)
+    if (each >= min && each * cap.choices < estimate.maxOutputTokens) {
+      const maxOutputTokens = each * cap.choices
+      const second = await gate.reserve({ ...request, estimate: { ...request.estimate, maxOutputTokens } })
+      if (second.allowed) {
+        decision = second
+        shrunkTo = each
+        estimate.maxOutputTokens = maxOutputTokens
+      }
+    }
+  }
+  if (!decision.allowed) throw TollgateError.fromDecision(decision)
+  const allowed = decision
+  const prepared = adapter.prepare(body, allowed, estimate, options)
+  // (prepare may hand back the caller's own body when nothing changes: never write into it)
+  const sent =
+    shrunkTo === undefined ? prepared.body : { ...prepared.body, [adapter.outputCap!(body).field]: shrunkTo }
+  const streaming = sent.stream === true
+  let finished = false
+  const finish = async (end: CallEnd, error?: unknown, release = options.failedAttempts === 'release') => {
+    if (finished) return
+    finished = true
+    await close(ctx, info, allowed, prepared.meter, end, error, shrunkTo, release)
+  }
+  let call: SdkPromise
+  try {
+    call = ctx.original(sent, ctx.requestOptions)
+  } catch (error) {
+    await finish('failed', error, true) // never sent
+    throw error
+  }
+  const cut = streaming && options.cutOffStreams ? cutOff(ctx, allowed, body) : undefined
+  return { info, decision: allowed, call, meter: prepared.meter, streaming, cut, finish }
+}
+
+/** The cut-off of a streamed attempt: what the budget left at the reservation allows. */
+function cutOff<O extends WrapOptions>(ctx: CallContext<O>, decision: AllowedDecision, body: Body) {
+  const held = decision.reservation.amounts
+  const price = priceOf(ctx.gate, decision.model)
+  const allowance = outputAllowance(decision.limits, held, held.inputTokens ?? 0, price)
+  if (!Number.isFinite(allowance)) return undefined
+  return { allowance, ...ctx.adapter.counting(body, ctx.options) }
+}
+
+async function close<O extends WrapOptions>(
+  ctx: CallContext<O>,
+  attempt: AttemptInfo,
+  decision: AllowedDecision,
+  meter: Meter,
+  end: CallEnd,
+  error: unknown,
+  shrunkTo: number | undefined,
+  release: boolean,
+): Promise<void> {
+  const { gate, options, adapter } = ctx
+  const id = decision.reservation.id
+  let metered: MeteredUsage | null = null
+  let result: CommitResult | null = null
+  let failure = error
+  const released = end === 'failed' && release
+  try {
+    if (released) result = await gate.release(id)
+    else if (end === 'failed') {
+      metered = { usage: { inputTokens: 0, outputTokens: 0, cost: 0 }, estimated: false }
+      result = await gate.settle(id, metered.usage)
+    } else {
+      metered = meter.finish()
+      if (metered.estimated && end !== 'completed' && options.unfinishedStreams === 'reserved')
+        metered = { ...metered, usage: {} }
+      const usage: Usage = { ...metered.usage }
+      const cost = adapter.cost?.(metered, decision, gate)
+      if (cost !== undefined) usage.cost = cost
+      result = await gate.settle(id, usage)
+    }
+  } catch (settleError) {
+    failure ??= settleError
+  }
+  if (!options.onSettle) return
+  try {
+    options.onSettle({
+      api: adapter.api,
+      decision,
+      attempt,
+      ...(shrunkTo === undefined ? {} : { shrunkTo }),
+      end,
+      outcome: released ? 'released' : 'settled',
+      metered,
+      result,
+      ...(failure === undefined ? {} : { error: failure }),
+    })
+  } catch {
+    // a hook's failure never reaches the caller
+  }
+}

@@ -1,0 +1,113 @@
+import { apiKeyIdentity, memoryKeyRegistry, readJson, type SettleEvent, sseMeter } from '@tollgate/web'
+import { NextRequest } from 'next/server.js'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import { charMeter, testGate, used } from '../../web/src/test/fixtures.js'
+import { checkRateLimitHeaders } from '../../web/src/test/grammar.js'
+import { type RouteContext, withTollgate } from './index.js'
+
+const subject = { tenant: 't1', user: 'u1' }
+const encoder = new TextEncoder()
+
+async function setup() {
+  const { gate } = testGate()
+  const keys = memoryKeyRegistry()
+  const { key, keyId } = await keys.issue({ subject, features: ['chat'] })
+  const waiters: ((e: SettleEvent) => void)[] = []
+  const settled = () => new Promise<SettleEvent>((resolve) => waiters.push(resolve))
+  const options = {
+    gate,
+    identify: apiKeyIdentity(keys),
+    feature: 'chat',
+    model: async (req: NextRequest) => ((await readJson(req)) as { model?: string } | undefined)?.model,
+    estimate: { inputTokens: 100, maxOutputTokens: 200 },
+    meter: () => sseMeter(charMeter()),
+    onSettle: (e: SettleEvent) => {
+      for (const w of waiters.splice(0)) w(e)
+    },
+  }
+  const request = (auth: string | null = key) =>
+    new NextRequest('http://localhost/api/chat', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    })
+  const tokens = () => used(gate, subject, 'user-daily', 'tokens')
+  return { gate, keys, key, keyId, options, request, settled, tokens }
+}
+
+const context: RouteContext<{ id: string }> = { params: Promise.resolve({ id: 'c1' }) }
+
+describe('@tollgate/next: withTollgate on an App Router route handler', () => {
+  it('passes the hold and the route params; settles the reported usage; headers are valid', async () => {
+    const { options, request, settled, tokens } = await setup()
+    const POST = withTollgate<NextRequest, RouteContext<{ id: string }>>(
+      async (req, { params, tollgate }) => {
+        expectTypeOf(req).toEqualTypeOf<NextRequest>()
+        const body = (await req.json()) as { messages: unknown[] }
+        tollgate.report({ inputTokens: 50, outputTokens: 25 })
+        return Response.json({ id: (await params).id, model: tollgate.model, messages: body.messages.length })
+      },
+      options,
+    )
+    const done = settled()
+    const response = await POST(request(), context)
+    expect(response.status).toBe(200)
+    checkRateLimitHeaders(response.headers)
+    expect(await response.json()).toEqual({ id: 'c1', model: 'gpt-4o-mini', messages: 1 })
+    expect(await done).toMatchObject({ outcome: 'settled', usage: { inputTokens: 50, outputTokens: 25 } })
+    expect(await tokens()).toBe(75)
+  })
+
+  it('refuses without calling the handler: no key (401), revoked key (403), rate limit (429)', async () => {
+    const { options, request, keys, keyId } = await setup()
+    let calls = 0
+    const POST = withTollgate(() => {
+      calls++
+      return new Response('ok')
+    }, options)
+    expect((await POST(request(null), context)).status).toBe(401)
+    for (let i = 0; i < 3; i++) await (await POST(request(), context)).text()
+    const limited = await POST(request(), context)
+    expect(limited.status).toBe(429)
+    expect(limited.headers.get('retry-after')).toMatch(/^\d+$/)
+    await keys.revoke(keyId)
+    const revoked = await POST(request(), context)
+    expect(revoked.status).toBe(403)
+    expect(await revoked.json()).toMatchObject({ error: { code: 'key_revoked' } })
+    expect(calls).toBe(3)
+  })
+
+  it('settles a streamed body from what was sent when the client goes away', async () => {
+    const { options, request, settled, tokens } = await setup()
+    const POST = withTollgate(
+      () =>
+        new Response(
+          new ReadableStream({
+            start(controller) {
+              controller.enqueue(encoder.encode(`data: ${JSON.stringify({ delta: 'streamed' })}\n\n`))
+            }, // then stays open
+          }),
+          { headers: { 'content-type': 'text/event-stream' } },
+        ),
+      options,
+    )
+    const response = await POST(request(), context)
+    const reader = response.body!.getReader()
+    await reader.read()
+    const done = settled()
+    await reader.cancel()
+    expect(await done).toMatchObject({ reason: 'aborted', usage: { outputTokens: 8 } })
+    expect(await tokens()).toBe(108)
+  })
+
+  it('releases when the handler throws', async () => {
+    const { options, request, settled, tokens } = await setup()
+    const POST = withTollgate(() => {
+      throw new Error('handler failed')
+    }, options)
+    const done = settled()
+    await expect(POST(request(), context)).rejects.toThrow('handler failed')
+    expect(await done).toMatchObject({ outcome: 'released', reason: 'failed' })
+    expect(await tokens()).toBe(0)
+  })
+})

@@ -1,0 +1,142 @@
+/**
+ * Lua shared by every script (part 1 of the prelude): the common arguments, time, number
+ * formatting, chunked commands, and cells (one Redis hash per counter window, loaded once
+ * per script call and written back by `flush`).
+ */
+export const BASE = /* lua */ `
+local P = ARGV[2]
+local PT = '{' .. P .. '}'
+local GRACE = tonumber(ARGV[3])
+local IDEM = tonumber(ARGV[4])
+local SWEEP = tonumber(ARGV[5])
+local INDEX = KEYS[1]
+-- The tag of the slot this call runs in: KEYS[1] is '<tag>:x'. Overrides and blocks live under
+-- PT; a call in another slot (a tenant's, on a Redis Cluster) cannot read them and is given caps.
+local HT = string.sub(INDEX, 1, -3)
+local SHARED = HT == PT
+local NEVER = 9007199254740991
+local INF = math.huge
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A number as text without loss: integers in full, anything else with 17 significant digits.
+local function fmt(x)
+  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then
+    return string.format('%d', x)
+  end
+  return string.format('%.17g', x)
+end
+
+-- A number for a reply: integers as Redis integers (exact below 2^53), anything else as text.
+local function out(x)
+  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
+  return string.format('%.17g', x)
+end
+
+local function numbers(text)
+  local list = {}
+  for part in string.gmatch(text, '[^,]+') do list[#list + 1] = tonumber(part) end
+  return list
+end
+
+-- Runs a variadic command over a long list in chunks (Lua's unpack has a stack limit).
+local function batch(command, key, list)
+  for i = 1, #list, 500 do
+    redis.call(command, key, unpack(list, i, math.min(i + 499, #list)))
+  end
+end
+
+-- MGET over a long list in chunks: position → value or false.
+local function mget(names)
+  local values = {}
+  for i = 1, #names, 500 do
+    local part = redis.call('MGET', unpack(names, i, math.min(i + 499, #names)))
+    for j = 1, #part do values[i + j - 1] = part[j] end
+  end
+  return values
+end
+
+------------------------------------------------------------------------------------------
+-- Cells: one Redis hash per counter window, loaded once per script, written back by flush.
+------------------------------------------------------------------------------------------
+local cells, order = {}, {}
+
+-- whole: load every field now (fixed, sliding, bucket); otherwise fields load one by one (lease).
+local function cell(key, whole)
+  local c = cells[key]
+  if c then return c end
+  c = { key = key, f = {}, known = {}, dirty = {}, whole = whole, exists = false }
+  if whole then
+    local flat = redis.call('HGETALL', key)
+    for i = 1, #flat, 2 do c.f[flat[i]] = tonumber(flat[i + 1]) end
+    c.exists = #flat > 0
+  end
+  cells[key] = c
+  order[#order + 1] = c
+  return c
+end
+
+local function get(c, name)
+  if not c.whole and not c.known[name] then
+    local v = redis.call('HGET', c.key, name)
+    c.known[name] = true
+    if v then c.f[name] = tonumber(v) end
+  end
+  return c.f[name]
+end
+
+local function set(c, name, value)
+  c.f[name] = value
+  c.known[name] = true
+  c.dirty[name] = true
+end
+
+local function add(c, name, delta)
+  set(c, name, (get(c, name) or 0) + delta)
+end
+
+-- Remember how long a cell must live (memory store: keep). forgetAt = INF: never forget.
+-- A calendar window that already exists keeps the deadline it got when it was made (its end
+-- plus grace never moves), so its TTL is not set again.
+local function keep(look)
+  local c = look.cell
+  if look.forgetAt == INF then
+    c.permanent = true
+    c.ttl = nil
+  elseif not (look.fixed and c.exists) then
+    c.ttl = math.max(1, look.forgetAt - now + GRACE)
+  end
+end
+
+-- Write every changed field back, then the TTLs (a cell that existed keeps its own TTL, or none).
+local function flush()
+  for _, c in ipairs(order) do
+    local sets, dels = {}, {}
+    for name in pairs(c.dirty) do
+      local v = c.f[name]
+      if v == nil then
+        dels[#dels + 1] = name
+      else
+        sets[#sets + 1] = name
+        sets[#sets + 1] = v -- Redis writes a number with all its digits; only these scripts read it back
+      end
+    end
+    if #dels > 0 then batch('HDEL', c.key, dels) end
+    if #sets > 0 then batch('HSET', c.key, sets) end
+    if c.ttl then
+      local ms = fmt(math.ceil(c.ttl))
+      redis.call('PEXPIRE', c.key, ms)
+      if c.zset then redis.call('PEXPIRE', c.zset, ms) end
+    elseif #sets > 0 and c.whole and not c.exists and not c.permanent then
+      redis.call('PEXPIRE', c.key, fmt(GRACE)) -- created here without a keep: never reached, a safety net
+    end
+  end
+  cells, order = {}, {}
+end
+
+`

@@ -1,0 +1,105 @@
+/**
+ * Lua shared by every script (part 3 of the prelude): reservation records, their expiry
+ * and the bounded sweep of the expiry index.
+ */
+export const RECORDS = /* lua */ `
+------------------------------------------------------------------------------------------
+-- Reservations: a hash <tag>:r:<id> (s state, e expiresAt, m meta JSON, x entries as
+-- msgpack; on a Cluster, g: the other slot groups of the reservation, msgpack), indexed by
+-- expiry in the sorted set <tag>:x, where <tag> is the tag of the slot the script runs in.
+------------------------------------------------------------------------------------------
+local function recordKey(id) return HT .. ':r:' .. id end
+
+local function loadRecord(id)
+  local key = recordKey(id)
+  local v = redis.call('HMGET', key, 's', 'e', 'x', 'g')
+  if not v[1] then return nil end
+  local entries, groups = {}, false
+  if v[3] then entries = cmsgpack.unpack(v[3]) end
+  if v[4] then groups = cmsgpack.unpack(v[4]) end
+  return { id = id, key = key, state = v[1], expiresAt = tonumber(v[2]), entries = entries, groups = groups }
+end
+
+-- A closed reservation only keeps its state (to answer duplicates) and meta (for look-ups);
+-- an expired one keeps its entries too, for a late settle.
+local function saveRecord(r)
+  if r.state == 'expired' then
+    redis.call('HSET', r.key, 's', r.state, 'x', cmsgpack.pack(r.entries))
+  else
+    redis.call('HSET', r.key, 's', r.state)
+    redis.call('HDEL', r.key, 'x')
+  end
+  redis.call('PEXPIRE', r.key, fmt(IDEM))
+end
+
+-- The cell an entry's hold went into, or nil when it no longer exists.
+local function entryCell(e)
+  local c
+  if e.kind == 'fixed' then c = fixedCell(e.tag, e.key, e.start)
+  elseif e.kind == 'sliding' then c = slidingCell(e.tag, e.key)
+  elseif e.kind == 'bucket' then c = bucketCell(e.tag, e.key)
+  else return leaseCell(e.tag, e.key) end
+  if c.exists then return c end
+  return nil
+end
+
+-- Move an entry's hold from e.charged to target (memory store: charge). Leases are removed.
+local function charge(e, c, id, target)
+  local delta = target - e.charged
+  if e.kind == 'bucket' then
+    set(c, 't', (c.f.t or 0) + delta * e.interval)
+  elseif e.kind == 'lease' then
+    local a = get(c, 'i' .. id)
+    if a then
+      set(c, 'i' .. id, nil)
+      redis.call('ZREM', c.zset, id)
+      add(c, 'u', -a)
+      add(c, 'h', -a)
+    end
+  elseif e.kind == 'sliding' then
+    local name = fmt(e.start / e.slot)
+    local v = c.f['v' .. name]
+    if v == nil then return end -- the slot, and the hold with it, has left the window
+    set(c, 'v' .. name, v + delta)
+    add(c, 'u', delta)
+    add(c, 'h', -e.open)
+    add(c, 'o' .. name, -e.open)
+  else
+    add(c, 'u', delta)
+    add(c, 'h', -e.open)
+  end
+end
+
+-- An unsettled reservation past its TTL: leases freed, holds kept or returned by their expiry.
+local function expire(r)
+  for _, e in ipairs(r.entries) do
+    local release = e.expiry == 'release' or e.kind == 'lease'
+    local c = entryCell(e)
+    if c then
+      local target = e.charged
+      if release then target = 0 end
+      charge(e, c, r.id, target)
+    end
+    if release then e.charged = 0 end
+    e.open = 0
+  end
+  r.state = 'expired'
+  saveRecord(r)
+  redis.call('ZREM', INDEX, r.id)
+end
+
+-- Expire at most SWEEP reservations whose TTL has passed.
+local function sweep()
+  local due = redis.call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP))
+  for _, id in ipairs(due) do
+    local r = loadRecord(id)
+    if r and r.state == 'held' then expire(r) else redis.call('ZREM', INDEX, id) end
+  end
+end
+
+-- A record still held past its expiry (the bounded sweep has not reached it yet) expires now.
+local function current(r)
+  if r and r.state == 'held' and r.expiresAt <= now then expire(r) end
+  return r
+end
+`

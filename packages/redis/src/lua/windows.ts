@@ -1,0 +1,227 @@
+/**
+ * Lua shared by every script (part 2 of the prelude): counter specs as arguments, overrides,
+ * and the window algorithms (a line-for-line port of the memory store's `counters.ts`).
+ */
+export const WINDOWS = /* lua */ `
+------------------------------------------------------------------------------------------
+-- Counter specs (13 arguments each) and the window algorithms (memory store: counters.ts).
+------------------------------------------------------------------------------------------
+local FIELDS = 13
+
+local function readSpec(p)
+  local s = {
+    key = ARGV[p], tag = ARGV[p + 1], metric = ARGV[p + 2],
+    amount = tonumber(ARGV[p + 3]), cap = tonumber(ARGV[p + 4]),
+    enforce = ARGV[p + 5] == '1', expiry = ARGV[p + 6], kind = ARGV[p + 7],
+  }
+  local a, b = ARGV[p + 8], ARGV[p + 9]
+  if s.kind == 'fixed' then s.bounds = numbers(a)
+  elseif s.kind == 'sliding' then s.size = tonumber(a); s.slot = tonumber(b)
+  elseif s.kind == 'bucket' then s.interval = tonumber(a)
+  else s.ttl = tonumber(a) end
+  if ARGV[p + 10] ~= '' then s.alerts = numbers(ARGV[p + 10]) end
+  if ARGV[p + 11] ~= '' then s.cooldown = tonumber(ARGV[p + 11]) end
+  if ARGV[p + 12] ~= '' then
+    local t = numbers(ARGV[p + 12])
+    s.throttle = { at = t[1], limit = t[2], period = t[3] }
+  end
+  return s
+end
+
+-- Runtime cap overrides of a list of counter keys, in one MGET: position → number or nil.
+-- Outside the shared slot there are none to read: the caller has sent the caps in force.
+local function overrides(keys)
+  if not SHARED then return {} end
+  local names = {}
+  for i, key in ipairs(keys) do names[i] = PT .. ':o:' .. key end
+  local values = mget(names)
+  local found = {}
+  for i = 1, #names do found[i] = values[i] and tonumber(values[i]) end
+  return found
+end
+
+-- The effective cap of each spec: its override, else its own cap.
+local function capsOf(specs)
+  local keys = {}
+  for i, s in ipairs(specs) do keys[i] = s.key end
+  local found = overrides(keys)
+  local caps = {}
+  for i, s in ipairs(specs) do caps[i] = found[i] or s.cap end
+  return caps
+end
+
+-- Index of the interval [bounds[i], bounds[i + 1]) holding now, or nil.
+local function locate(bounds, t)
+  for i = 1, #bounds - 1 do
+    if bounds[i] <= t and t < bounds[i + 1] then return i end
+  end
+  return nil
+end
+
+-- The cell of a counter window. Letters: f fixed, s sliding, g bucket, t throttle bucket, m lease.
+local function fixedCell(tag, key, start) return cell(tag .. ':f:' .. fmt(start) .. ':' .. key, true) end
+local function slidingCell(tag, key) return cell(tag .. ':s:' .. key, true) end
+local function bucketCell(tag, key, letter) return cell(tag .. ':' .. (letter or 'g') .. ':' .. key, true) end
+local function leaseCell(tag, key)
+  local c = cell(tag .. ':m:' .. key, false)
+  c.zset = tag .. ':l:' .. key
+  return c
+end
+
+-- Slot indices of a sliding cell (fields v<index>), ascending.
+local function slotsOf(c)
+  local list = {}
+  for name in pairs(c.f) do
+    if string.sub(name, 1, 1) == 'v' then list[#list + 1] = tonumber(string.sub(name, 2)) end
+  end
+  table.sort(list)
+  return list
+end
+
+-- Look at the counter of s at now with effective cap (memory store: inspect). nil: skew.
+local function inspect(s, cap, letter)
+  local amount = s.amount
+  if s.kind == 'fixed' then
+    local i = locate(s.bounds, now)
+    if not i then return nil end
+    local start, stop = s.bounds[i], s.bounds[i + 1]
+    local c = fixedCell(s.tag, s.key, start)
+    local used = c.f.u or 0
+    local denied = used + amount > cap
+    local lifetime = stop >= NEVER
+    local look = { cell = c, fixed = true, windowStart = start, used = used, held = c.f.h or 0, denied = denied }
+    if lifetime then
+      look.forgetAt = INF
+      c.permanent = true
+    else
+      look.forgetAt = stop
+      look.resetAt = stop
+      if denied and amount <= cap then look.retry = stop - now end
+    end
+    return look
+  elseif s.kind == 'sliding' then
+    local size, slot = s.size, s.slot
+    local c = slidingCell(s.tag, s.key)
+    local oldest = math.floor((now - size) / slot)
+    local kept = {}
+    for _, index in ipairs(slotsOf(c)) do
+      if index < oldest then
+        local name = fmt(index)
+        add(c, 'u', -c.f['v' .. name])
+        add(c, 'h', -(c.f['o' .. name] or 0))
+        set(c, 'v' .. name, nil)
+        set(c, 'o' .. name, nil)
+      else
+        kept[#kept + 1] = index
+      end
+    end
+    local used = c.f.u or 0
+    local denied = used + amount > cap
+    local retry = nil
+    if denied and amount <= cap then
+      local left = used
+      for _, index in ipairs(kept) do
+        left = left - c.f['v' .. fmt(index)]
+        if left + amount <= cap then
+          retry = (index + 1) * slot + size - now
+          break
+        end
+      end
+    end
+    local current = math.floor(now / slot)
+    local resetAt = now
+    if kept[1] then resetAt = (kept[1] + 1) * slot + size end
+    return {
+      cell = c, windowStart = current * slot, forgetAt = (current + 1) * slot + size,
+      used = used, held = c.f.h or 0, resetAt = resetAt, denied = denied, retry = retry,
+    }
+  elseif s.kind == 'bucket' then
+    local interval = s.interval
+    local c = bucketCell(s.tag, s.key, letter)
+    local tat = math.max(c.f.t or now, now)
+    local nxt = tat + amount * interval
+    local denied = nxt - now > cap * interval
+    local look = {
+      cell = c, windowStart = now, forgetAt = nxt, used = math.ceil((tat - now) / interval),
+      held = 0, resetAt = tat, denied = denied,
+    }
+    if denied and amount <= cap then look.retry = nxt - now - cap * interval end
+    return look
+  else
+    local c = leaseCell(s.tag, s.key)
+    local gone = redis.call('ZRANGEBYSCORE', c.zset, '-inf', fmt(now))
+    for _, id in ipairs(gone) do
+      local a = get(c, 'i' .. id) or 0
+      add(c, 'u', -a)
+      add(c, 'h', -a)
+      set(c, 'i' .. id, nil)
+    end
+    if #gone > 0 then batch('ZREM', c.zset, gone) end
+    local first = redis.call('ZRANGE', c.zset, '0', '0', 'WITHSCORES')
+    local last = redis.call('ZRANGE', c.zset, '-1', '-1', 'WITHSCORES')
+    local earliest = INF
+    local latest = now
+    if first[2] then earliest = tonumber(first[2]) end
+    if last[2] then latest = math.max(now, tonumber(last[2])) end
+    local used = get(c, 'u') or 0
+    local denied = used + amount > cap
+    local look = {
+      cell = c, windowStart = now, forgetAt = latest + s.ttl, used = used, held = get(c, 'h') or 0,
+      denied = denied,
+    }
+    if earliest < INF then look.resetAt = earliest end
+    if denied and amount <= cap then look.retry = math.min(1000, earliest - now) end
+    return look
+  end
+end
+
+-- Place a hold of s.amount for reservation id (memory store: hold). Returns the new reset time.
+local function hold(s, look, id)
+  local c, amount = look.cell, s.amount
+  if s.kind == 'bucket' then
+    local tat = math.max(c.f.t or now, now) + amount * s.interval
+    set(c, 't', tat)
+    return tat
+  elseif s.kind == 'lease' then
+    local previous = get(c, 'i' .. id)
+    if previous then
+      -- The same id again replaces its lease (the memory store would count both).
+      add(c, 'u', -previous)
+      add(c, 'h', -previous)
+    end
+    redis.call('ZADD', c.zset, fmt(now + s.ttl), id)
+    set(c, 'i' .. id, amount)
+    add(c, 'u', amount)
+    add(c, 'h', amount)
+    return look.resetAt or (now + s.ttl)
+  elseif s.kind == 'sliding' then
+    local name = fmt(look.windowStart / s.slot)
+    add(c, 'v' .. name, amount)
+    add(c, 'o' .. name, amount)
+    add(c, 'u', amount)
+    add(c, 'h', amount)
+    if look.used == 0 then return look.windowStart + s.slot + s.size end
+    return look.resetAt
+  else
+    add(c, 'u', amount)
+    add(c, 'h', amount)
+    return look.resetAt
+  end
+end
+
+-- Alert fractions newly crossed, as a range [from, to) of s.alerts (0-based).
+local function crossed(s, c, cap)
+  local alerts = s.alerts
+  local used = get(c, 'u') or 0
+  local before = get(c, 'a') or 0
+  local alerted = before
+  if s.kind == 'sliding' then
+    while alerted > 0 and used < alerts[alerted] * cap do alerted = alerted - 1 end
+  end
+  local from = alerted
+  while alerted < #alerts and used >= alerts[alerted + 1] * cap do alerted = alerted + 1 end
+  if alerted ~= before then set(c, 'a', alerted) end
+  return from, alerted
+end
+
+`

@@ -1,0 +1,192 @@
+import { fakeClock } from '@tollgate/core/testing'
+import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { signedIdentity, signIdentity } from './signed.js'
+import type { Identify } from './types.js'
+
+const secret = 'a-shared-secret-of-at-least-32-bytes!!'
+const clock = fakeClock('2026-01-05T00:00:00Z')
+const nowSec = () => Math.floor(clock.now() / 1000)
+const claims: JWTPayload = {
+  sub: 'u1',
+  org: 'acme',
+  plan: 'pro',
+  features: ['chat'],
+  iss: 'auth',
+  aud: 'tollgate',
+}
+
+const hs256 = (payload: JWTPayload = claims, key = secret, ttl = 300) =>
+  new SignJWT(payload)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt(nowSec())
+    .setExpirationTime(nowSec() + ttl)
+    .sign(new TextEncoder().encode(key))
+const asBearer = (token: string) =>
+  new Request('http://x/', { headers: { authorization: `Bearer ${token}` } })
+const call = (identify: Identify, token: string) => identify(asBearer(token))
+
+describe('signedIdentity: JWT', () => {
+  const identify = signedIdentity({ jwt: { secret, issuer: 'auth', audience: 'tollgate' }, clock })
+
+  it('accepts a valid HS256 token and maps its claims', async () => {
+    expect(await call(identify, await hs256())).toEqual({
+      ok: true,
+      subject: { user: 'u1', org: 'acme' },
+      attributes: { plan: 'pro' },
+      features: ['chat'],
+    })
+  })
+
+  it('refuses a tampered token, a wrong secret, and "alg: none"', async () => {
+    const token = await hs256()
+    const [header, payload, signature] = token.split('.')
+    const forged = Buffer.from(JSON.stringify({ ...claims, sub: 'admin', exp: nowSec() + 300 })).toString(
+      'base64url',
+    )
+    expect(await call(identify, `${header}.${forged}.${signature}`)).toMatchObject({
+      ok: false,
+      status: 401,
+      message: 'Invalid identity token (ERR_JWS_SIGNATURE_VERIFICATION_FAILED).',
+    })
+    expect(await call(identify, await hs256(claims, 'another secret of the same kind....'))).toMatchObject({
+      ok: false,
+      status: 401,
+    })
+    const none = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')
+    expect(await call(identify, `${none}.${payload}.`)).toMatchObject({ ok: false, status: 401 })
+    expect(await call(identify, 'not-a-jwt')).toMatchObject({ ok: false, status: 401 })
+    expect(await identify(new Request('http://x/'))).toMatchObject({ ok: false, status: 401 })
+  })
+
+  it('refuses an expired token (fake clock), a token without exp, wrong issuer or audience, no sub', async () => {
+    const token = await hs256(claims, secret, 60)
+    expect((await call(identify, token)).ok).toBe(true)
+    clock.advance('66s') // past exp and the 5 s tolerance
+    expect(await call(identify, token)).toMatchObject({
+      ok: false,
+      status: 401,
+      message: 'The identity token has expired.',
+    })
+    const noExp = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(secret))
+    expect(await call(identify, noExp)).toMatchObject({ ok: false, status: 401 })
+    expect(await call(identify, await hs256({ ...claims, iss: 'evil' }))).toMatchObject({
+      ok: false,
+      status: 401,
+    })
+    expect(await call(identify, await hs256({ ...claims, aud: 'other' }))).toMatchObject({
+      ok: false,
+      status: 401,
+    })
+    const { sub: _, ...anonymous } = claims
+    expect(await call(identify, await hs256(anonymous))).toMatchObject({
+      ok: false,
+      status: 401,
+      message: 'The identity assertion names no subject.',
+    })
+  })
+
+  describe('RS256', () => {
+    let keys: Awaited<ReturnType<typeof generateKeyPair>>
+    let other: Awaited<ReturnType<typeof generateKeyPair>>
+    beforeAll(async () => {
+      keys = await generateKeyPair('RS256', { extractable: true })
+      other = await generateKeyPair('RS256', { extractable: true })
+    })
+    const rs256 = (key: CryptoKey, kid?: string) =>
+      new SignJWT(claims)
+        .setProtectedHeader(kid ? { alg: 'RS256', kid } : { alg: 'RS256' })
+        .setExpirationTime(nowSec() + 60)
+        .sign(key)
+
+    it('verifies with a PEM public key; refuses another key and an HS256 token signed with the PEM', async () => {
+      const pem = await exportSPKI(keys.publicKey)
+      const identify = signedIdentity({ jwt: { publicKey: pem }, clock })
+      expect(await call(identify, await rs256(keys.privateKey))).toMatchObject({
+        ok: true,
+        subject: { user: 'u1' },
+      })
+      expect(await call(identify, await rs256(other.privateKey))).toMatchObject({ ok: false, status: 401 })
+      // algorithm confusion: the public key used as an HMAC secret
+      expect(await call(identify, await hs256(claims, pem))).toMatchObject({ ok: false, status: 401 })
+    })
+
+    it('verifies with a local JWKS, picking the key by kid', async () => {
+      const jwks = {
+        keys: [
+          { ...(await exportJWK(other.publicKey)), kid: 'old', alg: 'RS256' },
+          { ...(await exportJWK(keys.publicKey)), kid: 'current', alg: 'RS256' },
+        ],
+      }
+      const identify = signedIdentity({ jwt: { jwks }, clock })
+      expect((await call(identify, await rs256(keys.privateKey, 'current'))).ok).toBe(true)
+      expect((await call(identify, await rs256(other.privateKey, 'old'))).ok).toBe(true)
+      expect(await call(identify, await rs256(other.privateKey, 'current'))).toMatchObject({
+        ok: false,
+        status: 401,
+      })
+      expect(await call(identify, await rs256(keys.privateKey, 'unknown'))).toMatchObject({
+        ok: false,
+        status: 401,
+      })
+    })
+  })
+
+  it('needs exactly one key and one mode', () => {
+    expect(() => signedIdentity({ jwt: {} })).toThrow(/exactly one/)
+    expect(() => signedIdentity({ jwt: { secret, jwks: { keys: [] } } })).toThrow(/exactly one/)
+    expect(() => signedIdentity({} as never)).toThrow(/exactly one/)
+  })
+})
+
+describe('signedIdentity: HMAC header', () => {
+  const hmacClock = fakeClock('2026-01-05T00:00:00Z')
+  const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
+  const assertion = { subject: { tenant: 'acme', user: 'u9' }, attributes: { plan: 'pro' } }
+  const request = (headers: Record<string, string>) => new Request('http://x/', { headers })
+
+  it('accepts a fresh signature and refuses tampered, stale, future and foreign ones', async () => {
+    const headers = await signIdentity(assertion, { secret, now: hmacClock.now() })
+    expect(await identify(request(headers))).toEqual({ ok: true, ...assertion })
+
+    const other = await signIdentity(
+      { subject: { tenant: 'victim', user: 'u9' } },
+      { secret: 'x', now: hmacClock.now() },
+    )
+    const swapped = { ...headers, 'x-tollgate-identity': other['x-tollgate-identity']! }
+    expect(await identify(request(swapped))).toMatchObject({
+      ok: false,
+      status: 401,
+      message: 'Invalid identity signature.',
+    })
+    expect(await identify(request(other))).toMatchObject({ ok: false, status: 401 })
+
+    const retimed = headers['x-tollgate-signature']!.replace(/t=\d+/, `t=${hmacClock.now() + 1}`)
+    expect(await identify(request({ ...headers, 'x-tollgate-signature': retimed }))).toMatchObject({
+      ok: false,
+    })
+
+    hmacClock.advance('5m1ms') // a replay after maxAgeMs
+    expect(await identify(request(headers))).toMatchObject({ ok: false, status: 401, message: /too old/ })
+    const future = await signIdentity(assertion, { secret, now: hmacClock.now() + 600_000 })
+    expect(await identify(request(future))).toMatchObject({ ok: false, status: 401 })
+
+    expect(await identify(request({ 'x-tollgate-identity': headers['x-tollgate-identity']! }))).toMatchObject(
+      {
+        ok: false,
+        status: 401,
+      },
+    )
+    expect(await identify(request({ ...headers, 'x-tollgate-signature': 'v1=abc' }))).toMatchObject({
+      ok: false,
+      message: 'Malformed identity signature.',
+    })
+  })
+
+  it('refuses a signed assertion without a usable subject', async () => {
+    const headers = await signIdentity({ subject: { user: '' } }, { secret, now: hmacClock.now() })
+    expect(await identify(request(headers))).toMatchObject({ ok: false, status: 401 })
+  })
+})

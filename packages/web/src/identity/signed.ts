@@ -1,0 +1,210 @@
+/**
+ * Identity asserted by a trusted upstream and verified here: a JWT (HS256, RS256, or any key of
+ * a JSON Web Key Set, verified with `jose`), or an identity header signed with HMAC-SHA256 and
+ * a timestamp, so that a captured header stops working after `maxAgeMs`.
+ */
+import type { Attributes, Clock } from '@tollgate/core'
+import type { CryptoKey, JSONWebKeySet, JWTPayload, JWTVerifyOptions } from 'jose'
+import { equalDigests, fromBase64UrlText, fromHex, hmacSha256, toBase64Url, toHex } from './digest.js'
+import {
+  credential,
+  type Identify,
+  type IdentityResult,
+  identified,
+  isUsableSubject,
+  unauthenticated,
+} from './types.js'
+
+/** What a verified token or header says about its bearer. */
+export interface Assertion {
+  subject: Record<string, string>
+  attributes?: Attributes
+  features?: readonly string[]
+}
+
+/** JWT verification; give exactly one of `secret`, `publicKey`, `jwks`. */
+export interface JwtIdentityOptions {
+  /** Shared secret for HS256. @default none @example process.env.IDENTITY_JWT_SECRET */
+  secret?: string | Uint8Array
+  /** Public key for RS256: PEM (SPKI) text or a `CryptoKey`. @default none @example fs.readFileSync('upstream.pub.pem', 'utf8') */
+  publicKey?: string | CryptoKey
+  /** A JSON Web Key Set held locally (keys picked by `kid`). @default none @example await (await fetch(jwksUrl)).json() */
+  jwks?: JSONWebKeySet
+  /** Accepted `iss`. @default any @example 'https://auth.example.com' */
+  issuer?: string | string[]
+  /** Accepted `aud`. @default any @example 'tollgate' */
+  audience?: string | string[]
+  /** Accepted algorithms. @default ['HS256'] with `secret`, else ['RS256'] @example ['RS256', 'ES256'] */
+  algorithms?: string[]
+  /** Header carrying the token (`authorization` as `Bearer <token>`). @default 'authorization' @example 'x-identity-token' */
+  header?: string
+  /** Seconds of clock skew accepted on `exp` and `nbf`. @default 5 @example 30 */
+  clockTolerance?: number
+  /** Refuse tokens without `exp`. @default true @example false // long-lived service tokens */
+  requireExpiry?: boolean
+  /**
+   * Claims → identity. `null` refuses the token.
+   * @default `sub` as `user`, string `tenant`/`org`/`team`/`project` claims as those dimensions,
+   * string `plan`/`environment` as attributes, a string-array `features` claim as allowed features
+   * @example (claims) => ({ subject: { org: String(claims.org_id), user: String(claims.sub) } })
+   */
+  claims?: (payload: JWTPayload) => Assertion | null
+}
+
+/** HMAC-signed identity header; see {@link signIdentity} for the upstream side. */
+export interface HmacIdentityOptions {
+  /** Shared secret (at least 32 bytes of entropy). @example process.env.IDENTITY_HMAC_SECRET */
+  secret: string | Uint8Array
+  /** Header with the base64url JSON assertion. @default 'x-tollgate-identity' @example 'x-identity' */
+  header?: string
+  /** Header with `t=<ms since epoch>,v1=<hex HMAC-SHA256 of "<t>.<identity header>">`. @default 'x-tollgate-signature' @example 'x-identity-signature' */
+  signatureHeader?: string
+  /** Oldest (and furthest in the future) signature accepted, in ms. @default 300000 @example 30_000 */
+  maxAgeMs?: number
+}
+
+/** Options of {@link signedIdentity}: `jwt` or `hmac`. */
+export type SignedIdentityOptions = (
+  | { jwt: JwtIdentityOptions; hmac?: undefined }
+  | { hmac: HmacIdentityOptions; jwt?: undefined }
+) & {
+  /** Time for expiry and replay checks. @default systemClock @example fakeClock() */
+  clock?: Clock
+}
+
+const DEFAULT_HEADER = 'x-tollgate-identity'
+const DEFAULT_SIGNATURE_HEADER = 'x-tollgate-signature'
+const str = (value: unknown) => (typeof value === 'string' && value.length > 0 ? value : undefined)
+
+/** The default claims mapping (see `JwtIdentityOptions.claims`). */
+export function defaultClaims(payload: JWTPayload): Assertion | null {
+  const user = str(payload.sub)
+  if (!user) return null
+  const subject: Record<string, string> = { user }
+  for (const dim of ['tenant', 'org', 'team', 'project']) {
+    const id = str(payload[dim])
+    if (id) subject[dim] = id
+  }
+  const attributes: Record<string, string> = {}
+  for (const name of ['plan', 'environment']) {
+    const value = str(payload[name])
+    if (value) attributes[name] = value
+  }
+  const features = Array.isArray(payload.features)
+    ? payload.features.filter((f) => typeof f === 'string')
+    : undefined
+  return { subject, attributes, ...(features ? { features } : {}) }
+}
+
+function fromAssertion(assertion: Assertion | null): IdentityResult {
+  if (!assertion || !isUsableSubject(assertion.subject))
+    return unauthenticated('The identity assertion names no subject.')
+  return identified(assertion.subject, assertion.attributes ?? {}, assertion.features)
+}
+
+let jose: Promise<typeof import('jose')> | undefined
+/** jose is loaded on first use: the key registry and the web layer do not need it. */
+const loadJose = () => (jose ??= import('jose'))
+
+function jwtIdentity(options: JwtIdentityOptions, clock: Clock | undefined): Identify {
+  const given = [options.secret, options.publicKey, options.jwks].filter((k) => k !== undefined).length
+  if (given !== 1) throw new TypeError('signedIdentity({ jwt }) needs exactly one of secret, publicKey, jwks')
+  const algorithms = options.algorithms ?? (options.secret !== undefined ? ['HS256'] : ['RS256'])
+  const header = options.header ?? 'authorization'
+  const mapClaims = options.claims ?? defaultClaims
+  let keyPromise: Promise<Parameters<typeof import('jose').jwtVerify>[1]> | undefined
+  const key = () =>
+    (keyPromise ??= loadJose().then(async (j) => {
+      if (options.jwks) return j.createLocalJWKSet(options.jwks)
+      if (typeof options.secret === 'string') return new TextEncoder().encode(options.secret)
+      if (options.secret) return options.secret
+      const pk = options.publicKey!
+      return typeof pk === 'string' ? j.importSPKI(pk, algorithms[0]!) : pk
+    }))
+  return async (request) => {
+    const token = credential(request, header)
+    if (token === null) return unauthenticated(`Missing identity token in the "${header}" header.`)
+    const j = await loadJose()
+    const verify: JWTVerifyOptions = {
+      algorithms,
+      clockTolerance: options.clockTolerance ?? 5,
+      ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
+      ...(options.audience !== undefined ? { audience: options.audience } : {}),
+      ...(options.requireExpiry === false ? {} : { requiredClaims: ['exp'] }),
+      ...(clock ? { currentDate: new Date(clock.now()) } : {}),
+    }
+    try {
+      const { payload } = await j.jwtVerify(token, (await key()) as Uint8Array, verify)
+      return fromAssertion(mapClaims(payload))
+    } catch (error) {
+      if (error instanceof j.errors.JWTExpired) return unauthenticated('The identity token has expired.')
+      if (error instanceof j.errors.JOSEError)
+        return unauthenticated(`Invalid identity token (${error.code}).`)
+      throw error
+    }
+  }
+}
+
+function hmacIdentity(options: HmacIdentityOptions, clock: Clock | undefined): Identify {
+  if (!options.secret || options.secret.length === 0)
+    throw new TypeError('signedIdentity({ hmac }) needs a secret')
+  const header = options.header ?? DEFAULT_HEADER
+  const signatureHeader = options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER
+  const maxAgeMs = options.maxAgeMs ?? 300_000
+  return async (request) => {
+    const value = request.headers.get(header)?.trim()
+    const signature = request.headers.get(signatureHeader)?.trim()
+    if (!value || !signature)
+      return unauthenticated(`Missing signed identity ("${header}" and "${signatureHeader}").`)
+    const parts = /^t=(\d{1,16}),v1=([0-9a-f]{64})$/.exec(signature)
+    if (!parts) return unauthenticated('Malformed identity signature.')
+    const at = Number(parts[1])
+    if (Math.abs((clock?.now() ?? Date.now()) - at) > maxAgeMs)
+      return unauthenticated('The identity signature is too old (or from the future).')
+    const expected = await hmacSha256(options.secret, `${at}.${value}`)
+    if (!equalDigests(fromHex(parts[2]!)!, expected)) return unauthenticated('Invalid identity signature.')
+    const text = fromBase64UrlText(value)
+    let assertion: unknown
+    try {
+      assertion = text === null ? null : JSON.parse(text)
+    } catch {
+      assertion = null
+    }
+    return fromAssertion(assertion as Assertion | null)
+  }
+}
+
+/**
+ * Identity asserted by a trusted upstream: a JWT verified with `jose`, or an HMAC-signed header.
+ * A missing, tampered, expired or stale assertion is refused with 401.
+ *
+ * @example
+ * signedIdentity({ jwt: { secret: process.env.JWT_SECRET!, issuer: 'https://auth.example.com', audience: 'tollgate' } })
+ * signedIdentity({ jwt: { jwks: await (await fetch(jwksUrl)).json(), algorithms: ['RS256'] } })
+ * signedIdentity({ hmac: { secret: process.env.IDENTITY_HMAC_SECRET! } })
+ */
+export function signedIdentity(options: SignedIdentityOptions): Identify {
+  if (options.jwt && !options.hmac) return jwtIdentity(options.jwt, options.clock)
+  if (options.hmac && !options.jwt) return hmacIdentity(options.hmac, options.clock)
+  throw new TypeError('signedIdentity needs exactly one of { jwt } or { hmac }')
+}
+
+/**
+ * The headers a trusted upstream sends for {@link signedIdentity}'s `hmac` mode.
+ *
+ * @example
+ * const headers = await signIdentity({ subject: { tenant: 'acme', user: 'u1' } }, { secret })
+ * await fetch(url, { headers: { ...headers, 'content-type': 'application/json' }, method: 'POST', body })
+ */
+export async function signIdentity(
+  assertion: Assertion,
+  options: Pick<HmacIdentityOptions, 'secret' | 'header' | 'signatureHeader'> & { now?: number },
+): Promise<Record<string, string>> {
+  const value = toBase64Url(new TextEncoder().encode(JSON.stringify(assertion)))
+  const at = Math.floor(options.now ?? Date.now())
+  const mac = toHex(await hmacSha256(options.secret, `${at}.${value}`))
+  return {
+    [options.header ?? DEFAULT_HEADER]: value,
+    [options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER]: `t=${at},v1=${mac}`,
+  }
+}

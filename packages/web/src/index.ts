@@ -1,0 +1,76 @@
+/**
+ * @tollgate/web — Tollgate on web `Request`/`Response`: identity (API keys, signed assertions,
+ * trusted headers), refusals as OpenAI-shaped responses with retry headers, rate-limit headers on
+ * every response, and per-request holds settled when the response body ends. The Express, Hono and
+ * Next.js adapters are thin layers over it; fetch-style runtimes can use `gateFetch` directly.
+ *
+ * @example
+ * import { apiKeyIdentity, gateFetch, memoryKeyRegistry } from '@tollgate/web'
+ * const keys = memoryKeyRegistry()
+ * const handler = gateFetch(async (request, tollgate) => Response.json(await chat(tollgate.model)), {
+ *   gate,
+ *   identify: apiKeyIdentity(keys),
+ * })
+ */
+export type {
+  HandleRunContext,
+  ResponseTap,
+  SettleEvent,
+  SettleReason,
+  TollgateHandle,
+} from './handle.js'
+export { type HeaderIdentityOptions, headerIdentity } from './identity/header.js'
+export {
+  type ApiKeyIdentityOptions,
+  apiKeyIdentity,
+  type IssueOptions,
+  type KeyCheck,
+  type KeyGrant,
+  type KeyRegistry,
+  type KeyStorage,
+  keyIdOf,
+  keyRegistry,
+  memoryKeyRegistry,
+  type StoredKey,
+} from './identity/keys.js'
+export {
+  type Assertion,
+  defaultClaims,
+  type HmacIdentityOptions,
+  type JwtIdentityOptions,
+  type SignedIdentityOptions,
+  signedIdentity,
+  signIdentity,
+} from './identity/signed.js'
+export {
+  credential,
+  forbidden,
+  type Identify,
+  type Identity,
+  type IdentityRefusal,
+  type IdentityResult,
+  identified,
+  unauthenticated,
+} from './identity/types.js'
+export { type EventMeter, type StreamMeter, sseMeter } from './meter.js'
+export {
+  type Admission,
+  type Admitted,
+  type FromRequest,
+  handleRequest,
+  type Refused,
+  readJson,
+  type TollgateOptions,
+} from './request.js'
+export {
+  denialBody,
+  denialResponse,
+  type ErrorBody,
+  errorResponse,
+  errorType,
+  type HeaderConfig,
+  refusalResponse,
+  selectHeaders,
+  withHeaders,
+} from './responses.js'
+export { finishResponse, type GatedHandler, gateFetch, tapBody } from './stream.js'

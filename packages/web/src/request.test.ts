@@ -1,0 +1,149 @@
+import { describe, expect, it, vi } from 'vitest'
+import type { SettleEvent } from './handle.js'
+import { headerIdentity } from './identity/header.js'
+import { apiKeyIdentity, memoryKeyRegistry } from './identity/keys.js'
+import { identified } from './identity/types.js'
+import { type Admitted, handleRequest, readJson, type TollgateOptions } from './request.js'
+import { testGate, used } from './test/fixtures.js'
+
+const identify = headerIdentity({ trusted: true, headers: { tenant: 'x-tenant', user: 'x-user' } })
+const request = (user = 'u1', init: RequestInit = {}) =>
+  new Request('http://x/chat', { ...init, headers: { 'x-tenant': 't1', 'x-user': user, ...init.headers } })
+const estimate = { inputTokens: 100, maxOutputTokens: 200 }
+const subject = { tenant: 't1', user: 'u1' }
+
+function setup(extra: Partial<TollgateOptions> = {}) {
+  const { gate, clock } = testGate()
+  const events: SettleEvent[] = []
+  const options: TollgateOptions = {
+    gate,
+    identify,
+    model: 'gpt-4o-mini',
+    estimate,
+    onSettle: (e) => events.push(e),
+    ...extra,
+  }
+  const admit = async (req = request()) => {
+    const admission = await handleRequest(req, options)
+    if (!admission.allowed) throw new Error(`refused: ${admission.response.status}`)
+    return admission as Admitted
+  }
+  return { gate, clock, events, options, admit }
+}
+
+describe('handleRequest: refusals', () => {
+  it('answers identity refusals, identity outages (503), and identities with no subject', async () => {
+    const { options, gate } = setup()
+    const missing = await handleRequest(new Request('http://x/'), options)
+    expect(missing).toMatchObject({ allowed: false, response: { status: 401 } })
+    const onError = vi.fn()
+    const down = await handleRequest(request(), {
+      ...options,
+      onError,
+      identify: () => Promise.reject(new Error('redis down')),
+    })
+    expect(down).toMatchObject({ allowed: false, response: { status: 503 } })
+    expect(onError).toHaveBeenCalledOnce()
+    for (const subject of [{}, { user: '' }] as Record<string, string>[]) {
+      const empty = await handleRequest(request(), { ...options, identify: () => identified(subject) })
+      expect(empty).toMatchObject({ allowed: false, response: { status: 401 } })
+    }
+    expect((await gate.usage({ subject }))[0]!.used).toBe(0)
+  })
+
+  it("refuses a feature outside the key's allowed features before reserving", async () => {
+    const keys = memoryKeyRegistry()
+    const { key } = await keys.issue({ subject, features: ['chat'] })
+    const { options, gate } = setup({ identify: apiKeyIdentity(keys, { keyDimension: false }) })
+    const req = () => new Request('http://x/', { headers: { authorization: `Bearer ${key}` } })
+    const refused = await handleRequest(req(), { ...options, feature: 'images' })
+    expect(refused.allowed).toBe(false)
+    if (refused.allowed) return
+    expect(refused.response.status).toBe(403)
+    expect(await refused.response.json()).toMatchObject({
+      error: { code: 'feature_not_allowed', type: 'permission_error' },
+    })
+    expect(await used(gate, subject, 'user-rpm', 'requests')).toBe(0)
+    expect((await handleRequest(req(), { ...options, feature: 'chat' })).allowed).toBe(true)
+  })
+
+  it('turns engine errors into their status, and denials into responses with the decision', async () => {
+    const { options } = setup()
+    const noUser = await handleRequest(request(), {
+      ...options,
+      identify: () => identified({ tenant: 't1' }),
+    })
+    expect(noUser).toMatchObject({ allowed: false, response: { status: 400 } })
+    const big = await handleRequest(request(), { ...options, estimate: { inputTokens: 5000 } })
+    expect(big).toMatchObject({
+      allowed: false,
+      decision: { code: 'quota_exceeded' },
+      response: { status: 429 },
+    })
+  })
+})
+
+describe('the handle', () => {
+  it('carries the decision, subject, model and the headers to send', async () => {
+    const { admit } = setup({ feature: 'chat', headers: { openai: false } })
+    const { handle } = await admit()
+    expect(handle).toMatchObject({ subject, model: 'gpt-4o-mini', feature: 'chat', estimate, closed: false })
+    expect(handle.decision.allowed).toBe(true)
+    expect(Object.keys(handle.headers).sort()).toEqual(['ratelimit', 'ratelimit-policy'])
+  })
+
+  it('settles exactly once: later settles and releases change nothing', async () => {
+    const { admit, gate, events } = setup()
+    const { handle, tap } = await admit()
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(300)
+    handle.report({ inputTokens: 90 })
+    handle.report({ outputTokens: 40 })
+    expect(handle.reported).toEqual({ inputTokens: 90, outputTokens: 40 })
+    const first = await handle.settle()
+    expect(first.status).toBe('settled')
+    expect(await handle.settle({ outputTokens: 999 })).toBe(first)
+    expect(await handle.release()).toBe(first)
+    await tap.end('complete', 200)
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(130)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({
+      outcome: 'settled',
+      reason: 'handler',
+      usage: { inputTokens: 90, outputTokens: 40 },
+    })
+  })
+
+  it('run settles what was reported, and releases when the call throws before reporting', async () => {
+    const { admit, gate } = setup()
+    const a = await admit()
+    const model = await a.handle.run(({ model, report }) => {
+      report({ outputTokens: 10 })
+      return model
+    })
+    expect(model).toBe('gpt-4o-mini')
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(110)
+    const b = await admit()
+    await expect(b.handle.run(() => Promise.reject(new Error('upstream 500')))).rejects.toThrow(
+      'upstream 500',
+    )
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(110)
+    const c = await admit()
+    await expect(
+      c.handle.run(({ report }) => {
+        report({ outputTokens: 5 })
+        throw new Error('broke after billing')
+      }),
+    ).rejects.toThrow()
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(215)
+  })
+})
+
+describe('readJson', () => {
+  it('reads the body once from a clone; the route can still read it', async () => {
+    const req = new Request('http://x/', { method: 'POST', body: JSON.stringify({ model: 'gpt-4o' }) })
+    expect(await readJson(req)).toEqual({ model: 'gpt-4o' })
+    expect(await readJson(req)).toEqual({ model: 'gpt-4o' })
+    expect(await req.json()).toEqual({ model: 'gpt-4o' })
+    expect(await readJson(new Request('http://x/', { method: 'POST', body: 'not json' }))).toBeUndefined()
+  })
+})

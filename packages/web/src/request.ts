@@ -1,0 +1,166 @@
+/**
+ * From a web `Request` to an admission: resolve identity, reserve, and either refuse with a
+ * `Response` or hand back the request's hold. Every adapter calls this once per request.
+ */
+import type { DeniedDecision, Estimate, Tollgate } from '@tollgate/core'
+import { TollgateError } from '@tollgate/core'
+import { createHandle, type ResponseTap, type SettleEvent, type TollgateHandle } from './handle.js'
+import {
+  forbidden,
+  type Identify,
+  type IdentityResult,
+  isUsableSubject,
+  unauthenticated,
+} from './identity/types.js'
+import type { StreamMeter } from './meter.js'
+import {
+  denialResponse,
+  errorResponse,
+  type HeaderConfig,
+  refusalResponse,
+  selectHeaders,
+  unavailableResponse,
+} from './responses.js'
+
+/** A value, or a function of the framework's request (Express `req`, Hono `c`, a web `Request`). */
+export type FromRequest<T, In> = T | ((input: In) => T | Promise<T>)
+
+/** Options shared by every adapter. `In` is what the value functions receive. */
+export interface TollgateOptions<In = Request> {
+  /** The gate to reserve on. @example createTollgate({ policy, store: redisStore({ client }) }) */
+  gate: Tollgate
+  /**
+   * Who the request comes from. A refusal answers 401/403; there is no anonymous fallback.
+   * @example apiKeyIdentity(keys)
+   */
+  identify: Identify
+  /** Model the request will call. @default none @example (req) => req.body.model */
+  model?: FromRequest<string | undefined, In>
+  /** Product feature the route serves (also checked against a key's allowed features). @default none @example 'chat' */
+  feature?: FromRequest<string | undefined, In>
+  /**
+   * What the call is expected to use; absent amounts keep the engine's defaults.
+   * @default {} (1 request, the policy's default output tokens)
+   * @example (req) => estimateChatCompletion(req.body)
+   */
+  estimate?: FromRequest<Estimate | undefined, In>
+  /**
+   * Which rate-limit headers to send on every response; `false` for none.
+   * @default { ietf: true, openai: true }
+   * @example { openai: false }
+   */
+  headers?: HeaderConfig
+  /**
+   * A meter for the response body, so that a stream ended early is settled from what was sent.
+   * @default none (a body that was sent settles the estimate)
+   * @example () => sseMeter(chatCompletionMeter('o200k_base'))
+   */
+  meter?: (input: In) => StreamMeter | undefined
+  /** Called once per admitted request, when its hold is settled or released. @default none @example (e) => log.info(e.outcome, e.reason) */
+  onSettle?: (event: SettleEvent) => void
+  /** Called with errors nobody awaits: an identity lookup that failed (answered 503), a settle at the end of a response. @default none @example (error) => log.error(error) */
+  onError?: (error: unknown) => void
+}
+
+/** A request admitted: its hold, and the tap adapters feed with the response. */
+export interface Admitted {
+  allowed: true
+  handle: TollgateHandle
+  tap: ResponseTap
+}
+
+/** A request refused: the response to send. `decision` is set when a limit refused it. */
+export interface Refused {
+  allowed: false
+  response: Response
+  decision?: DeniedDecision
+}
+
+export type Admission = Admitted | Refused
+
+async function resolve<T, In>(value: FromRequest<T, In> | undefined, input: In): Promise<T | undefined> {
+  return typeof value === 'function' ? (value as (input: In) => T | Promise<T>)(input) : value
+}
+
+const refused = (response: Response, decision?: DeniedDecision): Refused =>
+  decision ? { allowed: false, response, decision } : { allowed: false, response }
+
+/**
+ * Identify, reserve, and answer: a refusal `Response`, or the request's hold.
+ * `input` is what value functions receive (default: the `Request`).
+ *
+ * @example
+ * const admission = await handleRequest(request, { gate, identify: apiKeyIdentity(keys) })
+ * if (!admission.allowed) return admission.response
+ * const response = await callModel(admission.handle)
+ * return finishResponse(admission, response)
+ */
+export async function handleRequest<In = Request>(
+  request: Request,
+  options: TollgateOptions<In>,
+  input: In = request as unknown as In,
+): Promise<Admission> {
+  let identity: IdentityResult
+  try {
+    identity = await options.identify(request)
+  } catch (error) {
+    options.onError?.(error)
+    return refused(unavailableResponse())
+  }
+  if (!identity.ok) return refused(refusalResponse(identity))
+  if (!isUsableSubject(identity.subject))
+    return refused(refusalResponse(unauthenticated('The identity names no subject.')))
+  const [model, feature, estimate] = await Promise.all([
+    resolve(options.model, input),
+    resolve(options.feature, input),
+    resolve(options.estimate, input),
+  ])
+  if (identity.features && feature !== undefined && !identity.features.includes(feature))
+    return refused(
+      refusalResponse(forbidden('feature_not_allowed', `This key may not use the feature "${feature}".`)),
+    )
+  const { subject, attributes } = identity
+  let decision: Awaited<ReturnType<Tollgate['reserve']>>
+  try {
+    decision = await options.gate.reserve({ subject, attributes, model, feature, estimate })
+  } catch (error) {
+    if (TollgateError.isInstance(error)) return refused(errorResponse(error))
+    throw error
+  }
+  if (!decision.allowed) return refused(denialResponse(decision, options.headers), decision)
+  const { handle, tap } = createHandle({
+    gate: options.gate,
+    decision,
+    subject,
+    attributes,
+    feature,
+    estimate: estimate ?? {},
+    headers: selectHeaders(decision.headers, options.headers),
+    meter: options.meter?.(input),
+    signal: request.signal,
+    onSettle: options.onSettle,
+    onError: options.onError,
+  })
+  return { allowed: true, handle, tap }
+}
+
+const bodies = new WeakMap<Request, Promise<unknown>>()
+
+/**
+ * The JSON body of a request, read once from a clone (the route can still read the body) and
+ * remembered; `undefined` when it is not JSON.
+ *
+ * @example
+ * withTollgate(handler, { gate, identify, model: async (req) => ((await readJson(req)) as { model?: string })?.model })
+ */
+export function readJson(request: Request): Promise<unknown> {
+  let body = bodies.get(request)
+  if (!body) {
+    body = request
+      .clone()
+      .json()
+      .catch(() => undefined)
+    bodies.set(request, body)
+  }
+  return body
+}

@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest'
+import type { SettleEvent } from './handle.js'
+import { headerIdentity } from './identity/header.js'
+import { sseMeter } from './meter.js'
+import type { TollgateOptions } from './request.js'
+import { gateFetch } from './stream.js'
+import { charMeter, testGate, used } from './test/fixtures.js'
+import { checkRateLimitHeaders } from './test/grammar.js'
+
+const subject = { tenant: 't1', user: 'u1' }
+const request = () => new Request('http://x/chat', { headers: { 'x-tenant': 't1', 'x-user': 'u1' } })
+const encoder = new TextEncoder()
+
+/** A body that sends `events` as SSE, then ends (or fails, or stays open until cancelled). */
+function sse(events: object[], after: 'end' | 'error' | 'open' = 'end'): ReadableStream<Uint8Array> {
+  let i = 0
+  return new ReadableStream({
+    pull(controller) {
+      if (i < events.length) controller.enqueue(encoder.encode(`data: ${JSON.stringify(events[i++])}\n\n`))
+      else if (after === 'end') controller.close()
+      else if (after === 'error') controller.error(new Error('upstream broke'))
+    },
+  })
+}
+
+function setup(extra: Partial<TollgateOptions> = {}) {
+  const { gate } = testGate()
+  const events: SettleEvent[] = []
+  let notify: (e: SettleEvent) => void = () => undefined
+  const options: TollgateOptions = {
+    gate,
+    identify: headerIdentity({ trusted: true, headers: { tenant: 'x-tenant', user: 'x-user' } }),
+    model: 'gpt-4o-mini',
+    estimate: { inputTokens: 100, maxOutputTokens: 200 },
+    meter: () => sseMeter(charMeter()),
+    onSettle: (e) => {
+      events.push(e)
+      notify(e)
+    },
+    ...extra,
+  }
+  const settled = () => new Promise<SettleEvent>((resolve) => (notify = resolve))
+  const tokens = () => used(gate, subject, 'user-daily', 'tokens')
+  return { gate, events, options, settled, tokens }
+}
+
+describe('gateFetch / finishResponse', () => {
+  it('puts valid rate-limit headers on the response and settles reported usage when the body ends', async () => {
+    const { options, settled, tokens, events } = setup()
+    const handler = gateFetch((_req, tollgate) => {
+      tollgate.report({ inputTokens: 80, outputTokens: 20 })
+      return Response.json({ ok: true })
+    }, options)
+    const response = await handler(request())
+    checkRateLimitHeaders(response.headers)
+    expect(await tokens()).toBe(300) // held until the body is sent
+    const done = settled()
+    expect(await response.json()).toEqual({ ok: true })
+    expect(await done).toMatchObject({
+      outcome: 'settled',
+      reason: 'complete',
+      usage: { inputTokens: 80, outputTokens: 20 },
+    })
+    expect(await tokens()).toBe(100)
+    expect(events).toHaveLength(1)
+  })
+
+  it('settles a streamed body from what the meter saw: the usage event, or the streamed text', async () => {
+    const { options, settled, tokens } = setup()
+    const withUsage = gateFetch(
+      () => new Response(sse([{ delta: 'hello' }, { usage: { inputTokens: 70, outputTokens: 5 } }])),
+      options,
+    )
+    let done = settled()
+    await (await withUsage(request())).text()
+    expect(await done).toMatchObject({ reason: 'complete', usage: { inputTokens: 70, outputTokens: 5 } })
+    expect(await tokens()).toBe(75)
+    const withoutUsage = gateFetch(() => new Response(sse([{ delta: 'abc' }, { delta: 'de' }])), options)
+    done = settled()
+    await (await withoutUsage(request())).text()
+    // input keeps its estimate (100), output counted from the stream (5): never zero
+    expect(await done).toMatchObject({ usage: { outputTokens: 5 } })
+    expect(await tokens()).toBe(75 + 105)
+  })
+
+  it('a client that goes away mid-stream: settled from what was sent, and the signal aborts', async () => {
+    const { options, settled, tokens } = setup()
+    let signal: AbortSignal | undefined
+    const handler = gateFetch((_req, tollgate) => {
+      signal = tollgate.signal
+      return new Response(sse([{ delta: 'twelve chars' }, { delta: 'more' }], 'open'), {
+        headers: { 'content-type': 'text/event-stream' },
+      })
+    }, options)
+    const reader = (await handler(request())).body!.getReader()
+    await reader.read()
+    const done = settled()
+    await reader.cancel()
+    expect(await done).toMatchObject({ outcome: 'settled', reason: 'aborted', usage: { outputTokens: 12 } })
+    expect(signal!.aborted).toBe(true)
+    expect(await tokens()).toBe(112)
+  })
+
+  it('releases when nothing was sent, or the route answered an error without reporting usage', async () => {
+    const { options, settled, tokens } = setup()
+    const unread = gateFetch(() => new Response(sse([{ delta: 'x' }], 'open')), options)
+    let done = settled()
+    await (await unread(request())).body!.cancel()
+    expect(await done).toMatchObject({ outcome: 'released', reason: 'aborted', sent: 0 })
+    const failing = gateFetch(() => Response.json({ error: 'upstream' }, { status: 502 }), options)
+    done = settled()
+    await (await failing(request())).text()
+    expect(await done).toMatchObject({ outcome: 'released', reason: 'complete' })
+    const empty = gateFetch(() => new Response(null, { status: 204 }), options)
+    done = settled()
+    await empty(request())
+    expect(await done).toMatchObject({ outcome: 'released' })
+    expect(await tokens()).toBe(0)
+  })
+
+  it('a body that fails mid-way is settled from what was sent; a handler that throws releases', async () => {
+    const { options, settled, tokens } = setup()
+    const broken = gateFetch(() => new Response(sse([{ delta: 'abcd' }], 'error')), options)
+    const done = settled()
+    await expect((await broken(request())).text()).rejects.toThrow()
+    expect(await done).toMatchObject({ reason: 'failed', usage: { outputTokens: 4 } })
+    expect(await tokens()).toBe(104)
+    const throwing = gateFetch(() => Promise.reject(new Error('bug')), options)
+    await expect(throwing(request())).rejects.toThrow('bug')
+    expect(await tokens()).toBe(104)
+  })
+
+  it('without a meter, a sent body settles the estimate (never zero)', async () => {
+    const { options, settled, tokens } = setup({ meter: undefined })
+    const handler = gateFetch(() => new Response('some reply'), options)
+    const done = settled()
+    await (await handler(request())).text()
+    expect(await done).toMatchObject({ outcome: 'settled', usage: {} })
+    expect(await tokens()).toBe(300)
+  })
+
+  it('a route that settled itself gets only the headers; its own headers win', async () => {
+    const { options, tokens, events } = setup()
+    const handler = gateFetch(async (_req, tollgate) => {
+      await tollgate.settle({ outputTokens: 1 })
+      return new Response('ok', { headers: { 'x-ratelimit-limit-requests': 'mine' } })
+    }, options)
+    const response = await handler(request())
+    expect(response.headers.get('x-ratelimit-limit-requests')).toBe('mine')
+    expect(response.headers.get('ratelimit')).not.toBeNull()
+    await response.text()
+    expect(events).toHaveLength(1)
+    expect(await tokens()).toBe(101)
+  })
+})

@@ -1,0 +1,100 @@
+/**
+ * The end of an admitted request on web `Response`s: rate-limit headers on the response, and its
+ * body watched so that the hold is settled when the body ends, fails, or is cancelled because
+ * the client went away — streamed (SSE) or not.
+ */
+import type { ResponseTap, TollgateHandle } from './handle.js'
+import { type Admitted, handleRequest, type TollgateOptions } from './request.js'
+import { withHeaders } from './responses.js'
+
+/**
+ * `body`, passed through chunk by chunk (pulled only as the consumer reads), telling `tap` what
+ * was sent and how the body ended: read to its end, failed, or cancelled by the consumer.
+ */
+export function tapBody(
+  body: ReadableStream<Uint8Array>,
+  tap: ResponseTap,
+  status: number,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader()
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        let chunk: Awaited<ReturnType<typeof reader.read>>
+        try {
+          chunk = await reader.read()
+        } catch (error) {
+          void tap.end('failed', status)
+          controller.error(error)
+          return
+        }
+        if (chunk.done) {
+          controller.close()
+          void tap.end('complete', status)
+          return
+        }
+        tap.write(chunk.value)
+        controller.enqueue(chunk.value)
+      },
+      async cancel(reason) {
+        void tap.end('aborted', status)
+        await reader.cancel(reason).catch(() => undefined)
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
+
+/**
+ * The route's response with the handle's rate-limit headers (headers the route set win), and the
+ * hold settled when the body ends. Closed at once when there is no body, or when the status is 400
+ * or more and the route reported no usage (released). When the route already settled or released,
+ * only the headers are added.
+ *
+ * @example
+ * const response = await route(request, admission.handle)
+ * return finishResponse(admission, response)
+ */
+export function finishResponse(admission: Pick<Admitted, 'handle' | 'tap'>, response: Response): Response {
+  const { handle, tap } = admission
+  if (handle.closed) return withHeaders(response, handle.headers)
+  if (!response.body || (response.status >= 400 && !handle.reported)) {
+    // nothing to wait for: no body, or an error the route reported no usage for (released at once)
+    void tap.end('complete', response.status)
+    return withHeaders(response, handle.headers)
+  }
+  return withHeaders(response, handle.headers, tapBody(response.body, tap, response.status))
+}
+
+/** A handler of web requests that receives the request's hold. */
+export type GatedHandler<Args extends unknown[] = []> = (
+  request: Request,
+  handle: TollgateHandle,
+  ...args: Args
+) => Response | Promise<Response>
+
+/**
+ * A fetch-style handler (`(request) => Response`, as Bun, Deno, Cloudflare Workers and Next.js
+ * route handlers use) that identifies, reserves, runs `handler` with the hold, and settles when
+ * the response body ends. A handler that throws releases the hold (or settles what it reported).
+ *
+ * @example
+ * export default { fetch: gateFetch(async (request, tollgate) => Response.json(await chat(tollgate.model)), { gate, identify }) }
+ */
+export function gateFetch<Args extends unknown[] = []>(
+  handler: GatedHandler<Args>,
+  options: TollgateOptions<Request>,
+): (request: Request, ...args: Args) => Promise<Response> {
+  return async (request, ...args) => {
+    const admission = await handleRequest(request, options)
+    if (!admission.allowed) return admission.response
+    let response: Response
+    try {
+      response = await handler(request, admission.handle, ...args)
+    } catch (error) {
+      await admission.tap.end('failed', 500)
+      throw error
+    }
+    return finishResponse(admission, response)
+  }
+}
