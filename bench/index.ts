@@ -1,12 +1,14 @@
 /**
  * `pnpm bench`: runs every benchmark suite in turn, or only those named on the
  * command line (`pnpm bench memory`, `pnpm bench redis`). A suite is a module exporting `run()`;
- * to add one (LLM wrappers), import it and list it in `suites`.
+ * to add one, import it and list it in `suites`.
  */
+import { run as simulate } from '../packages/cli/bench/simulate.js'
+import { run as llm } from '../packages/llm/bench/index.js'
 import { run as memory } from './memory.js'
 import { run as redis } from './redis.js'
 
-const suites: Record<string, () => Promise<void>> = { memory, redis }
+const suites: Record<string, () => Promise<void>> = { memory, redis, llm, simulate }
 
 const wanted = process.argv.slice(2)
 const unknown = wanted.filter((name) => !(name in suites))

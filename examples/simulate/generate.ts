@@ -58,7 +58,10 @@ function random(seed: number): () => number {
 
 const HOUR = 3_600_000
 /** Relative traffic per UTC hour: a floor at night, a peak around 13:00. */
-const DIURNAL = Array.from({ length: 24 }, (_, h) => 0.08 + Math.max(0, Math.sin((Math.PI * (h - 5)) / 16)) ** 2)
+const DIURNAL = Array.from(
+  { length: 24 },
+  (_, h) => 0.08 + Math.max(0, Math.sin((Math.PI * (h - 5)) / 16)) ** 2,
+)
 const DIURNAL_TOTAL = DIURNAL.reduce((a, b) => a + b, 0)
 
 /**
@@ -71,20 +74,37 @@ export function generateTraffic(options: GenerateOptions = {}): TrafficLine[] {
   const dayStart = Date.parse(`${options.day ?? '2026-03-10'}T00:00:00Z`)
   const pick = <T>(items: readonly (readonly [T, number])[]): T => {
     let r = next() * items.reduce((sum, [, w]) => sum + w, 0)
-    for (const [item, weight] of items) if ((r -= weight) < 0) return item
+    for (const [item, weight] of items) {
+      r -= weight
+      if (r < 0) return item
+    }
     return items.at(-1)![0]
   }
   const gauss = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next())
   const timeOfDay = () => {
     let r = next() * DIURNAL_TOTAL
     let hour = 0
-    while (hour < 23 && (r -= DIURNAL[hour]!) >= 0) hour++
+    for (; hour < 23; hour++) {
+      r -= DIURNAL[hour]!
+      if (r < 0) break
+    }
     return dayStart + hour * HOUR + Math.floor(next() * HOUR)
   }
   const lines: (TrafficLine & { t: number })[] = []
   const call = (org: Org, user: string, key: string, t: number, inputTokens: number, feature?: string) => {
-    const chosen = feature ?? pick([['chat', 6], ['summarize', 2.5], ['code-review', 1.5]] as const)
-    const model = pick([['gpt-4o-mini', 6], ['claude-3-5-haiku', 1], ['gpt-4o', 2.2], ['o1', 0.8]] as const)
+    const chosen =
+      feature ??
+      pick([
+        ['chat', 6],
+        ['summarize', 2.5],
+        ['code-review', 1.5],
+      ] as const)
+    const model = pick([
+      ['gpt-4o-mini', 6],
+      ['claude-3-5-haiku', 1],
+      ['gpt-4o', 2.2],
+      ['o1', 0.8],
+    ] as const)
     const maxOutputTokens = chosen === 'summarize' ? 512 : 1024
     const outputTokens = Math.round(maxOutputTokens * (0.1 + 0.7 * next()))
     lines.push({
@@ -116,22 +136,41 @@ export function generateTraffic(options: GenerateOptions = {}): TrafficLine[] {
   for (let burst = 0; burst < 25; burst++) {
     const start = dayStart + 7 * HOUR + Math.floor(next() * 12 * HOUR)
     for (let i = 0; i < 60; i++)
-      call(initech, HEAVY.burst.user, HEAVY.burst.key, start + i * 500 + Math.floor(next() * 400), 600, 'summarize')
+      call(
+        initech,
+        HEAVY.burst.user,
+        HEAVY.burst.key,
+        start + i * 500 + Math.floor(next() * 400),
+        600,
+        'summarize',
+      )
   }
   // the document paster: long prompts all day, some past the free plan's 8,000-token cap
   const hooli = ORGS.find((o) => o.id === HEAVY.tokens.org)!
   for (let i = 0; i < 150; i++)
-    call(hooli, HEAVY.tokens.user, HEAVY.tokens.key, timeOfDay(), 3000 + Math.floor(next() * 6500), 'summarize')
+    call(
+      hooli,
+      HEAVY.tokens.user,
+      HEAVY.tokens.key,
+      timeOfDay(),
+      3000 + Math.floor(next() * 6500),
+      'summarize',
+    )
 
   return lines.sort((a, b) => a.t - b.t).map((line) => ({ ...line, t: new Date(line.t).toISOString() }))
 }
 
 /** Traffic as JSON lines. */
-export const toJsonl = (lines: readonly TrafficLine[]): string => lines.map((l) => JSON.stringify(l)).join('\n') + '\n'
+export const toJsonl = (lines: readonly TrafficLine[]): string =>
+  lines.map((l) => JSON.stringify(l)).join('\n') + '\n'
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ options: { seed: { type: 'string' }, day: { type: 'string' }, out: { type: 'string' } } })
-  const text = toJsonl(generateTraffic({ seed: values.seed === undefined ? 42 : Number(values.seed), day: values.day }))
+  const { values } = parseArgs({
+    options: { seed: { type: 'string' }, day: { type: 'string' }, out: { type: 'string' } },
+  })
+  const text = toJsonl(
+    generateTraffic({ seed: values.seed === undefined ? 42 : Number(values.seed), day: values.day }),
+  )
   if (values.out) writeFileSync(values.out, text)
   else process.stdout.write(text)
 }

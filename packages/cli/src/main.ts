@@ -6,12 +6,13 @@ import { readFileSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { type CompiledPolicy, parsePolicy, TollgateError } from '@tollgate/core'
-import { type ExplainInput, explain } from './explain/explain.js'
+import { explain } from './explain/explain.js'
 import { formatExplanation } from './explain/format.js'
+import type { ExplainInput } from './explain/types.js'
 import { formatLint, lintJson } from './lint/format.js'
 import { lintPolicy } from './lint/lint.js'
+import { simulateFile } from './simulate/file.js'
 import { renderReport } from './simulate/report.js'
-import { simulateFile } from './simulate/run.js'
 import { formatSummary } from './simulate/summary.js'
 import { TrafficError } from './simulate/traffic.js'
 
@@ -48,6 +49,7 @@ Commands:
       --top <n>                     partitions per rule in spend tables and charts (default 5)
       --bucket <duration>           chart sampling bucket, e.g. 1m, 15m (default 5m)
       --skip-invalid                count bad traffic lines as failed instead of stopping
+      --workers <n|auto>            threads to shard the replay by tenant (default auto, 1 to turn off)
       --json                        print the summary as JSON
   explain <policy> --request <json> which rules apply to a request, in order, and what each decides
       --at <time>                   the request's time, ISO or ms (default now)
@@ -108,6 +110,7 @@ async function simulateCommand(args: string[], io: Io): Promise<number> {
       top: { type: 'string' },
       bucket: { type: 'string' },
       'skip-invalid': { type: 'boolean' },
+      workers: { type: 'string' },
       json: { type: 'boolean' },
     },
   })
@@ -115,6 +118,9 @@ async function simulateCommand(args: string[], io: Io): Promise<number> {
   const top = values.top === undefined ? 5 : Number(values.top)
   if (!Number.isInteger(top) || top < 1) throw new UsageError('--top takes a whole number ≥ 1')
   const bucketMs = values.bucket === undefined ? undefined : parseDurationFlag(values.bucket)
+  const workers = values.workers === undefined || values.workers === 'auto' ? 'auto' : Number(values.workers)
+  if (workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1))
+    throw new UsageError('--workers takes a whole number ≥ 1 or "auto"')
   const policy = await loadPolicy(policyFile!, io)
   if (!policy) return EXIT.error
   let result: Awaited<ReturnType<typeof simulateFile>>
@@ -124,6 +130,7 @@ async function simulateCommand(args: string[], io: Io): Promise<number> {
       bucketMs,
       series: values.report !== undefined,
       skipInvalid: values['skip-invalid'] ?? false,
+      workers,
     })
   } catch (error) {
     if (!(error instanceof TrafficError)) throw error
@@ -153,7 +160,8 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
     options: { request: { type: 'string' }, at: { type: 'string' }, json: { type: 'boolean' } },
   })
   const [policyFile] = positionals(rest, ['policy'])
-  if (values.request === undefined) throw new UsageError('explain needs --request \'{"subject": {...}, ...}\'')
+  if (values.request === undefined)
+    throw new UsageError('explain needs --request \'{"subject": {...}, ...}\'')
   let request: ExplainInput
   try {
     request = JSON.parse(values.request)
@@ -161,13 +169,19 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
     throw new UsageError(`--request is not JSON: ${(error as Error).message}`)
   }
   if (typeof request !== 'object' || request === null || typeof request.subject !== 'object')
-    throw new UsageError('--request needs a "subject" object, e.g. {"subject":{"user":"u1"},"model":"gpt-4o"}')
-  const at = values.at === undefined ? Date.now() : /^\d+$/.test(values.at) ? Number(values.at) : Date.parse(values.at)
-  if (!Number.isFinite(at)) throw new UsageError(`--at takes an ISO time or ms since the epoch, got "${values.at}"`)
+    throw new UsageError(
+      '--request needs a "subject" object, e.g. {"subject":{"user":"u1"},"model":"gpt-4o"}',
+    )
+  const at =
+    values.at === undefined ? Date.now() : /^\d+$/.test(values.at) ? Number(values.at) : Date.parse(values.at)
+  if (!Number.isFinite(at))
+    throw new UsageError(`--at takes an ISO time or ms since the epoch, got "${values.at}"`)
   const policy = await loadPolicy(policyFile!, io)
   if (!policy) return EXIT.error
   const explanation = await explain(policy, request, { at })
-  io.stdout(values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation, policy.currency))
+  io.stdout(
+    values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation, policy.currency),
+  )
   return EXIT.ok
 }
 

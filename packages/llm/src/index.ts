@@ -41,6 +41,8 @@ export { wrapOpenAI } from './wrap/openai.js'
 export type {
   AnthropicWrapOptions,
   Api,
+  AttemptInfo,
+  AttemptOptions,
   CallEnd,
   CallInfo,
   PerCall,

@@ -4,7 +4,7 @@
  */
 import type { CompiledPolicy, MatchInput } from '@tollgate/core'
 import { partitionOf } from './engine.js'
-import type { ExplainStep } from './explain.js'
+import type { ExplainStep } from './types.js'
 import { conditions, type MatchView, whyNot } from './why.js'
 
 type Entry = CompiledPolicy['access'][number]
@@ -19,7 +19,8 @@ function matchOf(policy: CompiledPolicy, entry: Entry): MatchInput | undefined {
 function openingBalance(policy: CompiledPolicy, name: string, view: MatchView): number {
   const rule = policy.rulesById.get(name)
   if (!rule || partitionOf(rule, view).missing !== undefined) return 0
-  if (policy.tenant !== undefined && rule.per.length > 0 && view.subject[policy.tenant] === undefined) return 0
+  if (policy.tenant !== undefined && rule.per.length > 0 && view.subject[policy.tenant] === undefined)
+    return 0
   return rule.limits.find((l) => l.metric === 'cost')?.cap ?? 0
 }
 
@@ -27,7 +28,8 @@ function openingBalance(policy: CompiledPolicy, name: string, view: MatchView): 
 function failure(policy: CompiledPolicy, entry: Entry, view: MatchView): string | null {
   const model = view.model
   if (entry.allow && model !== undefined) {
-    const ok = entry.allow.includes(model) || (view.tier !== undefined && entry.allow.includes(`tier:${view.tier}`))
+    const ok =
+      entry.allow.includes(model) || (view.tier !== undefined && entry.allow.includes(`tier:${view.tier}`))
     if (!ok) return `${model} is not in [${entry.allow.join(', ')}]`
   }
   const require = entry.require

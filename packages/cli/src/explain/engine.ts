@@ -78,7 +78,8 @@ function hash(text: string): number {
 export function isShadow(rule: CompiledRule, partition: Subject): boolean {
   if (rule.shadow) return true
   if (!rule.rollout) return false
-  if (rule.rollout.targets.some((t) => Object.entries(t).every(([d, id]) => partition[d] === id))) return false
+  if (rule.rollout.targets.some((t) => Object.entries(t).every(([d, id]) => partition[d] === id)))
+    return false
   return hash(`${rule.id}\u0000${partitionKey(rule.per, partition)}`) >= rule.rollout.sample
 }
 

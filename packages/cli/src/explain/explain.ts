@@ -4,108 +4,30 @@
  * the decision the real engine makes.
  */
 import {
-  type Attributes,
   type CompiledPolicy,
   createTollgate,
   type Decision,
-  type Estimate,
   type MatchInput,
   type PolicyInput,
   parsePolicy,
-  type Subject,
   statusOf,
   TollgateError,
 } from '@tollgate/core'
 import { virtualClock } from '../clock.js'
+import { windowText } from '../lint/hierarchy.js'
 import { explainAccess } from './access.js'
 import { baseCode, estimateOf, isShadow, partitionOf } from './engine.js'
-import { windowText } from '../lint/hierarchy.js'
+import type {
+  ExplainDecision,
+  ExplainInput,
+  ExplainLimit,
+  ExplainOptions,
+  ExplainStep,
+  Explanation,
+} from './types.js'
 import { conditions, type MatchView, whyNot } from './why.js'
 
 const BUILTIN = new Set(['requests', 'inputTokens', 'outputTokens', 'tokens', 'cost', 'concurrency'])
-
-/** A request to explain: a `reserve` request, or a traffic line's shorthand fields. */
-export interface ExplainInput {
-  subject: Subject
-  attributes?: Attributes
-  model?: string
-  feature?: string
-  estimate?: Estimate
-  /** Shorthand for `estimate.inputTokens`. */
-  inputTokens?: number
-  /** Shorthand for `estimate.maxOutputTokens`. */
-  maxOutputTokens?: number
-}
-
-/** One limit of a matched rule, from an empty store. */
-export interface ExplainLimit {
-  metric: string
-  /** What this request would hold (cost in micro-units). */
-  amount: number
-  cap: number
-  window: string
-  admits: boolean
-  /** The code and status it refuses with. */
-  code: string
-  status: number
-}
-
-/** One entry of the policy, in evaluation order. */
-export interface ExplainStep {
-  step: 'cap' | 'access' | 'rule'
-  /** `caps.0`, `plans.trial`, `access.1`, or the rule id. */
-  label: string
-  /** Whether its `match` holds for this request. */
-  applies: boolean
-  /** The conditions that hold, or the first ones that fail. */
-  reason: string
-  /** `skip` when it does not apply; `invalid` when the request lacks a `per` dimension. */
-  outcome: 'pass' | 'refuse' | 'downgrade' | 'shadow-refuse' | 'skip' | 'invalid'
-  /** What it decides, in words. */
-  detail: string
-  /** The model it was evaluated for (access entries after a downgrade see the new model). */
-  model: string | null
-  partition?: Subject
-  shadow?: boolean
-  limits?: ExplainLimit[]
-}
-
-/** The real engine's decision, from an empty memory store. */
-export type ExplainDecision =
-  | {
-      allowed: true
-      model: string
-      downgrade: { from: string; to: string; reason: string; rule: string } | null
-      warnings: string[]
-      shadowRules: string[]
-      flags: string[]
-    }
-  | {
-      allowed: false
-      code: string
-      status: number
-      rule: string | null
-      message: string
-      violations: string[]
-      retryAfterMs: number | null
-      shadowRules: string[]
-    }
-  | { allowed: false; error: string; message: string }
-
-/** What {@link explain} returns. */
-export interface Explanation {
-  /** Virtual time of the decision (ms since the epoch). */
-  at: number
-  requestedModel: string | null
-  /** The model limits see, after model access. */
-  model: string | null
-  tier: string | null
-  /** What the request holds per metric with that model (cost in micro-units). */
-  estimate: Record<string, number>
-  unpriced: boolean
-  steps: ExplainStep[]
-  decision: ExplainDecision
-}
 
 /**
  * Explain how `policy` treats one request.
@@ -117,7 +39,7 @@ export interface Explanation {
 export async function explain(
   policy: PolicyInput | CompiledPolicy | string,
   input: ExplainInput,
-  options: { at?: number } = {},
+  options: ExplainOptions = {},
 ): Promise<Explanation> {
   const compiled = parsePolicy(policy)
   const at = options.at ?? Date.now()
@@ -132,6 +54,7 @@ export async function explain(
     tier: requested === undefined ? undefined : compiled.models.get(requested)?.tier,
     feature: input.feature,
   }
+  const requestedTier = view.tier
   const steps: ExplainStep[] = []
   const reasonOf = (match: MatchInput | undefined, applies: boolean) =>
     applies
@@ -158,7 +81,11 @@ export async function explain(
       applies,
       reason: reasonOf(match, applies),
       outcome: !applies ? 'skip' : over ? 'refuse' : 'pass',
-      detail: !applies ? '' : over ? `${cap.code ?? 'request_too_large'} (413): ${over}` : 'within the per-call caps',
+      detail: !applies
+        ? ''
+        : over
+          ? `${cap.code ?? 'request_too_large'} (413): ${over}`
+          : 'within the per-call caps',
       model: requested ?? null,
     })
   })
@@ -174,7 +101,13 @@ export async function explain(
   for (const [i, rule] of compiled.rules.entries()) {
     const match = compiled.source.rules[i]!.match
     const applies = rule.match(view)
-    const base = { step: 'rule' as const, label: rule.id, applies, reason: reasonOf(match, applies), model: view.model ?? null }
+    const base = {
+      step: 'rule' as const,
+      label: rule.id,
+      applies,
+      reason: reasonOf(match, applies),
+      model: view.model ?? null,
+    }
     if (!applies) {
       steps.push({ ...base, outcome: 'skip', detail: '' })
       continue
@@ -203,7 +136,8 @@ export async function explain(
     }
     const refusing = limits.find((l) => !l.admits)
     const notes = [
-      rule.throttle && `throttles to ${rule.throttle.limit}/${rule.throttle.periodMs / 1000}s from ${rule.throttle.at * 100}%`,
+      rule.throttle &&
+        `throttles to ${rule.throttle.limit}/${rule.throttle.periodMs / 1000}s from ${rule.throttle.at * 100}%`,
       rule.fallback && `at 100% serves ${rule.fallback} instead`,
       rule.cooldownMs !== undefined && `at 100% trips a ${rule.cooldownMs / 1000}s breaker`,
       rule.alerts && `alerts at ${rule.alerts.map((a) => `${a * 100}%`).join(', ')}`,
@@ -212,8 +146,9 @@ export async function explain(
       ...base,
       outcome: refusing ? (shadow ? 'shadow-refuse' : 'refuse') : 'pass',
       detail:
-        (refusing ? `${refusing.code} (${refusing.status}): ${refusing.metric} ${refusing.amount} > ${refusing.cap}` : 'admits') +
-        (notes.length > 0 ? `; ${notes.join('; ')}` : ''),
+        (refusing
+          ? `${refusing.code} (${refusing.status}): ${refusing.metric} ${refusing.amount} > ${refusing.cap}`
+          : 'admits') + (notes.length > 0 ? `; ${notes.join('; ')}` : ''),
       partition,
       shadow,
       limits,
@@ -223,6 +158,7 @@ export async function explain(
   return {
     at,
     requestedModel: requested ?? null,
+    requestedTier: requestedTier ?? null,
     model: view.model ?? null,
     tier: view.tier ?? null,
     estimate: amounts,

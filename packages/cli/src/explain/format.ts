@@ -1,6 +1,6 @@
 /** `tollgate explain` output: the evaluation order as readable text. */
 import { amount, partitionText, time } from '../format.js'
-import type { Explanation, ExplainStep } from './explain.js'
+import type { ExplainStep, Explanation } from './types.js'
 
 const MARK: Record<ExplainStep['outcome'], string> = {
   pass: 'pass',
@@ -15,7 +15,8 @@ function stepLines(step: ExplainStep, currency: string): string[] {
   const head = `  ${step.label}: ${MARK[step.outcome]}`
   if (!step.applies) return [`${head} (${step.reason})`]
   const lines = [`${head}${step.detail ? ` — ${step.detail}` : ''}`, `      when: ${step.reason}`]
-  if (step.partition) lines.push(`      partition: ${partitionText(step.partition)}${step.shadow ? ' (shadow)' : ''}`)
+  if (step.partition)
+    lines.push(`      partition: ${partitionText(step.partition)}${step.shadow ? ' (shadow)' : ''}`)
   for (const limit of step.limits ?? [])
     lines.push(
       `      ${limit.metric}: ${amount(limit.metric, limit.amount, currency)} of ${amount(limit.metric, limit.cap, currency)} ` +
@@ -28,9 +29,10 @@ function stepLines(step: ExplainStep, currency: string): string[] {
 export function formatExplanation(explanation: Explanation, currency: string): string {
   const e = explanation
   const out: string[] = []
-  const model = e.requestedModel ?? '(none)'
-  const effective = e.model !== e.requestedModel ? `, limits see ${e.model ?? '(none)'}` : ''
-  out.push(`Request at ${time(e.at)}: model ${model}${e.tier ? ` (tier ${e.tier})` : ''}${effective}`)
+  const named = (model: string | null, tier: string | null) =>
+    `${model ?? '(none)'}${tier ? ` (tier ${tier})` : ''}`
+  const effective = e.model !== e.requestedModel ? `; limits see ${named(e.model, e.tier)}` : ''
+  out.push(`Request at ${time(e.at)}: model ${named(e.requestedModel, e.requestedTier)}${effective}`)
   const est = e.estimate
   out.push(
     `Estimate: ${est.inputTokens} input + ${est.outputTokens} output tokens, ` +
@@ -45,13 +47,20 @@ export function formatExplanation(explanation: Explanation, currency: string): s
     const steps = e.steps.filter((s) => s.step === kind)
     out.push('', title)
     if (steps.length === 0) out.push('  (none in the policy)')
-    for (const step of steps) out.push(...stepLines(step, currency))
+    let model = e.requestedModel
+    for (const step of steps) {
+      if (kind === 'access' && step.model !== model) out.push(`  then, for ${step.model ?? '(none)'}:`)
+      model = step.model
+      out.push(...stepLines(step, currency))
+    }
   }
   out.push('', 'Decision (the engine, from an empty store):')
   const d = e.decision
   if ('error' in d) out.push(`  error ${d.error}: ${d.message}`)
   else if (d.allowed) {
-    const swap = d.downgrade ? ` (${d.downgrade.reason} downgrade from ${d.downgrade.from} by ${d.downgrade.rule})` : ''
+    const swap = d.downgrade
+      ? ` (${d.downgrade.reason} downgrade from ${d.downgrade.from} by ${d.downgrade.rule})`
+      : ''
     out.push(`  allowed, model ${d.model}${swap}`)
     if (d.warnings.length > 0) out.push(`  warnings: ${d.warnings.join('; ')}`)
     if (d.flags.length > 0) out.push(`  flags: ${d.flags.join(', ')}`)
@@ -59,6 +68,7 @@ export function formatExplanation(explanation: Explanation, currency: string): s
     out.push(`  refused: ${d.code} (${d.status}) by ${d.rule ?? '(identity)'}`, `  ${d.message}`)
     if (d.violations.length > 1) out.push(`  every refusing rule: ${d.violations.join(', ')}`)
   }
-  if (!('error' in d) && d.shadowRules.length > 0) out.push(`  shadow rules that would refuse: ${d.shadowRules.join(', ')}`)
+  if (!('error' in d) && d.shadowRules.length > 0)
+    out.push(`  shadow rules that would refuse: ${d.shadowRules.join(', ')}`)
   return out.join('\n')
 }

@@ -98,7 +98,9 @@ export function childCapsAboveParents(policy: CompiledPolicy): Finding[] {
         const other = parent.limits.find((l) => l.metric === metric)
         if (!other || cap <= other.cap) continue
         const same = child.per.length === parent.per.length && nests(parent, child, policy.tenant)
-        const where = same ? 'the same partition' : `the ${parent.per.join(', ') || 'whole policy'} it belongs to`
+        const where = same
+          ? 'the same partition'
+          : `the ${parent.per.join(', ') || 'whole policy'} it belongs to`
         findings.push({
           severity: 'warning',
           code: 'child-cap-above-parent',

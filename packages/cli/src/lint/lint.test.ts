@@ -79,7 +79,10 @@ describe('lintPolicy: child cap above its parent', () => {
   it('warns for per user above per org (the dimension chain), with the child path', () => {
     const warnings = only({ rules: [rule('org', ['org'], 1000), rule('user', ['user'], 5000)] })
     expect(warnings).toHaveLength(1)
-    expect(warnings[0]).toMatchObject({ code: 'child-cap-above-parent', path: ['rules', 1, 'limits', 'tokens'] })
+    expect(warnings[0]).toMatchObject({
+      code: 'child-cap-above-parent',
+      path: ['rules', 1, 'limits', 'tokens'],
+    })
     expect(warnings[0]!.message).toContain('"user" allows 5000 tokens per day')
   })
 
@@ -90,9 +93,9 @@ describe('lintPolicy: child cap above its parent', () => {
     expect(codes({ rules: [rule('all', undefined, 10), rule('c', ['feature'], 20)] })).toEqual([
       'child-cap-above-parent',
     ])
-    expect(
-      codes({ tenant: 'ws', rules: [rule('ws', ['ws'], 10), rule('c', ['seat'], 20)] }),
-    ).toEqual(['child-cap-above-parent'])
+    expect(codes({ tenant: 'ws', rules: [rule('ws', ['ws'], 10), rule('c', ['seat'], 20)] })).toEqual([
+      'child-cap-above-parent',
+    ])
   })
 
   it('warns for a shorter window above a longer one, and for calls in flight', () => {
@@ -125,7 +128,9 @@ describe('lintPolicy: child cap above its parent', () => {
       codes({ rules: [rule('org', ['org'], 10, { match: { plan: 'free' } }), rule('user', ['user'], 20)] }),
     ).toEqual([])
     // a shadow parent does not bind first
-    expect(codes({ rules: [rule('org', ['org'], 10, { mode: 'shadow' }), rule('user', ['user'], 20)] })).toEqual([])
+    expect(
+      codes({ rules: [rule('org', ['org'], 10, { mode: 'shadow' }), rule('user', ['user'], 20)] }),
+    ).toEqual([])
   })
 
   it('warns when the child match is narrower than the parent one (plans, tiers by model)', () => {
@@ -162,14 +167,16 @@ describe('lintPolicy: other smells', () => {
 
   it('flags models without a price when a cost rule applies to them', () => {
     const cost = { id: 'budget', limits: { cost: 10 }, window: 'month' as const }
-    expect(only({ models: { a: { tier: 'x' }, b: priced.m }, rules: [cost] }).map((w) => w.path.join('.'))).toEqual([
-      'models.a',
-    ])
+    expect(
+      only({ models: { a: { tier: 'x' }, b: priced.m }, rules: [cost] }).map((w) => w.path.join('.')),
+    ).toEqual(['models.a'])
     expect(codes({ rules: [cost] })).toEqual(['no-prices'])
     expect(codes({ models: { a: {} }, rules: [{ ...cost, match: { model: 'b' } }] })).toEqual([
       'unknown-match-value',
     ])
-    expect(codes({ models: { a: {} }, rules: [{ id: 'r', limits: { requests: 1 }, window: 'day' }] })).toEqual([])
+    expect(
+      codes({ models: { a: {} }, rules: [{ id: 'r', limits: { requests: 1 }, window: 'day' }] }),
+    ).toEqual([])
   })
 
   it('flags soft thresholds that cannot help', () => {
@@ -178,7 +185,13 @@ describe('lintPolicy: other smells', () => {
       rules: [
         { id: 'a', limits: { tokens: 100 }, window: 'day', alerts: [0.8, 1] },
         { id: 'b', limits: { tokens: 100 }, window: 'day', throttle: { at: 1, rate: '5/1m' } },
-        { id: 'c', limits: { tokens: 100 }, window: 'day', alerts: [0.5, 0.9], throttle: { at: 0.8, rate: '5/1m' } },
+        {
+          id: 'c',
+          limits: { tokens: 100 },
+          window: 'day',
+          alerts: [0.5, 0.9],
+          throttle: { at: 0.8, rate: '5/1m' },
+        },
         { id: 'd', limits: { requests: 10 }, window: { bucket: '1m' }, alerts: [0.5] },
       ],
     })
@@ -194,12 +207,22 @@ describe('lintPolicy: other smells', () => {
 
   it('flags contradictory rollouts, useless fallbacks, ignored time zones and zero caps', () => {
     const warnings = only({
-      models: { big: { tier: 'f', price: { input: 1, output: 1 } }, small: { tier: 'l', price: { input: 1, output: 1 } } },
+      models: {
+        big: { tier: 'f', price: { input: 1, output: 1 } },
+        small: { tier: 'l', price: { input: 1, output: 1 } },
+      },
       rules: [
         { id: 's', limits: { requests: 1 }, window: 'day', mode: 'shadow', rollout: { sample: 0.5 } },
         { id: 'n', limits: { requests: 1 }, window: 'day', rollout: { sample: 0 } },
         { id: 'f', per: 'user', limits: { tokens: 100 }, window: 'day', fallback: 'small' },
-        { id: 'ok', per: 'user', match: { tier: 'f' }, limits: { tokens: 100 }, window: 'day', fallback: 'small' },
+        {
+          id: 'ok',
+          per: 'user',
+          match: { tier: 'f' },
+          limits: { tokens: 100 },
+          window: 'day',
+          fallback: 'small',
+        },
         { id: 'z', limits: { requests: 5 }, window: '60s', timezone: 'Europe/Berlin' },
         { id: 'zero', match: { feature: 'beta' }, limits: { requests: 0 }, window: 'day' },
         { id: 'balance', per: 'user', balance: true, limits: { cost: 0 } },

@@ -22,7 +22,7 @@ export function implies(
 ): boolean {
   if (!parent) return true
   const narrower = (wanted: unknown[] | undefined, given: unknown[] | undefined) =>
-    wanted === undefined || (given !== undefined && given.every((v) => wanted.includes(v)))
+    wanted === undefined || (given?.every((v) => wanted.includes(v)) ?? false)
   for (const field of FIELDS) {
     const wanted = list(parent[field])
     if (wanted === undefined) continue

@@ -53,9 +53,15 @@ export function neverMatches(policy: CompiledPolicy): Finding[] {
       )
     }
   }
-  source.rules.forEach((rule, i) => check(`Rule "${rule.id}"`, rule.match, ['rules', i]))
-  source.access?.forEach((entry, i) => check(`access.${i}`, entry.match, ['access', i]))
-  source.caps?.forEach((cap, i) => check(`caps.${i}`, cap.match as MatchInput | undefined, ['caps', i]))
+  source.rules.forEach((rule, i) => {
+    check(`Rule "${rule.id}"`, rule.match, ['rules', i])
+  })
+  source.access?.forEach((entry, i) => {
+    check(`access.${i}`, entry.match, ['access', i])
+  })
+  source.caps?.forEach((cap, i) => {
+    check(`caps.${i}`, cap.match as MatchInput | undefined, ['caps', i])
+  })
   return findings
 }
 
@@ -71,7 +77,9 @@ export function unpricedModels(policy: CompiledPolicy): Finding[] {
         ? `is charged a flat ${amount / 1e6} ${policy.currency} a call`
         : 'is admitted and charged nothing (flagged `unpriced_model`)'
   if (policy.models.size === 0)
-    return [warning('no-prices', ['models'], `A cost rule exists but no model has a price: every call ${outcome}.`)]
+    return [
+      warning('no-prices', ['models'], `A cost rule exists but no model has a price: every call ${outcome}.`),
+    ]
   const findings: Finding[] = []
   for (const [model, entry] of policy.models) {
     if (entry.price) continue
@@ -83,7 +91,11 @@ export function unpricedModels(policy: CompiledPolicy): Finding[] {
     })
     if (applies)
       findings.push(
-        warning('unpriced-model', ['models', model], `Model "${model}" has no price: a call to it ${outcome}.`),
+        warning(
+          'unpriced-model',
+          ['models', model],
+          `Model "${model}" has no price: a call to it ${outcome}.`,
+        ),
       )
   }
   return findings
@@ -95,24 +107,40 @@ export function thresholds(policy: CompiledPolicy): Finding[] {
   const defaults = policy.source.defaults?.alerts
   if (defaults?.includes(1))
     findings.push(
-      warning('alert-at-cap', ['defaults', 'alerts'], 'An alert at 100% fires as the cap is reached, warning no one ahead of refusals; use a fraction below 1.'),
+      warning(
+        'alert-at-cap',
+        ['defaults', 'alerts'],
+        'An alert at 100% fires as the cap is reached, warning no one ahead of refusals; use a fraction below 1.',
+      ),
     )
   policy.source.rules.forEach((input, i) => {
     const rule = policy.rules[i]!
     const path = ['rules', i]
     if (input.alerts?.includes(1))
       findings.push(
-        warning('alert-at-cap', [...path, 'alerts'], `Rule "${rule.id}" alerts at 100%, as the cap is reached: that warns no one ahead of refusals; use a fraction below 1.`),
+        warning(
+          'alert-at-cap',
+          [...path, 'alerts'],
+          `Rule "${rule.id}" alerts at 100%, as the cap is reached: that warns no one ahead of refusals; use a fraction below 1.`,
+        ),
       )
     const counted = rule.limits.some((l) => l.metric !== 'concurrency')
     if (input.alerts && (rule.window.kind === 'bucket' || !counted))
       findings.push(
-        warning('ignored-alerts', [...path, 'alerts'], `Rule "${rule.id}" has alerts, but alerts fire only on calendar and rolling windows.`),
+        warning(
+          'ignored-alerts',
+          [...path, 'alerts'],
+          `Rule "${rule.id}" has alerts, but alerts fire only on calendar and rolling windows.`,
+        ),
       )
     if (!rule.throttle) return
     if (rule.throttle.at >= 1)
       findings.push(
-        warning('throttle-at-cap', [...path, 'throttle', 'at'], `Rule "${rule.id}" throttles at 100%, where it refuses anyway: the throttle never acts.`),
+        warning(
+          'throttle-at-cap',
+          [...path, 'throttle', 'at'],
+          `Rule "${rule.id}" throttles at 100%, where it refuses anyway: the throttle never acts.`,
+        ),
       )
     const later = (rule.alerts ?? []).filter((alert) => alert >= rule.throttle!.at)
     if (later.length > 0 && rule.throttle.at < 1)
@@ -135,11 +163,19 @@ export function rollouts(policy: CompiledPolicy): Finding[] {
     const path = ['rules', i, 'rollout']
     if (input.mode === 'shadow' && input.rollout)
       findings.push(
-        warning('rollout-ignored', path, `Rule "${input.id}" is in shadow mode, so its rollout never enforces anything.`),
+        warning(
+          'rollout-ignored',
+          path,
+          `Rule "${input.id}" is in shadow mode, so its rollout never enforces anything.`,
+        ),
       )
     else if (input.rollout && !input.rollout.sample && !input.rollout.targets?.length)
       findings.push(
-        warning('never-enforced', path, `Rule "${input.id}" rolls out to no sample and no targets: it only ever runs in shadow.`),
+        warning(
+          'never-enforced',
+          path,
+          `Rule "${input.id}" rolls out to no sample and no targets: it only ever runs in shadow.`,
+        ),
       )
   })
   return findings
@@ -155,7 +191,8 @@ export function fallbacks(policy: CompiledPolicy): Finding[] {
     const model = policy.aliases.get(fallback) ?? fallback
     const models = input.match?.model === undefined ? undefined : [input.match.model].flat()
     const tiers = input.match?.tier === undefined ? undefined : [input.match.tier].flat()
-    const stillMatches = (!models || models.includes(model)) && (!tiers || tiers.includes(tierOf(policy, model) ?? ''))
+    const stillMatches =
+      (!models || models.includes(model)) && (!tiers || tiers.includes(tierOf(policy, model) ?? ''))
     const samePartition = !rule.per.includes('model') && !rule.per.includes('tier')
     if (stillMatches && samePartition)
       findings.push(
@@ -177,13 +214,21 @@ export function misc(policy: CompiledPolicy): Finding[] {
     const rule = policy.rules[i]!
     if (input.timezone && rule.window.kind !== 'calendar')
       findings.push(
-        warning('ignored-timezone', ['rules', i, 'timezone'], `Rule "${rule.id}" sets a time zone, which only calendar windows use.`),
+        warning(
+          'ignored-timezone',
+          ['rules', i, 'timezone'],
+          `Rule "${rule.id}" sets a time zone, which only calendar windows use.`,
+        ),
       )
     if (rule.balance) return
     for (const { metric, cap } of rule.limits) {
       if (cap === 0)
         findings.push(
-          warning('zero-cap', ['rules', i, 'limits', metric], `Rule "${rule.id}" caps ${metric} at 0: it refuses every request it matches.`),
+          warning(
+            'zero-cap',
+            ['rules', i, 'limits', metric],
+            `Rule "${rule.id}" caps ${metric} at 0: it refuses every request it matches.`,
+          ),
         )
     }
   })

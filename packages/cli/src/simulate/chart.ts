@@ -2,7 +2,16 @@
 import type { Chart } from './types.js'
 
 /** Colours for the partitions' lines (colour-blind friendly, Okabe–Ito). */
-export const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000']
+export const PALETTE = [
+  '#0072B2',
+  '#E69F00',
+  '#009E73',
+  '#CC79A7',
+  '#56B4E9',
+  '#D55E00',
+  '#F0E442',
+  '#000000',
+]
 
 const W = 720
 const H = 260

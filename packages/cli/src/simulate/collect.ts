@@ -1,132 +1,179 @@
 /**
- * Folding decisions, settles and alerts into a {@link SimulationSummary}: counts per rule
- * and reason, spend per partition, first cap hits, and (for reports) usage over time.
+ * Folding decisions, settles and alerts into a {@link SimulationState}: counts per rule
+ * and reason, spend per partition, cap hits, and (for reports) usage over time.
  */
-import type { Alert, Amounts, CompiledPolicy, Decision, Subject } from '@tollgate/core'
-import { createSeries } from './series.js'
-import type {
-  AlertRow,
-  CapHitRow,
-  DowngradeRow,
-  ErrorRow,
-  PartitionSpend,
-  RefusalRow,
-  SimulationSummary,
-  SpendRow,
-} from './types.js'
+import type { Alert, Amounts, CompiledPolicy, Decision, LimitState, Subject } from '@tollgate/core'
+import { emptyState } from './state.js'
+import type { PartitionSpend } from './types.js'
 
 /** Options of {@link createCollector}. */
 export interface CollectorOptions {
-  /** Partitions listed per rule in `spend`, and lines per chart. @default 5 */
+  /**
+   * Partitions listed per rule in `spend` and `capsHit`, and lines per chart.
+   * @default 5
+   * @example { top: 10 }
+   */
   top?: number
-  /** Record usage over time for charts (costs memory: one sample per partition, metric and bucket). @default false */
+  /**
+   * Record usage over time for charts (one sample per partition, metric and bucket).
+   * @default false
+   * @example { series: true } // then renderReport({ summary, charts })
+   */
   series?: boolean
-  /** Width of a sampling bucket for charts, in ms. @default 300_000 (5 minutes) */
+  /**
+   * Width of a sampling bucket for charts, in ms.
+   * @default 300_000 (5 minutes)
+   * @example { bucketMs: 60_000 }
+   */
   bucketMs?: number
 }
 
-type Ranked = SpendRow['metric']
-const RANKED: readonly Ranked[] = ['cost', 'tokens', 'inputTokens', 'outputTokens', 'requests']
-
-/** The values of a partition, joined: a key unique within one rule (its `per` order is fixed). */
-function keyOf(partition: Subject): string {
-  let key = ''
-  for (const dimension in partition) key += `${partition[dimension]}\u0000`
-  return key
+/**
+ * The values of a partition, joined: a key unique within one rule (its `per` order is fixed).
+ * A one-dimension partition is keyed by its id itself, which needs no new string.
+ */
+export function keyOf(partition: Subject): string {
+  let key: string | undefined
+  for (const dimension in partition) {
+    const id = partition[dimension]!
+    key = key === undefined ? id : `${key}\u0000${id}`
+  }
+  return key ?? ''
 }
 
-const bump = <K, V>(map: Map<K, V>, key: K, make: () => V): V => {
+const bump = <V>(map: Map<string, V>, key: string, make: () => V): V => {
   let value = map.get(key)
-  if (value === undefined) map.set(key, (value = make()))
+  if (value === undefined) {
+    value = make()
+    map.set(key, value)
+  }
   return value
+}
+
+function endOf(state: LimitState, at: number): number {
+  if (state.kind === 'calendar') return state.resetAt ?? Number.POSITIVE_INFINITY
+  if (state.kind === 'concurrency') return at
+  return at + (state.windowMs ?? 0)
 }
 
 export type Collector = ReturnType<typeof createCollector>
 
-/** A collector for one simulation of `policy`. */
-export function createCollector(policy: CompiledPolicy, options: CollectorOptions = {}) {
-  const top = options.top ?? 5
-  const series = options.series ? createSeries(options.bucketMs ?? 300_000, top) : null
-  const counts = { requests: 0, allowed: 0, refused: 0, downgraded: 0, shadowRefused: 0, failed: 0 }
-  let outOfOrder = 0
-  let from: number | null = null
-  let to: number | null = null
-  const refusals = new Map<string, RefusalRow>()
-  const downgrades = new Map<string, DowngradeRow>()
-  type Hits = Omit<CapHitRow, 'top'> & { seen: Map<string, { partition: Subject; hits: number }> }
-  const hits = new Map<string, Hits>()
-  const spend = new Map<string, Map<string, PartitionSpend>>(policy.rules.map((r) => [r.id, new Map()]))
-  const alerts = new Map<string, AlertRow>()
-  const errors = new Map<string, ErrorRow>()
+/**
+ * A collector for one replay of `policy`. `track` names rules whose partition keys are
+ * recorded in `state.seen`, for a sharded run to prove its shards independent.
+ */
+export function createCollector(
+  policy: CompiledPolicy,
+  options: CollectorOptions = {},
+  track: string[] = [],
+) {
+  const state = emptyState(policy.rules.map((rule) => rule.id))
+  const bucketMs = options.bucketMs ?? 300_000
+  const tracked = new Map(track.map((rule) => [rule, new Set<string>()]))
+  state.seen = tracked
 
   const refusal = (rule: string | null, code: string, status: number) =>
-    bump(refusals, `${rule}\u0000${code}`, () => ({ rule, code, status, refused: 0, shadowRefused: 0 }))
+    bump(state.refusals, `${rule}\u0000${code}`, () => ({ rule, code, status, refused: 0, shadowRefused: 0 }))
 
-  function hit(rule: string, metric: string, partition: Subject, at: number, shadow: boolean) {
-    const row = bump(hits, `${rule}\u0000${metric}`, () => ({
+  function hit(rule: string, metric: string, partition: Subject, at: number, line: number, shadow: boolean) {
+    const row = bump(state.hits, `${rule}\u0000${metric}`, () => ({
       rule,
       metric,
       firstAt: at,
+      firstLine: line,
       partition,
-      partitions: 0,
       hits: 0,
       shadow,
-      seen: new Map(),
+      byPartition: new Map(),
     }))
     row.hits++
-    bump(row.seen, keyOf(partition), () => ({ partition, hits: 0 })).hits++
+    bump(row.byPartition, keyOf(partition), () => ({ partition, hits: 0 })).hits++
+  }
+
+  function sample(limit: LimitState, key: string, at: number) {
+    const samples = bump(state.samples, `${limit.rule}\u0000${limit.metric}\u0000${key}`, () => ({
+      rule: limit.rule,
+      metric: limit.metric,
+      partition: limit.partition,
+      cap: limit.limit,
+      shadow: limit.shadow,
+      peak: 0,
+      times: [],
+      values: [],
+      ends: [],
+    }))
+    const bucket = at - (at % bucketMs)
+    const last = samples.times.length - 1
+    samples.cap = limit.limit
+    if (limit.used > samples.peak) samples.peak = limit.used
+    if (last >= 0 && samples.times[last] === bucket) {
+      if (limit.used >= samples.values[last]!) {
+        samples.values[last] = limit.used
+        samples.ends[last] = endOf(limit, at)
+      }
+    } else {
+      samples.times.push(bucket)
+      samples.values.push(limit.used)
+      samples.ends.push(endOf(limit, at))
+    }
   }
 
   return {
-    /** Count one decision made at virtual time `at`; returns the partitions its settle is charged to. */
-    decision(decision: Decision, at: number): PartitionSpend[] {
-      counts.requests++
-      if (from === null) from = at
-      to = at
+    state,
+
+    /** Count one decision made at virtual time `at` for traffic line `line`; returns the partitions its settle is charged to. */
+    decision(decision: Decision, at: number, line = 0): PartitionSpend[] {
+      state.requests++
+      if (state.from === null) state.from = at
+      state.to = at
       if (decision.shadowViolations.length > 0) {
-        counts.shadowRefused++
+        state.shadowRefused++
         for (const v of decision.shadowViolations) {
           refusal(v.rule, String(v.code), v.status).shadowRefused++
-          if (v.metric !== '') hit(v.rule, v.metric, v.partition, at, true)
+          if (v.metric !== '') hit(v.rule, v.metric, v.partition, at, line, true)
         }
       }
       if (!decision.allowed) {
-        counts.refused++
+        state.refused++
         refusal(decision.rule, String(decision.code), decision.status).refused++
-        for (const v of decision.violations) if (v.metric !== '') hit(v.rule, v.metric, v.partition, at, false)
+        for (const v of decision.violations)
+          if (v.metric !== '') hit(v.rule, v.metric, v.partition, at, line, false)
       } else {
-        counts.allowed++
+        state.allowed++
         const { downgrade } = decision
         if (downgrade) {
-          counts.downgraded++
-          const { from: was, to: now, reason, rule } = downgrade
-          bump(downgrades, `${was}\u0000${now}\u0000${reason}\u0000${rule}`, () => ({
-            from: was,
-            to: now,
+          state.downgraded++
+          const { from, to, reason, rule } = downgrade
+          bump(state.downgrades, `${from}\u0000${to}\u0000${reason}\u0000${rule}`, () => ({
+            from,
+            to,
             reason,
             rule,
             count: 0,
           })).count++
-          if (reason === 'fallback') hit(rule, '', {}, at, false)
+          // the refusal that led to the fallback is not in the decision: its metric and partition are unknown
+          if (reason === 'fallback') hit(rule, '', {}, at, line, false)
         }
       }
       const charged: PartitionSpend[] = []
-      let previous: unknown
-      for (const state of decision.limits) {
-        series?.sample(state, at)
-        if (!decision.allowed || state.partition === previous) continue
-        previous = state.partition
-        const partitions = spend.get(state.rule)
-        if (!partitions) continue
-        charged.push(
-          bump(partitions, keyOf(state.partition), () => ({
-            partition: state.partition,
-            requests: 0,
-            inputTokens: 0,
-            outputTokens: 0,
-            cost: 0,
-          })),
-        )
+      let previous: Subject | undefined
+      let key = ''
+      for (const limit of decision.limits) {
+        if (limit.partition !== previous) {
+          previous = limit.partition
+          key = keyOf(limit.partition)
+          tracked.get(limit.rule)?.add(key)
+          const partitions = decision.allowed ? state.spend.get(limit.rule) : undefined
+          if (partitions) {
+            let row = partitions.get(key)
+            if (row === undefined) {
+              row = { partition: limit.partition, requests: 0, inputTokens: 0, outputTokens: 0, cost: 0 }
+              partitions.set(key, row)
+            }
+            charged.push(row)
+          }
+        }
+        if (options.series) sample(limit, key, at)
       }
       return charged
     },
@@ -146,7 +193,7 @@ export function createCollector(policy: CompiledPolicy, options: CollectorOption
 
     alert(alert: Alert) {
       const key = `${alert.rule}\u0000${alert.metric}\u0000${alert.type}\u0000${alert.threshold}`
-      bump(alerts, key, () => ({
+      bump(state.alerts, key, () => ({
         rule: alert.rule,
         metric: alert.metric,
         type: alert.type,
@@ -156,56 +203,14 @@ export function createCollector(policy: CompiledPolicy, options: CollectorOption
       })).count++
     },
 
-    /** A request the engine threw on. */
-    error(code: string, message: string) {
-      counts.failed++
-      bump(errors, code, () => ({ code, count: 0, example: message })).count++
+    /** A request the engine threw on, or a traffic line skipped, at traffic line `line`. */
+    error(code: string, message: string, line = 0) {
+      state.failed++
+      bump(state.errors, code, () => ({ code, count: 0, example: message, line })).count++
     },
 
     outOfOrder() {
-      outOfOrder++
-    },
-
-    summary(elapsedMs: number): SimulationSummary {
-      return {
-        currency: policy.currency,
-        ...counts,
-        requests: counts.requests + counts.failed,
-        outOfOrder,
-        from,
-        to,
-        elapsedMs,
-        refusals: [...refusals.values()].sort(
-          (a, b) => b.refused + b.shadowRefused - (a.refused + a.shadowRefused),
-        ),
-        downgrades: [...downgrades.values()].sort((a, b) => b.count - a.count),
-        capsHit: [...hits.values()]
-          .map(({ seen, ...row }) => ({
-            ...row,
-            partitions: seen.size,
-            top: [...seen.values()].sort((a, b) => b.hits - a.hits).slice(0, top),
-          }))
-          .sort((a, b) => a.firstAt - b.firstAt),
-        spend: policy.rules.map((rule) => {
-          const metric = RANKED.find((m) => rule.limits.some((l) => l.metric === m)) ?? 'requests'
-          const value = (row: PartitionSpend) =>
-            metric === 'tokens' ? row.inputTokens + row.outputTokens : row[metric]
-          const rows = [...spend.get(rule.id)!.values()]
-          return {
-            rule: rule.id,
-            metric,
-            partitions: rows.length,
-            top: rows.sort((a, b) => value(b) - value(a)).slice(0, top),
-          }
-        }),
-        alerts: [...alerts.values()].sort((a, b) => a.firstAt - b.firstAt),
-        errors: [...errors.values()],
-      }
-    },
-
-    /** Usage against each cap over time (empty unless `series` was asked for). */
-    charts() {
-      return series && from !== null && to !== null ? series.charts(policy, from, to) : []
+      state.outOfOrder++
     },
   }
 }

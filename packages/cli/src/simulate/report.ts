@@ -37,7 +37,10 @@ export function renderReport(input: ReportInput): string {
   const s = input.summary
   const title = input.title ? `Tollgate simulation: ${input.title}` : 'Tollgate simulation'
   const body: string[] = [`<h1>${escapeXml(title)}</h1>`]
-  const span = s.from === null || s.to === null ? 'no requests' : `${time(s.from)} → ${time(s.to)} (${duration(s.to - s.from)})`
+  const span =
+    s.from === null || s.to === null
+      ? 'no requests'
+      : `${time(s.from)} → ${time(s.to)} (${duration(s.to - s.from)})`
   body.push(`<p>${int(s.requests)} requests, ${escapeXml(span)}; simulated in ${duration(s.elapsedMs)}.</p>`)
   body.push(
     htmlTable(
@@ -57,14 +60,24 @@ export function renderReport(input: ReportInput): string {
       '<h2>Refusals by rule and reason</h2>',
       htmlTable(
         ['rule', 'code', 'status', 'refused', 'shadow-refused'],
-        s.refusals.map((r) => [r.rule ?? '(identity)', r.code, String(r.status), int(r.refused), int(r.shadowRefused)]),
+        s.refusals.map((r) => [
+          r.rule ?? '(identity)',
+          r.code,
+          String(r.status),
+          int(r.refused),
+          int(r.shadowRefused),
+        ]),
         [2, 3, 4],
       ),
     )
   if (s.downgrades.length > 0)
     body.push(
       '<h2>Downgrades</h2>',
-      htmlTable(['from', 'to', 'reason', 'rule', 'requests'], s.downgrades.map((d) => [d.from, d.to, d.reason, d.rule, int(d.count)]), [4]),
+      htmlTable(
+        ['from', 'to', 'reason', 'rule', 'requests'],
+        s.downgrades.map((d) => [d.from, d.to, d.reason, d.rule, int(d.count)]),
+        [4],
+      ),
     )
   if (s.capsHit.length > 0)
     body.push(

@@ -11,14 +11,26 @@ const policy: PolicyInput = {
   },
   access: [{ match: { tier: 'premium' }, require: { flags: ['vip'] }, otherwise: { downgrade: 'mini' } }],
   rules: [
-    { id: 'user-daily', per: 'user', limits: { tokens: 1000 }, window: 'day', code: 'USER_QUOTA', alerts: [0.5] },
+    {
+      id: 'user-daily',
+      per: 'user',
+      limits: { tokens: 1000 },
+      window: 'day',
+      code: 'USER_QUOTA',
+      alerts: [0.5],
+    },
     { id: 'key-minute', per: 'key', limits: { requests: 3 }, window: 'minute' },
     { id: 'org-shadow', per: 'org', limits: { requests: 5 }, window: 'day', mode: 'shadow' },
   ],
 }
 
 const T0 = Date.parse('2026-01-05T10:00:00Z')
-const call = (s: number, user: string, key: string | null, extra: Partial<TrafficLine> = {}): TrafficLine => ({
+const call = (
+  s: number,
+  user: string,
+  key: string | null,
+  extra: Partial<TrafficLine> = {},
+): TrafficLine => ({
   t: new Date(T0 + s * 1000).toISOString(),
   subject: key === null ? { org: 'a', user } : { org: 'a', user, key },
   model: 'mini',
@@ -64,16 +76,37 @@ describe('simulate', () => {
       { rule: 'key-minute', code: 'quota_exceeded', status: 429, refused: 1, shadowRefused: 0 },
       { rule: 'user-daily', code: 'USER_QUOTA', status: 429, refused: 1, shadowRefused: 0 },
     ])
-    expect(summary.downgrades).toEqual([{ from: 'big', to: 'mini', reason: 'access', rule: 'access.0', count: 1 }])
-    expect(summary.capsHit.map((h) => [h.rule, h.metric, h.firstAt - T0, h.partition, h.partitions, h.hits, h.shadow])).toEqual([
+    expect(summary.downgrades).toEqual([
+      { from: 'big', to: 'mini', reason: 'access', rule: 'access.0', count: 1 },
+    ])
+    expect(
+      summary.capsHit.map((h) => [
+        h.rule,
+        h.metric,
+        h.firstAt - T0,
+        h.partition,
+        h.partitions,
+        h.hits,
+        h.shadow,
+      ]),
+    ).toEqual([
       ['key-minute', 'requests', 30_000, { key: 'k1' }, 1, 1, false],
       ['org-shadow', 'requests', 80_000, { org: 'a' }, 1, 3, true],
       ['user-daily', 'tokens', 90_000, { user: 'u1' }, 1, 1, false],
     ])
     expect(summary.alerts).toEqual([
-      { rule: 'user-daily', metric: 'tokens', type: 'threshold', threshold: 0.5, count: 1, firstAt: T0 + 20_000 },
+      {
+        rule: 'user-daily',
+        metric: 'tokens',
+        type: 'threshold',
+        threshold: 0.5,
+        count: 1,
+        firstAt: T0 + 20_000,
+      },
     ])
-    expect(summary.errors).toEqual([{ code: 'invalid_subject', count: 1, example: expect.stringMatching(/^line 9: .*"key"/) }])
+    expect(summary.errors).toEqual([
+      { code: 'invalid_subject', count: 1, line: 9, example: expect.stringMatching(/^line 9: .*"key"/) },
+    ])
   })
 
   it('charges actual usage (settled, not estimated) to every partition', async () => {
@@ -104,11 +137,18 @@ describe('simulate', () => {
     expect(summary).toMatchObject({ requests: 10, allowed: 7, refused: 2, failed: 1 })
 
     await expect(simulate(policy, [lines[0]!, 'not json'])).rejects.toThrow(TrafficError)
-    await expect(simulate(policy, [lines[0]!, '{"t": "yesterday", "subject": {}}'])).rejects.toThrow(/line 2: "t"/)
-    await expect(simulate(policy, ['{"t": 1, "subject": {}, "inputTokens": -1}'])).rejects.toThrow(/inputTokens/)
+    await expect(simulate(policy, [lines[0]!, '{"t": "yesterday", "subject": {}}'])).rejects.toThrow(
+      /line 2: "t"/,
+    )
+    await expect(simulate(policy, ['{"t": 1, "subject": {}, "inputTokens": -1}'])).rejects.toThrow(
+      /inputTokens/,
+    )
     const skipped = await simulate(policy, [lines[0]!, 'not json'], { skipInvalid: true })
     expect(skipped.summary).toMatchObject({ requests: 2, allowed: 1, failed: 1 })
-    expect(skipped.summary.errors[0]).toMatchObject({ code: 'invalid_line', example: expect.stringMatching(/^line 2/) })
+    expect(skipped.summary.errors[0]).toMatchObject({
+      code: 'invalid_line',
+      example: expect.stringMatching(/^line 2/),
+    })
   })
 
   it('holds concurrency leases for each call’s duration, and runs late lines at the previous time', async () => {

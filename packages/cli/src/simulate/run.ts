@@ -16,7 +16,9 @@ import {
 import { virtualClock } from '../clock.js'
 import { type CollectorOptions, createCollector } from './collect.js'
 import { EndHeap } from './heap.js'
-import { checkLine, parseLine, readLines, type TrafficLine, TrafficError } from './traffic.js'
+import type { SimulationState } from './state.js'
+import { chartsOf, summarize } from './summarize.js'
+import { checkLine, parseLine, TrafficError, type TrafficLine } from './traffic.js'
 import type { Chart, SimulationSummary } from './types.js'
 
 /** Options of {@link simulate}. */
@@ -25,6 +27,7 @@ export interface SimulateOptions extends CollectorOptions {
    * Count traffic lines that are not JSON or lack a time or a subject as failed requests
    * (`invalid_line`) instead of stopping with a `TrafficError`.
    * @default false
+   * @example { skipInvalid: true }
    */
   skipInvalid?: boolean
 }
@@ -36,32 +39,45 @@ export interface SimulationResult {
   charts: Chart[]
 }
 
-type Traffic = Iterable<TrafficLine | string> | AsyncIterable<TrafficLine | string>
+/** Replay only the lines whose `subject[dimension]` hashes to `index` of `count` shards. */
+export interface Shard {
+  index: number
+  count: number
+  dimension: string
+  /** Rules whose partition keys are recorded, to check that shards share none. */
+  track: string[]
+}
 
 /**
- * Replay `traffic` (parsed lines or JSON-lines text) through `policy` from an empty memory store.
- * Lines should be in time order; a line earlier than the one before runs at the earlier line's time.
- *
- * @example
- * const { summary } = await simulate(readFileSync('policy.yaml', 'utf8'), readLines('traffic.jsonl'))
- * console.log(`${summary.refused} of ${summary.requests} refused`)
+ * Traffic to replay: parsed lines or JSON-lines text, from any iterable; an async iterable may
+ * also yield batches of text lines (as {@link readLines} does).
  */
-export async function simulate(
-  policy: PolicyInput | CompiledPolicy | string,
+export type Traffic = Iterable<TrafficLine | string> | AsyncIterable<TrafficLine | string | readonly string[]>
+
+/** FNV-1a of a string, for assigning tenants to shards. */
+export function shardOf(id: string | undefined, count: number): number {
+  if (id === undefined) return 0
+  let h = 0x811c9dc5
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
+  return (h >>> 0) % count
+}
+
+/** Replay `traffic` through `policy` from an empty memory store, into a mergeable state. */
+export async function replay(
+  policy: CompiledPolicy,
   traffic: Traffic,
   options: SimulateOptions = {},
-): Promise<SimulationResult> {
-  const started = performance.now()
-  const compiled = parsePolicy(policy)
-  const collector = createCollector(compiled, options)
+  shard?: Shard,
+): Promise<SimulationState> {
+  const collector = createCollector(policy, options, shard?.track)
   const clock = virtualClock(0)
   // closed ids are remembered only for a minute: nothing settles twice here, and a day of traffic stays small
   const store = memoryStore({ clock, idempotencyMs: 60_000 })
-  const gate = createTollgate({ policy: compiled, store, onAlert: (alert) => collector.alert(alert) })
+  const gate = createTollgate({ policy, store, onAlert: (alert) => collector.alert(alert) })
   const inFlight = new EndHeap()
-  const advance = clock.advance
+  const first = !shard || shard.index === 0 // counts what every shard sees: bad and late lines
 
-  async function replay(line: TrafficLine, at: number, number: number) {
+  async function one(line: TrafficLine, at: number, number: number) {
     const request: ReserveRequest = {
       subject: line.subject,
       attributes: line.attributes,
@@ -74,10 +90,10 @@ export async function simulate(
       decision = await gate.reserve(request)
     } catch (error) {
       if (!TollgateError.isInstance(error)) throw error
-      collector.error(error.code, `line ${number}: ${error.message}`)
+      collector.error(error.code, `line ${number}: ${error.message}`, number)
       return
     }
-    const charged = collector.decision(decision, at)
+    const charged = collector.decision(decision, at, number)
     if (!decision.allowed) return
     const id = decision.id
     const usage: Usage = {
@@ -94,53 +110,80 @@ export async function simulate(
   async function drain(until: number) {
     while (inFlight.size > 0 && inFlight.peek() <= until) {
       const call = inFlight.pop()!
-      advance(call.at)
+      clock.advance(call.at)
       await call.settle()
     }
   }
 
   let number = 0
   let last = Number.NEGATIVE_INFINITY
-  for await (const item of traffic) {
-    number++
-    let line: TrafficLine
-    let at: number
-    try {
-      if (typeof item === 'string') {
-        const parsed = parseLine(item, number)
-        if (!parsed) continue
-        line = parsed.request
-        at = parsed.at
-      } else {
-        line = item
-        at = checkLine(item, number)
+  for await (const chunk of traffic) {
+    for (const item of Array.isArray(chunk)
+      ? (chunk as readonly string[])
+      : [chunk as TrafficLine | string]) {
+      number++
+      let line: TrafficLine
+      let at: number
+      try {
+        if (typeof item === 'string') {
+          const parsed = parseLine(item, number)
+          if (!parsed) continue
+          line = parsed.request
+          at = parsed.at
+        } else {
+          line = item
+          at = checkLine(item, number)
+        }
+      } catch (error) {
+        if (!(error instanceof TrafficError) || !options.skipInvalid) throw error
+        if (first) collector.error('invalid_line', error.message, error.line)
+        continue
       }
-    } catch (error) {
-      if (!(error instanceof TrafficError) || !options.skipInvalid) throw error
-      collector.error('invalid_line', error.message)
-      continue
+      if (at < last) {
+        if (first) collector.outOfOrder()
+        at = last
+      }
+      last = at
+      if (shard && shardOf(line.subject[shard.dimension], shard.count) !== shard.index) continue
+      await drain(at)
+      clock.advance(at)
+      await one(line, at, number)
     }
-    if (at < last) {
-      collector.outOfOrder()
-      at = last
-    }
-    last = at
-    await drain(at)
-    advance(at)
-    await replay(line, at, number)
   }
   await drain(Number.POSITIVE_INFINITY)
-  return {
-    summary: collector.summary(performance.now() - started),
-    charts: collector.charts(),
-  }
+  return collector.state
 }
 
-/** {@link simulate} on a JSON-lines file (`-` for standard input). */
-export function simulateFile(
+/**
+ * Replay `traffic` (parsed lines or JSON-lines text) through `policy` from an empty memory store.
+ * Lines should be in time order; a line earlier than the one before runs at the earlier line's time.
+ *
+ * @example
+ * const { summary } = await simulate(readFileSync('policy.yaml', 'utf8'), readLines('traffic.jsonl'))
+ * console.log(`${summary.refused} of ${summary.requests} refused`)
+ */
+export async function simulate(
   policy: PolicyInput | CompiledPolicy | string,
-  path: string,
+  traffic: Traffic,
   options: SimulateOptions = {},
 ): Promise<SimulationResult> {
-  return simulate(policy, readLines(path), options)
+  const started = performance.now()
+  const compiled = parsePolicy(policy)
+  const state = await replay(compiled, traffic, options)
+  return resultOf(compiled, state, options, performance.now() - started, 1)
+}
+
+/** The summary and charts of a replayed state. */
+export function resultOf(
+  policy: CompiledPolicy,
+  state: SimulationState,
+  options: SimulateOptions,
+  elapsedMs: number,
+  workers: number,
+): SimulationResult {
+  const top = options.top ?? 5
+  return {
+    summary: summarize(policy, state, top, elapsedMs, workers),
+    charts: options.series ? chartsOf(policy, state, top, options.bucketMs ?? 300_000) : [],
+  }
 }

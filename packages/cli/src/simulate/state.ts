@@ -26,6 +26,8 @@ export interface Hits {
   rule: string
   metric: string
   firstAt: number
+  /** The traffic line of the first hit (breaks ties between shards). */
+  firstLine: number
   partition: Subject
   hits: number
   shadow: boolean
@@ -93,7 +95,15 @@ function mergeMap<V>(into: Map<string, V>, from: Map<string, V>, combine: (a: V,
  * merge into exactly the state one replay of all the traffic would have counted.
  */
 export function mergeStates(a: SimulationState, b: SimulationState): SimulationState {
-  for (const field of ['requests', 'allowed', 'refused', 'downgraded', 'shadowRefused', 'failed', 'outOfOrder'] as const)
+  for (const field of [
+    'requests',
+    'allowed',
+    'refused',
+    'downgraded',
+    'shadowRefused',
+    'failed',
+    'outOfOrder',
+  ] as const)
     a[field] += b[field]
   a.from = min(a.from, b.from)
   a.to = max(a.to, b.to)
@@ -105,8 +115,9 @@ export function mergeStates(a: SimulationState, b: SimulationState): SimulationS
     x.count += y.count
   })
   mergeMap(a.hits, b.hits, (x, y) => {
-    if (y.firstAt < x.firstAt) {
+    if (y.firstAt < x.firstAt || (y.firstAt === x.firstAt && y.firstLine < x.firstLine)) {
       x.firstAt = y.firstAt
+      x.firstLine = y.firstLine
       x.partition = y.partition
     }
     x.hits += y.hits
@@ -131,6 +142,10 @@ export function mergeStates(a: SimulationState, b: SimulationState): SimulationS
   })
   mergeMap(a.errors, b.errors, (x, y) => {
     x.count += y.count
+    if (y.line < x.line) {
+      x.line = y.line
+      x.example = y.example
+    }
   })
   mergeMap(a.samples, b.samples, () => {
     // a partition in two shards makes the sharded run invalid; it is replayed in one thread

@@ -7,10 +7,15 @@ export function formatSummary(summary: SimulationSummary): string {
   const s = summary
   const { currency } = s
   const out: string[] = []
-  const span = s.from === null || s.to === null ? 'no requests' : `${time(s.from)} → ${time(s.to)} (${duration(s.to - s.from)} of traffic)`
+  const span =
+    s.from === null || s.to === null
+      ? 'no requests'
+      : `${time(s.from)} → ${time(s.to)} (${duration(s.to - s.from)} of traffic)`
   const rate = s.elapsedMs > 0 ? ` (${int((s.requests * 1000) / s.elapsedMs)} requests/s)` : ''
-  out.push(`Simulated ${int(s.requests)} requests, ${span}, in ${duration(s.elapsedMs)}${rate}.`)
-  if (s.outOfOrder > 0) out.push(`${int(s.outOfOrder)} lines were out of time order and ran at the previous line's time.`)
+  const threads = s.workers > 1 ? ` on ${s.workers} threads` : ''
+  out.push(`Simulated ${int(s.requests)} requests, ${span}, in ${duration(s.elapsedMs)}${threads}${rate}.`)
+  if (s.outOfOrder > 0)
+    out.push(`${int(s.outOfOrder)} lines were out of time order and ran at the previous line's time.`)
 
   out.push(
     '',
@@ -33,7 +38,13 @@ export function formatSummary(summary: SimulationSummary): string {
       'Refusals by rule and reason (shadow-refused: would have been refused had the rule been enforced)',
       table(
         ['rule', 'code', 'status', 'refused', 'shadow-refused'],
-        s.refusals.map((r) => [r.rule ?? '(identity)', r.code, String(r.status), int(r.refused), int(r.shadowRefused)]),
+        s.refusals.map((r) => [
+          r.rule ?? '(identity)',
+          r.code,
+          String(r.status),
+          int(r.refused),
+          int(r.shadowRefused),
+        ]),
         [2, 3, 4],
       ),
     )

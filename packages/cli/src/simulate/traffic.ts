@@ -3,7 +3,6 @@
  * Blank lines and lines starting with `#` or `//` are skipped.
  */
 import { createReadStream } from 'node:fs'
-import { createInterface } from 'node:readline'
 import type { Attributes, Subject } from '@tollgate/core'
 
 /** One recorded (or synthetic) call. */
@@ -36,10 +35,12 @@ export interface TrafficLine {
 /** A traffic line that is not JSON or lacks a time or a subject. */
 export class TrafficError extends Error {
   constructor(
+    /** The line number, from 1. */
     readonly line: number,
-    message: string,
+    /** What is wrong with it. */
+    readonly reason: string,
   ) {
-    super(`line ${line}: ${message}`)
+    super(`line ${line}: ${reason}`)
     this.name = 'TrafficError'
   }
 }
@@ -87,8 +88,20 @@ export function parseLine(text: string, line: number): { request: TrafficLine; a
   return { request: value as TrafficLine, at: checkLine(value, line) }
 }
 
-/** The lines of a traffic file (`-` for standard input), as text. */
-export function readLines(path: string): AsyncIterable<string> {
-  const input = path === '-' ? process.stdin : createReadStream(path, { encoding: 'utf8' })
-  return createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })
+/**
+ * The lines of a traffic file (`-` for standard input), as text, in batches: one array per chunk
+ * read (about a megabyte), which costs far less per line than `readline`.
+ */
+export async function* readLines(path: string): AsyncGenerator<string[]> {
+  const input =
+    path === '-'
+      ? process.stdin.setEncoding('utf8')
+      : createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })
+  let rest = ''
+  for await (const chunk of input as AsyncIterable<string>) {
+    const lines = (rest + chunk).split('\n')
+    rest = lines.pop()!
+    yield lines
+  }
+  if (rest !== '') yield [rest]
 }

@@ -73,8 +73,10 @@ export interface AlertRow {
 export interface ErrorRow {
   code: string
   count: number
-  /** The first message, with its line number when known. */
+  /** The first message, with its line number. */
   example: string
+  /** The line of the first example. */
+  line: number
 }
 
 /** The result of replaying traffic through a policy. */
@@ -96,6 +98,8 @@ export interface SimulationSummary {
   to: number | null
   /** Wall-clock time the simulation took. */
   elapsedMs: number
+  /** Threads the traffic was replayed on (shards by tenant; see `SimulateOptions.workers`). */
+  workers: number
   refusals: RefusalRow[]
   downgrades: DowngradeRow[]
   capsHit: CapHitRow[]

@@ -1,4 +1,6 @@
 import fc from 'fast-check'
+import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base'
+import * as o200k from 'gpt-tokenizer/encoding/o200k_base'
 import { describe, expect, it } from 'vitest'
 import { countTokens, createCounter, utf8Length } from './count.js'
 import { encodingForModel, exactCounter } from './encoding.js'
@@ -44,6 +46,36 @@ describe('exact counts', () => {
   it('matches known cl100k counts', () => {
     expect(countTokens('tiktoken is great!', 'cl100k_base').tokens).toBe(6)
     expect(countTokens('antidisestablishmentarianism', 'cl100k_base').tokens).toBe(6)
+  })
+
+  it.each([
+    ['o200k_base', o200k],
+    ['cl100k_base', cl100k as typeof o200k],
+  ] as const)('counts piece by piece exactly as gpt-tokenizer does (%s)', (name, encoder) => {
+    const exact = exactCounter(name)
+    const asText = { disallowedSpecial: new Set<string>() }
+    const check = (value: string) => {
+      expect(exact(value)).toBe(encoder.countTokens(value, asText))
+    }
+    fc.assert(fc.property(text, check), { numRuns: 500 })
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), check), { numRuns: 500 })
+    // twice: the second count comes from the memo of pieces
+    for (const value of ['Hello, world!', "I'M DONE, they're 12345 words", '<|endoftext|> 中文 😀'])
+      for (let i = 0; i < 2; i++) check(value)
+  })
+
+  it('serves repeated texts from a cache without changing any result', () => {
+    const prompt = `${'You are terse. '.repeat(20)}${'x'.repeat(30)}` // longer than a piece: cached
+    const first = createCounter('o200k_base', deterministic).count(prompt)
+    expect(createCounter('o200k_base', deterministic).count(prompt)).toBe(first)
+    // a counter that would bound the 30-character run still bounds it, cached or not
+    const tight = createCounter('o200k_base', { ...deterministic, maxPieceChars: 20 })
+    expect(tight.count(prompt)).toBeGreaterThan(first)
+    expect(tight.bounded).toBe(true)
+    // a hit spends the budget a count would: what follows is bounded as it would be
+    const small = createCounter('o200k_base', { ...deterministic, maxExactChars: prompt.length })
+    expect(small.count(prompt)).toBe(first)
+    expect(small.count('more')).toBe(utf8Length('more'))
   })
 
   it('picks the encoding per model', () => {

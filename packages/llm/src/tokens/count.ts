@@ -143,6 +143,12 @@ class BudgetCounter implements Counter {
       this.bounded = true
       return utf8Length(text)
     }
+    // a text no longer than a piece has no piece too long to count: count it whole
+    if (n <= this.#maxPiece && n <= this.#chars) {
+      if (this.#spend(n)) return this.#exact(text)
+      this.bounded = true
+      return utf8Length(text)
+    }
     const cacheable = n <= CACHE_MAX_TEXT
     if (cacheable) {
       const hit = caches[this.encoding].get(text)

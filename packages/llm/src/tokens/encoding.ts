@@ -1,8 +1,16 @@
 /**
- * Which BPE encoding a model uses, and the two encoders Tollgate counts with.
+ * Which BPE encoding a model uses, and the exact counters Tollgate counts with.
+ *
+ * A byte-level BPE encodes each piece of its pre-tokenizer (a word with its leading space, a
+ * run of digits, of punctuation, of spaces) on its own, so the count of a text is the sum of
+ * the counts of its pieces. The counters split the text with gpt-tokenizer's own regular
+ * expressions and look each piece up in a small memo of recent pieces, calling the encoder
+ * only for pieces not seen lately: the encoder's rank table (200,000 entries) is slow to reach
+ * from a cold CPU cache, which is what it is between two requests of a busy server.
  */
 import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base'
 import * as o200k from 'gpt-tokenizer/encoding/o200k_base'
+import { CL100K_TOKEN_SPLIT_REGEX, O200K_TOKEN_SPLIT_REGEX } from 'gpt-tokenizer/encodingParams/constants'
 
 /** The encodings Tollgate counts with. */
 export type EncodingName = 'o200k_base' | 'cl100k_base'
@@ -12,23 +20,47 @@ export type ExactCounter = (text: string) => number
 
 const asText = { disallowedSpecial: new Set<string>() }
 
-/**
- * gpt-tokenizer's default options are the fastest path, but refuse text that looks like a
- * special token (`<|endoftext|>`): such text (rare) is counted again as ordinary text.
- */
-function counter(encoding: typeof o200k): ExactCounter {
-  return (text) => {
+/** Pieces remembered per generation, and the longest piece remembered. */
+const MEMO_PIECES = 8192
+const MEMO_PIECE_CHARS = 32
+
+function counter(encoding: typeof o200k, split: RegExp): ExactCounter {
+  // gpt-tokenizer's default options are its fastest path, but refuse text that looks like a
+  // special token (`<|endoftext|>`): such text (rare) is counted again as ordinary text
+  const encode = (piece: string) => {
     try {
-      return encoding.countTokens(text)
+      return encoding.countTokens(piece)
     } catch {
-      return encoding.countTokens(text, asText)
+      return encoding.countTokens(piece, asText)
     }
+  }
+  const pieces = new RegExp(split.source, split.flags) // an own copy: `lastIndex` is state
+  let young = new Map<string, number>()
+  let old = new Map<string, number>()
+  const countPiece = (piece: string): number => {
+    if (piece.length > MEMO_PIECE_CHARS) return encode(piece)
+    let tokens = young.get(piece)
+    if (tokens !== undefined) return tokens
+    tokens = old.get(piece) ?? encode(piece)
+    if (young.size >= MEMO_PIECES) {
+      old = young
+      young = new Map()
+    }
+    young.set(piece, tokens)
+    return tokens
+  }
+  return (text) => {
+    let total = 0
+    pieces.lastIndex = 0
+    for (let match = pieces.exec(text); match !== null; match = pieces.exec(text))
+      total += countPiece(match[0])
+    return total
   }
 }
 
 const counters: Record<EncodingName, ExactCounter> = {
-  o200k_base: counter(o200k),
-  cl100k_base: counter(cl100k as typeof o200k),
+  o200k_base: counter(o200k, O200K_TOKEN_SPLIT_REGEX),
+  cl100k_base: counter(cl100k as typeof o200k, CL100K_TOKEN_SPLIT_REGEX),
 }
 
 /** The exact counter of an encoding. */

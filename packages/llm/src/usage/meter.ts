@@ -30,8 +30,8 @@ export interface Meter {
   result(value: unknown): void
   /** What the call used, from what was observed. */
   finish(): MeteredUsage
-  /** The output text observed so far (for stream cut-off). */
-  text(): string
+  /** The output text observed so far (for stream cut-off; a meter without it is never cut off). */
+  text?(): string
 }
 
 /** Counting streamed text happens once per call, after the stream: a wider budget than estimates. */

@@ -32,7 +32,12 @@ export interface Adapter<O extends WrapOptions = WrapOptions> {
    * The body to send (model rewritten on a downgrade, caps and stream options added) and its
    * meter. The body may be the given one when nothing changes: it is never written into.
    */
-  prepare(body: Body, decision: AllowedDecision, estimate: CallEstimate, wrap: O): { body: Body; meter: Meter }
+  prepare(
+    body: Body,
+    decision: AllowedDecision,
+    estimate: CallEstimate,
+    wrap: O,
+  ): { body: Body; meter: Meter }
   /** The field that caps output, how many choices share it, and the smallest cap the API takes. */
   outputCap?(body: Body): { field: string; choices: number; min: number }
   /** How streamed output is counted (for cut-off): the encoding and the margin added. */
@@ -104,7 +109,10 @@ export async function openAttempt<O extends WrapOptions>(
   if (!decision.allowed && options.shrinkOutput && adapter.outputCap) {
     const cap = adapter.outputCap(body)
     const room = shrinkRoom(decision, estimate.inputTokens, priceOf(gate, decision.requestedModel))
-    const min = Math.max(cap.min, typeof options.shrinkOutput === 'object' ? (options.shrinkOutput.min ?? 1) : 1)
+    const min = Math.max(
+      cap.min,
+      typeof options.shrinkOutput === 'object' ? (options.shrinkOutput.min ?? 1) : 1,
+    )
     const each = room === null ? 0 : Math.floor(room / cap.choices)
     if (each >= min && each * cap.choices < estimate.maxOutputTokens) {
       const maxOutputTokens = each * cap.choices

@@ -5,13 +5,23 @@ import { fakeClock } from '@tollgate/core/testing'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { withDefaultPrices } from '../prices.js'
-import { anthropicEvents, anthropicMessage, chatCompletion, openAIUsage } from '../testing/fixtures.js'
+import {
+  anthropicEvents,
+  anthropicMessage,
+  chatChunk,
+  chatCompletion,
+  chatUsageChunk,
+  openAIUsage,
+} from '../testing/fixtures.js'
 import { type ProviderServer, type Reply, startProviderServer } from '../testing/provider-server.js'
 import { wrapAnthropic } from './anthropic.js'
 import { wrapOpenAI } from './openai.js'
 import type { AnthropicWrapOptions, SettleEvent } from './options.js'
 
-const s5 = readFileSync(new URL('../../../../examples/policies/s5-units-retries.yaml', import.meta.url), 'utf8')
+const s5 = readFileSync(
+  new URL('../../../../examples/policies/s5-units-retries.yaml', import.meta.url),
+  'utf8',
+)
 const subject = { org: 'acme', user: 'u1' }
 const policy: PolicyInput = {
   rules: [
@@ -20,7 +30,11 @@ const policy: PolicyInput = {
   ],
 }
 const messages = [{ role: 'user' as const, content: 'Say hello.' }]
-const failure = (status: number, error: Record<string, unknown> = {}, headers?: Record<string, string>): Reply => ({
+const failure = (
+  status: number,
+  error: Record<string, unknown> = {},
+  headers?: Record<string, string>,
+): Reply => ({
   json: { error: { message: 'no', type: 'server_error', code: null, ...error } },
   status,
   ...(headers ? { headers } : {}),
@@ -121,7 +135,10 @@ describe('retries: every attempt is reserved again', () => {
   })
 
   it('never retries a quota refusal, and sends nothing', async () => {
-    const { openai, events } = setup({}, { rules: [{ id: 'tiny', per: 'user', limits: { tokens: 10 }, window: 'day' }] })
+    const { openai, events } = setup(
+      {},
+      { rules: [{ id: 'tiny', per: 'user', limits: { tokens: 10 }, window: 'day' }] },
+    )
     const error = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages }).catch((e) => e)
     expect(TollgateError.isInstance(error)).toBe(true)
     expect(error.decision).toMatchObject({ rule: 'tiny', retryable: false })
@@ -141,11 +158,29 @@ describe('retries: every attempt is reserved again', () => {
     expect(server.requests).toHaveLength(1)
   })
 
+  it('retries streams and raw responses the same way', async () => {
+    const { openai, events } = setup()
+    server.reply(failure(503), { events: [chatChunk('Hi'), chatUsageChunk(openAIUsage(10, 1))] })
+    const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+    for await (const _ of stream);
+    expect(events.map((e) => e.end)).toEqual(['failed', 'completed'])
+    expect(events[1]!.result!.amounts).toMatchObject({ inputTokens: 10, outputTokens: 1 })
+
+    server.reply(failure(429), ok())
+    const raw = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages }).asResponse()
+    expect(raw.status).toBe(200)
+    await raw.text()
+    expect(server.requests).toHaveLength(4)
+  })
+
   it('stops waiting when the request is aborted, with the SDK abort error', async () => {
     const controller = new AbortController()
     const { openai } = setup({ attempts: { sleep: async () => controller.abort() } })
     server.reply(failure(503), ok())
-    const call = openai.chat.completions.create({ model: 'gpt-4o-mini', messages }, { signal: controller.signal })
+    const call = openai.chat.completions.create(
+      { model: 'gpt-4o-mini', messages },
+      { signal: controller.signal },
+    )
     await expect(call).rejects.toBeInstanceOf(OpenAI.APIUserAbortError)
     expect(server.requests).toHaveLength(1)
   })
@@ -208,13 +243,19 @@ describe('fallbacks and the retry budget per action (SCENARIOS S5)', () => {
     const overloaded = { type: 'error', error: { type: 'overloaded_error', message: 'busy' } }
     server.reply(
       { json: overloaded, status: 529 },
-      { events: anthropicEvents(['Hi'], { input_tokens: 9, output_tokens: 1 }, 2, 'claude-haiku-4-5'), named: true },
+      {
+        events: anthropicEvents(['Hi'], { input_tokens: 9, output_tokens: 1 }, 2, 'claude-haiku-4-5'),
+        named: true,
+      },
     )
     const body = { model: 'claude-opus-4-5', max_tokens: 100, messages }
     const message = await anthropic.messages.stream(body).finalMessage()
     expect(message.content[0]).toMatchObject({ text: 'Hi' })
     expect(server.requests.map((r) => r.body.model)).toEqual(['claude-opus-4-5', 'claude-haiku-4-5'])
-    expect(events[1]).toMatchObject({ attempt: { kind: 'fallback' }, decision: { model: 'claude-haiku-4-5' } })
+    expect(events[1]).toMatchObject({
+      attempt: { kind: 'fallback' },
+      decision: { model: 'claude-haiku-4-5' },
+    })
     expect(events[1]!.result!.amounts.cost).toBe(9 + 10) // 9 × $1 + 2 × $5 per million
 
     server.reset()

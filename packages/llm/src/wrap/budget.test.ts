@@ -31,14 +31,27 @@ function setup(rules: RuleInput[], options: Partial<AnthropicWrapOptions> = {}) 
   const gate = createTollgate({ policy: withDefaultPrices(policy), clock: fakeClock() })
   const events: SettleEvent[] = []
   const wrap = { subject, ...exact, onSettle: (e: SettleEvent) => events.push(e), ...options }
-  const openai = wrapOpenAI(new OpenAI({ apiKey: 't', baseURL: `${server.url}/v1`, maxRetries: 0 }), gate, wrap)
-  const anthropic = wrapAnthropic(new Anthropic({ apiKey: 't', baseURL: server.url, maxRetries: 0 }), gate, wrap)
+  const openai = wrapOpenAI(
+    new OpenAI({ apiKey: 't', baseURL: `${server.url}/v1`, maxRetries: 0 }),
+    gate,
+    wrap,
+  )
+  const anthropic = wrapAnthropic(
+    new Anthropic({ apiKey: 't', baseURL: server.url, maxRetries: 0 }),
+    gate,
+    wrap,
+  )
   const used = async (rule: string) => (await gate.usage({ subject })).find((s) => s.rule === rule)!
   return { gate, openai, anthropic, events, used }
 }
 
 const daily = (tokens: number): RuleInput => ({ id: 'daily', per: 'user', limits: { tokens }, window: 'day' })
-const budget = (micros: number): RuleInput => ({ id: 'budget', per: 'org', limits: { cost: micros / 1e6 }, window: 'month' })
+const budget = (micros: number): RuleInput => ({
+  id: 'budget',
+  per: 'org',
+  limits: { cost: micros / 1e6 },
+  window: 'month',
+})
 const words = (n: number) => Array.from({ length: n }, () => ' word')
 
 describe('cutOffStreams', () => {
@@ -102,12 +115,17 @@ describe('shrinkOutput', () => {
     server.reply({ json: chatCompletion('Once', openAIUsage(input, 1)) })
     await openai.chat.completions.create(chatBody)
     expect(server.requests[0]!.body.max_tokens).toBe(300)
-    expect(events[0]).toMatchObject({ shrunkTo: 300, decision: { reservation: { amounts: { outputTokens: 300 } } } })
+    expect(events[0]).toMatchObject({
+      shrunkTo: 300,
+      decision: { reservation: { amounts: { outputTokens: 300 } } },
+    })
   })
 
   it('splits the cap between choices, in the field the caller used', async () => {
     const body = { model: 'gpt-4o-mini', messages, max_completion_tokens: 1000, n: 2 }
-    const { openai } = setup([daily(estimateChatCompletion(body, exact).inputTokens + 301)], { shrinkOutput: true })
+    const { openai } = setup([daily(estimateChatCompletion(body, exact).inputTokens + 301)], {
+      shrinkOutput: true,
+    })
     server.reply({ json: chatCompletion('Once', openAIUsage(input, 1)) })
     await openai.chat.completions.create(body)
     expect(server.requests[0]!.body).toMatchObject({ max_completion_tokens: 150, n: 2 })
@@ -132,7 +150,9 @@ describe('shrinkOutput', () => {
     expect(refused.decision.violations.map((v: { rule: string }) => v.rule).sort()).toEqual(['daily', 'rpm'])
 
     const small = setup([daily(input + 300)], { shrinkOutput: { min: 500 } })
-    await expect(small.openai.chat.completions.create(chatBody)).rejects.toMatchObject({ code: 'quota_exceeded' })
+    await expect(small.openai.chat.completions.create(chatBody)).rejects.toMatchObject({
+      code: 'quota_exceeded',
+    })
     const off = setup([daily(input + 300)])
     const error = await off.openai.chat.completions.create(chatBody).catch((e) => e)
     expect(TollgateError.isInstance(error)).toBe(true)
@@ -150,7 +170,9 @@ describe('shrinkOutput', () => {
     const tight = setup([daily(anthropicInput + 900)], { shrinkOutput: true })
     await expect(tight.anthropic.messages.create(body)).rejects.toMatchObject({ code: 'quota_exceeded' })
     const roomy = setup([daily(anthropicInput + 2000)], { shrinkOutput: true })
-    server.reply({ json: anthropicMessage('Once', { input_tokens: 20, output_tokens: 5 }, 'claude-haiku-4-5') })
+    server.reply({
+      json: anthropicMessage('Once', { input_tokens: 20, output_tokens: 5 }, 'claude-haiku-4-5'),
+    })
     await roomy.anthropic.messages.create(body)
     expect(server.requests[0]!.body).toMatchObject({ max_tokens: 2000, thinking: { budget_tokens: 1024 } })
   })

@@ -8,7 +8,14 @@
 import { randomUUID } from 'node:crypto'
 import { type Attributes, type Subject, type Tollgate, TollgateError } from '@tollgate/core'
 import type { EstimateOptions } from '../estimate/types.js'
-import { type Adapter, type Attempt, type Body, type CallContext, openAttempt, type SdkMethod } from './attempt.js'
+import {
+  type Adapter,
+  type Attempt,
+  type Body,
+  type CallContext,
+  openAttempt,
+  type SdkMethod,
+} from './attempt.js'
 import type { AttemptOptions, CallInfo, PerCall, WrapOptions } from './options.js'
 import { GatedPromise, type WithResponse } from './promise.js'
 import { settleFromResponse } from './raw.js'
@@ -23,6 +30,9 @@ const NO_ATTEMPTS: AttemptOptions = {}
 const PROCESS = randomUUID()
 let sequence = 0
 const nextAction = () => `${PROCESS}.${(sequence++).toString(36)}`
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 
 function perCall<T>(value: PerCall<T>, call: CallInfo): T | Promise<T> {
   return typeof value === 'function' ? (value as (call: CallInfo) => T | Promise<T>)(call) : value
@@ -52,7 +62,17 @@ export function gatedMethod<O extends WrapOptions>(
   // the subject carries the action id only when a rule counts per action (it costs the engine a key)
   const byAction = gate.policy.rules.some((rule) => rule.per.includes('action'))
   return (body, requestOptions) => {
-    const ready = run(gate, options, adapter, original, client, estimateOptions, byAction, body ?? {}, requestOptions)
+    const ready = run(
+      gate,
+      options,
+      adapter,
+      original,
+      client,
+      estimateOptions,
+      byAction,
+      body ?? {},
+      requestOptions,
+    )
     ready.catch(() => {}) // rejections reach the caller through the promise below
     return new GatedPromise({
       data: () => parsed(ready),
@@ -73,7 +93,7 @@ async function identify<O extends WrapOptions>(options: O, info: CallInfo, byAct
   const feature = perCall(options.feature, info)
   const attributes = perCall(options.attributes, info)
   const resolved: [Subject, string | undefined, Attributes | undefined] =
-    subject instanceof Promise || feature instanceof Promise || attributes instanceof Promise
+    isThenable(subject) || isThenable(feature) || isThenable(attributes)
       ? await Promise.all([subject, feature, attributes])
       : [subject, feature, attributes]
   const action = resolved[0].action ?? nextAction()
@@ -114,8 +134,7 @@ async function run<O extends WrapOptions>(
   const retries =
     typeof caller.maxRetries === 'number'
       ? caller.maxRetries
-      : (attempts.retries ??
-        (models.length > 1 ? 0 : ((client as { maxRetries?: number }).maxRetries ?? 2)))
+      : (attempts.retries ?? (models.length > 1 ? 0 : ((client as { maxRetries?: number }).maxRetries ?? 2)))
   const max = Math.max(1, attempts.max ?? models.length * (1 + retries))
   const signal = caller.signal as AbortSignal | undefined
   const wait = attempts.sleep ?? sleep

@@ -2,16 +2,9 @@ import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
 import { fakeClock } from '@tollgate/core/testing'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { estimateChatCompletion, estimateEmbedding, estimateResponse } from '../estimate/openai.js'
+import { estimateChatCompletion } from '../estimate/openai.js'
 import { withDefaultPrices } from '../prices.js'
-import {
-  chatChunk,
-  chatCompletion,
-  chatUsageChunk,
-  openAIUsage,
-  response,
-  responsesUsage,
-} from '../testing/fixtures.js'
+import { chatChunk, chatCompletion, chatUsageChunk, openAIUsage } from '../testing/fixtures.js'
 import { type ProviderServer, startProviderServer } from '../testing/provider-server.js'
 import { countTokens } from '../tokens/count.js'
 import { wrapOpenAI } from './openai.js'
@@ -197,7 +190,9 @@ describe('wrapOpenAI: chat completions', () => {
   })
 
   it.each([429, 500])('charges nothing but the request when the API answers %i', async (status) => {
-    const policy = { rules: [...basePolicy.rules!, { id: 'rpd', per: 'user', limits: { requests: 100 }, window: 'day' }] }
+    const policy = {
+      rules: [...basePolicy.rules!, { id: 'rpd', per: 'user', limits: { requests: 100 }, window: 'day' }],
+    }
     const { openai, events, used } = setup({}, policy)
     server.reply({ json: { error: { message: 'nope', type: 'server_error', code: null } }, status })
     await expect(openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).rejects.toMatchObject({
@@ -304,82 +299,5 @@ describe('wrapOpenAI: chat completions', () => {
     expect(((await raw.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens).toBe(9)
     await settled(1)
     expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 9, outputTokens: 3 })
-  })
-})
-
-describe('wrapOpenAI: responses and embeddings', () => {
-  it('settles a Responses API call from its usage', async () => {
-    const { openai, events } = setup()
-    server.reply({ json: response('Hi', responsesUsage(40, 8, 16, 4)) })
-    const body = { model: 'gpt-4.1', input: 'Say hi', instructions: 'Be brief.', max_output_tokens: 300 }
-    const result = await openai.responses.create(body)
-    expect(result.output_text).toBe('Hi')
-    expect(events[0]!.decision.reservation.amounts).toMatchObject({
-      inputTokens: estimateResponse(body, exact).inputTokens,
-      outputTokens: 300,
-    })
-    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 40, outputTokens: 8 })
-    // gpt-4.1: 24 × $2 + 16 × $0.50 + 8 × $8 per million
-    expect(events[0]!.result!.amounts.cost).toBe(48 + 8 + 64)
-    expect(events[0]!.metered).toMatchObject({ reasoningTokens: 4, usage: { cachedInputTokens: 16 } })
-  })
-
-  it('settles a streamed Responses API call from response.completed', async () => {
-    const { openai, events } = setup()
-    const done = response('Hello', responsesUsage(25, 3))
-    server.reply({
-      events: [
-        {
-          type: 'response.created',
-          sequence_number: 0,
-          response: { ...done, status: 'in_progress', usage: null },
-        },
-        {
-          type: 'response.output_text.delta',
-          sequence_number: 1,
-          item_id: 'msg_1',
-          output_index: 0,
-          content_index: 0,
-          delta: 'Hello',
-        },
-        { type: 'response.completed', sequence_number: 2, response: done },
-      ],
-      done: false,
-    })
-    const stream = await openai.responses.create({ model: 'gpt-4.1', input: 'Hi', stream: true })
-    const types: string[] = []
-    for await (const event of stream) types.push(event.type)
-    expect(types).toEqual(['response.created', 'response.output_text.delta', 'response.completed'])
-    expect(events[0]).toMatchObject({ end: 'completed', metered: { estimated: false } })
-    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 25, outputTokens: 3 })
-  })
-
-  it('settles embeddings with no output', async () => {
-    const { openai, events } = setup()
-    server.reply({
-      json: {
-        object: 'list',
-        data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }],
-        model: 'text-embedding-3-small',
-        usage: { prompt_tokens: 6, total_tokens: 6 },
-      },
-    })
-    const body = {
-      model: 'text-embedding-3-small',
-      input: 'the quick brown fox jumps',
-      encoding_format: 'float' as const,
-    }
-    await openai.embeddings.create(body)
-    expect(events[0]!.decision.reservation.amounts).toMatchObject({
-      inputTokens: estimateEmbedding(body, exact).inputTokens,
-      outputTokens: 0,
-    })
-    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 6, outputTokens: 0, cost: 1 })
-  })
-
-  it('leaves other methods of the client alone', async () => {
-    const { openai, client } = setup()
-    expect(openai.baseURL).toBe(client.baseURL)
-    expect(typeof openai.models.list).toBe('function')
   })
 })

@@ -37,7 +37,8 @@ const chat: Adapter = {
   counting,
   /** `max_tokens` when that is what the caller used (older models and compatible APIs), else `max_completion_tokens`. */
   outputCap: (body) => ({
-    field: 'max_tokens' in body && !('max_completion_tokens' in body) ? 'max_tokens' : 'max_completion_tokens',
+    field:
+      'max_tokens' in body && !('max_completion_tokens' in body) ? 'max_tokens' : 'max_completion_tokens',
     choices: Math.max(1, typeof body.n === 'number' ? body.n : 1),
     min: 1,
   }),

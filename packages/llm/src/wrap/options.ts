@@ -42,7 +42,7 @@ export interface AttemptInfo {
   kind: 'primary' | 'fallback'
   /** The model asked for in this attempt (before any downgrade by the policy). */
   model: string | undefined
-  /** The id of the original action, the same for every attempt (the subject's `action`). */
+  /** The id of the original action, the same for every attempt (the subject's `action` when it has one). */
   action: string
 }
 
@@ -122,10 +122,11 @@ export interface AttemptOptions {
 /** Options of {@link wrapOpenAI} (and the base of {@link AnthropicWrapOptions}). */
 export interface WrapOptions extends CountOptions {
   /**
-   * Who is calling: a subject, or a function called per call. Every attempt's subject also
-   * carries `action`, the id of the original call — the subject's own `action` when it has one
-   * (e.g. the user action that led to the call), else a random UUID per call — and its
-   * attributes carry `attempt: 'primary' | 'fallback'`, so rules can count attempts per action.
+   * Who is calling: a subject, or a function called per call. When a rule of the policy counts
+   * `per: action`, every attempt's subject also carries `action`, the id of the original call:
+   * the subject's own `action` when it has one (e.g. the user action that led to the call), else
+   * an id unique to the call. Every attempt's attributes carry `attempt: 'primary' | 'fallback'`.
+   * Together they let rules count attempts per action (SCENARIOS S5).
    * @example { subject: () => ({ org: als.getStore()!.org, user: als.getStore()!.user }) }
    */
   subject: PerCall<Subject>

@@ -7,6 +7,8 @@
  * are made once.
  */
 
+type AnyFunction = (...args: never[]) => unknown
+
 /** Replacements: resource path → method name → the new method, given the original (bound). */
 export type Replacements = Record<
   string,
@@ -43,13 +45,14 @@ export function proxyClient<C extends object>(client: C, replacements: Replaceme
         const cached = made.get(property)
         if (cached !== undefined && cached[0] === value) return cached[1]
         let out: unknown = value
-        if (kind === 'function' && own?.[property]) out = own[property]!((value as Function).bind(object))
+        if (kind === 'function' && own && Object.hasOwn(own, property))
+          out = own[property]!((value as AnyFunction).bind(object))
         else if (kind === 'object') {
           const child = isRoot ? property : `${path}.${property}`
           if (leading.has(child)) out = proxy(value as object, child)
         }
         // the client's own methods may use private state: call them on the client itself
-        else if (isRoot) out = (value as Function).bind(object)
+        else if (isRoot) out = (value as AnyFunction).bind(object)
         made.set(property, [value, out])
         return out
       },

@@ -31,7 +31,7 @@ function overBudget(meter: Meter, cut: CutOff): () => boolean {
   let seen = 0
   let tokens = 0
   return () => {
-    const text = meter.text()
+    const text = meter.text?.() ?? ''
     if (text.length > seen) {
       tokens += counter.count(text.slice(seen))
       seen = text.length

@@ -1,0 +1,114 @@
+/**
+ * The `tollgate` executable as a child process (`node --import tsx src/bin.ts`): exit codes,
+ * where output goes, files written.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const bin = fileURLToPath(new URL('./bin.ts', import.meta.url))
+const root = fileURLToPath(new URL('../../..', import.meta.url))
+const dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'))
+const file = (name: string, text: string) => {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+
+function tollgate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', bin, ...args], { cwd: root }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    )
+  })
+}
+
+const good = file(
+  'good.yaml',
+  `rules:
+  - { id: org-day, per: org, limits: { tokens: 1000 }, window: day }
+  - { id: user-day, per: user, limits: { tokens: 200 }, window: day, code: USER_QUOTA }
+`,
+)
+const smelly = file(
+  'smelly.yaml',
+  `rules:
+  - { id: org-day, per: org, limits: { tokens: 100 }, window: day }
+  - { id: user-day, per: user, limits: { tokens: 200 }, window: day }
+`,
+)
+const bad = file('bad.json', JSON.stringify({ rules: [{ id: 'x', limits: { tokens: -1 }, window: 'day' }] }))
+const traffic = file(
+  'traffic.jsonl',
+  [0, 1, 2]
+    .map((i) =>
+      JSON.stringify({
+        t: 1_767_600_000_000 + i,
+        subject: { org: 'a', user: 'u' },
+        inputTokens: 90,
+        maxOutputTokens: 10,
+      }),
+    )
+    .join('\n'),
+)
+
+describe('tollgate (child process)', () => {
+  it('lint: 0 when clean, 0 with warnings, 2 with warnings under --strict, 1 on errors', async () => {
+    const clean = await tollgate('lint', good)
+    expect(clean).toMatchObject({ code: 0, stdout: `${good}: ok (2 rules)\n` })
+    const warned = await tollgate('lint', smelly)
+    expect(warned.code).toBe(0)
+    expect(warned.stdout).toContain('warning rules.1.limits.tokens [child-cap-above-parent]')
+    expect((await tollgate('lint', smelly, '--strict')).code).toBe(2)
+    const failed = await tollgate('lint', bad)
+    expect(failed.code).toBe(1)
+    expect(failed.stderr).toContain('error rules.0.limits.tokens [schema]')
+    const json = await tollgate('lint', bad, '--json')
+    expect(JSON.parse(json.stderr)).toMatchObject({
+      ok: false,
+      errors: [{ path: ['rules', 0, 'limits', 'tokens'] }],
+    })
+  }, 60_000)
+
+  it('simulate: prints the summary, writes the report, fails on a bad policy or bad traffic', async () => {
+    const report = join(dir, 'report.html')
+    const ok = await tollgate('simulate', good, traffic, '--report', report)
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toMatch(/allowed\s+2/)
+    expect(ok.stdout).toMatch(/user-day\s+USER_QUOTA\s+429\s+1\s+0/)
+    expect(readFileSync(report, 'utf8')).toContain('<svg')
+    const json = await tollgate('simulate', good, traffic, '--json')
+    expect(JSON.parse(json.stdout)).toMatchObject({ requests: 3, allowed: 2, refused: 1 })
+    expect((await tollgate('simulate', bad, traffic)).code).toBe(1)
+    const broken = await tollgate(
+      'simulate',
+      good,
+      file('broken.jsonl', '{"t": 1, "subject": {"org": "a", "user": "u"}}\nnope'),
+    )
+    expect(broken.code).toBe(1)
+    expect(broken.stderr).toContain('line 2: not JSON')
+    expect((await tollgate('simulate', good, join(dir, 'missing.jsonl'))).code).toBe(1)
+  }, 60_000)
+
+  it('explain: prints the steps; a bad command line exits 64', async () => {
+    const request = JSON.stringify({
+      subject: { org: 'a', user: 'u' },
+      inputTokens: 150,
+      maxOutputTokens: 100,
+    })
+    const ok = await tollgate('explain', good, '--request', request, '--at', '2026-01-05T00:00:00Z')
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toContain('user-day: REFUSE — USER_QUOTA (429): tokens 250 > 200')
+    expect(ok.stdout).toContain('refused: USER_QUOTA (429) by user-day')
+    expect((await tollgate('explain', good)).code).toBe(64)
+    expect((await tollgate('explain', good, '--request', '{oops')).code).toBe(64)
+    expect((await tollgate('lint')).code).toBe(64)
+    expect((await tollgate('frobnicate')).code).toBe(64)
+    expect((await tollgate('lint', good, '--bogus')).code).toBe(64)
+    const help = await tollgate('--help')
+    expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining('Usage: tollgate <command>') })
+  }, 60_000)
+})

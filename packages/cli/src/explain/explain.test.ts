@@ -1,0 +1,206 @@
+import { createTollgate, type PolicyInput } from '@tollgate/core'
+import { describe, expect, it } from 'vitest'
+import { virtualClock } from '../clock.js'
+import { explain } from './explain.js'
+import { formatExplanation } from './format.js'
+import type { ExplainInput } from './types.js'
+
+const policy: PolicyInput = {
+  models: {
+    mini: { tier: 'low', price: { input: 1, output: 2 } },
+    big: { tier: 'premium', price: { input: 10, output: 20 } },
+  },
+  plans: { free: { models: ['tier:low'] }, pro: {}, payg: {} },
+  access: [
+    {
+      match: { tier: 'premium' },
+      require: { flags: ['vip'], balance: { rule: 'prepaid', atLeast: 5 } },
+      otherwise: { downgrade: 'mini' },
+    },
+  ],
+  caps: [{ match: { plan: 'free' }, maxInputTokens: 1000 }],
+  rules: [
+    { id: 'key-minute', per: 'key', limits: { requests: 5 }, window: 'minute' },
+    { id: 'user-day', per: 'user', limits: { tokens: 3000 }, window: 'day', code: 'USER_QUOTA' },
+    { id: 'free-day', match: { plan: 'free' }, per: 'user', limits: { requests: 10 }, window: 'day' },
+    {
+      id: 'big-day',
+      match: { model: 'big' },
+      per: 'org',
+      limits: { tokens: 100 },
+      window: 'day',
+      fallback: 'mini',
+    },
+    { id: 'shadow-org', per: 'org', limits: { tokens: 500 }, window: 'day', mode: 'shadow' },
+    { id: 'prepaid', match: { plan: 'payg' }, per: 'org', balance: true, limits: { cost: 0 } },
+  ],
+}
+const AT = Date.parse('2026-01-05T12:00:00Z')
+const subject = { org: 'acme', user: 'u1', key: 'k1' }
+const run = (input: ExplainInput) => explain(policy, input, { at: AT })
+const outcomes = (e: Awaited<ReturnType<typeof run>>) => e.steps.map((s) => [s.step, s.label, s.outcome])
+
+describe('explain', () => {
+  it('walks caps, model access and limits in evaluation order, each with its verdict', async () => {
+    const e = await run({
+      subject,
+      attributes: { plan: 'pro', flags: ['vip'] },
+      model: 'big',
+      inputTokens: 500,
+      maxOutputTokens: 300,
+    })
+    expect(outcomes(e)).toEqual([
+      ['cap', 'caps.0', 'skip'],
+      ['access', 'plans.free', 'skip'],
+      ['access', 'access.0', 'pass'],
+      ['rule', 'key-minute', 'pass'],
+      ['rule', 'user-day', 'pass'],
+      ['rule', 'free-day', 'skip'],
+      ['rule', 'big-day', 'refuse'],
+      ['rule', 'shadow-org', 'shadow-refuse'],
+      ['rule', 'prepaid', 'skip'],
+    ])
+    expect(e).toMatchObject({
+      requestedModel: 'big',
+      requestedTier: 'premium',
+      model: 'big',
+      tier: 'premium',
+    })
+    // 500 × $10/M + 300 × $20/M
+    expect(e.estimate).toMatchObject({ requests: 1, tokens: 800, cost: 11_000 })
+    const bigDay = e.steps.find((s) => s.label === 'big-day')!
+    expect(bigDay.partition).toEqual({ org: 'acme' })
+    expect(bigDay.limits).toEqual([
+      {
+        metric: 'tokens',
+        amount: 800,
+        cap: 100,
+        window: 'per day',
+        admits: false,
+        code: 'quota_exceeded',
+        status: 429,
+      },
+    ])
+    expect(bigDay.detail).toContain('at 100% serves mini instead')
+    expect(e.steps.find((s) => s.label === 'free-day')!.reason).toBe('plan "pro", wants free')
+    // the engine serves the fallback, and the shadow rule would still refuse it
+    expect(e.decision).toEqual({
+      allowed: true,
+      model: 'mini',
+      downgrade: { from: 'big', to: 'mini', reason: 'fallback', rule: 'big-day' },
+      warnings: [],
+      shadowRules: ['shadow-org'],
+      flags: [],
+    })
+  })
+
+  it('shows an access downgrade and the entries checked again for the new model', async () => {
+    const e = await run({
+      subject,
+      attributes: { plan: 'pro' },
+      model: 'big',
+      inputTokens: 10,
+      maxOutputTokens: 10,
+    })
+    const access = e.steps.filter((s) => s.step === 'access').map((s) => [s.label, s.model, s.outcome])
+    expect(access).toEqual([
+      ['plans.free', 'big', 'skip'],
+      ['access.0', 'big', 'downgrade'],
+      ['plans.free', 'mini', 'skip'],
+      ['access.0', 'mini', 'skip'],
+    ])
+    expect(e.steps[2]!.detail).toBe(
+      'needs a flag of [vip] or a "prepaid" balance of at least 5: downgrade to mini',
+    )
+    expect(e).toMatchObject({ model: 'mini', tier: 'low' })
+    expect(e.steps.find((s) => s.label === 'big-day')!.outcome).toBe('skip') // limits see mini
+    expect(e.decision).toMatchObject({
+      allowed: true,
+      model: 'mini',
+      downgrade: { reason: 'access', rule: 'access.0' },
+    })
+  })
+
+  it('reads a balance as its opening balance, and estimates what the engine holds', async () => {
+    const payg = await run({ subject, attributes: { plan: 'payg' }, model: 'big', inputTokens: 50 })
+    expect(payg.steps.find((s) => s.label === 'access.0')!.outcome).toBe('downgrade') // an empty store holds 0
+    const opened = await explain(
+      {
+        ...policy,
+        rules: policy.rules.map((r) => (r.id === 'prepaid' ? { ...r, limits: { cost: 10 } } : r)),
+      },
+      { subject, attributes: { plan: 'payg' }, model: 'big', inputTokens: 50 },
+      { at: AT },
+    )
+    expect(opened.steps.find((s) => s.label === 'access.0')!.outcome).toBe('pass')
+
+    const input = {
+      subject,
+      attributes: { plan: 'pro', flags: ['vip'] },
+      model: 'big',
+      inputTokens: 50,
+      maxOutputTokens: 40,
+    }
+    const e = await run(input)
+    expect(e.decision).toMatchObject({ allowed: true, model: 'big', downgrade: null })
+    const gate = createTollgate({ policy, clock: virtualClock(AT) })
+    const decision = await gate.reserve({ ...input, estimate: { inputTokens: 50, maxOutputTokens: 40 } })
+    expect(decision.allowed && decision.reservation.amounts).toEqual(e.estimate)
+  })
+
+  it('reports a per-call cap refusal and a missing partition dimension', async () => {
+    const capped = await run({ subject, attributes: { plan: 'free' }, model: 'mini', inputTokens: 2000 })
+    expect(capped.steps[0]).toMatchObject({
+      label: 'caps.0',
+      outcome: 'refuse',
+      detail: expect.stringContaining('2000 input tokens > 1000'),
+    })
+    expect(capped.decision).toMatchObject({
+      allowed: false,
+      code: 'request_too_large',
+      status: 413,
+      rule: 'caps.0',
+    })
+
+    const keyless = await run({
+      subject: { org: 'acme', user: 'u1' },
+      attributes: { plan: 'pro' },
+      model: 'mini',
+    })
+    expect(keyless.steps.find((s) => s.label === 'key-minute')).toMatchObject({ outcome: 'invalid' })
+    expect(keyless.decision).toMatchObject({ allowed: false, error: 'invalid_subject' })
+  })
+
+  it('agrees with the engine on the refusing rule and its code', async () => {
+    const e = await run({
+      subject,
+      attributes: { plan: 'pro' },
+      model: 'mini',
+      inputTokens: 2900,
+      maxOutputTokens: 200,
+    })
+    expect(e.steps.filter((s) => s.outcome === 'refuse').map((s) => s.label)).toEqual(['user-day'])
+    expect(e.decision).toMatchObject({ allowed: false, code: 'USER_QUOTA', status: 429, rule: 'user-day' })
+  })
+
+  it('formats the steps under the evaluation order headings', async () => {
+    const e = await run({
+      subject,
+      attributes: { plan: 'pro' },
+      model: 'big',
+      inputTokens: 10,
+      maxOutputTokens: 10,
+    })
+    const text = formatExplanation(e, 'USD')
+    const order = ['1. Per-call caps', '2. Model access', 'then, for mini:', '3. Limits', 'Decision']
+    const positions = order.map((heading) => text.indexOf(heading))
+    expect(positions.every((p) => p >= 0)).toBe(true)
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions)
+    expect(text).toContain(
+      'Request at 2026-01-05T12:00:00Z: model big (tier premium); limits see mini (tier low)',
+    )
+    expect(text).toContain('user-day: pass — admits')
+    expect(text).toContain('tokens: 20 of 3,000 per day → admits')
+    expect(text).toContain('allowed, model mini (access downgrade from big by access.0)')
+  })
+})

@@ -1,0 +1,66 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type PolicyInput, parsePolicy } from '@tollgate/core'
+import { describe, expect, it } from 'vitest'
+import { shardDimension, simulateFile } from './file.js'
+import { shardOf } from './run.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'tollgate-file-'))
+const write = (name: string, lines: object[]) => {
+  const path = join(dir, name)
+  writeFileSync(path, lines.map((line) => JSON.stringify(line)).join('\n'))
+  return path
+}
+
+const policy: PolicyInput = {
+  tenant: 'org',
+  rules: [
+    { id: 'key-minute', per: 'key', limits: { requests: 3 }, window: 'minute' },
+    { id: 'org-day', per: 'org', limits: { tokens: 5000 }, window: 'day', alerts: [0.5] },
+    { id: 'org-inflight', per: 'org', limits: { concurrency: 2 } },
+  ],
+}
+const orgs = ['a', 'b', 'c', 'd', 'e', 'f']
+const T0 = Date.parse('2026-01-05T00:00:00Z')
+/** 600 calls from six orgs, each org with its own keys. */
+const traffic = Array.from({ length: 600 }, (_, i) => ({
+  t: T0 + i * 7_000,
+  subject: { org: orgs[i % 6], key: `${orgs[i % 6]}-k${i % 4}` },
+  inputTokens: 40 + (i % 9) * 10,
+  outputTokens: 20,
+  maxOutputTokens: 60,
+  durationMs: (i % 5) * 9_000,
+}))
+
+describe('simulateFile', () => {
+  it('shards by tenant only when every rule is partitioned', () => {
+    expect(shardDimension(parsePolicy(policy))).toBe('org')
+    expect(shardDimension(parsePolicy({ rules: policy.rules }))).toBeUndefined()
+    const global = { id: 'all', limits: { requests: 9 }, window: 'day' as const }
+    expect(shardDimension(parsePolicy({ ...policy, rules: [...policy.rules, global] }))).toBeUndefined()
+  })
+
+  it('gives the same result in worker threads as in one thread', async () => {
+    const path = write('traffic.jsonl', traffic)
+    const one = await simulateFile(policy, path, { workers: 1, series: true })
+    const two = await simulateFile(policy, path, { workers: 3, series: true })
+    expect(two.summary.workers).toBe(3)
+    expect(one.summary.workers).toBe(1)
+    expect({ ...two.summary, elapsedMs: 0, workers: 0 }).toEqual({ ...one.summary, elapsedMs: 0, workers: 0 })
+    expect(two.charts).toEqual(one.charts)
+    expect(one.summary.refused).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('replays in one thread when two shards counted the same partition', async () => {
+    // the same key used by two orgs in different shards: per-key counts would split
+    const x = 'a'
+    const y = ['b', 'c', 'd', 'e', 'f', 'g', 'h'].find((org) => shardOf(org, 2) !== shardOf(x, 2))!
+    const shared = Array.from({ length: 8 }, (_, i) => ({
+      t: T0 + i * 1000,
+      subject: { org: i % 2 ? x : y, key: 'shared' },
+    }))
+    const { summary } = await simulateFile(policy, write('shared.jsonl', shared), { workers: 2 })
+    expect(summary).toMatchObject({ workers: 1, requests: 8, allowed: 3, refused: 5 })
+  }, 60_000)
+})
