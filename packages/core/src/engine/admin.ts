@@ -49,8 +49,12 @@ export async function counterOf(
   return { rule, spec }
 }
 
-/** What is left of a balance rule for a subject, in micro-units; 0 when it cannot be read. */
+/**
+ * What is left of a balance rule for a request, in micro-units: 0 when the rule does not apply
+ * to the request (another plan's opening balance unlocks nothing) or cannot be read.
+ */
 export async function balanceOf(engine: Engine, rule: string, context: MatchContext): Promise<number> {
+  if (!engine.policy.rulesById.get(rule)?.match(context, true)) return 0
   try {
     const { spec } = await counterOf(engine, { rule, subject: context.subject })
     const [state] = await engine.call(() => engine.store.read([spec]), '', null)

@@ -194,6 +194,32 @@ describe('reserve', () => {
   })
 })
 
+describe('model access', () => {
+  it('counts a balance only for requests its rule applies to', async () => {
+    const policy: PolicyInput = {
+      models: { ...models, o1: { tier: 'premium', price: { input: 15, output: 60 } } },
+      access: [
+        {
+          match: { tier: 'premium' },
+          require: { balance: { rule: 'wallet', atLeast: 100 } },
+          otherwise: { downgrade: 'gpt-4o' },
+        },
+      ],
+      rules: [{ id: 'wallet', match: { plan: 'payg' }, per: 'org', balance: true, limits: { cost: 200 } }],
+    }
+    const { gate } = setup(policy)
+    const o1 = { subject: { org: 'acme' }, model: 'o1', estimate: { inputTokens: 10, maxOutputTokens: 10 } }
+    expect(await gate.reserve({ ...o1, attributes: { plan: 'payg' } })).toMatchObject({
+      allowed: true,
+      model: 'o1',
+    })
+    expect(await gate.reserve({ ...o1, attributes: { plan: 'starter' } })).toMatchObject({
+      allowed: true,
+      model: 'gpt-4o',
+    })
+  })
+})
+
 describe('settle and release', () => {
   it('charges the actual usage, returns the unused part, and reports overrun and overdraft', async () => {
     const { gate } = setup()
