@@ -1,11 +1,11 @@
 import { once } from 'node:events'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { checkRateLimitHeaders } from '@tollgate/core/testing'
 import { apiKeyIdentity, memoryKeyRegistry, type SettleEvent, sseMeter } from '@tollgate/web'
 import express from 'express'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { charMeter, type TestGate, testGate, used } from '../../web/src/test/fixtures.js'
-import { checkRateLimitHeaders } from '../../web/src/test/grammar.js'
 import { tollgate } from './index.js'
 
 const keys = memoryKeyRegistry()

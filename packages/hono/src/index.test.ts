@@ -1,10 +1,10 @@
+import { checkRateLimitHeaders } from '@tollgate/core/testing'
 import { type SettleEvent, signedIdentity, sseMeter } from '@tollgate/web'
 import { Hono } from 'hono'
 import { streamSSE } from 'hono/streaming'
 import { SignJWT } from 'jose'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import { charMeter, testGate, used } from '../../web/src/test/fixtures.js'
-import { checkRateLimitHeaders } from '../../web/src/test/grammar.js'
 import { type TollgateEnv, tollgate } from './index.js'
 
 const secret = 'hono-test-secret-of-32-bytes-or-more!'

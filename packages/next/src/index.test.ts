@@ -1,8 +1,8 @@
+import { checkRateLimitHeaders } from '@tollgate/core/testing'
 import { apiKeyIdentity, memoryKeyRegistry, readJson, type SettleEvent, sseMeter } from '@tollgate/web'
 import { NextRequest } from 'next/server.js'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import { charMeter, testGate, used } from '../../web/src/test/fixtures.js'
-import { checkRateLimitHeaders } from '../../web/src/test/grammar.js'
 import { type RouteContext, withTollgate } from './index.js'
 
 const subject = { tenant: 't1', user: 'u1' }

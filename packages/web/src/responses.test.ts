@@ -1,9 +1,9 @@
 import { type DeniedDecision, TollgateError } from '@tollgate/core'
+import { checkRateLimitHeaders } from '@tollgate/core/testing'
 import { describe, expect, it } from 'vitest'
 import { unauthenticated } from './identity/types.js'
 import { denialResponse, type ErrorBody, errorResponse, refusalResponse, selectHeaders } from './responses.js'
 import { testGate } from './test/fixtures.js'
-import { checkRateLimitHeaders } from './test/grammar.js'
 
 const request = (user: string, extra: object = {}) => ({
   subject: { tenant: 't1', user },

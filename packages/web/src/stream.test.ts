@@ -1,3 +1,4 @@
+import { checkRateLimitHeaders } from '@tollgate/core/testing'
 import { describe, expect, it } from 'vitest'
 import type { SettleEvent } from './handle.js'
 import { headerIdentity } from './identity/header.js'
@@ -5,7 +6,6 @@ import { sseMeter } from './meter.js'
 import type { TollgateOptions } from './request.js'
 import { gateFetch } from './stream.js'
 import { charMeter, testGate, used } from './test/fixtures.js'
-import { checkRateLimitHeaders } from './test/grammar.js'
 
 const subject = { tenant: 't1', user: 'u1' }
 const request = () => new Request('http://x/chat', { headers: { 'x-tenant': 't1', 'x-user': 'u1' } })

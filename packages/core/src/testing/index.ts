@@ -4,7 +4,10 @@
  * - {@link fakeClock}: a clock that only moves when told to, for the engine and the memory store.
  * - {@link describeStoreConformance}: the vitest suite every store adapter must pass
  *   (needs `vitest` and `fast-check` installed).
+ * - {@link checkRateLimitHeaders}, {@link parseSfList}: check rate-limit and retry headers
+ *   against the IETF draft-11 grammar, for framework adapters' tests.
  */
 
 export { type ConformanceOptions, describeStoreConformance } from './conformance/index.js'
 export { type FakeClock, fakeClock } from './fake-clock.js'
+export { checkRateLimitHeaders, type Member, parseSfList } from './headers.js'

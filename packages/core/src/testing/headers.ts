@@ -1,7 +1,7 @@
 /**
- * Test helper: a strict parser for the RFC 9651 subset draft-ietf-httpapi-ratelimit-headers-11 uses
- * (an sf-list of sf-string items with sf-integer or sf-string parameters), mirroring the one in
- * `packages/core/src/headers.test.ts`, and checks of every rate-limit and retry header's syntax.
+ * Test helpers for adapters: a strict parser for the RFC 9651 subset that
+ * draft-ietf-httpapi-ratelimit-headers-11 uses (an sf-list of sf-string items with sf-integer or
+ * sf-string parameters), and a vitest check of every rate-limit and retry header's syntax.
  */
 import { expect } from 'vitest'
 
