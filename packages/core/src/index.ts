@@ -22,7 +22,7 @@ export type {
   WindowKind,
 } from './decision.js'
 export { parseDuration, parseRate } from './duration.js'
-export type { AuditRecord } from './engine/audit.js'
+export type { AuditRecord, SettleRecord } from './engine/audit.js'
 export { auditRecord } from './engine/audit.js'
 export { createTollgate } from './engine/gate.js'
 export type {

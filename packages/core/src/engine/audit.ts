@@ -6,6 +6,7 @@ import type { Decision, Subject } from '../decision.js'
 import type { ReserveRequest } from './types.js'
 
 export interface AuditRecord {
+  event: 'decision'
   /** Decision id (also the reservation id when allowed). */
   id: string
   /** Time of the decision, ms since epoch (store time). */
@@ -31,12 +32,43 @@ export interface AuditRecord {
   shadow: boolean
   flags: string[]
   downgrade: { from: string; to: string; reason: string } | null
+  /** Which attempt of one original action this was (1 for the first call). */
+  attempt: number
+}
+
+/**
+ * The audit record of a settle or release: what the call really used and what it cost,
+ * joined to its {@link AuditRecord} by `id`.
+ */
+export interface SettleRecord {
+  event: 'settle' | 'release'
+  /** The reservation (and decision) id. */
+  id: string
+  /** Time of the settle, ms since epoch (store time). */
+  at: number
+  /** `degraded` when the reservation was admitted while the store was down (nothing was held). */
+  status: 'settled' | 'released' | 'degraded'
+  /** The model the reservation was made for, `null` when none was named. */
+  model: string | null
+  /** What was held per metric (cost in micro-units). */
+  estimate: Readonly<Record<string, number>>
+  /** What is now charged per metric (cost in micro-units); all zero for a release. */
+  actual: Readonly<Record<string, number>>
+  /** Money charged in micro-units of the policy's currency, `null` when no rule counts cost. */
+  cost: number | null
+  /** Usage beyond the estimate, per metric. */
+  overrun: Readonly<Record<string, number>>
+  /** The reservation had expired before this settle. */
+  late: boolean
+  /** The usage was an estimate (`usage.estimated`), not the provider's report. */
+  estimated: boolean
 }
 
 /** The audit record of one decision. */
 export function auditRecord(decision: Decision, request: ReserveRequest, at: number): AuditRecord {
   const environment = request.attributes?.environment
   return {
+    event: 'decision',
     id: decision.id,
     at,
     decision: decision.allowed ? 'allow' : 'refuse',
@@ -54,5 +86,6 @@ export function auditRecord(decision: Decision, request: ReserveRequest, at: num
     shadow: decision.shadowViolations.length > 0,
     flags: decision.flags,
     downgrade: decision.allowed && decision.downgrade ? { ...decision.downgrade } : null,
+    attempt: request.attempt ?? 1,
   }
 }

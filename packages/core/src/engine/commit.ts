@@ -4,6 +4,7 @@
  */
 import type { Amounts } from '../decision.js'
 import { TollgateError } from '../errors.js'
+import type { SettleRecord } from './audit.js'
 import type { Engine, Held } from './context.js'
 import { actualAmounts } from './models.js'
 import type { CommitResult, Usage } from './types.js'
@@ -25,7 +26,14 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
       entry = { model: stored.meta.model || undefined, amounts: (stored.meta.amounts ?? {}) as Amounts }
   }
   if (!entry) return none
-  if (entry.degraded) return { ...none, status: 'degraded' }
+  if (entry.degraded) {
+    held.delete(id)
+    const degraded: CommitResult = { ...none, status: 'degraded' }
+    // nothing was held, but the call was made: its record still says what it used
+    const spent = usage === null ? {} : actualAmounts(policy, entry.model, entry.amounts, usage)
+    await record(engine, id, entry, usage, { ...degraded, amounts: spent })
+    return degraded
+  }
   const amounts = usage === null ? null : actualAmounts(policy, entry.model, entry.amounts, usage)
   const result = await call(() => store.commit({ id, amounts }), '', null)
   held.delete(id)
@@ -36,7 +44,7 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
     const beyond = amounts[metric]! - (entry.amounts[metric] ?? 0)
     if (beyond > 0) overrun[metric] = beyond
   }
-  return {
+  const closed: CommitResult = {
     status: result.status,
     late: result.late,
     amounts: amounts ?? {},
@@ -45,4 +53,35 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
       .filter((c) => c.overdraft > 0)
       .map((c) => ({ rule: c.key.slice(0, c.key.indexOf(':')), metric: c.metric, amount: c.overdraft })),
   }
+  await record(engine, id, entry, usage, closed)
+  return closed
+}
+
+/** Hands the settle record to `onSettle`, when one is set. */
+async function record(
+  engine: Engine,
+  id: string,
+  entry: Held,
+  usage: Usage | null,
+  result: CommitResult,
+): Promise<void> {
+  const hook = engine.options.onSettle
+  if (!hook) return
+  const at = await Promise.resolve(engine.store.now()).catch(() => Date.now())
+  const actual: Record<string, number> = {}
+  for (const metric in entry.amounts) actual[metric] = result.amounts[metric] ?? 0
+  for (const metric in result.amounts) actual[metric] = result.amounts[metric]!
+  engine.emit(hook, {
+    event: usage === null ? 'release' : 'settle',
+    id,
+    at,
+    status: result.status as SettleRecord['status'],
+    model: entry.model ?? null,
+    estimate: entry.amounts,
+    actual,
+    cost: 'cost' in actual ? actual.cost! : null,
+    overrun: result.overrun,
+    late: result.late,
+    estimated: usage?.estimated === true,
+  } satisfies SettleRecord)
 }

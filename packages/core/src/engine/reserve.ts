@@ -239,14 +239,18 @@ function sortViolations(engine: Engine, slots: Slot[], counters: CounterResult[]
       ;(slot.spec.enforce ? violations : shadowViolations).push(v)
     }
     if (counter.trippedNow) {
-      const alert = {
-        type: 'circuit' as const,
+      engine.emit(engine.options.onAlert, {
+        type: 'circuit',
         rule: rule.id,
+        owner: rule.owner ?? null,
+        scope: scopeText(partition),
         metric: slot.metric,
         partition,
         threshold: null,
-      }
-      engine.emit(engine.options.onAlert, { ...alert, used: counter.used, limit: counter.cap, at: now })
+        used: counter.used,
+        limit: counter.cap,
+        at: now,
+      })
     }
   })
   return { violations, shadowViolations, bases }
@@ -268,8 +272,15 @@ function warn(engine: Engine, slots: Slot[], counters: CounterResult[], now: num
         limit: counter.cap,
       }
       warnings.push(warning)
-      engine.emit(engine.options.onAlert, { type: 'threshold', ...warning, at: now })
+      const alert = { type: 'threshold' as const, owner: rule.owner ?? null, scope: scopeText(partition) }
+      engine.emit(engine.options.onAlert, { ...alert, ...warning, at: now })
     }
   })
   return warnings
+}
+
+/** A partition as alert text: `team=t1, user=u2`, or `global` for a rule without `per`. */
+function scopeText(partition: Readonly<Record<string, string>>): string {
+  const parts = Object.entries(partition).map(([dimension, id]) => `${dimension}=${id}`)
+  return parts.length === 0 ? 'global' : parts.join(', ')
 }

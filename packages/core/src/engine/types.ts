@@ -9,7 +9,7 @@ import type { CompiledPolicy } from '../policy/compile.js'
 import type { Attributes } from '../policy/match.js'
 import type { PolicyInput } from '../policy/schema.js'
 import type { Store } from '../store/contract.js'
-import type { AuditRecord } from './audit.js'
+import type { AuditRecord, SettleRecord } from './audit.js'
 
 /** What a call is expected to use. Every amount is a non-negative whole number. */
 export interface Estimate {
@@ -32,6 +32,12 @@ export interface ReserveRequest {
   /** Product feature the call serves. */
   feature?: string
   estimate?: Estimate
+  /**
+   * Which attempt of one original action this is (1 for the first call, 2 for its first retry
+   * or fallback…). Recorded in the audit record; the policy does not read it.
+   * @default 1
+   */
+  attempt?: number
 }
 
 /** What a call really used. Absent fields keep their estimate. */
@@ -44,12 +50,21 @@ export interface Usage {
   units?: Readonly<Record<string, number>>
   /** Exact cost in micro-units, when the caller knows it better than the price table. */
   cost?: number
+  /**
+   * The usage is an estimate (e.g. counted from the text of a stream that broke before the
+   * provider reported its usage). Charged like any usage; flagged in the settle record.
+   */
+  estimated?: boolean
 }
 
 /** An alert: a soft threshold crossed, or a breaker tripped. */
 export interface Alert {
   type: 'threshold' | 'circuit'
   rule: string
+  /** The rule's `owner` from the policy, `null` when it names none. */
+  owner: string | null
+  /** The partition as text, e.g. `team=t1, user=u2` (`global` for a rule without `per`). */
+  scope: string
   metric: string
   partition: Subject
   /** The fraction crossed (threshold alerts). */
@@ -92,6 +107,11 @@ export interface TollgateOptions {
   clock?: Clock
   /** Called with one audit record per decision. Errors it throws are swallowed. */
   onDecision?: (record: AuditRecord) => void
+  /**
+   * Called with one record per settle or release this process makes (what was really used and
+   * what it cost), to reconcile with the decision's record by `id`. Errors it throws are swallowed.
+   */
+  onSettle?: (record: SettleRecord) => void
   /** Called when a soft threshold is crossed (once per window and partition) or a breaker trips. */
   onAlert?: (alert: Alert) => void
   /** Called when the store fails or times out; the rules' failure modes then apply. */

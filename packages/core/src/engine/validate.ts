@@ -59,6 +59,10 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number): void
   ) {
     throw new TollgateError('invalid_request', 'feature must be a non-empty string')
   }
+  const { attempt } = request
+  if (attempt !== undefined && (!Number.isInteger(attempt) || attempt < 1 || attempt > 1_000)) {
+    throw new TollgateError('invalid_request', 'attempt must be a whole number from 1 to 1000')
+  }
   if (estimate !== undefined) {
     if (typeof estimate !== 'object' || estimate === null) {
       throw new TollgateError('invalid_amount', 'estimate must be an object')
@@ -81,4 +85,7 @@ export function checkUsage(usage: Usage): void {
     throw new TollgateError('invalid_amount', 'usage.cachedInputTokens cannot exceed usage.inputTokens')
   }
   checkUnits(usage.units, 'usage.units')
+  if (usage.estimated !== undefined && typeof usage.estimated !== 'boolean') {
+    throw new TollgateError('invalid_request', 'usage.estimated must be a boolean')
+  }
 }

@@ -28,6 +28,8 @@ export type WindowDef =
 
 export interface CompiledRule {
   id: string
+  /** Who answers for the rule, carried on its alerts. */
+  owner: string | undefined
   match: Matcher
   /** Whether the rule's match looks at the model (so a downgrade may change it). */
   per: string[]
@@ -262,6 +264,7 @@ function compileRule(
   const holds = { ...defaults.holds, ...rule.holds }
   return {
     id: rule.id,
+    owner: rule.owner,
     match: compileMatch(rule.match),
     per,
     limits,

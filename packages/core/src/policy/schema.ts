@@ -70,6 +70,8 @@ const holdsSchema = z.strictObject({
 export const ruleSchema = z.strictObject({
   id: name,
   description: z.string().optional(),
+  /** Who answers for this rule (a team, an e-mail, a channel): carried on its alerts. */
+  owner: z.string().min(1).optional(),
   match: matchSchema.optional(),
   /** Dimensions that partition the rule: one counter per distinct value (or tuple). */
   per: oneOrMany(z.string().min(1)).optional(),

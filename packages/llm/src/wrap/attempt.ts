@@ -103,6 +103,7 @@ export async function openAttempt<O extends WrapOptions>(
     feature: ctx.feature,
     model: info.model,
     estimate: { inputTokens: estimate.inputTokens, maxOutputTokens: estimate.maxOutputTokens },
+    attempt: info.number,
   }
   let decision = await gate.reserve(request)
   let shrunkTo: number | undefined
@@ -183,6 +184,7 @@ async function close<O extends WrapOptions>(
       if (metered.estimated && end !== 'completed' && options.unfinishedStreams === 'reserved')
         metered = { ...metered, usage: {} }
       const usage: Usage = { ...metered.usage }
+      if (metered.estimated) usage.estimated = true
       const cost = adapter.cost?.(metered, decision, gate)
       if (cost !== undefined) usage.cost = cost
       result = await gate.settle(id, usage)

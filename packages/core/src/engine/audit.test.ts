@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest'
+import { fakeClock } from '../testing/fake-clock.js'
+import type { AuditRecord, SettleRecord } from './audit.js'
+import { createTollgate } from './gate.js'
+import type { Alert } from './types.js'
+
+const policy = {
+  models: { 'gpt-4o-mini': { price: { input: 1, output: 2 } } },
+  rules: [
+    {
+      id: 'team-day',
+      owner: 'ml-platform@example.com',
+      per: 'team',
+      limits: { tokens: 1_000 },
+      window: 'day',
+      alerts: [0.5],
+    },
+    { id: 'spend', limits: { cost: 10 }, window: 'month' },
+  ],
+} as const
+
+function setup() {
+  const clock = fakeClock(Date.UTC(2026, 0, 5, 12))
+  const decisions: AuditRecord[] = []
+  const settles: SettleRecord[] = []
+  const alerts: Alert[] = []
+  const gate = createTollgate({
+    policy,
+    clock,
+    onDecision: (r) => decisions.push(r),
+    onSettle: (r) => settles.push(r),
+    onAlert: (a) => alerts.push(a),
+  })
+  return { clock, gate, decisions, settles, alerts }
+}
+
+const request = {
+  subject: { team: 't:1', user: 'u1' },
+  model: 'gpt-4o-mini',
+  estimate: { inputTokens: 100, maxOutputTokens: 200 },
+}
+
+describe('audit records', () => {
+  it('records the attempt number with the decision, and what the settle really charged', async () => {
+    const { gate, decisions, settles, clock } = setup()
+    const decision = await gate.reserve({ ...request, attempt: 2 })
+    expect(decisions).toHaveLength(1)
+    expect(decisions[0]).toMatchObject({ event: 'decision', id: decision.id, attempt: 2, decision: 'allow' })
+    clock.advance(1_500)
+    await gate.settle(decision.id, { inputTokens: 100, outputTokens: 50, estimated: true })
+    expect(settles).toEqual([
+      {
+        event: 'settle',
+        id: decision.id,
+        at: Date.UTC(2026, 0, 5, 12) + 1_500,
+        status: 'settled',
+        model: 'gpt-4o-mini',
+        estimate: {
+          requests: 1,
+          concurrency: 1,
+          inputTokens: 100,
+          outputTokens: 200,
+          tokens: 300,
+          cost: 500,
+        },
+        actual: { requests: 1, concurrency: 1, inputTokens: 100, outputTokens: 50, tokens: 150, cost: 200 },
+        cost: 200,
+        overrun: {},
+        late: false,
+        estimated: true,
+      },
+    ])
+    // a duplicate settle is not recorded twice
+    await gate.settle(decision.id, { inputTokens: 100, outputTokens: 50 })
+    expect(settles).toHaveLength(1)
+  })
+
+  it('records a release with nothing charged, and defaults the attempt to 1', async () => {
+    const { gate, decisions, settles } = setup()
+    const decision = await gate.reserve(request)
+    await gate.release(decision.id)
+    expect(decisions[0]!.attempt).toBe(1)
+    expect(settles[0]).toMatchObject({ event: 'release', status: 'released', cost: 0, estimated: false })
+    expect(settles[0]!.actual.tokens).toBe(0)
+  })
+
+  it('refuses an attempt number that is not a whole number from 1', async () => {
+    const { gate } = setup()
+    await expect(gate.reserve({ ...request, attempt: 0 })).rejects.toMatchObject({ code: 'invalid_request' })
+    await expect(gate.reserve({ ...request, attempt: 1.5 })).rejects.toMatchObject({
+      code: 'invalid_request',
+    })
+  })
+})
+
+describe('alerts', () => {
+  it("carry the rule's owner and the partition as scope", async () => {
+    const { gate, alerts } = setup()
+    await gate.reserve({ ...request, estimate: { inputTokens: 300, maxOutputTokens: 300 } })
+    expect(alerts).toHaveLength(1)
+    expect(alerts[0]).toMatchObject({
+      type: 'threshold',
+      rule: 'team-day',
+      owner: 'ml-platform@example.com',
+      scope: 'team=t:1',
+      threshold: 0.5,
+    })
+  })
+})
