@@ -1,12 +1,32 @@
 import { once } from 'node:events'
 import type { Server } from 'node:http'
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
+import { fakeClock } from '@tollgate/core'
 import { checkRateLimitHeaders } from '@tollgate/core/testing'
-import { apiKeyIdentity, memoryKeyRegistry, type SettleEvent, sseMeter } from '@tollgate/web'
-import express from 'express'
+import {
+  apiKeyIdentity,
+  type Identify,
+  memoryKeyRegistry,
+  type SettleEvent,
+  signedIdentity,
+  signIdentity,
+  sseMeter,
+} from '@tollgate/web'
+import express5 from 'express'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { charMeter, type TestGate, testGate, used } from '../../web/src/test/fixtures.js'
 import { tollgate } from './index.js'
+
+const require = createRequire(import.meta.url)
+/** Express 4 through the `express4` npm alias (untyped: it has the same API as 5 for these tests). */
+const express4 = require('express4') as typeof express5
+
+/** The same tests run against Express 5 (`express`) and Express 4 (`express4`, an npm alias). */
+const versions = [
+  ['Express 5', express5, 'express', /^5\./],
+  ['Express 4', express4, 'express4', /^4\./],
+] as const
 
 const keys = memoryKeyRegistry()
 const grant = { subject: { tenant: 't1', user: 'u1' } }
@@ -14,6 +34,8 @@ const subject = grant.subject
 let key: string
 let keyId: string
 let server: Server
+/** Servers started by a test (beyond the shared one), closed after it. */
+const extra: Server[] = []
 let base: string
 let state: TestGate
 let events: SettleEvent[]
@@ -24,13 +46,13 @@ const tokens = () => used(state.gate, subject, 'user-daily', 'tokens')
 
 const sse = (data: object) => `data: ${JSON.stringify(data)}\n\n`
 
-function app() {
+function app(express: typeof express5, identify: Identify = apiKeyIdentity(keys)) {
   const app = express()
   app.use(express.json())
   app.use(
     tollgate({
       gate: state.gate,
-      identify: apiKeyIdentity(keys),
+      identify,
       model: (req) => req.body?.model,
       estimate: (req) => ({ inputTokens: 100, maxOutputTokens: req.body?.max_tokens ?? 200 }),
       meter: () => sseMeter(charMeter()),
@@ -60,9 +82,9 @@ function app() {
 
 const post = (
   path: string,
-  init: { key?: string | null; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  init: { key?: string | null; headers?: Record<string, string>; signal?: AbortSignal; base?: string } = {},
 ) =>
-  fetch(`${base}${path}`, {
+  fetch(`${init.base ?? base}${path}`, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
@@ -76,106 +98,170 @@ const post = (
 beforeAll(async () => {
   ;({ key, keyId } = await keys.issue(grant))
 })
-beforeEach(async () => {
-  state = testGate()
-  events = []
-  waiters = []
-  signals = []
-  server = app().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-})
-afterEach(async () => {
-  server.closeAllConnections()
-  server.close()
-  await once(server, 'close')
-})
 
-describe('@tollgate/express over real HTTP', () => {
-  it('refuses a missing key, forged identity headers and an unknown key with 401', async () => {
-    for (const init of [
-      { key: null },
-      { key: null, headers: { 'x-user-id': 'admin', 'x-tenant-id': 't1' } },
-      { key: 'tg_unknownunknownunknownunknown' },
-    ]) {
-      const response = await post('/chat', init)
-      expect(response.status).toBe(401)
-      expect(response.headers.get('x-should-retry')).toBe('false')
-      expect(await response.json()).toMatchObject({
-        error: { type: 'authentication_error', code: 'unauthenticated' },
+/** Listen on port 0 (closed after the test); the base URL. */
+async function listen(handler: ReturnType<typeof app>): Promise<string> {
+  const s = handler.listen(0, '127.0.0.1')
+  extra.push(s)
+  await once(s, 'listening')
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`
+}
+
+for (const [name, express, pkg, major] of versions) {
+  describe(`@tollgate/express over real HTTP (${name})`, () => {
+    beforeEach(async () => {
+      state = testGate()
+      events = []
+      waiters = []
+      signals = []
+      server = app(express).listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    })
+    afterEach(async () => {
+      for (const s of [server, ...extra.splice(0)]) {
+        s.closeAllConnections()
+        s.close()
+        await once(s, 'close')
+      }
+    })
+
+    it('runs against the intended major version', () => {
+      expect(require(`${pkg}/package.json`).version).toMatch(major)
+      expect(require(pkg)).toBe(express)
+    })
+
+    it('refuses a missing key, forged identity headers and an unknown key with 401', async () => {
+      for (const init of [
+        { key: null },
+        { key: null, headers: { 'x-user-id': 'admin', 'x-tenant-id': 't1' } },
+        { key: 'tg_unknownunknownunknownunknown' },
+      ]) {
+        const response = await post('/chat', init)
+        expect(response.status).toBe(401)
+        expect(response.headers.get('x-should-retry')).toBe('false')
+        expect(await response.json()).toMatchObject({
+          error: { type: 'authentication_error', code: 'unauthenticated' },
+        })
+      }
+      expect(await tokens()).toBe(0)
+    })
+
+    it('admits, sends valid rate-limit headers, and settles the reported usage when the response finishes', async () => {
+      const done = settled()
+      const response = await post('/chat')
+      expect(response.status).toBe(200)
+      expect(await response.json()).toEqual({ model: 'gpt-4o-mini' })
+      checkRateLimitHeaders(Object.fromEntries(response.headers))
+      expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('2')
+      expect(await done).toMatchObject({
+        outcome: 'settled',
+        reason: 'complete',
+        usage: { inputTokens: 90, outputTokens: 10 },
       })
-    }
-    expect(await tokens()).toBe(0)
-  })
-
-  it('admits, sends valid rate-limit headers, and settles the reported usage when the response finishes', async () => {
-    const done = settled()
-    const response = await post('/chat')
-    expect(response.status).toBe(200)
-    expect(await response.json()).toEqual({ model: 'gpt-4o-mini' })
-    checkRateLimitHeaders(Object.fromEntries(response.headers))
-    expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('2')
-    expect(await done).toMatchObject({
-      outcome: 'settled',
-      reason: 'complete',
-      usage: { inputTokens: 90, outputTokens: 10 },
+      expect(await tokens()).toBe(100)
     })
-    expect(await tokens()).toBe(100)
-  })
 
-  it('answers 429 with retry-after once the rate limit is used up', async () => {
-    for (let i = 0; i < 3; i++) expect((await post('/chat')).status).toBe(200)
-    const response = await post('/chat')
-    expect(response.status).toBe(429)
-    expect(Number(response.headers.get('retry-after-ms'))).toBeGreaterThan(0)
-    expect(response.headers.get('retry-after')).toMatch(/^[1-9]\d*$/)
-    expect(response.headers.get('x-should-retry')).toBe('true')
-    checkRateLimitHeaders(Object.fromEntries(response.headers))
-    expect(await response.json()).toMatchObject({
-      error: { code: 'rate_limited', rule: 'user-rpm', partition: { user: 'u1' } },
+    it('answers 429 with retry-after once the rate limit is used up', async () => {
+      for (let i = 0; i < 3; i++) expect((await post('/chat')).status).toBe(200)
+      const response = await post('/chat')
+      expect(response.status).toBe(429)
+      expect(Number(response.headers.get('retry-after-ms'))).toBeGreaterThan(0)
+      expect(response.headers.get('retry-after')).toMatch(/^[1-9]\d*$/)
+      expect(response.headers.get('x-should-retry')).toBe('true')
+      checkRateLimitHeaders(Object.fromEntries(response.headers))
+      expect(await response.json()).toMatchObject({
+        error: { code: 'rate_limited', rule: 'user-rpm', partition: { user: 'u1' } },
+      })
+    })
+
+    it('settles a streamed (SSE) response from the usage it carried', async () => {
+      const done = settled()
+      const response = await post('/stream')
+      expect(response.headers.get('content-type')).toBe('text/event-stream')
+      expect(response.headers.get('ratelimit-policy')).not.toBeNull()
+      expect(await response.text()).toContain('hello')
+      expect(await done).toMatchObject({ reason: 'complete', usage: { inputTokens: 80, outputTokens: 2 } })
+      expect(await tokens()).toBe(82)
+    })
+
+    it('a client that disconnects mid-stream: the hold is settled from what was sent', async () => {
+      const controller = new AbortController()
+      const done = settled()
+      const response = await post('/stream?hold=1', { signal: controller.signal })
+      const reader = response.body!.getReader()
+      let text = ''
+      while (!text.includes('world')) text += new TextDecoder().decode((await reader.read()).value)
+      expect(await tokens()).toBe(300) // still held
+      controller.abort()
+      // input keeps its estimate (100); output is what was streamed: 'hello' + ' world' = 11
+      expect(await done).toMatchObject({ outcome: 'settled', reason: 'aborted', usage: { outputTokens: 11 } })
+      expect(await tokens()).toBe(111)
+      expect(signals[0]!.aborted).toBe(true)
+    })
+
+    it('releases the hold when the route throws (500)', async () => {
+      const done = settled()
+      const response = await post('/boom')
+      expect(response.status).toBe(500)
+      expect(await done).toMatchObject({ outcome: 'released' })
+      expect(await tokens()).toBe(0)
+    })
+
+    it('refuses a revoked key with 403 at once', async () => {
+      const other = await keys.issue(grant)
+      expect((await post('/chat', { key: other.key })).status).toBe(200)
+      await keys.revoke(other.keyId)
+      const response = await post('/chat', { key: other.key })
+      expect(response.status).toBe(403)
+      expect(await response.json()).toMatchObject({
+        error: { code: 'key_revoked', type: 'permission_error' },
+      })
+      expect(keyId).not.toBe(other.keyId)
+    })
+
+    it('refuses an expired key (401 key_expired) and a rotated key after its grace period (401 key_rotated)', async () => {
+      const clock = fakeClock()
+      const timed = memoryKeyRegistry({ clock })
+      // one user per key: the test policy allows 3 requests a minute per user
+      const expiring = await timed.issue(
+        { subject: { tenant: 't1', user: 'u2' } },
+        { expiresAt: clock.now() + 1000 },
+      )
+      const old = await timed.issue({ subject: { tenant: 't1', user: 'u3' } })
+      const fresh = await timed.rotate(old.keyId, { graceMs: 2000 })
+      const at = await listen(app(express, apiKeyIdentity(timed)))
+      for (const k of [expiring.key, old.key])
+        expect((await post('/chat', { key: k, base: at })).status).toBe(200)
+      clock.advance(1000)
+      const expired = await post('/chat', { key: expiring.key, base: at })
+      expect(expired.status).toBe(401)
+      expect(expired.headers.get('x-should-retry')).toBe('false')
+      expect(await expired.json()).toMatchObject({
+        error: { code: 'key_expired', type: 'authentication_error' },
+      })
+      expect((await post('/chat', { key: old.key, base: at })).status).toBe(200) // still in its grace period
+      clock.advance(1000)
+      const rotated = await post('/chat', { key: old.key, base: at })
+      expect(rotated.status).toBe(401)
+      expect(await rotated.json()).toMatchObject({ error: { code: 'key_rotated' } })
+      expect((await post('/chat', { key: fresh.key, base: at })).status).toBe(200)
+    })
+
+    it('refuses a replayed HMAC-signed identity header and a stale one', async () => {
+      const clock = fakeClock()
+      const secret = 'a-shared-secret-of-at-least-32-bytes!!'
+      const at = await listen(app(express, signedIdentity({ hmac: { secret }, clock })))
+      const headers = await signIdentity({ subject }, { secret, now: clock.now() })
+      expect((await post('/chat', { key: null, headers, base: at })).status).toBe(200)
+      const replay = await post('/chat', { key: null, headers, base: at })
+      expect(replay.status).toBe(401)
+      expect(await replay.json()).toMatchObject({
+        error: { code: 'unauthenticated', message: 'This identity signature was already used (a replay).' },
+      })
+      const stale = await signIdentity({ subject }, { secret, now: clock.now() })
+      clock.advance('61s')
+      expect((await post('/chat', { key: null, headers: stale, base: at })).status).toBe(401)
     })
   })
-
-  it('settles a streamed (SSE) response from the usage it carried', async () => {
-    const done = settled()
-    const response = await post('/stream')
-    expect(response.headers.get('content-type')).toBe('text/event-stream')
-    expect(response.headers.get('ratelimit-policy')).not.toBeNull()
-    expect(await response.text()).toContain('hello')
-    expect(await done).toMatchObject({ reason: 'complete', usage: { inputTokens: 80, outputTokens: 2 } })
-    expect(await tokens()).toBe(82)
-  })
-
-  it('a client that disconnects mid-stream: the hold is settled from what was sent', async () => {
-    const controller = new AbortController()
-    const done = settled()
-    const response = await post('/stream?hold=1', { signal: controller.signal })
-    const reader = response.body!.getReader()
-    let text = ''
-    while (!text.includes('world')) text += new TextDecoder().decode((await reader.read()).value)
-    expect(await tokens()).toBe(300) // still held
-    controller.abort()
-    // input keeps its estimate (100); output is what was streamed: 'hello' + ' world' = 11
-    expect(await done).toMatchObject({ outcome: 'settled', reason: 'aborted', usage: { outputTokens: 11 } })
-    expect(await tokens()).toBe(111)
-    expect(signals[0]!.aborted).toBe(true)
-  })
-
-  it('releases the hold when the route throws (500)', async () => {
-    const done = settled()
-    const response = await post('/boom')
-    expect(response.status).toBe(500)
-    expect(await done).toMatchObject({ outcome: 'released' })
-    expect(await tokens()).toBe(0)
-  })
-
-  it('refuses a revoked key with 403 at once', async () => {
-    const other = await keys.issue(grant)
-    expect((await post('/chat', { key: other.key })).status).toBe(200)
-    await keys.revoke(other.keyId)
-    const response = await post('/chat', { key: other.key })
-    expect(response.status).toBe(403)
-    expect(await response.json()).toMatchObject({ error: { code: 'key_revoked', type: 'permission_error' } })
-    expect(keyId).not.toBe(other.keyId)
-  })
-})
+}

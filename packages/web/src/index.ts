@@ -21,24 +21,36 @@ export type {
 } from './handle.js'
 export { type HeaderIdentityOptions, headerIdentity } from './identity/header.js'
 export {
+  type AddOptions,
   type ApiKeyIdentityOptions,
   apiKeyIdentity,
   type IssueOptions,
   type KeyCheck,
+  type KeyFilter,
   type KeyGrant,
+  type KeyInfo,
   type KeyRegistry,
+  type KeyRegistryOptions,
   type KeyStorage,
   keyIdOf,
   keyRegistry,
   memoryKeyRegistry,
+  type RotateOptions,
   type StoredKey,
 } from './identity/keys.js'
+export {
+  type MemoryNonceStoreOptions,
+  memoryNonceStore,
+  type NonceStore,
+  NonceStoreFullError,
+} from './identity/nonces.js'
 export {
   type Assertion,
   defaultClaims,
   type HmacIdentityOptions,
   type JwtIdentityOptions,
   type SignedIdentityOptions,
+  type SignIdentityOptions,
   signedIdentity,
   signIdentity,
 } from './identity/signed.js'

@@ -1,3 +1,4 @@
+import { fakeClock } from '@tollgate/core'
 import { describe, expect, it } from 'vitest'
 import { sha256, toHex } from './digest.js'
 import { apiKeyIdentity, keyIdOf, keyRegistry, memoryKeyRegistry, type StoredKey } from './keys.js'
@@ -108,5 +109,143 @@ describe('apiKeyIdentity', () => {
       headers: { 'x-user-id': 'admin', 'x-tenant-id': 'victim' },
     })
     expect(await apiKeyIdentity(keys)(onlyForged)).toMatchObject({ ok: false, status: 401 })
+  })
+})
+
+describe('expiry, rotation and listing (memory)', () => {
+  it('refuses an expired key with 401 key_expired (fake clock)', async () => {
+    const clock = fakeClock()
+    const keys = memoryKeyRegistry({ clock })
+    const { key, keyId } = await keys.issue(grant, { expiresAt: clock.now() + 60_000 })
+    const identify = apiKeyIdentity(keys)
+    expect(await keys.verify(key)).toEqual({
+      status: 'active',
+      keyId,
+      grant,
+      expiresAt: clock.now() + 60_000,
+    })
+    expect((await identify(bearer(key))).ok).toBe(true)
+    clock.advance(59_999)
+    expect((await identify(bearer(key))).ok).toBe(true)
+    clock.advance(1)
+    expect(await keys.verify(key)).toEqual({ status: 'expired', keyId, expiresAt: clock.now() })
+    expect(await identify(bearer(key))).toEqual({
+      ok: false,
+      status: 401,
+      code: 'key_expired',
+      message: 'This API key expired at 2026-01-05T00:01:00.000Z.',
+    })
+    const imported = await keys.add('sk-legacy-0123456789abcdef', grant, { expiresAt: new Date(clock.now()) })
+    expect(await keys.verify('sk-legacy-0123456789abcdef')).toMatchObject({
+      status: 'expired',
+      keyId: imported.keyId,
+    })
+    await expect(keys.issue(grant, { expiresAt: Number.NaN })).rejects.toThrow(TypeError)
+  })
+
+  it('rotates: the new key has the same grant; the old one works for the grace period, then 401 key_rotated', async () => {
+    const clock = fakeClock()
+    const keys = memoryKeyRegistry({ clock })
+    const old = await keys.issue(grant)
+    const identify = apiKeyIdentity(keys)
+    const fresh = await keys.rotate(old.keyId, { graceMs: 3_600_000 })
+    expect(fresh.key).not.toBe(old.key)
+    expect(fresh.graceUntil).toBe(clock.now() + 3_600_000)
+    expect(await keys.verify(fresh.key)).toEqual({ status: 'active', keyId: fresh.keyId, grant })
+    expect(await identify(bearer(fresh.key))).toMatchObject({
+      ok: true,
+      subject: { key: fresh.keyId, ...grant.subject },
+      attributes: { region: 'eu', plan: 'starter', environment: 'production' },
+      features: ['chat'],
+    })
+    // the old key still works during the grace period, and says what replaced it
+    expect(await keys.verify(old.key)).toEqual({
+      status: 'active',
+      keyId: old.keyId,
+      grant,
+      rotatedTo: fresh.keyId,
+      graceUntil: fresh.graceUntil,
+    })
+    clock.advance(3_599_999)
+    expect((await identify(bearer(old.key))).ok).toBe(true)
+    clock.advance(1)
+    expect(await identify(bearer(old.key))).toMatchObject({ ok: false, status: 401, code: 'key_rotated' })
+    expect((await identify(bearer(fresh.key))).ok).toBe(true)
+
+    // only an active, not yet rotated key can be rotated
+    await expect(keys.rotate(old.keyId)).rejects.toThrow(/is rotated/)
+    await expect(keys.rotate('key_unknown')).rejects.toThrow(/no key/)
+    const third = await keys.rotate(fresh.keyId) // default grace: 24 h
+    expect(third.graceUntil).toBe(clock.now() + 86_400_000)
+    await expect(keys.rotate(fresh.keyId)).rejects.toThrow(/already rotated/)
+    await keys.revoke(third.keyId)
+    await expect(keys.rotate(third.keyId)).rejects.toThrow(/is revoked/)
+  })
+
+  it('rotation with graceMs 0 refuses the old key at once; the new key keeps the old expiry unless told', async () => {
+    const clock = fakeClock()
+    const keys = memoryKeyRegistry({ clock })
+    const expiresAt = clock.now() + 86_400_000
+    const old = await keys.issue(grant, { expiresAt })
+    const fresh = await keys.rotate(old.keyId, { graceMs: 0 })
+    expect(await keys.verify(old.key)).toMatchObject({ status: 'rotated', rotatedTo: fresh.keyId })
+    expect(await keys.verify(fresh.key)).toMatchObject({ status: 'active', expiresAt })
+    const longer = await keys.rotate(fresh.keyId, { expiresAt: null, prefix: 'sk_' })
+    expect(longer.key.startsWith('sk_')).toBe(true)
+    expect(await keys.verify(longer.key)).toEqual({ status: 'active', keyId: longer.keyId, grant })
+  })
+
+  it('a revoked old key stays revoked (403) during the grace period', async () => {
+    const keys = memoryKeyRegistry({ clock: fakeClock() })
+    const old = await keys.issue(grant)
+    await keys.rotate(old.keyId)
+    await keys.revoke(old.keyId)
+    expect(await apiKeyIdentity(keys)(bearer(old.key))).toMatchObject({ status: 403, code: 'key_revoked' })
+  })
+
+  it('lists keys by tenant or subject with their state, never hashes or keys', async () => {
+    const clock = fakeClock()
+    const keys = memoryKeyRegistry({ clock })
+    const a = await keys.issue(grant, { expiresAt: clock.now() + 1000 })
+    clock.advance(1)
+    const b = await keys.issue({ ...grant, subject: { ...grant.subject, user: 'owner-2' }, name: 'CI' })
+    clock.advance(1)
+    const c = await keys.issue({ subject: { tenant: 'other', user: 'owner-1' } })
+    await keys.revoke(b.keyId)
+    clock.advance(1000)
+    const listed = await keys.list({ tenant: 'acme' })
+    expect(listed.map((k) => [k.keyId, k.status])).toEqual([
+      [a.keyId, 'expired'],
+      [b.keyId, 'revoked'],
+    ])
+    expect(listed[1]).toEqual({
+      keyId: b.keyId,
+      grant: { ...grant, subject: { ...grant.subject, user: 'owner-2' }, name: 'CI' },
+      status: 'revoked',
+      createdAt: clock.now() - 1001,
+    })
+    expect((await keys.list({ subject: { user: 'owner-1' } })).map((k) => k.keyId)).toEqual([
+      a.keyId,
+      c.keyId,
+    ])
+    expect((await keys.list({ tenant: 'acme', subject: { user: 'owner-1' } })).map((k) => k.keyId)).toEqual([
+      a.keyId,
+    ])
+    expect(await keys.list({ tenant: 'nobody' })).toEqual([])
+    const all = await keys.list()
+    expect(all).toHaveLength(3)
+    const text = JSON.stringify(all)
+    for (const { key } of [a, b, c]) expect(text).not.toContain(key)
+    expect(text).not.toContain(toHex(await sha256(a.key)))
+    expect(text).not.toContain('"hash"')
+
+    const rotated = await keys.rotate(c.keyId, { graceMs: 10 })
+    clock.advance(10)
+    expect(await keys.list({ tenant: 'other' })).toMatchObject([
+      { keyId: c.keyId, status: 'rotated', rotatedTo: rotated.keyId, graceUntil: clock.now() },
+      { keyId: rotated.keyId, status: 'active', rotatedFrom: c.keyId },
+    ])
+    const noScan = keyRegistry({ find: () => null, put: () => undefined, revoke: () => undefined })
+    await expect(noScan.list()).rejects.toThrow(/scan/)
   })
 })

@@ -1,11 +1,19 @@
 /**
  * API-key-bound identity (SPEC §9, the strongest mode): a registry that stores only SHA-256
  * hashes of keys, compares digests in constant time, maps each key to its subject and
- * attributes, and refuses a revoked key on the next lookup in every process sharing the storage.
+ * attributes, refuses a revoked key on the next lookup in every process sharing the storage,
+ * refuses expired keys, rotates keys with a grace period, and lists keys without their hashes.
  */
-import type { Attributes, Subject } from '@tollgate/core'
+import type { Attributes, Clock, Subject } from '@tollgate/core'
 import { equalDigests, fromHex, sha256, toBase64Url, toHex } from './digest.js'
-import { credential, forbidden, type Identify, identified, unauthenticated } from './types.js'
+import {
+  credential,
+  forbidden,
+  type Identify,
+  type IdentityRefusal,
+  identified,
+  unauthenticated,
+} from './types.js'
 
 /** What a key grants: who it speaks for and what it may do. */
 export interface KeyGrant {
@@ -40,41 +48,140 @@ export interface StoredKey {
   grant: KeyGrant
   /** ms since epoch. */
   createdAt: number
+  /** ms since epoch from which the key is refused (401 `key_expired`); absent: never. */
+  expiresAt?: number
+  /** Set by `rotate`: the id of the key that replaced this one. */
+  rotatedTo?: string
+  /** Set by `rotate`: ms since epoch from which this replaced key is refused (401 `key_rotated`). */
+  graceUntil?: number
+  /** Set by `rotate` on the new key: the id of the key it replaced. */
+  rotatedFrom?: string
   /** Set by the storage when the key was revoked. */
   revoked?: boolean
+}
+
+/** Which keys to list: those whose subject has every given dimension id. */
+export interface KeyFilter {
+  /** Shorthand for `subject: { tenant }`. @example 'acme' */
+  tenant?: string
+  /** Dimension → id the key's subject must have. @default every key @example { tenant: 'acme', user: 'u-42' } */
+  subject?: Subject
 }
 
 /** Where stored keys live; implement it to keep keys in your own database. */
 export interface KeyStorage {
   /** The stored key with this id (with `revoked` set when it was revoked), or `null`. */
   find(keyId: string): Promise<StoredKey | null> | StoredKey | null
+  /** Store (or overwrite) a record; must not undo a revocation. */
   put(record: StoredKey): Promise<void> | void
   /** Refuse the key from now on, in every process reading this storage. */
   revoke(keyId: string): Promise<void> | void
+  /**
+   * Stored keys whose subject has the given dimension ids (with `revoked` set). May return more
+   * (the registry filters again), never fewer. Needed only by `KeyRegistry.list`.
+   */
+  scan?(subject: Subject): Promise<StoredKey[]> | StoredKey[]
 }
 
 /** Options of `KeyRegistry.issue`. */
 export interface IssueOptions {
   /** Text before the random part, to make keys recognisable (and findable by secret scanners). @default 'tg_' @example 'sk_live_' */
   prefix?: string
+  /** When the key stops working (refused with 401 `key_expired`). @default never @example Date.now() + 90 * 86_400_000 */
+  expiresAt?: number | Date
+}
+
+/** Options of `KeyRegistry.add`. */
+export interface AddOptions {
+  /** When the key stops working (refused with 401 `key_expired`). @default never @example new Date('2027-01-01') */
+  expiresAt?: number | Date
+}
+
+/** Options of `KeyRegistry.rotate`. */
+export interface RotateOptions {
+  /**
+   * How long the replaced key keeps working, in ms; after that it is refused with 401
+   * `key_rotated`. `0` refuses it at once.
+   * @default 86400000 (24 hours)
+   * @example 3_600_000
+   */
+  graceMs?: number
+  /** Prefix of the new key. @default 'tg_' @example 'sk_live_' */
+  prefix?: string
+  /**
+   * When the new key expires; `null` for never.
+   * @default the replaced key's `expiresAt` (a rotation never extends a key's life by accident)
+   * @example Date.now() + 90 * 86_400_000
+   */
+  expiresAt?: number | Date | null
 }
 
 /** The outcome of checking a presented key. */
 export type KeyCheck =
-  | { status: 'active'; keyId: string; grant: KeyGrant }
+  | {
+      status: 'active'
+      keyId: string
+      grant: KeyGrant
+      /** When the key expires, if it does. */
+      expiresAt?: number
+      /** When the key was replaced by `rotate`: the new key's id. */
+      rotatedTo?: string
+      /** When the key was replaced by `rotate`: the end of its grace period (ms since epoch). */
+      graceUntil?: number
+    }
   | { status: 'revoked'; keyId: string }
+  | { status: 'expired'; keyId: string; expiresAt: number }
+  | { status: 'rotated'; keyId: string; rotatedTo: string; graceUntil: number }
   | { status: 'unknown' }
 
-export interface KeyRegistry extends KeyStorage {
+/** A key as listed: its id, grant and state, never its hash or the key. */
+export interface KeyInfo {
+  /** The key's id (safe to log and show). */
+  keyId: string
+  /** Subject, plan, environment, features, attributes and name. */
+  grant: KeyGrant
+  /** `active` (accepted), `revoked`, `expired`, or `rotated` (replaced and past its grace period). */
+  status: 'active' | 'revoked' | 'expired' | 'rotated'
+  /** ms since epoch. */
+  createdAt: number
+  /** When the key expires (ms since epoch), if it does. */
+  expiresAt?: number
+  /** The key that replaced this one by `rotate`. */
+  rotatedTo?: string
+  /** The key this one replaced by `rotate`. */
+  rotatedFrom?: string
+  /** The end of the grace period of a replaced key (ms since epoch). */
+  graceUntil?: number
+}
+
+export interface KeyRegistry extends Omit<KeyStorage, 'scan'> {
   /**
    * Create a random key (32 bytes, base64url) and store its hash. The key is returned once.
    * @example const { key, keyId } = await keys.issue({ subject: { tenant: 'acme' }, plan: 'starter' })
    */
   issue(grant: KeyGrant, options?: IssueOptions): Promise<{ key: string; keyId: string }>
   /** Store the hash of an existing key (at least 20 characters: short keys could be guessed from their hash). */
-  add(key: string, grant: KeyGrant): Promise<{ keyId: string }>
-  /** Check a presented key: constant-time comparison of SHA-256 digests. */
+  add(key: string, grant: KeyGrant, options?: AddOptions): Promise<{ keyId: string }>
+  /** Check a presented key: constant-time comparison of SHA-256 digests, then revocation, expiry, rotation. */
   verify(key: string): Promise<KeyCheck>
+  /**
+   * Issue a new key with the same grant, and let the replaced one work until `graceMs` has passed.
+   * Throws for an unknown, revoked, expired or already rotated key. The new key is returned once.
+   * @example const { key, keyId, graceUntil } = await keys.rotate(oldKeyId, { graceMs: 3_600_000 })
+   */
+  rotate(keyId: string, options?: RotateOptions): Promise<{ key: string; keyId: string; graceUntil: number }>
+  /**
+   * Keys whose subject matches the filter (by tenant or any dimensions), oldest first, with their
+   * grant and state: never hashes or keys. Throws when the storage has no `scan`.
+   * @example await keys.list({ tenant: 'acme' })
+   */
+  list(filter?: KeyFilter): Promise<KeyInfo[]>
+}
+
+/** Options of {@link keyRegistry} and {@link memoryKeyRegistry}. */
+export interface KeyRegistryOptions {
+  /** Time for `createdAt`, expiry and rotation. @default systemClock @example fakeClock() */
+  clock?: Clock
 }
 
 /** Longest key looked at; anything longer is unknown without hashing it. */
@@ -93,10 +200,12 @@ export async function keyIdOf(key: string): Promise<string> {
  * @example
  * const keys = keyRegistry({ find: (id) => db.keys.find(id), put: (r) => db.keys.insert(r), revoke: (id) => db.keys.revoke(id) })
  */
-export function keyRegistry(storage: KeyStorage): KeyRegistry {
-  async function store(key: string, grant: KeyGrant) {
+export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {}): KeyRegistry {
+  const now = () => options.clock?.now() ?? Date.now()
+  const newKey = (prefix = 'tg_') => `${prefix}${toBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`
+  async function store(key: string, grant: KeyGrant, extra: Partial<StoredKey> = {}) {
     const keyId = await keyIdOf(key)
-    await storage.put({ keyId, hash: toHex(await sha256(key)), grant, createdAt: Date.now() })
+    await storage.put({ keyId, hash: toHex(await sha256(key)), grant, createdAt: now(), ...extra })
     return keyId
   }
   return {
@@ -104,13 +213,13 @@ export function keyRegistry(storage: KeyStorage): KeyRegistry {
     put: (record) => storage.put(record),
     revoke: (keyId) => storage.revoke(keyId),
     async issue(grant, options = {}) {
-      const key = `${options.prefix ?? 'tg_'}${toBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`
-      return { key, keyId: await store(key, grant) }
+      const key = newKey(options.prefix)
+      return { key, keyId: await store(key, grant, expiry(options.expiresAt)) }
     },
-    async add(key, grant) {
+    async add(key, grant, options = {}) {
       if (typeof key !== 'string' || key.length < MIN_KEY_LENGTH || key.length > MAX_KEY_LENGTH)
         throw new TypeError(`an API key has ${MIN_KEY_LENGTH} to ${MAX_KEY_LENGTH} characters`)
-      return { keyId: await store(key, grant) }
+      return { keyId: await store(key, grant, expiry(options.expiresAt)) }
     },
     async verify(key) {
       if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH)
@@ -121,9 +230,83 @@ export function keyRegistry(storage: KeyStorage): KeyRegistry {
       // compare even when nothing was found, so a miss and a mismatch take the same time
       const match = equalDigests(digest, stored)
       if (!record || !match) return { status: 'unknown' }
-      return record.revoked ? { status: 'revoked', keyId } : { status: 'active', keyId, grant: record.grant }
+      const status = statusOf(record, now())
+      if (status === 'revoked') return { status, keyId }
+      if (status === 'expired') return { status, keyId, expiresAt: record.expiresAt! }
+      if (status === 'rotated')
+        return { status, keyId, rotatedTo: record.rotatedTo!, graceUntil: record.graceUntil! }
+      return {
+        status,
+        keyId,
+        grant: record.grant,
+        ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),
+        ...(record.rotatedTo !== undefined
+          ? { rotatedTo: record.rotatedTo, graceUntil: record.graceUntil! }
+          : {}),
+      }
+    },
+    async rotate(keyId, options = {}) {
+      const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
+      if (!Number.isFinite(graceMs) || graceMs < 0) throw new TypeError('rotate: graceMs is a number ≥ 0')
+      const old = await storage.find(keyId)
+      if (!old) throw new Error(`rotate: no key ${keyId}`)
+      const status = statusOf(old, now())
+      if (status !== 'active') throw new Error(`rotate: key ${keyId} is ${status}`)
+      if (old.rotatedTo !== undefined)
+        throw new Error(`rotate: key ${keyId} was already rotated to ${old.rotatedTo}`)
+      const key = newKey(options.prefix)
+      const expiresAt = options.expiresAt === undefined ? old.expiresAt : options.expiresAt
+      const newKeyId = await store(key, old.grant, { ...expiry(expiresAt ?? undefined), rotatedFrom: keyId })
+      const graceUntil = now() + graceMs
+      const { revoked: _, ...rest } = old
+      await storage.put({ ...rest, rotatedTo: newKeyId, graceUntil })
+      // revoked while we rotated: the new key must not outlive that revocation
+      if ((await storage.find(keyId))?.revoked) {
+        await storage.revoke(newKeyId)
+        throw new Error(`rotate: key ${keyId} was revoked during the rotation`)
+      }
+      return { key, keyId: newKeyId, graceUntil }
+    },
+    async list(filter = {}) {
+      if (!storage.scan) throw new TypeError('list: this key storage has no scan()')
+      const subject: Subject = {
+        ...filter.subject,
+        ...(filter.tenant !== undefined ? { tenant: filter.tenant } : {}),
+      }
+      const at = now()
+      const records = await storage.scan(subject)
+      return records
+        .filter((r) => Object.entries(subject).every(([dim, id]) => r.grant.subject[dim] === id))
+        .sort((a, b) => a.createdAt - b.createdAt || (a.keyId < b.keyId ? -1 : 1))
+        .map((r) => ({
+          keyId: r.keyId,
+          grant: r.grant,
+          status: statusOf(r, at),
+          createdAt: r.createdAt,
+          ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
+          ...(r.rotatedTo !== undefined ? { rotatedTo: r.rotatedTo } : {}),
+          ...(r.rotatedFrom !== undefined ? { rotatedFrom: r.rotatedFrom } : {}),
+          ...(r.graceUntil !== undefined ? { graceUntil: r.graceUntil } : {}),
+        }))
     },
   }
+}
+
+const DEFAULT_GRACE_MS = 86_400_000
+
+function expiry(expiresAt: number | Date | undefined): Pick<StoredKey, 'expiresAt'> {
+  if (expiresAt === undefined) return {}
+  const at = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
+  if (!Number.isFinite(at)) throw new TypeError('expiresAt is a Date or ms since epoch')
+  return { expiresAt: at }
+}
+
+/** Revoked first (403), then expired, then replaced and past its grace period. */
+function statusOf(record: StoredKey, now: number): KeyInfo['status'] {
+  if (record.revoked) return 'revoked'
+  if (record.expiresAt !== undefined && now >= record.expiresAt) return 'expired'
+  if (record.graceUntil !== undefined && now >= record.graceUntil) return 'rotated'
+  return 'active'
 }
 
 /**
@@ -134,19 +317,25 @@ export function keyRegistry(storage: KeyStorage): KeyRegistry {
  * const keys = memoryKeyRegistry()
  * const { key } = await keys.issue({ subject: { tenant: 'acme' }, plan: 'starter', environment: 'production' })
  */
-export function memoryKeyRegistry(): KeyRegistry {
+export function memoryKeyRegistry(options: KeyRegistryOptions = {}): KeyRegistry {
   const records = new Map<string, StoredKey>()
-  return keyRegistry({
-    find: (keyId) => {
-      const record = records.get(keyId)
-      return record ? { ...record } : null
+  const revoked = new Set<string>()
+  const read = (record: StoredKey): StoredKey => ({ ...record, revoked: revoked.has(record.keyId) })
+  return keyRegistry(
+    {
+      find: (keyId) => {
+        const record = records.get(keyId)
+        return record ? read(record) : null
+      },
+      put: (record) => {
+        const { revoked: _, ...rest } = record
+        records.set(record.keyId, rest)
+      },
+      revoke: (keyId) => void revoked.add(keyId),
+      scan: () => Array.from(records.values(), read),
     },
-    put: (record) => void records.set(record.keyId, { ...record }),
-    revoke: (keyId) => {
-      const record = records.get(keyId)
-      if (record) record.revoked = true
-    },
-  })
+    options,
+  )
 }
 
 /** Options of {@link apiKeyIdentity}. */
@@ -165,9 +354,17 @@ export interface ApiKeyIdentityOptions {
   keyDimension?: string | false
 }
 
+const refusal401 = (code: string, message: string): IdentityRefusal => ({
+  ok: false,
+  code,
+  status: 401,
+  message,
+})
+
 /**
- * Identity from an API key looked up in a registry: a missing or unknown key is refused with 401,
- * a revoked key with 403 `key_revoked`. The subject is the grant's, plus the key id as `key`;
+ * Identity from an API key looked up in a registry: a missing or unknown key is refused with 401
+ * `unauthenticated`, an expired key with 401 `key_expired`, a rotated key past its grace period
+ * with 401 `key_rotated`, a revoked key with 403 `key_revoked`. The subject is the grant's, plus the key id as `key`;
  * attributes are the grant's plus `plan` and `environment`.
  *
  * @example
@@ -189,6 +386,13 @@ export function apiKeyIdentity(
     const check = await registry.verify(key)
     if (check.status === 'unknown') return unauthenticated('Invalid API key.')
     if (check.status === 'revoked') return forbidden('key_revoked', 'This API key has been revoked.')
+    if (check.status === 'expired')
+      return refusal401('key_expired', `This API key expired at ${new Date(check.expiresAt).toISOString()}.`)
+    if (check.status === 'rotated')
+      return refusal401(
+        'key_rotated',
+        `This API key was replaced by a rotation and its grace period ended at ${new Date(check.graceUntil).toISOString()}; use the new key.`,
+      )
     const { grant } = check
     const subject = dimension === false ? grant.subject : { [dimension]: check.keyId, ...grant.subject }
     const attributes: Record<string, Attributes[string]> = { ...grant.attributes }

@@ -1,7 +1,8 @@
 import { fakeClock } from '@tollgate/core/testing'
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { signedIdentity, signIdentity } from './signed.js'
+import type { NonceStore } from './nonces.js'
+import { type Assertion, type SignIdentityOptions, signedIdentity, signIdentity } from './signed.js'
 import type { Identify } from './types.js'
 
 const secret = 'a-shared-secret-of-at-least-32-bytes!!'
@@ -143,12 +144,15 @@ describe('signedIdentity: JWT', () => {
 
 describe('signedIdentity: HMAC header', () => {
   const hmacClock = fakeClock('2026-01-05T00:00:00Z')
-  const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
   const assertion = { subject: { tenant: 'acme', user: 'u9' }, attributes: { plan: 'pro' } }
   const request = (headers: Record<string, string>) => new Request('http://x/', { headers })
+  const sign = (a: Assertion = assertion, extra: Partial<SignIdentityOptions> = {}) =>
+    signIdentity(a, { secret, now: hmacClock.now(), ...extra })
 
   it('accepts a fresh signature and refuses tampered, stale, future and foreign ones', async () => {
-    const headers = await signIdentity(assertion, { secret, now: hmacClock.now() })
+    const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
+    const headers = await sign()
+    expect(headers['x-tollgate-signature']).toMatch(/^t=\d+,n=[A-Za-z0-9_-]{22},v1=[0-9a-f]{64}$/)
     expect(await identify(request(headers))).toEqual({ ok: true, ...assertion })
 
     const other = await signIdentity(
@@ -163,21 +167,24 @@ describe('signedIdentity: HMAC header', () => {
     })
     expect(await identify(request(other))).toMatchObject({ ok: false, status: 401 })
 
-    const retimed = headers['x-tollgate-signature']!.replace(/t=\d+/, `t=${hmacClock.now() + 1}`)
-    expect(await identify(request({ ...headers, 'x-tollgate-signature': retimed }))).toMatchObject({
+    const fresh = await sign()
+    const signature = fresh['x-tollgate-signature']!
+    const retimed = signature.replace(/t=\d+/, `t=${hmacClock.now() + 1}`)
+    expect(await identify(request({ ...fresh, 'x-tollgate-signature': retimed }))).toMatchObject({
       ok: false,
+      message: 'Invalid identity signature.',
     })
-
-    hmacClock.advance('5m1ms') // a replay after maxAgeMs
-    expect(await identify(request(headers))).toMatchObject({ ok: false, status: 401, message: /too old/ })
-    const future = await signIdentity(assertion, { secret, now: hmacClock.now() + 600_000 })
-    expect(await identify(request(future))).toMatchObject({ ok: false, status: 401 })
+    // a new nonce under the old MAC: the nonce is signed too
+    const renonced = signature.replace(/n=[^,]+/, 'n=AAAAAAAAAAAAAAAAAAAAAA')
+    expect(await identify(request({ ...fresh, 'x-tollgate-signature': renonced }))).toMatchObject({
+      ok: false,
+      message: 'Invalid identity signature.',
+    })
+    // the untampered one was not burnt by the failed attempts
+    expect((await identify(request(fresh))).ok).toBe(true)
 
     expect(await identify(request({ 'x-tollgate-identity': headers['x-tollgate-identity']! }))).toMatchObject(
-      {
-        ok: false,
-        status: 401,
-      },
+      { ok: false, status: 401 },
     )
     expect(await identify(request({ ...headers, 'x-tollgate-signature': 'v1=abc' }))).toMatchObject({
       ok: false,
@@ -185,8 +192,95 @@ describe('signedIdentity: HMAC header', () => {
     })
   })
 
+  it('refuses a stale timestamp (default window ±60 s) and one from the future', async () => {
+    const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
+    const headers = await sign()
+    hmacClock.advance('60001ms') // one ms past the window, never used before: stale all the same
+    expect(await identify(request(headers))).toMatchObject({ ok: false, status: 401, message: /too old/ })
+    const edge = await sign(assertion, { now: hmacClock.now() - 60_000 })
+    expect((await identify(request(edge))).ok).toBe(true) // exactly 60 s old is still inside
+    const future = await sign(assertion, { now: hmacClock.now() + 60_001 })
+    expect(await identify(request(future))).toMatchObject({ ok: false, status: 401, message: /future/ })
+    const near = await sign(assertion, { now: hmacClock.now() + 59_000 })
+    expect((await identify(request(near))).ok).toBe(true)
+
+    const strict = signedIdentity({ hmac: { secret, maxAgeMs: 5_000 }, clock: hmacClock })
+    const five = await sign()
+    hmacClock.advance('5001ms')
+    expect(await strict(request(five))).toMatchObject({ ok: false, message: /too old/ })
+  })
+
+  it('refuses a replayed header: each nonce is accepted once within the window', async () => {
+    const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
+    const headers = await sign()
+    expect((await identify(request(headers))).ok).toBe(true)
+    expect(await identify(request(headers))).toMatchObject({
+      ok: false,
+      status: 401,
+      code: 'unauthenticated',
+      message: 'This identity signature was already used (a replay).',
+    })
+    hmacClock.advance('59s')
+    expect((await identify(request(headers))).ok).toBe(false) // still remembered
+    hmacClock.advance('2s')
+    expect(await identify(request(headers))).toMatchObject({ ok: false, message: /too old/ }) // and then stale
+
+    // the same nonce over another assertion is a replay too (the nonce is the unit, not the body)
+    const nonce = 'fixed-nonce-0123456789'
+    expect((await identify(request(await sign(assertion, { nonce })))).ok).toBe(true)
+    const again = await sign({ subject: { tenant: 'acme', user: 'u10' } }, { nonce })
+    expect(await identify(request(again))).toMatchObject({ ok: false, message: /replay/ })
+  })
+
+  it('refuses the format without a nonce (t=…,v1=…), even with a valid MAC, and says why', async () => {
+    const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
+    const value = Buffer.from(JSON.stringify(assertion)).toString('base64url')
+    const at = hmacClock.now()
+    const { createHmac } = await import('node:crypto')
+    const mac = createHmac('sha256', secret).update(`${at}.${value}`).digest('hex')
+    const legacy = { 'x-tollgate-identity': value, 'x-tollgate-signature': `t=${at},v1=${mac}` }
+    expect(await identify(request(legacy))).toMatchObject({ ok: false, status: 401, message: /no nonce/ })
+  })
+
+  it('uses the given nonce store; a store failure propagates (answered 503 by the web layer)', async () => {
+    const claims: [string, number][] = []
+    const seen = new Set<string>()
+    const nonces: NonceStore = {
+      claim(nonce, ttl) {
+        claims.push([nonce, ttl])
+        if (seen.has(nonce)) return false
+        seen.add(nonce)
+        return true
+      },
+    }
+    const identify = signedIdentity({ hmac: { secret, nonces }, clock: hmacClock })
+    const headers = await sign(assertion, { nonce: 'n-0123456789abcdef', now: hmacClock.now() - 10_000 })
+    expect((await identify(request(headers))).ok).toBe(true)
+    // remembered until the timestamp goes stale: 60 s after it, 50 s from now (+1 ms)
+    expect(claims).toEqual([['n-0123456789abcdef', 50_001]])
+    expect((await identify(request(headers))).ok).toBe(false)
+    // a forged header never reaches the store
+    const forged = {
+      ...headers,
+      'x-tollgate-identity': (await sign({ subject: { user: 'x' } }))['x-tollgate-identity']!,
+    }
+    expect((await identify(request(forged))).ok).toBe(false)
+    expect(claims).toHaveLength(2)
+
+    const down = signedIdentity({
+      hmac: { secret, nonces: { claim: () => Promise.reject(new Error('store down')) } },
+      clock: hmacClock,
+    })
+    await expect(down(request(await sign()))).rejects.toThrow('store down')
+  })
+
   it('refuses a signed assertion without a usable subject', async () => {
-    const headers = await signIdentity({ subject: { user: '' } }, { secret, now: hmacClock.now() })
+    const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
+    const headers = await sign({ subject: { user: '' } } as never)
     expect(await identify(request(headers))).toMatchObject({ ok: false, status: 401 })
+  })
+
+  it('signIdentity refuses a nonce that is too short', async () => {
+    await expect(sign(assertion, { nonce: 'short' })).rejects.toThrow(/16 to 128/)
   })
 })

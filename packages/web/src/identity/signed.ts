@@ -1,11 +1,14 @@
 /**
  * Identity asserted by a trusted upstream and verified here: a JWT (HS256, RS256, or any key of
- * a JSON Web Key Set, verified with `jose`), or an identity header signed with HMAC-SHA256 and
- * a timestamp, so that a captured header stops working after `maxAgeMs`.
+ * a JSON Web Key Set, verified with `jose`), or an identity header signed with HMAC-SHA256 over a
+ * timestamp and a nonce: a stale timestamp is refused, and each nonce is accepted once (a
+ * {@link NonceStore} remembers it while the timestamp is fresh), so a captured header cannot be
+ * replayed.
  */
 import type { Attributes, Clock } from '@tollgate/core'
 import type { CryptoKey, JSONWebKeySet, JWTPayload, JWTVerifyOptions } from 'jose'
 import { equalDigests, fromBase64UrlText, fromHex, hmacSha256, toBase64Url, toHex } from './digest.js'
+import { memoryNonceStore, type NonceStore } from './nonces.js'
 import {
   credential,
   type Identify,
@@ -57,10 +60,27 @@ export interface HmacIdentityOptions {
   secret: string | Uint8Array
   /** Header with the base64url JSON assertion. @default 'x-tollgate-identity' @example 'x-identity' */
   header?: string
-  /** Header with `t=<ms since epoch>,v1=<hex HMAC-SHA256 of "<t>.<identity header>">`. @default 'x-tollgate-signature' @example 'x-identity-signature' */
+  /**
+   * Header with `t=<ms since epoch>,n=<nonce>,v1=<hex HMAC-SHA256 of "<t>.<n>.<identity header>">`.
+   * @default 'x-tollgate-signature'
+   * @example 'x-identity-signature'
+   */
   signatureHeader?: string
-  /** Oldest (and furthest in the future) signature accepted, in ms. @default 300000 @example 30_000 */
+  /**
+   * Accepted distance between the signature's timestamp and now, in ms, both ways: older (or
+   * further in the future) signatures are refused. Nonces are remembered for as long.
+   * @default 60000
+   * @example 30_000
+   */
   maxAgeMs?: number
+  /**
+   * Where nonces already seen are remembered, so each is accepted once. With several processes,
+   * share one store (`redisNonceStore` from `@tollgate/web/redis`), or a header replayed to another
+   * process is accepted there.
+   * @default memoryNonceStore({ clock }) — this process only
+   * @example redisNonceStore({ client: redis })
+   */
+  nonces?: NonceStore
 }
 
 /** Options of {@link signedIdentity}: `jwt` or `hmac`. */
@@ -74,6 +94,10 @@ export type SignedIdentityOptions = (
 
 const DEFAULT_HEADER = 'x-tollgate-identity'
 const DEFAULT_SIGNATURE_HEADER = 'x-tollgate-signature'
+/** `t=<ms>,n=<nonce>,v1=<hex mac>`; a nonce is 16 to 128 base64url characters. */
+const SIGNATURE = /^t=(\d{1,16}),n=([A-Za-z0-9_-]{16,128}),v1=([0-9a-f]{64})$/
+/** The format before nonces: refused, with a message that says why. */
+const SIGNATURE_WITHOUT_NONCE = /^t=\d{1,16},v1=[0-9a-f]{64}$/
 const str = (value: unknown) => (typeof value === 'string' && value.length > 0 ? value : undefined)
 
 /** The default claims mapping (see `JwtIdentityOptions.claims`). */
@@ -150,19 +174,29 @@ function hmacIdentity(options: HmacIdentityOptions, clock: Clock | undefined): I
     throw new TypeError('signedIdentity({ hmac }) needs a secret')
   const header = options.header ?? DEFAULT_HEADER
   const signatureHeader = options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER
-  const maxAgeMs = options.maxAgeMs ?? 300_000
+  const maxAgeMs = options.maxAgeMs ?? 60_000
+  if (!Number.isFinite(maxAgeMs) || maxAgeMs <= 0)
+    throw new TypeError('signedIdentity({ hmac }): maxAgeMs is a positive number of ms')
+  const nonces = options.nonces ?? memoryNonceStore(clock ? { clock } : {})
   return async (request) => {
     const value = request.headers.get(header)?.trim()
     const signature = request.headers.get(signatureHeader)?.trim()
     if (!value || !signature)
       return unauthenticated(`Missing signed identity ("${header}" and "${signatureHeader}").`)
-    const parts = /^t=(\d{1,16}),v1=([0-9a-f]{64})$/.exec(signature)
-    if (!parts) return unauthenticated('Malformed identity signature.')
+    const parts = SIGNATURE.exec(signature)
+    if (!parts)
+      return unauthenticated(
+        SIGNATURE_WITHOUT_NONCE.test(signature)
+          ? 'The identity signature has no nonce: sign with t=<ms>,n=<nonce>,v1=<mac> (signIdentity does).'
+          : 'Malformed identity signature.',
+      )
     const at = Number(parts[1])
-    if (Math.abs((clock?.now() ?? Date.now()) - at) > maxAgeMs)
+    const nonce = parts[2]!
+    const now = clock?.now() ?? Date.now()
+    if (Math.abs(now - at) > maxAgeMs)
       return unauthenticated('The identity signature is too old (or from the future).')
-    const expected = await hmacSha256(options.secret, `${at}.${value}`)
-    if (!equalDigests(fromHex(parts[2]!)!, expected)) return unauthenticated('Invalid identity signature.')
+    const expected = await hmacSha256(options.secret, `${at}.${nonce}.${value}`)
+    if (!equalDigests(fromHex(parts[3]!)!, expected)) return unauthenticated('Invalid identity signature.')
     const text = fromBase64UrlText(value)
     let assertion: unknown
     try {
@@ -170,13 +204,18 @@ function hmacIdentity(options: HmacIdentityOptions, clock: Clock | undefined): I
     } catch {
       assertion = null
     }
-    return fromAssertion(assertion as Assertion | null)
+    const identity = fromAssertion(assertion as Assertion | null)
+    if (!identity.ok) return identity
+    // remember the nonce until the timestamp itself goes stale: after that, the window refuses it
+    if (!(await nonces.claim(nonce, at + maxAgeMs - now + 1)))
+      return unauthenticated('This identity signature was already used (a replay).')
+    return identity
   }
 }
 
 /**
  * Identity asserted by a trusted upstream: a JWT verified with `jose`, or an HMAC-signed header.
- * A missing, tampered, expired or stale assertion is refused with 401.
+ * A missing, tampered, expired or stale assertion, or a replayed HMAC header, is refused with 401.
  *
  * @example
  * signedIdentity({ jwt: { secret: process.env.JWT_SECRET!, issuer: 'https://auth.example.com', audience: 'tollgate' } })
@@ -189,8 +228,21 @@ export function signedIdentity(options: SignedIdentityOptions): Identify {
   throw new TypeError('signedIdentity needs exactly one of { jwt } or { hmac }')
 }
 
+/** Options of {@link signIdentity}. */
+export type SignIdentityOptions = Pick<HmacIdentityOptions, 'secret' | 'header' | 'signatureHeader'> & {
+  /** Signing time, ms since epoch. @default Date.now() @example clock.now() */
+  now?: number
+  /**
+   * The nonce: 16 to 128 base64url characters, never reused.
+   * @default 16 random bytes, base64url
+   * @example crypto.randomUUID().replaceAll('-', '')
+   */
+  nonce?: string
+}
+
 /**
- * The headers a trusted upstream sends for {@link signedIdentity}'s `hmac` mode.
+ * The headers a trusted upstream sends for {@link signedIdentity}'s `hmac` mode: a fresh timestamp
+ * and nonce per request (sign each request; a signed header is accepted once).
  *
  * @example
  * const headers = await signIdentity({ subject: { tenant: 'acme', user: 'u1' } }, { secret })
@@ -198,13 +250,16 @@ export function signedIdentity(options: SignedIdentityOptions): Identify {
  */
 export async function signIdentity(
   assertion: Assertion,
-  options: Pick<HmacIdentityOptions, 'secret' | 'header' | 'signatureHeader'> & { now?: number },
+  options: SignIdentityOptions,
 ): Promise<Record<string, string>> {
   const value = toBase64Url(new TextEncoder().encode(JSON.stringify(assertion)))
   const at = Math.floor(options.now ?? Date.now())
-  const mac = toHex(await hmacSha256(options.secret, `${at}.${value}`))
+  const nonce = options.nonce ?? toBase64Url(crypto.getRandomValues(new Uint8Array(16)))
+  if (!/^[A-Za-z0-9_-]{16,128}$/.test(nonce))
+    throw new TypeError('signIdentity: a nonce is 16 to 128 base64url characters')
+  const mac = toHex(await hmacSha256(options.secret, `${at}.${nonce}.${value}`))
   return {
     [options.header ?? DEFAULT_HEADER]: value,
-    [options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER]: `t=${at},v1=${mac}`,
+    [options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER]: `t=${at},n=${nonce},v1=${mac}`,
   }
 }

@@ -18,11 +18,18 @@ export interface Identity {
 export interface IdentityRefusal {
   ok: false
   /**
-   * `unauthenticated` (401): no credential, a bad signature, an expired token, an unknown key.
-   * `key_revoked` (403): a key that was revoked. `feature_not_allowed` (403): the key may not
-   * use this route's feature.
+   * `unauthenticated` (401): no credential, a bad, stale or replayed signature, an expired token,
+   * an unknown key. `key_expired` (401): a key past its `expiresAt`. `key_rotated` (401): a key
+   * replaced by `rotate` whose grace period is over. `key_revoked` (403): a key that was revoked.
+   * `feature_not_allowed` (403): the key may not use this route's feature.
    */
-  code: 'unauthenticated' | 'key_revoked' | 'feature_not_allowed' | (string & {})
+  code:
+    | 'unauthenticated'
+    | 'key_expired'
+    | 'key_rotated'
+    | 'key_revoked'
+    | 'feature_not_allowed'
+    | (string & {})
   /** HTTP status: 401 or 403. */
   status: number
   message: string
