@@ -25,6 +25,7 @@ export { parseDuration, parseRate } from './duration.js'
 export type { AuditRecord, SettleRecord } from './engine/audit.js'
 export { auditRecord } from './engine/audit.js'
 export { createTollgate } from './engine/gate.js'
+export type { PartitionUsage, TopQuery, UsageState } from './engine/report.js'
 export type {
   Alert,
   CommitResult,
@@ -46,7 +47,7 @@ export {
   type UsageErrorCode,
 } from './errors.js'
 export { formatResetDuration, type HeaderOptions, rateLimitHeaders, retryHeaders } from './headers.js'
-export { blockKey, counterKey, escapeId, partitionKey } from './keys.js'
+export { blockKey, counterKey, escapeId, parsePartition, partitionKey, unescapeId } from './keys.js'
 export { costOf, fromMicros, MICROS, toMicros } from './money.js'
 export type { CompiledPolicy, CompiledRule } from './policy/compile.js'
 export { definePolicy, parsePolicy } from './policy/load.js'

@@ -49,3 +49,19 @@ export function counterKey(rule: string, metric: string, partition: string): str
 export function blockKey(dimension: string, id: string): string {
   return `${escapeId(dimension)}=${escapeId(id)}`
 }
+
+/** The inverse of {@link escapeId}. */
+export function unescapeId(text: string): string {
+  return text.replace(/%([0-9a-f]{4})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+}
+
+/** The subject a partition key (`dim=id,dim=id`, escaped) names. */
+export function parsePartition(key: string): Record<string, string> {
+  const partition: Record<string, string> = {}
+  if (key === '') return partition
+  for (const pair of key.split(',')) {
+    const at = pair.indexOf('=')
+    partition[unescapeId(pair.slice(0, at))] = unescapeId(pair.slice(at + 1))
+  }
+  return partition
+}

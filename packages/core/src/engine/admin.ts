@@ -10,7 +10,7 @@ import type { CompiledRule } from '../policy/compile.js'
 import type { MatchContext } from '../policy/match.js'
 import type { CounterSpec } from '../store/contract.js'
 import type { Engine } from './context.js'
-import { buildSlots, limitState, matchRules, scopeOf, windowSpec } from './counters.js'
+import { scopeOf, windowSpec } from './counters.js'
 import { resolveModel, tierOf } from './models.js'
 import type { CounterRef, ReserveRequest } from './types.js'
 import { checkAmount, checkRequest } from './validate.js'
@@ -62,28 +62,6 @@ export async function balanceOf(engine: Engine, rule: string, context: MatchCont
   } catch {
     return 0 // an unreadable balance never unlocks a premium model
   }
-}
-
-/** State of every rule that applies to a subject; model and feature may be left out. */
-export async function usage(
-  engine: Engine,
-  request: Omit<ReserveRequest, 'estimate'>,
-): Promise<LimitState[]> {
-  checkRequest(request, engine.maxIdLength)
-  const { policy, store } = engine
-  const model = resolveModel(policy, request.model)
-  const context: MatchContext = {
-    subject: request.subject,
-    attributes: request.attributes ?? {},
-    model,
-    tier: tierOf(policy, model),
-    feature: request.feature,
-  }
-  const matched = matchRules(policy, context, true)
-  const now = await store.now()
-  const slots = buildSlots(policy, request.subject, matched, {}, now, engine.windows, true)
-  const states = await engine.call(() => store.read(slots.map((s) => s.spec)), '', null)
-  return slots.map((slot, i) => limitState(slot, states[i]!))
 }
 
 export async function override(engine: Engine, ref: CounterRef, cap: number | null): Promise<void> {

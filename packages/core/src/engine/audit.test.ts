@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest'
+import type { PolicyInput } from '../policy/schema.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import type { AuditRecord, SettleRecord } from './audit.js'
 import { createTollgate } from './gate.js'
 import type { Alert } from './types.js'
 
-const policy = {
+const policy: PolicyInput = {
   models: { 'gpt-4o-mini': { price: { input: 1, output: 2 } } },
   rules: [
     {
@@ -17,7 +18,7 @@ const policy = {
     },
     { id: 'spend', limits: { cost: 10 }, window: 'month' },
   ],
-} as const
+}
 
 function setup() {
   const clock = fakeClock(Date.UTC(2026, 0, 5, 12))

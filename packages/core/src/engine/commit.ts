@@ -35,7 +35,8 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
     return degraded
   }
   const amounts = usage === null ? null : actualAmounts(policy, entry.model, entry.amounts, usage)
-  const result = await call(() => store.commit({ id, amounts }), '', null)
+  const answer = call(() => store.commit({ id, amounts }), '', null)
+  const result = answer instanceof Promise ? await answer : answer
   held.delete(id)
   if (result.status === 'unknown') return none
   if (result.status === 'duplicate') return { ...none, status: 'duplicate' }
@@ -49,11 +50,16 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
     late: result.late,
     amounts: amounts ?? {},
     overrun,
-    overdraft: result.counters
-      .filter((c) => c.overdraft > 0)
-      .map((c) => ({ rule: c.key.slice(0, c.key.indexOf(':')), metric: c.metric, amount: c.overdraft })),
+    overdraft: [],
   }
-  await record(engine, id, entry, usage, closed)
+  for (const c of result.counters)
+    if (c.overdraft > 0)
+      closed.overdraft.push({
+        rule: c.key.slice(0, c.key.indexOf(':')),
+        metric: c.metric,
+        amount: c.overdraft,
+      })
+  if (engine.options.onSettle) await record(engine, id, entry, usage, closed)
   return closed
 }
 

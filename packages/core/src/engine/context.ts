@@ -10,6 +10,7 @@ import type { Store } from '../store/contract.js'
 import { memoryStore } from '../store/memory/store.js'
 import { WindowCache } from './counters.js'
 import { type Guard, guard } from './guard.js'
+import { Plans } from './plan.js'
 import type { TollgateOptions } from './types.js'
 
 /** What this process remembers of a reservation it made, so settle needs no look-up. */
@@ -27,6 +28,8 @@ export interface Engine {
   /** Runs a store call within the timeout; see `guard`. */
   call: Guard
   windows: WindowCache
+  /** What each request shape makes of the policy (matched rules, keys), remembered. */
+  plans: Plans
   /** Reservations this process made and has not closed; the oldest are forgotten past 100,000 (settle then looks them up in the store). */
   held: BoundedMap<string, Held>
   maxIdLength: number
@@ -66,6 +69,7 @@ export function createEngine(options: TollgateOptions): Engine {
     options,
     call: guard(options.timeoutMs ?? 1_000, options.onStoreError),
     windows: new WindowCache(),
+    plans: new Plans(policy),
     held: new BoundedMap<string, Held>(100_000),
     maxIdLength: options.maxIdLength ?? 16_384,
     emit(hook, value) {

@@ -86,20 +86,51 @@ function hash(text: string): number {
   return (h >>> 0) / 2 ** 32
 }
 
-/** Remembers each calendar window's bounds until it ends, so zone maths runs once a window. */
+/**
+ * Remembers each calendar window's bounds until it ends, so zone maths runs once a window,
+ * and hands out one shared (never mutated) window layout per rule, metric and window.
+ */
 export class WindowCache {
-  private readonly cache = new Map<string, { start: number; end: number; bounds: number[] }>()
+  private readonly cache = new Map<string, { start: number; end: number; spec: WindowSpec }>()
+  private readonly layouts = new Map<string, WindowSpec>()
 
   bounds(rule: CompiledRule, now: number): number[] {
+    return (this.fixed(rule, now) as { bounds: number[] }).bounds
+  }
+
+  /** The `fixed` layout of a calendar, lifetime or window-less rule at `now`. */
+  fixed(rule: CompiledRule, now: number): WindowSpec {
     const window = rule.window
-    if (window.kind !== 'calendar') return [0, NEVER]
     const cached = this.cache.get(rule.id)
-    if (cached && cached.start <= now && now < cached.end) return cached.bounds
-    const bounds = calendarBounds(window.unit, window.timeZone, now, 1)
-    this.cache.set(rule.id, { start: bounds[1]!, end: bounds[2]!, bounds })
-    return bounds
+    if (cached && cached.start <= now && now < cached.end) return cached.spec
+    const bounds = window.kind === 'calendar' ? calendarBounds(window.unit, window.timeZone, now, 1) : ALWAYS
+    const spec: WindowSpec = { kind: 'fixed', bounds }
+    const entry =
+      window.kind === 'calendar'
+        ? { start: bounds[1]!, end: bounds[2]!, spec }
+        : { start: 0, end: NEVER, spec }
+    this.cache.set(rule.id, entry)
+    return spec
+  }
+
+  /** The window layout of one metric of a rule. */
+  spec(rule: CompiledRule, metric: string, cap: number, now: number): WindowSpec {
+    if (metric !== 'concurrency') {
+      const kind = rule.window.kind
+      if (kind === 'calendar' || kind === 'lifetime' || kind === 'none') return this.fixed(rule, now)
+    }
+    const key = `${rule.id}\u0000${metric}\u0000${cap}`
+    let layout = this.layouts.get(key)
+    if (layout === undefined) {
+      layout = windowSpec(rule, metric, cap, now, this)
+      if (this.layouts.size > 10_000) this.layouts.clear()
+      this.layouts.set(key, layout)
+    }
+    return layout
   }
 }
+
+const ALWAYS = [0, NEVER]
 
 /** The window layout of one metric of a rule. */
 export function windowSpec(
@@ -115,7 +146,7 @@ export function windowSpec(
     case 'calendar':
     case 'lifetime':
     case 'none':
-      return { kind: 'fixed', bounds: windows.bounds(rule, now) }
+      return windows.fixed(rule, now)
     case 'rolling':
       return { kind: 'sliding', sizeMs: window.sizeMs, slotMs: window.slotMs }
     case 'bucket':
@@ -157,7 +188,7 @@ export function buildSlots(
         amount,
         cap,
         enforce: !m.shadow,
-        window: windowSpec(rule, metric, cap, now, windows),
+        window: windows.spec(rule, metric, cap, now),
         expiry: rule.expiry,
       }
       if (scope !== undefined) spec.scope = scope

@@ -9,6 +9,7 @@ import * as admin from './admin.js'
 import { auditRecord } from './audit.js'
 import { commit } from './commit.js'
 import { createEngine } from './context.js'
+import * as report from './report.js'
 import { decide } from './reserve.js'
 import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } from './types.js'
 
@@ -22,12 +23,12 @@ import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } fro
 export function createTollgate(options: TollgateOptions): Tollgate {
   const engine = createEngine(options)
 
-  async function reserve(request: ReserveRequest): Promise<Decision> {
+  async function audited(request: ReserveRequest): Promise<Decision> {
     const decision = await decide(engine, request)
-    if (options.onDecision)
-      engine.emit(options.onDecision, auditRecord(decision, request, await engine.store.now()))
+    engine.emit(options.onDecision, auditRecord(decision, request, await engine.store.now()))
     return decision
   }
+  const reserve = options.onDecision ? audited : (request: ReserveRequest) => decide(engine, request)
 
   return {
     policy: engine.policy,
@@ -57,7 +58,8 @@ export function createTollgate(options: TollgateOptions): Tollgate {
       }
     },
 
-    usage: (request) => admin.usage(engine, request),
+    usage: (request) => report.usage(engine, request),
+    top: (query) => report.top(engine, query),
     override: (ref, cap) => admin.override(engine, ref, cap),
     credit: (ref, amount) => admin.credit(engine, ref, amount),
     block: (dimension, id, code = 'blocked') => admin.block(engine, dimension, id, code),

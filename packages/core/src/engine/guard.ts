@@ -6,8 +6,18 @@
 import { TollgateError } from '../errors.js'
 import type { Store, StoreReserveResult } from '../store/contract.js'
 
-/** Runs one store call within the timeout. `id` and `store` let a late reservation be released. */
-export type Guard = <T>(work: () => Promise<T> | T, id: string, store: Store | null) => Promise<T>
+/**
+ * Runs one store call within the timeout. `id` and `store` let a late reservation be released.
+ * A store that answers synchronously (the memory store) gets its answer back as it is, with no
+ * promise in between; a failure then throws at once.
+ */
+export interface Guard {
+  <T>(work: () => Promise<T> | T, id: string, store: Store | null): Promise<T> | T
+  /** Bound an answer already asked for: the same timeout and late release as a call. */
+  wait<T>(pending: Promise<T>, id: string, store: Store | null): Promise<T>
+  /** Report a store failure to the hook and throw it as a `store_unavailable` TollgateError. */
+  fail(error: unknown): never
+}
 
 export function guard(timeoutMs: number, onError: ((error: unknown) => void) | undefined): Guard {
   const fail = (error: unknown): never => {
@@ -25,14 +35,7 @@ export function guard(timeoutMs: number, onError: ((error: unknown) => void) | u
       },
     )
   }
-  return async (work, id, store) => {
-    let pending: Promise<unknown> | unknown
-    try {
-      pending = work()
-    } catch (error) {
-      return fail(error)
-    }
-    if (!(pending instanceof Promise)) return pending as never
+  const wait = async <T>(pending: Promise<T>, id: string, store: Store | null): Promise<T> => {
     let timer: ReturnType<typeof setTimeout> | undefined
     let timedOut = false
     const timeout = new Promise<never>((_, reject) => {
@@ -52,11 +55,21 @@ export function guard(timeoutMs: number, onError: ((error: unknown) => void) | u
       () => {},
     )
     try {
-      return (await Promise.race([pending, timeout])) as never
+      return await Promise.race([pending, timeout])
     } catch (error) {
       return fail(error)
     } finally {
       clearTimeout(timer)
     }
   }
+  const call = <T>(work: () => Promise<T> | T, id: string, store: Store | null): Promise<T> | T => {
+    let pending: Promise<T> | T
+    try {
+      pending = work()
+    } catch (error) {
+      return fail(error)
+    }
+    return pending instanceof Promise ? wait(pending, id, store) : pending
+  }
+  return Object.assign(call, { wait, fail })
 }

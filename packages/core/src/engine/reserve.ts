@@ -8,23 +8,69 @@ import type {
   DeniedDecision,
   Downgrade,
   LimitState,
+  Subject,
   Violation,
   Warning,
 } from '../decision.js'
 import type { ReasonCode } from '../errors.js'
 import { TollgateError } from '../errors.js'
 import { rateLimitHeaders } from '../headers.js'
-import { blockKey } from '../keys.js'
-import type { MatchContext } from '../policy/match.js'
-import type { CounterResult, StoreReserveResult } from '../store/contract.js'
+import type { Attributes, MatchContext } from '../policy/match.js'
+import type { CounterResult, StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
 import { checkCaps } from './caps.js'
 import type { Engine } from './context.js'
-import { buildSlots, limitState, matchRules, type Slot } from './counters.js'
+import { limitState, type Slot } from './counters.js'
 import { baseCode, byWait, denied, refusal, violation } from './decide.js'
 import { decideAccess, estimateAmounts, resolveModel, tierOf } from './models.js'
+import { blocksOf, slotsOf, specsOf } from './plan.js'
 import type { ReserveRequest } from './types.js'
 import { checkRequest } from './validate.js'
+
+/** What a refusal needs of the request being decided. */
+interface Asked {
+  id: string
+  requestedModel: string
+  flags: string[]
+  now: number
+  engine: Engine
+}
+
+function refuse(
+  asked: Asked,
+  violations: Violation[],
+  base: string,
+  limits: Decision['limits'] = [],
+  shadow: Violation[] = [],
+): DeniedDecision {
+  return denied({
+    id: asked.id,
+    requestedModel: asked.requestedModel,
+    limits,
+    shadowViolations: shadow,
+    flags: asked.flags,
+    now: asked.now,
+    headerOptions: asked.engine.options.headers,
+    violations,
+    base,
+  })
+}
+
+function blockRefusal(asked: Asked, marker: string, code: string): DeniedDecision {
+  const what = marker.slice(0, marker.indexOf('='))
+  const base: ReasonCode = code === 'key_revoked' ? 'key_revoked' : 'blocked'
+  const message = `This ${what} is ${base === 'key_revoked' ? 'revoked' : 'blocked'}.`
+  return refuse(asked, [refusal(code, base, message, null)], base)
+}
+
+/** A refusal decided before the store: identity blocks still come first. */
+async function refuseLocally(asked: Asked, subject: Subject, v: Violation, base: ReasonCode) {
+  const { store, call } = asked.engine
+  const block = await Promise.resolve()
+    .then(() => call(() => store.blocked(blocksOf(subject)), '', null))
+    .catch(() => null)
+  return block ? blockRefusal(asked, block.marker, block.code) : refuse(asked, [v], base)
+}
 
 /** One request through the evaluation order. `fallbackOf` is set when serving a rule's fallback model. */
 export async function decide(
@@ -32,54 +78,31 @@ export async function decide(
   request: ReserveRequest,
   fallbackOf?: Violation,
 ): Promise<Decision> {
-  const { policy, store, call, options } = engine
+  const { policy, store, call } = engine
   checkRequest(request, engine.maxIdLength)
   const id = globalThis.crypto.randomUUID() // Web Crypto: Node 20+, browsers, Edge runtimes
   const requested = resolveModel(policy, request.model)
-  const requestedModel = requested ?? ''
   const context: MatchContext = {
     subject: request.subject,
-    attributes: request.attributes ?? {},
+    attributes: request.attributes ?? EMPTY,
     model: requested,
     tier: tierOf(policy, requested),
     feature: request.feature,
   }
-  const flags: string[] = []
-  let now = await store.now()
-  const blocks = Object.keys(request.subject).map((d) => blockKey(d, request.subject[d]!))
-  const refuse = (
-    violations: Violation[],
-    base: string,
-    limits: Decision['limits'] = [],
-    shadow: Violation[] = [],
-  ) =>
-    denied({
-      id,
-      requestedModel,
-      limits,
-      shadowViolations: shadow,
-      flags,
-      now,
-      headerOptions: options.headers,
-      violations,
-      base,
-    })
-  const blockRefusal = (marker: string, code: string) => {
-    const what = marker.slice(0, marker.indexOf('='))
-    const base: ReasonCode = code === 'key_revoked' ? 'key_revoked' : 'blocked'
-    return refuse(
-      [refusal(code, base, `This ${what} is ${base === 'key_revoked' ? 'revoked' : 'blocked'}.`, null)],
-      base,
-    )
+  const storeNow = store.now()
+  const asked: Asked = {
+    id,
+    requestedModel: requested ?? '',
+    flags: [],
+    now: typeof storeNow === 'number' ? storeNow : await storeNow,
+    engine,
   }
-  /** A refusal decided before the store: identity blocks still come first. */
-  const refuseLocally = async (v: Violation, base: ReasonCode) => {
-    const block = await call(() => store.blocked(blocks), '', null).catch(() => null)
-    return block ? blockRefusal(block.marker, block.code) : refuse([v], base)
-  }
+  const { flags } = asked
 
-  const capRefusal = checkCaps(policy, request.estimate, context)
-  if (capRefusal) return refuseLocally(capRefusal, 'request_too_large')
+  if (policy.caps.length > 0) {
+    const capRefusal = checkCaps(policy, request.estimate, context)
+    if (capRefusal) return refuseLocally(asked, request.subject, capRefusal, 'request_too_large')
+  }
 
   const access =
     policy.access.length === 0
@@ -87,45 +110,52 @@ export async function decide(
       : await decideAccess(policy, context, (rule) => balanceOf(engine, rule, context))
   if (!access.ok)
     return refuseLocally(
+      asked,
+      request.subject,
       refusal('model_not_allowed', 'model_not_allowed', access.message, access.rule),
       'model_not_allowed',
     )
   const model = access.model
-  context.model = model
-  context.tier = tierOf(policy, model)
+  if (model !== context.model) {
+    context.model = model
+    context.tier = tierOf(policy, model)
+  }
 
-  const matched = matchRules(policy, context)
+  const plan = engine.plans.of(context)
   const { amounts, unpriced } = estimateAmounts(policy, model, request.estimate)
-  if (unpriced && matched.some(({ rule }) => rule.limits.some((l) => l.metric === 'cost'))) {
+  if (unpriced && plan.costly) {
     if (policy.unpriced.action === 'deny') {
       const message = `Model "${model ?? '(none)'}" has no price, and the policy refuses unpriced models.`
       return refuseLocally(
+        asked,
+        request.subject,
         refusal('model_not_allowed', 'model_not_allowed', message, 'unpriced'),
         'model_not_allowed',
       )
     }
     flags.push('unpriced_model')
   }
-  const ttlMs = matched.reduce((ttl, { rule }) => Math.max(ttl, rule.ttlMs), 0) || 600_000
+  const { ttlMs, blocks } = plan
   const meta = { model: model ?? '', amounts }
-  let slots = buildSlots(policy, request.subject, matched, amounts, now, engine.windows)
-  const hold = () =>
-    call(() => store.reserve({ id, counters: slots.map((s) => s.spec), ttlMs, blocks, meta }), id, store)
+  let { used, specs } = specsOf(plan, amounts, asked.now, engine.windows)
   let result: StoreReserveResult
   try {
-    result = await hold()
+    const answer = hold(engine, { id, counters: specs, ttlMs, blocks, meta })
+    result = answer instanceof Promise ? await answer : answer
     if (result.status === 'skew') {
-      now = result.now
-      slots = buildSlots(policy, request.subject, matched, amounts, now, engine.windows)
-      result = await hold()
+      asked.now = result.now
+      ;({ used, specs } = specsOf(plan, amounts, asked.now, engine.windows))
+      const again = hold(engine, { id, counters: specs, ttlMs, blocks, meta })
+      result = again instanceof Promise ? await again : again
     }
   } catch {
-    const closed = slots.find((slot) => slot.spec.enforce && slot.matched.rule.failure === 'closed')
+    const i = specs.findIndex((spec, i) => spec.enforce && used[i]!.rule.failure === 'closed')
     flags.push('store_degraded')
-    if (closed) {
-      const rule = closed.matched.rule.id
+    if (i >= 0) {
+      const rule = used[i]!.rule.id
       const message = `The quota store is unavailable and rule "${rule}" fails closed.`
       return refuse(
+        asked,
         [refusal('store_unavailable', 'store_unavailable', message, rule, { retryAfterMs: 1_000 })],
         'store_unavailable',
       )
@@ -134,28 +164,31 @@ export async function decide(
     return allowed(
       {
         id,
-        requestedModel,
+        requestedModel: asked.requestedModel,
         model: model ?? '',
         downgrade: access.downgrade,
-        reservation: { id, expiresAt: now, amounts },
+        reservation: { id, expiresAt: asked.now, amounts },
         warnings: [],
         shadowViolations: [],
         flags,
       },
       () => [],
-      now,
+      asked.now,
       engine,
     )
   }
-  now = result.now
+  const now = result.now
+  asked.now = now
   if (result.status === 'skew')
     throw new TollgateError('store_error', 'The store clock lies outside every window the engine offered.')
-  if (result.status === 'blocked') return blockRefusal(result.block, result.code)
+  if (result.status === 'blocked') return blockRefusal(asked, result.block, result.code)
 
   const counters = result.counters
-  const limitsOf = () => slots.map((slot, i) => limitState(slot, counters[i]!))
-  const { violations, shadowViolations, bases } = sortViolations(engine, slots, counters, now)
+  let slots: Slot[] | undefined
+  const slotList = () => (slots ??= slotsOf(used, specs))
+  const limitsOf = () => slotList().map((slot, i) => limitState(slot, counters[i]!))
   if (result.status === 'denied') {
+    const { violations, shadowViolations, bases } = sortViolations(engine, slotList(), counters, now)
     const ordered = byWait(violations)
     const primary = ordered[0]!
     const fallback = policy.rulesById.get(primary.rule)!.fallback
@@ -163,26 +196,34 @@ export async function decide(
       const served = await decide(engine, { ...request, model: fallback }, primary)
       if (served.allowed) {
         const downgrade: Downgrade = {
-          from: requestedModel,
+          from: asked.requestedModel,
           to: served.model,
           reason: 'fallback',
           rule: primary.rule,
         }
-        return Object.assign(served, { requestedModel, downgrade })
+        return Object.assign(served, { requestedModel: asked.requestedModel, downgrade })
       }
     }
-    return refuse(ordered, bases.get(primary)!, limitsOf(), shadowViolations) satisfies DeniedDecision
+    return refuse(asked, ordered, bases.get(primary)!, limitsOf(), shadowViolations)
   }
-  const warnings = warn(engine, slots, counters, now)
+  let shadowViolations: Violation[] = []
+  let warnings: Warning[] = []
+  let refusing = false
+  let crossing = false
+  for (const counter of counters) {
+    if (counter.denied || counter.trippedNow) refusing = true
+    if (counter.crossed.length > 0) crossing = true
+  }
+  if (refusing) shadowViolations = sortViolations(engine, slotList(), counters, now).shadowViolations
+  if (crossing) warnings = warn(engine, slotList(), counters, now)
   engine.held.set(id, { model, amounts })
-  const reservation = { id, expiresAt: now + ttlMs, amounts }
   return allowed(
     {
       id,
-      requestedModel,
+      requestedModel: asked.requestedModel,
       model: model ?? '',
       downgrade: access.downgrade,
-      reservation,
+      reservation: { id, expiresAt: now + ttlMs, amounts },
       warnings,
       shadowViolations,
       flags,
@@ -192,6 +233,8 @@ export async function decide(
     engine,
   )
 }
+
+const EMPTY: Attributes = Object.freeze({})
 
 type AllowedFields = Omit<AllowedDecision, 'allowed' | 'headers' | 'limits'>
 
@@ -283,4 +326,15 @@ function warn(engine: Engine, slots: Slot[], counters: CounterResult[], now: num
 function scopeText(partition: Readonly<Record<string, string>>): string {
   const parts = Object.entries(partition).map(([dimension, id]) => `${dimension}=${id}`)
   return parts.length === 0 ? 'global' : parts.join(', ')
+}
+
+/** One store reserve within the timeout; a synchronous store answers with no promise in between. */
+function hold(engine: Engine, input: StoreReserve): Promise<StoreReserveResult> | StoreReserveResult {
+  const { store, call } = engine
+  try {
+    const answer = store.reserve(input)
+    return answer instanceof Promise ? call.wait(answer, input.id, store) : answer
+  } catch (error) {
+    return call.fail(error)
+  }
 }

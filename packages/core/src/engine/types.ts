@@ -10,6 +10,7 @@ import type { Attributes } from '../policy/match.js'
 import type { PolicyInput } from '../policy/schema.js'
 import type { Store } from '../store/contract.js'
 import type { AuditRecord, SettleRecord } from './audit.js'
+import type { PartitionUsage, TopQuery, UsageState } from './report.js'
 
 /** What a call is expected to use. Every amount is a non-negative whole number. */
 export interface Estimate {
@@ -158,8 +159,16 @@ export interface Tollgate {
   release(id: string): Promise<CommitResult>
   /** Reserve, call `fn`, then settle (or release when it throws before reporting usage). Throws a `TollgateError` on refusal. */
   run<T>(request: ReserveRequest, fn: (context: RunContext) => Promise<T> | T): Promise<T>
-  /** State of every rule that applies to this subject (model and feature optional). */
-  usage(request: Omit<ReserveRequest, 'estimate'>): Promise<LimitState[]>
+  /**
+   * State of every rule that applies to this subject (model and feature optional), with
+   * utilization and a projection to each calendar window's end at the current rate.
+   */
+  usage(request: Omit<ReserveRequest, 'estimate'>): Promise<UsageState[]>
+  /**
+   * The partitions of a rule that used the most in the current window (top users of a
+   * project, models by spend). Needs a store with `scan` (memory and Redis stores have it).
+   */
+  top(query: TopQuery): Promise<PartitionUsage[]>
   /** Set (or clear with `null`) a runtime cap for one partition of a rule. Money in currency units. */
   override(counter: CounterRef, cap: number | null): Promise<void>
   /** Add money (currency units) to a prepaid balance rule's partition. */

@@ -182,4 +182,17 @@ export interface Store {
   lookup(id: string): Promise<StoredReservation | null> | StoredReservation | null
   /** The store's clock, ms since epoch. */
   now(): Promise<number> | number
+  /**
+   * Optional, for breakdowns (`gate.top`): up to `max` counters whose key starts with
+   * `counter.key`, each in the window `counter.window` lays out, with its cap (override
+   * included). Order is unspecified; the engine sorts. A store without it cannot report breakdowns.
+   */
+  scan?(counter: CounterSpec, max: number): Promise<ScannedCounter[]> | ScannedCounter[]
+}
+
+/** One counter found by {@link Store.scan}. */
+export interface ScannedCounter {
+  /** The counter's full key (`rule:metric:partition`). */
+  key: string
+  state: CounterState
 }

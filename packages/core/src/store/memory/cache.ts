@@ -47,6 +47,11 @@ export class ClockCache<V extends Expiring> {
     this.map.delete(key)
   }
 
+  /** Live entries, oldest first (reading them does not mark them seen). */
+  *entries(now: number): IterableIterator<[string, V]> {
+    for (const entry of this.map) if (entry[1].forgetAt > now) yield entry
+  }
+
   /** Drop expired or unseen entries from the oldest end until back under `max`. */
   private evict(now: number): void {
     let budget = this.map.size * 2

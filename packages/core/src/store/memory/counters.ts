@@ -2,12 +2,13 @@
  * The window algorithms of the memory store, as plain functions over a counter cell:
  * look at a cell (`inspect`), place a hold on it (`hold`), and move a hold to its
  * final amount (`charge`). The Redis store implements the same maths in Lua.
+ * They write into caller-owned objects rather than allocate: this is the hot path.
  */
-import type { CounterSpec } from '../contract.js'
+import type { CounterSpec, WindowSpec } from '../contract.js'
 import type { Expiring } from './cache.js'
 
 /** The state kept for one counter window. Fields are used by the kinds that need them. */
-export interface Cell extends Expiring {
+export interface Cell {
   /** Counted in the window: settled usage plus open holds (fixed, sliding, lease). */
   used: number
   /** Open holds within `used`. */
@@ -15,20 +16,43 @@ export interface Cell extends Expiring {
   /** Alert thresholds already fired in this window. */
   alerted: number
   /** Sliding: slot index → amount. */
-  slots?: Map<number, number>
+  slots: Map<number, number> | undefined
   /** Sliding: slot index → open holds in that slot (they leave `held` when the slot leaves the window). */
-  holds?: Map<number, number>
+  holds: Map<number, number> | undefined
   /** Bucket: theoretical arrival time. */
-  tat?: number
+  tat: number | undefined
   /** Lease: reservation id → amount and expiry. */
-  leases?: Map<string, { amount: number; expiresAt: number }>
+  leases: Map<string, { amount: number; expiresAt: number }> | undefined
 }
 
-/** What `inspect` finds: where the cell lives and what it would say to `amount`. */
+/**
+ * Everything the store keeps for one counter key: the current cell of each window kind
+ * (a key has one kind in practice; a changed policy may bring another). A calendar
+ * window's cell is replaced when a new window starts; a hold placed in the old one keeps
+ * a reference to it, so a late settle still lands where its hold was.
+ */
+export interface Home extends Expiring {
+  /** Start of the calendar window `fixed` counts. */
+  start: number
+  fixed: Cell | undefined
+  sliding: Cell | undefined
+  bucket: Cell | undefined
+  lease: Cell | undefined
+}
+
+export const newHome = (): Home => ({
+  start: 0,
+  fixed: undefined,
+  sliding: undefined,
+  bucket: undefined,
+  lease: undefined,
+  forgetAt: 0,
+  seen: false,
+})
+
+/** What `inspect` finds: the cell a hold goes into and what it would say to the amount. */
 export interface Look {
-  /** Key of the cell in the cell cache. */
-  cellKey: string
-  /** The cell is new: the store must add it to its cache when it holds on it. */
+  /** The cell is new: `hold` attaches it to its home. */
   created: boolean
   cell: Cell
   /** Start of the window (fixed) or slot (sliding) a hold goes into. */
@@ -42,6 +66,18 @@ export interface Look {
   retryAfterMs: number | null
 }
 
+export const newLook = (): Look => ({
+  created: false,
+  cell: fresh(),
+  windowStart: 0,
+  forgetAt: 0,
+  used: 0,
+  held: 0,
+  resetAt: null,
+  denied: false,
+  retryAfterMs: null,
+})
+
 /** Hint for how long to wait for a concurrency lease. */
 const LEASE_RETRY_MS = 1_000
 /** Beyond this instant a calendar window counts as never ending (lifetime). */
@@ -53,52 +89,61 @@ export function locate(bounds: readonly number[], now: number): number {
   return -1
 }
 
-const fresh = (): Cell => ({ used: 0, held: 0, alerted: 0, forgetAt: 0, seen: false })
+function fresh(): Cell {
+  return {
+    used: 0,
+    held: 0,
+    alerted: 0,
+    slots: undefined,
+    holds: undefined,
+    tat: undefined,
+    leases: undefined,
+  }
+}
 
 /**
- * Look at the counter for `spec` at `now` with effective cap `cap`. `get` reads a cell by key.
- * Returns `null` for a calendar window whose bounds do not hold `now` (clock skew).
- * Cell keys are `<namespace><tag>|<key>` with a tag per window kind (the window start for
- * calendar windows) holding no `|`, so that no two keys, kinds or namespaces share a cell.
+ * Look at the counter of `home` for a window layout at `now` with effective cap `cap`, as
+ * asked for `amount`, and write what it finds into `look`. Returns `false` for a calendar
+ * window whose bounds do not hold `now` (clock skew).
  */
 export function inspect(
-  spec: CounterSpec,
+  window: WindowSpec,
+  amount: number,
   cap: number,
   now: number,
-  get: (key: string) => Cell | undefined,
-  namespace = '',
-): Look | null {
-  const { window, amount } = spec
-  const key = (tag: string | number) => `${namespace}${tag}|${spec.key}`
+  home: Home,
+  look: Look,
+): boolean {
   switch (window.kind) {
     case 'fixed': {
       const i = locate(window.bounds, now)
-      if (i < 0) return null
+      if (i < 0) return false
       const start = window.bounds[i]!
       const end = window.bounds[i + 1]!
-      const cellKey = key(start)
-      const found = get(cellKey)
+      const found = home.fixed !== undefined && home.start === start ? home.fixed : undefined
       const cell = found ?? fresh()
       const denied = cell.used + amount > cap
       const lifetime = end >= NEVER
-      return {
-        cellKey,
-        created: found === undefined,
-        cell,
-        windowStart: start,
-        forgetAt: lifetime ? Number.POSITIVE_INFINITY : end,
-        used: cell.used,
-        held: cell.held,
-        resetAt: lifetime ? null : end,
-        denied,
-        retryAfterMs: denied && amount <= cap && !lifetime ? end - now : null,
-      }
+      look.created = found === undefined
+      look.cell = cell
+      look.windowStart = start
+      look.forgetAt = lifetime ? Number.POSITIVE_INFINITY : end
+      look.used = cell.used
+      look.held = cell.held
+      look.resetAt = lifetime ? null : end
+      look.denied = denied
+      look.retryAfterMs = denied && amount <= cap && !lifetime ? end - now : null
+      return true
     }
     case 'sliding': {
       const { sizeMs, slotMs } = window
-      const cellKey = key('s')
-      const found = get(cellKey)
-      const cell = found ?? { ...fresh(), slots: new Map(), holds: new Map() }
+      let cell = home.sliding
+      const created = cell === undefined
+      if (cell === undefined) {
+        cell = fresh()
+        cell.slots = new Map()
+        cell.holds = new Map()
+      }
       const slots = cell.slots!
       const oldest = Math.floor((now - sizeMs) / slotMs)
       for (const [index, value] of slots) {
@@ -122,45 +167,41 @@ export function inspect(
       }
       const first = slots.keys().next()
       const slot = Math.floor(now / slotMs)
-      return {
-        cellKey,
-        created: found === undefined,
-        cell,
-        windowStart: slot * slotMs,
-        forgetAt: (slot + 1) * slotMs + sizeMs,
-        used: cell.used,
-        held: cell.held,
-        resetAt: first.done ? now : (first.value + 1) * slotMs + sizeMs,
-        denied,
-        retryAfterMs,
-      }
+      look.created = created
+      look.cell = cell
+      look.windowStart = slot * slotMs
+      look.forgetAt = (slot + 1) * slotMs + sizeMs
+      look.used = cell.used
+      look.held = cell.held
+      look.resetAt = first.done ? now : (first.value + 1) * slotMs + sizeMs
+      look.denied = denied
+      look.retryAfterMs = retryAfterMs
+      return true
     }
     case 'bucket': {
       const { intervalMs } = window
-      const cellKey = key('b')
-      const found = get(cellKey)
-      const cell = found ?? fresh()
+      const cell = home.bucket ?? fresh()
       const tat = Math.max(cell.tat ?? now, now)
       const next = tat + amount * intervalMs
       const denied = next - now > cap * intervalMs
-      const used = Math.ceil((tat - now) / intervalMs)
-      return {
-        cellKey,
-        created: found === undefined,
-        cell,
-        windowStart: now,
-        forgetAt: next,
-        used,
-        held: 0,
-        resetAt: tat,
-        denied,
-        retryAfterMs: denied && amount <= cap ? next - now - cap * intervalMs : null,
-      }
+      look.created = home.bucket === undefined
+      look.cell = cell
+      look.windowStart = now
+      look.forgetAt = next
+      look.used = Math.ceil((tat - now) / intervalMs)
+      look.held = 0
+      look.resetAt = tat
+      look.denied = denied
+      look.retryAfterMs = denied && amount <= cap ? next - now - cap * intervalMs : null
+      return true
     }
     case 'lease': {
-      const cellKey = key('l')
-      const found = get(cellKey)
-      const cell = found ?? { ...fresh(), leases: new Map() }
+      let cell = home.lease
+      const created = cell === undefined
+      if (cell === undefined) {
+        cell = fresh()
+        cell.leases = new Map()
+      }
       let earliest = Number.POSITIVE_INFINITY
       let latest = now
       for (const [id, lease] of cell.leases!) {
@@ -174,19 +215,37 @@ export function inspect(
         }
       }
       const denied = cell.used + amount > cap
-      return {
-        cellKey,
-        created: found === undefined,
-        cell,
-        windowStart: now,
-        forgetAt: latest + window.ttlMs,
-        used: cell.used,
-        held: cell.held,
-        resetAt: Number.isFinite(earliest) ? earliest : null,
-        denied,
-        retryAfterMs: denied && amount <= cap ? Math.min(LEASE_RETRY_MS, earliest - now) : null,
-      }
+      look.created = created
+      look.cell = cell
+      look.windowStart = now
+      look.forgetAt = latest + window.ttlMs
+      look.used = cell.used
+      look.held = cell.held
+      look.resetAt = Number.isFinite(earliest) ? earliest : null
+      look.denied = denied
+      look.retryAfterMs = denied && amount <= cap ? Math.min(LEASE_RETRY_MS, earliest - now) : null
+      return true
     }
+  }
+}
+
+/** Attach a newly created cell to its home. */
+export function attach(window: WindowSpec, look: Look, home: Home): void {
+  if (!look.created) return
+  look.created = false
+  switch (window.kind) {
+    case 'fixed':
+      home.fixed = look.cell
+      home.start = look.windowStart
+      return
+    case 'sliding':
+      home.sliding = look.cell
+      return
+    case 'bucket':
+      home.bucket = look.cell
+      return
+    case 'lease':
+      home.lease = look.cell
   }
 }
 

@@ -11,6 +11,7 @@ import type {
   CounterSpec,
   CounterState,
   ReservationMeta,
+  ScannedCounter,
   Store,
   StoreCommit,
   StoreCommitResult,
@@ -20,7 +21,19 @@ import type {
   WindowSpec,
 } from '../contract.js'
 import { ClockCache, type Expiring, Tombstones } from './cache.js'
-import { adjustCell, type Cell, charge, hold, inspect, type Look, locate } from './counters.js'
+import {
+  adjustCell,
+  attach,
+  type Cell,
+  charge,
+  type Home,
+  hold,
+  inspect,
+  type Look,
+  locate,
+  newHome,
+  newLook,
+} from './counters.js'
 import { TimeHeap } from './heap.js'
 
 export interface MemoryStoreOptions {
@@ -92,7 +105,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const idempotencyMs = options.idempotencyMs ?? 86_400_000
   const graceMs = options.graceMs ?? 3_600_000
   const maxReservations = options.maxReservations ?? 1_000_000
-  const cells = new ClockCache<Cell>(options.maxCounters ?? 1_000_000)
+  const homes = new ClockCache<Home>(options.maxCounters ?? 1_000_000)
   const records = new ClockCache<Record>(maxReservations)
   const closed = new Tombstones(idempotencyMs, maxReservations)
   const overrides = new Map<string, number>()
@@ -100,16 +113,36 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const blocks = new Map<string, string>()
   const due = new TimeHeap()
   const dueIds = new Map<number, Set<string>>()
+  /** Looks reused by every reserve: the store's calls never interleave. */
+  const looks: Look[] = []
   let now = 0
 
-  const get = (key: string) => cells.get(key, now)
+  /** The home of a counter key, or a new one (added to the cache by `keep` once it holds). */
+  const homeOf = (key: string, namespace = ''): Home =>
+    homes.get(namespace === '' ? key : namespace + key, now) ?? newHome()
   const capOf = (spec: CounterSpec) =>
     overrides.size === 0 ? spec.cap : (overrides.get(spec.key) ?? spec.cap)
-  /** Keep a cell until its window ends, plus the grace for late settles. */
-  const keep = (look: Look) => {
+  /** Attach a new cell, and keep its home until the window ends plus the grace for late settles. */
+  const keep = (key: string, window: WindowSpec, look: Look, home: Home) => {
+    attach(window, look, home)
     const forgetAt = look.forgetAt === Number.POSITIVE_INFINITY ? look.forgetAt : look.forgetAt + graceMs
-    if (forgetAt > look.cell.forgetAt) look.cell.forgetAt = forgetAt
-    if (look.created) cells.add(look.cellKey, look.cell, now)
+    if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
+    if (!home.seen) homes.add(key, home, now)
+  }
+  /** The current state of one counter, without changing it. */
+  const stateOf = (spec: CounterSpec, amount: number, look: Look) => {
+    const cap = capOf(spec)
+    const home = homeOf(spec.key)
+    if (!inspect(spec.window, amount, cap, now, home, look))
+      return { cap, used: 0, held: 0, resetAt: null, windowStart: now, home: null }
+    return {
+      cap,
+      used: look.used,
+      held: look.held,
+      resetAt: look.resetAt,
+      windowStart: look.windowStart,
+      home,
+    }
   }
   const close = (record: Record, amounts: globalThis.Record<string, number> | null) => {
     const counters: CommitCounter[] = []
@@ -185,13 +218,20 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         if (spec.window.kind === 'fixed' && locate(spec.window.bounds, now) < 0)
           return { status: 'skew', now }
       }
-      const looks: Look[] = []
-      const gates: (Look | undefined)[] = []
-      const counters: CounterResult[] = []
+      const specs = input.counters
+      const count = specs.length
+      while (looks.length < count) looks.push(newLook())
+      const homesOf: Home[] = new Array(count)
+      let gates: (Look | undefined)[] | undefined
+      const counters: CounterResult[] = new Array(count)
       let denied = false
-      for (const spec of input.counters) {
+      for (let i = 0; i < count; i++) {
+        const spec = specs[i]!
         const cap = capOf(spec)
-        const look = inspect(spec, cap, now, get)!
+        const look = looks[i]!
+        const home = homeOf(spec.key)
+        inspect(spec.window, spec.amount, cap, now, home, look)
+        homesOf[i] = home
         const result: CounterResult = {
           cap,
           used: look.used,
@@ -205,7 +245,6 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           trippedNow: false,
           throttled: false,
         }
-        let gate: Look | undefined
         let trippedUntil = trips.size === 0 ? undefined : trips.get(spec.key)
         if (trippedUntil !== undefined && trippedUntil <= now) {
           trips.delete(spec.key)
@@ -222,7 +261,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           result.retryAfterMs = spec.trip.cooldownMs
         } else if (!look.denied && spec.throttle && look.used + spec.amount >= spec.throttle.at * cap) {
           const throttle = throttleSpec(spec)
-          gate = inspect(throttle, throttle.cap, now, get, 't')!
+          const gate = newLook()
+          inspect(throttle.window, throttle.amount, throttle.cap, now, homeOf(throttle.key, '#'), gate)
+          gates ??= new Array(count)
+          gates[i] = gate
           if (gate.denied) {
             result.denied = true
             result.throttled = true
@@ -230,31 +272,31 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           }
         }
         if (result.denied && spec.enforce) denied = true
-        looks.push(look)
-        gates.push(gate)
-        counters.push(result)
+        counters[i] = result
       }
       if (denied) return { status: 'denied', now, counters }
       const entries: Entry[] = []
-      for (let i = 0; i < input.counters.length; i++) {
-        const spec = input.counters[i]!
+      for (let i = 0; i < count; i++) {
+        const spec = specs[i]!
         const result = counters[i]!
         const look = looks[i]!
         if (result.denied) continue // a shadow counter that would refuse holds nothing
-        const gate = gates[i]
+        const gate = gates?.[i]
         if (gate) {
-          hold(throttleSpec(spec), gate, input.id, now)
-          keep(gate)
+          const throttle = throttleSpec(spec)
+          hold(throttle, gate, input.id, now)
+          keep(`#${throttle.key}`, throttle.window, gate, homeOf(throttle.key, '#'))
         }
         result.resetAt = hold(spec, look, input.id, now)
-        keep(look)
-        result.used = spec.window.kind === 'bucket' ? result.used + spec.amount : look.cell.used
-        result.held = look.cell.held
-        if (spec.alerts) result.crossed = crossedAlerts(spec, look.cell, result.cap)
+        keep(spec.key, spec.window, look, homesOf[i]!)
+        const cell = look.cell
+        result.used = spec.window.kind === 'bucket' ? result.used + spec.amount : cell.used
+        result.held = cell.held
+        if (spec.alerts) result.crossed = crossedAlerts(spec, cell, result.cap)
         entries.push({
           key: spec.key,
           metric: spec.metric,
-          cell: look.cell,
+          cell,
           cap: spec.cap,
           window: spec.window,
           windowStart: look.windowStart,
@@ -296,28 +338,42 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
 
     read(specs: CounterSpec[]): CounterState[] {
       tick()
+      const look = newLook()
       return specs.map((spec) => {
-        const cap = capOf(spec)
-        const look = inspect({ ...spec, amount: 0 }, cap, now, get)
-        if (!look) return { cap, used: 0, held: 0, resetAt: null, windowStart: now }
-        return { cap, used: look.used, held: look.held, resetAt: look.resetAt, windowStart: look.windowStart }
+        const { home: _, ...state } = stateOf(spec, 0, look)
+        return state
       })
     },
 
     adjust(spec: CounterSpec, amount: number): CounterState {
       tick()
-      const cap = capOf(spec)
-      const look = inspect({ ...spec, amount: 0 }, cap, now, get)
-      if (!look) return { cap, used: 0, held: 0, resetAt: null, windowStart: now }
+      const look = newLook()
+      const { home, ...state } = stateOf(spec, 0, look)
+      if (!home) return state
       adjustCell(spec.window, look, amount)
-      keep(look)
-      return {
-        cap,
-        used: look.cell.used,
-        held: look.cell.held,
-        resetAt: look.resetAt,
-        windowStart: look.windowStart,
+      keep(spec.key, spec.window, look, home)
+      return { ...state, used: look.cell.used, held: look.cell.held }
+    },
+
+    scan(counter: CounterSpec, max: number): ScannedCounter[] {
+      tick()
+      const found: ScannedCounter[] = []
+      const look = newLook()
+      for (const [key, home] of homes.entries(now)) {
+        if (found.length >= max) break
+        if (!key.startsWith(counter.key)) continue
+        const cap = overrides.get(key) ?? counter.cap
+        if (!inspect(counter.window, 0, cap, now, home, look) || look.created) continue
+        const state = {
+          cap,
+          used: look.used,
+          held: look.held,
+          resetAt: look.resetAt,
+          windowStart: look.windowStart,
+        }
+        found.push({ key, state })
       }
+      return found
     },
 
     setOverride(key: string, cap: number | null) {

@@ -17,6 +17,7 @@ import { describeKeys } from './keys.js'
 import { describeProperties } from './properties.js'
 import { describeRates } from './rates.js'
 import { describeReservations } from './reservations.js'
+import { describeScan } from './scan.js'
 import { describeFixedWindows } from './windows.js'
 
 export interface ConformanceOptions {
@@ -49,6 +50,7 @@ export function describeStoreConformance(
     describeCompanions(suite)
     describeAdmin(suite)
     describeKeys(suite)
+    describeScan(suite)
     describeProperties(suite)
   })
 }

@@ -1,0 +1,168 @@
+/**
+ * Plans: what a request's identity, model and feature make of the policy — the matched
+ * rules, their counter keys, scopes and block markers — remembered per distinct request
+ * shape, so that the hot path builds no key strings and runs no matchers twice.
+ * A plan depends only on the policy and the request's shape, never on time or counts.
+ */
+import type { Subject } from '../decision.js'
+import { blockKey, counterKey } from '../keys.js'
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js'
+import { BUILTIN_METRICS } from '../policy/compile.js'
+import type { MatchContext } from '../policy/match.js'
+import type { CounterSpec, ThrottleSpec } from '../store/contract.js'
+import { type Matched, matchRules, type Slot, scopeOf, type WindowCache } from './counters.js'
+
+/** One counter of a plan: everything of its spec that does not change from call to call. */
+export interface Template {
+  matched: Matched
+  rule: CompiledRule
+  metric: string
+  key: string
+  cap: number
+  enforce: boolean
+  builtin: boolean
+  scope: string | undefined
+  expiry: 'keep' | 'release'
+  alerts: number[] | undefined
+  trip: { cooldownMs: number } | undefined
+  throttle: ThrottleSpec | undefined
+}
+
+export interface Plan {
+  matched: Matched[]
+  templates: Template[]
+  /** Block markers of the subject's ids. */
+  blocks: string[]
+  /** Longest hold TTL of the matched rules. */
+  ttlMs: number
+  /** Some matched rule counts money. */
+  costly: boolean
+}
+
+const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
+/** Most plans remembered per gate; past it the oldest is forgotten. */
+const MAX_PLANS = 10_000
+/** Requests whose shape would make a longer cache key are planned every time. */
+const MAX_KEY = 2_048
+
+/** The plans of one gate, by request shape. */
+export class Plans {
+  private readonly plans = new Map<string, Plan>()
+
+  constructor(private readonly policy: CompiledPolicy) {}
+
+  /** The plan for a request context (its model already resolved). Throws like `matchRules`. */
+  of(context: MatchContext): Plan {
+    const key = shapeKey(context)
+    if (key === undefined) return makePlan(this.policy, context)
+    let plan = this.plans.get(key)
+    if (plan === undefined) {
+      plan = makePlan(this.policy, context)
+      if (this.plans.size >= MAX_PLANS) this.plans.delete(this.plans.keys().next().value as string)
+      this.plans.set(key, plan)
+    }
+    return plan
+  }
+}
+
+/**
+ * An injective text of everything a plan depends on: each part is length-prefixed
+ * (`3:abc`), absent ones are `-`, attributes come last as JSON. `undefined` when too long.
+ */
+function shapeKey(context: MatchContext): string | undefined {
+  const { model, feature, subject, attributes } = context
+  let key = model === undefined ? '-' : `${model.length}:${model}`
+  key += feature === undefined ? '-' : `${feature.length}:${feature}`
+  for (const dimension in subject) {
+    const id = subject[dimension]!
+    key += `${dimension.length}:${dimension}${id.length}:${id}`
+    if (key.length > MAX_KEY) return undefined
+  }
+  for (const _ in attributes) {
+    key += JSON.stringify(attributes)
+    break
+  }
+  return key.length > MAX_KEY ? undefined : key
+}
+
+function makePlan(policy: CompiledPolicy, context: MatchContext): Plan {
+  const matched = matchRules(policy, context)
+  const templates: Template[] = []
+  let ttlMs = 0
+  let costly = false
+  for (const m of matched) {
+    const { rule } = m
+    ttlMs = Math.max(ttlMs, rule.ttlMs)
+    const scope = scopeOf(policy, rule, context.subject)
+    for (const { metric, cap } of rule.limits) {
+      if (metric === 'cost') costly = true
+      templates.push({
+        matched: m,
+        rule,
+        metric,
+        key: counterKey(rule.id, metric, m.partitionKey),
+        cap,
+        enforce: !m.shadow,
+        builtin: BUILTIN.has(metric),
+        scope,
+        expiry: rule.expiry,
+        alerts: rule.alerts,
+        trip: rule.cooldownMs === undefined ? undefined : { cooldownMs: rule.cooldownMs },
+        throttle: rule.throttle,
+      })
+    }
+  }
+  return { matched, templates, blocks: blocksOf(context.subject), ttlMs: ttlMs || 600_000, costly }
+}
+
+/** Block markers of every id of a subject. */
+export function blocksOf(subject: Subject): string[] {
+  const blocks: string[] = []
+  for (const dimension in subject) blocks.push(blockKey(dimension, subject[dimension]!))
+  return blocks
+}
+
+/**
+ * The counter specs of a plan for one call's amounts at `now`, and the templates they come
+ * from (the same index in both): custom units the call does not use are skipped.
+ */
+export function specsOf(
+  plan: Plan,
+  amounts: Readonly<Record<string, number>>,
+  now: number,
+  windows: WindowCache,
+): { used: Template[]; specs: CounterSpec[] } {
+  const { templates } = plan
+  const specs: CounterSpec[] = []
+  let used = templates
+  for (let i = 0; i < templates.length; i++) {
+    const t = templates[i]!
+    const amount = amounts[t.metric] ?? 0
+    if (amount === 0 && !t.builtin) {
+      if (used === templates) used = templates.slice(0, i)
+      continue
+    }
+    if (used !== templates) used.push(t)
+    const window = windows.spec(t.rule, t.metric, t.cap, now)
+    const spec: CounterSpec = {
+      key: t.key,
+      metric: t.metric,
+      amount,
+      cap: t.cap,
+      enforce: t.enforce,
+      window,
+      expiry: t.expiry,
+    }
+    if (t.scope !== undefined) spec.scope = t.scope
+    if (t.alerts && (window.kind === 'fixed' || window.kind === 'sliding')) spec.alerts = t.alerts
+    if (t.trip) spec.trip = t.trip
+    if (t.throttle) spec.throttle = t.throttle
+    specs.push(spec)
+  }
+  return { used, specs }
+}
+
+/** Slots (template and spec together) for reports: built only when a decision's limits are read. */
+export function slotsOf(used: readonly Template[], specs: readonly CounterSpec[]): Slot[] {
+  return used.map((t, i) => ({ matched: t.matched, metric: t.metric, spec: specs[i]! }))
+}

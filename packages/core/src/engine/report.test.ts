@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest'
+import type { PolicyInput } from '../policy/schema.js'
+import { memoryStore } from '../store/memory/store.js'
+import { fakeClock } from '../testing/fake-clock.js'
+import { createTollgate } from './gate.js'
+
+const DAY_START = Date.UTC(2026, 2, 10) // a Tuesday, UTC midnight
+const HOUR = 3_600_000
+
+const policy: PolicyInput = {
+  models: {
+    'gpt-4o-mini': { price: { input: 1, output: 1 } },
+    'gpt-4o': { price: { input: 10, output: 10 } },
+  },
+  rules: [
+    { id: 'user-day', per: 'user', limits: { tokens: 10_000 }, window: 'day' },
+    { id: 'project-users', per: ['project', 'user'], limits: { requests: 1_000 }, window: 'day' },
+    { id: 'model-spend', per: 'model', limits: { cost: 100 }, window: 'month' },
+    { id: 'rpm', per: 'user', limits: { requests: 100 }, window: '60s' },
+  ],
+}
+
+function setup() {
+  const clock = fakeClock(DAY_START)
+  const gate = createTollgate({ policy, store: memoryStore({ clock }) })
+  const spend = async (user: string, project: string, tokens: number, model = 'gpt-4o-mini') => {
+    const d = await gate.reserve({
+      subject: { user, project },
+      model,
+      estimate: { inputTokens: tokens, maxOutputTokens: 0 },
+    })
+    if (!d.allowed) throw new Error(d.message)
+    await gate.settle(d.id, { inputTokens: tokens, outputTokens: 0 })
+  }
+  return { clock, gate, spend }
+}
+
+describe('usage', () => {
+  it('projects a calendar window to its end at the rate seen so far', async () => {
+    const { clock, gate, spend } = setup()
+    clock.advance(6 * HOUR) // a quarter of the day
+    await spend('u1', 'p1', 2_000)
+    const [day] = (await gate.usage({ subject: { user: 'u1', project: 'p1' } })).filter(
+      (l) => l.rule === 'user-day',
+    )
+    expect(day).toMatchObject({ used: 2_000, utilization: 0.2, projected: 8_000, exhaustsAt: null })
+    // 4,000 in 6 h: the cap of 10,000 is reached at 15 h, before the day ends
+    await spend('u1', 'p1', 2_000)
+    const [again] = (await gate.usage({ subject: { user: 'u1', project: 'p1' } })).filter(
+      (l) => l.rule === 'user-day',
+    )
+    expect(again).toMatchObject({ used: 4_000, projected: 16_000, exhaustsAt: DAY_START + 15 * HOUR })
+  })
+
+  it('has no projection for rolling windows, and says exhausted once the cap is reached', async () => {
+    const { clock, gate, spend } = setup()
+    clock.advance(HOUR)
+    await spend('u2', 'p1', 10_000)
+    const limits = await gate.usage({ subject: { user: 'u2', project: 'p1' } })
+    expect(limits.find((l) => l.rule === 'rpm')).toMatchObject({ projected: null, exhaustsAt: null })
+    expect(limits.find((l) => l.rule === 'user-day')).toMatchObject({
+      utilization: 1,
+      exhaustsAt: DAY_START + HOUR,
+    })
+  })
+})
+
+describe('top', () => {
+  it('lists the busiest partitions of a rule, biggest first', async () => {
+    const { gate, spend } = setup()
+    await spend('a', 'p1', 100)
+    await spend('b', 'p1', 300)
+    await spend('c', 'p1', 200)
+    await spend('a:{weird}', 'p1', 50)
+    const top = await gate.top({ rule: 'user-day', limit: 3 })
+    expect(top.map((r) => [r.partition.user, r.used])).toEqual([
+      ['b', 300],
+      ['c', 200],
+      ['a', 100],
+    ])
+    expect(top[0]).toMatchObject({ limit: 10_000, remaining: 9_700, utilization: 0.03 })
+    const all = await gate.top({ rule: 'user-day', limit: 10 })
+    expect(all.map((r) => r.partition.user)).toContain('a:{weird}')
+  })
+
+  it('narrows to the partitions of one parent: the users of one project', async () => {
+    const { gate, spend } = setup()
+    await spend('a', 'p1', 1)
+    await spend('a', 'p1', 1)
+    await spend('b', 'p1', 1)
+    await spend('z', 'p10', 1)
+    await spend('z', 'p10', 1)
+    await spend('z', 'p10', 1)
+    const users = await gate.top({ rule: 'project-users', where: { project: 'p1' } })
+    expect(users.map((r) => [r.partition, r.used])).toEqual([
+      [{ project: 'p1', user: 'a' }, 2],
+      [{ project: 'p1', user: 'b' }, 1],
+    ])
+  })
+
+  it('ranks models by spend in micro-units', async () => {
+    const { gate, spend } = setup()
+    await spend('a', 'p1', 5_000, 'gpt-4o')
+    await spend('b', 'p1', 5_000)
+    const models = await gate.top({ rule: 'model-spend' })
+    // $10 and $1 per million tokens: 5,000 tokens cost 50,000 and 5,000 micro-units
+    expect(models.map((r) => [r.partition.model, r.used])).toEqual([
+      ['gpt-4o', 50_000],
+      ['gpt-4o-mini', 5_000],
+    ])
+  })
+
+  it('refuses an unknown rule, a metric the rule lacks and a silly limit', async () => {
+    const { gate } = setup()
+    await expect(gate.top({ rule: 'nope' })).rejects.toMatchObject({ code: 'unknown_rule' })
+    await expect(gate.top({ rule: 'user-day', metric: 'cost' })).rejects.toMatchObject({
+      code: 'invalid_request',
+    })
+    await expect(gate.top({ rule: 'user-day', limit: 0 })).rejects.toMatchObject({ code: 'invalid_request' })
+  })
+})
