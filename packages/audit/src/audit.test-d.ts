@@ -1,0 +1,24 @@
+import { type Alert, createTollgate, type TollgateOptions } from '@tollgate/core'
+import { describe, expectTypeOf, it } from 'vitest'
+import { alertWebhook, auditTo, callbackSink, jsonLinesSink, postgresSink } from './index.js'
+
+describe('types', () => {
+  it('auditTo spreads into createTollgate options; a webhook is an onAlert', () => {
+    const hooks = auditTo(
+      callbackSink(() => {}),
+      jsonLinesSink(process.stdout),
+    )
+    expectTypeOf(hooks.onDecision).toEqualTypeOf<NonNullable<TollgateOptions['onDecision']>>()
+    expectTypeOf(hooks.onSettle).toEqualTypeOf<NonNullable<TollgateOptions['onSettle']>>()
+    const webhook = alertWebhook({ url: 'https://example.com/hook', secret: 's' })
+    expectTypeOf(webhook).toExtend<(alert: Alert) => void>()
+    createTollgate({ policy: { rules: [] }, ...hooks, onAlert: webhook })
+  })
+
+  it('postgresSink takes a pool or a connection string, and reports pending rows', () => {
+    const pool = { query: async () => ({ rows: [], rowCount: 0 }) }
+    expectTypeOf(postgresSink({ pool }).pending).toEqualTypeOf<number>()
+    // @ts-expect-error a pool needs query
+    postgresSink({ pool: {} })
+  })
+})

@@ -1,0 +1,186 @@
+/**
+ * The PostgreSQL sink against a real PostgreSQL (PGHOST/PGPORT/PGUSER/PGDATABASE, default
+ * 127.0.0.1:5432 postgres/test), one table per test, dropped afterwards.
+ */
+import type { AuditRecord, SettleRecord } from '@tollgate/core'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import type { AuditError } from '../errors.js'
+import { auditTo } from '../sink.js'
+import { connectionString, dropTable, storedRecords, tableName, testPool } from '../test/pg.js'
+import { playTraffic } from '../test/traffic.js'
+import { postgresSink } from './sink.js'
+import { auditTableSql, createAuditTable } from './table.js'
+
+const pool = testPool()
+const tables: string[] = []
+const table = (label: string) => {
+  const name = tableName(label)
+  tables.push(name)
+  return name
+}
+afterEach(async () => {
+  for (const name of tables.splice(0)) await dropTable(pool, name)
+})
+afterAll(() => pool.end())
+
+const decision = (id: string, over: Partial<AuditRecord> = {}): AuditRecord => ({
+  event: 'decision',
+  id,
+  at: Date.UTC(2026, 0, 5, 12, 0, 0, 123),
+  decision: 'allow',
+  code: null,
+  status: 200,
+  rule: null,
+  partition: null,
+  subject: { org: 'acme', user: 'u1' },
+  requestedModel: 'large',
+  model: 'small',
+  feature: 'chat',
+  environment: 'prod',
+  estimate: { requests: 1, tokens: 300, cost: 500 },
+  shadowRules: [],
+  shadow: false,
+  flags: [],
+  downgrade: { from: 'large', to: 'small', reason: 'access' },
+  attempt: 1,
+  ...over,
+})
+const settle = (id: string, over: Partial<SettleRecord> = {}): SettleRecord => ({
+  event: 'settle',
+  id,
+  at: Date.UTC(2026, 0, 5, 12, 0, 2, 456),
+  status: 'settled',
+  model: 'small',
+  estimate: { requests: 1, tokens: 300, cost: 500 },
+  actual: { requests: 1, tokens: 350, cost: 9_007_199_254 },
+  cost: 9_007_199_254,
+  overrun: { tokens: 50 },
+  late: false,
+  estimated: true,
+  ...over,
+})
+
+describe('postgresSink', () => {
+  it('stores every decision and settle of real traffic, one row per decision', async () => {
+    const name = table('traffic')
+    const errors: AuditError[] = []
+    const sink = postgresSink({ pool, table: name, batchSize: 37, onError: (e) => errors.push(e) })
+    const { decisions, settles } = await playTraffic(auditTo(sink), 400, 7)
+    await sink.close()
+    expect(errors).toEqual([])
+
+    const stored = await storedRecords(pool, name)
+    expect(stored.size).toBe(decisions.length)
+    for (const d of decisions) expect(stored.get(d.id)?.decision).toEqual(d)
+    for (const s of settles) expect(stored.get(s.id)?.settle).toEqual(s)
+    const unsettled = decisions.filter((d) => !settles.some((s) => s.id === d.id))
+    for (const d of unsettled) expect(stored.get(d.id)?.settle).toBeUndefined()
+    expect(settles.length).toBeGreaterThan(100)
+    expect(decisions.some((d) => d.decision === 'refuse')).toBe(true)
+  })
+
+  it('merges a settle written before its decision, in one batch and across batches', async () => {
+    const name = table('order')
+    const sink = postgresSink({ pool, table: name, flushIntervalMs: 60_000 })
+    sink.write(settle('same-batch'))
+    sink.write(decision('same-batch'))
+    sink.write(settle('settle-first'))
+    await sink.flush()
+    sink.write(decision('settle-first'))
+    sink.write(decision('decision-first'))
+    await sink.flush()
+    sink.write(settle('decision-first', { event: 'release', status: 'released', estimated: false }))
+    await sink.close()
+
+    const stored = await storedRecords(pool, name)
+    expect(stored.get('same-batch')).toEqual({
+      decision: decision('same-batch'),
+      settle: settle('same-batch'),
+    })
+    expect(stored.get('settle-first')).toEqual({
+      decision: decision('settle-first'),
+      settle: settle('settle-first'),
+    })
+    expect(stored.get('decision-first')?.settle).toMatchObject({ event: 'release', status: 'released' })
+    expect(stored.get('decision-first')?.decision).toEqual(decision('decision-first'))
+  })
+
+  it('fills the subject columns and keeps cost as exact micro-units', async () => {
+    const name = table('columns')
+    const sink = postgresSink({ pool, table: name })
+    sink.write(decision('a', { subject: { org: 'acme', team: 't:1', user: 'ユーザー', key: 'key_5f2' } }))
+    sink.write(settle('a', { cost: 2 ** 52 + 1 }))
+    await sink.close()
+    const { rows } = await pool.query(
+      `SELECT subject_org, subject_team, subject_project, subject_user, subject_key, cost::text FROM "${name}"`,
+    )
+    expect(rows).toEqual([
+      {
+        subject_org: 'acme',
+        subject_team: 't:1',
+        subject_project: null,
+        subject_user: 'ユーザー',
+        subject_key: 'key_5f2',
+        cost: String(2 ** 52 + 1),
+      },
+    ])
+  })
+
+  it('drops only a row the database refuses (a NUL character), and says so', async () => {
+    const name = table('poison')
+    const errors: AuditError[] = []
+    const sink = postgresSink({ pool, table: name, onError: (e) => errors.push(e) })
+    sink.write(decision('good-1'))
+    sink.write(decision('bad', { subject: { user: 'nul\u0000id' } }))
+    sink.write(decision('good-2'))
+    await sink.close()
+    expect([...(await storedRecords(pool, name)).keys()]).toEqual(['good-1', 'good-2'])
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatchObject({ code: 'record_rejected' })
+    expect(errors[0]!.records.map((r) => r.id)).toEqual(['bad'])
+  })
+
+  it('when the queue is full, drops the oldest row and reports it', async () => {
+    const name = table('full')
+    const errors: AuditError[] = []
+    const sink = postgresSink({ pool, table: name, maxQueue: 3, onError: (e) => errors.push(e) })
+    for (const id of ['r1', 'r2', 'r3']) sink.write(decision(id))
+    sink.write(settle('r2')) // same id: merges, takes no room
+    expect(errors).toEqual([])
+    sink.write(decision('r4'))
+    sink.write(decision('r5'))
+    expect(sink.pending).toBe(3)
+    await sink.close()
+    expect(errors.map((e) => [e.code, e.records.map((r) => r.id)])).toEqual([
+      ['queue_full', ['r1']],
+      ['queue_full', ['r2', 'r2']],
+    ])
+    expect([...(await storedRecords(pool, name)).keys()]).toEqual(['r3', 'r4', 'r5'])
+  })
+
+  it('creates its own pool from a connection string and ends it on close', async () => {
+    const name = table('owned')
+    const sink = postgresSink({ connectionString: connectionString(), table: name })
+    sink.write(decision('x'))
+    await sink.close()
+    expect((await storedRecords(pool, name)).get('x')?.decision).toEqual(decision('x'))
+    sink.write(decision('y')) // after close: reported, not written, no throw
+  })
+
+  it('creating the table twice, or concurrently, is harmless', async () => {
+    const name = table('create')
+    await Promise.all([createAuditTable(pool, { table: name }), createAuditTable(pool, { table: name })])
+    await createAuditTable(pool, { table: name })
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${name}"`)
+    expect(rows[0].n).toBe(0)
+  })
+
+  it('refuses table names and options that are not plain', () => {
+    expect(() => auditTableSql({ table: 'a"; DROP TABLE x; --' })).toThrow(TypeError)
+    expect(() => auditTableSql({ table: 'a.b.c' })).toThrow(TypeError)
+    expect(() => auditTableSql({ dimensions: ["user' OR 1"] })).toThrow(TypeError)
+    expect(auditTableSql({ table: 'billing.audit' })).toContain('"billing"."audit"')
+    expect(() => postgresSink({ table: 'x' })).toThrow(TypeError)
+    expect(() => postgresSink({ pool, batchSize: 5_000 })).toThrow(RangeError)
+  })
+})

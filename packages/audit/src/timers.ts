@@ -1,0 +1,35 @@
+/**
+ * Waits that do not keep a process alive on their own, until a sink is closing: then every
+ * pending wait holds the process open, so a `close()` in progress is never cut short.
+ */
+
+/** Exponential backoff with full jitter: up to 100 ms, 200 ms, 400 ms … capped at 30 s. */
+export function defaultBackoffMs(attempt: number): number {
+  const ceiling = Math.min(30_000, 100 * 2 ** Math.max(0, attempt - 1))
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
+}
+
+type Handle = ReturnType<typeof setTimeout> & { ref?(): unknown; unref?(): unknown }
+
+/** A set of waits; `keepAlive()` makes the pending ones and all later ones hold the process. */
+export function waits() {
+  const pending = new Set<Handle>()
+  let alive = false
+  return {
+    sleep(ms: number): Promise<void> {
+      if (ms <= 0) return Promise.resolve()
+      return new Promise((resolve) => {
+        const handle: Handle = setTimeout(() => {
+          pending.delete(handle)
+          resolve()
+        }, ms)
+        if (!alive) handle.unref?.()
+        pending.add(handle)
+      })
+    },
+    keepAlive(): void {
+      alive = true
+      for (const handle of pending) handle.ref?.()
+    },
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The alerts webhook: each alert is POSTed as signed JSON in the background, retried with
+ * backoff on network errors, timeouts, 408, 429 and 5xx (honouring `Retry-After`), and reported
+ * to `onError` when it cannot be delivered. It never blocks or throws into the engine.
+ */
+import type { Alert } from '@tollgate/core'
+import { AuditError, report } from '../errors.js'
+import { defaultBackoffMs, waits } from '../timers.js'
+import { SIGNATURE_HEADER, signAlert } from './sign.js'
+
+/** Options of {@link alertWebhook}. */
+export interface AlertWebhookOptions {
+  /**
+   * Where alerts are POSTed.
+   * @example alertWebhook({ url: 'https://ops.example.com/hooks/tollgate', secret })
+   */
+  url: string | URL
+  /**
+   * Shared secret for the HMAC-SHA256 signature in the `tollgate-signature` header.
+   * @example alertWebhook({ url, secret: process.env.TOLLGATE_WEBHOOK_SECRET! })
+   */
+  secret: string
+  /**
+   * Retries after the first attempt; then the alert is given up and reported to `onError`.
+   * @default 5
+   * @example alertWebhook({ url, secret, retries: 10 })
+   */
+  retries?: number
+  /**
+   * Longest wait for one attempt's response; a timeout counts as a failed attempt.
+   * @default 10_000
+   * @example alertWebhook({ url, secret, timeoutMs: 3_000 })
+   */
+  timeoutMs?: number
+  /**
+   * Wait before retry number `attempt` (1, 2, …); `retryAfterMs` is the server's
+   * `Retry-After` in ms when it sent one.
+   * @default the server's Retry-After (at most 5 minutes), else exponential from 100 ms with jitter
+   * @example alertWebhook({ url, secret, backoffMs: (attempt) => 1_000 * attempt })
+   */
+  backoffMs?: (attempt: number, retryAfterMs: number | null) => number
+  /**
+   * The `fetch` to use (a proxy-aware one, for instance).
+   * @default globalThis.fetch
+   * @example alertWebhook({ url, secret, fetch: (input, init) => fetch(input, { ...init, dispatcher }) })
+   */
+  fetch?: typeof fetch
+  /**
+   * Extra request headers, e.g. an authorization token for the receiver.
+   * @default none
+   * @example alertWebhook({ url, secret, headers: { authorization: `Bearer ${token}` } })
+   */
+  headers?: Readonly<Record<string, string>>
+  /**
+   * Most alerts being delivered at once; beyond it an alert is reported to `onError` and dropped.
+   * @default 1000
+   * @example alertWebhook({ url, secret, maxPending: 10_000 })
+   */
+  maxPending?: number
+  /**
+   * Told when an alert is given up (code `delivery_failed`, with `alert`, the last `attempt` and
+   * its `cause`), or arrives after `close()` (code `closed`).
+   * @default errors are ignored
+   * @example alertWebhook({ url, secret, onError: (e) => log.error({ alert: e.alert, err: e.cause }) })
+   */
+  onError?: (error: AuditError) => void
+  /**
+   * Told when an alert was accepted (a 2xx), with its delivery id and how many attempts it took.
+   * @default none
+   * @example alertWebhook({ url, secret, onDelivered: ({ attempts }) => metrics.observe(attempts) })
+   */
+  onDelivered?: (delivery: { id: string; alert: Alert; attempts: number; status: number }) => void
+}
+
+/** An `onAlert` hook that also lets you wait for deliveries in flight. */
+export interface AlertWebhook {
+  (alert: Alert): void
+  /** Resolves once every alert sent so far was delivered or given up. */
+  flush(): Promise<void>
+  /** Flushes; later alerts are reported to `onError` (code `closed`) and not sent. */
+  close(): Promise<void>
+}
+
+/** The JSON body of one delivery. `id` is the same across its retries, for de-duplication. */
+export interface AlertDelivery {
+  id: string
+  event: 'alert'
+  alert: Alert
+}
+
+/** `Retry-After` in ms (delta-seconds or an HTTP date), or `null`. */
+export function retryAfterMs(value: string | null, now = Date.now()): number | null {
+  if (!value) return null
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000
+  const at = Date.parse(value)
+  return Number.isNaN(at) ? null : Math.max(0, at - now)
+}
+
+const retryable = (status: number) => status === 408 || status === 429 || status >= 500
+
+/**
+ * An `onAlert` hook POSTing each alert to `url`, signed (see `verifyAlertSignature`).
+ * @example
+ * const webhook = alertWebhook({ url: 'https://ops.example.com/hooks/tollgate', secret })
+ * const gate = createTollgate({ policy, store, onAlert: webhook })
+ * // on shutdown
+ * await webhook.close()
+ */
+export function alertWebhook(options: AlertWebhookOptions): AlertWebhook {
+  const send = options.fetch ?? globalThis.fetch
+  const retries = options.retries ?? 5
+  const timeoutMs = options.timeoutMs ?? 10_000
+  const maxPending = options.maxPending ?? 1000
+  const backoff =
+    options.backoffMs ??
+    ((attempt: number, after: number | null) =>
+      after === null ? defaultBackoffMs(attempt) : Math.min(after, 300_000))
+  const fail = (error: AuditError) => report(options.onError, error)
+  const pending = new Set<Promise<void>>()
+  const timers = waits()
+  let closed = false
+
+  const deliver = async (alert: Alert) => {
+    const delivery: AlertDelivery = { id: crypto.randomUUID(), event: 'alert', alert }
+    const body = JSON.stringify(delivery)
+    for (let attempt = 1; ; attempt++) {
+      let cause: unknown
+      let after: number | null = null
+      try {
+        const response = await send(options.url, {
+          method: 'POST',
+          headers: {
+            ...options.headers,
+            'content-type': 'application/json',
+            [SIGNATURE_HEADER]: await signAlert(options.secret, body, Date.now()),
+          },
+          body,
+          signal: AbortSignal.timeout(timeoutMs),
+        })
+        await response.body?.cancel().catch(() => {})
+        if (response.ok) {
+          options.onDelivered?.({ id: delivery.id, alert, attempts: attempt, status: response.status })
+          return
+        }
+        cause = new Error(`the webhook answered ${response.status}`)
+        if (!retryable(response.status)) attempt = retries + 1
+        after = retryAfterMs(response.headers.get('retry-after'))
+      } catch (error) {
+        cause = error
+      }
+      if (attempt > retries) {
+        fail(new AuditError('delivery_failed', 'an alert could not be delivered', { cause, attempt, alert }))
+        return
+      }
+      await timers.sleep(backoff(attempt, after))
+    }
+  }
+
+  const flush = async () => {
+    while (pending.size > 0) await Promise.all(pending)
+  }
+  const hook = (alert: Alert) => {
+    if (closed || pending.size >= maxPending) {
+      const why = closed ? 'the webhook is closed' : 'too many alerts in flight'
+      fail(new AuditError(closed ? 'closed' : 'delivery_failed', why, { alert, attempt: 0 }))
+      return
+    }
+    const task: Promise<void> = deliver(alert)
+      .catch((cause: unknown) =>
+        fail(new AuditError('delivery_failed', 'alert delivery failed', { cause, alert })),
+      )
+      .finally(() => pending.delete(task))
+    pending.add(task)
+  }
+  return Object.assign(hook, {
+    flush,
+    async close() {
+      closed = true
+      timers.keepAlive()
+      await flush()
+    },
+  })
+}

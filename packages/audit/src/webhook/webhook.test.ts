@@ -1,0 +1,190 @@
+import type { Alert } from '@tollgate/core'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { AuditError } from '../errors.js'
+import { hookServer } from '../test/server.js'
+import { type AlertDelivery, alertWebhook, retryAfterMs } from './send.js'
+import { SIGNATURE_HEADER, signAlert, verifyAlertSignature } from './sign.js'
+
+const secret = 'whsec_test_5f2'
+const alert: Alert = {
+  type: 'threshold',
+  rule: 'team-day',
+  owner: 'ml@example.com',
+  scope: 'team=t1',
+  metric: 'tokens',
+  partition: { team: 't1' },
+  threshold: 0.5,
+  used: 520,
+  limit: 1000,
+  at: Date.UTC(2026, 0, 5, 12),
+}
+
+const servers: { close(): Promise<void> }[] = []
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close()
+})
+async function server(...args: Parameters<typeof hookServer>) {
+  const s = await hookServer(...args)
+  servers.push(s)
+  return s
+}
+
+describe('alertWebhook', () => {
+  it('retries 500s, then delivers once, signed over the exact body', async () => {
+    const hook = await server((attempt) => ({ status: attempt <= 2 ? 500 : 204 }))
+    const delivered: { attempts: number }[] = []
+    const errors: AuditError[] = []
+    const webhook = alertWebhook({
+      url: hook.url,
+      secret,
+      backoffMs: () => 0,
+      onDelivered: (d) => delivered.push(d),
+      onError: (e) => errors.push(e),
+    })
+    expect(webhook(alert)).toBeUndefined() // returns at once: nothing blocks the engine
+    await webhook.close()
+
+    expect(hook.received).toHaveLength(3)
+    expect(delivered).toEqual([expect.objectContaining({ attempts: 3, status: 204 })])
+    expect(errors).toEqual([])
+    const bodies = hook.received.map((r) => JSON.parse(r.body) as AlertDelivery)
+    expect(new Set(bodies.map((b) => b.id)).size).toBe(1) // one delivery id across retries
+    expect(bodies[2]).toEqual({ id: bodies[0]!.id, event: 'alert', alert })
+    const last = hook.received[2]!
+    expect(last.headers['content-type']).toBe('application/json')
+    const header = last.headers[SIGNATURE_HEADER] as string
+    expect(header).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/)
+    expect(await verifyAlertSignature(secret, header, last.body)).toBe(true)
+    expect(await verifyAlertSignature(secret, header, last.body.replace('520', '521'))).toBe(false)
+    expect(await verifyAlertSignature('another-secret', header, last.body)).toBe(false)
+  })
+
+  it('honours Retry-After on 429 and 503', async () => {
+    const hook = await server((attempt) =>
+      attempt === 1
+        ? { status: 429, headers: { 'retry-after': '7' } }
+        : attempt === 2
+          ? { status: 503, headers: { 'retry-after': new Date(Date.now() + 60_000).toUTCString() } }
+          : { status: 200 },
+    )
+    const waits: [number, number | null][] = []
+    const webhook = alertWebhook({
+      url: hook.url,
+      secret,
+      backoffMs: (attempt, after) => {
+        waits.push([attempt, after])
+        return 0
+      },
+    })
+    webhook(alert)
+    await webhook.flush()
+    expect(hook.received).toHaveLength(3)
+    expect(waits[0]).toEqual([1, 7_000])
+    expect(waits[1]![0]).toBe(2)
+    expect(waits[1]![1]).toBeGreaterThan(55_000)
+    expect(waits[1]![1]).toBeLessThanOrEqual(60_000)
+  })
+
+  it('gives up after the retries and tells onError, without throwing', async () => {
+    const hook = await server(() => ({ status: 502 }))
+    const errors: AuditError[] = []
+    const webhook = alertWebhook({
+      url: hook.url,
+      secret,
+      retries: 3,
+      backoffMs: () => 0,
+      onError: (e) => errors.push(e),
+    })
+    webhook(alert)
+    await webhook.flush()
+    expect(hook.received).toHaveLength(4)
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatchObject({ code: 'delivery_failed', attempt: 4, alert })
+    expect(String((errors[0]!.cause as Error).message)).toContain('502')
+  })
+
+  it('does not retry a refusal (4xx other than 408 and 429)', async () => {
+    const hook = await server(() => ({ status: 401 }))
+    const errors: AuditError[] = []
+    const webhook = alertWebhook({
+      url: hook.url,
+      secret,
+      backoffMs: () => 0,
+      onError: (e) => errors.push(e),
+    })
+    webhook(alert)
+    await webhook.flush()
+    expect(hook.received).toHaveLength(1)
+    expect(errors[0]).toMatchObject({ code: 'delivery_failed' })
+  })
+
+  it('retries network errors and timeouts', async () => {
+    // first attempt: nobody listens; then a server that hangs once, then answers
+    const hook = await server((attempt) => (attempt === 1 ? { status: 0, hang: true } : { status: 200 }))
+    let url = 'http://127.0.0.1:1/closed'
+    const delivered: number[] = []
+    const webhook = alertWebhook({
+      url: { toString: () => url } as unknown as URL,
+      secret,
+      timeoutMs: 100,
+      backoffMs: () => {
+        url = hook.url
+        return 0
+      },
+      onDelivered: (d) => delivered.push(d.attempts),
+    })
+    webhook(alert)
+    await webhook.close()
+    expect(delivered).toEqual([3])
+    expect(hook.received).toHaveLength(2)
+  })
+
+  it('reports alerts after close instead of sending them', async () => {
+    const errors: AuditError[] = []
+    const webhook = alertWebhook({ url: 'http://127.0.0.1:1/', secret, onError: (e) => errors.push(e) })
+    await webhook.close()
+    webhook(alert)
+    expect(errors[0]).toMatchObject({ code: 'closed', alert })
+  })
+})
+
+describe('verifyAlertSignature', () => {
+  const body = JSON.stringify({ id: 'd1', event: 'alert', alert })
+  const at = Date.UTC(2026, 0, 5, 12)
+
+  it('accepts a fresh signature and refuses a stale or future one', async () => {
+    const header = await signAlert(secret, body, at)
+    expect(await verifyAlertSignature(secret, header, body, { now: at + 299_000 })).toBe(true)
+    expect(await verifyAlertSignature(secret, header, body, { now: at + 301_000 })).toBe(false)
+    expect(await verifyAlertSignature(secret, header, body, { now: at - 301_000 })).toBe(false)
+    expect(await verifyAlertSignature(secret, header, body, { now: at + 61_000, toleranceMs: 60_000 })).toBe(
+      false,
+    )
+  })
+
+  it('refuses a signature moved to another timestamp, and malformed headers', async () => {
+    const header = await signAlert(secret, body, at)
+    const moved = header.replace(/^t=\d+/, `t=${at / 1000 + 1}`)
+    expect(await verifyAlertSignature(secret, moved, body, { now: at })).toBe(false)
+    for (const bad of [null, '', 'v1=abc', `t=${at / 1000}`, `t=${at / 1000},v1=zz`, 'garbage'])
+      expect(await verifyAlertSignature(secret, bad, body, { now: at })).toBe(false)
+  })
+
+  it('accepts any of several v1 signatures (secret rotation)', async () => {
+    const fresh = await signAlert(secret, body, at)
+    const old = await signAlert('old-secret', body, at)
+    const both = `${old},${fresh.split(',')[1]}`
+    expect(await verifyAlertSignature(secret, both, body, { now: at })).toBe(true)
+    expect(await verifyAlertSignature('old-secret', both, body, { now: at })).toBe(true)
+  })
+})
+
+describe('retryAfterMs', () => {
+  it('reads seconds and HTTP dates', () => {
+    expect(retryAfterMs('3')).toBe(3_000)
+    expect(retryAfterMs(new Date(10_000).toUTCString(), 4_000)).toBe(6_000)
+    expect(retryAfterMs(new Date(1_000).toUTCString(), 4_000)).toBe(0)
+    expect(retryAfterMs('soon')).toBeNull()
+    expect(retryAfterMs(null)).toBeNull()
+  })
+})
