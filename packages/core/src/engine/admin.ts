@@ -1,8 +1,3 @@
-/**
- * Operations outside the request path: usage reports, runtime cap overrides, balance
- * credits, identity blocks. All of them act through the store, so every process sees them.
- */
-import type { LimitState } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import { blockKey, counterKey, partitionKey } from '../keys.js'
 import { toMicros } from '../money.js'
@@ -11,9 +6,8 @@ import type { MatchContext } from '../policy/match.js'
 import type { CounterSpec } from '../store/contract.js'
 import type { Engine } from './context.js'
 import { scopeOf, windowSpec } from './counters.js'
-import { resolveModel, tierOf } from './models.js'
-import type { CounterRef, ReserveRequest } from './types.js'
-import { checkAmount, checkRequest } from './validate.js'
+import type { CounterRef } from './types.js'
+import { checkAmount } from './validate.js'
 
 /** The counter a reference names, with the rule it belongs to. */
 export async function counterOf(

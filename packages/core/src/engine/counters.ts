@@ -22,6 +22,8 @@ export interface Slot {
   matched: Matched
   metric: string
   spec: CounterSpec
+  /** An internal companion counter (a baseline's trailing count): not reported in limits. */
+  hidden?: boolean
 }
 
 const NEVER = Number.MAX_SAFE_INTEGER

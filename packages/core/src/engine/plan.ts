@@ -9,7 +9,7 @@ import { blockKey, counterKey } from '../keys.js'
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js'
 import { BUILTIN_METRICS } from '../policy/compile.js'
 import type { MatchContext } from '../policy/match.js'
-import type { CounterSpec, ThrottleSpec } from '../store/contract.js'
+import type { CounterSpec, CounterState, ThrottleSpec, WindowSpec } from '../store/contract.js'
 import { type Matched, matchRules, type Slot, scopeOf, type WindowCache } from './counters.js'
 
 /** One counter of a plan: everything of its spec that does not change from call to call. */
@@ -26,6 +26,10 @@ export interface Template {
   alerts: number[] | undefined
   trip: { cooldownMs: number } | undefined
   throttle: ThrottleSpec | undefined
+  /** A trailing-baseline breaker: its companion counter is the next template. */
+  baseline: { factor: number; periods: number } | undefined
+  /** A baseline's companion: a rolling count over the trailing span, with no cap of its own. */
+  window: WindowSpec | undefined
 }
 
 export interface Plan {
@@ -37,6 +41,8 @@ export interface Plan {
   ttlMs: number
   /** Some matched rule counts money. */
   costly: boolean
+  /** Some counter's cap follows a trailing baseline, read before each reserve. */
+  baselines: boolean
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
@@ -90,17 +96,19 @@ function makePlan(policy: CompiledPolicy, context: MatchContext): Plan {
   const templates: Template[] = []
   let ttlMs = 0
   let costly = false
+  let baselines = false
   for (const m of matched) {
     const { rule } = m
     ttlMs = Math.max(ttlMs, rule.ttlMs)
     const scope = scopeOf(policy, rule, context.subject)
     for (const { metric, cap } of rule.limits) {
       if (metric === 'cost') costly = true
-      templates.push({
+      const key = counterKey(rule.id, metric, m.partitionKey)
+      const main: Template = {
         matched: m,
         rule,
         metric,
-        key: counterKey(rule.id, metric, m.partitionKey),
+        key,
         cap,
         enforce: !m.shadow,
         builtin: BUILTIN.has(metric),
@@ -109,10 +117,29 @@ function makePlan(policy: CompiledPolicy, context: MatchContext): Plan {
         alerts: rule.alerts,
         trip: rule.cooldownMs === undefined ? undefined : { cooldownMs: rule.cooldownMs },
         throttle: rule.throttle,
-      })
+        baseline: undefined,
+        window: undefined,
+      }
+      templates.push(main)
+      const { baseline } = rule
+      if (baseline && metric !== 'concurrency') {
+        baselines = true
+        main.baseline = { factor: baseline.factor, periods: Math.floor(baseline.overMs / baseline.windowMs) }
+        templates.push({
+          ...main,
+          key: `${key}#baseline`,
+          cap: Number.MAX_SAFE_INTEGER,
+          alerts: undefined,
+          trip: undefined,
+          throttle: undefined,
+          baseline: undefined,
+          window: { kind: 'sliding', sizeMs: baseline.overMs, slotMs: baseline.windowMs },
+        })
+      }
     }
   }
-  return { matched, templates, blocks: blocksOf(context.subject), ttlMs: ttlMs || 600_000, costly }
+  const blocks = blocksOf(context.subject)
+  return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines }
 }
 
 /** Block markers of every id of a subject. */
@@ -143,7 +170,7 @@ export function specsOf(
       continue
     }
     if (used !== templates) used.push(t)
-    const window = windows.spec(t.rule, t.metric, t.cap, now)
+    const window = t.window ?? windows.spec(t.rule, t.metric, t.cap, now)
     const spec: CounterSpec = {
       key: t.key,
       metric: t.metric,
@@ -164,5 +191,31 @@ export function specsOf(
 
 /** Slots (template and spec together) for reports: built only when a decision's limits are read. */
 export function slotsOf(used: readonly Template[], specs: readonly CounterSpec[]): Slot[] {
-  return used.map((t, i) => ({ matched: t.matched, metric: t.metric, spec: specs[i]! }))
+  return used.map((t, i) => {
+    const slot: Slot = { matched: t.matched, metric: t.metric, spec: specs[i]! }
+    if (t.window !== undefined) slot.hidden = true
+    return slot
+  })
+}
+
+/**
+ * Raise the caps of trailing-baseline counters to `factor` × their average per window over
+ * the trailing span, not counting the current window (`states` read for every spec, in order).
+ * The companion's rolling count covers the current window and the `periods` before it; windows
+ * with no history count as zero, so a new partition lives under the floor (the policy's own cap)
+ * until its history builds up.
+ */
+export function applyBaselines(
+  used: readonly Template[],
+  specs: CounterSpec[],
+  states: readonly CounterState[],
+) {
+  for (let i = 0; i + 1 < used.length; i++) {
+    const baseline = used[i]!.baseline
+    if (!baseline) continue
+    const current = states[i]!.used
+    const trailing = Math.max(0, states[i + 1]!.used - current)
+    const average = trailing / baseline.periods
+    specs[i]!.cap = Math.max(used[i]!.cap, Math.ceil(baseline.factor * average))
+  }
 }

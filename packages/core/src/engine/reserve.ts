@@ -23,7 +23,7 @@ import type { Engine } from './context.js'
 import { limitState, type Slot } from './counters.js'
 import { baseCode, byWait, denied, refusal, violation } from './decide.js'
 import { decideAccess, estimateAmounts, resolveModel, tierOf } from './models.js'
-import { blocksOf, slotsOf, specsOf } from './plan.js'
+import { applyBaselines, blocksOf, slotsOf, specsOf } from './plan.js'
 import type { ReserveRequest } from './types.js'
 import { checkRequest } from './validate.js'
 
@@ -140,11 +140,19 @@ export async function decide(
   let { used, specs } = specsOf(plan, amounts, asked.now, engine.windows)
   let result: StoreReserveResult
   try {
+    if (plan.baselines) {
+      const read = call(() => store.read(specs), '', null)
+      applyBaselines(used, specs, read instanceof Promise ? await read : read)
+    }
     const answer = hold(engine, { id, counters: specs, ttlMs, blocks, meta })
     result = answer instanceof Promise ? await answer : answer
     if (result.status === 'skew') {
       asked.now = result.now
       ;({ used, specs } = specsOf(plan, amounts, asked.now, engine.windows))
+      if (plan.baselines) {
+        const read = call(() => store.read(specs), '', null)
+        applyBaselines(used, specs, read instanceof Promise ? await read : read)
+      }
       const again = hold(engine, { id, counters: specs, ttlMs, blocks, meta })
       result = again instanceof Promise ? await again : again
     }
@@ -186,7 +194,13 @@ export async function decide(
   const counters = result.counters
   let slots: Slot[] | undefined
   const slotList = () => (slots ??= slotsOf(used, specs))
-  const limitsOf = () => slotList().map((slot, i) => limitState(slot, counters[i]!))
+  const limitsOf = () => {
+    const limits: LimitState[] = []
+    slotList().forEach((slot, i) => {
+      if (!slot.hidden) limits.push(limitState(slot, counters[i]!))
+    })
+    return limits
+  }
   if (result.status === 'denied') {
     const { violations, shadowViolations, bases } = sortViolations(engine, slotList(), counters, now)
     const ordered = byWait(violations)

@@ -3,7 +3,7 @@
  */
 
 import type { Clock } from '../clock.js'
-import type { AllowedDecision, Amounts, Decision, LimitState, Subject } from '../decision.js'
+import type { AllowedDecision, Amounts, Decision, Subject } from '../decision.js'
 import type { HeaderOptions } from '../headers.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import type { Attributes } from '../policy/match.js'

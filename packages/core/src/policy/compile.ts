@@ -45,6 +45,8 @@ export interface CompiledRule {
   throttle: { at: number; limit: number; periodMs: number } | undefined
   fallback: string | undefined
   cooldownMs: number | undefined
+  /** Trailing-baseline breaker: the cap is `factor` × the average per `windowMs` over `overMs`. */
+  baseline: { factor: number; overMs: number; windowMs: number } | undefined
   balance: boolean
   ttlMs: number
   expiry: 'keep' | 'release'
@@ -279,6 +281,7 @@ function compileRule(
     throttle: rule.throttle && throttleRate ? { at: rule.throttle.at, ...throttleRate } : undefined,
     fallback: rule.fallback,
     cooldownMs: rule.circuit ? parseDuration(rule.circuit.cooldown)! : undefined,
+    baseline: baselineOf(rule, window, problem),
     balance: rule.balance ?? false,
     ttlMs: holds.ttl === undefined ? DEFAULT_TTL_MS : parseDuration(holds.ttl)!,
     expiry: holds.expiry ?? 'keep',
@@ -314,4 +317,40 @@ function windowOf(
   const slots = typeof window === 'object' && window.slots !== undefined ? window.slots : DEFAULT_SLOTS
   const sizeMs = parseDuration(size)!
   return { kind: 'rolling', sizeMs, slotMs: Math.max(1, Math.ceil(sizeMs / slots)) }
+}
+
+const CALENDAR_MS = {
+  minute: 60_000,
+  hour: 3_600_000,
+  day: 86_400_000,
+  week: 604_800_000,
+  month: 2_592_000_000,
+}
+
+/** A circuit's trailing baseline, checked against the rule's window. */
+function baselineOf(
+  rule: RuleInput,
+  window: WindowDef,
+  problem: (where: string[], message: string) => void,
+): CompiledRule['baseline'] {
+  const baseline = rule.circuit?.baseline
+  if (!baseline) return undefined
+  const windowMs =
+    window.kind === 'calendar'
+      ? CALENDAR_MS[window.unit]
+      : window.kind === 'rolling'
+        ? window.sizeMs
+        : undefined
+  if (windowMs === undefined) {
+    problem(['circuit', 'baseline'], 'a baseline needs a calendar or rolling window to compare with')
+    return undefined
+  }
+  const overMs = parseDuration(baseline.over)
+  if (overMs === undefined || overMs === null || overMs < 2 * windowMs) {
+    problem(['circuit', 'baseline', 'over'], 'the trailing span must cover at least two windows')
+    return undefined
+  }
+  if (rule.limits.concurrency !== undefined)
+    problem(['circuit', 'baseline'], 'a baseline cannot apply to concurrency')
+  return { factor: baseline.factor, overMs, windowMs }
 }

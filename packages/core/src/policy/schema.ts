@@ -102,7 +102,18 @@ export const ruleSchema = z.strictObject({
   throttle: z.strictObject({ at: fraction, rate }).optional(),
   /** Model that serves the request instead when this rule refuses it. */
   fallback: z.string().optional(),
-  circuit: z.strictObject({ cooldown: duration }).optional(),
+  circuit: z
+    .strictObject({
+      /** How long the breaker stays open once tripped. */
+      cooldown: duration,
+      /**
+       * Trip on a trailing baseline instead of a fixed cap: the cap becomes `factor` × the
+       * average per window over the trailing `over` (not counting the current window), and
+       * never less than the rule's own limits (the floor for partitions with no history).
+       */
+      baseline: z.strictObject({ factor: z.number().min(1).max(1_000), over: duration }).optional(),
+    })
+    .optional(),
   /** A prepaid balance: `limits.cost` is the opening balance; top up with `gate.credit`. */
   balance: z.boolean().optional(),
   holds: holdsSchema.optional(),
