@@ -16,6 +16,10 @@ export default defineConfig({
       { find: /^@tollgate\/express$/, replacement: src('./packages/express/src/index.ts') },
       { find: /^@tollgate\/hono$/, replacement: src('./packages/hono/src/index.ts') },
       { find: /^@tollgate\/next$/, replacement: src('./packages/next/src/index.ts') },
+      { find: /^@tollgate\/audit\/webhook$/, replacement: src('./packages/audit/src/webhook/index.ts') },
+      { find: /^@tollgate\/audit$/, replacement: src('./packages/audit/src/index.ts') },
+      { find: /^@tollgate\/http\/node$/, replacement: src('./packages/http/src/node.ts') },
+      { find: /^@tollgate\/http$/, replacement: src('./packages/http/src/index.ts') },
     ],
   },
   test: {

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { createTollgate, definePolicy, type Tollgate } from '@tollgate/core'
 import { type FakeClock, fakeClock } from '@tollgate/core/testing'
 import { countTokens, estimateChatCompletion, withDefaultPrices } from '@tollgate/llm'
-import { memoryKeyRegistry, type SettleEvent } from '@tollgate/web'
+import { memoryKeyRegistry, type SettleEvent, type UsageReport } from '@tollgate/web'
 import OpenAI from 'openai'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { type FakeUpstream, startFakeUpstream, USAGE, WORDS } from './fake-upstream.js'
@@ -172,6 +172,38 @@ describe('express-openai-proxy with the official openai client', () => {
     expect(used).toMatchObject({ status: 429, code: 'quota_exceeded', type: 'insufficient_quota' })
     expect(attempts).toHaveLength(2)
     expect(upstream.requests).toHaveLength(0)
+  })
+
+  it('GET /v1/usage shows the key its own usage and what is left', async () => {
+    const usage = (key: string | null, init: RequestInit = {}) =>
+      fetch(`${base}/v1/usage`, { ...init, headers: key ? { authorization: `Bearer ${key}` } : {} })
+    const { openai, key } = await client('t-usage')
+    const done = settled()
+    await openai.chat.completions.create({ model, messages })
+    await done
+    const response = await usage(key)
+    expect(response.status).toBe(200)
+    expect(response.headers.get('cache-control')).toBe('no-store')
+    const report = (await response.json()) as UsageReport
+    expect(report.subject).toMatchObject({ tenant: 't-usage', user: 'dev' })
+    expect(report.currency).toBe('USD')
+    const rule = (id: string) => report.limits.find((l) => l.rule === id)!
+    expect(rule('tenant-daily-tokens')).toMatchObject({
+      used: USAGE.total_tokens,
+      held: 0,
+      remaining: 100_000 - USAGE.total_tokens,
+    })
+    expect(rule('tenant-monthly-budget').usedAmount).toBeGreaterThan(0)
+    expect(rule('tenant-monthly-budget').limitAmount).toBe(10)
+
+    const other = await client('t-usage-other')
+    const theirs = (await (await usage(other.key)).json()) as UsageReport
+    expect(theirs.subject).toMatchObject({ tenant: 't-usage-other' })
+    expect(JSON.stringify(theirs)).not.toContain('t-usage"')
+    expect(theirs.limits.find((l) => l.rule === 'tenant-daily-tokens')!.used).toBe(0)
+
+    expect((await usage(null)).status).toBe(401)
+    expect((await usage(key, { method: 'POST' })).status).toBe(405)
   })
 
   it('refuses unknown (401) and revoked (403) keys without retrying or reaching the upstream', async () => {

@@ -3,10 +3,10 @@
  * identified by its API key (`Authorization: Bearer <key>`, looked up in a key registry), checked
  * against the policy with an estimate of its tokens, forwarded to the upstream with the decided
  * model, and settled from the upstream's usage — or, for a stream the client abandons, from what
- * was streamed.
+ * was streamed. `GET /v1/usage` answers the caller's own usage (per key and tenant) for a dashboard.
  */
 import type { Tollgate } from '@tollgate/core'
-import { tollgate } from '@tollgate/express'
+import { tollgate, usageRoute } from '@tollgate/express'
 import { chatCompletionMeter, encodingForModel, estimateChatCompletion, openAIUsage } from '@tollgate/llm'
 import { apiKeyIdentity, type KeyRegistry, type SettleEvent, sseMeter } from '@tollgate/web'
 import express, { type Express } from 'express'
@@ -31,12 +31,15 @@ const openAIError = (message: string, type: string) => ({ error: { message, type
 
 export function createProxy(options: ProxyOptions): Express {
   const app = express()
+  const identify = apiKeyIdentity(options.keys)
+  // what the caller's key has used and has left; `all`: other methods get a JSON 405, not a 404
+  app.all('/v1/usage', usageRoute(options.gate, { identify }))
   app.post(
     '/v1/chat/completions',
     express.json({ limit: '4mb' }),
     tollgate({
       gate: options.gate,
-      identify: apiKeyIdentity(options.keys),
+      identify,
       feature: 'chat',
       model: (req) => (typeof req.body?.model === 'string' ? req.body.model : undefined),
       estimate: (req) => {

@@ -9,7 +9,15 @@
  * app.post('/v1/chat/completions', express.json(), tollgate({ gate, identify: apiKeyIdentity(keys) }), route)
  */
 
-import { handleRequest, type ResponseTap, type TollgateHandle, type TollgateOptions } from '@tollgate/web'
+import type { Tollgate } from '@tollgate/core'
+import {
+  handleRequest,
+  type ResponseTap,
+  type TollgateHandle,
+  type TollgateOptions,
+  type UsageHandlerOptions,
+  usageHandler,
+} from '@tollgate/web'
 import type { Request as ExpressRequest, Response as ExpressResponse, RequestHandler } from 'express'
 
 declare global {
@@ -24,16 +32,18 @@ declare global {
 /** Options of {@link tollgate}: value functions receive Express's `req` (after any body parser). */
 export type ExpressTollgateOptions = TollgateOptions<ExpressRequest>
 
-/** A web `Request` with the headers, method and URL of `req` (no body: identity reads headers). */
-function toWebRequest(req: ExpressRequest): Request {
+/**
+ * A web `Request` with the headers, method and URL of `req` (no body: identity reads headers).
+ * fetch refuses CONNECT, TRACE and TRACK: they become `unsafe` (identity does not depend on the method).
+ */
+function toWebRequest(req: ExpressRequest, unsafe = 'GET'): Request {
   const headers = new Headers()
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value)
   }
   const url = new URL(req.originalUrl || req.url, 'http://localhost')
-  // fetch refuses CONNECT, TRACE and TRACK; identity does not depend on the method
   return new Request(url, {
-    method: /^(CONNECT|TRACE|TRACK)$/i.test(req.method) ? 'GET' : req.method,
+    method: /^(CONNECT|TRACE|TRACK)$/i.test(req.method) ? unsafe : req.method,
     headers,
   })
 }
@@ -89,6 +99,23 @@ export function tollgate(options: ExpressTollgateOptions): RequestHandler {
         watch(res, admission.tap)
         next()
       })
+      .catch(next)
+  }
+}
+
+/**
+ * A read-only usage endpoint for dashboards (see `usageHandler` in `@tollgate/web`): `GET` answers
+ * the caller's own `{ subject, currency, limits }` as JSON, with `Cache-Control: no-store`.
+ *
+ * @example
+ * app.get('/v1/usage', usageRoute(gate, { identify: apiKeyIdentity(keys) }))
+ */
+export function usageRoute(gate: Tollgate, options: UsageHandlerOptions): RequestHandler {
+  const handler = usageHandler(gate, options)
+  return (req, res, next) => {
+    // CONNECT, TRACE and TRACK (which fetch refuses) are answered 405 like any method but GET/HEAD
+    handler(toWebRequest(req, 'DELETE'))
+      .then((response) => send(res, response))
       .catch(next)
   }
 }

@@ -8,8 +8,16 @@
  * const app = new Hono<TollgateEnv>()
  * app.post('/chat', tollgate({ gate, identify: apiKeyIdentity(keys) }), (c) => c.json(chat(c.get('tollgate').model)))
  */
-import { finishResponse, handleRequest, type TollgateHandle, type TollgateOptions } from '@tollgate/web'
-import type { Context, MiddlewareHandler } from 'hono'
+import type { Tollgate } from '@tollgate/core'
+import {
+  finishResponse,
+  handleRequest,
+  type TollgateHandle,
+  type TollgateOptions,
+  type UsageHandlerOptions,
+  usageHandler,
+} from '@tollgate/web'
+import type { Context, Handler, MiddlewareHandler } from 'hono'
 
 /** Variables the middleware sets; merge into your app's `Env`. */
 export interface TollgateVariables {
@@ -45,4 +53,16 @@ export function tollgate(options: HonoTollgateOptions): MiddlewareHandler<Tollga
     }
     c.res = finishResponse(admission, c.res)
   }
+}
+
+/**
+ * A read-only usage endpoint for dashboards (see `usageHandler` in `@tollgate/web`): `GET` answers
+ * the caller's own `{ subject, currency, limits }` as JSON, with `Cache-Control: no-store`.
+ *
+ * @example
+ * app.get('/v1/usage', usageRoute(gate, { identify: apiKeyIdentity(keys) }))
+ */
+export function usageRoute(gate: Tollgate, options: UsageHandlerOptions): Handler {
+  const handler = usageHandler(gate, options)
+  return (c) => handler(c.req.raw)
 }

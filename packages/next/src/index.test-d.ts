@@ -1,7 +1,8 @@
-import type { TollgateHandle } from '@tollgate/web'
+import type { Tollgate } from '@tollgate/core'
+import type { TollgateHandle, UsageHandlerOptions } from '@tollgate/web'
 import type { NextRequest } from 'next/server.js'
 import { expectTypeOf, test } from 'vitest'
-import { type NextTollgateOptions, type RouteContext, withTollgate } from './index.js'
+import { type NextTollgateOptions, type RouteContext, usageRoute, withTollgate } from './index.js'
 
 test('the handler gets the request and the route context plus tollgate', () => {
   const POST = withTollgate<NextRequest, RouteContext<{ slug: string }>>((request, context) => {
@@ -12,4 +13,10 @@ test('the handler gets the request and the route context plus tollgate', () => {
   }, {} as NextTollgateOptions)
   expectTypeOf(POST).parameters.toEqualTypeOf<[NextRequest, RouteContext<{ slug: string }>]>()
   expectTypeOf(POST).returns.toEqualTypeOf<Promise<Response>>()
+})
+
+test('usageRoute is a GET route handler of the request', () => {
+  const GET = usageRoute({} as Tollgate, {} as UsageHandlerOptions)
+  expectTypeOf(GET).parameters.toEqualTypeOf<[NextRequest]>()
+  expectTypeOf(GET).returns.toEqualTypeOf<Promise<Response>>()
 })

@@ -11,7 +11,15 @@
  *   identify: apiKeyIdentity(keys),
  * })
  */
-import { finishResponse, handleRequest, type TollgateHandle, type TollgateOptions } from '@tollgate/web'
+import type { Tollgate } from '@tollgate/core'
+import {
+  finishResponse,
+  handleRequest,
+  type TollgateHandle,
+  type TollgateOptions,
+  type UsageHandlerOptions,
+  usageHandler,
+} from '@tollgate/web'
 import type { NextRequest } from 'next/server.js'
 
 /** The context Next.js passes to route handlers (dynamic segments). */
@@ -51,4 +59,21 @@ export function withTollgate<R extends Request = NextRequest, C = RouteContext>(
     }
     return finishResponse(admission, response)
   }
+}
+
+/**
+ * A read-only usage endpoint for dashboards, as an App Router route handler (see `usageHandler` in
+ * `@tollgate/web`): `GET` answers the caller's own `{ subject, currency, limits }` as JSON, with
+ * `Cache-Control: no-store`. With `cors`, export it as `OPTIONS` too, for preflights.
+ *
+ * @example
+ * // app/api/usage/route.ts
+ * export const GET = usageRoute(gate, { identify: apiKeyIdentity(keys) })
+ */
+export function usageRoute<R extends Request = NextRequest>(
+  gate: Tollgate,
+  options: UsageHandlerOptions,
+): (request: R) => Promise<Response> {
+  const handler = usageHandler(gate, options)
+  return (request) => handler(request)
 }

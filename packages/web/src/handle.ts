@@ -113,10 +113,20 @@ export interface HandleInit {
 
 const encoder = new TextEncoder()
 
+/**
+ * A signal that aborts with the request's or ours. Not `AbortSignal.any`: Next.js 15's Edge
+ * sandbox lacks it (every admitted request answered 500 there).
+ */
+function either(request: AbortSignal, ours: AbortController): AbortSignal {
+  if (request.aborted) ours.abort(request.reason)
+  else request.addEventListener('abort', () => ours.abort(request.reason), { once: true })
+  return ours.signal
+}
+
 export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: ResponseTap } {
   const { gate, decision, meter } = init
   const gone = new AbortController()
-  const signal = init.signal ? AbortSignal.any([init.signal, gone.signal]) : gone.signal
+  const signal = init.signal ? either(init.signal, gone) : gone.signal
   let reported: Usage | undefined
   let closing: Promise<CommitResult> | undefined
   let sent = 0

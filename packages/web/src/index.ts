@@ -86,3 +86,12 @@ export {
   withHeaders,
 } from './responses.js'
 export { finishResponse, type GatedHandler, gateFetch, tapBody } from './stream.js'
+export {
+  type UsageAdminOptions,
+  type UsageAdminRequest,
+  type UsageCorsOptions,
+  type UsageHandlerOptions,
+  type UsageLimit,
+  type UsageReport,
+  usageHandler,
+} from './usage.js'

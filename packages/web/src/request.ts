@@ -8,6 +8,7 @@ import { createHandle, type ResponseTap, type SettleEvent, type TollgateHandle }
 import {
   forbidden,
   type Identify,
+  type Identity,
   type IdentityResult,
   isUsableSubject,
   unauthenticated,
@@ -82,6 +83,36 @@ async function resolve<T, In>(value: FromRequest<T, In> | undefined, input: In):
   return typeof value === 'function' ? (value as (input: In) => T | Promise<T>)(input) : value
 }
 
+/**
+ * The identity of a request, or the response that refuses it: 503 when `identify` throws (reported
+ * to `onError`: identity fails closed), 401/403 when it refuses, 401 when the subject is empty.
+ * Every route that needs an identity (the gated routes, the usage endpoint) goes through this.
+ */
+export async function identifyRequest(
+  request: Request,
+  identify: Identify,
+  onError?: (error: unknown) => void,
+): Promise<{ ok: true; identity: Identity } | { ok: false; response: Response }> {
+  let identity: IdentityResult
+  try {
+    identity = await identify(request)
+  } catch (error) {
+    onError?.(error)
+    return { ok: false, response: unavailableResponse() }
+  }
+  if (!identity.ok) return { ok: false, response: refusalResponse(identity) }
+  if (!isUsableSubject(identity.subject))
+    return { ok: false, response: refusalResponse(unauthenticated('The identity names no subject.')) }
+  return { ok: true, identity }
+}
+
+/** The 403 `feature_not_allowed` response when the identity may not use `feature`, else `null`. */
+export function checkFeature(identity: Identity, feature: string | undefined): Response | null {
+  if (identity.features && feature !== undefined && !identity.features.includes(feature))
+    return refusalResponse(forbidden('feature_not_allowed', `This key may not use the feature "${feature}".`))
+  return null
+}
+
 const refused = (response: Response, decision?: DeniedDecision): Refused =>
   decision ? { allowed: false, response, decision } : { allowed: false, response }
 
@@ -100,25 +131,16 @@ export async function handleRequest<In = Request>(
   options: TollgateOptions<In>,
   input: In = request as unknown as In,
 ): Promise<Admission> {
-  let identity: IdentityResult
-  try {
-    identity = await options.identify(request)
-  } catch (error) {
-    options.onError?.(error)
-    return refused(unavailableResponse())
-  }
-  if (!identity.ok) return refused(refusalResponse(identity))
-  if (!isUsableSubject(identity.subject))
-    return refused(refusalResponse(unauthenticated('The identity names no subject.')))
+  const identified = await identifyRequest(request, options.identify, options.onError)
+  if (!identified.ok) return refused(identified.response)
+  const { identity } = identified
   const [model, feature, estimate] = await Promise.all([
     resolve(options.model, input),
     resolve(options.feature, input),
     resolve(options.estimate, input),
   ])
-  if (identity.features && feature !== undefined && !identity.features.includes(feature))
-    return refused(
-      refusalResponse(forbidden('feature_not_allowed', `This key may not use the feature "${feature}".`)),
-    )
+  const featureRefusal = checkFeature(identity, feature)
+  if (featureRefusal) return refused(featureRefusal)
   const { subject, attributes } = identity
   let decision: Awaited<ReturnType<Tollgate['reserve']>>
   try {

@@ -112,7 +112,8 @@ export function denialResponse(decision: DeniedDecision, config?: HeaderConfig):
   return json(decision.status, denialBody(decision), selectHeaders(decision.headers, config))
 }
 
-function plainError(status: number, code: string, message: string, retry: boolean): Response {
+/** An OpenAI-shaped error without a rule: `x-should-retry` says whether trying again may help. */
+export function plainError(status: number, code: string, message: string, retry: boolean): Response {
   const body: ErrorBody = {
     error: {
       message,

@@ -16,8 +16,8 @@ import { checkRequest } from './validate.js'
 
 /** A limit's state in a usage report. */
 export interface UsageState extends LimitState {
-  /** `used / limit` (0 for an unused zero limit); past 1 after an overrun. */
-  utilization: number
+  /** `used / limit`, past 1 after an overrun; `null` for a zero limit (no ratio to give). */
+  utilization: number | null
   /**
    * What the window will have counted when it ends if use goes on at the rate seen since it
    * started (calendar windows); `null` for rolling windows, buckets, concurrency and lifetime.

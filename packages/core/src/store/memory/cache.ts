@@ -70,11 +70,13 @@ export class ClockCache<V extends Expiring> {
 
 /**
  * Closed reservation ids, remembered for `horizonMs` so that a duplicate settle or
- * release is recognised. Ids are kept in sets by the hour they close in and forgotten
- * an hour at a time: no per-id timestamp, nothing for the collector to chase.
+ * release is recognised. Ids are kept in small sets, a new one every 1/24 of the horizon or
+ * every 65,536 ids, and forgotten a set at a time: no per-id timestamp, no large table to
+ * grow, and the oldest set goes first when more than `max` ids are kept.
  */
 export class Tombstones {
-  private static readonly SPAN = 3_600_000
+  private static readonly SLICES = 24
+  private static readonly SET_SIZE = 65_536
   private readonly buckets: { until: number; settled: Set<string>; released: Set<string> }[] = []
   private size = 0
 
@@ -86,8 +88,13 @@ export class Tombstones {
   add(id: string, state: 'settled' | 'released', now: number): void {
     this.forget(now)
     let last = this.buckets.at(-1)
-    if (!last || last.until < now + this.horizonMs) {
-      const until = Math.ceil((now + this.horizonMs) / Tombstones.SPAN) * Tombstones.SPAN
+    if (
+      !last ||
+      last.until < now + this.horizonMs ||
+      last.settled.size + last.released.size >= this.setSize
+    ) {
+      const slice = this.horizonMs / Tombstones.SLICES
+      const until = Math.ceil((now + this.horizonMs) / slice) * slice
       last = { until, settled: new Set(), released: new Set() }
       this.buckets.push(last)
     }
@@ -103,6 +110,11 @@ export class Tombstones {
       if (bucket.released.has(id)) return 'released'
     }
     return undefined
+  }
+
+  /** Ids per set: small enough that `max` spans several sets, so dropping one keeps the rest. */
+  private get setSize(): number {
+    return Math.max(1, Math.min(Tombstones.SET_SIZE, Math.ceil(this.max / 8)))
   }
 
   private forget(now: number): void {

@@ -36,6 +36,24 @@ describe('memoryStore only', () => {
     expect((await store.read([a!, b!, c!, d!])).map((s) => s.used)).toEqual([1, 0, 1, 1])
   })
 
+  it('maxReservations bounds the closed ids remembered, even within one hour', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock, maxReservations: 100 })
+    const counter = { ...spec('k', clock.now()), cap: 10_000 }
+    for (let n = 0; n < 1_000; n++) {
+      const input = { id: `r${n}`, counters: [counter], ttlMs: 60_000, blocks: [], meta: { model: 'm' } }
+      await store.reserve(input)
+      await store.commit({ id: input.id, amounts: { tokens: 1 } })
+    }
+    // the newest are still known as closed; the oldest are forgotten (a settle of them changes nothing)
+    expect(await store.commit({ id: 'r999', amounts: null })).toEqual({
+      status: 'duplicate',
+      previous: 'settled',
+    })
+    expect(await store.commit({ id: 'r0', amounts: null })).toEqual({ status: 'unknown' })
+    expect((await store.read([counter]))[0]!.used).toBe(1_000)
+  })
+
   it('creates no timer per key', async () => {
     const clock = fakeClock()
     const store = memoryStore({ clock })

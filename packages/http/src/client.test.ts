@@ -1,0 +1,153 @@
+/**
+ * `httpStore` against a real server: one request per store call, answers that are verified (a
+ * forged, tampered or replayed answer is refused), input JSON cannot carry refused before sending,
+ * and the store time learned from answers.
+ */
+import { type CounterSpec, memoryStore } from '@tollgate/core'
+import { fakeClock } from '@tollgate/core/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { httpStore } from './client.js'
+import { HttpStoreError } from './errors.js'
+import { SECRET, startServer, type TestServer } from './test/server.js'
+
+let server: TestServer
+beforeAll(async () => {
+  server = await startServer()
+})
+afterAll(() => server.close())
+
+const spec: CounterSpec = {
+  key: 'k',
+  metric: 'tokens',
+  amount: 5,
+  cap: 10,
+  enforce: true,
+  window: { kind: 'fixed', bounds: [0, Number.MAX_SAFE_INTEGER] },
+  expiry: 'keep',
+}
+const reserveInput = (id: string) => ({
+  id,
+  counters: [spec],
+  ttlMs: 60_000,
+  blocks: [],
+  meta: { model: 'm' },
+})
+
+/** A fetch that counts requests and lets a test rewrite answers. */
+function countingFetch(rewrite?: (response: Response, n: number) => Promise<Response> | Response) {
+  const calls: string[] = []
+  const fetcher = async (input: string, init: RequestInit) => {
+    calls.push(new URL(input).pathname.split('/').pop()!)
+    const response = await fetch(input, init)
+    return rewrite ? rewrite(response, calls.length) : response
+  }
+  return { calls, fetcher }
+}
+
+describe('httpStore', () => {
+  it('makes exactly one request per store call, to <url>/<operation>', async () => {
+    const clock = fakeClock()
+    const url = server.mount(memoryStore({ clock }))
+    const { calls, fetcher } = countingFetch()
+    const store = httpStore({ url: `${url}/`, secret: SECRET, fetch: fetcher })
+    expect(await store.now()).toBe(clock.now()) // cold: asks the server
+    expect(await store.reserve(reserveInput('a'))).toMatchObject({ status: 'ok', now: clock.now() })
+    expect(await store.read([spec])).toMatchObject([{ used: 5, held: 5 }])
+    expect(await store.adjust(spec, 2)).toMatchObject({ used: 7 })
+    await store.setOverride('k', 20)
+    await store.block('user=u1', 'key_revoked')
+    expect(await store.blocked(['user=u0', 'user=u1'])).toEqual({ marker: 'user=u1', code: 'key_revoked' })
+    expect(await store.lookup('a')).toMatchObject({ id: 'a', state: 'held' })
+    expect(await store.commit({ id: 'a', amounts: { tokens: 1 } })).toMatchObject({ status: 'settled' })
+    expect(await store.lookup('missing')).toBeNull()
+    expect(calls).toEqual([
+      'now',
+      'reserve',
+      'read',
+      'adjust',
+      'setOverride',
+      'block',
+      'blocked',
+      'lookup',
+      'commit',
+      'lookup',
+    ])
+  })
+
+  it('now() answers from the offset learned from the last answer while it is fresh, without a request', async () => {
+    const clock = fakeClock('2030-01-01T00:00:00Z')
+    const { calls, fetcher } = countingFetch()
+    const store = httpStore({ url: server.mount(memoryStore({ clock })), secret: SECRET, fetch: fetcher })
+    await store.read([spec])
+    const before = Date.now()
+    const now = store.now()
+    expect(typeof now).toBe('number') // synchronous: no round trip
+    expect(now as number).toBeGreaterThanOrEqual(clock.now())
+    expect(now as number).toBeLessThan(clock.now() + (Date.now() - before) + 1_000)
+    expect(calls).toEqual(['read'])
+  })
+
+  it('refuses numbers JSON cannot carry before sending anything', async () => {
+    const url = server.mount(memoryStore({ clock: fakeClock() }))
+    const { calls, fetcher } = countingFetch()
+    const store = httpStore({ url, secret: SECRET, fetch: fetcher })
+    await store.setOverride('k', 3)
+    // NaN would arrive as null, which clears an override: it must never be sent
+    await expect(store.setOverride('k', Number.NaN)).rejects.toThrow(TypeError)
+    await expect(store.adjust(spec, Number.POSITIVE_INFINITY)).rejects.toThrow(/finite/)
+    expect(calls).toEqual(['setOverride'])
+    expect(await store.read([spec])).toMatchObject([{ cap: 3 }])
+  })
+
+  it('a wrong secret, or input the server refuses, rejects with the status and the server’s code', async () => {
+    const url = server.mount(memoryStore({ clock: fakeClock() }))
+    const store = httpStore({ url, secret: 'not-the-secret-0123456789abcdefghijklmnop' })
+    const error = await store.read([spec]).catch((e: unknown) => e)
+    expect(HttpStoreError.isInstance(error)).toBe(true)
+    expect(error).toMatchObject({ code: 'status', status: 401, serverCode: 'unauthorized' })
+    const good = httpStore({ url, secret: SECRET })
+    await expect(good.read([{ ...spec, window: { kind: 'nope' } } as never])).rejects.toMatchObject({
+      code: 'status',
+      status: 400,
+      message: expect.stringMatching(/counters\[0\]\.window\.kind/),
+    })
+  })
+
+  it('refuses an answer that is forged, tampered with, or replayed from another request', async () => {
+    const url = server.mount(memoryStore({ clock: fakeClock() }))
+    let first: { body: ArrayBuffer; headers: Headers } | undefined
+    const replaying = countingFetch(async (response) => {
+      if (!first) {
+        first = { body: await response.clone().arrayBuffer(), headers: response.headers }
+        return response
+      }
+      return new Response(first.body, { status: 200, headers: first.headers })
+    })
+    const replayed = httpStore({ url, secret: SECRET, fetch: replaying.fetcher })
+    await replayed.read([spec])
+    await expect(replayed.read([spec])).rejects.toMatchObject({ code: 'signature' })
+
+    const tampering = countingFetch(async (response) => {
+      const text = (await response.text()).replace('"used":0', '"used":1')
+      return new Response(text, { status: 200, headers: response.headers })
+    })
+    await expect(
+      httpStore({ url, secret: SECRET, fetch: tampering.fetcher }).read([spec]),
+    ).rejects.toMatchObject({
+      code: 'signature',
+    })
+    const unsigned = countingFetch(() => Response.json({ result: { status: 'ok', now: 0, counters: [] } }))
+    await expect(
+      httpStore({ url, secret: SECRET, fetch: unsigned.fetcher }).reserve(reserveInput('x')),
+    ).rejects.toMatchObject({ code: 'signature' })
+  })
+
+  it('checks its options', () => {
+    expect(() => httpStore({ url: 'ftp://x', secret: SECRET })).toThrow(/http: or https:/)
+    expect(() => httpStore({ url: 'not a url', secret: SECRET })).toThrow()
+    expect(() => httpStore({ url: 'http://x', secret: 'short' })).toThrow(/32 bytes/)
+    expect(() => httpStore({ url: 'http://x', secret: SECRET, timeoutMs: 0 })).toThrow(/timeoutMs/)
+    expect(() => httpStore({ url: 'http://x', secret: SECRET, clockMaxAgeMs: -1 })).toThrow(/clockMaxAgeMs/)
+    expect(httpStore({ url: 'https://x.test/store/?a=1#b', secret: SECRET }).url).toBe('https://x.test/store')
+  })
+})

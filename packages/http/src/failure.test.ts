@@ -1,0 +1,156 @@
+/**
+ * Failure behaviour over real sockets: a store server that is down, one that accepts connections
+ * and never answers, and one that answers a reserve too late. Every call ends within the store's
+ * timeout, the gate applies each rule's failure mode (rate limits open, budgets closed), and a hold
+ * that landed after its reserve gave up is returned. Tests wait real time only for the timeouts.
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { type CounterSpec, createTollgate, memoryStore, type PolicyInput } from '@tollgate/core'
+import { fakeClock } from '@tollgate/core/testing'
+import { afterAll, describe, expect, it } from 'vitest'
+import { httpStore } from './client.js'
+import { HttpStoreError } from './errors.js'
+import { storeHandler } from './handler.js'
+import { toNodeListener } from './node.js'
+import { SECRET, startServer } from './test/server.js'
+
+const TIMEOUT = 200
+
+const models = { m: { price: { input: 1, output: 1 } } }
+/** A rate limit (fails open by default) and a budget (fails closed by default). */
+const rate: PolicyInput = {
+  models,
+  rules: [{ id: 'rpm', per: 'user', limits: { requests: 5 }, window: 'minute' }],
+}
+const budget: PolicyInput = {
+  models,
+  rules: [{ id: 'budget', per: 'user', limits: { cost: 1 }, window: 'month' }],
+}
+const ask = { subject: { user: 'u1' }, model: 'm', estimate: { inputTokens: 10, maxOutputTokens: 0 } }
+
+const spec: CounterSpec = {
+  key: 'k',
+  metric: 'tokens',
+  amount: 5,
+  cap: 10,
+  enforce: true,
+  window: { kind: 'fixed', bounds: [0, Number.MAX_SAFE_INTEGER] },
+  expiry: 'keep',
+}
+
+const servers: Server[] = []
+afterAll(async () => {
+  for (const s of servers) {
+    s.closeAllConnections()
+    await new Promise((resolve) => s.close(resolve))
+  }
+})
+
+async function listen(listener: Parameters<typeof createServer>[1]): Promise<string> {
+  const server = createServer(listener)
+  servers.push(server)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** Every store call, so that each one is seen to reject. */
+const everyCall = (store: ReturnType<typeof httpStore>) => [
+  store.reserve({ id: 'r', counters: [spec], ttlMs: 1_000, blocks: [], meta: { model: 'm' } }),
+  store.commit({ id: 'r', amounts: null }),
+  store.read([spec]),
+  store.adjust(spec, 1),
+  store.lookup('r'),
+  store.setOverride('k', 1),
+  store.block('m', 'blocked'),
+  store.blocked(['m']),
+]
+
+describe('a store server that is down', () => {
+  it('every call rejects at once; now() falls back to the local clock; the gate applies failure modes', async () => {
+    const running = await startServer()
+    const store = httpStore({ url: running.mount(memoryStore()), secret: SECRET, timeoutMs: TIMEOUT })
+    await store.read([spec]) // a live connection in the pool, then the server goes away
+    await running.close()
+
+    const started = Date.now()
+    const results = await Promise.allSettled(everyCall(store))
+    for (const r of results) {
+      expect(r.status).toBe('rejected')
+      expect(HttpStoreError.isInstance((r as PromiseRejectedResult).reason)).toBe(true)
+      expect((r as PromiseRejectedResult).reason.code).toBe('network')
+    }
+    expect(Date.now() - started).toBeLessThan(TIMEOUT)
+    expect(Math.abs((await store.now()) - Date.now())).toBeLessThan(1_000)
+
+    const errors: unknown[] = []
+    const open = createTollgate({
+      policy: rate,
+      store,
+      timeoutMs: 1_000,
+      onStoreError: (e) => errors.push(e),
+    })
+    const closed = createTollgate({ policy: budget, store, timeoutMs: 1_000 })
+    const [a, b] = await Promise.all([open.reserve(ask), closed.reserve(ask)])
+    expect(a).toMatchObject({ allowed: true, flags: ['store_degraded'] })
+    expect(b).toMatchObject({ allowed: false, code: 'store_unavailable', status: 503, retryable: true })
+    expect(errors).toHaveLength(1)
+    expect(String((errors[0] as Error).message)).toMatch(/store server could not be reached/)
+    expect(Date.now() - started).toBeLessThan(TIMEOUT + 300)
+  })
+})
+
+describe('a store server that never answers', () => {
+  it('every call is aborted within timeoutMs, and gate decisions follow the failure modes', async () => {
+    const url = await listen(() => {}) // accepts, reads, never answers
+    const store = httpStore({ url, secret: SECRET, timeoutMs: TIMEOUT })
+    let started = Date.now()
+    const results = await Promise.allSettled(everyCall(store))
+    const elapsed = Date.now() - started
+    for (const r of results) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'timeout' })
+    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT - 5)
+    expect(elapsed).toBeLessThan(TIMEOUT + 300)
+
+    // cold: now() waits one timeout before its local fallback, then the reserve waits one more
+    const open = createTollgate({ policy: rate, store, timeoutMs: 1_000 })
+    const closed = createTollgate({ policy: budget, store, timeoutMs: 1_000 })
+    started = Date.now()
+    expect(await open.reserve(ask)).toMatchObject({ allowed: true, flags: ['store_degraded'] })
+    expect(Date.now() - started).toBeLessThan(2 * TIMEOUT + 300)
+    // warm: the fallback time is reused, so a decision costs one timeout
+    started = Date.now()
+    expect(await closed.reserve(ask)).toMatchObject({ allowed: false, code: 'store_unavailable' })
+    expect(Date.now() - started).toBeLessThan(TIMEOUT + 300)
+  })
+})
+
+describe('a reserve answered too late', () => {
+  it('is released by the client once it gave up, so the late hold does not stay charged', async () => {
+    const memory = memoryStore({ clock: fakeClock() })
+    const handler = storeHandler(memory, { secret: SECRET })
+    let stall: Promise<void> | undefined
+    let unstall = () => {}
+    const url = await listen(
+      toNodeListener(async (request) => {
+        const response = await handler(request) // the store applies the call at once…
+        if (request.url.endsWith('/reserve')) {
+          stall = new Promise<void>((resolve) => {
+            unstall = resolve
+          })
+          await stall // …but the answer is held back past the client's timeout
+        }
+        return response
+      }),
+    )
+    const store = httpStore({ url, secret: SECRET, timeoutMs: TIMEOUT })
+    await expect(
+      store.reserve({ id: 'late', counters: [spec], ttlMs: 60_000, blocks: [], meta: { model: 'm' } }),
+    ).rejects.toMatchObject({ code: 'timeout' })
+    // the release goes out in the background; wait for the store to see it
+    for (let i = 0; i < 100 && (await memory.lookup('late'))?.state !== 'released'; i++)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(await memory.lookup('late')).toMatchObject({ state: 'released' })
+    expect((await memory.read([spec]))[0]).toMatchObject({ used: 0, held: 0 })
+    unstall()
+  })
+})
