@@ -21,6 +21,8 @@ const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1_000)
 /** Loops running at once in this process, each awaiting one decision at a time. */
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64)
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+/** `BENCH_AUTOPIPELINING=1`: every task's client batches the commands of one tick into one write. */
+const AUTO_PIPELINING = process.env.BENCH_AUTOPIPELINING === '1'
 /** Targets of issue 3: throughput multiples of RLF's, and a p99 below RLF's. */
 const TARGETS = { reserve: 2.5, reserveSettle: 1.5 }
 
@@ -52,6 +54,7 @@ function connect(): Redis {
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 1,
     lazyConnect: true,
+    enableAutoPipelining: AUTO_PIPELINING,
   })
   client.on('error', () => {})
   return client
@@ -296,7 +299,7 @@ export async function run(): Promise<void> {
       vsFloor[r.name] = { throughput: r.opsPerSec / floor.opsPerSec, p99: r.p99Us / floor.p99Us }
 
   printTable(
-    `redis — decisions/s across ${CONCURRENCY} concurrent loops, ${TIME_MS} ms per task after ${WARMUP_MS} ms warm-up`,
+    `redis — decisions/s across ${CONCURRENCY} concurrent loops, ${TIME_MS} ms per task after ${WARMUP_MS} ms warm-up${AUTO_PIPELINING ? ', auto-pipelining' : ''}`,
     rows,
   )
   console.log('\nCPU per decision (µs): client (this process) / Redis')
@@ -330,6 +333,7 @@ export async function run(): Promise<void> {
       timeMs: TIME_MS,
       warmupMs: WARMUP_MS,
       concurrency: CONCURRENCY,
+      autoPipelining: AUTO_PIPELINING,
       users: USERS,
       teams: TEAMS,
       orgs: ORGS,

@@ -31,7 +31,7 @@ import type {
   StoreReserve,
   StoreReserveResult,
 } from '@tollgate/core'
-import { commitRow, counterResult, pushSpec, type Reply, state } from './codec.js'
+import { commitRows, counterResult, pushSpec, type Reply, ROW, ROW_BEFORE, state } from './codec.js'
 import { encodeId } from './keys.js'
 import type { Runtime, ScriptOps } from './store.js'
 
@@ -119,9 +119,10 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
       }
 
       const rows: CounterResult[] = new Array(specs.length)
-      const fill = (g: Group, reply: Reply[], before = false) =>
+      /** Rows from an answer: ROW_BEFORE values per counter when asked with 'p', ROW with 'd'. */
+      const fill = (g: Group, reply: Reply[], stride: number, before = false) =>
         g.at.forEach((i, j) => {
-          rows[i] = counterResult(specs[i]!, reply[j + 2] as Reply[], before)
+          rows[i] = counterResult(specs[i]!, reply, 2 + j * stride, before)
         })
       const held: Group[] = []
       const replies = new Map<Group, Reply[]>()
@@ -129,14 +130,14 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
       /** Ends a refused reservation: takes back what is held and reports every counter. */
       const refuse = async (now: number, unreached: Group[]): Promise<StoreReserveResult> => {
         await cancel(input.id, held)
-        for (const g of held) fill(g, replies.get(g)!, true)
+        for (const g of held) fill(g, replies.get(g)!, ROW_BEFORE, true)
         const looks = await Promise.all(
           unreached.map((g) => script('reserve', g.tag, argsOf(g, 'd')).catch(() => null)),
         )
         for (const [k, reply] of looks.entries()) {
           const g = unreached[k]!
           if (reply?.[0] === 'skew') return { status: 'skew', now: Number(reply[1]) }
-          if (reply) fill(g, reply)
+          if (reply) fill(g, reply, ROW)
           else for (const i of g.at) rows[i] = unread(specs[i]!, now)
         }
         return { status: 'denied', now, counters: rows }
@@ -160,23 +161,23 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
           return { status, now }
         }
         if (g === head) {
-          const overrides = reply[2 + head.at.length] as (string | null)[]
-          let n = 0
+          // The overrides of the other groups' counters follow the rows.
+          let n = 2 + head.at.length * ROW_BEFORE
           for (const o of rest) {
             for (const i of o.at) {
-              const value = overrides[n++]
+              const value = reply[n++]
               if (value !== null && value !== undefined) caps.set(i, Number(value))
             }
           }
         }
         replies.set(g, reply)
         if (status === 'denied') {
-          fill(g, reply)
+          fill(g, reply, ROW_BEFORE)
           return refuse(now, groups.slice(k + 1))
         }
         held.push(g)
       }
-      for (const g of held) fill(g, replies.get(g)!)
+      for (const g of held) fill(g, replies.get(g)!, ROW_BEFORE)
       remember(
         input.id,
         groups.map((g) => g.tag),
@@ -274,7 +275,7 @@ function merge(replies: Reply[][]): StoreCommitResult {
     if (s !== 'settled' && s !== 'released') continue
     status = s
     if (reply[1] === 1) late = true
-    for (const row of reply[2] as Reply[][]) rows.push(commitRow(row))
+    rows.push(...commitRows(reply[2] as Reply[]))
   }
   if (status === undefined) return previous ? { status: 'duplicate', previous } : { status: 'unknown' }
   rows.sort((a, b) => (a.position ?? 0) - (b.position ?? 0))

@@ -1,5 +1,5 @@
 /**
- * Script arguments and answers: counter specs as the 13 arguments `readSpec` reads, and the
+ * Script arguments and answers: counter specs as the 8 arguments `readSpec` reads, and the
  * rows the scripts answer with, as the store contract's types.
  */
 import type { CommitCounter, CounterResult, CounterSpec, CounterState } from '@tollgate/core'
@@ -7,41 +7,60 @@ import { decodeId, encodeId } from './keys.js'
 
 export type Reply = string | number | null | Reply[]
 
-/** Appends the arguments of one counter: its key, slot tag, metric, amount, cap and window. */
+/** Arguments per counter (see {@link pushSpec} and the scripts' `readSpec`). */
+export const SPEC_FIELDS = 8
+
+/** Window kinds, expiry and enforcement as the letters of a counter's mode argument. */
+const KIND = { fixed: 'f', sliding: 's', bucket: 'g', lease: 'l' } as const
+
+/** The text of calendar bounds by their array, which the engine reuses until the window ends. */
+const joined = new WeakMap<readonly number[], { values: number[]; text: string }>()
+
+function boundsText(bounds: readonly number[]): string {
+  const known = joined.get(bounds)
+  // Checked value by value: a caller may change an array it passed before.
+  if (known && known.values.length === bounds.length && known.values.every((v, i) => v === bounds[i]))
+    return known.text
+  const text = bounds.join(',')
+  joined.set(bounds, { values: [...bounds], text })
+  return text
+}
+
+/**
+ * Appends the 8 arguments of one counter: key, slot tag, metric, amount, cap, mode (window kind
+ * letter, `k`eep or `r`elease, `1` enforce or `0` shadow), window (calendar bounds, `size,slot`,
+ * bucket interval or lease TTL) and extras (`alerts|cooldown|throttle`, empty when none of them).
+ */
 export function pushSpec(args: string[], spec: CounterSpec, amount: number, tag: string, cap = spec.cap) {
-  const { window } = spec
-  let a = ''
-  let b = ''
+  const { window, alerts, trip, throttle } = spec
+  let text: string
   switch (window.kind) {
     case 'fixed':
-      a = window.bounds.join(',')
+      text = boundsText(window.bounds)
       break
     case 'sliding':
-      a = String(window.sizeMs)
-      b = String(window.slotMs)
+      text = `${window.sizeMs},${window.slotMs}`
       break
     case 'bucket':
-      a = String(window.intervalMs)
+      text = String(window.intervalMs)
       break
     case 'lease':
-      a = String(window.ttlMs)
+      text = String(window.ttlMs)
       break
   }
-  const { throttle } = spec
+  const extras =
+    alerts || trip || throttle
+      ? `${alerts ? alerts.join(',') : ''}|${trip ? trip.cooldownMs : ''}|${throttle ? `${throttle.at},${throttle.limit},${throttle.periodMs}` : ''}`
+      : ''
   args.push(
     encodeId(spec.key),
     tag,
     encodeId(spec.metric),
     String(amount),
     String(cap),
-    spec.enforce ? '1' : '0',
-    spec.expiry,
-    window.kind,
-    a,
-    b,
-    spec.alerts ? spec.alerts.join(',') : '',
-    spec.trip ? String(spec.trip.cooldownMs) : '',
-    throttle ? `${throttle.at},${throttle.limit},${throttle.periodMs}` : '',
+    `${KIND[window.kind]}${spec.expiry === 'release' ? 'r' : 'k'}${spec.enforce ? '1' : '0'}`,
+    text,
+    extras,
   )
 }
 
@@ -54,39 +73,68 @@ export const state = (row: Reply[]): CounterState => ({
   windowStart: Number(row[4]),
 })
 
+/** Values per counter in a reserve answer: cap, used, held, resetAt, windowStart, flags, retry, from, to. */
+export const ROW = 9
+/** With the 'p' flag (Cluster), each row also carries the state before the hold: used, held, resetAt. */
+export const ROW_BEFORE = ROW + 3
+
+/** Bits of a reserve row's flags. */
+const DENIED = 1
+const TRIPPED = 2
+const TRIPPED_NOW = 4
+const THROTTLED = 8
+
 /**
- * A reserve row as a counter result. `before`: report the state before this reservation's hold
- * (fields 13–15, sent when asked with the 'p' flag), for a hold that was taken back.
+ * The counter result at `at` in a flat reserve answer (see the reserve script). `before`: report the
+ * state before this reservation's hold (sent when asked with the 'p' flag), for a hold that was taken back.
  */
-export function counterResult(spec: CounterSpec, row: Reply[], before = false): CounterResult {
+export function counterResult(spec: CounterSpec, reply: Reply[], at: number, before = false): CounterResult {
+  const flags = reply[at + 5] as number
+  const resetAt = reply[at + 3]
+  const retry = reply[at + 6]
+  const from = reply[at + 7] as number
+  const to = reply[at + 8] as number
   const result: CounterResult = {
-    ...state(row),
-    denied: row[5] === 1,
-    retryAfterMs: row[6] === null ? null : Number(row[6]),
-    crossed: spec.alerts ? spec.alerts.slice(row[7] as number, row[8] as number) : [],
-    tripped: row[9] === 1,
-    trippedNow: row[10] === 1,
-    throttled: row[11] === 1,
+    cap: Number(reply[at]),
+    used: Number(reply[at + 1]),
+    held: Number(reply[at + 2]),
+    resetAt: resetAt === null ? null : Number(resetAt),
+    windowStart: Number(reply[at + 4]),
+    denied: (flags & DENIED) !== 0,
+    retryAfterMs: retry === null ? null : Number(retry),
+    crossed: spec.alerts && to > from ? spec.alerts.slice(from, to) : [],
+    tripped: (flags & TRIPPED) !== 0,
+    trippedNow: (flags & TRIPPED_NOW) !== 0,
+    throttled: (flags & THROTTLED) !== 0,
   }
   if (before) {
-    result.used = Number(row[12])
-    result.held = Number(row[13])
-    result.resetAt = row[14] === null ? null : Number(row[14])
+    const then = reply[at + 11]
+    result.used = Number(reply[at + 9])
+    result.held = Number(reply[at + 10])
+    result.resetAt = then === null ? null : Number(then)
     result.crossed = []
   }
   return result
 }
 
-/** A commit row, and the counter's place in its reservation where the record kept it (Cluster). */
-export function commitRow(row: Reply[]): { counter: CommitCounter; position: number | undefined } {
-  return {
-    counter: {
-      key: decodeId(row[0] as string),
-      metric: decodeId(row[1] as string),
-      held: Number(row[2]),
-      charged: Number(row[3]),
-      overdraft: Number(row[4]),
-    },
-    position: row[5] === undefined || row[5] === null ? undefined : Number(row[5]),
+/** Values per counter in a commit answer: key, metric, held, charged, overdraft, position. */
+export const COMMIT_ROW = 6
+
+/** The commit rows of a flat list, each with the counter's place in its reservation (Cluster). */
+export function commitRows(rows: Reply[]): { counter: CommitCounter; position: number | undefined }[] {
+  const out: { counter: CommitCounter; position: number | undefined }[] = []
+  for (let at = 0; at + COMMIT_ROW <= rows.length; at += COMMIT_ROW) {
+    const position = rows[at + 5]
+    out.push({
+      counter: {
+        key: decodeId(rows[at] as string),
+        metric: decodeId(rows[at + 1] as string),
+        held: Number(rows[at + 2]),
+        charged: Number(rows[at + 3]),
+        overdraft: Number(rows[at + 4]),
+      },
+      position: position === null || position === undefined ? undefined : Number(position),
+    })
   }
+  return out
 }

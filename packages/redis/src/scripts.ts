@@ -3,7 +3,10 @@
  *
  * They port the memory store's `counters.ts` and `store.ts` line for line: a counter window
  * is loaded into a Lua table (a "cell"), changed in memory exactly as the memory store changes
- * its cell object, and written back at the end of the script (`flush`). Every script:
+ * its cell object, and written back at the end of the script (`flush`). The hot path skips the
+ * cells: a reserve or commit reads and writes a calendar window without alerts or throttle straight
+ * in Redis (`peekFixed`/`holdFixed`, `chargeFixed`), after flushing whatever the sweep changed, with
+ * the same fields and TTLs as the cell path. Every script:
  *
  * - takes its time from Redis `TIME` (or from `ARGV[1]` when the store was built with a test clock);
  * - first expires, in a bounded sweep, the reservations whose TTL has passed;
@@ -32,21 +35,15 @@ const RESERVE_BODY = /* lua */ `
 -- before the hold too), the position of each counter in the whole reservation (comma list), number of
 -- extra counter keys whose overrides to report, keys…, number of other slot groups, their tags…, number of
 -- extra calendar bounds to check for skew (the other groups' fixed windows), bounds…
+-- Answer: status, now, then ROW values per counter (see codec.ts), then (Cluster) the extra overrides.
 sweep()
+-- What the sweep changed is written now: calendar windows are then read straight from Redis (peekFixed).
+if #order > 0 then flush() end
 local id, ttl, meta = ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local p = 9
 local nblocks = tonumber(ARGV[p])
-if nblocks > 0 then
-  local names = {}
-  for i = 1, nblocks do names[i] = PT .. ':b:' .. ARGV[p + i] end
-  local codes = mget(names)
-  for i = 1, nblocks do
-    if codes[i] then
-      flush()
-      return { 'blocked', fmt(now), i - 1, codes[i] }
-    end
-  end
-end
+local markers = {}
+for i = 1, nblocks do markers[i] = ARGV[p + i] end
 p = p + nblocks + 1
 local specs = {}
 for i = 1, tonumber(ARGV[p]) do specs[i] = readSpec(p + 1 + (i - 1) * FIELDS) end
@@ -64,7 +61,27 @@ if cluster then
   for i = 1, tonumber(ARGV[q]) do bounds[i] = numbers(ARGV[q + i]) end
 end
 
--- Skew first, before a breaker trips: the engine retries with fresh bounds under the same id.
+-- Block markers, breakers and overrides of every counter (and the extra keys), in one MGET: block
+-- keys first, then trip keys, then override keys, which only the shared slot holds (elsewhere the caps
+-- sent are in force).
+local nspecs = #specs
+local names = {}
+for i = 1, nblocks do names[i] = PT .. ':b:' .. markers[i] end
+local TRIPS, OVERRIDES = nblocks, nblocks + nspecs
+for i, s in ipairs(specs) do names[TRIPS + i] = s.tag .. ':k:' .. s.key end
+if SHARED then
+  for i, s in ipairs(specs) do names[OVERRIDES + i] = PT .. ':o:' .. s.key end
+  for i, key in ipairs(extra) do names[OVERRIDES + nspecs + i] = PT .. ':o:' .. key end
+end
+local found = mget(names)
+for i = 1, nblocks do
+  if found[i] then
+    flush()
+    return { 'blocked', fmt(now), i - 1, found[i] }
+  end
+end
+
+-- Skew next, before a breaker trips: the engine retries with fresh bounds under the same id.
 for _, s in ipairs(specs) do
   if s.kind == 'fixed' and not locate(s.bounds, now) then
     flush()
@@ -78,35 +95,32 @@ for _, b in ipairs(bounds) do
   end
 end
 
--- Breakers and overrides of every counter (and the extra keys), in one MGET: trip keys first,
--- then override keys, which only the shared slot holds (elsewhere the caps sent are in force).
-local names = {}
-for i, s in ipairs(specs) do names[i] = s.tag .. ':k:' .. s.key end
-if SHARED then
-  for i, s in ipairs(specs) do names[#specs + i] = PT .. ':o:' .. s.key end
-  for i, key in ipairs(extra) do names[2 * #specs + i] = PT .. ':o:' .. key end
-end
-local found = mget(names)
-
+-- Calendar windows without alerts or throttle, each once in the call, skip the cells (peekFixed).
+local seen = {}
+for _, s in ipairs(specs) do seen[s.key] = (seen[s.key] or 0) + 1 end
 local looks, gates, results, refused = {}, {}, {}, false
 for i, s in ipairs(specs) do
-  local override = SHARED and found[#specs + i]
+  local override = SHARED and found[OVERRIDES + i]
   local cap = (override and tonumber(override)) or s.cap
-  local look = inspect(s, cap)
+  local look
+  if s.kind == 'fixed' and not s.alerts and not s.throttle and seen[s.key] == 1 then
+    look = peekFixed(s, cap)
+  else
+    look = inspect(s, cap)
+  end
   local r = {
     cap = cap, used = look.used, held = look.held, resetAt = look.resetAt, windowStart = look.windowStart,
     denied = look.denied, retry = look.retry, from = 0, to = 0,
-    tripped = false, trippedNow = false, throttled = false,
+    tripped = false, trippedNow = false, throttled = false, before = nil,
   }
   if pre then r.before = { out(look.used), out(look.held), look.resetAt and out(look.resetAt) or false } end
-  local tripKey = names[i]
-  local trippedUntil = found[i] and tonumber(found[i])
+  local trippedUntil = found[TRIPS + i] and tonumber(found[TRIPS + i])
   if trippedUntil and trippedUntil > now then
     r.denied = true
     r.tripped = true
     r.retry = trippedUntil - now
   elseif s.cooldown and look.denied and s.enforce then
-    redis.call('SET', tripKey, fmt(now + s.cooldown), 'PX', fmt(math.ceil(s.cooldown + GRACE)))
+    call('SET', names[TRIPS + i], fmt(now + s.cooldown), 'PX', fmt(math.ceil(s.cooldown + GRACE)))
     r.tripped = true
     r.trippedNow = true
     r.retry = s.cooldown
@@ -137,26 +151,34 @@ if not refused and not dry then
         keep(gate.look)
       end
       local look = looks[i]
-      r.resetAt = hold(s, look, id)
-      keep(look)
-      if s.kind == 'bucket' then
-        r.used = r.used + s.amount
-        r.held = 0
+      local c = look.cell
+      local alerted = false
+      if look.direct then
+        r.resetAt = look.resetAt
+        r.used, r.held = holdFixed(s, look)
       else
-        r.used = get(look.cell, 'u') or 0
-        r.held = get(look.cell, 'h') or 0
+        r.resetAt = hold(s, look, id)
+        keep(look)
+        if s.kind == 'bucket' then
+          r.used = r.used + s.amount
+          r.held = 0
+        else
+          r.used = get(c, 'u') or 0
+          r.held = get(c, 'h') or 0
+        end
+        alerted = s.alerts and (get(c, 'a') or 0)
+        if s.alerts then r.from, r.to = crossed(s, c, r.cap) end
       end
-      local alerted = s.alerts and (get(look.cell, 'a') or 0)
-      if s.alerts then r.from, r.to = crossed(s, look.cell, r.cap) end
+      -- The hold, as an array (see entryArray): what a settle, release, expiry or cancel must undo.
       local e = {
-        key = s.key, metric = s.metric, tag = s.tag, kind = s.kind, start = look.windowStart,
-        slot = s.slot, interval = s.interval, cap = s.cap, charged = s.amount, open = s.amount, expiry = s.expiry,
+        s.key, s.metric, s.tag, s.kind, look.windowStart, s.slot or false, s.interval or false, s.cap,
+        s.amount, s.amount, s.expiry, false, false, false, false,
       }
       if cluster then
         -- What a cancel must undo besides the hold: the position, alerts marked fired, a throttle unit.
-        e.n = positions[i]
-        if s.alerts then e.a0, e.a1 = alerted, r.to end
-        if gate then e.th = gate.spec.interval end
+        e[12] = positions[i]
+        if s.alerts then e[13], e[14] = alerted, r.to end
+        if gate then e[15] = gate.spec.interval end
       end
       entries[#entries + 1] = e
     end
@@ -164,30 +186,44 @@ if not refused and not dry then
   local key = recordKey(id)
   local expiresAt = now + ttl
   local life = math.ceil(ttl + IDEM)
-  redis.call('HSET', key, 's', 'held', 'e', fmt(expiresAt), 'm', meta, 'x', cmsgpack.pack(entries))
-  if #groups > 0 then redis.call('HSET', key, 'g', cmsgpack.pack(groups))
-  elseif cluster then redis.call('HDEL', key, 'g') end
-  redis.call('PEXPIRE', key, fmt(life))
-  redis.call('ZADD', INDEX, fmt(expiresAt), id)
-  if redis.call('PTTL', INDEX) < life then redis.call('PEXPIRE', INDEX, fmt(life)) end
+  if #groups > 0 then
+    call('HSET', key, 's', 'held', 'e', fmt(expiresAt), 'm', meta, 'x', cmsgpack.pack(entries), 'g', cmsgpack.pack(groups))
+  else
+    call('HSET', key, 's', 'held', 'e', fmt(expiresAt), 'm', meta, 'x', cmsgpack.pack(entries))
+    if cluster then call('HDEL', key, 'g') end
+  end
+  call('PEXPIRE', key, fmt(life))
+  call('ZADD', INDEX, fmt(expiresAt), id)
+  if call('PTTL', INDEX) < life then call('PEXPIRE', INDEX, fmt(life)) end
 end
 flush()
 
+-- One flat array (ROW values per counter, ROW + 3 with 'p'), cheaper to answer than nested ones.
 local reply = { refused and 'denied' or 'ok', out(now) }
-for i, r in ipairs(results) do
-  reply[i + 2] = {
-    out(r.cap), out(r.used), out(r.held), r.resetAt and out(r.resetAt) or false, out(r.windowStart),
-    r.denied and 1 or 0, r.retry and out(r.retry) or false, r.from, r.to,
-    r.tripped and 1 or 0, r.trippedNow and 1 or 0, r.throttled and 1 or 0,
-  }
+local n = 2
+for _, r in ipairs(results) do
+  local flags = 0
+  if r.denied then flags = flags + 1 end
+  if r.tripped then flags = flags + 2 end
+  if r.trippedNow then flags = flags + 4 end
+  if r.throttled then flags = flags + 8 end
+  reply[n + 1] = out(r.cap)
+  reply[n + 2] = out(r.used)
+  reply[n + 3] = out(r.held)
+  reply[n + 4] = r.resetAt and out(r.resetAt) or false
+  reply[n + 5] = out(r.windowStart)
+  reply[n + 6] = flags
+  reply[n + 7] = r.retry and out(r.retry) or false
+  reply[n + 8] = r.from
+  reply[n + 9] = r.to
+  n = n + 9
   if pre then
-    for j = 1, 3 do reply[i + 2][12 + j] = r.before[j] end
+    reply[n + 1], reply[n + 2], reply[n + 3] = r.before[1], r.before[2], r.before[3]
+    n = n + 3
   end
 end
 if cluster then
-  local values = {}
-  for i = 1, #extra do values[i] = found[2 * #specs + i] or false end
-  reply[#results + 3] = values
+  for i = 1, #extra do reply[n + i] = found[OVERRIDES + nspecs + i] or false end
 end
 return reply
 `
@@ -213,21 +249,33 @@ if r.state == 'settled' or r.state == 'released' then
   return { 'duplicate', r.state, r.groups }
 end
 local late = r.state == 'expired'
-if not late then redis.call('ZREM', INDEX, id) end
-local keys = {}
-for i, e in ipairs(r.entries) do keys[i] = e.key end
+if not late then call('ZREM', INDEX, id) end
+-- What the sweep or this record's expiry changed is written now: calendar windows are then
+-- changed straight in Redis (chargeFixed).
+if #order > 0 then flush() end
+local keys, seen = {}, {}
+for i, e in ipairs(r.entries) do
+  keys[i] = e.key
+  seen[e.key] = (seen[e.key] or 0) + 1
+end
 local found = overrides(keys)
+-- One flat list of rows: key, metric, held, charged, overdraft, position (false outside a Cluster).
 local rows = {}
 for i, e in ipairs(r.entries) do
   local target = 0
   if not release then target = amounts[e.metric] or e.charged end
-  local c = entryCell(e)
-  if c then charge(e, c, id, target) end
   local cap = found[i] or e.cap
   local over = 0
-  if c and e.kind ~= 'bucket' and e.kind ~= 'lease' then over = (get(c, 'u') or 0) - cap end
-  rows[i] = { e.key, e.metric, out(e.charged), out(target), out(math.max(0, over)) }
-  if e.n then rows[i][6] = e.n end
+  if e.kind == 'fixed' and seen[e.key] == 1 then
+    over = chargeFixed(e, target, cap) or 0
+  else
+    local c = entryCell(e)
+    if c then charge(e, c, id, target) end
+    if c and e.kind ~= 'bucket' and e.kind ~= 'lease' then over = (get(c, 'u') or 0) - cap end
+  end
+  local n = (i - 1) * 6
+  rows[n + 1], rows[n + 2], rows[n + 3] = e.key, e.metric, out(e.charged)
+  rows[n + 4], rows[n + 5], rows[n + 6] = out(target), out(math.max(0, over)), e.n or false
   e.charged = target
   e.open = 0
 end
@@ -242,8 +290,8 @@ if cancel then
       if t.f.t then set(t, 't', t.f.t - e.th) end
     end
   end
-  redis.call('DEL', r.key)
-  redis.call('ZREM', INDEX, id)
+  call('DEL', r.key)
+  call('ZREM', INDEX, id)
 else
   saveRecord(r)
 end
@@ -304,7 +352,7 @@ sweep()
 local r = current(loadRecord(ARGV[6]))
 flush()
 if not r then return { fmt(now), false } end
-return { fmt(now), { r.state, fmt(r.expiresAt), redis.call('HGET', r.key, 'm') } }
+return { fmt(now), { r.state, fmt(r.expiresAt), call('HGET', r.key, 'm') } }
 `
 
 /** The Lua scripts, each the shared prelude followed by its body. */
@@ -317,6 +365,3 @@ export const SCRIPTS = {
 } as const
 
 export type ScriptName = keyof typeof SCRIPTS
-
-/** Arguments per counter spec (see `readSpec`). */
-export const SPEC_FIELDS = 13

@@ -17,7 +17,7 @@ import type {
 } from '@tollgate/core'
 import type { Cluster, Redis } from 'ioredis'
 import { clusterOps } from './cluster.js'
-import { commitRow, counterResult, pushSpec, type Reply, state } from './codec.js'
+import { commitRows, counterResult, pushSpec, type Reply, ROW, state } from './codec.js'
 import { bounded, type Client, type Within } from './connection.js'
 import { checkPrefix, encodeId, tagOf } from './keys.js'
 import { SCRIPTS, type ScriptName } from './scripts.js'
@@ -89,7 +89,8 @@ export interface RedisStore extends Store {
   now(): number
 }
 
-type ScriptCall = (indexKey: string, ...args: string[]) => Promise<Reply>
+/** A defined script command; ioredis flattens array arguments into the command's list. */
+type ScriptCall = (indexKey: string, ...args: (string | readonly string[])[]) => Promise<Reply>
 
 /** Names the scripts by content, so that two versions of this package can share a client. */
 function commands(label: string, shebang: string) {
@@ -182,13 +183,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   }
   let offset = 0
   const within = bounded(options.client, timeoutMs)
-  const head = () => [
-    clock ? String(clock.now()) : '',
-    prefix,
-    String(graceMs),
-    String(idempotencyMs),
-    String(sweepLimit),
-  ]
+  /** The arguments every script shares after the time (see scripts.ts), made once. */
+  const common = [prefix, String(graceMs), String(idempotencyMs), String(sweepLimit)]
 
   const script = async (
     name: ScriptName,
@@ -196,7 +192,11 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     args: string[],
     late?: (reply: Reply[]) => void,
   ): Promise<Reply[]> => {
-    const call = () => scripts[COMMANDS[name].name]!(`${slot}:x`, ...head(), ...args) as Promise<Reply[]>
+    // ioredis flattens array arguments: no copy of the list here. The test clock is read at send time.
+    const call = () =>
+      scripts[COMMANDS[name].name]!(`${slot}:x`, clock ? String(clock.now()) : '', common, args) as Promise<
+        Reply[]
+      >
     const reply = await within(call, late)
     // Every answer but commit's carries the server time (reserve: second place): learn the offset.
     if (!clock && name !== 'commit') offset = Number(reply[name === 'reserve' ? 1 : 0]) - Date.now()
@@ -262,7 +262,7 @@ function scriptOps({ shared, tag, script }: Runtime): ScriptOps {
       if (status === 'skew') return { status, now }
       if (status === 'blocked')
         return { status, now, block: input.blocks[reply[2] as number]!, code: reply[3] as string }
-      const counters = input.counters.map((spec, i) => counterResult(spec, reply[i + 2] as Reply[]))
+      const counters = input.counters.map((spec, i) => counterResult(spec, reply, 2 + i * ROW))
       return { status: status as 'ok' | 'denied', now, counters }
     },
 
@@ -276,7 +276,7 @@ function scriptOps({ shared, tag, script }: Runtime): ScriptOps {
       const status = reply[0] as string
       if (status === 'unknown') return { status }
       if (status === 'duplicate') return { status, previous: reply[1] as 'settled' | 'released' }
-      const counters = (reply[2] as Reply[][]).map((row) => commitRow(row).counter)
+      const counters = commitRows(reply[2] as Reply[]).map((row) => row.counter)
       return { status: status as 'settled' | 'released', late: reply[1] === 1, counters }
     },
 

@@ -4,6 +4,7 @@
  * per script call and written back by `flush`).
  */
 export const BASE = /* lua */ `
+local ARGV, KEYS = ARGV, KEYS -- locals: every use of a global is a table look-up
 local P = ARGV[2]
 local PT = '{' .. P .. '}'
 local GRACE = tonumber(ARGV[3])
@@ -16,38 +17,46 @@ local HT = string.sub(INDEX, 1, -3)
 local SHARED = HT == PT
 local NEVER = 9007199254740991
 local INF = math.huge
+-- Library functions as locals: a global look-up costs two table reads on every use.
+local call, unpack, tonumber, floor, format, ipairs = redis.call, unpack, tonumber, math.floor, string.format, ipairs
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
 else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = call('TIME')
+  now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 end
 
 -- A number as text without loss: integers in full, anything else with 17 significant digits.
 local function fmt(x)
-  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then
-    return string.format('%d', x)
+  if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then
+    return format('%d', x)
   end
-  return string.format('%.17g', x)
+  return format('%.17g', x)
 end
 
 -- A number for a reply: integers as Redis integers (exact below 2^53), anything else as text.
 local function out(x)
-  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
-  return string.format('%.17g', x)
+  if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
+  return format('%.17g', x)
 end
 
+-- A comma list of numbers, parsed once per script call: the counters of one request mostly
+-- share their calendar bounds and alert fractions. The lists returned are shared: never change one.
+local lists = {}
 local function numbers(text)
-  local list = {}
+  local list = lists[text]
+  if list then return list end
+  list = {}
   for part in string.gmatch(text, '[^,]+') do list[#list + 1] = tonumber(part) end
+  lists[text] = list
   return list
 end
 
 -- Runs a variadic command over a long list in chunks (Lua's unpack has a stack limit).
 local function batch(command, key, list)
   for i = 1, #list, 500 do
-    redis.call(command, key, unpack(list, i, math.min(i + 499, #list)))
+    call(command, key, unpack(list, i, math.min(i + 499, #list)))
   end
 end
 
@@ -55,7 +64,7 @@ end
 local function mget(names)
   local values = {}
   for i = 1, #names, 500 do
-    local part = redis.call('MGET', unpack(names, i, math.min(i + 499, #names)))
+    local part = call('MGET', unpack(names, i, math.min(i + 499, #names)))
     for j = 1, #part do values[i + j - 1] = part[j] end
   end
   return values
@@ -66,15 +75,23 @@ end
 ------------------------------------------------------------------------------------------
 local cells, order = {}, {}
 
--- whole: load every field now (fixed, sliding, bucket); otherwise fields load one by one (lease).
+-- whole: load every field now (fixed, sliding, bucket); otherwise fields load one by one (lease),
+-- and known lists the fields loaded. The constructors name (as nil) the fields set later, so that
+-- Lua sizes each table once instead of growing it field by field.
 local function cell(key, whole)
   local c = cells[key]
   if c then return c end
-  c = { key = key, f = {}, known = {}, dirty = {}, whole = whole, exists = false }
+  c = {
+    key = key, f = { u = nil, h = nil, a = nil, t = nil }, dirty = { u = nil, h = nil, a = nil, t = nil },
+    whole = whole, exists = false, known = nil, ttl = nil, permanent = nil, zset = nil,
+  }
   if whole then
-    local flat = redis.call('HGETALL', key)
-    for i = 1, #flat, 2 do c.f[flat[i]] = tonumber(flat[i + 1]) end
+    local flat = call('HGETALL', key)
+    local f = c.f
+    for i = 1, #flat, 2 do f[flat[i]] = tonumber(flat[i + 1]) end
     c.exists = #flat > 0
+  else
+    c.known = {}
   end
   cells[key] = c
   order[#order + 1] = c
@@ -83,7 +100,7 @@ end
 
 local function get(c, name)
   if not c.whole and not c.known[name] then
-    local v = redis.call('HGET', c.key, name)
+    local v = call('HGET', c.key, name)
     c.known[name] = true
     if v then c.f[name] = tonumber(v) end
   end
@@ -92,7 +109,7 @@ end
 
 local function set(c, name, value)
   c.f[name] = value
-  c.known[name] = true
+  if c.known then c.known[name] = true end
   c.dirty[name] = true
 end
 
@@ -127,13 +144,14 @@ local function flush()
       end
     end
     if #dels > 0 then batch('HDEL', c.key, dels) end
-    if #sets > 0 then batch('HSET', c.key, sets) end
+    if #sets > 500 then batch('HSET', c.key, sets)
+    elseif #sets > 0 then call('HSET', c.key, unpack(sets)) end
     if c.ttl then
       local ms = fmt(math.ceil(c.ttl))
-      redis.call('PEXPIRE', c.key, ms)
-      if c.zset then redis.call('PEXPIRE', c.zset, ms) end
+      call('PEXPIRE', c.key, ms)
+      if c.zset then call('PEXPIRE', c.zset, ms) end
     elseif #sets > 0 and c.whole and not c.exists and not c.permanent then
-      redis.call('PEXPIRE', c.key, fmt(GRACE)) -- created here without a keep: never reached, a safety net
+      call('PEXPIRE', c.key, fmt(GRACE)) -- created here without a keep: never reached, a safety net
     end
   end
   cells, order = {}, {}

@@ -10,12 +10,40 @@ export const RECORDS = /* lua */ `
 ------------------------------------------------------------------------------------------
 local function recordKey(id) return HT .. ':r:' .. id end
 
+-- An entry (one counter's hold) is kept as an array, cheaper to build and to pack than a map:
+-- key, metric, tag, kind, start, slot, interval, cap, charged, open, expiry, then on a Cluster n
+-- (its position in the reservation), a0 and a1 (alerts before and after), th (throttle interval);
+-- false where absent (msgpack keeps an array only without holes).
+local function entryArray(e)
+  return {
+    e.key, e.metric, e.tag, e.kind, e.start, e.slot or false, e.interval or false, e.cap, e.charged, e.open,
+    e.expiry, e.n or false, e.a0 or false, e.a1 or false, e.th or false,
+  }
+end
+
+local function packEntries(entries)
+  local list = {}
+  for i, e in ipairs(entries) do list[i] = entryArray(e) end
+  return cmsgpack.pack(list)
+end
+
+local function entryOf(a)
+  if a.kind then return a end -- a record written as maps by an earlier version
+  return {
+    key = a[1], metric = a[2], tag = a[3], kind = a[4], start = a[5], slot = a[6] or nil,
+    interval = a[7] or nil, cap = a[8], charged = a[9], open = a[10], expiry = a[11], n = a[12] or nil,
+    a0 = a[13] or nil, a1 = a[14] or nil, th = a[15] or nil,
+  }
+end
+
 local function loadRecord(id)
   local key = recordKey(id)
-  local v = redis.call('HMGET', key, 's', 'e', 'x', 'g')
+  local v = call('HMGET', key, 's', 'e', 'x', 'g')
   if not v[1] then return nil end
   local entries, groups = {}, false
-  if v[3] then entries = cmsgpack.unpack(v[3]) end
+  if v[3] then
+    for i, a in ipairs(cmsgpack.unpack(v[3])) do entries[i] = entryOf(a) end
+  end
   if v[4] then groups = cmsgpack.unpack(v[4]) end
   return { id = id, key = key, state = v[1], expiresAt = tonumber(v[2]), entries = entries, groups = groups }
 end
@@ -24,12 +52,12 @@ end
 -- an expired one keeps its entries too, for a late settle.
 local function saveRecord(r)
   if r.state == 'expired' then
-    redis.call('HSET', r.key, 's', r.state, 'x', cmsgpack.pack(r.entries))
+    call('HSET', r.key, 's', r.state, 'x', packEntries(r.entries))
   else
-    redis.call('HSET', r.key, 's', r.state)
-    redis.call('HDEL', r.key, 'x')
+    call('HSET', r.key, 's', r.state)
+    call('HDEL', r.key, 'x')
   end
-  redis.call('PEXPIRE', r.key, fmt(IDEM))
+  call('PEXPIRE', r.key, fmt(IDEM))
 end
 
 -- The cell an entry's hold went into, or nil when it no longer exists.
@@ -52,7 +80,7 @@ local function charge(e, c, id, target)
     local a = get(c, 'i' .. id)
     if a then
       set(c, 'i' .. id, nil)
-      redis.call('ZREM', c.zset, id)
+      call('ZREM', c.zset, id)
       add(c, 'u', -a)
       add(c, 'h', -a)
     end
@@ -70,6 +98,23 @@ local function charge(e, c, id, target)
   end
 end
 
+-- Settle or release a calendar-window hold straight in Redis, as charge does through a cell (the
+-- common case of a commit, kept cheap). Answers how far the window is now past cap, or nil when the
+-- window no longer exists. The caller has flushed every pending cell and has the key once in the call.
+local function chargeFixed(e, target, cap)
+  local key = e.tag .. ':f:' .. fmt(e.start) .. ':' .. e.key
+  local flat = call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local used, held = 0, 0
+  for j = 1, #flat, 2 do
+    local name = flat[j]
+    if name == 'u' then used = tonumber(flat[j + 1]) elseif name == 'h' then held = tonumber(flat[j + 1]) end
+  end
+  used = used + target - e.charged
+  call('HSET', key, 'u', used, 'h', held - e.open)
+  return used - cap
+end
+
 -- An unsettled reservation past its TTL: leases freed, holds kept or returned by their expiry.
 local function expire(r)
   for _, e in ipairs(r.entries) do
@@ -85,15 +130,15 @@ local function expire(r)
   end
   r.state = 'expired'
   saveRecord(r)
-  redis.call('ZREM', INDEX, r.id)
+  call('ZREM', INDEX, r.id)
 end
 
 -- Expire at most SWEEP reservations whose TTL has passed.
 local function sweep()
-  local due = redis.call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP))
+  local due = call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP))
   for _, id in ipairs(due) do
     local r = loadRecord(id)
-    if r and r.state == 'held' then expire(r) else redis.call('ZREM', INDEX, id) end
+    if r and r.state == 'held' then expire(r) else call('ZREM', INDEX, id) end
   end
 end
 

@@ -4,26 +4,39 @@
  */
 export const WINDOWS = /* lua */ `
 ------------------------------------------------------------------------------------------
--- Counter specs (13 arguments each) and the window algorithms (memory store: counters.ts).
+-- Counter specs (8 arguments each, see codec.ts) and the window algorithms (memory store: counters.ts).
 ------------------------------------------------------------------------------------------
-local FIELDS = 13
+local FIELDS = 8
+-- The first letter of a counter's mode (as a byte): its window kind.
+local KINDS = { [102] = 'fixed', [115] = 'sliding', [103] = 'bucket', [108] = 'lease' }
 
+-- key, tag, metric, amount, cap, mode (kind letter, k/r expiry, 1/0 enforce), window, extras
+-- (alerts|cooldown|throttle, or empty).
 local function readSpec(p)
+  local k, x, e = string.byte(ARGV[p + 5], 1, 3)
+  local kind = KINDS[k]
   local s = {
     key = ARGV[p], tag = ARGV[p + 1], metric = ARGV[p + 2],
     amount = tonumber(ARGV[p + 3]), cap = tonumber(ARGV[p + 4]),
-    enforce = ARGV[p + 5] == '1', expiry = ARGV[p + 6], kind = ARGV[p + 7],
+    enforce = e == 49, expiry = x == 114 and 'release' or 'keep', kind = kind,
+    bounds = nil, size = nil, slot = nil, interval = nil, ttl = nil, alerts = nil, cooldown = nil, throttle = nil,
   }
-  local a, b = ARGV[p + 8], ARGV[p + 9]
-  if s.kind == 'fixed' then s.bounds = numbers(a)
-  elseif s.kind == 'sliding' then s.size = tonumber(a); s.slot = tonumber(b)
-  elseif s.kind == 'bucket' then s.interval = tonumber(a)
-  else s.ttl = tonumber(a) end
-  if ARGV[p + 10] ~= '' then s.alerts = numbers(ARGV[p + 10]) end
-  if ARGV[p + 11] ~= '' then s.cooldown = tonumber(ARGV[p + 11]) end
-  if ARGV[p + 12] ~= '' then
-    local t = numbers(ARGV[p + 12])
-    s.throttle = { at = t[1], limit = t[2], period = t[3] }
+  local w = ARGV[p + 6]
+  if kind == 'fixed' then s.bounds = numbers(w)
+  elseif kind == 'sliding' then
+    local l = numbers(w)
+    s.size, s.slot = l[1], l[2]
+  elseif kind == 'bucket' then s.interval = tonumber(w)
+  else s.ttl = tonumber(w) end
+  local extras = ARGV[p + 7]
+  if extras ~= '' then
+    local alerts, cooldown, throttle = string.match(extras, '^([^|]*)|([^|]*)|(.*)$')
+    if alerts ~= '' then s.alerts = numbers(alerts) end
+    if cooldown ~= '' then s.cooldown = tonumber(cooldown) end
+    if throttle ~= '' then
+      local t = numbers(throttle)
+      s.throttle = { at = t[1], limit = t[2], period = t[3] }
+    end
   end
   return s
 end
@@ -89,7 +102,10 @@ local function inspect(s, cap, letter)
     local used = c.f.u or 0
     local denied = used + amount > cap
     local lifetime = stop >= NEVER
-    local look = { cell = c, fixed = true, windowStart = start, used = used, held = c.f.h or 0, denied = denied }
+    local look = {
+      cell = c, fixed = true, windowStart = start, used = used, held = c.f.h or 0, denied = denied,
+      forgetAt = nil, resetAt = nil, retry = nil,
+    }
     if lifetime then
       look.forgetAt = INF
       c.permanent = true
@@ -102,7 +118,7 @@ local function inspect(s, cap, letter)
   elseif s.kind == 'sliding' then
     local size, slot = s.size, s.slot
     local c = slidingCell(s.tag, s.key)
-    local oldest = math.floor((now - size) / slot)
+    local oldest = floor((now - size) / slot)
     local kept = {}
     for _, index in ipairs(slotsOf(c)) do
       if index < oldest then
@@ -128,7 +144,7 @@ local function inspect(s, cap, letter)
         end
       end
     end
-    local current = math.floor(now / slot)
+    local current = floor(now / slot)
     local resetAt = now
     if kept[1] then resetAt = (kept[1] + 1) * slot + size end
     return {
@@ -143,13 +159,13 @@ local function inspect(s, cap, letter)
     local denied = nxt - now > cap * interval
     local look = {
       cell = c, windowStart = now, forgetAt = nxt, used = math.ceil((tat - now) / interval),
-      held = 0, resetAt = tat, denied = denied,
+      held = 0, resetAt = tat, denied = denied, retry = nil,
     }
     if denied and amount <= cap then look.retry = nxt - now - cap * interval end
     return look
   else
     local c = leaseCell(s.tag, s.key)
-    local gone = redis.call('ZRANGEBYSCORE', c.zset, '-inf', fmt(now))
+    local gone = call('ZRANGEBYSCORE', c.zset, '-inf', fmt(now))
     for _, id in ipairs(gone) do
       local a = get(c, 'i' .. id) or 0
       add(c, 'u', -a)
@@ -157,8 +173,8 @@ local function inspect(s, cap, letter)
       set(c, 'i' .. id, nil)
     end
     if #gone > 0 then batch('ZREM', c.zset, gone) end
-    local first = redis.call('ZRANGE', c.zset, '0', '0', 'WITHSCORES')
-    local last = redis.call('ZRANGE', c.zset, '-1', '-1', 'WITHSCORES')
+    local first = call('ZRANGE', c.zset, '0', '0', 'WITHSCORES')
+    local last = call('ZRANGE', c.zset, '-1', '-1', 'WITHSCORES')
     local earliest = INF
     local latest = now
     if first[2] then earliest = tonumber(first[2]) end
@@ -167,12 +183,51 @@ local function inspect(s, cap, letter)
     local denied = used + amount > cap
     local look = {
       cell = c, windowStart = now, forgetAt = latest + s.ttl, used = used, held = get(c, 'h') or 0,
-      denied = denied,
+      denied = denied, resetAt = nil, retry = nil,
     }
     if earliest < INF then look.resetAt = earliest end
     if denied and amount <= cap then look.retry = math.min(1000, earliest - now) end
     return look
   end
+end
+
+-- A calendar window without alerts or throttle, read and written directly instead of through a
+-- cell (the common case of a reserve, kept cheap): the same hash and fields as fixedCell. The caller
+-- makes sure no cell of the same window is pending (flush) and that the key is once in the call.
+local function peekFixed(s, cap)
+  local bounds = s.bounds
+  local i = locate(bounds, now)
+  if not i then return nil end
+  local start, stop = bounds[i], bounds[i + 1]
+  local key = s.tag .. ':f:' .. fmt(start) .. ':' .. s.key
+  local flat = call('HGETALL', key)
+  local used, held = 0, 0
+  for j = 1, #flat, 2 do
+    local name = flat[j]
+    if name == 'u' then used = tonumber(flat[j + 1]) elseif name == 'h' then held = tonumber(flat[j + 1]) end
+  end
+  local amount = s.amount
+  local denied = used + amount > cap
+  local look = {
+    direct = key, exists = #flat > 0, fixed = true, windowStart = start, used = used, held = held,
+    denied = denied, forgetAt = INF, resetAt = nil, retry = nil,
+  }
+  if stop < NEVER then
+    look.forgetAt = stop
+    look.resetAt = stop
+    if denied and amount <= cap then look.retry = stop - now end
+  end
+  return look
+end
+
+-- Hold s.amount on a window looked at by peekFixed (hold, keep and flush in one): the new used and held.
+local function holdFixed(s, look)
+  local used, held = look.used + s.amount, look.held + s.amount
+  call('HSET', look.direct, 'u', used, 'h', held)
+  if look.forgetAt ~= INF and not look.exists then
+    call('PEXPIRE', look.direct, fmt(math.ceil(math.max(1, look.forgetAt - now + GRACE))))
+  end
+  return used, held
 end
 
 -- Place a hold of s.amount for reservation id (memory store: hold). Returns the new reset time.
@@ -189,7 +244,7 @@ local function hold(s, look, id)
       add(c, 'u', -previous)
       add(c, 'h', -previous)
     end
-    redis.call('ZADD', c.zset, fmt(now + s.ttl), id)
+    call('ZADD', c.zset, fmt(now + s.ttl), id)
     set(c, 'i' .. id, amount)
     add(c, 'u', amount)
     add(c, 'h', amount)
