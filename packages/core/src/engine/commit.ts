@@ -4,6 +4,7 @@
  */
 import type { Amounts } from '../decision.js'
 import { TollgateError } from '../errors.js'
+import type { StoreCommit, StoreCommitResult } from '../store/contract.js'
 import type { SettleRecord } from './audit.js'
 import type { Engine, Held } from './context.js'
 import { actualAmounts } from './models.js'
@@ -35,7 +36,7 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
     return degraded
   }
   const amounts = usage === null ? null : actualAmounts(policy, entry.model, entry.amounts, usage)
-  const answer = call(() => store.commit({ id, amounts }), '', null)
+  const answer = close(engine, { id, amounts })
   const result = answer instanceof Promise ? await answer : answer
   held.delete(id)
   if (result.status === 'unknown') return none
@@ -90,4 +91,15 @@ async function record(
     late: result.late,
     estimated: usage?.estimated === true,
   } satisfies SettleRecord)
+}
+
+/** One store commit within the timeout; a synchronous store answers with no promise in between. */
+function close(engine: Engine, input: StoreCommit): Promise<StoreCommitResult> | StoreCommitResult {
+  const { store, call } = engine
+  try {
+    const answer = store.commit(input)
+    return answer instanceof Promise ? call.wait(answer, '', null) : answer
+  } catch (error) {
+    return call.fail(error)
+  }
 }

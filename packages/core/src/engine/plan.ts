@@ -30,6 +30,10 @@ export interface Template {
   baseline: { factor: number; periods: number } | undefined
   /** A baseline's companion: a rolling count over the trailing span, with no cap of its own. */
   window: WindowSpec | undefined
+  /** The window layout last used, and until when it holds (a calendar window's end). */
+  layout: WindowSpec | undefined
+  layoutFrom: number
+  layoutUntil: number
 }
 
 export interface Plan {
@@ -53,22 +57,59 @@ const MAX_KEY = 2_048
 
 /** The plans of one gate, by request shape. */
 export class Plans {
-  private readonly plans = new Map<string, Plan>()
+  /**
+   * A trie over model, feature, then each subject dimension and id in order, ending in
+   * {@link PLAN}: walking it hashes the request's own strings and builds none. Requests with
+   * attributes are keyed by text instead. Past {@link MAX_PLANS} everything is forgotten at once.
+   */
+  private root: Trie = new Map()
+  private readonly byText = new Map<string, Plan>()
+  private count = 0
 
   constructor(private readonly policy: CompiledPolicy) {}
 
   /** The plan for a request context (its model already resolved). Throws like `matchRules`. */
   of(context: MatchContext): Plan {
-    const key = shapeKey(context)
-    if (key === undefined) return makePlan(this.policy, context)
-    let plan = this.plans.get(key)
+    for (const _ in context.attributes) return this.ofText(context)
+    let node = step(step(this.root, context.model), context.feature)
+    const { subject } = context
+    for (const dimension in subject) node = step(step(node, dimension), subject[dimension])
+    let plan = node.get(PLAN) as Plan | undefined
     if (plan === undefined) {
       plan = makePlan(this.policy, context)
-      if (this.plans.size >= MAX_PLANS) this.plans.delete(this.plans.keys().next().value as string)
-      this.plans.set(key, plan)
+      if (++this.count > MAX_PLANS) {
+        this.root = new Map()
+        this.count = 0
+        return plan
+      }
+      node.set(PLAN, plan)
     }
     return plan
   }
+
+  private ofText(context: MatchContext): Plan {
+    const key = shapeKey(context)
+    if (key === undefined) return makePlan(this.policy, context)
+    let plan = this.byText.get(key)
+    if (plan === undefined) {
+      plan = makePlan(this.policy, context)
+      if (this.byText.size >= MAX_PLANS) this.byText.clear()
+      this.byText.set(key, plan)
+    }
+    return plan
+  }
+}
+
+type Trie = Map<string | undefined | typeof PLAN, Trie | Plan>
+const PLAN = Symbol('plan')
+
+function step(node: Trie, key: string | undefined): Trie {
+  let next = node.get(key) as Trie | undefined
+  if (next === undefined) {
+    next = new Map()
+    node.set(key, next)
+  }
+  return next
 }
 
 /**
@@ -84,10 +125,7 @@ function shapeKey(context: MatchContext): string | undefined {
     key += `${dimension.length}:${dimension}${id.length}:${id}`
     if (key.length > MAX_KEY) return undefined
   }
-  for (const _ in attributes) {
-    key += JSON.stringify(attributes)
-    break
-  }
+  key += JSON.stringify(attributes)
   return key.length > MAX_KEY ? undefined : key
 }
 
@@ -119,6 +157,9 @@ function makePlan(policy: CompiledPolicy, context: MatchContext): Plan {
         throttle: rule.throttle,
         baseline: undefined,
         window: undefined,
+        layout: undefined,
+        layoutFrom: 0,
+        layoutUntil: 0,
       }
       templates.push(main)
       const { baseline } = rule
@@ -170,7 +211,7 @@ export function specsOf(
       continue
     }
     if (used !== templates) used.push(t)
-    const window = t.window ?? windows.spec(t.rule, t.metric, t.cap, now)
+    const window = t.window ?? layoutOf(t, now, windows)
     const spec: CounterSpec = {
       key: t.key,
       metric: t.metric,
@@ -218,4 +259,20 @@ export function applyBaselines(
     const average = trailing / baseline.periods
     specs[i]!.cap = Math.max(used[i]!.cap, Math.ceil(baseline.factor * average))
   }
+}
+
+/** A template's window layout at `now`, remembered until its calendar window ends. */
+function layoutOf(t: Template, now: number, windows: WindowCache): WindowSpec {
+  if (t.layout !== undefined && t.layoutFrom <= now && now < t.layoutUntil) return t.layout
+  const layout = windows.spec(t.rule, t.metric, t.cap, now)
+  t.layout = layout
+  if (layout.kind === 'fixed') {
+    const i = layout.bounds.findIndex((start, i) => start <= now && now < layout.bounds[i + 1]!)
+    t.layoutFrom = i < 0 ? 0 : layout.bounds[i]!
+    t.layoutUntil = i < 0 ? 0 : layout.bounds[i + 1]!
+  } else {
+    t.layoutFrom = Number.NEGATIVE_INFINITY
+    t.layoutUntil = Number.POSITIVE_INFINITY
+  }
+  return layout
 }

@@ -2,25 +2,15 @@
  * `reserve`: the evaluation order of SPEC §3. Input checks, per-call caps and model
  * access run here; every limit is then checked and held in one store call.
  */
-import type {
-  AllowedDecision,
-  Decision,
-  DeniedDecision,
-  Downgrade,
-  LimitState,
-  Subject,
-  Violation,
-  Warning,
-} from '../decision.js'
+import type { Decision, DeniedDecision, Downgrade, Subject, Violation, Warning } from '../decision.js'
 import type { ReasonCode } from '../errors.js'
 import { TollgateError } from '../errors.js'
-import { rateLimitHeaders } from '../headers.js'
 import type { Attributes, MatchContext } from '../policy/match.js'
-import type { CounterResult, StoreReserve, StoreReserveResult } from '../store/contract.js'
+import type { StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
+import { Allowed, type Answer } from './allowed.js'
 import { checkCaps } from './caps.js'
 import type { Engine } from './context.js'
-import { limitState, type Slot } from './counters.js'
 import { baseCode, byWait, denied, refusal, violation } from './decide.js'
 import { decideAccess, estimateAmounts, resolveModel, tierOf } from './models.js'
 import { applyBaselines, blocksOf, slotsOf, specsOf } from './plan.js'
@@ -169,7 +159,7 @@ export async function decide(
       )
     }
     engine.held.set(id, { model, amounts, degraded: true })
-    return allowed(
+    return new Allowed(
       {
         id,
         requestedModel: asked.requestedModel,
@@ -180,9 +170,9 @@ export async function decide(
         shadowViolations: [],
         flags,
       },
-      () => [],
+      null,
       asked.now,
-      engine,
+      engine.options.headers,
     )
   }
   const now = result.now
@@ -191,47 +181,20 @@ export async function decide(
     throw new TollgateError('store_error', 'The store clock lies outside every window the engine offered.')
   if (result.status === 'blocked') return blockRefusal(asked, result.block, result.code)
 
-  const counters = result.counters
-  let slots: Slot[] | undefined
-  const slotList = () => (slots ??= slotsOf(used, specs))
-  const limitsOf = () => {
-    const limits: LimitState[] = []
-    slotList().forEach((slot, i) => {
-      if (!slot.hidden) limits.push(limitState(slot, counters[i]!))
-    })
-    return limits
-  }
-  if (result.status === 'denied') {
-    const { violations, shadowViolations, bases } = sortViolations(engine, slotList(), counters, now)
-    const ordered = byWait(violations)
-    const primary = ordered[0]!
-    const fallback = policy.rulesById.get(primary.rule)!.fallback
-    if (!fallbackOf && fallback && fallback !== model) {
-      const served = await decide(engine, { ...request, model: fallback }, primary)
-      if (served.allowed) {
-        const downgrade: Downgrade = {
-          from: asked.requestedModel,
-          to: served.model,
-          reason: 'fallback',
-          rule: primary.rule,
-        }
-        return Object.assign(served, { requestedModel: asked.requestedModel, downgrade })
-      }
-    }
-    return refuse(asked, ordered, bases.get(primary)!, limitsOf(), shadowViolations)
-  }
+  const answer: Answer = { used, specs, counters: result.counters }
+  if (result.status === 'denied') return refuseOrServe(engine, request, asked, model, answer, fallbackOf)
   let shadowViolations: Violation[] = []
   let warnings: Warning[] = []
   let refusing = false
   let crossing = false
-  for (const counter of counters) {
+  for (const counter of answer.counters) {
     if (counter.denied || counter.trippedNow) refusing = true
     if (counter.crossed.length > 0) crossing = true
   }
-  if (refusing) shadowViolations = sortViolations(engine, slotList(), counters, now).shadowViolations
-  if (crossing) warnings = warn(engine, slotList(), counters, now)
+  if (refusing) shadowViolations = sortViolations(engine, answer, now).shadowViolations
+  if (crossing) warnings = warn(engine, answer, now)
   engine.held.set(id, { model, amounts })
-  return allowed(
+  return new Allowed(
     {
       id,
       requestedModel: asked.requestedModel,
@@ -242,48 +205,58 @@ export async function decide(
       shadowViolations,
       flags,
     },
-    limitsOf,
+    answer,
     now,
-    engine,
+    engine.options.headers,
   )
+}
+
+/** A refusal by the limits, or the decision of the primary rule's fallback model when it passes. */
+async function refuseOrServe(
+  engine: Engine,
+  request: ReserveRequest,
+  asked: Asked,
+  model: string | undefined,
+  answer: Answer,
+  fallbackOf: Violation | undefined,
+): Promise<Decision> {
+  const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
+  const ordered = byWait(violations)
+  const primary = ordered[0]!
+  const fallback = engine.policy.rulesById.get(primary.rule)!.fallback
+  if (!fallbackOf && fallback && fallback !== model) {
+    const served = await decide(engine, { ...request, model: fallback }, primary)
+    if (served.allowed) {
+      const downgrade: Downgrade = {
+        from: asked.requestedModel,
+        to: served.model,
+        reason: 'fallback',
+        rule: primary.rule,
+      }
+      return Object.assign(served, { requestedModel: asked.requestedModel, downgrade })
+    }
+  }
+  const limits = new Allowed(EMPTY_FIELDS, answer, asked.now, undefined).limits
+  return refuse(asked, ordered, bases.get(primary)!, limits, shadowViolations)
+}
+
+const EMPTY_FIELDS = {
+  id: '',
+  requestedModel: '',
+  model: '',
+  downgrade: null,
+  reservation: { id: '', expiresAt: 0, amounts: {} },
+  warnings: [],
+  shadowViolations: [],
+  flags: [],
 }
 
 const EMPTY: Attributes = Object.freeze({})
 
-type AllowedFields = Omit<AllowedDecision, 'allowed' | 'headers' | 'limits'>
-
-/** An allowed decision whose limits and headers are computed on first read (most callers never read them). */
-function allowed(
-  fields: AllowedFields,
-  limitsOf: () => LimitState[],
-  now: number,
-  engine: Engine,
-): AllowedDecision {
-  let limits: LimitState[] | undefined
-  let headers: Record<string, string> | undefined
-  return {
-    allowed: true,
-    id: fields.id,
-    requestedModel: fields.requestedModel,
-    model: fields.model,
-    downgrade: fields.downgrade,
-    reservation: fields.reservation,
-    warnings: fields.warnings,
-    shadowViolations: fields.shadowViolations,
-    flags: fields.flags,
-    get limits() {
-      limits ??= limitsOf()
-      return limits
-    },
-    get headers() {
-      headers ??= rateLimitHeaders(this.limits, now, engine.options.headers)
-      return headers
-    },
-  }
-}
-
 /** Refusals of enforced and shadow counters, with their base codes; breaker trips alert here. */
-function sortViolations(engine: Engine, slots: Slot[], counters: CounterResult[], now: number) {
+function sortViolations(engine: Engine, answer: Answer, now: number) {
+  const slots = slotsOf(answer.used, answer.specs)
+  const { counters } = answer
   const violations: Violation[] = []
   const shadowViolations: Violation[] = []
   const bases = new Map<Violation, string>()
@@ -314,7 +287,9 @@ function sortViolations(engine: Engine, slots: Slot[], counters: CounterResult[]
 }
 
 /** Soft thresholds this request crossed, as warnings and alerts. */
-function warn(engine: Engine, slots: Slot[], counters: CounterResult[], now: number): Warning[] {
+function warn(engine: Engine, answer: Answer, now: number): Warning[] {
+  const slots = slotsOf(answer.used, answer.specs)
+  const { counters } = answer
   const warnings: Warning[] = []
   slots.forEach((slot, i) => {
     const counter = counters[i]!

@@ -71,6 +71,7 @@ export interface CounterSpec {
 export interface StoreReserve {
   /** Reservation id, unique; the key for settle and release. */
   id: string
+  /** The counters to hold on. A store may keep these objects: callers do not change them afterwards. */
   counters: CounterSpec[]
   /** Time after which an unsettled reservation expires. */
   ttlMs: number

@@ -75,26 +75,37 @@ export interface MemoryStore extends Store {
   readonly clock: Clock
 }
 
-interface Entry {
-  key: string
-  metric: string
-  /** The cell the hold went into (no look-up on settle; a cell forgotten since then takes no charge). */
-  cell: Cell
-  cap: number
-  window: WindowSpec
-  windowStart: number
-  charged: number
-  open: number
-  expiry: 'keep' | 'release'
-}
-
-/** An open or expired reservation. Closed ones leave only a tombstone. */
+/**
+ * An open or expired reservation. Closed ones leave only a tombstone. Its holds are kept as
+ * parallel lists: the specs it was made with (never mutated after a reserve), the cell each
+ * hold went into (`undefined` for a shadow counter that held nothing) and that cell's window
+ * or slot start.
+ */
 interface Record extends Expiring {
   id: string
   state: 'held' | 'expired'
   expiresAt: number
   meta: ReservationMeta
-  entries: Entry[]
+  specs: CounterSpec[]
+  cells: (Cell | undefined)[]
+  starts: number[]
+}
+
+/** A hold as `charge` sees it; one object reused for every call (the store never interleaves). */
+const entry = { window: undefined as unknown as WindowSpec, windowStart: 0, charged: 0, open: 0 }
+
+/** What an expired reservation's unsettled hold does: leases and `release` holds go back. */
+const returnsOnExpiry = (spec: CounterSpec) => spec.expiry === 'release' || spec.window.kind === 'lease'
+
+/** Point the shared `entry` at hold `i` of a record. */
+function entryOf(record: Record, i: number): typeof entry {
+  const spec = record.specs[i]!
+  const expired = record.state === 'expired'
+  entry.window = spec.window
+  entry.windowStart = record.starts[i]!
+  entry.charged = expired && returnsOnExpiry(spec) ? 0 : spec.amount
+  entry.open = expired ? 0 : spec.amount
+  return entry
 }
 
 const SECOND = 1_000
@@ -146,16 +157,21 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   }
   const close = (record: Record, amounts: globalThis.Record<string, number> | null) => {
     const counters: CommitCounter[] = []
-    for (const entry of record.entries) {
-      const target = amounts === null ? 0 : (amounts[entry.metric] ?? entry.charged)
-      const { cell } = entry
-      charge(entry, cell, record.id, target)
-      const cap = overrides.get(entry.key) ?? entry.cap
-      const over = entry.window.kind !== 'bucket' && entry.window.kind !== 'lease' ? cell.used - cap : 0
+    const { specs, cells } = record
+    for (let i = 0; i < specs.length; i++) {
+      const cell = cells[i]
+      if (cell === undefined) continue
+      const spec = specs[i]!
+      const hold = entryOf(record, i)
+      const held = hold.charged
+      const target = amounts === null ? 0 : (amounts[spec.metric] ?? held)
+      charge(hold, cell, record.id, target)
+      const cap = overrides.size === 0 ? spec.cap : (overrides.get(spec.key) ?? spec.cap)
+      const over = spec.window.kind !== 'bucket' && spec.window.kind !== 'lease' ? cell.used - cap : 0
       counters.push({
-        key: entry.key,
-        metric: entry.metric,
-        held: entry.charged,
+        key: spec.key,
+        metric: spec.metric,
+        held,
         charged: target,
         overdraft: Math.max(0, over),
       })
@@ -163,11 +179,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     return counters
   }
   const expire = (record: Record) => {
-    for (const entry of record.entries) {
-      const release = entry.expiry === 'release' || entry.window.kind === 'lease'
-      charge(entry, entry.cell, record.id, release ? 0 : entry.charged)
-      if (release) entry.charged = 0
-      entry.open = 0
+    const { specs, cells } = record
+    for (let i = 0; i < specs.length; i++) {
+      const cell = cells[i]
+      if (cell === undefined) continue
+      const hold = entryOf(record, i) // still held: charged and open are the amount
+      charge(hold, cell, record.id, returnsOnExpiry(specs[i]!) ? 0 : hold.charged)
     }
     record.state = 'expired'
     record.forgetAt = now + idempotencyMs
@@ -275,11 +292,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         counters[i] = result
       }
       if (denied) return { status: 'denied', now, counters }
-      const entries: Entry[] = []
+      const cells: (Cell | undefined)[] = new Array(count)
+      const starts: number[] = new Array(count)
       for (let i = 0; i < count; i++) {
         const spec = specs[i]!
         const result = counters[i]!
         const look = looks[i]!
+        starts[i] = look.windowStart
         if (result.denied) continue // a shadow counter that would refuse holds nothing
         const gate = gates?.[i]
         if (gate) {
@@ -290,20 +309,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         result.resetAt = hold(spec, look, input.id, now)
         keep(spec.key, spec.window, look, homesOf[i]!)
         const cell = look.cell
+        cells[i] = cell
         result.used = spec.window.kind === 'bucket' ? result.used + spec.amount : cell.used
         result.held = cell.held
         if (spec.alerts) result.crossed = crossedAlerts(spec, cell, result.cap)
-        entries.push({
-          key: spec.key,
-          metric: spec.metric,
-          cell,
-          cap: spec.cap,
-          window: spec.window,
-          windowStart: look.windowStart,
-          charged: spec.amount,
-          open: spec.amount,
-          expiry: spec.expiry,
-        })
       }
       const expiresAt = now + input.ttlMs
       const record: Record = {
@@ -311,7 +320,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         state: 'held',
         expiresAt,
         meta: input.meta,
-        entries,
+        specs,
+        cells,
+        starts,
         forgetAt: Number.POSITIVE_INFINITY, // a held reservation stays until it is closed or expires
         seen: false,
       }

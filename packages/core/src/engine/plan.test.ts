@@ -1,0 +1,74 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { parsePolicy } from '../policy/load.js'
+import type { Attributes, MatchContext } from '../policy/match.js'
+import { matchRules } from './counters.js'
+import { Plans } from './plan.js'
+
+const policy = parsePolicy({
+  models: { m1: { tier: 'low' }, m2: { tier: 'high' } },
+  rules: [
+    { id: 'per-user', per: 'user', limits: { requests: 1 }, window: 'day' },
+    { id: 'per-team-model', per: ['team', 'model'], limits: { requests: 1 }, window: 'day' },
+    { id: 'pro', match: { plan: 'pro' }, per: 'feature', limits: { requests: 1 }, window: 'day' },
+    { id: 'high', match: { tier: 'high' }, limits: { requests: 1 }, window: 'day' },
+  ],
+})
+
+const id = fc.stringMatching(/^[a-c:1-]{1,4}$/)
+const context = fc.record({
+  subject: fc.record({ user: id, team: id }, { requiredKeys: ['user', 'team'] }),
+  model: fc.constantFrom('m1', 'm2'),
+  feature: fc.option(id, { nil: undefined }),
+  attributes: fc.constantFrom<Attributes>({}, { plan: 'pro' }, { plan: 'free' }),
+})
+
+const contextOf = (c: Omit<MatchContext, 'tier'>) =>
+  ({ ...c, tier: c.model === 'm2' ? 'high' : 'low' }) as MatchContext
+/** The rules and partition keys matched, or the error code when matching refuses. */
+const outcome = (match: () => ReturnType<typeof matchRules>) => {
+  try {
+    return match().map((m) => [m.rule.id, m.partitionKey])
+  } catch (error) {
+    return (error as { code: string }).code
+  }
+}
+
+describe('plans', () => {
+  it('remember exactly what matching the request afresh gives, for any ids', () => {
+    const plans = new Plans(policy)
+    fc.assert(
+      fc.property(fc.array(context, { minLength: 1, maxLength: 30 }), (contexts) => {
+        for (const raw of contexts) {
+          const c = contextOf(raw)
+          expect(outcome(() => plans.of(c).matched)).toEqual(outcome(() => matchRules(policy, c)))
+        }
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('tell apart ids that would read the same run together', () => {
+    const plans = new Plans(policy)
+    const a = plans.of(
+      contextOf({ subject: { user: 'a', team: 'bc' }, model: 'm1', feature: undefined, attributes: {} }),
+    )
+    const b = plans.of(
+      contextOf({ subject: { user: 'ab', team: 'c' }, model: 'm1', feature: undefined, attributes: {} }),
+    )
+    expect(a.templates.map((t) => t.key)).not.toEqual(b.templates.map((t) => t.key))
+  })
+
+  it('stay correct past the most plans kept', () => {
+    const plans = new Plans(policy)
+    for (let i = 0; i < 10_050; i++) {
+      const c = contextOf({
+        subject: { user: `u${i}`, team: 't' },
+        model: 'm1',
+        feature: undefined,
+        attributes: {},
+      })
+      expect(plans.of(c).matched[0]!.partition).toEqual({ user: `u${i}` })
+    }
+  })
+})
