@@ -71,12 +71,12 @@ export class ClockCache<V extends Expiring> {
 /**
  * Closed reservation ids, remembered for `horizonMs` so that a duplicate settle or
  * release is recognised. Ids are kept in small sets, a new one every 1/24 of the horizon or
- * every 65,536 ids, and forgotten a set at a time: no per-id timestamp, no large table to
+ * every 8,192 ids, and forgotten a set at a time: no per-id timestamp, no large table to
  * grow, and the oldest set goes first when more than `max` ids are kept.
  */
 export class Tombstones {
   private static readonly SLICES = 24
-  private static readonly SET_SIZE = 65_536
+  private static readonly SET_SIZE = 8_192
   private readonly buckets: { until: number; settled: Set<string>; released: Set<string> }[] = []
   private size = 0
 
