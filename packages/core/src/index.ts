@@ -31,6 +31,7 @@ export type {
   CommitResult,
   CounterRef,
   Estimate,
+  LocalFallback,
   ReserveRequest,
   RunContext,
   Tollgate,

@@ -36,7 +36,7 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
     return degraded
   }
   const amounts = usage === null ? null : actualAmounts(policy, entry.model, entry.amounts, usage)
-  const answer = close(engine, { id, amounts })
+  const answer = entry.local ? engine.local!.commit({ id, amounts }) : close(engine, { id, amounts })
   const result = answer instanceof Promise ? await answer : answer
   held.delete(id)
   if (result.status === 'unknown') return none

@@ -19,6 +19,8 @@ export interface Held {
   amounts: Amounts
   /** Admitted while the store was down: nothing is held, settle has nothing to do. */
   degraded?: boolean
+  /** Held on the local fallback store (the store was down): settled there. */
+  local?: boolean
 }
 
 export interface Engine {
@@ -27,6 +29,8 @@ export interface Engine {
   options: TollgateOptions
   /** Runs a store call within the timeout; see `guard`. */
   call: Guard
+  /** The local store of `options.localFallback`, when one is configured. */
+  local: Store | undefined
   windows: WindowCache
   /** What each request shape makes of the policy (matched rules, keys), remembered. */
   plans: Plans
@@ -68,6 +72,7 @@ export function createEngine(options: TollgateOptions): Engine {
     store,
     options,
     call: guard(options.timeoutMs ?? 1_000, options.onStoreError),
+    local: localStoreOf(options),
     windows: new WindowCache(),
     plans: new Plans(policy),
     held: new BoundedMap<string, Held>(100_000),
@@ -81,4 +86,15 @@ export function createEngine(options: TollgateOptions): Engine {
       }
     },
   }
+}
+
+function localStoreOf(options: TollgateOptions): Store | undefined {
+  const fallback = options.localFallback
+  if (!fallback) return undefined
+  const { share } = fallback
+  if (typeof share !== 'number' || !(share > 0 && share <= 1))
+    throw new TollgateError('invalid_request', 'localFallback.share must be a number in (0, 1]')
+  if (fallback.closed !== undefined && fallback.closed !== 'refuse' && fallback.closed !== 'enforce')
+    throw new TollgateError('invalid_request', "localFallback.closed is 'refuse' or 'enforce'")
+  return fallback.store ?? memoryStore(options.clock ? { clock: options.clock } : {})
 }

@@ -6,14 +6,14 @@ import type { Decision, DeniedDecision, Downgrade, Subject, Violation, Warning }
 import type { ReasonCode } from '../errors.js'
 import { TollgateError } from '../errors.js'
 import type { Attributes, MatchContext } from '../policy/match.js'
-import type { StoreReserve, StoreReserveResult } from '../store/contract.js'
+import type { ReservationMeta, StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
 import { Allowed, type Answer } from './allowed.js'
 import { checkCaps } from './caps.js'
 import type { Engine } from './context.js'
 import { baseCode, byWait, denied, refusal, violation } from './decide.js'
 import { decideAccess, estimateAmounts, resolveModel, tierOf } from './models.js'
-import { applyBaselines, blocksOf, slotsOf, specsOf } from './plan.js'
+import { applyBaselines, blocksOf, type Plan, slotsOf, specsOf } from './plan.js'
 import type { ReserveRequest } from './types.js'
 import { checkRequest } from './validate.js'
 
@@ -149,6 +149,9 @@ export async function decide(
   } catch {
     const i = specs.findIndex((spec, i) => spec.enforce && used[i]!.rule.failure === 'closed')
     flags.push('store_degraded')
+    const local = engine.options.localFallback
+    if (local && (i < 0 || local.closed === 'enforce'))
+      return decideLocally(engine, asked, model, access.downgrade, plan, amounts, meta)
     if (i >= 0) {
       const rule = used[i]!.rule.id
       const message = `The quota store is unavailable and rule "${rule}" fails closed.`
@@ -326,4 +329,57 @@ function hold(engine: Engine, input: StoreReserve): Promise<StoreReserveResult> 
   } catch (error) {
     return call.fail(error)
   }
+}
+
+/**
+ * The store is down and a local fallback is configured: hold on the local store, each counter
+ * at its share of the cap. The engine's window bounds came from the store's last known time;
+ * a local clock outside them gets fresh bounds once.
+ */
+async function decideLocally(
+  engine: Engine,
+  asked: Asked,
+  model: string | undefined,
+  downgrade: Downgrade | null,
+  plan: Plan,
+  amounts: Record<string, number>,
+  meta: ReservationMeta,
+): Promise<Decision> {
+  const store = engine.local!
+  const share = engine.options.localFallback!.share
+  asked.flags.push('store_fallback')
+  const attempt = async (now: number) => {
+    const { used, specs } = specsOf(plan, amounts, now, engine.windows)
+    for (const spec of specs) if (spec.cap < Number.MAX_SAFE_INTEGER) spec.cap = Math.floor(spec.cap * share)
+    const input = { id: asked.id, counters: specs, ttlMs: plan.ttlMs, blocks: [], meta }
+    return { used, specs, result: await store.reserve(input) }
+  }
+  let { used, specs, result } = await attempt(asked.now)
+  if (result.status === 'skew') ({ used, specs, result } = await attempt(result.now))
+  if (result.status !== 'ok' && result.status !== 'denied')
+    throw new TollgateError('store_error', `The local fallback store answered ${result.status}.`)
+  asked.now = result.now
+  const answer: Answer = { used, specs, counters: result.counters }
+  if (result.status === 'denied') {
+    const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
+    const ordered = byWait(violations)
+    const limits = new Allowed(EMPTY_FIELDS, answer, asked.now, undefined).limits
+    return refuse(asked, ordered, bases.get(ordered[0]!)!, limits, shadowViolations)
+  }
+  engine.held.set(asked.id, { model, amounts, local: true })
+  return new Allowed(
+    {
+      id: asked.id,
+      requestedModel: asked.requestedModel,
+      model: model ?? '',
+      downgrade,
+      reservation: { id: asked.id, expiresAt: asked.now + plan.ttlMs, amounts },
+      warnings: [],
+      shadowViolations: [],
+      flags: asked.flags,
+    },
+    answer,
+    asked.now,
+    engine.options.headers,
+  )
 }

@@ -115,6 +115,14 @@ export interface TollgateOptions {
   onSettle?: (record: SettleRecord) => void
   /** Called when a soft threshold is crossed (once per window and partition) or a breaker trips. */
   onAlert?: (alert: Alert) => void
+  /**
+   * While the store is unavailable, enforce rules on a local store instead of letting them
+   * through: each counter at `share` of its cap (every process enforces its own share, so size
+   * it as about 1 / processes). Rules that fail closed still refuse unless `closed: 'enforce'`.
+   * Holds made locally are settled locally; nothing is carried over when the store returns.
+   * @example { localFallback: { share: 0.25 } } // four processes
+   */
+  localFallback?: LocalFallback
   /** Called when the store fails or times out; the rules' failure modes then apply. */
   onStoreError?: (error: unknown) => void
   /**
@@ -129,6 +137,23 @@ export interface TollgateOptions {
    * @default 16384
    */
   maxIdLength?: number
+}
+
+/** Options of {@link TollgateOptions.localFallback}. */
+export interface LocalFallback {
+  /** Fraction of each cap enforced locally, in (0, 1]. */
+  share: number
+  /**
+   * Where local counts live.
+   * @default memoryStore({ clock }) with the gate's clock
+   */
+  store?: Store
+  /**
+   * Rules that fail closed (budgets, balances): keep refusing (`refuse`) or enforce their share
+   * locally (`enforce`).
+   * @default 'refuse'
+   */
+  closed?: 'refuse' | 'enforce'
 }
 
 /** Context passed to the function given to `run`. */
