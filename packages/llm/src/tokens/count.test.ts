@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base'
 import * as o200k from 'gpt-tokenizer/encoding/o200k_base'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { countTokens, createCounter, utf8Length } from './count.js'
 import { encodingForModel, exactCounter } from './encoding.js'
 
@@ -93,6 +93,23 @@ describe('exact counts', () => {
 })
 
 describe('bounded counting', () => {
+  it('spends its time budget on counting, not on the time between texts (stream deltas)', () => {
+    let now = 0
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => now)
+    try {
+      const counter = createCounter('o200k_base', { timeBudgetMs: 25 })
+      let tokens = 0
+      for (let i = 0; i < 50; i++) {
+        tokens += counter.count(' word')
+        now += 100 // the next delta arrives 100 ms later
+      }
+      expect(tokens).toBe(50)
+      expect(counter.bounded).toBe(false)
+    } finally {
+      clock.mockRestore()
+    }
+  })
+
   it.each(['o200k_base', 'cl100k_base'] as const)('segments add up to the exact count (%s)', (encoding) => {
     const exact = exactCounter(encoding)
     fc.assert(

@@ -101,17 +101,24 @@ class BudgetCounter implements Counter {
   readonly #exact: (text: string) => number
   readonly #maxPiece: number
   readonly #timeBudget: number
-  #started = 0
+  /** Time spent in exact counting so far (not time since the first count: a stream's deltas arrive over seconds). */
+  #spent = 0
   #chars: number
   #counted = false
   #exhausted: boolean
 
   constructor(encoding: EncodingName, options: CountOptions) {
     this.encoding = encoding
-    this.#exact = exactCounter(encoding)
+    const exact = exactCounter(encoding)
     if (!warmed.has(encoding)) {
-      this.#exact('warm up') // the encoders build their tables on first use: keep that out of the time budget
+      exact('warm up') // the encoders build their tables on first use: keep that out of the time budget
       warmed.add(encoding)
+    }
+    this.#exact = (text) => {
+      const started = performance.now()
+      const tokens = exact(text)
+      this.#spent += performance.now() - started
+      return tokens
     }
     this.#maxPiece = options.maxPieceChars ?? 100
     this.#timeBudget = options.timeBudgetMs ?? 3
@@ -125,10 +132,8 @@ class BudgetCounter implements Counter {
       return false
     }
     // the first segment is always counted, so short texts get exact, deterministic counts
-    if (!this.#counted) {
-      this.#counted = true
-      this.#started = performance.now()
-    } else if (performance.now() - this.#started > this.#timeBudget) {
+    if (!this.#counted) this.#counted = true
+    else if (this.#spent > this.#timeBudget) {
       this.#exhausted = true
       return false
     }
