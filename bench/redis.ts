@@ -67,11 +67,11 @@ interface Task {
 }
 
 /** A gate on the Redis store; the first store error (a timeout: the failure mode decided) fails the task. */
-function gateOn(client: Redis, prefix: string) {
+function gateOn(client: Redis, prefix: string, batch = true) {
   let storeError: unknown
   const gate = createTollgate({
     policy,
-    store: redisStore({ client, prefix }),
+    store: redisStore({ client, prefix, batch }),
     onStoreError: (error) => {
       storeError ??= error
     },
@@ -124,26 +124,28 @@ const tasks: Task[] = [
       }
     },
   },
-  {
-    // Never settled: open reservations pile up (they would expire after the hold TTL) until the clean-up.
-    name: 'tollgate reserve',
-    async setup(client, prefix) {
-      const gate = gateOn(client, prefix)
-      return async (i) => {
-        await reserve(gate, i)
-      }
+  ...[true, false].flatMap((batch): Task[] => [
+    {
+      // Never settled: open reservations pile up (they would expire after the hold TTL) until the clean-up.
+      name: `tollgate reserve${batch ? '' : ' (batch: false)'}`,
+      async setup(client, prefix) {
+        const gate = gateOn(client, prefix, batch)
+        return async (i) => {
+          await reserve(gate, i)
+        }
+      },
     },
-  },
-  {
-    name: 'tollgate reserve+settle',
-    async setup(client, prefix) {
-      const gate = gateOn(client, prefix)
-      return async (i) => {
-        const result = await gate.gate.settle(await reserve(gate, i), usage)
-        if (result.status !== 'settled') throw new Error(`settle: ${result.status}`)
-      }
+    {
+      name: `tollgate reserve+settle${batch ? '' : ' (batch: false)'}`,
+      async setup(client, prefix) {
+        const gate = gateOn(client, prefix, batch)
+        return async (i) => {
+          const result = await gate.gate.settle(await reserve(gate, i), usage)
+          if (result.status !== 'settled') throw new Error(`settle: ${result.status}`)
+        }
+      },
     },
-  },
+  ]),
   {
     name: 'rlf 6× consume (sequential)',
     async setup(client, prefix) {
@@ -285,6 +287,8 @@ export async function run(): Promise<void> {
   const contenders = [
     { row: row('tollgate reserve'), target: TARGETS.reserve },
     { row: row('tollgate reserve+settle'), target: TARGETS.reserveSettle },
+    { row: row('tollgate reserve (batch: false)'), target: TARGETS.reserve },
+    { row: row('tollgate reserve+settle (batch: false)'), target: TARGETS.reserveSettle },
   ]
   const ratios: Record<string, number> = {}
   const p99: Record<string, { tollgateUs: number; rlfUs: number; lower: boolean }> = {}
@@ -304,7 +308,7 @@ export async function run(): Promise<void> {
   )
   console.log('\nCPU per decision (µs): client (this process) / Redis')
   for (const r of rows)
-    console.log(`  ${r.name.padEnd(30)} ${r.clientCpuUs.toFixed(1).padStart(7)} / ${r.redisCpuUs.toFixed(1)}`)
+    console.log(`  ${r.name.padEnd(38)} ${r.clientCpuUs.toFixed(1).padStart(7)} / ${r.redisCpuUs.toFixed(1)}`)
   console.log(
     `\nratios (targets: reserve ≥ ${TARGETS.reserve}×, reserve+settle ≥ ${TARGETS.reserveSettle}×):`,
   )

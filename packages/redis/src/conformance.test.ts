@@ -32,3 +32,9 @@ afterAll(async () => {
 describeStoreConformance('redisStore', (clock) => redisStore({ client, prefix: prefix.next(), clock }), {
   numRuns: 50,
 })
+
+describeStoreConformance(
+  'redisStore (batch: false)',
+  (clock) => redisStore({ client, prefix: prefix.next(), clock, batch: false }),
+  { numRuns: 25 },
+)

@@ -355,10 +355,41 @@ if not r then return { fmt(now), false } end
 return { fmt(now), { r.state, fmt(r.expiresAt), call('HGET', r.key, 'm') } }
 `
 
+const BATCH_BODY = /* lua */ `
+-- A batch of reserves and commits from concurrent callers of one process, one after the other in
+-- one atomic call (standalone Redis only): one TIME and one sweep for all of them. ARGV[6]… is a list
+-- of operations, each 'r' (reserve) or 'c' (commit), its number of arguments, then the arguments the
+-- reserve or commit script takes from ARGV[6]. Each operation runs exactly as its own script would,
+-- after the ones before it (so it sees their holds), and ends with every cell written back.
+-- Answer: now, then one answer per operation: the reserve or commit script's, or { '!error', message }
+-- when that operation failed (what it wrote before failing stays, as after a failed script).
+local all = ARGV
+local common = { all[1], all[2], all[3], all[4], all[5] }
+local replies = { fmt(now) }
+local p, last = 6, #all
+while p <= last do
+  local op, count = all[p], tonumber(all[p + 1])
+  local a = { common[1], common[2], common[3], common[4], common[5] }
+  for i = 1, count do a[5 + i] = all[p + 1 + i] end
+  ARGV = a
+  local ok, reply = pcall(op == 'r' and reserveOp or commitOp)
+  if not ok then
+    cells, order = {}, {}
+    local message = reply
+    if type(reply) == 'table' then message = reply.err or 'error' end
+    reply = { '!error', tostring(message) }
+  end
+  replies[#replies + 1] = reply
+  p = p + 2 + count
+end
+return replies
+`
+
 /** The Lua scripts, each the shared prelude followed by its body. */
 export const SCRIPTS = {
   reserve: PRELUDE + RESERVE_BODY,
   commit: PRELUDE + COMMIT_BODY,
+  batch: `${PRELUDE}local function reserveOp()\n${RESERVE_BODY}\nend\nlocal function commitOp()\n${COMMIT_BODY}\nend\n${BATCH_BODY}`,
   read: PRELUDE + READ_BODY,
   adjust: PRELUDE + ADJUST_BODY,
   lookup: PRELUDE + LOOKUP_BODY,

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import type {
   CounterSpec,
   CounterState,
+  ScannedCounter,
   Store,
   StoreCommit,
   StoreCommitResult,
@@ -20,6 +21,7 @@ import { clusterOps } from './cluster.js'
 import { commitRows, counterResult, pushSpec, type Reply, ROW, state } from './codec.js'
 import { bounded, type Client, type Within } from './connection.js'
 import { checkPrefix, encodeId, tagOf } from './keys.js'
+import { scanCounters } from './scan.js'
 import { SCRIPTS, type ScriptName } from './scripts.js'
 
 export { RedisStoreError } from './connection.js'
@@ -71,7 +73,20 @@ export interface RedisStoreOptions {
    * @default 25
    */
   sweepLimit?: number
+  /**
+   * Standalone Redis: reserves and commits that concurrent callers of this process make in the same
+   * tick go to Redis together, as one `EVALSHA` of a batch script that runs each of them in turn,
+   * exactly as its own script would (all or nothing per reservation; a later one sees the earlier ones'
+   * holds), with one `TIME` and one expiry sweep for all. At most 64 calls per batch. Each call keeps
+   * its own answer and its own timeout; a failed batch fails each of its calls. `false`: one script
+   * per call. A Cluster client never batches.
+   * @default true
+   */
+  batch?: boolean
 }
+
+/** Most calls in one batch script. */
+const BATCH_MAX = 64
 
 /** The Redis store: every operation answers with a promise; `clock` is set only when a test clock was given. */
 export interface RedisStore extends Store {
@@ -85,6 +100,11 @@ export interface RedisStore extends Store {
   block(marker: string, code: string | null): Promise<void>
   blocked(markers: string[]): Promise<{ marker: string; code: string } | null>
   lookup(id: string): Promise<StoredReservation | null>
+  /**
+   * Up to `max` counters whose key starts with `counter.key`, in the window `counter.window` lays
+   * out (override applied), found with `SCAN MATCH` on every master: O(keys), for dashboards only.
+   */
+  scan(counter: CounterSpec, max: number): Promise<ScannedCounter[]>
   /** Redis time as last seen (the local clock plus the offset learned from the last answer), or the test clock. */
   now(): number
 }
@@ -204,12 +224,82 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   }
 
   const runtime: Runtime = { client, shared, tag, within, script }
-  const standalone = scriptOps(runtime)
+
+  /** Reserves and commits waiting for the end of this tick, to go to Redis in one batch script. */
+  let queue: Queued[] = []
+  let scheduled = false
+  const send = () => {
+    scheduled = false
+    const members = queue
+    queue = []
+    if (members.length === 0) return
+    try {
+      sendBatch(members)
+    } catch (error) {
+      for (const m of members) m.reject(error)
+    }
+  }
+  const sendBatch = (members: Queued[]) => {
+    if (members.length === 1) {
+      const [only] = members
+      const name = only!.op === 'r' ? 'reserve' : 'commit'
+      const reply = scripts[COMMANDS[name].name]!(
+        `${shared}:x`,
+        clock ? String(clock.now()) : '',
+        common,
+        only!.args,
+      )
+      ;(reply as Promise<Reply[]>).then((r) => {
+        if (!clock && name === 'reserve') offset = Number(r[1]) - Date.now()
+        only!.resolve(r)
+      }, only!.reject)
+      return
+    }
+    const args: string[] = []
+    for (const m of members) {
+      args.push(m.op, String(m.args.length))
+      for (const a of m.args) args.push(a)
+    }
+    const call = scripts[COMMANDS.batch.name]!(`${shared}:x`, clock ? String(clock.now()) : '', common, args)
+    ;(call as Promise<Reply[]>).then(
+      (reply) => {
+        if (!clock) offset = Number(reply[0]) - Date.now()
+        members.forEach((m, i) => {
+          const answer = reply[i + 1] as Reply[]
+          if (answer[0] === '!error') m.reject(new Error(`tollgate batch: ${answer[1]}`))
+          else m.resolve(answer)
+        })
+      },
+      (error) => {
+        for (const m of members) m.reject(error)
+      },
+    )
+  }
+  const enqueue = (op: 'r' | 'c', args: string[]) =>
+    new Promise<Reply[]>((resolve, reject) => {
+      queue.push({ op, args, resolve, reject })
+      if (queue.length >= BATCH_MAX) send()
+      else if (!scheduled) {
+        scheduled = true
+        // The end of the current microtask queue: callers resumed by one answer join one batch.
+        queueMicrotask(send)
+      }
+    })
+  const batched: Batched | undefined =
+    options.batch !== false && !isCluster
+      ? (op, args, late) => within(() => enqueue(op, args), late)
+      : undefined
+
+  const standalone = scriptOps(runtime, batched)
+  const ops = isCluster ? clusterOps(runtime, standalone) : standalone
 
   return {
     prefix,
     ...(clock ? { clock } : {}),
-    ...(isCluster ? clusterOps(runtime, standalone) : standalone),
+    ...ops,
+
+    scan: (counter: CounterSpec, max: number) =>
+      scanCounters({ client: options.client, isCluster, prefix, within, read: ops.read }, counter, max),
 
     now: () => (clock ? clock.now() : Date.now() + offset),
 
@@ -238,8 +328,19 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   }
 }
 
+/** A reserve or commit waiting to go to Redis in a batch. */
+interface Queued {
+  op: 'r' | 'c'
+  args: string[]
+  resolve(reply: Reply[]): void
+  reject(error: unknown): void
+}
+
+/** Runs a reserve ('r') or commit ('c') in the next batch, within the call's own timeout. */
+type Batched = (op: 'r' | 'c', args: string[], late?: (reply: Reply[]) => void) => Promise<Reply[]>
+
 /** The script operations with every key in one slot: a standalone Redis, or the shared slot of a Cluster. */
-function scriptOps({ shared, tag, script }: Runtime): ScriptOps {
+function scriptOps({ shared, tag, script }: Runtime, batched?: Batched): ScriptOps {
   return {
     async reserve(input: StoreReserve): Promise<StoreReserveResult> {
       const args = [
@@ -256,7 +357,7 @@ function scriptOps({ shared, tag, script }: Runtime): ScriptOps {
         if (reply[0] !== 'ok') return
         script('commit', shared, [encodeId(input.id), 'release']).catch(noop)
       }
-      const reply = await script('reserve', shared, args, late)
+      const reply = batched ? await batched('r', args, late) : await script('reserve', shared, args, late)
       const status = reply[0] as string
       const now = Number(reply[1])
       if (status === 'skew') return { status, now }
@@ -272,7 +373,7 @@ function scriptOps({ shared, tag, script }: Runtime): ScriptOps {
         for (const metric of Object.keys(input.amounts))
           args.push(encodeId(metric), String(input.amounts[metric]))
       }
-      const reply = await script('commit', shared, args)
+      const reply = batched ? await batched('c', args) : await script('commit', shared, args)
       const status = reply[0] as string
       if (status === 'unknown') return { status }
       if (status === 'duplicate') return { status, previous: reply[1] as 'settled' | 'released' }

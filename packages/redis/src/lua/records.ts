@@ -133,8 +133,12 @@ local function expire(r)
   call('ZREM', INDEX, r.id)
 end
 
--- Expire at most SWEEP reservations whose TTL has passed.
+-- Expire at most SWEEP reservations whose TTL has passed, once per script call (a batch of
+-- reservations and commits sweeps once: its time does not move).
+local swept = false
 local function sweep()
+  if swept then return end
+  swept = true
   local due = call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP))
   for _, id in ipairs(due) do
     local r = loadRecord(id)
