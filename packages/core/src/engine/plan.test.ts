@@ -48,6 +48,34 @@ describe('plans', () => {
     )
   })
 
+  it('keep counters of one partition apart by tenant scope', () => {
+    const scoped = parsePolicy({ ...policy.source, tenant: 'org' })
+    const plans = new Plans(scoped)
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ org: fc.option(id, { nil: undefined }), user: id, team: id }), {
+          maxLength: 20,
+        }),
+        (subjects) => {
+          for (const subject of subjects) {
+            const c = contextOf({
+              subject: Object.fromEntries(
+                Object.entries(subject).filter(([, v]) => v !== undefined),
+              ) as Record<string, string>,
+              model: 'm1',
+              feature: undefined,
+              attributes: {},
+            })
+            const plan = plans.of(c)
+            for (const t of plan.templates)
+              expect(t.scope).toBe(t.rule.per.length > 0 ? subject.org : undefined)
+          }
+        },
+      ),
+      { numRuns: 100 },
+    )
+  })
+
   it('tell apart ids that would read the same run together', () => {
     const plans = new Plans(policy)
     const a = plans.of(
@@ -60,8 +88,8 @@ describe('plans', () => {
   })
 
   it('stay correct past the most plans kept', () => {
-    const plans = new Plans(policy)
-    for (let i = 0; i < 10_050; i++) {
+    const plans = new Plans(policy, 100)
+    for (let i = 0; i < 250; i++) {
       const c = contextOf({
         subject: { user: `u${i}`, team: 't' },
         model: 'm1',

@@ -5,12 +5,13 @@
  * A plan depends only on the policy and the request's shape, never on time or counts.
  */
 import type { Subject } from '../decision.js'
+import { TollgateError } from '../errors.js'
 import { blockKey, counterKey } from '../keys.js'
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js'
 import { BUILTIN_METRICS } from '../policy/compile.js'
 import type { MatchContext } from '../policy/match.js'
 import type { CounterSpec, CounterState, ThrottleSpec, WindowSpec } from '../store/contract.js'
-import { type Matched, matchRules, type Slot, scopeOf, type WindowCache } from './counters.js'
+import { dimensionOf, type Matched, matchRules, type Slot, scopeOf, type WindowCache } from './counters.js'
 
 /** One counter of a plan: everything of its spec that does not change from call to call. */
 export interface Template {
@@ -51,7 +52,7 @@ export interface Plan {
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
 /** Most plans remembered per gate; past it the oldest is forgotten. */
-const MAX_PLANS = 10_000
+const MAX_PLANS = 50_000
 /** Requests whose shape would make a longer cache key are planned every time. */
 const MAX_KEY = 2_048
 
@@ -65,8 +66,12 @@ export class Plans {
   private root: Trie = new Map()
   private readonly byText = new Map<string, Plan>()
   private count = 0
+  private readonly parts = new Map<string, { trie: PartTrie; size: number }>()
 
-  constructor(private readonly policy: CompiledPolicy) {}
+  constructor(
+    private readonly policy: CompiledPolicy,
+    private readonly max = MAX_PLANS,
+  ) {}
 
   /** The plan for a request context (its model already resolved). Throws like `matchRules`. */
   of(context: MatchContext): Plan {
@@ -76,8 +81,8 @@ export class Plans {
     for (const dimension in subject) node = step(step(node, dimension), subject[dimension])
     let plan = node.get(PLAN) as Plan | undefined
     if (plan === undefined) {
-      plan = makePlan(this.policy, context)
-      if (++this.count > MAX_PLANS) {
+      plan = makePlan(this.policy, context, this.parts)
+      if (++this.count > this.max) {
         this.root = new Map()
         this.count = 0
         return plan
@@ -89,11 +94,11 @@ export class Plans {
 
   private ofText(context: MatchContext): Plan {
     const key = shapeKey(context)
-    if (key === undefined) return makePlan(this.policy, context)
+    if (key === undefined) return makePlan(this.policy, context, this.parts)
     let plan = this.byText.get(key)
     if (plan === undefined) {
-      plan = makePlan(this.policy, context)
-      if (this.byText.size >= MAX_PLANS) this.byText.clear()
+      plan = makePlan(this.policy, context, this.parts)
+      if (this.byText.size >= this.max) this.byText.clear()
       this.byText.set(key, plan)
     }
     return plan
@@ -129,58 +134,109 @@ function shapeKey(context: MatchContext): string | undefined {
   return key.length > MAX_KEY ? undefined : key
 }
 
-function makePlan(policy: CompiledPolicy, context: MatchContext): Plan {
-  const matched = matchRules(policy, context)
+/** What one rule makes of one partition: its match and its counters' templates. */
+interface Part {
+  matched: Matched
+  templates: Template[]
+}
+
+/**
+ * Parts by rule, then by the counters' scope (a tenant) and the partition's ids: a plan
+ * missed for a new request shape still reuses every rule's part (and its key strings, whose
+ * hashes the store's maps have already computed). Each rule's cache starts over past {@link MAX_PARTS}.
+ */
+const MAX_PARTS = 100_000
+type PartTrie = Map<string | undefined | typeof PLAN, PartTrie | Part>
+
+function makePlan(
+  policy: CompiledPolicy,
+  context: MatchContext,
+  parts: Map<string, { trie: PartTrie; size: number }>,
+): Plan {
+  const matched: Matched[] = []
   const templates: Template[] = []
   let ttlMs = 0
   let costly = false
   let baselines = false
-  for (const m of matched) {
-    const { rule } = m
-    ttlMs = Math.max(ttlMs, rule.ttlMs)
-    const scope = scopeOf(policy, rule, context.subject)
-    for (const { metric, cap } of rule.limits) {
-      if (metric === 'cost') costly = true
-      const key = counterKey(rule.id, metric, m.partitionKey)
-      const main: Template = {
-        matched: m,
-        rule,
-        metric,
-        key,
-        cap,
-        enforce: !m.shadow,
-        builtin: BUILTIN.has(metric),
-        scope,
-        expiry: rule.expiry,
-        alerts: rule.alerts,
-        trip: rule.cooldownMs === undefined ? undefined : { cooldownMs: rule.cooldownMs },
-        throttle: rule.throttle,
-        baseline: undefined,
-        window: undefined,
-        layout: undefined,
-        layoutFrom: 0,
-        layoutUntil: 0,
-      }
-      templates.push(main)
-      const { baseline } = rule
-      if (baseline && metric !== 'concurrency') {
-        baselines = true
-        main.baseline = { factor: baseline.factor, periods: Math.floor(baseline.overMs / baseline.windowMs) }
-        templates.push({
-          ...main,
-          key: `${key}#baseline`,
-          cap: Number.MAX_SAFE_INTEGER,
-          alerts: undefined,
-          trip: undefined,
-          throttle: undefined,
-          baseline: undefined,
-          window: { kind: 'sliding', sizeMs: baseline.overMs, slotMs: baseline.windowMs },
-        })
-      }
+  for (const rule of policy.rules) {
+    if (!rule.match(context, false)) continue
+    let cache = parts.get(rule.id)
+    if (cache === undefined || cache.size > MAX_PARTS) {
+      cache = { trie: new Map(), size: 0 }
+      parts.set(rule.id, cache)
     }
+    // the scope (a tenant, or none) names the counters as much as the ids do
+    let node = step(cache.trie as Trie, scopeOf(policy, rule, context.subject)) as unknown as PartTrie
+    for (const dimension of rule.per) {
+      const id = dimensionOf(context, dimension)
+      if (id === undefined)
+        throw new TollgateError(
+          'invalid_subject',
+          `Rule "${rule.id}" counts per "${dimension}", but the request has no "${dimension}".`,
+        )
+      node = step(node as unknown as Trie, id) as unknown as PartTrie
+    }
+    let part = node.get(PLAN) as Part | undefined
+    if (part === undefined) {
+      part = makePart(policy, rule, context)
+      node.set(PLAN, part)
+      cache.size++
+    }
+    matched.push(part.matched)
+    for (const t of part.templates) {
+      templates.push(t)
+      if (t.metric === 'cost') costly = true
+      if (t.baseline) baselines = true
+    }
+    ttlMs = Math.max(ttlMs, rule.ttlMs)
   }
   const blocks = blocksOf(context.subject)
   return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines }
+}
+
+/** The match and counter templates of one rule for the partition a request falls in. */
+function makePart(policy: CompiledPolicy, rule: CompiledRule, context: MatchContext): Part {
+  const m = matchRules({ ...policy, rules: [rule] }, context)[0]!
+  const templates: Template[] = []
+  const scope = scopeOf(policy, rule, context.subject)
+  for (const { metric, cap } of rule.limits) {
+    const key = counterKey(rule.id, metric, m.partitionKey)
+    const main: Template = {
+      matched: m,
+      rule,
+      metric,
+      key,
+      cap,
+      enforce: !m.shadow,
+      builtin: BUILTIN.has(metric),
+      scope,
+      expiry: rule.expiry,
+      alerts: rule.alerts,
+      trip: rule.cooldownMs === undefined ? undefined : { cooldownMs: rule.cooldownMs },
+      throttle: rule.throttle,
+      baseline: undefined,
+      window: undefined,
+      layout: undefined,
+      layoutFrom: 0,
+      layoutUntil: 0,
+    }
+    templates.push(main)
+    const { baseline } = rule
+    if (baseline && metric !== 'concurrency') {
+      main.baseline = { factor: baseline.factor, periods: Math.floor(baseline.overMs / baseline.windowMs) }
+      templates.push({
+        ...main,
+        key: `${key}#baseline`,
+        cap: Number.MAX_SAFE_INTEGER,
+        alerts: undefined,
+        trip: undefined,
+        throttle: undefined,
+        baseline: undefined,
+        window: { kind: 'sliding', sizeMs: baseline.overMs, slotMs: baseline.windowMs },
+      })
+    }
+  }
+  return { matched: m, templates }
 }
 
 /** Block markers of every id of a subject. */
