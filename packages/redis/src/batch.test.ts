@@ -60,7 +60,7 @@ function scriptCalls(): { count(): number; stop(): void } {
 describe('batching', () => {
   it('concurrent reserves go out together and never over-admit; each sees the holds before it', async () => {
     const clock = fakeClock(T0)
-    const store = redisStore({ client, prefix: prefix.next(), clock })
+    const store = redisStore({ client, prefix: prefix.next(), clock, batch: true })
     const calls = scriptCalls()
     try {
       const answers = await Promise.all(
@@ -89,7 +89,7 @@ describe('batching', () => {
 
   it('commits in one batch are idempotent: the same settle twice answers settled, then duplicate', async () => {
     const clock = fakeClock(T0)
-    const store = redisStore({ client, prefix: prefix.next(), clock })
+    const store = redisStore({ client, prefix: prefix.next(), clock, batch: true })
     await Promise.all([0, 1, 2].map((i) => store.reserve(ask(`s${i}`, [counter('c', 100, 20)]))))
     const calls = scriptCalls()
     try {
@@ -111,7 +111,7 @@ describe('batching', () => {
 
   it('a call that fails fails alone; the others of its batch keep their answers', async () => {
     const clock = fakeClock(T0)
-    const store = redisStore({ client, prefix: prefix.next(), clock })
+    const store = redisStore({ client, prefix: prefix.next(), clock, batch: true })
     const results = await Promise.allSettled([
       store.reserve(ask('a', [counter('k', 100, 10)])),
       // An amount the script cannot add (the engine never sends one): a Lua error in that call alone.
@@ -127,7 +127,7 @@ describe('batching', () => {
   it('a batch that cannot be sent fails every call in it, within the timeout', async () => {
     const broken = testClient()
     await new Promise((resolve) => broken.once('ready', resolve))
-    const store = redisStore({ client: broken, prefix: prefix.next(), timeoutMs: 200 })
+    const store = redisStore({ client: broken, prefix: prefix.next(), timeoutMs: 200, batch: true })
     broken.disconnect()
     const started = Date.now()
     const results = await Promise.allSettled(

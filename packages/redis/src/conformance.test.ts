@@ -34,7 +34,7 @@ describeStoreConformance('redisStore', (clock) => redisStore({ client, prefix: p
 })
 
 describeStoreConformance(
-  'redisStore (batch: false)',
-  (clock) => redisStore({ client, prefix: prefix.next(), clock, batch: false }),
+  'redisStore (batch: true)',
+  (clock) => redisStore({ client, prefix: prefix.next(), clock, batch: true }),
   { numRuns: 25 },
 )
