@@ -35,6 +35,11 @@ export interface Template {
   layout: WindowSpec | undefined
   layoutFrom: number
   layoutUntil: number
+  /**
+   * The spec last sent for this counter. Specs are never changed once sent (stores may keep them),
+   * so the next call with the same amount in the same window sends the same object again.
+   */
+  spec: CounterSpec | undefined
 }
 
 export interface Plan {
@@ -219,6 +224,7 @@ function makePart(policy: CompiledPolicy, rule: CompiledRule, context: MatchCont
       layout: undefined,
       layoutFrom: 0,
       layoutUntil: 0,
+      spec: undefined,
     }
     templates.push(main)
     const { baseline } = rule
@@ -268,6 +274,11 @@ export function specsOf(
     }
     if (used !== templates) used.push(t)
     const window = t.window ?? layoutOf(t, now, windows)
+    const last = t.spec
+    if (last !== undefined && last.amount === amount && last.window === window) {
+      specs.push(last)
+      continue
+    }
     const spec: CounterSpec = {
       key: t.key,
       metric: t.metric,
@@ -281,6 +292,7 @@ export function specsOf(
     if (t.alerts && (window.kind === 'fixed' || window.kind === 'sliding')) spec.alerts = t.alerts
     if (t.trip) spec.trip = t.trip
     if (t.throttle) spec.throttle = t.throttle
+    if (!t.baseline) t.spec = spec // a baseline's cap is set per call
     specs.push(spec)
   }
   return { used, specs }

@@ -349,8 +349,11 @@ async function decideLocally(
   const share = engine.options.localFallback!.share
   asked.flags.push('store_fallback')
   const attempt = async (now: number) => {
-    const { used, specs } = specsOf(plan, amounts, now, engine.windows)
-    for (const spec of specs) if (spec.cap < Number.MAX_SAFE_INTEGER) spec.cap = Math.floor(spec.cap * share)
+    const { used, specs: shared } = specsOf(plan, amounts, now, engine.windows)
+    // copies: specs are shared between calls and never changed once made
+    const specs = shared.map((spec) =>
+      spec.cap < Number.MAX_SAFE_INTEGER ? { ...spec, cap: Math.floor(spec.cap * share) } : spec,
+    )
     const input = { id: asked.id, counters: specs, ttlMs: plan.ttlMs, blocks: [], meta }
     return { used, specs, result: await store.reserve(input) }
   }
