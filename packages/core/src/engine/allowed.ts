@@ -17,6 +17,17 @@ export interface Answer {
 
 const NO_ANSWER: Answer = { used: [], specs: [], counters: [] }
 
+/** The state of every limit in a store's answer (a baseline's companion counter is not one). */
+export function limitsOf({ used, specs, counters }: Answer): LimitState[] {
+  const limits: LimitState[] = []
+  for (let i = 0; i < used.length; i++) {
+    const t = used[i]!
+    if (t.window !== undefined) continue
+    limits.push(limitState({ matched: t.matched, metric: t.metric, spec: specs[i]! }, counters[i]!))
+  }
+  return limits
+}
+
 export class Allowed implements AllowedDecision {
   readonly allowed = true as const
   id: string
@@ -54,16 +65,7 @@ export class Allowed implements AllowedDecision {
 
   /** Every limit of the reservation, as the store saw it. */
   get limits(): LimitState[] {
-    if (this.#limits === undefined) {
-      const { used, specs, counters } = this.#answer
-      const limits: LimitState[] = []
-      for (let i = 0; i < used.length; i++) {
-        const t = used[i]!
-        if (t.window !== undefined) continue // a baseline's companion counter
-        limits.push(limitState({ matched: t.matched, metric: t.metric, spec: specs[i]! }, counters[i]!))
-      }
-      this.#limits = limits
-    }
+    this.#limits ??= limitsOf(this.#answer)
     return this.#limits
   }
 

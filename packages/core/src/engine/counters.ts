@@ -22,8 +22,6 @@ export interface Slot {
   matched: Matched
   metric: string
   spec: CounterSpec
-  /** An internal companion counter (a baseline's trailing count): not reported in limits. */
-  hidden?: boolean
 }
 
 const NEVER = Number.MAX_SAFE_INTEGER
@@ -95,10 +93,6 @@ function hash(text: string): number {
 export class WindowCache {
   private readonly cache = new Map<string, { start: number; end: number; spec: WindowSpec }>()
   private readonly layouts = new Map<string, WindowSpec>()
-
-  bounds(rule: CompiledRule, now: number): number[] {
-    return (this.fixed(rule, now) as { bounds: number[] }).bounds
-  }
 
   /** The `fixed` layout of a calendar, lifetime or window-less rule at `now`. */
   fixed(rule: CompiledRule, now: number): WindowSpec {

@@ -300,11 +300,7 @@ export function specsOf(
 
 /** Slots (template and spec together) for reports: built only when a decision's limits are read. */
 export function slotsOf(used: readonly Template[], specs: readonly CounterSpec[]): Slot[] {
-  return used.map((t, i) => {
-    const slot: Slot = { matched: t.matched, metric: t.metric, spec: specs[i]! }
-    if (t.window !== undefined) slot.hidden = true
-    return slot
-  })
+  return used.map((t, i) => ({ matched: t.matched, metric: t.metric, spec: specs[i]! }))
 }
 
 /**

@@ -8,7 +8,7 @@ import { TollgateError } from '../errors.js'
 import type { Attributes, MatchContext } from '../policy/match.js'
 import type { ReservationMeta, StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
-import { Allowed, type Answer } from './allowed.js'
+import { Allowed, type Answer, limitsOf } from './allowed.js'
 import { checkCaps } from './caps.js'
 import type { Engine } from './context.js'
 import { baseCode, byWait, denied, refusal, violation } from './decide.js'
@@ -223,9 +223,7 @@ async function refuseOrServe(
   answer: Answer,
   fallbackOf: Violation | undefined,
 ): Promise<Decision> {
-  const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
-  const ordered = byWait(violations)
-  const primary = ordered[0]!
+  const { primary, refuseAll } = refusalOf(engine, asked, answer)
   const fallback = engine.policy.rulesById.get(primary.rule)!.fallback
   if (!fallbackOf && fallback && fallback !== model) {
     const served = await decide(engine, { ...request, model: fallback }, primary)
@@ -239,19 +237,16 @@ async function refuseOrServe(
       return Object.assign(served, { requestedModel: asked.requestedModel, downgrade })
     }
   }
-  const limits = new Allowed(EMPTY_FIELDS, answer, asked.now, undefined).limits
-  return refuse(asked, ordered, bases.get(primary)!, limits, shadowViolations)
+  return refuseAll()
 }
 
-const EMPTY_FIELDS = {
-  id: '',
-  requestedModel: '',
-  model: '',
-  downgrade: null,
-  reservation: { id: '', expiresAt: 0, amounts: {} },
-  warnings: [],
-  shadowViolations: [],
-  flags: [],
+/** The refusal a store's answer makes: its primary violation (the longest wait) and the decision. */
+function refusalOf(engine: Engine, asked: Asked, answer: Answer) {
+  const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
+  const ordered = byWait(violations)
+  const primary = ordered[0]!
+  const refuseAll = () => refuse(asked, ordered, bases.get(primary)!, limitsOf(answer), shadowViolations)
+  return { primary, refuseAll }
 }
 
 const EMPTY: Attributes = Object.freeze({})
@@ -363,12 +358,7 @@ async function decideLocally(
     throw new TollgateError('store_error', `The local fallback store answered ${result.status}.`)
   asked.now = result.now
   const answer: Answer = { used, specs, counters: result.counters }
-  if (result.status === 'denied') {
-    const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
-    const ordered = byWait(violations)
-    const limits = new Allowed(EMPTY_FIELDS, answer, asked.now, undefined).limits
-    return refuse(asked, ordered, bases.get(ordered[0]!)!, limits, shadowViolations)
-  }
+  if (result.status === 'denied') return refusalOf(engine, asked, answer).refuseAll()
   engine.held.set(asked.id, { model, amounts, local: true })
   return new Allowed(
     {
