@@ -56,7 +56,7 @@ export interface Plan {
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
-/** Most plans remembered per gate; past it the oldest is forgotten. */
+/** Most plans remembered per gate; past it they are all forgotten at once. */
 const MAX_PLANS = 50_000
 /** Requests whose shape would make a longer cache key are planned every time. */
 const MAX_KEY = 2_048
@@ -110,11 +110,13 @@ export class Plans {
   }
 }
 
-type Trie = Map<string | undefined | typeof PLAN, Trie | Plan>
+/** A trie node: children by key, and the leaf (a plan, or a rule's part) under {@link PLAN}. */
+type Node<Leaf> = Map<string | undefined | typeof PLAN, Node<Leaf> | Leaf>
+type Trie = Node<Plan>
 const PLAN = Symbol('plan')
 
-function step(node: Trie, key: string | undefined): Trie {
-  let next = node.get(key) as Trie | undefined
+function step<Leaf>(node: Node<Leaf>, key: string | undefined): Node<Leaf> {
+  let next = node.get(key) as Node<Leaf> | undefined
   if (next === undefined) {
     next = new Map()
     node.set(key, next)
@@ -151,7 +153,7 @@ interface Part {
  * hashes the store's maps have already computed). Each rule's cache starts over past {@link MAX_PARTS}.
  */
 const MAX_PARTS = 100_000
-type PartTrie = Map<string | undefined | typeof PLAN, PartTrie | Part>
+type PartTrie = Node<Part>
 
 function makePlan(
   policy: CompiledPolicy,
@@ -171,7 +173,7 @@ function makePlan(
       parts.set(rule.id, cache)
     }
     // the scope (a tenant, or none) names the counters as much as the ids do
-    let node = step(cache.trie as Trie, scopeOf(policy, rule, context.subject)) as unknown as PartTrie
+    let node = step(cache.trie, scopeOf(policy, rule, context.subject))
     for (const dimension of rule.per) {
       const id = dimensionOf(context, dimension)
       if (id === undefined)
@@ -179,7 +181,7 @@ function makePlan(
           'invalid_subject',
           `Rule "${rule.id}" counts per "${dimension}", but the request has no "${dimension}".`,
         )
-      node = step(node as unknown as Trie, id) as unknown as PartTrie
+      node = step(node, id)
     }
     let part = node.get(PLAN) as Part | undefined
     if (part === undefined) {
