@@ -2,65 +2,29 @@
  * `reserve`: the evaluation order of SPEC §3. Input checks, per-call caps and model
  * access run here; every limit is then checked and held in one store call.
  */
-import type { Decision, DeniedDecision, Downgrade, Subject, Violation, Warning } from '../decision.js'
-import type { ReasonCode } from '../errors.js'
+import type { Decision, Downgrade, Violation, Warning } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import type { Attributes, MatchContext } from '../policy/match.js'
-import type { ReservationMeta, StoreReserve, StoreReserveResult } from '../store/contract.js'
+import type { StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
-import { Allowed, type Answer, limitsOf } from './allowed.js'
+import { Allowed, type Answer } from './allowed.js'
 import { checkCaps } from './caps.js'
 import type { Engine } from './context.js'
-import { baseCode, byWait, denied, refusal, violation } from './decide.js'
+import { refusal } from './decide.js'
+import { decideLocally } from './local.js'
 import { decideAccess, estimateAmounts, resolveModel, tierOf } from './models.js'
-import { applyBaselines, blocksOf, type Plan, slotsOf, specsOf } from './plan.js'
+import { applyBaselines, specsOf } from './plan.js'
+import {
+  type Asked,
+  blockRefusal,
+  refusalOf,
+  refuse,
+  refuseLocally,
+  sortViolations,
+  warn,
+} from './refusal.js'
 import type { ReserveRequest } from './types.js'
 import { checkRequest } from './validate.js'
-
-/** What a refusal needs of the request being decided. */
-interface Asked {
-  id: string
-  requestedModel: string
-  flags: string[]
-  now: number
-  engine: Engine
-}
-
-function refuse(
-  asked: Asked,
-  violations: Violation[],
-  base: string,
-  limits: Decision['limits'] = [],
-  shadow: Violation[] = [],
-): DeniedDecision {
-  return denied({
-    id: asked.id,
-    requestedModel: asked.requestedModel,
-    limits,
-    shadowViolations: shadow,
-    flags: asked.flags,
-    now: asked.now,
-    headerOptions: asked.engine.options.headers,
-    violations,
-    base,
-  })
-}
-
-function blockRefusal(asked: Asked, marker: string, code: string): DeniedDecision {
-  const what = marker.slice(0, marker.indexOf('='))
-  const base: ReasonCode = code === 'key_revoked' ? 'key_revoked' : 'blocked'
-  const message = `This ${what} is ${base === 'key_revoked' ? 'revoked' : 'blocked'}.`
-  return refuse(asked, [refusal(code, base, message, null)], base)
-}
-
-/** A refusal decided before the store: identity blocks still come first. */
-async function refuseLocally(asked: Asked, subject: Subject, v: Violation, base: ReasonCode) {
-  const { store, call } = asked.engine
-  const block = await Promise.resolve()
-    .then(() => call(() => store.blocked(blocksOf(subject)), '', null))
-    .catch(() => null)
-  return block ? blockRefusal(asked, block.marker, block.code) : refuse(asked, [v], base)
-}
 
 /** One request through the evaluation order. `fallbackOf` is set when serving a rule's fallback model. */
 export async function decide(
@@ -240,80 +204,7 @@ async function refuseOrServe(
   return refuseAll()
 }
 
-/** The refusal a store's answer makes: its primary violation (the longest wait) and the decision. */
-function refusalOf(engine: Engine, asked: Asked, answer: Answer) {
-  const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
-  const ordered = byWait(violations)
-  const primary = ordered[0]!
-  const refuseAll = () => refuse(asked, ordered, bases.get(primary)!, limitsOf(answer), shadowViolations)
-  return { primary, refuseAll }
-}
-
 const EMPTY: Attributes = Object.freeze({})
-
-/** Refusals of enforced and shadow counters, with their base codes; breaker trips alert here. */
-function sortViolations(engine: Engine, answer: Answer, now: number) {
-  const slots = slotsOf(answer.used, answer.specs)
-  const { counters } = answer
-  const violations: Violation[] = []
-  const shadowViolations: Violation[] = []
-  const bases = new Map<Violation, string>()
-  slots.forEach((slot, i) => {
-    const counter = counters[i]!
-    const { rule, partition } = slot.matched
-    if (counter.denied) {
-      const v = violation(slot, counter, engine.policy.currency)
-      bases.set(v, baseCode(rule, slot.metric, counter))
-      ;(slot.spec.enforce ? violations : shadowViolations).push(v)
-    }
-    if (counter.trippedNow) {
-      engine.emit(engine.options.onAlert, {
-        type: 'circuit',
-        rule: rule.id,
-        owner: rule.owner ?? null,
-        scope: scopeText(partition),
-        metric: slot.metric,
-        partition,
-        threshold: null,
-        used: counter.used,
-        limit: counter.cap,
-        at: now,
-      })
-    }
-  })
-  return { violations, shadowViolations, bases }
-}
-
-/** Soft thresholds this request crossed, as warnings and alerts. */
-function warn(engine: Engine, answer: Answer, now: number): Warning[] {
-  const slots = slotsOf(answer.used, answer.specs)
-  const { counters } = answer
-  const warnings: Warning[] = []
-  slots.forEach((slot, i) => {
-    const counter = counters[i]!
-    for (const threshold of counter.crossed) {
-      const { rule, partition } = slot.matched
-      const warning = {
-        rule: rule.id,
-        metric: slot.metric,
-        partition,
-        threshold,
-        used: counter.used,
-        limit: counter.cap,
-      }
-      warnings.push(warning)
-      const alert = { type: 'threshold' as const, owner: rule.owner ?? null, scope: scopeText(partition) }
-      engine.emit(engine.options.onAlert, { ...alert, ...warning, at: now })
-    }
-  })
-  return warnings
-}
-
-/** A partition as alert text: `team=t1, user=u2`, or `global` for a rule without `per`. */
-function scopeText(partition: Readonly<Record<string, string>>): string {
-  const parts = Object.entries(partition).map(([dimension, id]) => `${dimension}=${id}`)
-  return parts.length === 0 ? 'global' : parts.join(', ')
-}
 
 /** One store reserve within the timeout; a synchronous store answers with no promise in between. */
 function hold(engine: Engine, input: StoreReserve): Promise<StoreReserveResult> | StoreReserveResult {
@@ -324,55 +215,4 @@ function hold(engine: Engine, input: StoreReserve): Promise<StoreReserveResult> 
   } catch (error) {
     return call.fail(error)
   }
-}
-
-/**
- * The store is down and a local fallback is configured: hold on the local store, each counter
- * at its share of the cap. The engine's window bounds came from the store's last known time;
- * a local clock outside them gets fresh bounds once.
- */
-async function decideLocally(
-  engine: Engine,
-  asked: Asked,
-  model: string | undefined,
-  downgrade: Downgrade | null,
-  plan: Plan,
-  amounts: Record<string, number>,
-  meta: ReservationMeta,
-): Promise<Decision> {
-  const store = engine.local!
-  const share = engine.options.localFallback!.share
-  asked.flags.push('store_fallback')
-  const attempt = async (now: number) => {
-    const { used, specs: shared } = specsOf(plan, amounts, now, engine.windows)
-    // copies: specs are shared between calls and never changed once made
-    const specs = shared.map((spec) =>
-      spec.cap < Number.MAX_SAFE_INTEGER ? { ...spec, cap: Math.floor(spec.cap * share) } : spec,
-    )
-    const input = { id: asked.id, counters: specs, ttlMs: plan.ttlMs, blocks: [], meta }
-    return { used, specs, result: await store.reserve(input) }
-  }
-  let { used, specs, result } = await attempt(asked.now)
-  if (result.status === 'skew') ({ used, specs, result } = await attempt(result.now))
-  if (result.status !== 'ok' && result.status !== 'denied')
-    throw new TollgateError('store_error', `The local fallback store answered ${result.status}.`)
-  asked.now = result.now
-  const answer: Answer = { used, specs, counters: result.counters }
-  if (result.status === 'denied') return refusalOf(engine, asked, answer).refuseAll()
-  engine.held.set(asked.id, { model, amounts, local: true })
-  return new Allowed(
-    {
-      id: asked.id,
-      requestedModel: asked.requestedModel,
-      model: model ?? '',
-      downgrade,
-      reservation: { id: asked.id, expiresAt: asked.now + plan.ttlMs, amounts },
-      warnings: [],
-      shadowViolations: [],
-      flags: asked.flags,
-    },
-    answer,
-    asked.now,
-    engine.options.headers,
-  )
 }

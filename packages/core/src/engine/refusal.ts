@@ -1,0 +1,128 @@
+/**
+ * Refusals: the decision a violation makes, identity blocks first, and the violations, warnings
+ * and alerts a store's answer holds.
+ */
+import type { Decision, DeniedDecision, Subject, Violation, Warning } from '../decision.js'
+import type { ReasonCode } from '../errors.js'
+import { type Answer, limitsOf } from './allowed.js'
+import type { Engine } from './context.js'
+import { baseCode, byWait, denied, refusal, violation } from './decide.js'
+import { blocksOf, slotsOf } from './plan.js'
+
+/** What a refusal needs of the request being decided. */
+export interface Asked {
+  id: string
+  requestedModel: string
+  flags: string[]
+  now: number
+  engine: Engine
+}
+
+export function refuse(
+  asked: Asked,
+  violations: Violation[],
+  base: string,
+  limits: Decision['limits'] = [],
+  shadow: Violation[] = [],
+): DeniedDecision {
+  return denied({
+    id: asked.id,
+    requestedModel: asked.requestedModel,
+    limits,
+    shadowViolations: shadow,
+    flags: asked.flags,
+    now: asked.now,
+    headerOptions: asked.engine.options.headers,
+    violations,
+    base,
+  })
+}
+
+export function blockRefusal(asked: Asked, marker: string, code: string): DeniedDecision {
+  const what = marker.slice(0, marker.indexOf('='))
+  const base: ReasonCode = code === 'key_revoked' ? 'key_revoked' : 'blocked'
+  const message = `This ${what} is ${base === 'key_revoked' ? 'revoked' : 'blocked'}.`
+  return refuse(asked, [refusal(code, base, message, null)], base)
+}
+
+/** A refusal decided before the store: identity blocks still come first. */
+export async function refuseLocally(asked: Asked, subject: Subject, v: Violation, base: ReasonCode) {
+  const { store, call } = asked.engine
+  const block = await Promise.resolve()
+    .then(() => call(() => store.blocked(blocksOf(subject)), '', null))
+    .catch(() => null)
+  return block ? blockRefusal(asked, block.marker, block.code) : refuse(asked, [v], base)
+}
+
+/** The refusal a store's answer makes: its primary violation (the longest wait) and the decision. */
+export function refusalOf(engine: Engine, asked: Asked, answer: Answer) {
+  const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
+  const ordered = byWait(violations)
+  const primary = ordered[0]!
+  const refuseAll = () => refuse(asked, ordered, bases.get(primary)!, limitsOf(answer), shadowViolations)
+  return { primary, refuseAll }
+}
+
+/** Refusals of enforced and shadow counters, with their base codes; breaker trips alert here. */
+export function sortViolations(engine: Engine, answer: Answer, now: number) {
+  const slots = slotsOf(answer.used, answer.specs)
+  const { counters } = answer
+  const violations: Violation[] = []
+  const shadowViolations: Violation[] = []
+  const bases = new Map<Violation, string>()
+  slots.forEach((slot, i) => {
+    const counter = counters[i]!
+    const { rule, partition } = slot.matched
+    if (counter.denied) {
+      const v = violation(slot, counter, engine.policy.currency)
+      bases.set(v, baseCode(rule, slot.metric, counter))
+      ;(slot.spec.enforce ? violations : shadowViolations).push(v)
+    }
+    if (counter.trippedNow) {
+      engine.emit(engine.options.onAlert, {
+        type: 'circuit',
+        rule: rule.id,
+        owner: rule.owner ?? null,
+        scope: scopeText(partition),
+        metric: slot.metric,
+        partition,
+        threshold: null,
+        used: counter.used,
+        limit: counter.cap,
+        at: now,
+      })
+    }
+  })
+  return { violations, shadowViolations, bases }
+}
+
+/** Soft thresholds this request crossed, as warnings and alerts. */
+export function warn(engine: Engine, answer: Answer, now: number): Warning[] {
+  const slots = slotsOf(answer.used, answer.specs)
+  const { counters } = answer
+  const warnings: Warning[] = []
+  slots.forEach((slot, i) => {
+    const counter = counters[i]!
+    for (const threshold of counter.crossed) {
+      const { rule, partition } = slot.matched
+      const warning = {
+        rule: rule.id,
+        metric: slot.metric,
+        partition,
+        threshold,
+        used: counter.used,
+        limit: counter.cap,
+      }
+      warnings.push(warning)
+      const alert = { type: 'threshold' as const, owner: rule.owner ?? null, scope: scopeText(partition) }
+      engine.emit(engine.options.onAlert, { ...alert, ...warning, at: now })
+    }
+  })
+  return warnings
+}
+
+/** A partition as alert text: `team=t1, user=u2`, or `global` for a rule without `per`. */
+function scopeText(partition: Readonly<Record<string, string>>): string {
+  const parts = Object.entries(partition).map(([dimension, id]) => `${dimension}=${id}`)
+  return parts.length === 0 ? 'global' : parts.join(', ')
+}
