@@ -108,3 +108,15 @@ describe('alerts', () => {
     })
   })
 })
+
+describe('allowed decisions', () => {
+  it('serialise with their limits and headers, computed on first read', async () => {
+    const { gate } = setup()
+    const decision = await gate.reserve(request)
+    const json = JSON.parse(JSON.stringify(decision))
+    expect(json).toMatchObject({ allowed: true, id: decision.id, model: 'gpt-4o-mini' })
+    expect(json.limits.map((l: { rule: string }) => l.rule)).toEqual(['team-day', 'spend'])
+    expect(json.headers).toEqual(decision.headers)
+    expect(Object.keys(json.headers).length).toBeGreaterThan(0)
+  })
+})
