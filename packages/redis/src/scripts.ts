@@ -23,11 +23,27 @@
  * Redis turns a Lua number reply into a truncated integer and cjson keeps 14 digits.
  */
 
-import { BASE } from './lua/base.js'
-import { RECORDS } from './lua/records.js'
-import { WINDOWS } from './lua/windows.js'
+import { BASE, BASE_COLD } from './lua/base.js'
+import { RECORDS, RECORDS_COLD } from './lua/records.js'
+import { WINDOWS, WINDOWS_COLD } from './lua/windows.js'
 
-const PRELUDE = BASE + WINDOWS + RECORDS
+/**
+ * Making a Lua function costs Redis time on every call of a script; the functions the common case
+ * (calendar windows held and settled straight in Redis, nothing to sweep) never runs are made by
+ * `need()`, once per call that needs them.
+ */
+const COLD = /* lua */ `
+local warm = false
+function need()
+  if warm then return end
+  warm = true
+${BASE_COLD}
+${WINDOWS_COLD}
+${RECORDS_COLD}
+end
+`
+
+const PRELUDE = BASE + WINDOWS + RECORDS + COLD
 
 const RESERVE_BODY = /* lua */ `
 -- ARGV[6] id, [7] ttlMs, [8] meta JSON, [9] number of block markers, markers…, number of counters, counters…
@@ -106,6 +122,7 @@ for i, s in ipairs(specs) do
   if s.kind == 'fixed' and not s.alerts and not s.throttle and seen[s.key] == 1 then
     look = peekFixed(s, cap)
   else
+    need()
     look = inspect(s, cap)
   end
   local r = {
@@ -125,6 +142,7 @@ for i, s in ipairs(specs) do
     r.trippedNow = true
     r.retry = s.cooldown
   elseif not look.denied and s.throttle and look.used + s.amount >= s.throttle.at * cap then
+    need()
     local t = s.throttle
     local spec = { kind = 'bucket', tag = s.tag, key = s.key, amount = 1, interval = t.period / t.limit }
     local gate = inspect(spec, t.limit, 't')
@@ -239,7 +257,8 @@ local cancel = ARGV[7] == 'cancel'
 local release = cancel or ARGV[7] == 'release'
 local amounts = {}
 for i = 8, #ARGV, 2 do amounts[ARGV[i]] = tonumber(ARGV[i + 1]) end
-local r = current(loadRecord(id))
+-- The entries stay arrays (see entryArray) unless a path below needs them as maps (entryOf).
+local r = current(loadRecord(id, true))
 if not r then
   flush()
   return { 'unknown' }
@@ -255,32 +274,46 @@ if not late then call('ZREM', INDEX, id) end
 if #order > 0 then flush() end
 local keys, seen = {}, {}
 for i, e in ipairs(r.entries) do
-  keys[i] = e.key
-  seen[e.key] = (seen[e.key] or 0) + 1
+  local key = e[1] or e.key
+  keys[i] = key
+  seen[key] = (seen[key] or 0) + 1
 end
 local found = overrides(keys)
 -- One flat list of rows: key, metric, held, charged, overdraft, position (false outside a Cluster).
 local rows = {}
 for i, e in ipairs(r.entries) do
   local target = 0
-  if not release then target = amounts[e.metric] or e.charged end
-  local cap = found[i] or e.cap
-  local over = 0
-  if e.kind == 'fixed' and seen[e.key] == 1 then
-    over = chargeFixed(e, target, cap) or 0
-  else
-    local c = entryCell(e)
-    if c then charge(e, c, id, target) end
-    if c and e.kind ~= 'bucket' and e.kind ~= 'lease' then over = (get(c, 'u') or 0) - cap end
-  end
   local n = (i - 1) * 6
-  rows[n + 1], rows[n + 2], rows[n + 3] = e.key, e.metric, out(e.charged)
-  rows[n + 4], rows[n + 5], rows[n + 6] = out(target), out(math.max(0, over)), e.n or false
-  e.charged = target
-  e.open = 0
+  if e[4] == 'fixed' and seen[e[1]] == 1 then
+    -- A calendar window, straight from the stored array (see entryArray): nothing reads it after.
+    if not release then target = amounts[e[2]] or e[9] end
+    local over = chargeFixed(e[3], e[5], e[1], e[9], e[10], target, found[i] or e[8]) or 0
+    rows[n + 1], rows[n + 2], rows[n + 3] = e[1], e[2], out(e[9])
+    rows[n + 4], rows[n + 5], rows[n + 6] = out(target), out(math.max(0, over)), e[12] or false
+  else
+    e = entryOf(e)
+    r.entries[i] = e
+    if not release then target = amounts[e.metric] or e.charged end
+    local cap = found[i] or e.cap
+    local over = 0
+    if e.kind == 'fixed' and seen[e.key] == 1 then
+      over = chargeFixed(e.tag, e.start, e.key, e.charged, e.open, target, cap) or 0
+    else
+      need()
+      local c = entryCell(e)
+      if c then charge(e, c, id, target) end
+      if c and e.kind ~= 'bucket' and e.kind ~= 'lease' then over = (get(c, 'u') or 0) - cap end
+    end
+    rows[n + 1], rows[n + 2], rows[n + 3] = e.key, e.metric, out(e.charged)
+    rows[n + 4], rows[n + 5], rows[n + 6] = out(target), out(math.max(0, over)), e.n or false
+    e.charged = target
+    e.open = 0
+  end
 end
 r.state = release and 'released' or 'settled'
 if cancel then
+  need()
+  for i, e in ipairs(r.entries) do r.entries[i] = entryOf(e) end
   for _, e in ipairs(r.entries) do
     -- Alerts this hold marked fired are re-armed unless another hold has moved them since.
     local c = e.a1 and entryCell(e)
@@ -304,6 +337,7 @@ const READ_BODY = /* lua */ `
 sweep()
 local specs = {}
 for i = 1, tonumber(ARGV[6]) do specs[i] = readSpec(7 + (i - 1) * FIELDS) end
+need()
 local caps = capsOf(specs)
 local rows = {}
 for i, s in ipairs(specs) do
@@ -324,6 +358,7 @@ const ADJUST_BODY = /* lua */ `
 local s = readSpec(7)
 if s.kind == 'lease' then return redis.error_reply('a concurrency counter cannot be adjusted') end
 sweep()
+need()
 local amount = tonumber(ARGV[6])
 local cap = capsOf({ s })[1]
 local look = inspect(s, cap)

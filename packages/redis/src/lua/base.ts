@@ -19,6 +19,10 @@ local NEVER = 9007199254740991
 local INF = math.huge
 -- Library functions as locals: a global look-up costs two table reads on every use.
 local call, unpack, tonumber, floor, format, ipairs = redis.call, unpack, tonumber, math.floor, string.format, ipairs
+-- Made by need() on first use (the *_COLD parts): cells, the other window kinds, expiry. A call that
+-- only holds or settles calendar windows and finds nothing to sweep never makes them.
+local batch, cell, get, set, add, keep, capsOf, fixedCell, slidingCell, bucketCell, leaseCell, slotsOf
+local inspect, hold, crossed, entryArray, packEntries, entryCell, charge, expire, need
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -53,13 +57,6 @@ local function numbers(text)
   return list
 end
 
--- Runs a variadic command over a long list in chunks (Lua's unpack has a stack limit).
-local function batch(command, key, list)
-  for i = 1, #list, 500 do
-    call(command, key, unpack(list, i, math.min(i + 499, #list)))
-  end
-end
-
 -- MGET over a long list in chunks: position → value or false.
 local function mget(names)
   local values = {}
@@ -74,61 +71,6 @@ end
 -- Cells: one Redis hash per counter window, loaded once per script, written back by flush.
 ------------------------------------------------------------------------------------------
 local cells, order = {}, {}
-
--- whole: load every field now (fixed, sliding, bucket); otherwise fields load one by one (lease),
--- and known lists the fields loaded. The constructors name (as nil) the fields set later, so that
--- Lua sizes each table once instead of growing it field by field.
-local function cell(key, whole)
-  local c = cells[key]
-  if c then return c end
-  c = {
-    key = key, f = { u = nil, h = nil, a = nil, t = nil }, dirty = { u = nil, h = nil, a = nil, t = nil },
-    whole = whole, exists = false, known = nil, ttl = nil, permanent = nil, zset = nil,
-  }
-  if whole then
-    local flat = call('HGETALL', key)
-    local f = c.f
-    for i = 1, #flat, 2 do f[flat[i]] = tonumber(flat[i + 1]) end
-    c.exists = #flat > 0
-  else
-    c.known = {}
-  end
-  cells[key] = c
-  order[#order + 1] = c
-  return c
-end
-
-local function get(c, name)
-  if not c.whole and not c.known[name] then
-    local v = call('HGET', c.key, name)
-    c.known[name] = true
-    if v then c.f[name] = tonumber(v) end
-  end
-  return c.f[name]
-end
-
-local function set(c, name, value)
-  c.f[name] = value
-  if c.known then c.known[name] = true end
-  c.dirty[name] = true
-end
-
-local function add(c, name, delta)
-  set(c, name, (get(c, name) or 0) + delta)
-end
-
--- Remember how long a cell must live (memory store: keep). forgetAt = INF: never forget.
--- A calendar window that already exists keeps the deadline it got when it was made (its end
--- plus grace never moves), so its TTL is not set again.
-local function keep(look)
-  local c = look.cell
-  if look.forgetAt == INF then
-    c.permanent = true
-    c.ttl = nil
-  elseif not (look.fixed and c.exists) then
-    c.ttl = math.max(1, look.forgetAt - now + GRACE)
-  end
-end
 
 -- Write every changed field back, then the TTLs (a cell that existed keeps its own TTL, or none).
 local function flush()
@@ -157,4 +99,69 @@ local function flush()
   cells, order = {}, {}
 end
 
+`
+
+/** The part of BASE made only when a call needs it (see `need` in scripts.ts). */
+export const BASE_COLD = /* lua */ `
+-- Runs a variadic command over a long list in chunks (Lua's unpack has a stack limit).
+function batch(command, key, list)
+  for i = 1, #list, 500 do
+    call(command, key, unpack(list, i, math.min(i + 499, #list)))
+  end
+end
+
+-- whole: load every field now (fixed, sliding, bucket); otherwise fields load one by one (lease),
+-- and known lists the fields loaded. The constructors name (as nil) the fields set later, so that
+-- Lua sizes each table once instead of growing it field by field.
+function cell(key, whole)
+  local c = cells[key]
+  if c then return c end
+  c = {
+    key = key, f = { u = nil, h = nil, a = nil, t = nil }, dirty = { u = nil, h = nil, a = nil, t = nil },
+    whole = whole, exists = false, known = nil, ttl = nil, permanent = nil, zset = nil,
+  }
+  if whole then
+    local flat = call('HGETALL', key)
+    local f = c.f
+    for i = 1, #flat, 2 do f[flat[i]] = tonumber(flat[i + 1]) end
+    c.exists = #flat > 0
+  else
+    c.known = {}
+  end
+  cells[key] = c
+  order[#order + 1] = c
+  return c
+end
+
+function get(c, name)
+  if not c.whole and not c.known[name] then
+    local v = call('HGET', c.key, name)
+    c.known[name] = true
+    if v then c.f[name] = tonumber(v) end
+  end
+  return c.f[name]
+end
+
+function set(c, name, value)
+  c.f[name] = value
+  if c.known then c.known[name] = true end
+  c.dirty[name] = true
+end
+
+function add(c, name, delta)
+  set(c, name, (get(c, name) or 0) + delta)
+end
+
+-- Remember how long a cell must live (memory store: keep). forgetAt = INF: never forget.
+-- A calendar window that already exists keeps the deadline it got when it was made (its end
+-- plus grace never moves), so its TTL is not set again.
+function keep(look)
+  local c = look.cell
+  if look.forgetAt == INF then
+    c.permanent = true
+    c.ttl = nil
+  elseif not (look.fixed and c.exists) then
+    c.ttl = math.max(1, look.forgetAt - now + GRACE)
+  end
+end
 `

@@ -10,23 +10,6 @@ export const RECORDS = /* lua */ `
 ------------------------------------------------------------------------------------------
 local function recordKey(id) return HT .. ':r:' .. id end
 
--- An entry (one counter's hold) is kept as an array, cheaper to build and to pack than a map:
--- key, metric, tag, kind, start, slot, interval, cap, charged, open, expiry, then on a Cluster n
--- (its position in the reservation), a0 and a1 (alerts before and after), th (throttle interval);
--- false where absent (msgpack keeps an array only without holes).
-local function entryArray(e)
-  return {
-    e.key, e.metric, e.tag, e.kind, e.start, e.slot or false, e.interval or false, e.cap, e.charged, e.open,
-    e.expiry, e.n or false, e.a0 or false, e.a1 or false, e.th or false,
-  }
-end
-
-local function packEntries(entries)
-  local list = {}
-  for i, e in ipairs(entries) do list[i] = entryArray(e) end
-  return cmsgpack.pack(list)
-end
-
 local function entryOf(a)
   if a.kind then return a end -- a record written as maps by an earlier version
   return {
@@ -36,13 +19,17 @@ local function entryOf(a)
   }
 end
 
-local function loadRecord(id)
+-- raw: leave the entries as stored (arrays, or maps from an earlier version); entryOf makes a map of one.
+local function loadRecord(id, raw)
   local key = recordKey(id)
   local v = call('HMGET', key, 's', 'e', 'x', 'g')
   if not v[1] then return nil end
   local entries, groups = {}, false
   if v[3] then
-    for i, a in ipairs(cmsgpack.unpack(v[3])) do entries[i] = entryOf(a) end
+    entries = cmsgpack.unpack(v[3])
+    if not raw then
+      for i, a in ipairs(entries) do entries[i] = entryOf(a) end
+    end
   end
   if v[4] then groups = cmsgpack.unpack(v[4]) end
   return { id = id, key = key, state = v[1], expiresAt = tonumber(v[2]), entries = entries, groups = groups }
@@ -60,8 +47,67 @@ local function saveRecord(r)
   call('PEXPIRE', r.key, fmt(IDEM))
 end
 
+-- Settle or release a calendar-window hold straight in Redis, as charge does through a cell (the
+-- common case of a commit, kept cheap). Answers how far the window is now past cap, or nil when the
+-- window no longer exists. The caller has flushed every pending cell and has the key once in the call.
+-- The entry's fields are passed one by one: the commit reads them straight from the stored array.
+local function chargeFixed(tag, start, counter, charged, open, target, cap)
+  local key = tag .. ':f:' .. fmt(start) .. ':' .. counter
+  local v = call('HMGET', key, 'u', 'h')
+  if not v[1] and not v[2] and call('EXISTS', key) == 0 then return nil end
+  local used, held = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  used = used + target - charged
+  call('HSET', key, 'u', used, 'h', held - open)
+  return used - cap
+end
+
+-- Expire at most SWEEP reservations whose TTL has passed, once per script call (a batch of
+-- reservations and commits sweeps once: its time does not move).
+local swept = false
+local function sweep()
+  if swept then return end
+  swept = true
+  local due = call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP))
+  if #due == 0 then return end
+  need()
+  for _, id in ipairs(due) do
+    local r = loadRecord(id)
+    if r and r.state == 'held' then expire(r) else call('ZREM', INDEX, id) end
+  end
+end
+
+-- A record still held past its expiry (the bounded sweep has not reached it yet) expires now.
+local function current(r)
+  if r and r.state == 'held' and r.expiresAt <= now then
+    need()
+    for i, e in ipairs(r.entries) do r.entries[i] = entryOf(e) end
+    expire(r)
+  end
+  return r
+end
+`
+
+/** The part of RECORDS made only when a call needs it (see `need` in scripts.ts). */
+export const RECORDS_COLD = /* lua */ `
+-- An entry (one counter's hold) is kept as an array, cheaper to build and to pack than a map:
+-- key, metric, tag, kind, start, slot, interval, cap, charged, open, expiry, then on a Cluster n
+-- (its position in the reservation), a0 and a1 (alerts before and after), th (throttle interval);
+-- false where absent (msgpack keeps an array only without holes).
+function entryArray(e)
+  return {
+    e.key, e.metric, e.tag, e.kind, e.start, e.slot or false, e.interval or false, e.cap, e.charged, e.open,
+    e.expiry, e.n or false, e.a0 or false, e.a1 or false, e.th or false,
+  }
+end
+
+function packEntries(entries)
+  local list = {}
+  for i, e in ipairs(entries) do list[i] = entryArray(e) end
+  return cmsgpack.pack(list)
+end
+
 -- The cell an entry's hold went into, or nil when it no longer exists.
-local function entryCell(e)
+function entryCell(e)
   local c
   if e.kind == 'fixed' then c = fixedCell(e.tag, e.key, e.start)
   elseif e.kind == 'sliding' then c = slidingCell(e.tag, e.key)
@@ -72,7 +118,7 @@ local function entryCell(e)
 end
 
 -- Move an entry's hold from e.charged to target (memory store: charge). Leases are removed.
-local function charge(e, c, id, target)
+function charge(e, c, id, target)
   local delta = target - e.charged
   if e.kind == 'bucket' then
     set(c, 't', (c.f.t or 0) + delta * e.interval)
@@ -98,25 +144,8 @@ local function charge(e, c, id, target)
   end
 end
 
--- Settle or release a calendar-window hold straight in Redis, as charge does through a cell (the
--- common case of a commit, kept cheap). Answers how far the window is now past cap, or nil when the
--- window no longer exists. The caller has flushed every pending cell and has the key once in the call.
-local function chargeFixed(e, target, cap)
-  local key = e.tag .. ':f:' .. fmt(e.start) .. ':' .. e.key
-  local flat = call('HGETALL', key)
-  if #flat == 0 then return nil end
-  local used, held = 0, 0
-  for j = 1, #flat, 2 do
-    local name = flat[j]
-    if name == 'u' then used = tonumber(flat[j + 1]) elseif name == 'h' then held = tonumber(flat[j + 1]) end
-  end
-  used = used + target - e.charged
-  call('HSET', key, 'u', used, 'h', held - e.open)
-  return used - cap
-end
-
 -- An unsettled reservation past its TTL: leases freed, holds kept or returned by their expiry.
-local function expire(r)
+function expire(r)
   for _, e in ipairs(r.entries) do
     local release = e.expiry == 'release' or e.kind == 'lease'
     local c = entryCell(e)
@@ -131,24 +160,5 @@ local function expire(r)
   r.state = 'expired'
   saveRecord(r)
   call('ZREM', INDEX, r.id)
-end
-
--- Expire at most SWEEP reservations whose TTL has passed, once per script call (a batch of
--- reservations and commits sweeps once: its time does not move).
-local swept = false
-local function sweep()
-  if swept then return end
-  swept = true
-  local due = call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP))
-  for _, id in ipairs(due) do
-    local r = loadRecord(id)
-    if r and r.state == 'held' then expire(r) else call('ZREM', INDEX, id) end
-  end
-end
-
--- A record still held past its expiry (the bounded sweep has not reached it yet) expires now.
-local function current(r)
-  if r and r.state == 'held' and r.expiresAt <= now then expire(r) end
-  return r
 end
 `

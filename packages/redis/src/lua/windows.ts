@@ -19,9 +19,9 @@ local function readSpec(p)
     key = ARGV[p], tag = ARGV[p + 1], metric = ARGV[p + 2],
     amount = tonumber(ARGV[p + 3]), cap = tonumber(ARGV[p + 4]),
     enforce = e == 49, expiry = x == 114 and 'release' or 'keep', kind = kind,
-    bounds = nil, size = nil, slot = nil, interval = nil, ttl = nil, alerts = nil, cooldown = nil, throttle = nil,
   }
   local w = ARGV[p + 6]
+  -- Only the fields a kind has are set: a table sized for all of them costs twice as much to make.
   if kind == 'fixed' then s.bounds = numbers(w)
   elseif kind == 'sliding' then
     local l = numbers(w)
@@ -53,16 +53,6 @@ local function overrides(keys)
   return found
 end
 
--- The effective cap of each spec: its override, else its own cap.
-local function capsOf(specs)
-  local keys = {}
-  for i, s in ipairs(specs) do keys[i] = s.key end
-  local found = overrides(keys)
-  local caps = {}
-  for i, s in ipairs(specs) do caps[i] = found[i] or s.cap end
-  return caps
-end
-
 -- Index of the interval [bounds[i], bounds[i + 1]) holding now, or nil.
 local function locate(bounds, t)
   for i = 1, #bounds - 1 do
@@ -71,18 +61,72 @@ local function locate(bounds, t)
   return nil
 end
 
+-- A calendar window without alerts or throttle, read and written directly instead of through a
+-- cell (the common case of a reserve, kept cheap): the same hash and fields as fixedCell. The caller
+-- makes sure no cell of the same window is pending (flush) and that the key is once in the call.
+local function peekFixed(s, cap)
+  local bounds = s.bounds
+  local i = locate(bounds, now)
+  if not i then return nil end
+  local start, stop = bounds[i], bounds[i + 1]
+  local key = s.tag .. ':f:' .. fmt(start) .. ':' .. s.key
+  -- u and h are always written together: a window without them has not been held yet (at worst it
+  -- holds only alert marks, and its TTL is then set again to the same deadline).
+  local v = call('HMGET', key, 'u', 'h')
+  local used, held = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  local amount = s.amount
+  local denied = used + amount > cap
+  local look = {
+    direct = key, exists = v[1] ~= false, fixed = true, windowStart = start, used = used, held = held,
+    denied = denied, forgetAt = INF, resetAt = nil, retry = nil,
+  }
+  if stop < NEVER then
+    look.forgetAt = stop
+    look.resetAt = stop
+    if denied and amount <= cap then look.retry = stop - now end
+  end
+  return look
+end
+
+-- Hold s.amount on a window looked at by peekFixed (hold, keep and flush in one): the new used and held.
+local function holdFixed(s, look)
+  local used, held = look.used + s.amount, look.held + s.amount
+  call('HSET', look.direct, 'u', used, 'h', held)
+  if look.forgetAt ~= INF and not look.exists then
+    call('PEXPIRE', look.direct, fmt(math.ceil(math.max(1, look.forgetAt - now + GRACE))))
+  end
+  return used, held
+end
+
+`
+
+/** The part of WINDOWS made only when a call needs it (see `need` in scripts.ts). */
+export const WINDOWS_COLD = /* lua */ `
+-- The effective cap of each spec: its override, else its own cap.
+function capsOf(specs)
+  local keys = {}
+  for i, s in ipairs(specs) do keys[i] = s.key end
+  local found = overrides(keys)
+  local caps = {}
+  for i, s in ipairs(specs) do caps[i] = found[i] or s.cap end
+  return caps
+end
+
 -- The cell of a counter window. Letters: f fixed, s sliding, g bucket, t throttle bucket, m lease.
-local function fixedCell(tag, key, start) return cell(tag .. ':f:' .. fmt(start) .. ':' .. key, true) end
-local function slidingCell(tag, key) return cell(tag .. ':s:' .. key, true) end
-local function bucketCell(tag, key, letter) return cell(tag .. ':' .. (letter or 'g') .. ':' .. key, true) end
-local function leaseCell(tag, key)
+function fixedCell(tag, key, start) return cell(tag .. ':f:' .. fmt(start) .. ':' .. key, true) end
+
+function slidingCell(tag, key) return cell(tag .. ':s:' .. key, true) end
+
+function bucketCell(tag, key, letter) return cell(tag .. ':' .. (letter or 'g') .. ':' .. key, true) end
+
+function leaseCell(tag, key)
   local c = cell(tag .. ':m:' .. key, false)
   c.zset = tag .. ':l:' .. key
   return c
 end
 
 -- Slot indices of a sliding cell (fields v<index>), ascending.
-local function slotsOf(c)
+function slotsOf(c)
   local list = {}
   for name in pairs(c.f) do
     if string.sub(name, 1, 1) == 'v' then list[#list + 1] = tonumber(string.sub(name, 2)) end
@@ -92,7 +136,7 @@ local function slotsOf(c)
 end
 
 -- Look at the counter of s at now with effective cap (memory store: inspect). nil: skew.
-local function inspect(s, cap, letter)
+function inspect(s, cap, letter)
   local amount = s.amount
   if s.kind == 'fixed' then
     local i = locate(s.bounds, now)
@@ -191,47 +235,8 @@ local function inspect(s, cap, letter)
   end
 end
 
--- A calendar window without alerts or throttle, read and written directly instead of through a
--- cell (the common case of a reserve, kept cheap): the same hash and fields as fixedCell. The caller
--- makes sure no cell of the same window is pending (flush) and that the key is once in the call.
-local function peekFixed(s, cap)
-  local bounds = s.bounds
-  local i = locate(bounds, now)
-  if not i then return nil end
-  local start, stop = bounds[i], bounds[i + 1]
-  local key = s.tag .. ':f:' .. fmt(start) .. ':' .. s.key
-  local flat = call('HGETALL', key)
-  local used, held = 0, 0
-  for j = 1, #flat, 2 do
-    local name = flat[j]
-    if name == 'u' then used = tonumber(flat[j + 1]) elseif name == 'h' then held = tonumber(flat[j + 1]) end
-  end
-  local amount = s.amount
-  local denied = used + amount > cap
-  local look = {
-    direct = key, exists = #flat > 0, fixed = true, windowStart = start, used = used, held = held,
-    denied = denied, forgetAt = INF, resetAt = nil, retry = nil,
-  }
-  if stop < NEVER then
-    look.forgetAt = stop
-    look.resetAt = stop
-    if denied and amount <= cap then look.retry = stop - now end
-  end
-  return look
-end
-
--- Hold s.amount on a window looked at by peekFixed (hold, keep and flush in one): the new used and held.
-local function holdFixed(s, look)
-  local used, held = look.used + s.amount, look.held + s.amount
-  call('HSET', look.direct, 'u', used, 'h', held)
-  if look.forgetAt ~= INF and not look.exists then
-    call('PEXPIRE', look.direct, fmt(math.ceil(math.max(1, look.forgetAt - now + GRACE))))
-  end
-  return used, held
-end
-
 -- Place a hold of s.amount for reservation id (memory store: hold). Returns the new reset time.
-local function hold(s, look, id)
+function hold(s, look, id)
   local c, amount = look.cell, s.amount
   if s.kind == 'bucket' then
     local tat = math.max(c.f.t or now, now) + amount * s.interval
@@ -265,7 +270,7 @@ local function hold(s, look, id)
 end
 
 -- Alert fractions newly crossed, as a range [from, to) of s.alerts (0-based).
-local function crossed(s, c, cap)
+function crossed(s, c, cap)
   local alerts = s.alerts
   local used = get(c, 'u') or 0
   local before = get(c, 'a') or 0
@@ -278,5 +283,4 @@ local function crossed(s, c, cap)
   if alerted ~= before then set(c, 'a', alerted) end
   return from, alerted
 end
-
 `
