@@ -52,6 +52,8 @@ export const newHome = (): Home => ({
 
 /** What `inspect` finds: the cell a hold goes into and what it would say to the amount. */
 export interface Look {
+  /** The home looked in (set by the store, for `keep`). */
+  home: Home | undefined
   /** The cell is new: `hold` attaches it to its home. */
   created: boolean
   cell: Cell
@@ -67,6 +69,7 @@ export interface Look {
 }
 
 export const newLook = (): Look => ({
+  home: undefined,
   created: false,
   cell: fresh(),
   windowStart: 0,

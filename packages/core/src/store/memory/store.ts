@@ -238,7 +238,6 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const specs = input.counters
       const count = specs.length
       while (looks.length < count) looks.push(newLook())
-      const homesOf: Home[] = new Array(count)
       let gates: (Look | undefined)[] | undefined
       const counters: CounterResult[] = new Array(count)
       let denied = false
@@ -248,7 +247,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         const look = looks[i]!
         const home = homeOf(spec.key)
         inspect(spec.window, spec.amount, cap, now, home, look)
-        homesOf[i] = home
+        look.home = home
         const result: CounterResult = {
           cap,
           used: look.used,
@@ -307,7 +306,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           keep(`#${throttle.key}`, throttle.window, gate, homeOf(throttle.key, '#'))
         }
         result.resetAt = hold(spec, look, input.id, now)
-        keep(spec.key, spec.window, look, homesOf[i]!)
+        keep(spec.key, spec.window, look, look.home!)
         const cell = look.cell
         cells[i] = cell
         result.used = spec.window.kind === 'bucket' ? result.used + spec.amount : cell.used
