@@ -73,8 +73,11 @@ export const state = (row: Reply[]): CounterState => ({
   windowStart: Number(row[4]),
 })
 
-/** Values per counter in a reserve answer: cap, used, held, resetAt, windowStart, flags, retry, from, to. */
-export const ROW = 9
+/**
+ * Values per counter in a reserve answer: cap, used, held, resetAt, windowStart, flags, retry. The flags
+ * carry the alerts crossed too (from: bits 5–20, to: from bit 21).
+ */
+export const ROW = 7
 /** With the 'p' flag (Cluster), each row also carries the state before the hold: used, held, resetAt. */
 export const ROW_BEFORE = ROW + 3
 
@@ -83,6 +86,21 @@ const DENIED = 1
 const TRIPPED = 2
 const TRIPPED_NOW = 4
 const THROTTLED = 8
+/** A calendar window read straight: resetAt and windowStart are not sent (see {@link fixedWindow}). */
+const DERIVED = 16
+
+/** The calendar window of `bounds` holding `now`: its start, and its end unless it never ends. */
+function fixedWindow(spec: CounterSpec, now: number): { windowStart: number; resetAt: number | null } {
+  const bounds = spec.window.kind === 'fixed' ? spec.window.bounds : []
+  for (let i = 0; i < bounds.length - 1; i++) {
+    const start = bounds[i]!
+    const stop = bounds[i + 1]!
+    // The script answers this way only for a window it found at now; NEVER as in the scripts.
+    if (start <= now && now < stop)
+      return { windowStart: start, resetAt: stop < Number.MAX_SAFE_INTEGER ? stop : null }
+  }
+  throw new Error('tollgate: no calendar window at the time of the answer')
+}
 
 /**
  * The counter result at `at` in a flat reserve answer (see the reserve script). `before`: report the
@@ -90,16 +108,22 @@ const THROTTLED = 8
  */
 export function counterResult(spec: CounterSpec, reply: Reply[], at: number, before = false): CounterResult {
   const flags = reply[at + 5] as number
-  const resetAt = reply[at + 3]
   const retry = reply[at + 6]
-  const from = reply[at + 7] as number
-  const to = reply[at + 8] as number
+  const from = Math.floor(flags / 32) % 65536
+  const to = Math.floor(flags / 2097152)
+  let resetAt: number | null
+  let windowStart: number
+  if (flags & DERIVED) ({ windowStart, resetAt } = fixedWindow(spec, Number(reply[1])))
+  else {
+    resetAt = reply[at + 3] === null ? null : Number(reply[at + 3])
+    windowStart = Number(reply[at + 4])
+  }
   const result: CounterResult = {
     cap: Number(reply[at]),
     used: Number(reply[at + 1]),
     held: Number(reply[at + 2]),
-    resetAt: resetAt === null ? null : Number(resetAt),
-    windowStart: Number(reply[at + 4]),
+    resetAt,
+    windowStart,
     denied: (flags & DENIED) !== 0,
     retryAfterMs: retry === null ? null : Number(retry),
     crossed: spec.alerts && to > from ? spec.alerts.slice(from, to) : [],
@@ -108,9 +132,9 @@ export function counterResult(spec: CounterSpec, reply: Reply[], at: number, bef
     throttled: (flags & THROTTLED) !== 0,
   }
   if (before) {
-    const then = reply[at + 11]
-    result.used = Number(reply[at + 9])
-    result.held = Number(reply[at + 10])
+    const then = reply[at + ROW + 2]
+    result.used = Number(reply[at + ROW])
+    result.held = Number(reply[at + ROW + 1])
     result.resetAt = then === null ? null : Number(then)
     result.crossed = []
   }

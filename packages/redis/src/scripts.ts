@@ -188,13 +188,14 @@ if not refused and not dry then
         if s.alerts then r.from, r.to = crossed(s, c, r.cap) end
       end
       -- The hold, as an array (see entryArray): what a settle, release, expiry or cancel must undo.
+      -- Outside a Cluster the last four are absent (read as nil): a shorter array to make and pack.
       local e = {
         s.key, s.metric, s.tag, s.kind, look.windowStart, s.slot or false, s.interval or false, s.cap,
-        s.amount, s.amount, s.expiry, false, false, false, false,
+        s.amount, s.amount, s.expiry,
       }
       if cluster then
         -- What a cancel must undo besides the hold: the position, alerts marked fired, a throttle unit.
-        e[12] = positions[i]
+        e[12], e[13], e[14], e[15] = positions[i], false, false, false
         if s.alerts then e[13], e[14] = alerted, r.to end
         if gate then e[15] = gate.spec.interval end
       end
@@ -210,17 +211,21 @@ if not refused and not dry then
     call('HSET', key, 's', 'held', 'e', fmt(expiresAt), 'm', meta, 'x', cmsgpack.pack(entries))
     if cluster then call('HDEL', key, 'g') end
   end
-  call('PEXPIRE', key, fmt(life))
+  local ms = fmt(life)
+  call('PEXPIRE', key, ms)
   call('ZADD', INDEX, fmt(expiresAt), id)
-  if call('PTTL', INDEX) < life then call('PEXPIRE', INDEX, fmt(life)) end
+  if call('PTTL', INDEX) < life then call('PEXPIRE', INDEX, ms) end
 end
 flush()
 
--- One flat array (ROW values per counter, ROW + 3 with 'p'), cheaper to answer than nested ones.
+-- One flat array (ROW values per counter, ROW + 3 with 'p'), cheaper to answer than nested ones:
+-- cap, used, held, resetAt, windowStart, flags (with the alerts crossed, from and to), retry. A
+-- calendar window read straight (peekFixed) sends no resetAt and windowStart (flag 16): the client
+-- finds them in the bounds it sent, at now.
 local reply = { refused and 'denied' or 'ok', out(now) }
 local n = 2
-for _, r in ipairs(results) do
-  local flags = 0
+for i, r in ipairs(results) do
+  local flags = r.from * 32 + r.to * 2097152
   if r.denied then flags = flags + 1 end
   if r.tripped then flags = flags + 2 end
   if r.trippedNow then flags = flags + 4 end
@@ -228,13 +233,16 @@ for _, r in ipairs(results) do
   reply[n + 1] = out(r.cap)
   reply[n + 2] = out(r.used)
   reply[n + 3] = out(r.held)
-  reply[n + 4] = r.resetAt and out(r.resetAt) or false
-  reply[n + 5] = out(r.windowStart)
+  if looks[i].direct then
+    flags = flags + 16
+    reply[n + 4], reply[n + 5] = false, false
+  else
+    reply[n + 4] = r.resetAt and out(r.resetAt) or false
+    reply[n + 5] = out(r.windowStart)
+  end
   reply[n + 6] = flags
   reply[n + 7] = r.retry and out(r.retry) or false
-  reply[n + 8] = r.from
-  reply[n + 9] = r.to
-  n = n + 9
+  n = n + 7
   if pre then
     reply[n + 1], reply[n + 2], reply[n + 3] = r.before[1], r.before[2], r.before[3]
     n = n + 3

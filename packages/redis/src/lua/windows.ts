@@ -15,19 +15,34 @@ local KINDS = { [102] = 'fixed', [115] = 'sliding', [103] = 'bucket', [108] = 'l
 local function readSpec(p)
   local k, x, e = string.byte(ARGV[p + 5], 1, 3)
   local kind = KINDS[k]
-  local s = {
-    key = ARGV[p], tag = ARGV[p + 1], metric = ARGV[p + 2],
-    amount = tonumber(ARGV[p + 3]), cap = tonumber(ARGV[p + 4]),
-    enforce = e == 49, expiry = x == 114 and 'release' or 'keep', kind = kind,
-  }
+  local key, tag, metric, amount, cap = ARGV[p], ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4])
+  local enforce, expiry = e == 49, x == 114 and 'release' or 'keep'
   local w = ARGV[p + 6]
-  -- Only the fields a kind has are set: a table sized for all of them costs twice as much to make.
-  if kind == 'fixed' then s.bounds = numbers(w)
+  -- One constructor per kind, with only the fields the kind has: a table made whole is sized once
+  -- (a field added after the constructor makes Lua grow it, and one sized for every field costs more).
+  local s
+  if kind == 'fixed' then
+    s = {
+      key = key, tag = tag, metric = metric, amount = amount, cap = cap, enforce = enforce, expiry = expiry,
+      kind = kind, bounds = numbers(w),
+    }
   elseif kind == 'sliding' then
     local l = numbers(w)
-    s.size, s.slot = l[1], l[2]
-  elseif kind == 'bucket' then s.interval = tonumber(w)
-  else s.ttl = tonumber(w) end
+    s = {
+      key = key, tag = tag, metric = metric, amount = amount, cap = cap, enforce = enforce, expiry = expiry,
+      kind = kind, size = l[1], slot = l[2],
+    }
+  elseif kind == 'bucket' then
+    s = {
+      key = key, tag = tag, metric = metric, amount = amount, cap = cap, enforce = enforce, expiry = expiry,
+      kind = kind, interval = tonumber(w),
+    }
+  else
+    s = {
+      key = key, tag = tag, metric = metric, amount = amount, cap = cap, enforce = enforce, expiry = expiry,
+      kind = kind, ttl = tonumber(w),
+    }
+  end
   local extras = ARGV[p + 7]
   if extras ~= '' then
     local alerts, cooldown, throttle = string.match(extras, '^([^|]*)|([^|]*)|(.*)$')
