@@ -4,28 +4,54 @@
  */
 import type { AllowedDecision, Downgrade, LimitState, Reservation, Violation, Warning } from '../decision.js'
 import { type HeaderOptions, rateLimitHeaders } from '../headers.js'
-import type { CounterResult, CounterSpec } from '../store/contract.js'
+import type { CounterResult, CounterSpec, CounterState } from '../store/contract.js'
+import { LANE_FIELDS } from '../store/contract.js'
 import { limitState } from './counters.js'
 import type { Template } from './plan.js'
 
-/** What the store answered for the counters of a reservation, to report limits from. */
-export interface Answer {
+/**
+ * What the store answered for the counters of a reservation, to report limits from: its
+ * `counters`, or a lane's `packed` numbers ({@link LANE_FIELDS} per counter).
+ */
+export type Answer = StoreAnswer | (Counted & { packed: readonly number[] })
+
+interface Counted {
   used: readonly Template[]
   specs: readonly CounterSpec[]
+}
+
+/** A store's full answer (`Store.reserve`), which refusals and warnings read. */
+export interface StoreAnswer extends Counted {
   counters: readonly CounterResult[]
+  packed?: undefined
 }
 
 const NO_ANSWER: Answer = { used: [], specs: [], counters: [] }
 
 /** The state of every limit in a store's answer (a baseline's companion counter is not one). */
-export function limitsOf({ used, specs, counters }: Answer): LimitState[] {
+export function limitsOf(answer: Answer): LimitState[] {
+  const { used, specs } = answer
   const limits: LimitState[] = []
   for (let i = 0; i < used.length; i++) {
     const t = used[i]!
     if (t.window !== undefined) continue
-    limits.push(limitState({ matched: t.matched, metric: t.metric, spec: specs[i]! }, counters[i]!))
+    const state = answer.packed === undefined ? answer.counters[i]! : unpack(answer.packed, i)
+    limits.push(limitState({ matched: t.matched, metric: t.metric, spec: specs[i]! }, state))
   }
   return limits
+}
+
+/** Counter `i` of a lane's packed answer. */
+function unpack(packed: readonly number[], i: number): CounterState {
+  const o = i * LANE_FIELDS
+  const resetAt = packed[o + 3]!
+  return {
+    cap: packed[o]!,
+    used: packed[o + 1]!,
+    held: packed[o + 2]!,
+    resetAt: Number.isNaN(resetAt) ? null : resetAt,
+    windowStart: packed[o + 4]!,
+  }
 }
 
 export class Allowed implements AllowedDecision {

@@ -4,7 +4,7 @@
  */
 import type { Amounts } from '../decision.js'
 import { TollgateError } from '../errors.js'
-import type { StoreCommit, StoreCommitResult } from '../store/contract.js'
+import type { StoreCommit, StoreCommitResult, StoredReservation } from '../store/contract.js'
 import type { SettleRecord } from './audit.js'
 import type { Engine, Held } from './context.js'
 import { actualAmounts } from './models.js'
@@ -14,31 +14,74 @@ import { checkUsage } from './validate.js'
 const none: CommitResult = { status: 'unknown', late: false, amounts: {}, overrun: {}, overdraft: [] }
 
 /** Settle with `usage`, or release with `null`. */
-export async function commit(engine: Engine, id: string, usage: Usage | null): Promise<CommitResult> {
+export function commit(engine: Engine, id: string, usage: Usage | null): Promise<CommitResult> {
+  try {
+    const result = commitNow(engine, id, usage)
+    return result instanceof Promise ? result : Promise.resolve(result)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
+/** `commit` with no promise in between where the store answers synchronously. */
+function commitNow(engine: Engine, id: string, usage: Usage | null): Promise<CommitResult> | CommitResult {
   if (typeof id !== 'string' || id.length === 0) {
     throw new TollgateError('invalid_request', 'a reservation id is a non-empty string')
   }
   if (usage !== null) checkUsage(usage)
-  const { store, call, held, policy } = engine
-  let entry: Held | undefined = held.get(id)
-  if (!entry) {
-    const stored = await call(() => store.lookup(id), '', null)
-    if (stored)
-      entry = { model: stored.meta.model || undefined, amounts: (stored.meta.amounts ?? {}) as Amounts }
-  }
-  if (!entry) return none
+  const { store, call, held } = engine
+  const entry: Held | undefined = held.get(id)
+  if (entry) return close(engine, id, usage, entry)
+  // made by another process, or by the store's lane (which keeps nothing here): the store's record says
+  const found = call(() => store.lookup(id), '', null)
+  if (found instanceof Promise) return found.then((stored) => closeStored(engine, id, usage, stored))
+  return closeStored(engine, id, usage, found)
+}
+
+function closeStored(
+  engine: Engine,
+  id: string,
+  usage: Usage | null,
+  stored: StoredReservation | null,
+): Promise<CommitResult> | CommitResult {
+  if (!stored) return none
+  const entry = { model: stored.meta.model || undefined, amounts: (stored.meta.amounts ?? {}) as Amounts }
+  return close(engine, id, usage, entry)
+}
+
+/** Close a reservation this process knows about (`entry`). */
+function close(
+  engine: Engine,
+  id: string,
+  usage: Usage | null,
+  entry: Held,
+): Promise<CommitResult> | CommitResult {
+  const { held, policy } = engine
   if (entry.degraded) {
     held.delete(id)
     const degraded: CommitResult = { ...none, status: 'degraded' }
     // nothing was held, but the call was made: its record still says what it used
     const spent = usage === null ? {} : actualAmounts(policy, entry.model, entry.amounts, usage)
-    await record(engine, id, entry, usage, { ...degraded, amounts: spent })
-    return degraded
+    return record(engine, id, entry, usage, { ...degraded, amounts: spent }).then(() => degraded)
   }
   const amounts = usage === null ? null : actualAmounts(policy, entry.model, entry.amounts, usage)
-  const answer = entry.local ? engine.local!.commit({ id, amounts }) : close(engine, { id, amounts })
-  const result = answer instanceof Promise ? await answer : answer
-  held.delete(id)
+  const input: StoreCommit = { id, amounts, brief: true }
+  const answer = entry.local ? engine.local!.commit(input) : storeCommit(engine, input)
+  if (answer instanceof Promise)
+    return answer.then((result) => closed(engine, id, usage, entry, amounts, result))
+  return closed(engine, id, usage, entry, amounts, answer)
+}
+
+/** What a commit answers, from the store's answer. */
+function closed(
+  engine: Engine,
+  id: string,
+  usage: Usage | null,
+  entry: Held,
+  amounts: Record<string, number> | null,
+  result: StoreCommitResult,
+): Promise<CommitResult> | CommitResult {
+  engine.held.delete(id)
   if (result.status === 'unknown') return none
   if (result.status === 'duplicate') return { ...none, status: 'duplicate' }
   const overrun: Record<string, number> = {}
@@ -46,7 +89,7 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
     const beyond = amounts[metric]! - (entry.amounts[metric] ?? 0)
     if (beyond > 0) overrun[metric] = beyond
   }
-  const closed: CommitResult = {
+  const answer: CommitResult = {
     status: result.status,
     late: result.late,
     amounts: amounts ?? {},
@@ -55,13 +98,13 @@ export async function commit(engine: Engine, id: string, usage: Usage | null): P
   }
   for (const c of result.counters)
     if (c.overdraft > 0)
-      closed.overdraft.push({
+      answer.overdraft.push({
         rule: c.key.slice(0, c.key.indexOf(':')),
         metric: c.metric,
         amount: c.overdraft,
       })
-  if (engine.options.onSettle) await record(engine, id, entry, usage, closed)
-  return closed
+  if (engine.options.onSettle) return record(engine, id, entry, usage, answer).then(() => answer)
+  return answer
 }
 
 /** Hands the settle record to `onSettle`, when one is set. */
@@ -94,7 +137,7 @@ async function record(
 }
 
 /** One store commit within the timeout; a synchronous store answers with no promise in between. */
-function close(engine: Engine, input: StoreCommit): Promise<StoreCommitResult> | StoreCommitResult {
+function storeCommit(engine: Engine, input: StoreCommit): Promise<StoreCommitResult> | StoreCommitResult {
   const { store, call } = engine
   try {
     const answer = store.commit(input)

@@ -10,6 +10,7 @@ import type { Store } from '../store/contract.js'
 import { memoryStore } from '../store/memory/store.js'
 import { WindowCache } from './counters.js'
 import { type Guard, guard } from './guard.js'
+import { idMaker } from './ids.js'
 import { Plans } from './plan.js'
 import type { TollgateOptions } from './types.js'
 
@@ -37,6 +38,8 @@ export interface Engine {
   /** Reservations this process made and has not closed; the oldest are forgotten past 100,000 (settle then looks them up in the store). */
   held: BoundedMap<string, Held>
   maxIdLength: number
+  /** A new reservation id (see `ids.ts`). */
+  nextId: () => string
   /** Calls a user hook; its failure never changes a decision. */
   emit<T>(hook: ((value: T) => void) | undefined, value: T): void
 }
@@ -77,6 +80,7 @@ export function createEngine(options: TollgateOptions): Engine {
     plans: new Plans(policy),
     held: new BoundedMap<string, Held>(100_000),
     maxIdLength: options.maxIdLength ?? 16_384,
+    nextId: idMaker(),
     emit(hook, value) {
       if (!hook) return
       try {

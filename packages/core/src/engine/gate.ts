@@ -9,6 +9,7 @@ import * as admin from './admin.js'
 import { auditRecord } from './audit.js'
 import { commit } from './commit.js'
 import { createEngine } from './context.js'
+import { decideFast, laneOf } from './fast.js'
 import * as report from './report.js'
 import { decide } from './reserve.js'
 import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } from './types.js'
@@ -23,12 +24,25 @@ import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } fro
 export function createTollgate(options: TollgateOptions): Tollgate {
   const engine = createEngine(options)
 
+  const lane = laneOf(engine)
+  /** The lane's decision when it gives one, else the general path's. */
+  function decideAny(request: ReserveRequest): Promise<Decision> {
+    if (lane !== undefined) {
+      try {
+        const fast = decideFast(engine, lane, request)
+        if (fast !== undefined) return Promise.resolve(fast)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
+    return decide(engine, request)
+  }
   async function audited(request: ReserveRequest): Promise<Decision> {
-    const decision = await decide(engine, request)
+    const decision = await decideAny(request)
     engine.emit(options.onDecision, auditRecord(decision, request, await engine.store.now()))
     return decision
   }
-  const reserve = options.onDecision ? audited : (request: ReserveRequest) => decide(engine, request)
+  const reserve = options.onDecision ? audited : decideAny
 
   return {
     policy: engine.policy,

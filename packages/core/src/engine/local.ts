@@ -5,7 +5,7 @@
 import type { Decision, Downgrade } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import type { ReservationMeta } from '../store/contract.js'
-import { Allowed, type Answer } from './allowed.js'
+import { Allowed, type StoreAnswer } from './allowed.js'
 import type { Engine } from './context.js'
 import { type Plan, specsOf } from './plan.js'
 import { type Asked, refusalOf } from './refusal.js'
@@ -41,7 +41,7 @@ export async function decideLocally(
   if (result.status !== 'ok' && result.status !== 'denied')
     throw new TollgateError('store_error', `The local fallback store answered ${result.status}.`)
   asked.now = result.now
-  const answer: Answer = { used, specs, counters: result.counters }
+  const answer: StoreAnswer = { used, specs, counters: result.counters }
   if (result.status === 'denied') return refusalOf(engine, asked, answer).refuseAll()
   engine.held.set(asked.id, { model, amounts, local: true })
   return new Allowed(

@@ -53,6 +53,11 @@ export interface Plan {
   costly: boolean
   /** Some counter's cap follows a trailing baseline, read before each reserve. */
   baselines: boolean
+  /**
+   * Every counter is a calendar (or lifetime) window with no alerts, breaker, throttle or
+   * baseline: a store's lane may hold them (see `fast.ts`).
+   */
+  plain: boolean
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
@@ -198,7 +203,22 @@ function makePlan(
     ttlMs = Math.max(ttlMs, rule.ttlMs)
   }
   const blocks = blocksOf(context.subject)
-  return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines }
+  const plain = templates.every(isPlain)
+  return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines, plain }
+}
+
+/** A counter a lane can hold: a calendar window and nothing more. */
+function isPlain(t: Template): boolean {
+  const kind = t.rule.window.kind
+  return (
+    (kind === 'calendar' || kind === 'lifetime' || kind === 'none') &&
+    t.metric !== 'concurrency' &&
+    !t.alerts &&
+    !t.trip &&
+    !t.throttle &&
+    !t.baseline &&
+    t.window === undefined
+  )
 }
 
 /** The match and counter templates of one rule for the partition a request falls in. */

@@ -4,7 +4,7 @@
  */
 import type { Decision, DeniedDecision, Subject, Violation, Warning } from '../decision.js'
 import type { ReasonCode } from '../errors.js'
-import { type Answer, limitsOf } from './allowed.js'
+import { limitsOf, type StoreAnswer } from './allowed.js'
 import type { Engine } from './context.js'
 import { baseCode, byWait, denied, refusal, violation } from './decide.js'
 import { blocksOf, slotsOf } from './plan.js'
@@ -55,7 +55,7 @@ export async function refuseLocally(asked: Asked, subject: Subject, v: Violation
 }
 
 /** The refusal a store's answer makes: its primary violation (the longest wait) and the decision. */
-export function refusalOf(engine: Engine, asked: Asked, answer: Answer) {
+export function refusalOf(engine: Engine, asked: Asked, answer: StoreAnswer) {
   const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
   const ordered = byWait(violations)
   const primary = ordered[0]!
@@ -64,7 +64,7 @@ export function refusalOf(engine: Engine, asked: Asked, answer: Answer) {
 }
 
 /** Refusals of enforced and shadow counters, with their base codes; breaker trips alert here. */
-export function sortViolations(engine: Engine, answer: Answer, now: number) {
+export function sortViolations(engine: Engine, answer: StoreAnswer, now: number) {
   const slots = slotsOf(answer.used, answer.specs)
   const { counters } = answer
   const violations: Violation[] = []
@@ -97,7 +97,7 @@ export function sortViolations(engine: Engine, answer: Answer, now: number) {
 }
 
 /** Soft thresholds this request crossed, as warnings and alerts. */
-export function warn(engine: Engine, answer: Answer, now: number): Warning[] {
+export function warn(engine: Engine, answer: StoreAnswer, now: number): Warning[] {
   const slots = slotsOf(answer.used, answer.specs)
   const { counters } = answer
   const warnings: Warning[] = []

@@ -7,7 +7,7 @@ import { TollgateError } from '../errors.js'
 import type { Attributes, MatchContext } from '../policy/match.js'
 import type { StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
-import { Allowed, type Answer } from './allowed.js'
+import { Allowed, type StoreAnswer } from './allowed.js'
 import { checkCaps } from './caps.js'
 import type { Engine } from './context.js'
 import { refusal } from './decide.js'
@@ -34,7 +34,7 @@ export async function decide(
 ): Promise<Decision> {
   const { policy, store, call } = engine
   checkRequest(request, engine.maxIdLength)
-  const id = globalThis.crypto.randomUUID() // Web Crypto: Node 20+, browsers, Edge runtimes
+  const id = engine.nextId()
   const requested = resolveModel(policy, request.model)
   const context: MatchContext = {
     subject: request.subject,
@@ -148,7 +148,7 @@ export async function decide(
     throw new TollgateError('store_error', 'The store clock lies outside every window the engine offered.')
   if (result.status === 'blocked') return blockRefusal(asked, result.block, result.code)
 
-  const answer: Answer = { used, specs, counters: result.counters }
+  const answer: StoreAnswer = { used, specs, counters: result.counters }
   if (result.status === 'denied') return refuseOrServe(engine, request, asked, model, answer, fallbackOf)
   let shadowViolations: Violation[] = []
   let warnings: Warning[] = []
@@ -184,7 +184,7 @@ async function refuseOrServe(
   request: ReserveRequest,
   asked: Asked,
   model: string | undefined,
-  answer: Answer,
+  answer: StoreAnswer,
   fallbackOf: Violation | undefined,
 ): Promise<Decision> {
   const { primary, refuseAll } = refusalOf(engine, asked, answer)

@@ -127,6 +127,11 @@ export type StoreReserveResult =
 export interface StoreCommit {
   id: string
   amounts: Record<string, number> | null
+  /**
+   * The caller reads only the counters charged past their cap: a store may leave the others
+   * out of `counters`. Stores that ignore it list every counter, as without it.
+   */
+  brief?: boolean
 }
 
 export interface CommitCounter {
@@ -189,7 +194,40 @@ export interface Store {
    * included). Order is unspecified; the engine sorts. A store without it cannot report breakdowns.
    */
   scan?(counter: CounterSpec, max: number): Promise<ScannedCounter[]> | ScannedCounter[]
+  /**
+   * Optional, for synchronous in-process stores: a reserve that only admits (see {@link Lane}).
+   * The memory store has one; the engine uses it first where a request's counters allow.
+   */
+  lane?: Lane
 }
+
+/**
+ * The admit-only path of a synchronous store, for reservations whose counters are all calendar
+ * (`fixed`) windows with no alerts, breaker or throttle. It must hold exactly what
+ * {@link Store.reserve} would hold when that answers `ok`, and change nothing otherwise.
+ */
+export interface Lane {
+  /**
+   * The store this lane belongs to. The engine uses a lane only on that very store, so that a
+   * wrapper around a store (a proxy, a spread copy with some methods replaced) is never bypassed.
+   */
+  store: Store
+  /** Read the store's clock: {@link Lane.reserve} runs at this time (call it just before). */
+  now(): number
+  /**
+   * Hold every counter of `input` when each admits its amount, and write what
+   * {@link Store.reserve} would report, {@link LANE_FIELDS} numbers per counter in order:
+   * cap, used, held, resetAt (`NaN` for `null`), windowStart. Returns the store's `now`.
+   * Returns `undefined`, having changed nothing, when the general answer is needed: a counter
+   * refuses (shadow counters included), a block or breaker is set, a window's bounds do not
+   * hold `now`, or a counter is not such a calendar window. `now` is the time the last
+   * {@link Lane.now} read.
+   */
+  reserve(input: StoreReserve, out: number[]): number | undefined
+}
+
+/** Numbers per counter in the answer of {@link Lane.reserve}. */
+export const LANE_FIELDS = 5
 
 /** One counter found by {@link Store.scan}. */
 export interface ScannedCounter {

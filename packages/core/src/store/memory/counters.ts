@@ -71,7 +71,7 @@ export interface Look {
 export const newLook = (): Look => ({
   home: undefined,
   created: false,
-  cell: fresh(),
+  cell: newCell(),
   windowStart: 0,
   forgetAt: 0,
   used: 0,
@@ -92,7 +92,8 @@ export function locate(bounds: readonly number[], now: number): number {
   return -1
 }
 
-function fresh(): Cell {
+/** An empty cell. */
+export function newCell(): Cell {
   return {
     used: 0,
     held: 0,
@@ -124,7 +125,7 @@ export function inspect(
       const start = window.bounds[i]!
       const end = window.bounds[i + 1]!
       const found = home.fixed !== undefined && home.start === start ? home.fixed : undefined
-      const cell = found ?? fresh()
+      const cell = found ?? newCell()
       const denied = cell.used + amount > cap
       const lifetime = end >= NEVER
       look.created = found === undefined
@@ -143,7 +144,7 @@ export function inspect(
       let cell = home.sliding
       const created = cell === undefined
       if (cell === undefined) {
-        cell = fresh()
+        cell = newCell()
         cell.slots = new Map()
         cell.holds = new Map()
       }
@@ -183,7 +184,7 @@ export function inspect(
     }
     case 'bucket': {
       const { intervalMs } = window
-      const cell = home.bucket ?? fresh()
+      const cell = home.bucket ?? newCell()
       const tat = Math.max(cell.tat ?? now, now)
       const next = tat + amount * intervalMs
       const denied = next - now > cap * intervalMs
@@ -202,7 +203,7 @@ export function inspect(
       let cell = home.lease
       const created = cell === undefined
       if (cell === undefined) {
-        cell = fresh()
+        cell = newCell()
         cell.leases = new Map()
       }
       let earliest = Number.POSITIVE_INFINITY

@@ -10,6 +10,7 @@ import type {
   CounterResult,
   CounterSpec,
   CounterState,
+  Lane,
   ReservationMeta,
   ScannedCounter,
   Store,
@@ -20,7 +21,8 @@ import type {
   StoreReserveResult,
   WindowSpec,
 } from '../contract.js'
-import { ClockCache, type Expiring, Tombstones } from './cache.js'
+import { LANE_FIELDS } from '../contract.js'
+import { ClockCache, type Expiring } from './cache.js'
 import {
   adjustCell,
   attach,
@@ -31,10 +33,13 @@ import {
   inspect,
   type Look,
   locate,
+  NEVER,
+  newCell,
   newHome,
   newLook,
 } from './counters.js'
 import { TimeHeap } from './heap.js'
+import { Tombstones } from './tombstones.js'
 
 export interface MemoryStoreOptions {
   /**
@@ -155,8 +160,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       home,
     }
   }
-  const close = (record: Record, amounts: globalThis.Record<string, number> | null) => {
-    const counters: CommitCounter[] = []
+  const close = (record: Record, amounts: globalThis.Record<string, number> | null, brief: boolean) => {
+    let counters: CommitCounter[] = brief ? NO_COUNTERS : []
     const { specs, cells } = record
     for (let i = 0; i < specs.length; i++) {
       const cell = cells[i]
@@ -168,6 +173,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       charge(hold, cell, record.id, target)
       const cap = overrides.size === 0 ? spec.cap : (overrides.get(spec.key) ?? spec.cap)
       const over = spec.window.kind !== 'bucket' && spec.window.kind !== 'lease' ? cell.used - cap : 0
+      if (brief && over <= 0) continue
+      if (counters === NO_COUNTERS) counters = []
       counters.push({
         key: spec.key,
         metric: spec.metric,
@@ -213,6 +220,26 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const unschedule = (record: Record) => {
     dueIds.get(Math.ceil(record.expiresAt / SECOND) * SECOND)?.delete(record.id)
   }
+  /** Keep a new reservation until it is closed or expires. */
+  const remember = (input: StoreReserve, cells: (Cell | undefined)[], starts: number[]) => {
+    const expiresAt = now + input.ttlMs
+    const record: Record = {
+      id: input.id,
+      state: 'held',
+      expiresAt,
+      meta: input.meta,
+      specs: input.counters,
+      cells,
+      starts,
+      forgetAt: Number.POSITIVE_INFINITY, // a held reservation stays until it is closed or expires
+      seen: false,
+    }
+    records.add(input.id, record, now)
+    schedule(input.id, expiresAt)
+  }
+  /** Scratch of the lane's first pass: the home and window index of each counter. */
+  const laneHomes: (Home | undefined)[] = []
+  const laneAt: number[] = []
   /** Read the clock once per call and process what expired. */
   const tick = () => {
     now = clock.now()
@@ -220,7 +247,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     return now
   }
 
-  return {
+  const self: MemoryStore & { lane: Lane } = {
     clock,
     now: () => clock.now(),
 
@@ -313,21 +340,64 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         result.held = cell.held
         if (spec.alerts) result.crossed = crossedAlerts(spec, cell, result.cap)
       }
-      const expiresAt = now + input.ttlMs
-      const record: Record = {
-        id: input.id,
-        state: 'held',
-        expiresAt,
-        meta: input.meta,
-        specs,
-        cells,
-        starts,
-        forgetAt: Number.POSITIVE_INFINITY, // a held reservation stays until it is closed or expires
-        seen: false,
-      }
-      records.add(input.id, record, now)
-      schedule(input.id, expiresAt)
+      remember(input, cells, starts)
       return { status: 'ok', now, counters }
+    },
+
+    lane: {
+      store: undefined as unknown as Store, // set below
+      now: tick,
+      reserve(input: StoreReserve, out: number[]): number | undefined {
+        if (blocks.size > 0) for (const marker of input.blocks) if (blocks.has(marker)) return undefined
+        const specs = input.counters
+        const count = specs.length
+        // First pass: every counter must be a plain calendar window that admits; nothing changes yet.
+        for (let i = 0; i < count; i++) {
+          const spec = specs[i]!
+          const { window } = spec
+          if (window.kind !== 'fixed' || spec.alerts || spec.trip || spec.throttle) return undefined
+          if (trips.size > 0 && trips.has(spec.key)) return undefined
+          const at = locate(window.bounds, now)
+          if (at < 0) return undefined
+          const start = window.bounds[at]!
+          const home = homeOf(spec.key)
+          const used = home.fixed !== undefined && home.start === start ? home.fixed.used : 0
+          if (used + spec.amount > capOf(spec)) return undefined
+          laneHomes[i] = home
+          laneAt[i] = at
+        }
+        const cells: Cell[] = new Array(count)
+        const starts: number[] = new Array(count)
+        for (let i = 0, o = 0; i < count; i++, o += LANE_FIELDS) {
+          const spec = specs[i]!
+          const { bounds } = spec.window as { bounds: number[] }
+          const home = laneHomes[i]!
+          const start = bounds[laneAt[i]!]!
+          const end = bounds[laneAt[i]! + 1]!
+          let cell = home.fixed
+          if (cell === undefined || home.start !== start) {
+            cell = newCell()
+            home.fixed = cell
+            home.start = start
+          }
+          cell.used += spec.amount
+          cell.held += spec.amount
+          const lifetime = end >= NEVER
+          const forgetAt = lifetime ? Number.POSITIVE_INFINITY : end + graceMs
+          if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
+          if (!home.seen) homes.add(spec.key, home, now)
+          laneHomes[i] = undefined
+          cells[i] = cell
+          starts[i] = start
+          out[o] = capOf(spec)
+          out[o + 1] = cell.used
+          out[o + 2] = cell.held
+          out[o + 3] = lifetime ? Number.NaN : end
+          out[o + 4] = start
+        }
+        remember(input, cells, starts)
+        return now
+      },
     },
 
     commit(input: StoreCommit): StoreCommitResult {
@@ -339,7 +409,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       }
       const late = record.state === 'expired'
       if (!late) unschedule(record)
-      const counters = close(record, input.amounts)
+      const counters = close(record, input.amounts, input.brief === true)
       const state = input.amounts === null ? 'released' : 'settled'
       records.delete(input.id)
       closed.add(input.id, state, now)
@@ -412,10 +482,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       return state ? { id, state, expiresAt: now, meta: { model: '' } } : null
     },
   }
+  self.lane.store = self
+  return self
 }
 
 /** Shared empty list for counters that crossed no alert. */
 const NONE: number[] = []
+/** Shared empty list for a brief commit with nothing past its cap (replaced, never pushed to). */
+const NO_COUNTERS: CommitCounter[] = []
 
 /** The companion bucket a throttle counts in: `limit` requests per `periodMs`, burst `limit`. */
 function throttleSpec(spec: CounterSpec): CounterSpec {

@@ -1,0 +1,175 @@
+/**
+ * The fast path (the memory store's lane, `fast.ts`) against the general path: the same random
+ * steps on two gates over two memory stores — one used directly, so its lane decides what it can,
+ * one behind a spread copy, which turns the lane off — give the same answers and the same usage.
+ */
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { Decision } from '../decision.js'
+import type { PolicyInput } from '../policy/schema.js'
+import type { Store } from '../store/contract.js'
+import { memoryStore } from '../store/memory/store.js'
+import { fakeClock } from '../testing/fake-clock.js'
+import { createTollgate } from './gate.js'
+import type { Tollgate } from './types.js'
+
+const policy: PolicyInput = {
+  models: { m: { price: { input: 2, output: 3 } } },
+  rules: [
+    { id: 'user-rpm', per: 'user', limits: { requests: 4, tokens: 600 }, window: 'minute' },
+    { id: 'team-hour', per: 'team', limits: { tokens: 1_500 }, window: 'hour' },
+    { id: 'org-spend', per: 'org', limits: { cost: 9_000 }, window: 'lifetime' },
+    { id: 'trial', per: 'user', limits: { tokens: 300 }, window: 'minute', mode: 'shadow' },
+  ],
+}
+const subjects = [
+  { user: 'u1', team: 't1', org: 'o1' },
+  { user: 'u:2', team: 't1', org: 'o1' },
+  { user: '{u3}', team: 't:2', org: 'o1' },
+]
+
+type Op =
+  | { kind: 'reserve'; who: number; input: number; output: number; priced: boolean }
+  | { kind: 'settle'; pick: number; input: number; output: number }
+  | { kind: 'release'; pick: number }
+  | { kind: 'advance'; ms: number }
+  | { kind: 'override'; who: number; cap: number | null }
+  | { kind: 'block'; who: number; on: boolean }
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('reserve' as const),
+      who: fc.nat(2),
+      input: fc.oneof(fc.nat(40), fc.nat(300)),
+      output: fc.nat(60),
+      priced: fc.boolean(),
+    }),
+    weight: 6,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('settle' as const),
+      pick: fc.nat(),
+      input: fc.nat(400),
+      output: fc.nat(400),
+    }),
+    weight: 3,
+  },
+  { arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('advance' as const),
+      // mostly within a minute, sometimes past the hour
+      ms: fc.oneof(
+        { arbitrary: fc.integer({ min: 1, max: 20_000 }), weight: 4 },
+        { arbitrary: fc.integer({ min: 1, max: 5_400_000 }), weight: 1 },
+      ),
+    }),
+    weight: 2,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('override' as const),
+      who: fc.nat(2),
+      cap: fc.option(fc.nat(8), { nil: null }),
+    }),
+    weight: 1,
+  },
+  {
+    arbitrary: fc.record({ kind: fc.constant('block' as const), who: fc.nat(2), on: fc.boolean() }),
+    weight: 1,
+  },
+)
+
+/** What a decision says, without its id (each gate makes its own). */
+function shape(decision: Decision) {
+  const { id: _, ...rest } = JSON.parse(JSON.stringify(decision)) as Decision & { reservation?: object }
+  if ('reservation' in rest && rest.reservation) delete (rest.reservation as { id?: string }).id
+  return rest
+}
+
+function gates() {
+  const clock = fakeClock()
+  const fast = memoryStore({ clock })
+  const inner = memoryStore({ clock })
+  const wrapped: Store = { ...inner } // a copy: its lane belongs to `inner`, so the engine skips it
+  return {
+    clock,
+    fast: createTollgate({ policy, store: fast, clock }),
+    general: createTollgate({ policy, store: wrapped, clock }),
+  }
+}
+
+describe('the fast path', () => {
+  it('answers every step as the general path does', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+        const { clock, fast, general } = gates()
+        const both: [Tollgate, Tollgate] = [fast, general]
+        const open: [string, string][] = []
+        for (const [index, o] of ops.entries()) {
+          const step = `step ${index} ${JSON.stringify(o)}`
+          if (o.kind === 'advance') clock.advance(o.ms)
+          else if (o.kind === 'reserve') {
+            const request = {
+              subject: subjects[o.who]!,
+              ...(o.priced ? { model: 'm' } : {}),
+              estimate: { inputTokens: o.input, maxOutputTokens: o.output },
+            }
+            const [a, b] = await Promise.all(both.map((g) => g.reserve(request)))
+            expect(shape(a!), step).toEqual(shape(b!))
+            if (a!.allowed && b!.allowed) open.push([a!.id, b!.id])
+          } else if (o.kind === 'settle' || o.kind === 'release') {
+            if (open.length === 0) continue
+            const [x, y] = open[o.pick % open.length]!
+            const usage = o.kind === 'settle' ? { inputTokens: o.input, outputTokens: o.output } : null
+            const [a, b] = await Promise.all(
+              [
+                [fast, x],
+                [general, y],
+              ].map(([g, id]) =>
+                usage ? (g as Tollgate).settle(id as string, usage) : (g as Tollgate).release(id as string),
+              ),
+            )
+            expect(a, step).toEqual(b)
+          } else if (o.kind === 'override') {
+            const ref = { rule: 'user-rpm', metric: 'requests', subject: { user: subjects[o.who]!.user } }
+            await Promise.all(both.map((g) => g.override(ref, o.cap)))
+          } else {
+            const id = subjects[o.who]!.team
+            await Promise.all(both.map((g) => (o.on ? g.block('team', id) : g.unblock('team', id))))
+          }
+          for (const subject of subjects) {
+            const [a, b] = await Promise.all(both.map((g) => g.usage({ subject })))
+            expect(a, `usage of ${subject.user} after ${step}`).toEqual(b)
+          }
+        }
+      }),
+      { numRuns: 150 },
+    )
+  })
+
+  it('is used by a plain policy on the memory store itself, and never through a wrapper', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    const reserve = store.reserve
+    let reserves = 0
+    store.reserve = (input) => {
+      reserves++
+      return reserve(input)
+    }
+    const request = { subject: subjects[0]!, model: 'm', estimate: { inputTokens: 1, maxOutputTokens: 1 } }
+    expect((await createTollgate({ policy, store, clock }).reserve(request)).allowed).toBe(true)
+    expect(reserves).toBe(0) // the lane held it
+    await createTollgate({ policy, store: { ...store }, clock }).reserve(request)
+    expect(reserves).toBe(1)
+    await createTollgate({ policy, store: new Proxy(store, {}), clock }).reserve(request)
+    expect(reserves).toBe(2)
+    // a refusal is the general path's answer, on the store itself too
+    const big = { ...request, estimate: { inputTokens: 10_000, maxOutputTokens: 1 } }
+    const refused = await createTollgate({ policy, store, clock }).reserve(big)
+    expect(refused).toMatchObject({ allowed: false, rule: 'user-rpm' })
+    expect(reserves).toBe(3)
+  })
+})

@@ -1,0 +1,67 @@
+/**
+ * The fast path of reserve. A request that meets no per-call cap and no model access rule,
+ * and whose counters are all plain calendar windows (see `Plan.plain`), is held by the store's
+ * lane (`Store.lane`) in one synchronous step. The lane declines, having changed nothing, when
+ * anything needs the general answer — a refusal, a block, a breaker, a new window — and
+ * `reserve.ts` then decides the request from the start.
+ */
+import type { Attributes, MatchContext } from '../policy/match.js'
+import type { Lane } from '../store/contract.js'
+import { Allowed } from './allowed.js'
+import type { Engine } from './context.js'
+import { estimateAmounts, resolveModel, tierOf } from './models.js'
+import { specsOf } from './plan.js'
+import type { ReserveRequest } from './types.js'
+import { checkRequest } from './validate.js'
+
+const EMPTY: Attributes = Object.freeze({})
+
+/** The lane a gate may use: the store's, unless the policy has per-call caps or model access rules. */
+export function laneOf(engine: Pick<Engine, 'policy' | 'store'>): Lane | undefined {
+  const { policy, store } = engine
+  const lane = store.lane
+  if (lane === undefined || lane.store !== store) return undefined // a wrapper: its methods decide
+  return policy.caps.length === 0 && policy.access.length === 0 ? lane : undefined
+}
+
+/** An allowed decision from the lane, or `undefined` when the general path must decide. */
+export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest): Allowed | undefined {
+  const { policy } = engine
+  checkRequest(request, engine.maxIdLength)
+  const model = resolveModel(policy, request.model)
+  const context: MatchContext = {
+    subject: request.subject,
+    attributes: request.attributes ?? EMPTY,
+    model,
+    tier: tierOf(policy, model),
+    feature: request.feature,
+  }
+  const plan = engine.plans.of(context)
+  if (!plan.plain) return undefined
+  const { amounts, unpriced } = estimateAmounts(policy, model, request.estimate)
+  if (unpriced && plan.costly) return undefined // the general path refuses or flags it
+  const { used, specs } = specsOf(plan, amounts, lane.now(), engine.windows)
+  const id = engine.nextId()
+  const packed: number[] = []
+  const now = lane.reserve(
+    { id, counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, meta: { model: model ?? '', amounts } },
+    packed,
+  )
+  if (now === undefined) return undefined
+  // nothing in `engine.held`: settle reads the lane's record back from the store (`lookup`)
+  return new Allowed(
+    {
+      id,
+      requestedModel: model ?? '',
+      model: model ?? '',
+      downgrade: null,
+      reservation: { id, expiresAt: now + plan.ttlMs, amounts },
+      warnings: [],
+      shadowViolations: [],
+      flags: [],
+    },
+    { used, specs, packed },
+    now,
+    engine.options.headers,
+  )
+}
