@@ -4,7 +4,7 @@
  */
 import type { Amounts } from '../decision.js'
 import { TollgateError } from '../errors.js'
-import type { StoreCommit, StoreCommitResult, StoredReservation } from '../store/contract.js'
+import type { ReservationMeta, StoreCommit, StoreCommitResult, StoredReservation } from '../store/contract.js'
 import type { SettleRecord } from './audit.js'
 import type { Engine, Held } from './context.js'
 import { actualAmounts } from './models.js'
@@ -32,6 +32,8 @@ function commitNow(engine: Engine, id: string, usage: Usage | null): Promise<Com
   const { store, call, held } = engine
   const entry: Held | undefined = held.get(id)
   if (entry) return close(engine, id, usage, entry)
+  const meta = engine.lane?.meta(id)
+  if (meta) return close(engine, id, usage, heldOf(meta))
   // made by another process, or by the store's lane (which keeps nothing here): the store's record says
   const found = call(() => store.lookup(id), '', null)
   if (found instanceof Promise) return found.then((stored) => closeStored(engine, id, usage, stored))
@@ -44,9 +46,12 @@ function closeStored(
   usage: Usage | null,
   stored: StoredReservation | null,
 ): Promise<CommitResult> | CommitResult {
-  if (!stored) return none
-  const entry = { model: stored.meta.model || undefined, amounts: (stored.meta.amounts ?? {}) as Amounts }
-  return close(engine, id, usage, entry)
+  return stored ? close(engine, id, usage, heldOf(stored.meta)) : none
+}
+
+/** What the engine needs of a reservation, from its meta in the store. */
+function heldOf(meta: ReservationMeta): Held {
+  return { model: meta.model || undefined, amounts: (meta.amounts ?? {}) as Amounts }
 }
 
 /** Close a reservation this process knows about (`entry`). */

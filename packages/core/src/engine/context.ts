@@ -6,9 +6,10 @@ import type { Amounts } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { parsePolicy } from '../policy/load.js'
-import type { Store } from '../store/contract.js'
+import type { Lane, Store } from '../store/contract.js'
 import { memoryStore } from '../store/memory/store.js'
 import { WindowCache } from './counters.js'
+import { laneOf } from './fast.js'
 import { type Guard, guard } from './guard.js'
 import { idMaker } from './ids.js'
 import { Plans } from './plan.js'
@@ -30,6 +31,8 @@ export interface Engine {
   options: TollgateOptions
   /** Runs a store call within the timeout; see `guard`. */
   call: Guard
+  /** The store's lane, when the gate may use it (see `fast.ts`). */
+  lane: Lane | undefined
   /** The local store of `options.localFallback`, when one is configured. */
   local: Store | undefined
   windows: WindowCache
@@ -75,6 +78,7 @@ export function createEngine(options: TollgateOptions): Engine {
     store,
     options,
     call: guard(options.timeoutMs ?? 1_000, options.onStoreError),
+    lane: laneOf(policy, store),
     local: localStoreOf(options),
     windows: new WindowCache(),
     plans: new Plans(policy),

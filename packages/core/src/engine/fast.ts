@@ -5,8 +5,11 @@
  * anything needs the general answer — a refusal, a block, a breaker, a new window — and
  * `reserve.ts` then decides the request from the start.
  */
+
+import type { CompiledPolicy } from '../policy/compile.js'
 import type { Attributes, MatchContext } from '../policy/match.js'
-import type { Lane } from '../store/contract.js'
+import type { Lane, Store } from '../store/contract.js'
+import { LANE_FIELDS } from '../store/contract.js'
 import { Allowed } from './allowed.js'
 import type { Engine } from './context.js'
 import { estimateAmounts, resolveModel, tierOf } from './models.js'
@@ -17,8 +20,7 @@ import { checkRequest } from './validate.js'
 const EMPTY: Attributes = Object.freeze({})
 
 /** The lane a gate may use: the store's, unless the policy has per-call caps or model access rules. */
-export function laneOf(engine: Pick<Engine, 'policy' | 'store'>): Lane | undefined {
-  const { policy, store } = engine
+export function laneOf(policy: CompiledPolicy, store: Store): Lane | undefined {
   const lane = store.lane
   if (lane === undefined || lane.store !== store) return undefined // a wrapper: its methods decide
   return policy.caps.length === 0 && policy.access.length === 0 ? lane : undefined
@@ -42,7 +44,7 @@ export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest):
   if (unpriced && plan.costly) return undefined // the general path refuses or flags it
   const { used, specs } = specsOf(plan, amounts, lane.now(), engine.windows)
   const id = engine.nextId()
-  const packed: number[] = []
+  const packed: number[] = new Array(specs.length * LANE_FIELDS)
   const now = lane.reserve(
     { id, counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, meta: { model: model ?? '', amounts } },
     packed,

@@ -9,7 +9,7 @@ import * as admin from './admin.js'
 import { auditRecord } from './audit.js'
 import { commit } from './commit.js'
 import { createEngine } from './context.js'
-import { decideFast, laneOf } from './fast.js'
+import { decideFast } from './fast.js'
 import * as report from './report.js'
 import { decide } from './reserve.js'
 import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } from './types.js'
@@ -24,7 +24,7 @@ import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } fro
 export function createTollgate(options: TollgateOptions): Tollgate {
   const engine = createEngine(options)
 
-  const lane = laneOf(engine)
+  const { lane } = engine
   /** The lane's decision when it gives one, else the general path's. */
   function decideAny(request: ReserveRequest): Promise<Decision> {
     if (lane !== undefined) {

@@ -224,6 +224,11 @@ export interface Lane {
    * {@link Lane.now} read.
    */
   reserve(input: StoreReserve, out: number[]): number | undefined
+  /**
+   * The meta of an open or expired reservation, as {@link Store.lookup} would give it, or
+   * `undefined` (closed, unknown: then `lookup` and `commit` say which).
+   */
+  meta(id: string): ReservationMeta | undefined
 }
 
 /** Numbers per counter in the answer of {@link Lane.reserve}. */

@@ -38,7 +38,7 @@ import {
   newHome,
   newLook,
 } from './counters.js'
-import { TimeHeap } from './heap.js'
+import { type Due, Expiries } from './expiry.js'
 import { Tombstones } from './tombstones.js'
 
 export interface MemoryStoreOptions {
@@ -86,7 +86,7 @@ export interface MemoryStore extends Store {
  * hold went into (`undefined` for a shadow counter that held nothing) and that cell's window
  * or slot start.
  */
-interface Record extends Expiring {
+interface Record extends Expiring, Due {
   id: string
   state: 'held' | 'expired'
   expiresAt: number
@@ -113,8 +113,6 @@ function entryOf(record: Record, i: number): typeof entry {
   return entry
 }
 
-const SECOND = 1_000
-
 /** An in-process store for one process, tests and the simulator. */
 export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const clock = options.clock ?? systemClock
@@ -127,8 +125,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const overrides = new Map<string, number>()
   const trips = new Map<string, number>()
   const blocks = new Map<string, string>()
-  const due = new TimeHeap()
-  const dueIds = new Map<number, Set<string>>()
+  const due = new Expiries<Record>()
   /** Looks reused by every reserve: the store's calls never interleave. */
   const looks: Look[] = []
   let now = 0
@@ -197,28 +194,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     record.forgetAt = now + idempotencyMs
   }
   const sweep = () => {
-    for (let second = due.popDue(now); second !== undefined; second = due.popDue(now)) {
-      const ids = dueIds.get(second)
-      dueIds.delete(second)
-      if (!ids) continue
-      for (const id of ids) {
-        const record = records.get(id, now)
-        if (record?.state === 'held') expire(record)
-      }
-    }
-  }
-  const schedule = (id: string, expiresAt: number) => {
-    const second = Math.ceil(expiresAt / SECOND) * SECOND
-    let ids = dueIds.get(second)
-    if (!ids) {
-      ids = new Set()
-      dueIds.set(second, ids)
-      due.push(second)
-    }
-    ids.add(id)
-  }
-  const unschedule = (record: Record) => {
-    dueIds.get(Math.ceil(record.expiresAt / SECOND) * SECOND)?.delete(record.id)
+    due.expireDue(now, (record) => {
+      if (record.state === 'held') expire(record)
+    })
   }
   /** Keep a new reservation until it is closed or expires. */
   const remember = (input: StoreReserve, cells: (Cell | undefined)[], starts: number[]) => {
@@ -233,9 +211,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       starts,
       forgetAt: Number.POSITIVE_INFINITY, // a held reservation stays until it is closed or expires
       seen: false,
+      due: undefined,
     }
     records.add(input.id, record, now)
-    schedule(input.id, expiresAt)
+    due.add(record, expiresAt)
   }
   /** Scratch of the lane's first pass: the home and window index of each counter. */
   const laneHomes: (Home | undefined)[] = []
@@ -347,6 +326,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     lane: {
       store: undefined as unknown as Store, // set below
       now: tick,
+      meta: (id: string) => records.get(id, now)?.meta,
       reserve(input: StoreReserve, out: number[]): number | undefined {
         if (blocks.size > 0) for (const marker of input.blocks) if (blocks.has(marker)) return undefined
         const specs = input.counters
@@ -408,7 +388,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         return state ? { status: 'duplicate', previous: state } : { status: 'unknown' }
       }
       const late = record.state === 'expired'
-      if (!late) unschedule(record)
+      due.remove(record)
       const counters = close(record, input.amounts, input.brief === true)
       const state = input.amounts === null ? 'released' : 'settled'
       records.delete(input.id)

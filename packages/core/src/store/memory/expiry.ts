@@ -1,0 +1,75 @@
+/**
+ * Open reservations by the whole second they expire in, so that expiry needs no timer per
+ * reservation and no per-id set: each second's items are a plain list, an item closed early is
+ * only counted out (`remove`), and a list is compacted once more than half of it is gone, so it
+ * never holds more than twice its open items.
+ */
+import { TimeHeap } from './heap.js'
+
+/** The list of one second. */
+export interface Bucket {
+  second: number
+  items: Due[]
+  /** Items of `items` removed since the last compaction. */
+  gone: number
+}
+
+/** What an item carries for its expiry: the bucket it is listed in, while it is. */
+export interface Due {
+  due: Bucket | undefined
+}
+
+const SECOND = 1_000
+/** Lists shorter than this are never compacted (their items go when the second passes). */
+const COMPACT_FROM = 64
+
+export class Expiries<T extends Due> {
+  private readonly heap = new TimeHeap()
+  private readonly buckets = new Map<number, Bucket>()
+  /** The bucket last added to: most items of a burst expire in the same second. */
+  private last: Bucket | undefined
+
+  /** List `item` to expire at `expiresAt` (ms since epoch), rounded up to the second. */
+  add(item: T, expiresAt: number): void {
+    const second = Math.ceil(expiresAt / SECOND) * SECOND
+    let bucket = this.last
+    if (bucket === undefined || bucket.second !== second) {
+      bucket = this.buckets.get(second)
+      if (bucket === undefined) {
+        bucket = { second, items: [], gone: 0 }
+        this.buckets.set(second, bucket)
+        this.heap.push(second)
+      }
+      this.last = bucket
+    }
+    bucket.items.push(item)
+    item.due = bucket
+  }
+
+  /** Take `item` off its list (it was closed before it expired). */
+  remove(item: T): void {
+    const bucket = item.due
+    if (bucket === undefined) return
+    item.due = undefined
+    bucket.gone++
+    if (bucket.gone >= COMPACT_FROM && bucket.gone * 2 > bucket.items.length) {
+      bucket.items = bucket.items.filter((listed) => listed.due === bucket)
+      bucket.gone = 0
+    }
+  }
+
+  /** Hand every item due at or before `now` to `expire`, once, taking it off its list. */
+  expireDue(now: number, expire: (item: T) => void): void {
+    for (let second = this.heap.popDue(now); second !== undefined; second = this.heap.popDue(now)) {
+      const bucket = this.buckets.get(second)
+      this.buckets.delete(second)
+      if (bucket === undefined) continue
+      if (this.last === bucket) this.last = undefined
+      for (const item of bucket.items) {
+        if (item.due !== bucket) continue
+        item.due = undefined
+        expire(item as T)
+      }
+    }
+  }
+}
