@@ -64,6 +64,39 @@ export function pushSpec(args: string[], spec: CounterSpec, amount: number, tag:
   )
 }
 
+/** Arguments per counter of the lean reserve (see {@link pushFast} and lua/fast.ts). */
+export const FAST_FIELDS = 7
+
+/**
+ * Whether the lean reserve (lua/fast.ts) can take these counters: calendar or lifetime windows only,
+ * none with alerts, breaker or throttle, no key twice. It answers as the reserve script would.
+ */
+export function fastEligible(specs: readonly CounterSpec[]): boolean {
+  for (let i = 0; i < specs.length; i++) {
+    const spec = specs[i]!
+    if (spec.window.kind !== 'fixed' || spec.alerts || spec.trip || spec.throttle) return false
+    for (let j = 0; j < i; j++) if (specs[j]!.key === spec.key) return false
+  }
+  return true
+}
+
+/**
+ * Appends the 7 arguments of one counter of the lean reserve: key, slot tag, metric, amount, cap,
+ * mode (`k`eep or `r`elease, then `1` enforce or `0` shadow) and calendar bounds.
+ */
+export function pushFast(args: string[], spec: CounterSpec, tag: string) {
+  const { window } = spec
+  args.push(
+    encodeId(spec.key),
+    tag,
+    encodeId(spec.metric),
+    String(spec.amount),
+    String(spec.cap),
+    spec.expiry === 'release' ? (spec.enforce ? 'r1' : 'r0') : spec.enforce ? 'k1' : 'k0',
+    window.kind === 'fixed' ? boundsText(window.bounds) : '',
+  )
+}
+
 /** A counter's state row: cap, used, held, resetAt, windowStart. */
 export const state = (row: Reply[]): CounterState => ({
   cap: Number(row[0]),

@@ -6,7 +6,8 @@
  * its cell object, and written back at the end of the script (`flush`). The hot path skips the
  * cells: a reserve or commit reads and writes a calendar window without alerts or throttle straight
  * in Redis (`peekFixed`/`holdFixed`, `chargeFixed`), after flushing whatever the sweep changed, with
- * the same fields and TTLs as the cell path. Every script:
+ * the same fields and TTLs as the cell path. A reserve whose counters are all such windows, each key
+ * once, runs the lean `fast` script (lua/fast.ts), which answers alike with less Lua work. Every script:
  *
  * - takes its time from Redis `TIME` (or from `ARGV[1]` when the store was built with a test clock);
  * - first expires, in a bounded sweep, the reservations whose TTL has passed;
@@ -24,6 +25,7 @@
  */
 
 import { BASE, BASE_COLD } from './lua/base.js'
+import { FAST_BODY } from './lua/fast.js'
 import { RECORDS, RECORDS_COLD } from './lua/records.js'
 import { WINDOWS, WINDOWS_COLD } from './lua/windows.js'
 
@@ -211,10 +213,7 @@ if not refused and not dry then
     call('HSET', key, 's', 'held', 'e', fmt(expiresAt), 'm', meta, 'x', cmsgpack.pack(entries))
     if cluster then call('HDEL', key, 'g') end
   end
-  local ms = fmt(life)
-  call('PEXPIRE', key, ms)
-  call('ZADD', INDEX, fmt(expiresAt), id)
-  if call('PTTL', INDEX) < life then call('PEXPIRE', INDEX, ms) end
+  index(key, id, expiresAt, life)
 end
 flush()
 
@@ -401,8 +400,8 @@ return { fmt(now), { r.state, fmt(r.expiresAt), call('HGET', r.key, 'm') } }
 const BATCH_BODY = /* lua */ `
 -- A batch of reserves and commits from concurrent callers of one process, one after the other in
 -- one atomic call (standalone Redis only): one TIME and one sweep for all of them. ARGV[6]… is a list
--- of operations, each 'r' (reserve) or 'c' (commit), its number of arguments, then the arguments the
--- reserve or commit script takes from ARGV[6]. Each operation runs exactly as its own script would,
+-- of operations, each 'r' (reserve), 'f' (lean reserve, the fast script) or 'c' (commit), its number of
+-- arguments, then the arguments that script takes from ARGV[6]. Each operation runs exactly as its own script would,
 -- after the ones before it (so it sees their holds), and ends with every cell written back.
 -- Answer: now, then one answer per operation: the reserve or commit script's, or { '!error', message }
 -- when that operation failed (what it wrote before failing stays, as after a failed script).
@@ -415,7 +414,7 @@ while p <= last do
   local a = { common[1], common[2], common[3], common[4], common[5] }
   for i = 1, count do a[5 + i] = all[p + 1 + i] end
   ARGV = a
-  local ok, reply = pcall(op == 'r' and reserveOp or commitOp)
+  local ok, reply = pcall(op == 'f' and fastOp or op == 'r' and reserveOp or commitOp)
   if not ok then
     cells, order = {}, {}
     local message = reply
@@ -431,8 +430,9 @@ return replies
 /** The Lua scripts, each the shared prelude followed by its body. */
 export const SCRIPTS = {
   reserve: PRELUDE + RESERVE_BODY,
+  fast: PRELUDE + FAST_BODY,
   commit: PRELUDE + COMMIT_BODY,
-  batch: `${PRELUDE}local function reserveOp()\n${RESERVE_BODY}\nend\nlocal function commitOp()\n${COMMIT_BODY}\nend\n${BATCH_BODY}`,
+  batch: `${PRELUDE}local function reserveOp()\n${RESERVE_BODY}\nend\nlocal function fastOp()\n${FAST_BODY}\nend\nlocal function commitOp()\n${COMMIT_BODY}\nend\n${BATCH_BODY}`,
   read: PRELUDE + READ_BODY,
   adjust: PRELUDE + ADJUST_BODY,
   lookup: PRELUDE + LOOKUP_BODY,

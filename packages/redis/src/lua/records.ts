@@ -35,6 +35,15 @@ local function loadRecord(id, raw)
   return { id = id, key = key, state = v[1], expiresAt = tonumber(v[2]), entries = entries, groups = groups }
 end
 
+-- Gives a new record its TTL and indexes it for expiry; the index lives at least as long as the
+-- record (PEXPIRE GT, or NX for an index without a TTL yet: one call in the common case).
+local function index(key, id, expiresAt, life)
+  local ms = fmt(life)
+  call('PEXPIRE', key, ms)
+  call('ZADD', INDEX, fmt(expiresAt), id)
+  if call('PEXPIRE', INDEX, ms, 'GT') == 0 then call('PEXPIRE', INDEX, ms, 'NX') end
+end
+
 -- A closed reservation only keeps its state (to answer duplicates) and meta (for look-ups);
 -- an expired one keeps its entries too, for a late settle.
 local function saveRecord(r)
@@ -57,7 +66,7 @@ local function chargeFixed(tag, start, counter, charged, open, target, cap)
   if not v[1] and not v[2] and call('EXISTS', key) == 0 then return nil end
   local used, held = tonumber(v[1]) or 0, tonumber(v[2]) or 0
   used = used + target - charged
-  call('HSET', key, 'u', used, 'h', held - open)
+  call('HSET', key, 'u', fmt(used), 'h', fmt(held - open))
   return used - cap
 end
 

@@ -106,7 +106,7 @@ end
 -- Hold s.amount on a window looked at by peekFixed (hold, keep and flush in one): the new used and held.
 local function holdFixed(s, look)
   local used, held = look.used + s.amount, look.held + s.amount
-  call('HSET', look.direct, 'u', used, 'h', held)
+  call('HSET', look.direct, 'u', fmt(used), 'h', fmt(held))
   if look.forgetAt ~= INF and not look.exists then
     call('PEXPIRE', look.direct, fmt(math.ceil(math.max(1, look.forgetAt - now + GRACE))))
   end

@@ -1,0 +1,269 @@
+/**
+ * The lean reserve (lua/fast.ts) against the general reserve script: the same random sequence of
+ * reserves, commits, overrides, blocks, breakers and clock moves on two stores, one that takes the
+ * lean path whenever it may and one that never does, must give the same answers and leave the same
+ * counters.
+ */
+import type { CounterSpec, StoreReserve } from '@tollgate/core'
+import { fakeClock } from '@tollgate/core/testing'
+import fc from 'fast-check'
+import { afterAll, describe, expect, it } from 'vitest'
+import { fastEligible } from './codec.js'
+import { type RedisStore, redisStore, redisStoreWithoutLeanReserve } from './store.js'
+import { deleteKeys, prefixes, scanKeys, testClient } from './test/redis.js'
+
+const client = testClient()
+const prefix = prefixes('fast')
+
+afterAll(async () => {
+  await deleteKeys(client, prefix.pattern)
+  await client.quit()
+})
+
+const MINUTE = 60_000
+const NEVER = Number.MAX_SAFE_INTEGER
+const T0 = Date.UTC(2026, 2, 10, 12)
+
+/** Calls of the lean reserve script the client has made so far (ioredis defines it as a method). */
+function leanCalls(): { count(): number; stop(): void } {
+  redisStore({ client, prefix: prefix.next() }) // defines the scripts on the client
+  const target = client as unknown as Record<string, (...args: unknown[]) => unknown>
+  const name = Object.keys(target).find((k) => k.startsWith('tollgate_fast_'))
+  if (!name) throw new Error('the lean reserve script is not defined')
+  const original = target[name]!
+  let n = 0
+  target[name] = (...args: unknown[]) => {
+    n++
+    return original.apply(client, args)
+  }
+  return {
+    count: () => n,
+    stop: () => {
+      target[name] = original
+    },
+  }
+}
+
+/** Every key under a prefix (the prefix cut out), and whether it has a TTL. */
+async function layout(p: string): Promise<Record<string, boolean>> {
+  const keys = await scanKeys(client, `{${p}*`)
+  const ttls = await Promise.all(keys.map((k) => client.pttl(k)))
+  return Object.fromEntries(keys.map((k, i) => [k.replace(p, ''), ttls[i]! > 0]))
+}
+
+/** A counter as the engine would send it; `shape` picks what makes it (in)eligible for the lean path. */
+interface Shape {
+  key: string
+  scope?: 't1' | 't2'
+  amount: number
+  cap: number
+  enforce: boolean
+  expiry: 'keep' | 'release'
+  window: 'minute' | 'lifetime' | 'skewed'
+  trip: boolean
+  alerts: boolean
+}
+
+const shape: fc.Arbitrary<Shape> = fc.record({
+  key: fc.constantFrom('a', 'b', 'c', 'd', 'x:{y}', '%ü'),
+  scope: fc.constantFrom(undefined, 't1', 't2'),
+  amount: fc.integer({ min: 0, max: 40 }),
+  cap: fc.integer({ min: 0, max: 100 }),
+  enforce: fc.boolean(),
+  expiry: fc.constantFrom('keep', 'release'),
+  window: fc.constantFrom('minute', 'minute', 'minute', 'minute', 'minute', 'lifetime', 'skewed'),
+  trip: fc.constantFrom(false, false, false, false, false, true),
+  alerts: fc.constantFrom(false, false, false, false, false, true),
+}) as fc.Arbitrary<Shape>
+
+function spec(s: Shape, now: number): CounterSpec {
+  const start = Math.floor(now / MINUTE) * MINUTE
+  const bounds =
+    s.window === 'lifetime'
+      ? [0, NEVER]
+      : s.window === 'skewed'
+        ? [start - 3 * MINUTE, start - 2 * MINUTE]
+        : [start - MINUTE, start, start + MINUTE, start + 2 * MINUTE]
+  const c: CounterSpec = {
+    key: s.key,
+    metric: s.key === 'a' ? 'requests' : 'tokens',
+    amount: s.amount,
+    cap: s.cap,
+    enforce: s.enforce,
+    window: { kind: 'fixed', bounds },
+    expiry: s.expiry,
+  }
+  if (s.scope) c.scope = s.scope
+  if (s.trip) c.trip = { cooldownMs: 30_000 }
+  if (s.alerts) c.alerts = [0.5, 0.9]
+  return c
+}
+
+type Op =
+  | { op: 'reserve'; counters: Shape[]; blocks: string[]; ttl: number }
+  | { op: 'commit'; which: number; settle: boolean; amount: number }
+  | { op: 'override'; key: string; cap: number | null }
+  | { op: 'block'; marker: string; on: boolean }
+  | { op: 'advance'; ms: number }
+  | { op: 'trip'; key: string; scope?: 't1' }
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant('reserve' as const),
+      counters: fc.array(shape, { minLength: 1, maxLength: 4 }),
+      blocks: fc.subarray(['m1', 'm2']),
+      ttl: fc.constantFrom(5_000, 90_000),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('commit' as const),
+      which: fc.nat(30),
+      settle: fc.boolean(),
+      amount: fc.integer({ min: 0, max: 50 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('override' as const),
+      key: fc.constantFrom('a', 'b', 'c'),
+      cap: fc.option(fc.integer({ min: 0, max: 200 })),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('block' as const),
+      marker: fc.constantFrom('m1', 'm2'),
+      on: fc.boolean(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant('advance' as const), ms: fc.constantFrom(1_000, 20_000, 61_000) }),
+  },
+  // A refusal that trips the counter's breaker (general path on both stores): later reserves see it.
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('trip' as const),
+      key: fc.constantFrom('a', 'b'),
+      scope: fc.constantFrom(undefined, 't1'),
+    }),
+  },
+)
+
+/** Runs one operation on a store; the answer, with what depends on the prefix left out. */
+async function apply(store: RedisStore, o: Op, ids: string[], step: number): Promise<unknown> {
+  const now = store.now()
+  switch (o.op) {
+    case 'reserve': {
+      const id = `r${step}`
+      ids.push(id)
+      const input: StoreReserve = {
+        id,
+        counters: o.counters.map((s) => spec(s, now)),
+        ttlMs: o.ttl,
+        blocks: o.blocks,
+        meta: { model: 'm', step },
+      }
+      return store.reserve(input)
+    }
+    case 'commit': {
+      const id = ids[o.which % Math.max(ids.length, 1)] ?? 'none'
+      return store.commit({ id, amounts: o.settle ? { requests: o.amount, tokens: o.amount } : null })
+    }
+    case 'override':
+      return store.setOverride(o.key, o.cap)
+    case 'block':
+      return store.block(o.marker, o.on ? 'blocked_here' : null)
+    case 'advance':
+      return undefined
+    case 'trip': {
+      const counter = {
+        key: o.key,
+        scope: o.scope,
+        amount: 1,
+        cap: 0,
+        enforce: true,
+        expiry: 'keep',
+        window: 'minute',
+        trip: true,
+        alerts: false,
+      } as const
+      return store.reserve({
+        id: `t${step}`,
+        counters: [spec(counter, now)],
+        ttlMs: 5_000,
+        blocks: [],
+        meta: { model: 'm' },
+      })
+    }
+  }
+}
+
+describe('the lean reserve', () => {
+  it('is taken only for calendar windows without alerts, breaker or throttle, each key once', () => {
+    const plain = spec(
+      {
+        key: 'a',
+        amount: 1,
+        cap: 5,
+        enforce: true,
+        expiry: 'keep',
+        window: 'minute',
+        trip: false,
+        alerts: false,
+      },
+      T0,
+    )
+    expect(fastEligible([plain, { ...plain, key: 'b' }])).toBe(true)
+    expect(fastEligible([plain, plain])).toBe(false)
+    expect(fastEligible([{ ...plain, alerts: [0.5] }])).toBe(false)
+    expect(fastEligible([{ ...plain, trip: { cooldownMs: 1 } }])).toBe(false)
+    expect(fastEligible([{ ...plain, throttle: { at: 0.5, limit: 1, periodMs: 1_000 } }])).toBe(false)
+    expect(fastEligible([{ ...plain, window: { kind: 'sliding', sizeMs: 60_000, slotMs: 1_000 } }])).toBe(
+      false,
+    )
+  })
+
+  it('answers as the reserve script does and leaves the same counters, on any sequence', async () => {
+    const calls = leanCalls()
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), async (ops) => {
+          const clock = fakeClock(T0 + 17_000)
+          const lean = redisStore({ client, prefix: prefix.next(), clock })
+          const general = redisStoreWithoutLeanReserve({ client, prefix: prefix.next(), clock })
+          const ids = { lean: [] as string[], general: [] as string[] }
+          const seen = new Map<string, CounterSpec>()
+          for (const [step, o] of ops.entries()) {
+            if (o.op === 'advance') clock.advance(o.ms)
+            const a = await apply(lean, o, ids.lean, step)
+            const b = await apply(general, o, ids.general, step)
+            expect(a).toEqual(b)
+            if (o.op === 'reserve')
+              for (const s of o.counters) {
+                const c = spec(s, clock.now())
+                if (s.window !== 'skewed') seen.set(`${s.scope}:${s.key}:${s.window}`, { ...c, amount: 0 })
+              }
+          }
+          // The same keys, each with a TTL or without one alike.
+          expect(await layout(lean.prefix)).toEqual(await layout(general.prefix))
+          const counters = [...seen.values()]
+          expect(await lean.read(counters)).toEqual(await general.read(counters))
+          for (const id of ids.lean) expect(await lean.lookup(id)).toEqual(await general.lookup(id))
+        }),
+        { numRuns: 150 },
+      )
+      // The sequences took the lean path, not only the general one.
+      expect(calls.count()).toBeGreaterThan(100)
+    } finally {
+      calls.stop()
+    }
+  })
+})
