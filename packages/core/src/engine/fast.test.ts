@@ -20,6 +20,7 @@ const policy: PolicyInput = {
     { id: 'team-hour', per: 'team', limits: { tokens: 1_500 }, window: 'hour' },
     { id: 'org-spend', per: 'org', limits: { cost: 9_000 }, window: 'lifetime' },
     { id: 'trial', per: 'user', limits: { tokens: 300 }, window: 'minute', mode: 'shadow' },
+    { id: 'user-burst', per: 'user', limits: { requests: 3 }, window: { rolling: '30s', slots: 6 } },
   ],
 }
 const subjects = [

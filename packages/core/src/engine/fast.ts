@@ -1,6 +1,6 @@
 /**
  * The fast path of reserve. A request that meets no per-call cap and no model access rule,
- * and whose counters are all plain calendar windows (see `Plan.plain`), is held by the store's
+ * and whose counters are all plain calendar or rolling windows (see `Plan.plain`), is held by the store's
  * lane (`Store.lane`) in one synchronous step. The lane declines, having changed nothing, when
  * anything needs the general answer — a refusal, a block, a breaker, a new window — and
  * `reserve.ts` then decides the request from the start.

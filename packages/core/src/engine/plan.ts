@@ -54,8 +54,8 @@ export interface Plan {
   /** Some counter's cap follows a trailing baseline, read before each reserve. */
   baselines: boolean
   /**
-   * Every counter is a calendar (or lifetime) window with no alerts, breaker, throttle or
-   * baseline: a store's lane may hold them (see `fast.ts`).
+   * Every counter is a calendar, lifetime or rolling window with no alerts, breaker, throttle
+   * or baseline: a store's lane may hold them (see `fast.ts`).
    */
   plain: boolean
 }
@@ -207,11 +207,11 @@ function makePlan(
   return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines, plain }
 }
 
-/** A counter a lane can hold: a calendar window and nothing more. */
+/** A counter a lane can hold: a calendar or rolling window and nothing more. */
 function isPlain(t: Template): boolean {
   const kind = t.rule.window.kind
   return (
-    (kind === 'calendar' || kind === 'lifetime' || kind === 'none') &&
+    (kind === 'calendar' || kind === 'lifetime' || kind === 'none' || kind === 'rolling') &&
     t.metric !== 'concurrency' &&
     !t.alerts &&
     !t.trip &&

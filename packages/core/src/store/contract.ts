@@ -203,7 +203,7 @@ export interface Store {
 
 /**
  * The admit-only path of a synchronous store, for reservations whose counters are all calendar
- * (`fixed`) windows with no alerts, breaker or throttle. It must hold exactly what
+ * (`fixed`) or rolling (`sliding`) windows with no alerts, breaker or throttle. It must hold exactly what
  * {@link Store.reserve} would hold when that answers `ok`, and change nothing otherwise.
  */
 export interface Lane {
@@ -220,7 +220,7 @@ export interface Lane {
    * cap, used, held, resetAt (`NaN` for `null`), windowStart. Returns the store's `now`.
    * Returns `undefined`, having changed nothing, when the general answer is needed: a counter
    * refuses (shadow counters included), a block or breaker is set, a window's bounds do not
-   * hold `now`, or a counter is not such a calendar window. `now` is the time the last
+   * hold `now`, or a counter is not such a window. `now` is the time the last
    * {@link Lane.now} read.
    */
   reserve(input: StoreReserve, out: number[]): number | undefined

@@ -149,14 +149,7 @@ export function inspect(
         cell.holds = new Map()
       }
       const slots = cell.slots!
-      const oldest = Math.floor((now - sizeMs) / slotMs)
-      for (const [index, value] of slots) {
-        if (index >= oldest) continue
-        slots.delete(index)
-        cell.used -= value
-        cell.held -= cell.holds!.get(index) ?? 0
-        cell.holds!.delete(index)
-      }
+      dropOldSlots(cell, window, now)
       const denied = cell.used + amount > cap
       let retryAfterMs: number | null = null
       if (denied && amount <= cap) {
@@ -230,6 +223,19 @@ export function inspect(
       look.retryAfterMs = denied && amount <= cap ? Math.min(LEASE_RETRY_MS, earliest - now) : null
       return true
     }
+  }
+}
+
+/** Drop the slots of a rolling window's cell that have left the window at `now`. */
+export function dropOldSlots(cell: Cell, window: { sizeMs: number; slotMs: number }, now: number): void {
+  const slots = cell.slots!
+  const oldest = Math.floor((now - window.sizeMs) / window.slotMs)
+  for (const [index, value] of slots) {
+    if (index >= oldest) continue
+    slots.delete(index)
+    cell.used -= value
+    cell.held -= cell.holds!.get(index) ?? 0
+    cell.holds!.delete(index)
   }
 }
 

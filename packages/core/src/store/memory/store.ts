@@ -28,6 +28,7 @@ import {
   attach,
   type Cell,
   charge,
+  dropOldSlots,
   type Home,
   hold,
   inspect,
@@ -216,6 +217,53 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     records.add(input.id, record, now)
     due.add(record, expiresAt)
   }
+  /** The lane's hold on a calendar window (interval `at` of its bounds); writes resetAt and windowStart. */
+  const holdFixed = (spec: CounterSpec, home: Home, at: number, out: number[], o: number): Cell => {
+    const { bounds } = spec.window as { bounds: number[] }
+    const start = bounds[at]!
+    const end = bounds[at + 1]!
+    let cell = home.fixed
+    if (cell === undefined || home.start !== start) {
+      cell = newCell()
+      home.fixed = cell
+      home.start = start
+    }
+    cell.used += spec.amount
+    cell.held += spec.amount
+    const lifetime = end >= NEVER
+    const forgetAt = lifetime ? Number.POSITIVE_INFINITY : end + graceMs
+    if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
+    out[o + 3] = lifetime ? Number.NaN : end
+    out[o + 4] = start
+    return cell
+  }
+  /** The lane's hold on a rolling window, in the slot of `now`; writes resetAt and windowStart. */
+  const holdSliding = (spec: CounterSpec, home: Home, out: number[], o: number): Cell => {
+    const { sizeMs, slotMs } = spec.window as { sizeMs: number; slotMs: number }
+    let cell = home.sliding
+    if (cell === undefined) {
+      cell = newCell()
+      cell.slots = new Map()
+      cell.holds = new Map()
+      home.sliding = cell
+    }
+    const slots = cell.slots!
+    const holds = cell.holds!
+    const first = slots.keys().next()
+    const slot = Math.floor(now / slotMs)
+    const start = slot * slotMs
+    // as `inspect` then `hold` report it: from the oldest slot, or the new slot when nothing is counted
+    out[o + 3] =
+      cell.used === 0 ? start + slotMs + sizeMs : first.done ? now : (first.value + 1) * slotMs + sizeMs
+    out[o + 4] = start
+    slots.set(slot, (slots.get(slot) ?? 0) + spec.amount)
+    holds.set(slot, (holds.get(slot) ?? 0) + spec.amount)
+    cell.used += spec.amount
+    cell.held += spec.amount
+    const forgetAt = (slot + 1) * slotMs + sizeMs + graceMs
+    if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
+    return cell
+  }
   /** Scratch of the lane's first pass: the home and window index of each counter. */
   const laneHomes: (Home | undefined)[] = []
   const laneAt: number[] = []
@@ -331,49 +379,45 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         if (blocks.size > 0) for (const marker of input.blocks) if (blocks.has(marker)) return undefined
         const specs = input.counters
         const count = specs.length
-        // First pass: every counter must be a plain calendar window that admits; nothing changes yet.
+        // First pass: every counter must be a plain calendar or rolling window that admits. Nothing
+        // changes but the dropping of rolling slots already out of their window, as any look does.
         for (let i = 0; i < count; i++) {
           const spec = specs[i]!
           const { window } = spec
-          if (window.kind !== 'fixed' || spec.alerts || spec.trip || spec.throttle) return undefined
+          if (spec.alerts || spec.trip || spec.throttle) return undefined
           if (trips.size > 0 && trips.has(spec.key)) return undefined
-          const at = locate(window.bounds, now)
-          if (at < 0) return undefined
-          const start = window.bounds[at]!
           const home = homeOf(spec.key)
-          const used = home.fixed !== undefined && home.start === start ? home.fixed.used : 0
+          let used = 0
+          if (window.kind === 'fixed') {
+            const at = locate(window.bounds, now)
+            if (at < 0) return undefined
+            if (home.fixed !== undefined && home.start === window.bounds[at]!) used = home.fixed.used
+            laneAt[i] = at
+          } else if (window.kind === 'sliding') {
+            if (home.sliding !== undefined) {
+              dropOldSlots(home.sliding, window, now)
+              used = home.sliding.used
+            }
+          } else return undefined
           if (used + spec.amount > capOf(spec)) return undefined
           laneHomes[i] = home
-          laneAt[i] = at
         }
         const cells: Cell[] = new Array(count)
         const starts: number[] = new Array(count)
         for (let i = 0, o = 0; i < count; i++, o += LANE_FIELDS) {
           const spec = specs[i]!
-          const { bounds } = spec.window as { bounds: number[] }
           const home = laneHomes[i]!
-          const start = bounds[laneAt[i]!]!
-          const end = bounds[laneAt[i]! + 1]!
-          let cell = home.fixed
-          if (cell === undefined || home.start !== start) {
-            cell = newCell()
-            home.fixed = cell
-            home.start = start
-          }
-          cell.used += spec.amount
-          cell.held += spec.amount
-          const lifetime = end >= NEVER
-          const forgetAt = lifetime ? Number.POSITIVE_INFINITY : end + graceMs
-          if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
-          if (!home.seen) homes.add(spec.key, home, now)
           laneHomes[i] = undefined
+          const cell =
+            spec.window.kind === 'fixed'
+              ? holdFixed(spec, home, laneAt[i]!, out, o)
+              : holdSliding(spec, home, out, o)
+          if (!home.seen) homes.add(spec.key, home, now)
           cells[i] = cell
-          starts[i] = start
+          starts[i] = out[o + 4]!
           out[o] = capOf(spec)
           out[o + 1] = cell.used
           out[o + 2] = cell.held
-          out[o + 3] = lifetime ? Number.NaN : end
-          out[o + 4] = start
         }
         remember(input, cells, starts)
         return now
