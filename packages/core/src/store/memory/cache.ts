@@ -16,13 +16,32 @@ export interface Expiring {
   seen: boolean
 }
 
+/**
+ * Entries under symbol keys that keep a Map from ever being nearly empty: V8 shrinks a Map's
+ * table (a call into the runtime, and a new table) when a delete leaves it under a quarter full,
+ * which a cache whose entries come and go one at a time (reservations, settled right after) paid
+ * on every delete. With a floor of entries it rehashes only every few dozen inserts instead.
+ */
+const PADDING = 32
+const PAD: Expiring = Object.freeze({ forgetAt: Number.POSITIVE_INFINITY, seen: true })
+
 export class ClockCache<V extends Expiring> {
   private readonly map = new Map<string, V>()
+  /** Padding entries in `map` (see {@link PADDING}). */
+  private readonly padding: number
 
-  constructor(private readonly max: number) {}
+  /** `padded`: keep {@link PADDING} entries in the Map, for a cache whose entries come and go. */
+  constructor(
+    private readonly max: number,
+    padded = false,
+  ) {
+    this.padding = padded ? PADDING : 0
+    const keys = this.map as unknown as Map<symbol, Expiring>
+    for (let i = 0; i < this.padding; i++) keys.set(Symbol('padding'), PAD)
+  }
 
   get size(): number {
-    return this.map.size
+    return this.map.size - this.padding
   }
 
   /** The live entry for `key`, or `undefined` (an expired entry is dropped). */
@@ -40,7 +59,7 @@ export class ClockCache<V extends Expiring> {
   /** Add a new entry (or replace one), evicting past `max`. */
   add(key: string, value: V, now: number): void {
     this.map.set(key, value)
-    if (this.map.size > this.max) this.evict(now)
+    if (this.map.size - this.padding > this.max) this.evict(now)
   }
 
   delete(key: string): void {
@@ -49,14 +68,15 @@ export class ClockCache<V extends Expiring> {
 
   /** Live entries, oldest first (reading them does not mark them seen). */
   *entries(now: number): IterableIterator<[string, V]> {
-    for (const entry of this.map) if (entry[1].forgetAt > now) yield entry
+    for (const entry of this.map) if (typeof entry[0] === 'string' && entry[1].forgetAt > now) yield entry
   }
 
   /** Drop expired or unseen entries from the oldest end until back under `max`. */
   private evict(now: number): void {
     let budget = this.map.size * 2
     for (const [key, entry] of this.map) {
-      if (this.map.size <= this.max || budget-- <= 0) break
+      if (this.size <= this.max || budget-- <= 0) break
+      if (typeof key !== 'string') continue // padding stays
       this.map.delete(key)
       if (entry.forgetAt > now && entry.seen) {
         entry.seen = false
@@ -64,6 +84,9 @@ export class ClockCache<V extends Expiring> {
       }
     }
     // everything was seen: drop the oldest anyway, so the bound holds
-    while (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string)
+    for (const key of this.map.keys()) {
+      if (this.size <= this.max) break
+      if (typeof key === 'string') this.map.delete(key)
+    }
   }
 }

@@ -1,8 +1,9 @@
 /**
  * `memoryStore()`: the in-process store. Bounded memory (counter windows and open
- * reservations in CLOCK caches, closed ids as compact tombstones), expired windows
- * forgotten lazily, no timer per key: reservations expire from a heap of whole seconds
- * swept at the start of every call.
+ * reservations in CLOCK caches, closed ids as hashed tombstones), expired windows
+ * forgotten lazily, no timer per key: reservations expire from lists of whole seconds
+ * swept at the start of every call. Its `lane` is the engine's fast path for plain
+ * calendar and rolling counters (see `Lane` in the store contract).
  */
 import { type Clock, systemClock } from '../../clock.js'
 import type {
@@ -58,7 +59,7 @@ export interface MemoryStoreOptions {
   maxCounters?: number
   /**
    * Most reservations kept, open or expired (about 1 kB each), and separately most closed
-   * ids remembered for idempotent settle and release (about 100 bytes each).
+   * ids remembered for idempotent settle and release (about 20 bytes each, as hashes).
    * @default 1_000_000
    */
   maxReservations?: number
@@ -121,7 +122,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const graceMs = options.graceMs ?? 3_600_000
   const maxReservations = options.maxReservations ?? 1_000_000
   const homes = new ClockCache<Home>(options.maxCounters ?? 1_000_000)
-  const records = new ClockCache<Record>(maxReservations)
+  const records = new ClockCache<Record>(maxReservations, true)
   const closed = new Tombstones(idempotencyMs, maxReservations)
   const overrides = new Map<string, number>()
   const trips = new Map<string, number>()

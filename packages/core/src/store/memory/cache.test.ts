@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest'
+import { ClockCache, type Expiring } from './cache.js'
+
+const entry = (forgetAt = Number.POSITIVE_INFINITY): Expiring => ({ forgetAt, seen: false })
+
+describe('ClockCache', () => {
+  for (const padded of [false, true]) {
+    it(`keeps its bound and hides its padding (padded: ${padded})`, () => {
+      const cache = new ClockCache<Expiring>(3, padded)
+      expect(cache.size).toBe(0)
+      expect([...cache.entries(0)]).toEqual([])
+      for (let i = 0; i < 10; i++) cache.add(`k${i}`, entry(), 0)
+      expect(cache.size).toBe(3)
+      expect([...cache.entries(0)].map(([key]) => key)).toEqual(['k7', 'k8', 'k9'])
+      cache.delete('k8')
+      expect(cache.get('k8', 0)).toBeUndefined()
+      expect(cache.size).toBe(2)
+      // a seen entry gets a second chance; an unseen one goes first
+      cache.get('k7', 0)
+      cache.add('k10', entry(), 0)
+      cache.add('k11', entry(), 0)
+      expect([...cache.entries(0)].map(([key]) => key).sort()).toEqual(['k10', 'k11', 'k7'])
+      // expired entries are dropped on read and hidden from entries
+      cache.add('old', entry(5), 0)
+      expect([...cache.entries(5)].map(([key]) => key)).not.toContain('old')
+      expect(cache.get('old', 5)).toBeUndefined()
+    })
+  }
+})

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest'
+import { Tombstones } from './tombstones.js'
+
+describe('Tombstones', () => {
+  it('answers each closed id with its state, and nothing for others', () => {
+    const tombstones = new Tombstones(60_000, 100_000)
+    for (let i = 0; i < 20_000; i++) tombstones.add(`id:${i}{x}`, i % 3 === 0 ? 'released' : 'settled', 0)
+    for (let i = 0; i < 20_000; i++)
+      expect(tombstones.get(`id:${i}{x}`, 1)).toBe(i % 3 === 0 ? 'released' : 'settled')
+    for (let i = 20_000; i < 40_000; i++) expect(tombstones.get(`id:${i}{x}`, 1)).toBeUndefined()
+    expect(tombstones.get('', 1)).toBeUndefined()
+  })
+
+  it('forgets ids after the horizon, and the oldest first past its bound', () => {
+    const tombstones = new Tombstones(24_000, 80)
+    tombstones.add('a', 'settled', 0)
+    expect(tombstones.get('a', 23_999)).toBe('settled')
+    expect(tombstones.get('a', 25_000)).toBeUndefined()
+    // tables of 10 (80 / 8): the first table goes once more than 80 ids are kept
+    for (let i = 0; i < 81; i++) tombstones.add(`b${i}`, 'released', 30_000)
+    expect(tombstones.get('b0', 30_000)).toBeUndefined()
+    expect(tombstones.get('b80', 30_000)).toBe('released')
+  })
+})
