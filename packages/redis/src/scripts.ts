@@ -7,7 +7,8 @@
  * cells: a reserve or commit reads and writes a calendar window without alerts or throttle straight
  * in Redis (`peekFixed`/`holdFixed`, `chargeFixed`), after flushing whatever the sweep changed, with
  * the same fields and TTLs as the cell path. A reserve whose counters are all such windows, each key
- * once, runs the lean `fast` script (lua/fast.ts), which answers alike with less Lua work. Every script:
+ * once, runs the lean `fast` script (lua/fast.ts), which answers alike with less Lua work; a commit of
+ * such holds runs the lean commit (lua/commit.ts), which makes no prelude unless it must. Every script:
  *
  * - takes its time from Redis `TIME` (or from `ARGV[1]` when the store was built with a test clock);
  * - first expires, in a bounded sweep, the reservations whose TTL has passed;
@@ -25,6 +26,7 @@
  */
 
 import { BASE, BASE_COLD } from './lua/base.js'
+import { LEAN_COMMIT_BODY } from './lua/commit.js'
 import { FAST_BODY } from './lua/fast.js'
 import { RECORDS, RECORDS_COLD } from './lua/records.js'
 import { WINDOWS, WINDOWS_COLD } from './lua/windows.js'
@@ -254,14 +256,17 @@ return reply
 `
 
 const COMMIT_BODY = /* lua */ `
--- ARGV[6] id, [7] 'settle', 'release' or 'cancel', then metric, amount pairs (settle only).
+-- ARGV[6] id, [7] 'settle', 'release' or 'cancel', then metric, amount pairs (settle only). A '!' after
+-- settle or release: brief, the rows of counters charged past their cap only (the engine reads no other).
 -- 'cancel' (Redis Cluster: compensation of a reserve refused in another slot) releases every hold
 -- and forgets the reservation, as if it had never been made. Answers carry the record's other slot
 -- groups (g) last, so that a commit on a Cluster finds every part of a reservation.
 sweep()
 local id = ARGV[6]
-local cancel = ARGV[7] == 'cancel'
-local release = cancel or ARGV[7] == 'release'
+local brief = string.byte(ARGV[7], -1) == 33
+local mode = brief and string.sub(ARGV[7], 1, -2) or ARGV[7]
+local cancel = mode == 'cancel'
+local release = cancel or mode == 'release'
 local amounts = {}
 for i = 8, #ARGV, 2 do amounts[ARGV[i]] = tonumber(ARGV[i + 1]) end
 -- The entries stay arrays (see entryArray) unless a path below needs them as maps (entryOf).
@@ -290,13 +295,15 @@ local found = overrides(keys)
 local rows = {}
 for i, e in ipairs(r.entries) do
   local target = 0
-  local n = (i - 1) * 6
+  local n = #rows
   if e[4] == 'fixed' and seen[e[1]] == 1 then
     -- A calendar window, straight from the stored array (see entryArray): nothing reads it after.
     if not release then target = amounts[e[2]] or e[9] end
     local over = chargeFixed(e[3], e[5], e[1], e[9], e[10], target, found[i] or e[8]) or 0
-    rows[n + 1], rows[n + 2], rows[n + 3] = e[1], e[2], out(e[9])
-    rows[n + 4], rows[n + 5], rows[n + 6] = out(target), out(math.max(0, over)), e[12] or false
+    if not brief or over > 0 then
+      rows[n + 1], rows[n + 2], rows[n + 3] = e[1], e[2], out(e[9])
+      rows[n + 4], rows[n + 5], rows[n + 6] = out(target), out(math.max(0, over)), e[12] or false
+    end
   else
     e = entryOf(e)
     r.entries[i] = e
@@ -311,8 +318,10 @@ for i, e in ipairs(r.entries) do
       if c then charge(e, c, id, target) end
       if c and e.kind ~= 'bucket' and e.kind ~= 'lease' then over = (get(c, 'u') or 0) - cap end
     end
-    rows[n + 1], rows[n + 2], rows[n + 3] = e.key, e.metric, out(e.charged)
-    rows[n + 4], rows[n + 5], rows[n + 6] = out(target), out(math.max(0, over)), e.n or false
+    if not brief or over > 0 then
+      rows[n + 1], rows[n + 2], rows[n + 3] = e.key, e.metric, out(e.charged)
+      rows[n + 4], rows[n + 5], rows[n + 6] = out(target), out(math.max(0, over)), e.n or false
+    end
     e.charged = target
     e.open = 0
   end
@@ -432,6 +441,8 @@ export const SCRIPTS = {
   reserve: PRELUDE + RESERVE_BODY,
   fast: PRELUDE + FAST_BODY,
   commit: PRELUDE + COMMIT_BODY,
+  // The general commit is a function the lean one calls, making the prelude, only when it must.
+  leanCommit: `local function general()\n${PRELUDE}${COMMIT_BODY}\nend\n${LEAN_COMMIT_BODY}`,
   batch: `${PRELUDE}local function reserveOp()\n${RESERVE_BODY}\nend\nlocal function fastOp()\n${FAST_BODY}\nend\nlocal function commitOp()\n${COMMIT_BODY}\nend\n${BATCH_BODY}`,
   read: PRELUDE + READ_BODY,
   adjust: PRELUDE + ADJUST_BODY,

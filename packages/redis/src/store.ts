@@ -173,14 +173,14 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 }
 
 /**
- * Internal, for tests (not exported by the package): a store that never uses the lean reserve, so
- * that its answers can be compared with those of {@link redisStore} (fast.test.ts).
+ * Internal, for tests (not exported by the package): a store that never uses the lean reserve or the
+ * lean commit, so that its answers can be compared with those of {@link redisStore} (fast.test.ts).
  */
-export function redisStoreWithoutLeanReserve(options: RedisStoreOptions): RedisStore {
+export function redisStoreWithoutLeanScripts(options: RedisStoreOptions): RedisStore {
   return makeStore(options, false)
 }
 
-function makeStore(options: RedisStoreOptions, leanReserve: boolean): RedisStore {
+function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
   const { clock } = options
   const client = options.client as unknown as Client
   if (!client || typeof (client as { defineCommand?: unknown }).defineCommand !== 'function') {
@@ -241,7 +241,7 @@ function makeStore(options: RedisStoreOptions, leanReserve: boolean): RedisStore
       >
     const reply = await within(call, late)
     // Every answer but commit's carries the server time (reserve: second place): learn the offset.
-    if (!clock && name !== 'commit')
+    if (!clock && name !== 'commit' && name !== 'leanCommit')
       offset = Number(reply[name === 'reserve' || name === 'fast' ? 1 : 0]) - Date.now()
     return reply
   }
@@ -313,7 +313,7 @@ function makeStore(options: RedisStoreOptions, leanReserve: boolean): RedisStore
       ? (op, args, late) => within(() => enqueue(op, args), late)
       : undefined
 
-  const standalone = scriptOps(runtime, batched, leanReserve)
+  const standalone = scriptOps(runtime, batched, lean)
   const ops = isCluster ? clusterOps(runtime, standalone) : standalone
 
   return {
@@ -366,7 +366,7 @@ interface Queued {
 type Batched = (op: Op, args: string[], late?: (reply: Reply[]) => void) => Promise<Reply[]>
 
 /** The script operations with every key in one slot: a standalone Redis, or the shared slot of a Cluster. */
-function scriptOps({ shared, tag, script }: Runtime, batched?: Batched, leanReserve = true): ScriptOps {
+function scriptOps({ shared, tag, script }: Runtime, batched?: Batched, lean = true): ScriptOps {
   return {
     async reserve(input: StoreReserve): Promise<StoreReserveResult> {
       const args = [
@@ -378,7 +378,7 @@ function scriptOps({ shared, tag, script }: Runtime, batched?: Batched, leanRese
       for (const marker of input.blocks) args.push(encodeId(marker))
       args.push(String(input.counters.length))
       // The common case (calendar windows, nothing else) goes to the lean reserve, which answers alike.
-      const fast = leanReserve && fastEligible(input.counters)
+      const fast = lean && fastEligible(input.counters)
       if (fast) for (const spec of input.counters) pushFast(args, spec, tag(spec.scope))
       else for (const spec of input.counters) pushSpec(args, spec, spec.amount, tag(spec.scope))
       // A hold that lands after this call gave up is returned at once: nobody will settle it.
@@ -399,12 +399,17 @@ function scriptOps({ shared, tag, script }: Runtime, batched?: Batched, leanRese
     },
 
     async commit(input: StoreCommit): Promise<StoreCommitResult> {
-      const args = [encodeId(input.id), input.amounts === null ? 'release' : 'settle']
+      // Brief ('!'): the answer lists only the counters charged past their cap, all the caller reads.
+      const mode = input.amounts === null ? 'release' : 'settle'
+      const args = [encodeId(input.id), input.brief === true ? `${mode}!` : mode]
       if (input.amounts !== null) {
         for (const metric of Object.keys(input.amounts))
           args.push(encodeId(metric), String(input.amounts[metric]))
       }
-      const reply = batched ? await batched('c', args) : await script('commit', shared, args)
+      // The lean commit runs the general one itself whenever the reservation is not its common case.
+      const reply = batched
+        ? await batched('c', args)
+        : await script(lean ? 'leanCommit' : 'commit', shared, args)
       const status = reply[0] as string
       if (status === 'unknown') return { status }
       if (status === 'duplicate') return { status, previous: reply[1] as 'settled' | 'released' }
