@@ -11,6 +11,9 @@ import { actualAmounts } from './models.js'
 import type { CommitResult, Usage } from './types.js'
 import { checkUsage } from './validate.js'
 
+/** The metrics a usage report sets (custom units aside); `requests` and `concurrency` keep their estimate. */
+const REPORTED = ['inputTokens', 'outputTokens', 'tokens', 'cost'] as const
+
 const none: CommitResult = { status: 'unknown', late: false, amounts: {}, overrun: {}, overdraft: [] }
 
 /** Settle with `usage`, or release with `null`. */
@@ -90,9 +93,16 @@ function closed(
   if (result.status === 'unknown') return none
   if (result.status === 'duplicate') return { ...none, status: 'duplicate' }
   const overrun: Record<string, number> = {}
-  for (const metric in amounts) {
-    const beyond = amounts[metric]! - (entry.amounts[metric] ?? 0)
-    if (beyond > 0) overrun[metric] = beyond
+  if (amounts !== null) {
+    // only what usage reports can move past the estimate: tokens, cost and custom units
+    for (const metric of REPORTED) {
+      const beyond = (amounts[metric] ?? 0) - (entry.amounts[metric] ?? 0)
+      if (beyond > 0) overrun[metric] = beyond
+    }
+    for (const unit in usage?.units) {
+      const beyond = (amounts[unit] ?? 0) - (entry.amounts[unit] ?? 0)
+      if (beyond > 0) overrun[unit] = beyond
+    }
   }
   const answer: CommitResult = {
     status: result.status,

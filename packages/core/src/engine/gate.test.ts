@@ -235,6 +235,27 @@ describe('settle and release', () => {
     expect(over.overdraft).toEqual([{ rule: 'user-day', metric: 'tokens', amount: 200 }])
   })
 
+  it('reports overrun of cost and custom units, never of requests', async () => {
+    const gate = createTollgate({
+      policy: {
+        units: ['images'],
+        models: { m: { price: { input: 1, output: 2, units: { images: 40 } } } },
+        rules: [{ id: 'spend', per: 'user', limits: { cost: 100, images: 10 }, window: 'day' }],
+      },
+      clock: fakeClock(),
+    })
+    const request = {
+      subject: { user: 'u' },
+      model: 'm',
+      estimate: { inputTokens: 10, units: { images: 1 } },
+    }
+    const d = await gate.reserve({ ...request, estimate: { ...request.estimate, maxOutputTokens: 10 } })
+    const settled = await gate.settle(d.id, { inputTokens: 10, outputTokens: 5, units: { images: 3 } })
+    expect(settled.overrun).toEqual({ images: 2, cost: settled.amounts.cost! - d.reservation.amounts.cost! })
+    expect(settled.overrun.cost).toBeGreaterThan(0)
+    expect(settled.overrun).not.toHaveProperty('requests')
+  })
+
   it('is idempotent: a duplicate settle or release changes nothing', async () => {
     const { gate } = setup()
     const d = await gate.reserve(ask())

@@ -74,11 +74,13 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number): void
   }
 }
 
+const USAGE_FIELDS = ['inputTokens', 'cachedInputTokens', 'outputTokens', 'cost'] as const
+
 /** Throws `invalid_amount` for a bad usage report. */
 export function checkUsage(usage: Usage): void {
   if (typeof usage !== 'object' || usage === null)
     throw new TollgateError('invalid_amount', 'usage must be an object')
-  for (const field of ['inputTokens', 'cachedInputTokens', 'outputTokens', 'cost'] as const) {
+  for (const field of USAGE_FIELDS) {
     if (usage[field] !== undefined) checkAmount(usage[field], `usage.${field}`)
   }
   if ((usage.cachedInputTokens ?? 0) > (usage.inputTokens ?? Number.POSITIVE_INFINITY)) {
