@@ -3,26 +3,11 @@
  * formatting, chunked commands, and cells (one Redis hash per counter window, loaded once
  * per script call and written back by `flush`).
  */
-export const BASE = /* lua */ `
-local ARGV, KEYS = ARGV, KEYS -- locals: every use of a global is a table look-up
-local P = ARGV[2]
-local PT = '{' .. P .. '}'
-local GRACE = tonumber(ARGV[3])
-local IDEM = tonumber(ARGV[4])
-local SWEEP = tonumber(ARGV[5])
-local INDEX = KEYS[1]
--- The tag of the slot this call runs in: KEYS[1] is '<tag>:x'. Overrides and blocks live under
--- PT; a call in another slot (a tenant's, on a Redis Cluster) cannot read them and is given caps.
-local HT = string.sub(INDEX, 1, -3)
-local SHARED = HT == PT
-local NEVER = 9007199254740991
-local INF = math.huge
--- Library functions as locals: a global look-up costs two table reads on every use.
-local call, unpack, tonumber, floor, format, ipairs = redis.call, unpack, tonumber, math.floor, string.format, ipairs
--- Made by need() on first use (the *_COLD parts): cells, the other window kinds, expiry. A call that
--- only holds or settles calendar windows and finds nothing to sweep never makes them.
-local batch, cell, get, set, add, keep, capsOf, fixedCell, slidingCell, bucketCell, leaseCell, slotsOf
-local inspect, hold, crossed, entryArray, packEntries, entryCell, charge, expire, need
+/**
+ * The call's time (`ARGV[1]`, or Redis `TIME`) and number formatting, for every script: the prelude
+ * and the lean commit, which makes no prelude. Needs the locals `call`, `tonumber`, `floor`, `format`.
+ */
+export const NOW_AND_NUMBERS = /* lua */ `
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -44,7 +29,29 @@ local function out(x)
   if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
   return format('%.17g', x)
 end
+`
 
+export const BASE = /* lua */ `
+local ARGV, KEYS = ARGV, KEYS -- locals: every use of a global is a table look-up
+local P = ARGV[2]
+local PT = '{' .. P .. '}'
+local GRACE = tonumber(ARGV[3])
+local IDEM = tonumber(ARGV[4])
+local SWEEP = tonumber(ARGV[5])
+local INDEX = KEYS[1]
+-- The tag of the slot this call runs in: KEYS[1] is '<tag>:x'. Overrides and blocks live under
+-- PT; a call in another slot (a tenant's, on a Redis Cluster) cannot read them and is given caps.
+local HT = string.sub(INDEX, 1, -3)
+local SHARED = HT == PT
+local NEVER = 9007199254740991
+local INF = math.huge
+-- Library functions as locals: a global look-up costs two table reads on every use.
+local call, unpack, tonumber, floor, format, ipairs = redis.call, unpack, tonumber, math.floor, string.format, ipairs
+-- Made by need() on first use (the *_COLD parts): cells, the other window kinds, expiry. A call that
+-- only holds or settles calendar windows and finds nothing to sweep never makes them.
+local batch, cell, get, set, add, keep, capsOf, fixedCell, slidingCell, bucketCell, leaseCell, slotsOf
+local inspect, hold, crossed, entryArray, packEntries, entryCell, charge, expire, need
+${NOW_AND_NUMBERS}
 -- A comma list of numbers, parsed once per script call: the counters of one request mostly
 -- share their calendar bounds and alert fractions. The lists returned are shared: never change one.
 local lists = {}

@@ -1,3 +1,5 @@
+import { NOW_AND_NUMBERS } from './base.js'
+
 /**
  * The lean commit (`leanCommit` script): the common case of a settle or release, where every entry of
  * the reservation is a calendar (or lifetime) window hold, each key once, in a record without other
@@ -15,24 +17,7 @@ local call, tonumber, floor, format = redis.call, tonumber, math.floor, string.f
 local INDEX = KEYS[1]
 local HT = string.sub(INDEX, 1, -3)
 local PT = '{' .. ARGV[2] .. '}'
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = call('TIME')
-  now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
-end
-
--- As in the prelude: a number as text without loss, and as a reply value.
-local function fmt(x)
-  if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return format('%d', x) end
-  return format('%.17g', x)
-end
-local function out(x)
-  if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
-  return format('%.17g', x)
-end
-
+${NOW_AND_NUMBERS}
 -- The general commit at this call's instant (it reads its time from ARGV[1]). Only before any write.
 local function fallback()
   ARGV[1] = fmt(now)
