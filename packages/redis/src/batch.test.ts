@@ -68,8 +68,8 @@ describe('batching', () => {
           store.reserve(ask(`r${i}`, [counter('org', 500, 10), counter(`user${i % 7}`, 30, 10)])),
         ),
       )
-      // 200 calls in at most 4 batches of 64 (a batch is sent once 64 wait or the tick ends).
-      expect(calls.count()).toBeLessThanOrEqual(4)
+      // 200 calls in 13 batches of at most 16 (a batch is sent once 16 wait or the tick ends).
+      expect(calls.count()).toBeLessThanOrEqual(13)
       const ok = answers.filter((a) => a.status === 'ok')
       // 7 users × 3 holds of 10 fit under 30 each: 21 admitted, whatever the order.
       expect(ok).toHaveLength(21)

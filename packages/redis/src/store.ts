@@ -95,8 +95,11 @@ export interface RedisStoreOptions {
   batch?: boolean
 }
 
-/** Most calls in one batch script. */
-const BATCH_MAX = 64
+/**
+ * Most calls in one batch script. Small enough that a burst of callers goes out as several batches,
+ * so that Redis runs one while the client prepares the answers of another (see docs/redis.md).
+ */
+const BATCH_MAX = 16
 
 /** The Redis store: every operation answers with a promise; `clock` is set only when a test clock was given. */
 export interface RedisStore extends Store {
