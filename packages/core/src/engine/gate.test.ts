@@ -250,6 +250,7 @@ describe('settle and release', () => {
       estimate: { inputTokens: 10, units: { images: 1 } },
     }
     const d = await gate.reserve({ ...request, estimate: { ...request.estimate, maxOutputTokens: 10 } })
+    if (!d.allowed) throw new Error(`refused: ${d.code}`)
     const settled = await gate.settle(d.id, { inputTokens: 10, outputTokens: 5, units: { images: 3 } })
     expect(settled.overrun).toEqual({ images: 2, cost: settled.amounts.cost! - d.reservation.amounts.cost! })
     expect(settled.overrun.cost).toBeGreaterThan(0)
