@@ -347,3 +347,74 @@ export function adjustCell(window: CounterSpec['window'], look: Look, amount: nu
   }
   cell.used += amount
 }
+
+/**
+ * The lane's hold on a calendar window (interval `at` of its bounds): the cell's new window is made
+ * when the window has moved on, the home kept until the window ends plus `graceMs`. Writes resetAt
+ * (`NaN` for a lifetime window) and windowStart at `out[o + 3]` and `out[o + 4]`, as `inspect` then
+ * `hold` would report them.
+ */
+export function holdFixed(
+  spec: CounterSpec,
+  home: Home,
+  at: number,
+  graceMs: number,
+  out: number[],
+  o: number,
+): Cell {
+  const { bounds } = spec.window as { bounds: number[] }
+  const start = bounds[at]!
+  const end = bounds[at + 1]!
+  let cell = home.fixed
+  if (cell === undefined || home.start !== start) {
+    cell = newCell()
+    home.fixed = cell
+    home.start = start
+  }
+  cell.used += spec.amount
+  cell.held += spec.amount
+  const lifetime = end >= NEVER
+  const forgetAt = lifetime ? Number.POSITIVE_INFINITY : end + graceMs
+  if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
+  out[o + 3] = lifetime ? Number.NaN : end
+  out[o + 4] = start
+  return cell
+}
+
+/**
+ * The lane's hold on a rolling window, in the slot of `now` (its old slots already dropped). Writes
+ * resetAt and windowStart at `out[o + 3]` and `out[o + 4]`, as `inspect` then `hold` would report them.
+ */
+export function holdSliding(
+  spec: CounterSpec,
+  home: Home,
+  now: number,
+  graceMs: number,
+  out: number[],
+  o: number,
+): Cell {
+  const { sizeMs, slotMs } = spec.window as { sizeMs: number; slotMs: number }
+  let cell = home.sliding
+  if (cell === undefined) {
+    cell = newCell()
+    cell.slots = new Map()
+    cell.holds = new Map()
+    home.sliding = cell
+  }
+  const slots = cell.slots!
+  const holds = cell.holds!
+  const first = slots.keys().next()
+  const slot = Math.floor(now / slotMs)
+  const start = slot * slotMs
+  // from the oldest slot, or from the new slot when nothing is counted
+  out[o + 3] =
+    cell.used === 0 ? start + slotMs + sizeMs : first.done ? now : (first.value + 1) * slotMs + sizeMs
+  out[o + 4] = start
+  slots.set(slot, (slots.get(slot) ?? 0) + spec.amount)
+  holds.set(slot, (holds.get(slot) ?? 0) + spec.amount)
+  cell.used += spec.amount
+  cell.held += spec.amount
+  const forgetAt = (slot + 1) * slotMs + sizeMs + graceMs
+  if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
+  return cell
+}

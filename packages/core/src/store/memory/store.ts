@@ -32,11 +32,11 @@ import {
   dropOldSlots,
   type Home,
   hold,
+  holdFixed,
+  holdSliding,
   inspect,
   type Look,
   locate,
-  NEVER,
-  newCell,
   newHome,
   newLook,
 } from './counters.js'
@@ -218,53 +218,6 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     records.add(input.id, record, now)
     due.add(record, expiresAt)
   }
-  /** The lane's hold on a calendar window (interval `at` of its bounds); writes resetAt and windowStart. */
-  const holdFixed = (spec: CounterSpec, home: Home, at: number, out: number[], o: number): Cell => {
-    const { bounds } = spec.window as { bounds: number[] }
-    const start = bounds[at]!
-    const end = bounds[at + 1]!
-    let cell = home.fixed
-    if (cell === undefined || home.start !== start) {
-      cell = newCell()
-      home.fixed = cell
-      home.start = start
-    }
-    cell.used += spec.amount
-    cell.held += spec.amount
-    const lifetime = end >= NEVER
-    const forgetAt = lifetime ? Number.POSITIVE_INFINITY : end + graceMs
-    if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
-    out[o + 3] = lifetime ? Number.NaN : end
-    out[o + 4] = start
-    return cell
-  }
-  /** The lane's hold on a rolling window, in the slot of `now`; writes resetAt and windowStart. */
-  const holdSliding = (spec: CounterSpec, home: Home, out: number[], o: number): Cell => {
-    const { sizeMs, slotMs } = spec.window as { sizeMs: number; slotMs: number }
-    let cell = home.sliding
-    if (cell === undefined) {
-      cell = newCell()
-      cell.slots = new Map()
-      cell.holds = new Map()
-      home.sliding = cell
-    }
-    const slots = cell.slots!
-    const holds = cell.holds!
-    const first = slots.keys().next()
-    const slot = Math.floor(now / slotMs)
-    const start = slot * slotMs
-    // as `inspect` then `hold` report it: from the oldest slot, or the new slot when nothing is counted
-    out[o + 3] =
-      cell.used === 0 ? start + slotMs + sizeMs : first.done ? now : (first.value + 1) * slotMs + sizeMs
-    out[o + 4] = start
-    slots.set(slot, (slots.get(slot) ?? 0) + spec.amount)
-    holds.set(slot, (holds.get(slot) ?? 0) + spec.amount)
-    cell.used += spec.amount
-    cell.held += spec.amount
-    const forgetAt = (slot + 1) * slotMs + sizeMs + graceMs
-    if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
-    return cell
-  }
   /** Scratch of the lane's first pass: the home and window index of each counter. */
   const laneHomes: (Home | undefined)[] = []
   const laneAt: number[] = []
@@ -411,8 +364,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           laneHomes[i] = undefined
           const cell =
             spec.window.kind === 'fixed'
-              ? holdFixed(spec, home, laneAt[i]!, out, o)
-              : holdSliding(spec, home, out, o)
+              ? holdFixed(spec, home, laneAt[i]!, graceMs, out, o)
+              : holdSliding(spec, home, now, graceMs, out, o)
           if (!home.seen) homes.add(spec.key, home, now)
           cells[i] = cell
           starts[i] = out[o + 4]!
