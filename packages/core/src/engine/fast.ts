@@ -7,17 +7,16 @@
  */
 
 import type { CompiledPolicy } from '../policy/compile.js'
-import type { Attributes, MatchContext } from '../policy/match.js'
+import type { MatchContext } from '../policy/match.js'
 import type { Lane, Store } from '../store/contract.js'
 import { LANE_FIELDS } from '../store/contract.js'
 import { Allowed } from './allowed.js'
 import type { Engine } from './context.js'
 import { estimateAmounts, resolveModel, tierOf } from './models.js'
 import { specsOf } from './plan.js'
+import { EMPTY } from './reserve.js'
 import type { ReserveRequest } from './types.js'
 import { checkRequest } from './validate.js'
-
-const EMPTY: Attributes = Object.freeze({})
 
 /** The lane a gate may use: the store's, unless the policy has per-call caps or model access rules. */
 export function laneOf(policy: CompiledPolicy, store: Store): Lane | undefined {

@@ -204,7 +204,8 @@ async function refuseOrServe(
   return refuseAll()
 }
 
-const EMPTY: Attributes = Object.freeze({})
+/** The attributes of a request that gives none (shared by the fast path). */
+export const EMPTY: Attributes = Object.freeze({})
 
 /** One store reserve within the timeout; a synchronous store answers with no promise in between. */
 function hold(engine: Engine, input: StoreReserve): Promise<StoreReserveResult> | StoreReserveResult {
