@@ -33,7 +33,7 @@ function commitNow(engine: Engine, id: string, usage: Usage | null): Promise<Com
   }
   if (usage !== null) checkUsage(usage)
   const { store, call, held } = engine
-  const entry: Held | undefined = held.get(id)
+  const entry: Held | undefined = held.size === 0 ? undefined : held.get(id)
   if (entry) return close(engine, id, usage, entry)
   const meta = engine.lane?.meta(id)
   if (meta) return close(engine, id, usage, heldOf(meta))

@@ -174,3 +174,93 @@ describe('the fast path', () => {
     expect(reserves).toBe(3)
   })
 })
+
+describe("the lane's reservation ids", () => {
+  const plain: PolicyInput = {
+    rules: [{ id: 'user', per: 'user', limits: { requests: 1e9, tokens: 1e12 }, window: 'hour' }],
+  }
+  const request = (user: string) => ({
+    subject: { user },
+    estimate: { inputTokens: 10, maxOutputTokens: 10 },
+  })
+
+  it('find a reservation made a ring ago, and every closed one, by id', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    const gate = createTollgate({ policy: plain, store, clock })
+    const first = await gate.reserve(request('a'))
+    const second = await gate.reserve(request('a'))
+    if (!first.allowed || !second.allowed) throw new Error('refused')
+    expect(second.id).not.toBe(first.id)
+    // more reservations than the ring holds (16,384) made and closed after them
+    const ids: string[] = []
+    for (let i = 0; i < 20_000; i++) {
+      const d = await gate.reserve(request(`u${i % 7}`))
+      if (!d.allowed) throw new Error('refused')
+      ids.push(d.id)
+      if (i % 2 === 0) await gate.settle(d.id, { inputTokens: 1, outputTokens: 1 })
+    }
+    expect(new Set(ids).size).toBe(ids.length)
+    // still open after the ring came round: settled once, then a duplicate
+    expect(await store.lookup(first.id)).toMatchObject({ state: 'held' })
+    expect(await gate.settle(first.id, { inputTokens: 3, outputTokens: 2 })).toMatchObject({
+      status: 'settled',
+    })
+    expect(await gate.settle(first.id, {})).toMatchObject({ status: 'duplicate' })
+    expect(await gate.release(second.id)).toMatchObject({ status: 'released' })
+    expect(await store.lookup(second.id)).toMatchObject({ state: 'released' })
+    expect(await gate.settle(ids[0]!, {})).toMatchObject({ status: 'duplicate' })
+    expect(await gate.release(ids[1]!)).toMatchObject({ status: 'released' })
+    const usage = await gate.usage({ subject: { user: 'a' } })
+    // the first settled at 3 + 2 tokens; the second, released, gave back its request and its 20 tokens
+    expect(usage.find((l) => l.metric === 'requests')).toMatchObject({ used: 1 })
+    expect(usage.find((l) => l.metric === 'tokens')).toMatchObject({ used: 5 })
+  })
+
+  it('never take an id they did not make for one of theirs', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    const gate = createTollgate({ policy: plain, store, clock })
+    const d = await gate.reserve(request('a'))
+    if (!d.allowed) throw new Error('refused')
+    const { id } = d
+    const last = id.at(-1)!
+    for (const forged of [`${id}0`, `${id.slice(0, -1)}0${last}`, id.toUpperCase(), `${id} `, id.slice(1)])
+      expect(await gate.settle(forged, {}), forged).toMatchObject({ status: 'unknown' })
+    expect(
+      await createTollgate({ policy: plain, store: memoryStore({ clock }), clock }).settle(id, {}),
+    ).toMatchObject({ status: 'unknown' })
+    // a store asked for one reservation's meta and then told to commit another commits that other
+    const e = await gate.reserve(request('b'))
+    if (!e.allowed) throw new Error('refused')
+    expect(store.lane?.meta(id)).toBeDefined()
+    expect(await store.commit({ id: e.id, amounts: null })).toMatchObject({ status: 'released' })
+    expect(await store.lookup(id)).toMatchObject({ state: 'held' })
+    expect(await gate.settle(id, {})).toMatchObject({ status: 'settled' })
+  })
+
+  it('expire, then settle late, then forget', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock, idempotencyMs: 60_000 })
+    const policy = { rules: [{ ...plain.rules[0]!, holds: { ttl: '10s' } }] }
+    const gate = createTollgate({ policy, store, clock })
+    const d = await gate.reserve(request('a'))
+    if (!d.allowed) throw new Error('refused')
+    clock.advance(11_000)
+    expect(await store.lookup(d.id)).toMatchObject({ state: 'expired' })
+    expect(await gate.settle(d.id, { inputTokens: 1, outputTokens: 1 })).toMatchObject({
+      status: 'settled',
+      late: true,
+    })
+    expect(await gate.settle(d.id, {})).toMatchObject({ status: 'duplicate' })
+    clock.advance(61_000)
+    expect(await gate.settle(d.id, {})).toMatchObject({ status: 'unknown' })
+    const e = await gate.reserve(request('a'))
+    if (!e.allowed) throw new Error('refused')
+    clock.advance(11_000)
+    expect(await store.lookup(e.id)).toMatchObject({ state: 'expired' })
+    clock.advance(61_000) // forgotten unsettled
+    expect(await store.lookup(e.id)).toBeNull()
+    expect(await gate.settle(e.id, {})).toMatchObject({ status: 'unknown' })
+  })
+})

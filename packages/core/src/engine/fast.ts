@@ -8,12 +8,12 @@
 
 import type { CompiledPolicy } from '../policy/compile.js'
 import type { MatchContext } from '../policy/match.js'
-import type { Lane, Store } from '../store/contract.js'
+import type { CounterSpec, Lane, Store } from '../store/contract.js'
 import { LANE_FIELDS } from '../store/contract.js'
 import { Allowed } from './allowed.js'
 import type { Engine } from './context.js'
 import { estimateAmounts, resolveModel, tierOf } from './models.js'
-import { specsOf } from './plan.js'
+import { type Plan, specsOf, type Template } from './plan.js'
 import { EMPTY } from './reserve.js'
 import type { ReserveRequest } from './types.js'
 import { checkRequest } from './validate.js'
@@ -41,14 +41,15 @@ export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest):
   if (!plan.plain) return undefined
   const { amounts, unpriced } = estimateAmounts(policy, model, request.estimate)
   if (unpriced && plan.costly) return undefined // the general path refuses or flags it
-  const { used, specs } = specsOf(plan, amounts, lane.now(), engine.windows)
-  const id = engine.nextId()
+  const now = lane.now()
+  const { used, specs } =
+    sentAgain(plan, amounts, now) ?? sent(plan, specsOf(plan, amounts, now, engine.windows))
   const packed: number[] = new Array(specs.length * LANE_FIELDS)
-  const now = lane.reserve(
-    { id, counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, meta: { model: model ?? '', amounts } },
+  const id = lane.reserve(
+    { counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, meta: { model: model ?? '', amounts } },
     packed,
   )
-  if (now === undefined) return undefined
+  if (id === undefined) return undefined
   // nothing in `engine.held`: settle reads the lane's record back from the store (`lookup`)
   return new Allowed(
     {
@@ -65,4 +66,35 @@ export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest):
     now,
     engine.options.headers,
   )
+}
+
+type Specs = { used: Template[]; specs: CounterSpec[] }
+
+/**
+ * The specs `plan` last sent, when `specsOf` would give the very same objects again: every
+ * counter's spec is still its template's, for the same amount, in a window layout that still
+ * holds `now`. Specs are never changed once sent, so the array can be sent again as it is.
+ */
+function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: number): Specs | undefined {
+  const last = plan.sent
+  if (last === undefined) return undefined
+  const { templates } = plan
+  for (let i = 0; i < templates.length; i++) {
+    const t = templates[i]!
+    const spec = last.specs[i]!
+    if (
+      t.spec !== spec ||
+      spec.window !== t.layout ||
+      !(t.layoutFrom <= now && now < t.layoutUntil) ||
+      spec.amount !== (amounts[t.metric] ?? 0)
+    )
+      return undefined
+  }
+  return last
+}
+
+/** Remember what `plan` sent, when it holds every template (no custom unit left out). */
+function sent(plan: Plan, specs: Specs): Specs {
+  plan.sent = specs.used === plan.templates ? specs : undefined
+  return specs
 }

@@ -58,6 +58,8 @@ export interface Plan {
    * or baseline: a store's lane may hold them (see `fast.ts`).
    */
   plain: boolean
+  /** The specs the lane last sent for this plan (see `fast.ts`), reused while nothing changed. */
+  sent: { used: Template[]; specs: CounterSpec[] } | undefined
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
@@ -204,7 +206,7 @@ function makePlan(
   }
   const blocks = blocksOf(context.subject)
   const plain = templates.every(isPlain)
-  return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines, plain }
+  return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines, plain, sent: undefined }
 }
 
 /** A counter a lane can hold: a calendar or rolling window and nothing more. */

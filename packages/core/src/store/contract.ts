@@ -217,19 +217,24 @@ export interface Lane {
   /**
    * Hold every counter of `input` when each admits its amount, and write what
    * {@link Store.reserve} would report, {@link LANE_FIELDS} numbers per counter in order:
-   * cap, used, held, resetAt (`NaN` for `null`), windowStart. Returns the store's `now`.
+   * cap, used, held, resetAt (`NaN` for `null`), windowStart. Returns the new reservation's
+   * id, which the lane makes (so that it can find the reservation again without hashing it);
+   * {@link Store.commit} and {@link Store.lookup} take it like any other.
    * Returns `undefined`, having changed nothing, when the general answer is needed: a counter
    * refuses (shadow counters included), a block or breaker is set, a window's bounds do not
    * hold `now`, or a counter is not such a window. `now` is the time the last
    * {@link Lane.now} read.
    */
-  reserve(input: StoreReserve, out: number[]): number | undefined
+  reserve(input: LaneReserve, out: number[]): string | undefined
   /**
    * The meta of an open or expired reservation, as {@link Store.lookup} would give it, or
    * `undefined` (closed, unknown: then `lookup` and `commit` say which).
    */
   meta(id: string): ReservationMeta | undefined
 }
+
+/** What {@link Lane.reserve} is given: a store reserve without an id (the lane makes it). */
+export type LaneReserve = Omit<StoreReserve, 'id'>
 
 /** Numbers per counter in the answer of {@link Lane.reserve}. */
 export const LANE_FIELDS = 5

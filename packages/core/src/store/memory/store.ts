@@ -12,6 +12,7 @@ import type {
   CounterSpec,
   CounterState,
   Lane,
+  LaneReserve,
   ReservationMeta,
   ScannedCounter,
   Store,
@@ -41,7 +42,8 @@ import {
   newLook,
 } from './counters.js'
 import { type Due, Expiries } from './expiry.js'
-import { Tombstones } from './tombstones.js'
+import { Slots } from './slots.js'
+import { type Closed, Tombstones } from './tombstones.js'
 
 export interface MemoryStoreOptions {
   /**
@@ -58,8 +60,9 @@ export interface MemoryStoreOptions {
    */
   maxCounters?: number
   /**
-   * Most reservations kept, open or expired (about 1 kB each), and separately most closed
-   * ids remembered for idempotent settle and release (about 20 bytes each, as hashes).
+   * Most reservations kept, open or expired (about 1 kB each; the lane's ring of 16,384 comes on
+   * top), and separately most closed ids remembered for idempotent settle and release (about
+   * 20 bytes each as hashes, 4 bits each for ids the lane made).
    * @default 1_000_000
    */
   maxReservations?: number
@@ -90,6 +93,8 @@ export interface MemoryStore extends Store {
  */
 interface Record extends Expiring, Due {
   id: string
+  /** The number of an id the lane made (see `Slots`), or -1. */
+  n: number
   state: 'held' | 'expired'
   expiresAt: number
   meta: ReservationMeta
@@ -124,6 +129,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const homes = new ClockCache<Home>(options.maxCounters ?? 1_000_000)
   const records = new ClockCache<Record>(maxReservations, true)
   const closed = new Tombstones(idempotencyMs, maxReservations)
+  const slots = new Slots<Record>(maxReservations, idempotencyMs)
   const overrides = new Map<string, number>()
   const trips = new Map<string, number>()
   const blocks = new Map<string, string>()
@@ -200,11 +206,20 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       if (record.state === 'held') expire(record)
     })
   }
-  /** Keep a new reservation until it is closed or expires. */
-  const remember = (input: StoreReserve, cells: (Cell | undefined)[], starts: number[]) => {
+  /**
+   * Keep a new reservation until it is closed or expires: under its id, or in the lane's ring
+   * when `id` is `undefined` (the lane makes the id, which `remember` returns).
+   */
+  const remember = (
+    input: LaneReserve,
+    id: string | undefined,
+    cells: (Cell | undefined)[],
+    starts: number[],
+  ): string => {
     const expiresAt = now + input.ttlMs
     const record: Record = {
-      id: input.id,
+      id: id ?? '',
+      n: -1,
       state: 'held',
       expiresAt,
       meta: input.meta,
@@ -215,14 +230,44 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       seen: false,
       due: undefined,
     }
-    records.add(input.id, record, now)
+    if (id === undefined) {
+      const { n, displaced } = slots.add(record)
+      record.n = n
+      record.id = slots.idOf(n)
+      // one made a ring ago and still kept moves to the keyed cache
+      if (displaced !== undefined && displaced.forgetAt > now) records.add(displaced.id, displaced, now)
+    } else records.add(id, record, now)
     due.add(record, expiresAt)
+    return record.id
   }
+  /** The open or expired reservation of `id` (`n`: its number when the lane made it, else -1). */
+  const find = (id: string, n: number): Record | undefined => {
+    if (n >= 0) {
+      const record = slots.open(n)
+      if (record !== undefined) {
+        if (record.forgetAt > now) return record
+        slots.take(record) // expired long enough ago to be forgotten
+        return undefined
+      }
+    }
+    return records.get(id, now)
+  }
+  /**
+   * The record `lane.meta` last found, until the store's next call: the engine's settle asks for
+   * a reservation's meta and then commits it, with nothing in between, so the commit needs no
+   * second look-up. Nothing else can close or drop it meanwhile: every other call starts with
+   * `tick`, which forgets it.
+   */
+  let metaOf: Record | undefined
+  /** How a reservation that is no longer kept closed, while that is remembered. */
+  const closedOf = (id: string, n: number): Closed | undefined =>
+    (n >= 0 ? slots.closed(n, now) : undefined) ?? closed.get(id, now)
   /** Scratch of the lane's first pass: the home and window index of each counter. */
   const laneHomes: (Home | undefined)[] = []
   const laneAt: number[] = []
   /** Read the clock once per call and process what expired. */
   const tick = () => {
+    metaOf = undefined
     now = clock.now()
     sweep()
     return now
@@ -321,15 +366,20 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         result.held = cell.held
         if (spec.alerts) result.crossed = crossedAlerts(spec, cell, result.cap)
       }
-      remember(input, cells, starts)
+      remember(input, input.id, cells, starts)
       return { status: 'ok', now, counters }
     },
 
     lane: {
       store: undefined as unknown as Store, // set below
       now: tick,
-      meta: (id: string) => records.get(id, now)?.meta,
-      reserve(input: StoreReserve, out: number[]): number | undefined {
+      meta(id: string) {
+        const record = find(id, slots.parse(id))
+        // the engine's settle asks for the meta, then commits: remember which record that was
+        metaOf = record
+        return record?.meta
+      },
+      reserve(input: LaneReserve, out: number[]): string | undefined {
         if (blocks.size > 0) for (const marker of input.blocks) if (blocks.has(marker)) return undefined
         const specs = input.counters
         const count = specs.length
@@ -373,24 +423,27 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           out[o + 1] = cell.used
           out[o + 2] = cell.held
         }
-        remember(input, cells, starts)
-        return now
+        return remember(input, undefined, cells, starts)
       },
     },
 
     commit(input: StoreCommit): StoreCommitResult {
+      const asked = metaOf
       tick()
-      const record = records.get(input.id, now)
+      const { id } = input
+      const record =
+        asked !== undefined && asked.id === id && asked.forgetAt > now ? asked : find(id, slots.parse(id))
+      const n = record === undefined ? slots.parse(id) : record.n
       if (!record) {
-        const state = closed.get(input.id, now)
+        const state = closedOf(id, n)
         return state ? { status: 'duplicate', previous: state } : { status: 'unknown' }
       }
       const late = record.state === 'expired'
       due.remove(record)
       const counters = close(record, input.amounts, input.brief === true)
       const state = input.amounts === null ? 'released' : 'settled'
-      records.delete(input.id)
-      closed.add(input.id, state, now)
+      if (n < 0 || !slots.take(record)) records.delete(id)
+      if (n < 0 || !slots.close(n, state, now)) closed.add(id, state, now)
       return { status: state, late, counters }
     },
 
@@ -454,9 +507,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
 
     lookup(id: string): StoredReservation | null {
       tick()
-      const record = records.get(id, now)
+      const n = slots.parse(id)
+      const record = find(id, n)
       if (record) return { id, state: record.state, expiresAt: record.expiresAt, meta: record.meta }
-      const state = closed.get(id, now)
+      const state = closedOf(id, n)
       return state ? { id, state, expiresAt: now, meta: { model: '' } } : null
     },
   }

@@ -1,0 +1,108 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { Slots } from './slots.js'
+
+interface Item {
+  n: number
+}
+
+describe('Slots', () => {
+  it('parses only the canonical ids it made', () => {
+    const slots = new Slots<Item>(1_000, 60_000)
+    const made: string[] = []
+    for (let i = 0; i < 1_300; i++) {
+      const item = { n: -1 }
+      item.n = slots.add(item).n
+      made.push(slots.idOf(item.n))
+    }
+    for (const [n, id] of made.entries()) expect(slots.parse(id)).toBe(n)
+    const { prefix } = slots
+    for (const foreign of [
+      '',
+      prefix,
+      `${prefix}00`, // not canonical: the same number as "0"
+      `${prefix}01`,
+      `${prefix}A`, // base 36 is lower case
+      `${prefix}${(1_300).toString(36)}`, // not made yet
+      `${prefix}-1`,
+      `${prefix}1 `,
+      `${prefix}zzzzzzzzzzzz`, // longer than any number it makes
+      `x${made[5]!.slice(1)}`, // another prefix
+      `${prefix.slice(0, -1)}0`,
+    ])
+      expect(slots.parse(foreign), foreign).toBe(-1)
+    expect(new Slots<Item>(10, 1).prefix).not.toBe(prefix)
+  })
+
+  it('keeps open items and closed states as a reference model does', () => {
+    // a ring of 64 and 48 ids remembered: small enough that the ring and the bits wrap often
+    const step = fc.oneof(
+      { arbitrary: fc.record({ kind: fc.constant('add' as const) }), weight: 3 },
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('close' as const),
+          back: fc.nat(80),
+          released: fc.boolean(),
+        }),
+        weight: 2,
+      },
+      { arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.nat(40_000) }), weight: 1 },
+    )
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 1_000, size: 'max' }), (steps) => {
+        const remember = 48
+        const horizonMs = 30_000
+        // 128 bits in 4 blocks of 32 ids: a block's time outlives some of its ids' bits
+        const slots = new Slots<Item>(remember, horizonMs, 4)
+        const items = new Map<number, Item>()
+        /** Items the ring handed back (the store keeps them in its keyed map). */
+        const handedBack = new Set<number>()
+        const closedAt = new Map<number, { at: number; released: boolean }>()
+        let now = 0
+        let next = 0
+        let lastClose = Number.NEGATIVE_INFINITY
+        for (const s of steps) {
+          if (s.kind === 'add') {
+            const item = { n: -1 }
+            const { n, displaced } = slots.add(item)
+            item.n = n
+            expect(n).toBe(next++)
+            if (displaced !== undefined) {
+              expect(items.has(displaced.n)).toBe(true) // only open items are handed back
+              handedBack.add(displaced.n)
+            }
+            items.set(n, item)
+          } else if (s.kind === 'close') {
+            const n = next - 1 - s.back
+            const item = items.get(n)
+            if (n < 0 || item === undefined) continue
+            expect(slots.take(item)).toBe(!handedBack.has(n))
+            items.delete(n)
+            handedBack.delete(n)
+            const kept = slots.close(n, s.released ? 'released' : 'settled', now)
+            expect(kept).toBe(next - n <= remember)
+            if (kept) closedAt.set(n, { at: now, released: s.released })
+            lastClose = now
+          } else now += s.ms
+          for (let n = Math.max(0, next - 160); n < next; n++) {
+            const item = items.get(n)
+            const open = item !== undefined && !handedBack.has(n) ? item : undefined
+            if (slots.open(n) !== open) throw new Error(`open(${n}) is not the open item`)
+            const state = slots.closed(n, now)
+            const closed = closedAt.get(n)
+            const expected = closed === undefined ? undefined : closed.released ? 'released' : 'settled'
+            if (closed === undefined || next - n > remember || now >= lastClose + horizonMs) {
+              if (state !== undefined) throw new Error(`closed(${n}) should be forgotten, is ${state}`)
+            } else if (now < closed.at + horizonMs) {
+              if (state !== expected) throw new Error(`closed(${n}) is ${state}, not ${expected}`)
+            } else if (state !== undefined && state !== expected) {
+              // past its horizon an id may be remembered a while longer (its block saw a later close)
+              throw new Error(`closed(${n}) is ${state}, not ${expected}`)
+            }
+          }
+        }
+      }),
+      { numRuns: 60 },
+    )
+  })
+})

@@ -1,0 +1,150 @@
+/**
+ * The ids the memory store's lane makes, and where it keeps their reservations. An id is the
+ * store's random prefix followed by a sequence number in base 36, so the store finds a
+ * reservation by parsing the number, not by hashing the string:
+ *
+ * - open reservations sit in a ring indexed by the number; one still open when the ring comes
+ *   round to its slot again is handed back to the store (which keeps it in its keyed map);
+ * - closed ones leave two bits (closed, released) in a ring of bits over the last `remember`
+ *   numbers, forgotten a block of numbers at a time once `horizonMs` has passed since the
+ *   block's last close. So a closed id is remembered for at least `horizonMs` unless more than
+ *   `remember` ids were made since, and for as long as its block sees closes.
+ *
+ * Ids made elsewhere (the engine's, another store's) never parse here: the prefix is 80
+ * random bits, and only the canonical base-36 text of a number already made is accepted.
+ */
+import type { Closed } from './tombstones.js'
+
+/** Most reservations in the ring; an app rarely has more open at once. */
+const RING = 1 << 14
+/** Blocks of numbers that are forgotten together (a time stamp each). */
+const BLOCKS = 256
+
+export class Slots<R extends { n: number }> {
+  /** The text every id of this store starts with. */
+  readonly prefix: string
+  /** The next number to give. */
+  private next = 0
+  private readonly ring: (R | undefined)[]
+  private readonly ringMask: number
+  private readonly closedBits: Uint32Array
+  private readonly releasedBits: Uint32Array
+  private readonly bitMask: number
+  private readonly blockShift: number
+  /** Per block: when its bits may be forgotten (last close + horizon). */
+  private readonly blockUntil: Float64Array
+
+  /**
+   * @param remember most closed ids remembered (the store's `maxReservations`)
+   * @param horizonMs how long a closed id is remembered at least (the store's `idempotencyMs`)
+   * @param blocks into how many blocks of numbers the bits are cut (tests make them few)
+   */
+  constructor(
+    private readonly remember: number,
+    private readonly horizonMs: number,
+    blocks = BLOCKS,
+  ) {
+    const bytes = globalThis.crypto.getRandomValues(new Uint8Array(10))
+    let prefix = ''
+    for (const byte of bytes) prefix += byte.toString(16).padStart(2, '0')
+    this.prefix = prefix
+    let ring = 1
+    while (ring < Math.min(RING, remember)) ring *= 2
+    this.ring = new Array(ring).fill(undefined)
+    this.ringMask = ring - 1
+    // twice the ids remembered, so that a block starting over never holds one still remembered
+    let bits = 64
+    while (bits < 2 * remember) bits *= 2
+    this.bitMask = bits - 1
+    this.closedBits = new Uint32Array(bits >>> 5)
+    this.releasedBits = new Uint32Array(bits >>> 5)
+    let shift = 0
+    while (bits >>> shift > blocks) shift++
+    this.blockShift = shift
+    this.blockUntil = new Float64Array(Math.ceil(bits / 2 ** shift))
+  }
+
+  /**
+   * A new number with `record` in its ring slot. Returns the open record that slot held (made
+   * a ring's length ago and still open), for the caller to keep elsewhere, or `undefined`.
+   */
+  add(record: R): { n: number; displaced: R | undefined } {
+    const n = this.next++
+    const slot = n & this.ringMask
+    const displaced = this.ring[slot]
+    this.ring[slot] = record
+    // the bits of this number's predecessor a bit ring ago start over
+    const bit = n & this.bitMask
+    const word = bit >>> 5
+    const clear = ~(1 << (bit & 31))
+    this.closedBits[word]! &= clear
+    this.releasedBits[word]! &= clear
+    if ((bit & ((1 << this.blockShift) - 1)) === 0) this.blockUntil[bit >>> this.blockShift] = 0
+    result.n = n
+    result.displaced = displaced
+    return result as { n: number; displaced: R | undefined }
+  }
+
+  /** The id text of number `n`. */
+  idOf(n: number): string {
+    return this.prefix + n.toString(36)
+  }
+
+  /** The number of an id this store made, or -1. */
+  parse(id: string): number {
+    const { prefix } = this
+    const length = id.length - prefix.length
+    if (length < 1 || length > 11 || !id.startsWith(prefix)) return -1
+    let n = 0
+    for (let i = prefix.length; i < id.length; i++) {
+      const c = id.charCodeAt(i)
+      const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1
+      if (digit < 0 || (digit === 0 && i === prefix.length && length > 1)) return -1 // not canonical
+      n = n * 36 + digit
+    }
+    return n < this.next ? n : -1
+  }
+
+  /** The record of number `n` while it is in the ring. */
+  open(n: number): R | undefined {
+    const record = this.ring[n & this.ringMask]
+    return record !== undefined && record.n === n ? record : undefined
+  }
+
+  /** Take `record` out of its ring slot; `false` when it is not there (it was handed back). */
+  take(record: R): boolean {
+    const slot = record.n & this.ringMask
+    if (this.ring[slot] !== record) return false
+    this.ring[slot] = undefined
+    return true
+  }
+
+  /** Remember that `n` closed at `now`; `false` when `n` is too old to be remembered here. */
+  close(n: number, state: Closed, now: number): boolean {
+    if (this.next - n > this.remember) return false
+    const bit = n & this.bitMask
+    const word = bit >>> 5
+    const mask = 1 << (bit & 31)
+    this.closedBits[word]! |= mask
+    if (state === 'released') this.releasedBits[word]! |= mask
+    else this.releasedBits[word]! &= ~mask
+    const block = bit >>> this.blockShift
+    const until = now + this.horizonMs
+    if (until > this.blockUntil[block]!) this.blockUntil[block] = until
+    return true
+  }
+
+  /** How `n` closed, while it is remembered. */
+  closed(n: number, now: number): Closed | undefined {
+    if (this.next - n > this.remember) return undefined
+    const bit = n & this.bitMask
+    const word = bit >>> 5
+    const mask = 1 << (bit & 31)
+    if ((this.closedBits[word]! & mask) === 0) return undefined
+    if (this.blockUntil[bit >>> this.blockShift]! <= now) return undefined
+    return (this.releasedBits[word]! & mask) === 0 ? 'settled' : 'released'
+  }
+}
+
+/** The answer of {@link Slots.add}, one object reused (the store's calls never interleave). */
+const result: { n: number; displaced: unknown } = { n: 0, displaced: undefined }
