@@ -4,6 +4,7 @@ import { Slots } from './slots.js'
 
 interface Item {
   n: number
+  id: string
 }
 
 describe('Slots', () => {
@@ -11,11 +12,17 @@ describe('Slots', () => {
     const slots = new Slots<Item>(1_000, 60_000)
     const made: string[] = []
     for (let i = 0; i < 1_300; i++) {
-      const item = { n: -1 }
+      const item = { n: -1, id: '' }
       item.n = slots.add(item).n
-      made.push(slots.idOf(item.n))
+      item.id = slots.idOf(item.n)
+      made.push(item.id)
     }
     for (const [n, id] of made.entries()) expect(slots.parse(id)).toBe(n)
+    // the ring (1,024 here) holds the last ones, found by id, and only by their own id
+    expect(slots.find(made.at(-1)!)?.id).toBe(made.at(-1))
+    expect(slots.find(made[1_300 - 1_024]!)?.id).toBe(made[1_300 - 1_024])
+    expect(slots.find(made[1_300 - 1_025]!)).toBeUndefined()
+    expect(slots.find(`x${made.at(-1)!.slice(1)}`)).toBeUndefined()
     const { prefix } = slots
     for (const foreign of [
       '',
@@ -63,9 +70,10 @@ describe('Slots', () => {
         let lastClose = Number.NEGATIVE_INFINITY
         for (const s of steps) {
           if (s.kind === 'add') {
-            const item = { n: -1 }
+            const item = { n: -1, id: '' }
             const { n, displaced } = slots.add(item)
             item.n = n
+            item.id = slots.idOf(n)
             expect(n).toBe(next++)
             if (displaced !== undefined) {
               expect(items.has(displaced.n)).toBe(true) // only open items are handed back
@@ -88,6 +96,7 @@ describe('Slots', () => {
             const item = items.get(n)
             const open = item !== undefined && !handedBack.has(n) ? item : undefined
             if (slots.open(n) !== open) throw new Error(`open(${n}) is not the open item`)
+            if (slots.find(slots.idOf(n)) !== open) throw new Error(`find(${n}) is not the open item`)
             const state = slots.closed(n, now)
             const closed = closedAt.get(n)
             const expected = closed === undefined ? undefined : closed.released ? 'released' : 'settled'

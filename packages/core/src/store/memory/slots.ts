@@ -20,7 +20,7 @@ const RING = 1 << 14
 /** Blocks of numbers that are forgotten together (a time stamp each). */
 const BLOCKS = 256
 
-export class Slots<R extends { n: number }> {
+export class Slots<R extends { n: number; id: string }> {
   /** The text every id of this store starts with. */
   readonly prefix: string
   /** The next number to give. */
@@ -92,23 +92,41 @@ export class Slots<R extends { n: number }> {
 
   /** The number of an id this store made, or -1. */
   parse(id: string): number {
-    const { prefix } = this
-    const length = id.length - prefix.length
-    if (length < 1 || length > 11 || !id.startsWith(prefix)) return -1
-    let n = 0
-    for (let i = prefix.length; i < id.length; i++) {
-      const c = id.charCodeAt(i)
-      const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1
-      if (digit < 0 || (digit === 0 && i === prefix.length && length > 1)) return -1 // not canonical
-      n = n * 36 + digit
-    }
-    return n < this.next ? n : -1
+    const n = this.numberOf(id)
+    return n >= 0 && n < this.next && id.startsWith(this.prefix) ? n : -1
+  }
+
+  /**
+   * The record of `id` while it is in the ring. Reads only the number at the end of `id`: the
+   * record's own id, compared last, vouches for the rest (the same string in a settle right
+   * after its reserve, so usually no more than a pointer comparison).
+   */
+  find(id: string): R | undefined {
+    const n = this.numberOf(id)
+    if (n < 0) return undefined
+    const record = this.ring[n & this.ringMask]
+    return record !== undefined && record.n === n && record.id === id ? record : undefined
   }
 
   /** The record of number `n` while it is in the ring. */
   open(n: number): R | undefined {
     const record = this.ring[n & this.ringMask]
     return record !== undefined && record.n === n ? record : undefined
+  }
+
+  /** The number written after the prefix's length in `id`, when canonical base 36; else -1. */
+  private numberOf(id: string): number {
+    const from = this.prefix.length
+    const length = id.length - from
+    if (length < 1 || length > 11) return -1
+    let n = 0
+    for (let i = from; i < id.length; i++) {
+      const c = id.charCodeAt(i)
+      const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1
+      if (digit < 0 || (digit === 0 && i === from && length > 1)) return -1 // not canonical
+      n = n * 36 + digit
+    }
+    return n
   }
 
   /** Take `record` out of its ring slot; `false` when it is not there (it was handed back). */

@@ -240,17 +240,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     due.add(record, expiresAt)
     return record.id
   }
-  /** The open or expired reservation of `id` (`n`: its number when the lane made it, else -1). */
-  const find = (id: string, n: number): Record | undefined => {
-    if (n >= 0) {
-      const record = slots.open(n)
-      if (record !== undefined) {
-        if (record.forgetAt > now) return record
-        slots.take(record) // expired long enough ago to be forgotten
-        return undefined
-      }
-    }
-    return records.get(id, now)
+  /** The open or expired reservation of `id`. */
+  const find = (id: string): Record | undefined => {
+    const record = slots.find(id)
+    if (record === undefined) return records.get(id, now)
+    if (record.forgetAt > now) return record
+    slots.take(record) // expired long enough ago to be forgotten
+    return undefined
   }
   /**
    * The record `lane.meta` last found, until the store's next call: the engine's settle asks for
@@ -260,8 +256,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
    */
   let metaOf: Record | undefined
   /** How a reservation that is no longer kept closed, while that is remembered. */
-  const closedOf = (id: string, n: number): Closed | undefined =>
-    (n >= 0 ? slots.closed(n, now) : undefined) ?? closed.get(id, now)
+  const closedOf = (id: string): Closed | undefined => {
+    const n = slots.parse(id)
+    return (n >= 0 ? slots.closed(n, now) : undefined) ?? closed.get(id, now)
+  }
   /** Scratch of the lane's first pass: the home and window index of each counter. */
   const laneHomes: (Home | undefined)[] = []
   const laneAt: number[] = []
@@ -374,7 +372,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       store: undefined as unknown as Store, // set below
       now: tick,
       meta(id: string) {
-        const record = find(id, slots.parse(id))
+        const record = find(id)
         // the engine's settle asks for the meta, then commits: remember which record that was
         metaOf = record
         return record?.meta
@@ -431,17 +429,16 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const asked = metaOf
       tick()
       const { id } = input
-      const record =
-        asked !== undefined && asked.id === id && asked.forgetAt > now ? asked : find(id, slots.parse(id))
-      const n = record === undefined ? slots.parse(id) : record.n
+      const record = asked !== undefined && asked.id === id && asked.forgetAt > now ? asked : find(id)
       if (!record) {
-        const state = closedOf(id, n)
+        const state = closedOf(id)
         return state ? { status: 'duplicate', previous: state } : { status: 'unknown' }
       }
       const late = record.state === 'expired'
       due.remove(record)
       const counters = close(record, input.amounts, input.brief === true)
       const state = input.amounts === null ? 'released' : 'settled'
+      const { n } = record
       if (n < 0 || !slots.take(record)) records.delete(id)
       if (n < 0 || !slots.close(n, state, now)) closed.add(id, state, now)
       return { status: state, late, counters }
@@ -507,10 +504,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
 
     lookup(id: string): StoredReservation | null {
       tick()
-      const n = slots.parse(id)
-      const record = find(id, n)
+      const record = find(id)
       if (record) return { id, state: record.state, expiresAt: record.expiresAt, meta: record.meta }
-      const state = closedOf(id, n)
+      const state = closedOf(id)
       return state ? { id, state, expiresAt: now, meta: { model: '' } } : null
     },
   }
