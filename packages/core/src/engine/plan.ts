@@ -72,13 +72,13 @@ const MAX_KEY = 2_048
 export class Plans {
   /**
    * A trie over model, feature, then each subject dimension and id in order, ending in
-   * {@link PLAN}: walking it hashes the request's own strings and builds none. Requests with
+   * its leaf: walking it hashes the request's own strings and builds none. Requests with
    * attributes are keyed by text instead. Past {@link MAX_PLANS} everything is forgotten at once.
    */
-  private root: Trie = new Map()
+  private root = new Trie<Plan>()
   private readonly byText = new Map<string, Plan>()
   private count = 0
-  private readonly parts = new Map<string, { trie: PartTrie; size: number }>()
+  private readonly parts = new Map<string, { trie: Trie<Part>; size: number }>()
 
   constructor(
     private readonly policy: CompiledPolicy,
@@ -88,18 +88,18 @@ export class Plans {
   /** The plan for a request context (its model already resolved). Throws like `matchRules`. */
   of(context: MatchContext): Plan {
     for (const _ in context.attributes) return this.ofText(context)
-    let node = step(step(this.root, context.model), context.feature)
+    let node = this.root.step(context.model).step(context.feature)
     const { subject } = context
-    for (const dimension in subject) node = step(step(node, dimension), subject[dimension])
-    let plan = node.get(PLAN) as Plan | undefined
+    for (const dimension in subject) node = node.step(dimension).step(subject[dimension])
+    let plan = node.leaf
     if (plan === undefined) {
       plan = makePlan(this.policy, context, this.parts)
       if (++this.count > this.max) {
-        this.root = new Map()
+        this.root = new Trie()
         this.count = 0
         return plan
       }
-      node.set(PLAN, plan)
+      node.leaf = plan
     }
     return plan
   }
@@ -117,18 +117,33 @@ export class Plans {
   }
 }
 
-/** A trie node: children by key, and the leaf (a plan, or a rule's part) under {@link PLAN}. */
-type Node<Leaf> = Map<string | undefined | typeof PLAN, Node<Leaf> | Leaf>
-type Trie = Node<Plan>
-const PLAN = Symbol('plan')
+/**
+ * A trie node: children by key, and a leaf (a plan, or a rule's part). The first key seen is
+ * kept beside the Map: a node for a model, a feature or a dimension's name usually has one
+ * child (the same model, feature or next dimension every time), reached with a comparison.
+ */
+class Trie<Leaf> {
+  leaf: Leaf | undefined = undefined
+  private firstKey: string | undefined = undefined
+  private first: Trie<Leaf> | undefined = undefined
+  private others: Map<string | undefined, Trie<Leaf>> | undefined = undefined
 
-function step<Leaf>(node: Node<Leaf>, key: string | undefined): Node<Leaf> {
-  let next = node.get(key) as Node<Leaf> | undefined
-  if (next === undefined) {
-    next = new Map()
-    node.set(key, next)
+  /** The child for `key`, made when missing. */
+  step(key: string | undefined): Trie<Leaf> {
+    if (this.first !== undefined && this.firstKey === key) return this.first
+    if (this.first === undefined) {
+      this.firstKey = key
+      this.first = new Trie()
+      return this.first
+    }
+    this.others ??= new Map()
+    let next = this.others.get(key)
+    if (next === undefined) {
+      next = new Trie()
+      this.others.set(key, next)
+    }
+    return next
   }
-  return next
 }
 
 /**
@@ -160,12 +175,11 @@ interface Part {
  * hashes the store's maps have already computed). Each rule's cache starts over past {@link MAX_PARTS}.
  */
 const MAX_PARTS = 100_000
-type PartTrie = Node<Part>
 
 function makePlan(
   policy: CompiledPolicy,
   context: MatchContext,
-  parts: Map<string, { trie: PartTrie; size: number }>,
+  parts: Map<string, { trie: Trie<Part>; size: number }>,
 ): Plan {
   const matched: Matched[] = []
   const templates: Template[] = []
@@ -176,11 +190,11 @@ function makePlan(
     if (!rule.match(context, false)) continue
     let cache = parts.get(rule.id)
     if (cache === undefined || cache.size > MAX_PARTS) {
-      cache = { trie: new Map(), size: 0 }
+      cache = { trie: new Trie(), size: 0 }
       parts.set(rule.id, cache)
     }
     // the scope (a tenant, or none) names the counters as much as the ids do
-    let node = step(cache.trie, scopeOf(policy, rule, context.subject))
+    let node = cache.trie.step(scopeOf(policy, rule, context.subject))
     for (const dimension of rule.per) {
       const id = dimensionOf(context, dimension)
       if (id === undefined)
@@ -188,12 +202,12 @@ function makePlan(
           'invalid_subject',
           `Rule "${rule.id}" counts per "${dimension}", but the request has no "${dimension}".`,
         )
-      node = step(node, id)
+      node = node.step(id)
     }
-    let part = node.get(PLAN) as Part | undefined
+    let part = node.leaf
     if (part === undefined) {
       part = makePart(policy, rule, context)
-      node.set(PLAN, part)
+      node.leaf = part
       cache.size++
     }
     matched.push(part.matched)
