@@ -10,7 +10,10 @@
 
 /** What an entry carries for the cache. */
 export interface Expiring {
-  /** When the entry may be forgotten (ms since epoch); `Infinity` for never. */
+  /**
+   * When the entry may be forgotten (ms since epoch); `Infinity` for never. An entry dropped to
+   * keep the bound gets `-Infinity`, so a holder of a reference sees it is no longer the cache's.
+   */
   forgetAt: number
   /** Read since the last eviction pass. */
   seen: boolean
@@ -81,12 +84,14 @@ export class ClockCache<V extends Expiring> {
       if (entry.forgetAt > now && entry.seen) {
         entry.seen = false
         this.map.set(key, entry) // a second chance, at the young end
-      }
+      } else entry.forgetAt = Number.NEGATIVE_INFINITY
     }
     // everything was seen: drop the oldest anyway, so the bound holds
-    for (const key of this.map.keys()) {
+    for (const [key, entry] of this.map) {
       if (this.size <= this.max) break
-      if (typeof key === 'string') this.map.delete(key)
+      if (typeof key !== 'string') continue
+      this.map.delete(key)
+      entry.forgetAt = Number.NEGATIVE_INFINITY
     }
   }
 }

@@ -260,6 +260,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     const n = slots.parse(id)
     return (n >= 0 ? slots.closed(n, now) : undefined) ?? closed.get(id, now)
   }
+  /**
+   * The homes the lane last found for a counters array, by position: the engine sends the same
+   * array again while no spec changed, so the next reserve reads each home without a look-up. A
+   * home is used from here only while the cache still keeps it (`forgetAt` in the future: a home
+   * the cache dropped has `-Infinity`, one not yet added `0`); otherwise it is looked up again.
+   */
+  const laneCache = new WeakMap<readonly CounterSpec[], (Home | undefined)[]>()
   /** Scratch of the lane's first pass: the home and window index of each counter. */
   const laneHomes: (Home | undefined)[] = []
   const laneAt: number[] = []
@@ -381,6 +388,11 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         if (blocks.size > 0) for (const marker of input.blocks) if (blocks.has(marker)) return undefined
         const specs = input.counters
         const count = specs.length
+        let known = laneCache.get(specs)
+        if (known === undefined) {
+          known = new Array(count).fill(undefined)
+          laneCache.set(specs, known)
+        }
         // First pass: every counter must be a plain calendar or rolling window that admits. Nothing
         // changes but the dropping of rolling slots already out of their window, as any look does.
         for (let i = 0; i < count; i++) {
@@ -388,7 +400,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           const { window } = spec
           if (spec.alerts || spec.trip || spec.throttle) return undefined
           if (trips.size > 0 && trips.has(spec.key)) return undefined
-          const home = homeOf(spec.key)
+          let home = known[i]
+          if (home !== undefined && home.forgetAt > now) home.seen = true // as `homes.get` marks it
+          else known[i] = home = homeOf(spec.key)
           let used = 0
           if (window.kind === 'fixed') {
             const at = locate(window.bounds, now)
