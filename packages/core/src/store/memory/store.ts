@@ -400,8 +400,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           const { window } = spec
           if (spec.alerts || spec.trip || spec.throttle) return undefined
           if (trips.size > 0 && trips.has(spec.key)) return undefined
+          // a remembered home, marked seen as `homes.get` would; else the cache's
           let home = known[i]
-          if (home !== undefined && home.forgetAt > now) home.seen = true // as `homes.get` marks it
+          if (home !== undefined && home.forgetAt > now) home.seen = true
           else known[i] = home = homeOf(spec.key)
           let used = 0
           if (window.kind === 'fixed') {
