@@ -74,16 +74,30 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number): void
   }
 }
 
-const USAGE_FIELDS = ['inputTokens', 'cachedInputTokens', 'outputTokens', 'cost'] as const
+/** Whether `value` is a whole number in [0, MAX_AMOUNT] (what `checkAmount` accepts). */
+const isAmount = (value: unknown): boolean =>
+  typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_AMOUNT
 
 /** Throws `invalid_amount` for a bad usage report. */
 export function checkUsage(usage: Usage): void {
   if (typeof usage !== 'object' || usage === null)
     throw new TollgateError('invalid_amount', 'usage must be an object')
-  for (const field of USAGE_FIELDS) {
-    if (usage[field] !== undefined) checkAmount(usage[field], `usage.${field}`)
+  const { inputTokens, cachedInputTokens, outputTokens, cost } = usage
+  // one test for the usual report; `checkAmount` names the field when one is wrong
+  if (
+    !(
+      (inputTokens === undefined || isAmount(inputTokens)) &&
+      (cachedInputTokens === undefined || isAmount(cachedInputTokens)) &&
+      (outputTokens === undefined || isAmount(outputTokens)) &&
+      (cost === undefined || isAmount(cost))
+    )
+  ) {
+    if (inputTokens !== undefined) checkAmount(inputTokens, 'usage.inputTokens')
+    if (cachedInputTokens !== undefined) checkAmount(cachedInputTokens, 'usage.cachedInputTokens')
+    if (outputTokens !== undefined) checkAmount(outputTokens, 'usage.outputTokens')
+    if (cost !== undefined) checkAmount(cost, 'usage.cost')
   }
-  if ((usage.cachedInputTokens ?? 0) > (usage.inputTokens ?? Number.POSITIVE_INFINITY)) {
+  if ((cachedInputTokens ?? 0) > (inputTokens ?? Number.POSITIVE_INFINITY)) {
     throw new TollgateError('invalid_amount', 'usage.cachedInputTokens cannot exceed usage.inputTokens')
   }
   checkUnits(usage.units, 'usage.units')
