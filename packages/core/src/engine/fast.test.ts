@@ -166,8 +166,15 @@ describe('the fast path', () => {
       return reserve(input)
     }
     const request = { subject: subjects[0]!, model: 'm', estimate: { inputTokens: 1, maxOutputTokens: 1 } }
-    expect((await createTollgate({ policy, store, clock }).reserve(request)).allowed).toBe(true)
+    const lane = createTollgate({ policy, store, clock })
+    expect((await lane.reserve(request)).allowed).toBe(true)
     expect(reserves).toBe(0) // the lane held it
+    expect((await lane.reserve(request)).allowed).toBe(true)
+    clock.advance(61_000) // the minute rolls over: the lane holds in the new one
+    expect((await lane.reserve(request)).allowed).toBe(true)
+    clock.advance(3_600_000)
+    expect((await lane.reserve(request)).allowed).toBe(true)
+    expect(reserves).toBe(0)
     await createTollgate({ policy, store: { ...store }, clock }).reserve(request)
     expect(reserves).toBe(1)
     await createTollgate({ policy, store: new Proxy(store, {}), clock }).reserve(request)

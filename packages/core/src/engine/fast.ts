@@ -70,31 +70,52 @@ export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest):
 
 type Specs = { used: Template[]; specs: CounterSpec[] }
 
+/** What a plan last sent to the lane (see {@link sentAgain}). */
+export interface Sent extends Specs {
+  /** While `now` is in [from, until), every counter's window layout still holds. */
+  from: number
+  until: number
+  /** The plan's distinct metrics and the amount sent for each. */
+  metrics: string[]
+  amounts: number[]
+}
+
 /**
- * The specs `plan` last sent, when `specsOf` would give the very same objects again: every
- * counter's spec is still its template's, for the same amount, in a window layout that still
- * holds `now`. Specs are never changed once sent, so the array can be sent again as it is.
+ * The specs `plan` last sent, when they are still what `specsOf` would make: the same amount for
+ * every metric, in window layouts that still hold `now` (key, cap, mode and expiry come from the
+ * templates, which never change). Another plan sharing a template may have made that template a
+ * new spec object since, with the same content: either object says the same. Specs are never
+ * changed once sent, so the array can be sent again as it is.
  */
 function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: number): Specs | undefined {
   const last = plan.sent
-  if (last === undefined) return undefined
-  const { templates } = plan
-  for (let i = 0; i < templates.length; i++) {
-    const t = templates[i]!
-    const spec = last.specs[i]!
-    if (
-      t.spec !== spec ||
-      spec.window !== t.layout ||
-      !(t.layoutFrom <= now && now < t.layoutUntil) ||
-      spec.amount !== (amounts[t.metric] ?? 0)
-    )
-      return undefined
-  }
+  if (last === undefined || !(last.from <= now && now < last.until)) return undefined
+  const { metrics } = last
+  for (let i = 0; i < metrics.length; i++)
+    if ((amounts[metrics[i]!] ?? 0) !== last.amounts[i]) return undefined
   return last
 }
 
 /** Remember what `plan` sent, when it holds every template (no custom unit left out). */
 function sent(plan: Plan, specs: Specs): Specs {
-  plan.sent = specs.used === plan.templates ? specs : undefined
+  const { templates } = plan
+  if (specs.used !== templates) {
+    plan.sent = undefined
+    return specs
+  }
+  let from = Number.NEGATIVE_INFINITY
+  let until = Number.POSITIVE_INFINITY
+  const metrics: string[] = []
+  const sentAmounts: number[] = []
+  for (let i = 0; i < templates.length; i++) {
+    const t = templates[i]!
+    from = Math.max(from, t.layoutFrom)
+    until = Math.min(until, t.layoutUntil)
+    if (!metrics.includes(t.metric)) {
+      metrics.push(t.metric)
+      sentAmounts.push(specs.specs[i]!.amount)
+    }
+  }
+  plan.sent = { ...specs, from, until, metrics, amounts: sentAmounts }
   return specs
 }

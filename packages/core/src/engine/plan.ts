@@ -12,6 +12,7 @@ import { BUILTIN_METRICS } from '../policy/compile.js'
 import type { MatchContext } from '../policy/match.js'
 import type { CounterSpec, CounterState, ThrottleSpec, WindowSpec } from '../store/contract.js'
 import { dimensionOf, type Matched, matchRules, type Slot, scopeOf, type WindowCache } from './counters.js'
+import type { Sent } from './fast.js'
 
 /** One counter of a plan: everything of its spec that does not change from call to call. */
 export interface Template {
@@ -59,7 +60,7 @@ export interface Plan {
    */
   plain: boolean
   /** The specs the lane last sent for this plan (see `fast.ts`), reused while nothing changed. */
-  sent: { used: Template[]; specs: CounterSpec[] } | undefined
+  sent: Sent | undefined
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
