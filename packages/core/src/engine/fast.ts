@@ -116,6 +116,6 @@ function sent(plan: Plan, specs: Specs): Specs {
       sentAmounts.push(specs.specs[i]!.amount)
     }
   }
-  plan.sent = { ...specs, from, until, metrics, amounts: sentAmounts }
+  plan.sent = { used: specs.used, specs: specs.specs, from, until, metrics, amounts: sentAmounts }
   return specs
 }
