@@ -89,7 +89,8 @@ function closed(
   amounts: Record<string, number> | null,
   result: StoreCommitResult,
 ): Promise<CommitResult> | CommitResult {
-  engine.held.delete(id)
+  const { held } = engine
+  if (held.size > 0) held.delete(id) // an empty map would still hash the id
   if (result.status === 'unknown') return none
   if (result.status === 'duplicate') return { ...none, status: 'duplicate' }
   const overrun: Record<string, number> = {}
