@@ -201,11 +201,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     record.state = 'expired'
     record.forgetAt = now + idempotencyMs
   }
-  const sweep = () => {
-    due.expireDue(now, (record) => {
-      if (record.state === 'held') expire(record)
-    })
+  const expireHeld = (record: Record) => {
+    if (record.state === 'held') expire(record)
   }
+  const sweep = () => due.expireDue(now, expireHeld)
   /**
    * Keep a new reservation until it is closed or expires: under its id, or in the lane's ring
    * when `id` is `undefined` (the lane makes the id, which `remember` returns).
