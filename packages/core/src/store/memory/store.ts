@@ -172,12 +172,23 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const cell = cells[i]
       if (cell === undefined) continue
       const spec = specs[i]!
-      const hold = entryOf(record, i)
-      const held = hold.charged
-      const target = amounts === null ? 0 : (amounts[spec.metric] ?? held)
-      charge(hold, cell, record.id, target)
+      const { kind } = spec.window
+      let held: number
+      let target: number
+      if (kind === 'fixed' && record.state === 'held') {
+        // `charge` for the common case, inline: the whole amount is still held and charged
+        held = spec.amount
+        target = amounts === null ? 0 : (amounts[spec.metric] ?? held)
+        cell.used += target - held
+        cell.held -= held
+      } else {
+        const hold = entryOf(record, i)
+        held = hold.charged
+        target = amounts === null ? 0 : (amounts[spec.metric] ?? held)
+        charge(hold, cell, record.id, target)
+      }
       const cap = overrides.size === 0 ? spec.cap : (overrides.get(spec.key) ?? spec.cap)
-      const over = spec.window.kind !== 'bucket' && spec.window.kind !== 'lease' ? cell.used - cap : 0
+      const over = kind !== 'bucket' && kind !== 'lease' ? cell.used - cap : 0
       if (brief && over <= 0) continue
       if (counters === NO_COUNTERS) counters = []
       counters.push({
