@@ -11,9 +11,6 @@ import { actualAmounts } from './models.js'
 import type { CommitResult, Usage } from './types.js'
 import { checkUsage } from './validate.js'
 
-/** The metrics a usage report sets (custom units aside); `requests` and `concurrency` keep their estimate. */
-const REPORTED = ['inputTokens', 'outputTokens', 'tokens', 'cost'] as const
-
 const none: CommitResult = { status: 'unknown', late: false, amounts: {}, overrun: {}, overdraft: [] }
 
 /** Settle with `usage`, or release with `null`. */
@@ -96,10 +93,14 @@ function closed(
   const overrun: Record<string, number> = {}
   if (amounts !== null) {
     // only what usage reports can move past the estimate: tokens, cost and custom units
-    for (const metric of REPORTED) {
-      const beyond = (amounts[metric] ?? 0) - (entry.amounts[metric] ?? 0)
-      if (beyond > 0) overrun[metric] = beyond
-    }
+    const before = entry.amounts
+    const { inputTokens, outputTokens, tokens, cost } = amounts
+    if (inputTokens !== undefined && inputTokens > (before.inputTokens ?? 0))
+      overrun.inputTokens = inputTokens - (before.inputTokens ?? 0)
+    if (outputTokens !== undefined && outputTokens > (before.outputTokens ?? 0))
+      overrun.outputTokens = outputTokens - (before.outputTokens ?? 0)
+    if (tokens !== undefined && tokens > (before.tokens ?? 0)) overrun.tokens = tokens - (before.tokens ?? 0)
+    if (cost !== undefined && cost > (before.cost ?? 0)) overrun.cost = cost - (before.cost ?? 0)
     for (const unit in usage?.units) {
       const beyond = (amounts[unit] ?? 0) - (entry.amounts[unit] ?? 0)
       if (beyond > 0) overrun[unit] = beyond
