@@ -29,6 +29,13 @@ export class Expiries<T extends Due> {
   /** The bucket last added to: most items of a burst expire in the same second. */
   private last: Bucket | undefined
 
+  /** Entries in all lists (closed items not yet compacted out included), and the lists: for tests. */
+  get size(): { listed: number; lists: number } {
+    let listed = 0
+    for (const bucket of this.buckets.values()) listed += bucket.items.length
+    return { listed, lists: this.buckets.size }
+  }
+
   /** List `item` to expire at `expiresAt` (ms since epoch), rounded up to the second. */
   add(item: T, expiresAt: number): void {
     const second = Math.ceil(expiresAt / SECOND) * SECOND
@@ -53,7 +60,14 @@ export class Expiries<T extends Due> {
     item.due = undefined
     bucket.gone++
     if (bucket.gone >= COMPACT_FROM && bucket.gone * 2 > bucket.items.length) {
-      bucket.items = bucket.items.filter((listed) => listed.due === bucket)
+      // in place: a burst of reserves settled at once compacts often, and a new list each time is garbage
+      const { items } = bucket
+      let kept = 0
+      for (let i = 0; i < items.length; i++) {
+        const listed = items[i]!
+        if (listed.due === bucket) items[kept++] = listed
+      }
+      items.length = kept
       bucket.gone = 0
     }
   }

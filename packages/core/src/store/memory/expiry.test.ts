@@ -1,0 +1,62 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { type Due, Expiries } from './expiry.js'
+
+interface Item extends Due {
+  name: number
+}
+
+describe('Expiries', () => {
+  it('hands each open item to expire once, at its second, as a reference model does', () => {
+    const step = fc.oneof(
+      { arbitrary: fc.record({ kind: fc.constant('add' as const), inMs: fc.nat(1_500) }), weight: 10 },
+      { arbitrary: fc.record({ kind: fc.constant('remove' as const), pick: fc.nat() }), weight: 10 },
+      { arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.nat(1_500) }), weight: 1 },
+    )
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 300, maxLength: 1_500 }), (steps) => {
+        const expiries = new Expiries<Item>()
+        /** Open items and the whole second they expire at. */
+        const open = new Map<Item, number>()
+        let now = 0
+        let names = 0
+        for (const s of steps) {
+          if (s.kind === 'add') {
+            const item: Item = { name: names++, due: undefined }
+            expiries.add(item, now + s.inMs)
+            open.set(item, Math.ceil((now + s.inMs) / 1_000) * 1_000)
+          } else if (s.kind === 'remove') {
+            if (open.size === 0) continue
+            const item = [...open.keys()][s.pick % open.size]!
+            expiries.remove(item)
+            open.delete(item)
+          } else now += s.ms
+          const expired: Item[] = []
+          expiries.expireDue(now, (item) => expired.push(item))
+          const due = [...open].filter(([, at]) => at <= now).map(([item]) => item)
+          expect(expired.map((i) => i.name).sort((a, b) => a - b)).toEqual(
+            due.map((i) => i.name).sort((a, b) => a - b),
+          )
+          for (const item of due) open.delete(item)
+          // closed items are compacted out: no list holds more than twice its open items (or 64 more)
+          const { listed, lists } = expiries.size
+          expect(listed).toBeLessThanOrEqual(Math.max(2 * open.size + 64 * lists, open.size + 64 * lists))
+        }
+      }),
+      { numRuns: 100 },
+    )
+  })
+
+  it('compacts a list when most of it closed, in place', () => {
+    const expiries = new Expiries<Item>()
+    const items: Item[] = Array.from({ length: 1_000 }, (_, name) => ({ name, due: undefined }))
+    for (const item of items) expiries.add(item, 5_000)
+    for (const item of items.slice(0, 900)) expiries.remove(item)
+    const { listed, lists } = expiries.size
+    expect(lists).toBe(1)
+    expect(listed).toBeLessThanOrEqual(2 * 100 + 64)
+    const expired: number[] = []
+    expiries.expireDue(5_000, (item) => expired.push(item.name))
+    expect(expired).toEqual(items.slice(900).map((i) => i.name))
+  })
+})
