@@ -41,7 +41,10 @@ describe('Slots', () => {
     expect(new Slots<Item>(10, 1).prefix).not.toBe(prefix)
   })
 
-  it('keeps open items and closed states as a reference model does', () => {
+  it.each([
+    ['', false],
+    [', growing its ring and bits', true],
+  ])('keeps open items and closed states as a reference model does%s', (_, grow) => {
     // a ring of 64 and 48 ids remembered: small enough that the ring and the bits wrap often
     const step = fc.oneof(
       { arbitrary: fc.record({ kind: fc.constant('add' as const) }), weight: 3 },
@@ -60,7 +63,12 @@ describe('Slots', () => {
         const remember = 48
         const horizonMs = 30_000
         // 128 bits in 4 blocks of 32 ids: a block's time outlives some of its ids' bits
-        const slots = new Slots<Item>(remember, horizonMs, 4)
+        // and starting at a ring of 2 and 32 bits, so that both grow on the way
+        const slots = new Slots<Item>(
+          remember,
+          horizonMs,
+          grow ? { blocks: 4, firstRing: 2, firstBits: 32 } : { blocks: 4 },
+        )
         const items = new Map<number, Item>()
         /** Items the ring handed back (the store keeps them in its keyed map). */
         const handedBack = new Set<number>()

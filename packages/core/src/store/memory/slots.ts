@@ -19,49 +19,101 @@ import type { Closed } from './tombstones.js'
 const RING = 1 << 14
 /** Blocks of numbers that are forgotten together (a time stamp each). */
 const BLOCKS = 256
+/** The ring and the bits start this small and double as they fill, up to their full size. */
+const FIRST_RING = 256
+const FIRST_BITS = 4_096
 
 export class Slots<R extends { n: number; id: string }> {
   /** The text every id of this store starts with. */
   readonly prefix: string
   /** The next number to give. */
   private next = 0
-  private readonly ring: (R | undefined)[]
-  private readonly ringMask: number
-  private readonly closedBits: Uint32Array
-  private readonly releasedBits: Uint32Array
-  private readonly bitMask: number
-  private readonly blockShift: number
+  private ring: (R | undefined)[]
+  private ringMask: number
+  private readonly fullRing: number
+  private closedBits: Uint32Array
+  private releasedBits: Uint32Array
+  private bitMask: number
+  private readonly fullBits: number
+  private blockShift: number
   /** Per block: when its bits may be forgotten (last close + horizon). */
-  private readonly blockUntil: Float64Array
+  private blockUntil: Float64Array
+  private readonly blocks: number
 
   /**
    * @param remember most closed ids remembered (the store's `maxReservations`)
    * @param horizonMs how long a closed id is remembered at least (the store's `idempotencyMs`)
-   * @param blocks into how many blocks of numbers the bits are cut (tests make them few)
+   * @param sizes for tests: into how many blocks the bits are cut, and the first sizes of the
+   * ring and the bits (powers of two)
    */
   constructor(
     private readonly remember: number,
     private readonly horizonMs: number,
-    blocks = BLOCKS,
+    sizes: { blocks?: number; firstRing?: number; firstBits?: number } = {},
   ) {
+    this.blocks = sizes.blocks ?? BLOCKS
     const bytes = globalThis.crypto.getRandomValues(new Uint8Array(10))
     let prefix = ''
     for (const byte of bytes) prefix += byte.toString(16).padStart(2, '0')
     this.prefix = prefix
     let ring = 1
     while (ring < Math.min(RING, remember)) ring *= 2
+    this.fullRing = ring
+    ring = Math.min(ring, sizes.firstRing ?? FIRST_RING)
     this.ring = new Array(ring).fill(undefined)
     this.ringMask = ring - 1
     // twice the ids remembered, so that a block starting over never holds one still remembered
     let bits = 64
     while (bits < 2 * remember) bits *= 2
+    this.fullBits = bits
+    bits = Math.min(bits, sizes.firstBits ?? FIRST_BITS)
     this.bitMask = bits - 1
     this.closedBits = new Uint32Array(bits >>> 5)
     this.releasedBits = new Uint32Array(bits >>> 5)
+    this.blockShift = this.shiftFor(bits)
+    this.blockUntil = new Float64Array(Math.ceil(bits / 2 ** this.blockShift))
+  }
+
+  /** The block shift for `bits` bits: at most `blocks` blocks. */
+  private shiftFor(bits: number): number {
     let shift = 0
-    while (bits >>> shift > blocks) shift++
-    this.blockShift = shift
-    this.blockUntil = new Float64Array(Math.ceil(bits / 2 ** shift))
+    while (bits >>> shift > this.blocks) shift++
+    return shift
+  }
+
+  /**
+   * Double the bits (while `n` is past them and they are not at full size). Until they are full
+   * no number has wrapped, so each keeps its position.
+   */
+  private growBits(n: number): void {
+    while (n > this.bitMask && this.bitMask + 1 < this.fullBits) {
+      const bits = (this.bitMask + 1) * 2
+      const closed = new Uint32Array(bits >>> 5)
+      closed.set(this.closedBits)
+      const released = new Uint32Array(bits >>> 5)
+      released.set(this.releasedBits)
+      const shift = this.shiftFor(bits)
+      const until = new Float64Array(Math.ceil(bits / 2 ** shift))
+      const merge = shift - this.blockShift
+      for (let k = 0; k < this.blockUntil.length; k++) {
+        const j = k >>> merge
+        if (this.blockUntil[k]! > until[j]!) until[j] = this.blockUntil[k]!
+      }
+      this.closedBits = closed
+      this.releasedBits = released
+      this.bitMask = bits - 1
+      this.blockShift = shift
+      this.blockUntil = until
+    }
+  }
+
+  /** Double the ring: records in distinct slots stay in distinct slots. */
+  private growRing(): void {
+    const ring: (R | undefined)[] = new Array(this.ring.length * 2).fill(undefined)
+    const mask = ring.length - 1
+    for (const record of this.ring) if (record !== undefined) ring[record.n & mask] = record
+    this.ring = ring
+    this.ringMask = mask
   }
 
   /**
@@ -70,8 +122,14 @@ export class Slots<R extends { n: number; id: string }> {
    */
   add(record: R): { n: number; displaced: R | undefined } {
     const n = this.next++
-    const slot = n & this.ringMask
-    const displaced = this.ring[slot]
+    if (n > this.bitMask) this.growBits(n)
+    let slot = n & this.ringMask
+    let displaced = this.ring[slot]
+    while (displaced !== undefined && this.ring.length < this.fullRing) {
+      this.growRing()
+      slot = n & this.ringMask
+      displaced = this.ring[slot]
+    }
     this.ring[slot] = record
     // the bits of this number's predecessor a bit ring ago start over
     const bit = n & this.bitMask
