@@ -43,7 +43,7 @@ export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest):
   if (unpriced && plan.costly) return undefined // the general path refuses or flags it
   const now = lane.now()
   const { used, specs } =
-    sentAgain(plan, amounts, now) ?? sent(plan, specsOf(plan, amounts, now, engine.windows))
+    sentAgain(plan, amounts, now) ?? sent(plan, amounts, specsOf(plan, amounts, now, engine.windows))
   const packed: number[] = new Array(specs.length * LANE_FIELDS)
   const id = lane.reserve(
     { counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, meta: { model: model ?? '', amounts } },
@@ -78,6 +78,22 @@ export interface Sent extends Specs {
   /** The plan's distinct metrics and the amount sent for each. */
   metrics: string[]
   amounts: number[]
+  /**
+   * When every metric is a builtin one: which ({@link BUILTIN} bits) and the amounts sent for all
+   * six, so that the check reads them by name.
+   */
+  builtin: number
+  sentAmounts: Readonly<Record<string, number>> | undefined
+}
+
+/** Bits of the builtin metrics in {@link Sent.builtin}. */
+const BUILTIN: Readonly<Record<string, number>> = {
+  requests: 1,
+  concurrency: 2,
+  inputTokens: 4,
+  outputTokens: 8,
+  tokens: 16,
+  cost: 32,
 }
 
 /**
@@ -90,14 +106,26 @@ export interface Sent extends Specs {
 function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: number): Specs | undefined {
   const last = plan.sent
   if (last === undefined || !(last.from <= now && now < last.until)) return undefined
+  const { builtin: b, sentAmounts: was } = last
+  if (was !== undefined) {
+    // read by name: a look-up by a computed name costs more than the whole rest of this check
+    return ((b & 1) !== 0 && amounts.requests !== was.requests) ||
+      ((b & 2) !== 0 && amounts.concurrency !== was.concurrency) ||
+      ((b & 4) !== 0 && amounts.inputTokens !== was.inputTokens) ||
+      ((b & 8) !== 0 && amounts.outputTokens !== was.outputTokens) ||
+      ((b & 16) !== 0 && amounts.tokens !== was.tokens) ||
+      ((b & 32) !== 0 && amounts.cost !== was.cost)
+      ? undefined
+      : last
+  }
   const { metrics } = last
   for (let i = 0; i < metrics.length; i++)
     if ((amounts[metrics[i]!] ?? 0) !== last.amounts[i]) return undefined
   return last
 }
 
-/** Remember what `plan` sent, when it holds every template (no custom unit left out). */
-function sent(plan: Plan, specs: Specs): Specs {
+/** Remember what `plan` sent for `amounts`, when it holds every template (no custom unit left out). */
+function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Specs): Specs {
   const { templates } = plan
   if (specs.used !== templates) {
     plan.sent = undefined
@@ -116,6 +144,28 @@ function sent(plan: Plan, specs: Specs): Specs {
       sentAmounts.push(specs.specs[i]!.amount)
     }
   }
-  plan.sent = { used: specs.used, specs: specs.specs, from, until, metrics, amounts: sentAmounts }
+  let builtin = 0
+  for (const metric of metrics) builtin = Object.hasOwn(BUILTIN, metric) ? builtin | BUILTIN[metric]! : -1
+  plan.sent = {
+    used: specs.used,
+    specs: specs.specs,
+    from,
+    until,
+    metrics,
+    amounts: sentAmounts,
+    builtin,
+    // a copy: the call's amounts are the caller's too (its decision's reservation)
+    sentAmounts:
+      builtin > 0
+        ? {
+            requests: amounts.requests!,
+            concurrency: amounts.concurrency!,
+            inputTokens: amounts.inputTokens!,
+            outputTokens: amounts.outputTokens!,
+            tokens: amounts.tokens!,
+            cost: amounts.cost!,
+          }
+        : undefined,
+  }
   return specs
 }
