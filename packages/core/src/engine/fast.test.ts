@@ -90,28 +90,31 @@ function shape(decision: Decision) {
   return rest
 }
 
-function gates(maxCounters?: number) {
+function gates(maxCounters?: number, rules: PolicyInput = policy) {
   const clock = fakeClock()
   const fast = memoryStore({ clock, maxCounters })
   const inner = memoryStore({ clock, maxCounters })
   const wrapped: Store = { ...inner } // a copy: its lane belongs to `inner`, so the engine skips it
   return {
     clock,
-    fast: createTollgate({ policy, store: fast, clock }),
-    general: createTollgate({ policy, store: wrapped, clock }),
+    fast: createTollgate({ policy: rules, store: fast, clock }),
+    general: createTollgate({ policy: rules, store: wrapped, clock }),
   }
 }
 
 describe('the fast path', () => {
   // with few counters kept, the stores forget windows all the time: the lane must never count in one
   // that its store no longer keeps
+  // without a money rule the lane also takes unpriced calls, whose amounts differ in tokens only
+  const moneyless = { ...policy, rules: policy.rules!.filter((rule) => rule.id !== 'org-spend') }
   it.each([
-    ['', undefined, 150],
-    [', with 4 counters kept', 4, 60],
-  ])('answers every step as the general path does%s', async (_, maxCounters, numRuns) => {
+    ['', undefined, policy, 150],
+    [', with 4 counters kept', 4, policy, 60],
+    [', without a money rule', undefined, moneyless, 100],
+  ])('answers every step as the general path does%s', async (_, maxCounters, rules, numRuns) => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
-        const { clock, fast, general } = gates(maxCounters)
+        const { clock, fast, general } = gates(maxCounters, rules)
         const both: [Tollgate, Tollgate] = [fast, general]
         const open: [string, string][] = []
         for (const [index, o] of ops.entries()) {
