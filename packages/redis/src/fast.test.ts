@@ -11,18 +11,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fastEligible } from './codec.js'
 import { type RedisStore, redisStore, redisStoreWithoutLeanScripts } from './store.js'
 import { deleteKeys, prefixes, scanKeys, testClient } from './test/redis.js'
+import { startRedis, type TestServer } from './test/server.js'
 
-const client = testClient()
+// A private Redis: the test reads every key of its stores after each step with SCAN, which walks the
+// whole database, so a shared Redis holding many other keys would make it slow.
+let server: TestServer
+let client: ReturnType<typeof testClient>
 const prefix = prefixes('fast')
 
 // The 'forget' step sends plain commands, which fail (no offline queue) before the client is connected.
 beforeAll(async () => {
+  server = await startRedis()
+  client = testClient(server.url)
   if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
 })
 
 afterAll(async () => {
   await deleteKeys(client, prefix.pattern)
   await client.quit()
+  await server.kill()
 })
 
 const MINUTE = 60_000

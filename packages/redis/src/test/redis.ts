@@ -4,9 +4,9 @@ import { Redis } from 'ioredis'
 /** The Redis the tests use: `TOLLGATE_TEST_REDIS` (a redis:// URL) or 127.0.0.1:6379. */
 export const REDIS_URL = process.env.TOLLGATE_TEST_REDIS ?? 'redis://127.0.0.1:6379'
 
-/** A client as the docs recommend: no offline queue, no resending of unanswered commands. */
-export function testClient(): Redis {
-  return new Redis(REDIS_URL, {
+/** A client as the docs recommend (no offline queue, no resending of unanswered commands), on `url`. */
+export function testClient(url = REDIS_URL): Redis {
+  return new Redis(url, {
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 1,
@@ -27,7 +27,8 @@ export async function scanKeys(client: Redis, pattern: string): Promise<string[]
   const keys: string[] = []
   let cursor = '0'
   do {
-    const [next, batch] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000)
+    // a large COUNT: the shared test Redis may hold many other keys, and SCAN walks them all
+    const [next, batch] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 10_000)
     cursor = next
     keys.push(...batch)
   } while (cursor !== '0')
