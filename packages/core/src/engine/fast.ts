@@ -77,17 +77,17 @@ export interface Sent extends Specs {
   until: number
   /** The plan's distinct metrics and the amount sent for each. */
   metrics: string[]
-  amounts: number[]
+  values: number[]
   /**
-   * When every metric is a builtin one: which ({@link BUILTIN} bits) and the amounts sent for all
-   * six, so that the check reads them by name.
+   * When every metric is a builtin one: which ({@link BUILTIN_BITS}), and the amounts sent for all
+   * six, so that the check reads them by name; otherwise `-1` and `undefined`.
    */
   builtin: number
-  sentAmounts: Readonly<Record<string, number>> | undefined
+  builtinAmounts: Readonly<Record<string, number>> | undefined
 }
 
 /** Bits of the builtin metrics in {@link Sent.builtin}. */
-const BUILTIN: Readonly<Record<string, number>> = {
+const BUILTIN_BITS: Readonly<Record<string, number>> = {
   requests: 1,
   concurrency: 2,
   inputTokens: 4,
@@ -106,7 +106,7 @@ const BUILTIN: Readonly<Record<string, number>> = {
 function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: number): Specs | undefined {
   const last = plan.sent
   if (last === undefined || !(last.from <= now && now < last.until)) return undefined
-  const { builtin: b, sentAmounts: was } = last
+  const { builtin: b, builtinAmounts: was } = last
   if (was !== undefined) {
     // read by name: a look-up by a computed name costs more than the whole rest of this check
     return ((b & 1) !== 0 && amounts.requests !== was.requests) ||
@@ -120,7 +120,7 @@ function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: n
   }
   const { metrics } = last
   for (let i = 0; i < metrics.length; i++)
-    if ((amounts[metrics[i]!] ?? 0) !== last.amounts[i]) return undefined
+    if ((amounts[metrics[i]!] ?? 0) !== last.values[i]) return undefined
   return last
 }
 
@@ -134,28 +134,29 @@ function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Spec
   let from = Number.NEGATIVE_INFINITY
   let until = Number.POSITIVE_INFINITY
   const metrics: string[] = []
-  const sentAmounts: number[] = []
+  const values: number[] = []
   for (let i = 0; i < templates.length; i++) {
     const t = templates[i]!
     from = Math.max(from, t.layoutFrom)
     until = Math.min(until, t.layoutUntil)
     if (!metrics.includes(t.metric)) {
       metrics.push(t.metric)
-      sentAmounts.push(specs.specs[i]!.amount)
+      values.push(specs.specs[i]!.amount)
     }
   }
   let builtin = 0
-  for (const metric of metrics) builtin = Object.hasOwn(BUILTIN, metric) ? builtin | BUILTIN[metric]! : -1
+  for (const metric of metrics)
+    builtin = Object.hasOwn(BUILTIN_BITS, metric) ? builtin | BUILTIN_BITS[metric]! : -1
   plan.sent = {
     used: specs.used,
     specs: specs.specs,
     from,
     until,
     metrics,
-    amounts: sentAmounts,
+    values,
     builtin,
     // a copy: the call's amounts are the caller's too (its decision's reservation)
-    sentAmounts:
+    builtinAmounts:
       builtin > 0
         ? {
             requests: amounts.requests!,
