@@ -166,12 +166,6 @@ export class Slots<R extends { n: number; id: string }> {
     return record !== undefined && record.n === n && record.id === id ? record : undefined
   }
 
-  /** The record of number `n` while it is in the ring. */
-  open(n: number): R | undefined {
-    const record = this.ring[n & this.ringMask]
-    return record !== undefined && record.n === n ? record : undefined
-  }
-
   /** The number written after the prefix's length in `id`, when canonical base 36; else -1. */
   private numberOf(id: string): number {
     const from = this.prefix.length
