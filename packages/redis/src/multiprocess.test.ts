@@ -3,7 +3,11 @@
  * ioredis client and gate on one shared prefix, fire hundreds of reservations at once against
  * one lifetime token budget and one concurrency cap on the real Redis.
  *
- * Phases, each started on every worker at the same moment and awaited from all of them:
+ * The processes share a private redis-server. During the reserve and settle phases the test holds
+ * it paused for writes (`CLIENT PAUSE … WRITE`) until every worker has a call waiting in it, so
+ * the processes' calls are in flight together however slowly a busy machine starts them.
+ *
+ * Phases, each started on every worker and awaited from all of them:
  * 1. reserve — every call in flight before the first answer; nothing is settled yet, so holds
  *    only grow and their final sum is the most that was ever held: it must fit the cap.
  * 2. settle — actuals that differ from the estimates (some beyond them), a fifth released;
@@ -15,7 +19,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createTollgate, type LimitState } from '@tollgate/core'
-import { afterAll, describe, expect, it } from 'vitest'
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redisStore } from './store.js'
 import {
   CONCURRENCY_CAP,
@@ -24,46 +29,50 @@ import {
   policy,
   type Report,
   TIMEOUT_MS,
-  type Timing,
   TOKEN_CAP,
 } from './test/multiprocess.js'
-import { deleteKeys, prefixes, REDIS_URL, testClient } from './test/redis.js'
+import { testClient } from './test/redis.js'
+import { startRedis, type TestServer } from './test/server.js'
 
 const WORKERS = 4
 const BUDGET_CALLS = 300
 const AGENT_CALLS = 100
 /** Longest wait for one phase on every worker (the first includes starting node and tsx). */
 const PHASE_MS = 15_000
-/** Time for a phase's message to reach every worker before the phase starts. */
-const START_MS = 150
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const WORKER = fileURLToPath(new URL('./test/worker.ts', import.meta.url))
 const SEED = Number(process.env.TOLLGATE_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
-const client = testClient()
-const prefixGen = prefixes('multiprocess')
+const PREFIX = 'multiprocess'
+let server: TestServer
+let client: Redis
 const children: ChildProcess[] = []
+
+beforeAll(async () => {
+  server = await startRedis()
+  client = testClient(server.url)
+})
 
 afterAll(async () => {
   for (const child of children)
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  await deleteKeys(client, prefixGen.pattern)
-  await client.quit()
+  await client?.quit()
+  await server?.kill()
 })
 
 type Reply<T extends Report['type']> = Extract<Report, { type: T }>
 
 /** A worker process and its inbox. */
-function startWorker(prefix: string, index: number) {
+function startWorker(index: number) {
   const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
     cwd: ROOT,
     env: {
       ...process.env,
       // The repository's paths: @tollgate/core from its sources, built or not.
       TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.json'),
-      TG_REDIS_URL: REDIS_URL,
-      TG_PREFIX: prefix,
+      TG_REDIS_URL: server.url,
+      TG_PREFIX: PREFIX,
       TG_SEED: String(SEED + index),
       TG_BUDGET_CALLS: String(BUDGET_CALLS),
       TG_AGENT_CALLS: String(AGENT_CALLS),
@@ -124,21 +133,28 @@ function startWorker(prefix: string, index: number) {
 
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0)
 
-/** Every worker's phase began before any worker's ended: their calls were in flight together. */
-function overlapping(timings: readonly Timing[]): void {
-  const lastStart = Math.max(...timings.map((t) => t.startedAt))
-  const firstEnd = Math.min(...timings.map((t) => t.endedAt))
-  expect(lastStart, 'the workers did not overlap: a busy machine? Run again').toBeLessThan(firstEnd)
+/**
+ * Waits until Redis, paused for writes, holds a call from each of `count` connections: every
+ * worker then has calls in flight, none answered yet. Fails after PHASE_MS.
+ */
+async function waitForWaiting(count: number): Promise<void> {
+  const deadline = Date.now() + PHASE_MS
+  for (;;) {
+    const info = await client.info('clients')
+    const waiting = Number(/blocked_clients:(\d+)/.exec(info)?.[1] ?? 0)
+    if (waiting >= count) return
+    if (Date.now() > deadline) throw new Error(`only ${waiting} of ${count} workers had a call in Redis`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
 }
 
 describe('many processes sharing one Redis', () => {
   it(
     'never admit holds beyond a cap, and the counters end at the sum of the actuals',
     async () => {
-      const prefix = prefixGen.next()
       const gate = createTollgate({
         policy,
-        store: redisStore({ client, prefix, timeoutMs: TIMEOUT_MS }),
+        store: redisStore({ client, prefix: PREFIX, timeoutMs: TIMEOUT_MS }),
         timeoutMs: TIMEOUT_MS,
       })
       const state = async (rule: string, metric: string): Promise<LimitState> => {
@@ -149,22 +165,32 @@ describe('many processes sharing one Redis', () => {
       }
       const seed = `seed ${SEED} (set TOLLGATE_SEED to replay)`
 
-      const workers = Array.from({ length: WORKERS }, (_, i) => startWorker(prefix, i))
+      const workers = Array.from({ length: WORKERS }, (_, i) => startWorker(i))
       await Promise.all(workers.map((w) => w.next('ready')))
-      /** Every worker starts the phase at the same time, a moment from now. */
+      /**
+       * Every worker starts the phase while Redis holds writes; they run once each worker has a
+       * call waiting. The pause lifts by itself after PHASE_MS should the test fail before.
+       */
       const phase = async <T extends Report['type']>(command: 'reserve' | 'settle', reply: T) => {
-        const at = Date.now() + START_MS
-        for (const w of workers) w.send({ type: command, at })
-        return Promise.all(workers.map((w) => w.next(reply)))
+        await client.call('CLIENT', 'PAUSE', String(PHASE_MS), 'WRITE')
+        for (const w of workers) w.send({ type: command })
+        const replies = Promise.all(workers.map((w) => w.next(reply)))
+        // Waiting for the workers' calls fails first if a worker fails: no unhandled rejection.
+        replies.catch(() => {})
+        try {
+          await waitForWaiting(WORKERS)
+        } finally {
+          await client.call('CLIENT', 'UNPAUSE')
+        }
+        return replies
       }
 
       // 1. Every worker reserves at once: 4 × 400 calls in flight against one budget.
       const reserved = await phase('reserve', 'reserved')
       for (const r of reserved) expect(r.unexpected, seed).toEqual([])
-      // The four processes really competed: each had all its calls in flight at once, and each
-      // was still waiting for answers when the last one started.
+      // The four processes really competed: each had all its calls in flight at once, and all had
+      // calls waiting in Redis before the first was answered (`phase`).
       for (const r of reserved) expect(r.timing.maxInFlight).toBe(BUDGET_CALLS + AGENT_CALLS)
-      overlapping(reserved.map((r) => r.timing))
       const held = reserved.flatMap((r) => r.budget)
       const heldTokens = sum(held.map((h) => h.tokens))
       const denied = reserved.flatMap((r) => r.budgetDenied)
@@ -187,7 +213,6 @@ describe('many processes sharing one Redis', () => {
       // 2. Every worker settles (actuals ≠ estimates, some beyond them) or releases its own, at once.
       const settled = await phase('settle', 'settled')
       for (const r of settled) expect(r.unexpected, seed).toEqual([])
-      overlapping(settled.map((r) => r.timing))
       for (const [i, r] of settled.entries()) expect(r.settled + r.released).toBe(reserved[i]!.budget.length)
       expect(sum(settled.map((r) => r.released))).toBeGreaterThan(0)
       expect(sum(settled.map((r) => r.overruns))).toBeGreaterThan(0)
@@ -200,7 +225,7 @@ describe('many processes sharing one Redis', () => {
       // 3. Each worker settles or releases its neighbour's reservations again: all duplicates.
       for (const [i, w] of workers.entries()) {
         const other = reserved[(i + 1) % WORKERS]!
-        w.send({ type: 'duplicate', at: Date.now() + START_MS, budget: other.budget, agent: other.agent })
+        w.send({ type: 'duplicate', budget: other.budget, agent: other.agent })
       }
       const duplicated = await Promise.all(workers.map((w) => w.next('duplicated')))
       for (const [i, r] of duplicated.entries()) {

@@ -33,19 +33,18 @@ export const policy: PolicyInput = {
 export const TIMEOUT_MS = 10_000
 
 /**
- * Parent → worker. A phase starts on every worker at the same wall-clock time `at` (one machine,
- * one clock), not when its message happens to arrive, so that the processes' calls overlap.
+ * Parent → worker. A worker starts a phase's calls as soon as the message comes; the parent holds
+ * Redis paused for writes until every worker has a call waiting there, so the calls overlap.
  */
 export type Command =
-  | { type: 'reserve'; at: number }
-  | { type: 'settle'; at: number }
-  | { type: 'duplicate'; at: number; budget: Held[]; agent: string[] }
+  | { type: 'reserve' }
+  | { type: 'settle' }
+  | { type: 'duplicate'; budget: Held[]; agent: string[] }
   | { type: 'exit' }
 
-/** How a phase ran on one worker: when its first call left and its last answer came, and the most calls in flight. */
+/** How a phase ran on one worker. */
 export interface Timing {
-  startedAt: number
-  endedAt: number
+  /** The most calls this worker had in flight at once. */
   maxInFlight: number
 }
 

@@ -24,13 +24,10 @@ function random(seed: number) {
 }
 
 /**
- * Waits until `at`, then starts every task at once (each one's command is written before the
- * first answer is read) and waits for all of them. A task that throws is recorded in `errors`,
- * never left unhandled.
+ * Starts every task at once (each one's command is written before the first answer is read) and
+ * waits for all of them. A task that throws is recorded in `errors`, never left unhandled.
  */
-async function burst(at: number, errors: string[], tasks: (() => Promise<void>)[]): Promise<Timing> {
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())))
-  const startedAt = Date.now()
+async function burst(errors: string[], tasks: (() => Promise<void>)[]): Promise<Timing> {
   let inFlight = 0
   let maxInFlight = 0
   await Promise.all(
@@ -45,7 +42,7 @@ async function burst(at: number, errors: string[], tasks: (() => Promise<void>)[
       }
     }),
   )
-  return { startedAt, endedAt: Date.now(), maxInFlight }
+  return { maxInFlight }
 }
 
 async function main(): Promise<void> {
@@ -107,7 +104,6 @@ async function main(): Promise<void> {
       const budgetDenied: number[] = []
       let agentDenied = 0
       const timing = await burst(
-        command.at,
         unexpected,
         calls.map((feature) => async () => {
           const input = between(20, 200)
@@ -138,7 +134,7 @@ async function main(): Promise<void> {
       let settled = 0
       let released = 0
       let overruns = 0
-      const timing = await burst(command.at, unexpected, [
+      const timing = await burst(unexpected, [
         ...budget.map(({ id }) => async () => {
           const { input, output } = estimates.get(id)!
           if (rand() < 0.2) {
@@ -174,7 +170,7 @@ async function main(): Promise<void> {
       if (status === 'duplicate') duplicates++
       else unexpected.push(`duplicate of ${id}: ${status}`)
     }
-    const timing = await burst(command.at, unexpected, [
+    const timing = await burst(unexpected, [
       ...command.budget.map(
         ({ id, tokens }) =>
           async () =>
