@@ -21,18 +21,21 @@ export interface Row {
   samples: number
 }
 
-/** One row per task; throws if a task failed (a refused decision, a thrown error). */
-export function rowOf(task: Task): Row {
+/**
+ * One row per task; throws if a task failed (a refused decision, a thrown error). A task whose
+ * every sample runs `calls` iterations reports per iteration: its latencies are sample means.
+ */
+export function rowOf(task: Task, calls = 1): Row {
   const result = task.result
   if (result.state === 'errored') throw new Error(`bench task "${task.name}" failed`, { cause: result.error })
   if (result.state !== 'completed') throw new Error(`bench task "${task.name}" did not complete`)
   const { latency } = result
   return {
     name: task.name,
-    opsPerSec: 1000 / latency.mean,
-    meanUs: latency.mean * 1000,
-    p50Us: latency.p50 * 1000,
-    p99Us: latency.p99 * 1000,
+    opsPerSec: (1000 * calls) / latency.mean,
+    meanUs: (latency.mean * 1000) / calls,
+    p50Us: (latency.p50 * 1000) / calls,
+    p99Us: (latency.p99 * 1000) / calls,
     rmePct: latency.rme,
     samples: latency.samplesCount,
   }
