@@ -3,10 +3,12 @@
  * requirements, downgrades) of the evaluation order.
  */
 import type { Downgrade } from '../decision.js'
+import { TollgateError } from '../errors.js'
 import { costOf } from '../money.js'
 import type { CompiledPolicy, Price } from '../policy/compile.js'
 import { flagsOf, type MatchContext } from '../policy/match.js'
 import type { Estimate, Usage } from './types.js'
+import { MAX_AMOUNT } from './validate.js'
 
 /** The model an alias stands for (or the name itself). */
 export function resolveModel(policy: CompiledPolicy, model: string | undefined): string | undefined {
@@ -102,7 +104,7 @@ export function estimateAmounts(
   }
   for (const unit in estimate?.units) amounts[unit] = estimate.units[unit]!
   const price = priceOf(policy, model)
-  if (price) amounts.cost = priceCall(price, inputTokens, 0, outputTokens, estimate?.units)
+  if (price) amounts.cost = priceCall(price, inputTokens, 0, outputTokens, estimate?.units, 'estimate')
   else if (policy.unpriced.action === 'reserve') amounts.cost = policy.unpriced.amount
   return { amounts, unpriced: price === undefined }
 }
@@ -128,7 +130,7 @@ export function actualAmounts(
   else if (price) {
     const units: Record<string, number> = {}
     for (const unit of policy.units) if (amounts[unit] !== undefined) units[unit] = amounts[unit]
-    amounts.cost = priceCall(price, inputTokens, usage.cachedInputTokens ?? 0, outputTokens, units)
+    amounts.cost = priceCall(price, inputTokens, usage.cachedInputTokens ?? 0, outputTokens, units, 'usage')
   }
   return amounts
 }
@@ -139,11 +141,21 @@ function priceCall(
   cachedInputTokens: number,
   outputTokens: number,
   units: Readonly<Record<string, number>> | undefined,
+  what: 'estimate' | 'usage',
 ): number {
   let cost =
     costOf(inputTokens - cachedInputTokens, price.input) +
     costOf(cachedInputTokens, price.cachedInput) +
     costOf(outputTokens, price.output)
   for (const unit in units) cost += costOf(units[unit]!, price.units[unit] ?? 0)
+  // A cost past what `usage.cost` may report is refused like it, before anything moves: beyond
+  // 2^53 it could not even be counted exactly.
+  if (cost > MAX_AMOUNT) {
+    throw new TollgateError(
+      'invalid_amount',
+      `The ${what} prices this call at ${cost} micro-units, more than ${MAX_AMOUNT} (1,000,000 in the policy's currency), the most one call may cost.`,
+      { issues: [{ path: [what], message: 'priced at more than 1e12 micro-units' }] },
+    )
+  }
   return cost
 }
