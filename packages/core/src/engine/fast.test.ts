@@ -232,6 +232,29 @@ describe("the lane's reservation ids", () => {
     expect(usage.find((l) => l.metric === 'tokens')).toMatchObject({ used: 5 })
   })
 
+  it('expire at once when dropped past maxReservations', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock, maxReservations: 100 })
+    const gate = createTollgate({ policy: plain, store, clock })
+    const ids: string[] = []
+    for (let i = 0; i < 20_000; i++) {
+      const d = await gate.reserve(request('a'))
+      if (!d.allowed) throw new Error('refused')
+      ids.push(d.id)
+    }
+    // kept open: the lane's ring (128, the power of two from 100) and the 100 beyond it in the
+    // store's cache; the older ones expired when dropped
+    const tokens = () =>
+      gate.usage({ subject: { user: 'a' } }).then((u) => u.find((l) => l.metric === 'tokens')!)
+    expect(await tokens()).toMatchObject({ used: 20_000 * 20, held: (128 + 100) * 20 })
+    expect(await gate.settle(ids[0]!, {})).toMatchObject({ status: 'unknown' })
+    expect(await gate.settle(ids.at(-1)!, { inputTokens: 1, outputTokens: 1 })).toMatchObject({
+      status: 'settled',
+    })
+    clock.advance('11m') // past the hold TTL: the rest expire, the dropped ones not a second time
+    expect(await tokens()).toMatchObject({ used: 19_999 * 20 + 2, held: 0 })
+  })
+
   it('never take an id they did not make for one of theirs', async () => {
     const clock = fakeClock()
     const store = memoryStore({ clock })

@@ -26,4 +26,19 @@ describe('ClockCache', () => {
       expect(cache.get('old', 5)).toBeUndefined()
     })
   }
+
+  it('tells onEvict of each entry dropped to keep the bound, and of no other', () => {
+    const dropped: Expiring[] = []
+    const cache = new ClockCache<Expiring>(2, true, (value) => dropped.push(value))
+    const [a, b, c, d] = [entry(), entry(), entry(), entry()]
+    cache.add('a', a!, 0)
+    cache.add('b', b!, 0)
+    cache.delete('b') // deleted, not dropped
+    cache.add('c', c!, 0)
+    cache.get('a', 0) // seen: a second chance
+    cache.add('d', d!, 0)
+    expect(dropped).toEqual([c])
+    expect(c!.forgetAt).toBe(Number.NEGATIVE_INFINITY)
+    expect([a, b, d].map((e) => e!.forgetAt)).toEqual([Infinity, Infinity, Infinity])
+  })
 })

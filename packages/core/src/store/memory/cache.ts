@@ -33,10 +33,14 @@ export class ClockCache<V extends Expiring> {
   /** Padding entries in `map` (see {@link PADDING}). */
   private readonly padding: number
 
-  /** `padded`: keep {@link PADDING} entries in the Map, for a cache whose entries come and go. */
+  /**
+   * `padded`: keep {@link PADDING} entries in the Map, for a cache whose entries come and go.
+   * `onEvict`: told of each entry dropped to keep the bound (after its `forgetAt` is `-Infinity`).
+   */
   constructor(
     private readonly max: number,
     padded = false,
+    private readonly onEvict?: (value: V) => void,
   ) {
     this.padding = padded ? PADDING : 0
     const keys = this.map as unknown as Map<symbol, Expiring>
@@ -84,14 +88,20 @@ export class ClockCache<V extends Expiring> {
       if (entry.forgetAt > now && entry.seen) {
         entry.seen = false
         this.map.set(key, entry) // a second chance, at the young end
-      } else entry.forgetAt = Number.NEGATIVE_INFINITY
+      } else this.drop(entry)
     }
     // everything was seen: drop the oldest anyway, so the bound holds
     for (const [key, entry] of this.map) {
       if (this.size <= this.max) break
       if (typeof key !== 'string') continue
       this.map.delete(key)
-      entry.forgetAt = Number.NEGATIVE_INFINITY
+      this.drop(entry)
     }
+  }
+
+  /** Mark an entry taken out by `evict` as no longer the cache's, and say so. */
+  private drop(entry: V): void {
+    entry.forgetAt = Number.NEGATIVE_INFINITY
+    this.onEvict?.(entry)
   }
 }

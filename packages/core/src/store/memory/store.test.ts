@@ -54,6 +54,36 @@ describe('memoryStore only', () => {
     expect((await store.read([counter]))[0]!.used).toBe(1_000)
   })
 
+  it('an open reservation dropped past maxReservations expires at once, and only once', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock, maxReservations: 10 })
+    const tokens = { ...spec('k', clock.now()), cap: 10_000 }
+    const lease: CounterSpec = {
+      ...tokens,
+      key: 'l',
+      metric: 'concurrency',
+      window: { kind: 'lease', ttlMs: 60_000 },
+    }
+    for (let n = 0; n < 100; n++)
+      await store.reserve({
+        id: `r${n}`,
+        counters: [tokens, lease],
+        ttlMs: 60_000,
+        blocks: [],
+        meta: { model: 'm' },
+      })
+    // the ten kept are still held; the rest expired when dropped: tokens stay charged, leases free
+    const [k, l] = await store.read([tokens, lease])
+    expect(k).toMatchObject({ used: 100, held: 10 })
+    expect(l).toMatchObject({ used: 10 })
+    expect(await store.commit({ id: 'r0', amounts: { tokens: 0 } })).toEqual({ status: 'unknown' })
+    expect(await store.commit({ id: 'r99', amounts: { tokens: 0 } })).toMatchObject({ status: 'settled' })
+    clock.advance(61_000) // past every TTL: what was dropped is not expired again
+    const [k2, l2] = await store.read([tokens, lease])
+    expect(k2).toMatchObject({ used: 99, held: 0 })
+    expect(l2).toMatchObject({ used: 0 })
+  })
+
   it('creates no timer per key', async () => {
     const clock = fakeClock()
     const store = memoryStore({ clock })

@@ -60,9 +60,13 @@ export interface MemoryStoreOptions {
    */
   maxCounters?: number
   /**
-   * Most reservations kept, open or expired (about 1 kB each; the lane's ring of 16,384 comes on
-   * top), and separately most closed ids remembered for idempotent settle and release (about
-   * 20 bytes each as hashes, 4 bits each for ids the lane made).
+   * Most reservations kept, open or expired, and separately most closed ids remembered for
+   * idempotent settle and release (about 20 bytes each as hashes, 4 bits each for ids the lane
+   * made). A reservation takes about 0.5 kB, up to 3 kB when each call has partitions of its own
+   * (it keeps its counters' specs); the lane's ring (the power of two at or above this bound, at
+   * most 16,384) comes on top. Past the bound the oldest reservation not read since the last pass
+   * is dropped; an open one dropped expires at once, as at its TTL (token and cost holds stay
+   * charged unless `expiry: release`; leases free), so size it above the calls open at once.
    * @default 1_000_000
    */
   maxReservations?: number
@@ -127,7 +131,17 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const graceMs = options.graceMs ?? 3_600_000
   const maxReservations = options.maxReservations ?? 1_000_000
   const homes = new ClockCache<Home>(options.maxCounters ?? 1_000_000)
-  const records = new ClockCache<Record>(maxReservations, true)
+  /**
+   * An open reservation dropped to keep `maxReservations` can no longer be settled: it expires at
+   * once, as it would at its TTL, so that nothing (its expiry entry included) keeps it past the bound.
+   */
+  const evicted = (record: Record) => {
+    if (record.state !== 'held') return
+    due.remove(record)
+    expire(record)
+    record.forgetAt = Number.NEGATIVE_INFINITY
+  }
+  const records = new ClockCache<Record>(maxReservations, true, evicted)
   const closed = new Tombstones(idempotencyMs, maxReservations)
   const slots = new Slots<Record>(maxReservations, idempotencyMs)
   const overrides = new Map<string, number>()
