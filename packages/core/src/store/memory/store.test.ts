@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
+import { createTollgate } from '../../engine/gate.js'
 import { describeStoreConformance } from '../../testing/conformance/index.js'
 import { fakeClock } from '../../testing/fake-clock.js'
 import { calendarBounds } from '../../windows/calendar.js'
@@ -82,6 +83,27 @@ describe('memoryStore only', () => {
     const [k2, l2] = await store.read([tokens, lease])
     expect(k2).toMatchObject({ used: 99, held: 0 })
     expect(l2).toMatchObject({ used: 0 })
+  })
+
+  it('never goes back in time when its clock does, so no window starts afresh', async () => {
+    let t = Date.UTC(2026, 0, 10, 12, 0, 30)
+    const clock = { now: () => t }
+    const store = memoryStore({ clock })
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'u', per: 'user', limits: { requests: 3 }, window: 'minute' }] },
+      store,
+      clock,
+    })
+    const subject = { user: 'a' }
+    const reserve = () => gate.reserve({ subject })
+    expect(await reserve()).toMatchObject({ allowed: true })
+    t -= 2 * 3_600_000 // the clock steps back two hours
+    expect(store.now()).toBe(Date.UTC(2026, 0, 10, 12, 0, 30))
+    expect(await reserve()).toMatchObject({ allowed: true })
+    t += 2 * 3_600_000 + 5_000 // and comes forward again, within the same minute
+    expect(await reserve()).toMatchObject({ allowed: true })
+    expect(await reserve()).toMatchObject({ allowed: false, rule: 'u' })
+    expect((await gate.usage({ subject }))[0]).toMatchObject({ used: 3, held: 3 })
   })
 
   it('creates no timer per key', async () => {

@@ -294,17 +294,26 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   /** Scratch of the lane's first pass: the home and window index of each counter. */
   const laneHomes: (Home | undefined)[] = []
   const laneAt: number[] = []
-  /** Read the clock once per call and process what expired. */
+  /**
+   * Read the clock once per call and process what expired. The store's time never goes back: when
+   * the clock steps back (an NTP correction), it keeps its latest time until the clock passes it
+   * again. A counter keeps one window's cell, so going back to an earlier window would start it
+   * afresh, and coming forward again would start the later one afresh too: counts lost both ways.
+   */
   const tick = () => {
     metaOf = undefined
-    now = clock.now()
+    const read = clock.now()
+    if (read > now) now = read
     sweep()
     return now
   }
 
   const self: MemoryStore & { lane: Lane } = {
     clock,
-    now: () => clock.now(),
+    now: () => {
+      const read = clock.now()
+      return read > now ? read : now
+    },
 
     reserve(input: StoreReserve): StoreReserveResult {
       tick()
