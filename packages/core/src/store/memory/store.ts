@@ -42,6 +42,7 @@ import {
   newLook,
 } from './counters.js'
 import { type Due, Expiries } from './expiry.js'
+import { Marks } from './marks.js'
 import { Slots } from './slots.js'
 import { type Closed, Tombstones } from './tombstones.js'
 
@@ -145,7 +146,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const closed = new Tombstones(idempotencyMs, maxReservations)
   const slots = new Slots<Record>(maxReservations, idempotencyMs)
   const overrides = new Map<string, number>()
-  const trips = new Map<string, number>()
+  const trips = new Marks()
   const blocks = new Map<string, string>()
   const due = new Expiries<Record>()
   /** Looks reused by every reserve: the store's calls never interleave. */
@@ -352,17 +353,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           trippedNow: false,
           throttled: false,
         }
-        let trippedUntil = trips.size === 0 ? undefined : trips.get(spec.key)
-        if (trippedUntil !== undefined && trippedUntil <= now) {
-          trips.delete(spec.key)
-          trippedUntil = undefined
-        }
+        const trippedUntil = trips.size === 0 ? undefined : trips.get(spec.key, now)
         if (trippedUntil !== undefined) {
           result.denied = true
           result.tripped = true
           result.retryAfterMs = trippedUntil - now
         } else if (spec.trip && look.denied && spec.enforce) {
-          trips.set(spec.key, now + spec.trip.cooldownMs)
+          trips.set(spec.key, now + spec.trip.cooldownMs, now)
           result.tripped = true
           result.trippedNow = true
           result.retryAfterMs = spec.trip.cooldownMs
