@@ -27,6 +27,14 @@ describe('ClockCache', () => {
     })
   }
 
+  it('never evicts the entry it is adding, even when every other one was seen', () => {
+    const cache = new ClockCache<Expiring>(1)
+    cache.add('a', entry(), 0)
+    cache.get('a', 0)
+    cache.add('b', entry(), 0)
+    expect([...cache.entries(0)].map(([key]) => key)).toEqual(['b'])
+  })
+
   it('tells onEvict of each entry dropped to keep the bound, and of no other', () => {
     const dropped: Expiring[] = []
     const cache = new ClockCache<Expiring>(2, true, (value) => dropped.push(value))

@@ -63,10 +63,13 @@ export class ClockCache<V extends Expiring> {
     return entry
   }
 
-  /** Add a new entry (or replace one), evicting past `max`. */
+  /**
+   * Add a new entry (or replace one). Room is made first, past `max`, so that the entry being
+   * added is never the one evicted.
+   */
   add(key: string, value: V, now: number): void {
+    if (this.size >= this.max && !this.map.has(key)) this.evict(now, this.max - 1)
     this.map.set(key, value)
-    if (this.map.size - this.padding > this.max) this.evict(now)
   }
 
   delete(key: string): void {
@@ -78,11 +81,11 @@ export class ClockCache<V extends Expiring> {
     for (const entry of this.map) if (typeof entry[0] === 'string' && entry[1].forgetAt > now) yield entry
   }
 
-  /** Drop expired or unseen entries from the oldest end until back under `max`. */
-  private evict(now: number): void {
+  /** Drop expired or unseen entries from the oldest end until no more than `target` are left. */
+  private evict(now: number, target: number): void {
     let budget = this.map.size * 2
     for (const [key, entry] of this.map) {
-      if (this.size <= this.max || budget-- <= 0) break
+      if (this.size <= target || budget-- <= 0) break
       if (typeof key !== 'string') continue // padding stays
       this.map.delete(key)
       if (entry.forgetAt > now && entry.seen) {
@@ -92,7 +95,7 @@ export class ClockCache<V extends Expiring> {
     }
     // everything was seen: drop the oldest anyway, so the bound holds
     for (const [key, entry] of this.map) {
-      if (this.size <= this.max) break
+      if (this.size <= target) break
       if (typeof key !== 'string') continue
       this.map.delete(key)
       this.drop(entry)

@@ -106,6 +106,29 @@ describe('memoryStore only', () => {
     expect((await gate.usage({ subject }))[0]).toMatchObject({ used: 3, held: 3 })
   })
 
+  it('refuses bad options with a TypeError naming the option', () => {
+    const bad: [string, unknown][] = [
+      ['maxCounters', 0],
+      ['maxCounters', 1.5],
+      ['maxCounters', Number.NaN],
+      ['maxReservations', -1],
+      ['maxReservations', '100'],
+      ['maxReservations', Number.POSITIVE_INFINITY],
+      ['idempotencyMs', -1],
+      ['idempotencyMs', Number.NaN],
+      ['graceMs', Number.POSITIVE_INFINITY],
+      ['graceMs', '1h'],
+      ['clock', {}],
+    ]
+    for (const [name, value] of bad)
+      expect(() => memoryStore({ [name]: value } as never), `${name}: ${String(value)}`).toThrow(
+        new RegExp(`^memoryStore: ${name}`),
+      )
+    expect(() =>
+      memoryStore({ maxCounters: 1, maxReservations: 1, idempotencyMs: 0, graceMs: 0 }),
+    ).not.toThrow()
+  })
+
   it('creates no timer per key', async () => {
     const clock = fakeClock()
     const store = memoryStore({ clock })

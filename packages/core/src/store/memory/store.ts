@@ -128,10 +128,11 @@ function entryOf(record: Record, i: number): typeof entry {
 /** An in-process store for one process, tests and the simulator. */
 export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const clock = options.clock ?? systemClock
-  const idempotencyMs = options.idempotencyMs ?? 86_400_000
-  const graceMs = options.graceMs ?? 3_600_000
-  const maxReservations = options.maxReservations ?? 1_000_000
-  const homes = new ClockCache<Home>(options.maxCounters ?? 1_000_000)
+  if (typeof clock?.now !== 'function') throw new TypeError('memoryStore: clock must have a now() method')
+  const idempotencyMs = milliseconds('idempotencyMs', options.idempotencyMs ?? 86_400_000)
+  const graceMs = milliseconds('graceMs', options.graceMs ?? 3_600_000)
+  const maxReservations = count('maxReservations', options.maxReservations ?? 1_000_000)
+  const homes = new ClockCache<Home>(count('maxCounters', options.maxCounters ?? 1_000_000))
   /**
    * An open reservation dropped to keep `maxReservations` can no longer be settled: it expires at
    * once, as it would at its TTL, so that nothing (its expiry entry included) keeps it past the bound.
@@ -557,6 +558,22 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   }
   self.lane.store = self
   return self
+}
+
+/** An option that is a whole number of at least 1. */
+function count(name: string, value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1)
+    throw new TypeError(`memoryStore: ${name} must be a whole number of at least 1, got ${String(value)}`)
+  return value as number
+}
+
+/** An option that is a duration: a finite number of milliseconds, 0 or more. */
+function milliseconds(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    throw new TypeError(
+      `memoryStore: ${name} must be a number of milliseconds, 0 or more, got ${String(value)}`,
+    )
+  return value
 }
 
 /** Shared empty list for counters that crossed no alert. */
