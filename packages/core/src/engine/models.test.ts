@@ -5,7 +5,7 @@ import type { PolicyInput } from '../policy/schema.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import { createTollgate } from './gate.js'
-import { MAX_AMOUNT } from './validate.js'
+import { MAX_COST } from './models.js'
 
 /** Exact cost in micro-units, rounded up: `tokens` at `price` currency units per million. */
 const exactCost = (tokens: number, price: number) =>
@@ -32,7 +32,7 @@ describe('a call priced beyond what one call may cost', () => {
     const seen = { over: 0, within: 0 }
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 1, max: 1_000_000 }),
+        fc.integer({ min: 1, max: 1_000_000_000 }),
         fc.integer({ min: 0, max: 1e12 }),
         fc.boolean(),
         async (price, tokens, general) => {
@@ -46,7 +46,7 @@ describe('a call priced beyond what one call may cost', () => {
             model: 'm',
             estimate: { inputTokens: tokens, maxOutputTokens: 0 },
           })
-          const over = exactCost(tokens, price) > BigInt(MAX_AMOUNT)
+          const over = exactCost(tokens, price) > BigInt(MAX_COST)
           const error = await refusal(asked)
           seen[over ? 'over' : 'within']++
           if (!over) {
@@ -67,7 +67,7 @@ describe('a call priced beyond what one call may cost', () => {
   it('at settle: refused, the reservation still held, then settled or released as usual', async () => {
     for (const general of [false, true]) {
       const gate = createTollgate({
-        policy: policyOf(1_000, general),
+        policy: policyOf(1_000_000, general),
         store: memoryStore({ clock: fakeClock() }),
       })
       const subject = { user: 'u' }
@@ -77,15 +77,15 @@ describe('a call priced beyond what one call may cost', () => {
         estimate: { inputTokens: 100, maxOutputTokens: 0 },
       })
       if (!decision.allowed) throw new Error('refused')
-      // 1e9 tokens at 1,000 per million cost exactly 1e12 micro-units: the most one call may cost
+      // 1e9 tokens at 1,000,000 per million cost exactly 1e15 micro-units: the most one call may cost
       const error = await refusal(gate.settle(decision.id, { inputTokens: 1e9 + 1 }))
       expect(error).toMatchObject({ code: 'invalid_amount', issues: [{ path: ['usage'] }] })
       const cost = (await gate.usage({ subject })).find((s) => s.metric === 'cost')!
-      // 100 tokens at 1,000 per million: 0.1 in the policy's currency, 100,000 micro-units
-      expect(cost).toMatchObject({ used: 100_000, held: 100_000 })
+      // 100 tokens at 1,000,000 per million: 100 in the policy's currency, 1e8 micro-units
+      expect(cost).toMatchObject({ used: 1e8, held: 1e8 })
       expect(await gate.settle(decision.id, { inputTokens: 1e9 })).toMatchObject({
         status: 'settled',
-        amounts: { cost: MAX_AMOUNT },
+        amounts: { cost: MAX_COST },
       })
     }
   })

@@ -8,7 +8,6 @@ import { costOf } from '../money.js'
 import type { CompiledPolicy, Price } from '../policy/compile.js'
 import { flagsOf, type MatchContext } from '../policy/match.js'
 import type { Estimate, Usage } from './types.js'
-import { MAX_AMOUNT } from './validate.js'
 
 /** The model an alias stands for (or the name itself). */
 export function resolveModel(policy: CompiledPolicy, model: string | undefined): string | undefined {
@@ -135,6 +134,9 @@ export function actualAmounts(
   return amounts
 }
 
+/** The most one call may cost, in micro-units: 1e9 in the policy's currency, its largest money amount. */
+export const MAX_COST = 1e15
+
 function priceCall(
   price: Price,
   inputTokens: number,
@@ -148,13 +150,13 @@ function priceCall(
     costOf(cachedInputTokens, price.cachedInput) +
     costOf(outputTokens, price.output)
   for (const unit in units) cost += costOf(units[unit]!, price.units[unit] ?? 0)
-  // A cost past what `usage.cost` may report is refused like it, before anything moves: beyond
-  // 2^53 it could not even be counted exactly.
-  if (cost > MAX_AMOUNT) {
+  // Past the largest money amount a policy can state, a cost is refused before anything moves: a
+  // few such would already sum past 2^53 micro-units, where counting stops being exact.
+  if (cost > MAX_COST) {
     throw new TollgateError(
       'invalid_amount',
-      `The ${what} prices this call at ${cost} micro-units, more than ${MAX_AMOUNT} (1,000,000 in the policy's currency), the most one call may cost.`,
-      { issues: [{ path: [what], message: 'priced at more than 1e12 micro-units' }] },
+      `The ${what} prices this call at ${cost} micro-units, more than ${MAX_COST} (1e9 in the policy's currency, the largest amount a policy can state).`,
+      { issues: [{ path: [what], message: 'priced at more than 1e15 micro-units' }] },
     )
   }
   return cost
