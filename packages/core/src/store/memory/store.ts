@@ -304,18 +304,19 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
    */
   const tick = () => {
     metaOf = undefined
-    const read = clock.now()
-    if (read > now) now = read
+    now = later()
     sweep()
     return now
+  }
+  /** The clock's time, or the store's latest time while the clock is behind it. */
+  const later = () => {
+    const read = clock.now()
+    return read > now ? read : now
   }
 
   const self: MemoryStore & { lane: Lane } = {
     clock,
-    now: () => {
-      const read = clock.now()
-      return read > now ? read : now
-    },
+    now: later,
 
     reserve(input: StoreReserve): StoreReserveResult {
       tick()
