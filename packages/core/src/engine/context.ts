@@ -12,6 +12,7 @@ import { WindowCache } from './counters.js'
 import { laneOf } from './fast.js'
 import { type Guard, guard } from './guard.js'
 import { idMaker } from './ids.js'
+import { checkOptions } from './options.js'
 import { Plans } from './plan.js'
 import type { TollgateOptions } from './types.js'
 
@@ -64,6 +65,7 @@ export class BoundedMap<K, V> extends Map<K, V> {
 }
 
 export function createEngine(options: TollgateOptions): Engine {
+  checkOptions(options)
   const policy = parsePolicy(options.policy)
   const store = options.store ?? memoryStore(options.clock ? { clock: options.clock } : {})
   const storeClock = (store as { clock?: unknown }).clock

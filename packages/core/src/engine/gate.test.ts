@@ -390,3 +390,34 @@ describe('store failures', () => {
     }
   })
 })
+
+describe('createTollgate', () => {
+  it('refuses options that cannot work when the gate is made, naming the option', () => {
+    const bad: [string, Record<string, unknown>][] = [
+      ['store', { store: {} }],
+      ['store', { store: { ...memoryStore(), commit: undefined } }],
+      ['clock', { clock: {} }],
+      ['onDecision', { onDecision: 'log' }],
+      ['onStoreError', { onStoreError: {} }],
+      ['timeoutMs', { timeoutMs: Number.NaN }],
+      ['timeoutMs', { timeoutMs: -1 }],
+      ['timeoutMs', { timeoutMs: '1s' }],
+      ['maxIdLength', { maxIdLength: 0 }],
+      ['maxIdLength', { maxIdLength: Number.NaN }],
+    ]
+    for (const [name, options] of bad) {
+      let thrown: unknown
+      try {
+        createTollgate({ policy: base, ...options } as never)
+      } catch (error) {
+        thrown = error
+      }
+      expect(TollgateError.isInstance(thrown), name).toBe(true)
+      expect(thrown, name).toMatchObject({ code: 'invalid_request', message: expect.stringContaining(name) })
+    }
+    const clock = fakeClock()
+    expect(() =>
+      createTollgate({ policy: base, store: memoryStore({ clock }), clock, timeoutMs: 50, maxIdLength: 1 }),
+    ).not.toThrow()
+  })
+})

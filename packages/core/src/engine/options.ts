@@ -1,0 +1,48 @@
+/**
+ * The checks of `createTollgate`'s options: a mistake in them is refused when the gate is made,
+ * naming the option, rather than found out on the first call (or never: a hook that is not a
+ * function would be skipped in silence, a `timeoutMs` of NaN would time out every store call).
+ */
+import { TollgateError } from '../errors.js'
+import type { TollgateOptions } from './types.js'
+
+/** What every store must have (`Store` in the store contract). */
+const STORE_METHODS = [
+  'reserve',
+  'commit',
+  'read',
+  'adjust',
+  'setOverride',
+  'block',
+  'blocked',
+  'lookup',
+  'now',
+]
+const HOOKS = ['onDecision', 'onSettle', 'onAlert', 'onStoreError'] as const
+
+const refuse = (message: string): never => {
+  throw new TollgateError('invalid_request', `createTollgate: ${message}`)
+}
+
+/** Throws `invalid_request` for the first option that cannot work. */
+export function checkOptions(options: TollgateOptions): void {
+  if (typeof options !== 'object' || options === null) refuse('options must be an object')
+  const { store, clock, timeoutMs, maxIdLength } = options
+  if (store !== undefined) {
+    if (typeof store !== 'object' || store === null) refuse('store must be a store object')
+    for (const method of STORE_METHODS)
+      if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function')
+        refuse(`store has no ${method}() method: it is not a store`)
+  }
+  if (clock !== undefined && typeof clock?.now !== 'function') refuse('clock must have a now() method')
+  for (const hook of HOOKS)
+    if (options[hook] !== undefined && typeof options[hook] !== 'function')
+      refuse(`${hook} must be a function`)
+  if (
+    timeoutMs !== undefined &&
+    !(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)
+  )
+    refuse(`timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}`)
+  if (maxIdLength !== undefined && !(Number.isSafeInteger(maxIdLength) && maxIdLength >= 1))
+    refuse(`maxIdLength must be a whole number of at least 1, got ${String(maxIdLength)}`)
+}
