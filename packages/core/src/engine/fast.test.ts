@@ -159,6 +159,50 @@ describe('the fast path', () => {
     )
   })
 
+  it('refuses a bad request as the general path does, once the shape of its subject is known', async () => {
+    const { fast, general } = gates()
+    const known = subjects[1]!
+    const estimate = { inputTokens: 1, maxOutputTokens: 1 }
+    for (const g of [fast, general])
+      expect((await g.reserve({ subject: known, model: 'm', estimate })).allowed).toBe(true)
+    const bad: unknown[] = [
+      null,
+      { subject: known, model: '' },
+      { subject: known, model: 5 },
+      { subject: known, feature: '' },
+      { subject: known, feature: 'f'.repeat(16_385) },
+      { subject: known, attempt: 0 },
+      { subject: known, estimate: { inputTokens: -1 } },
+      { subject: known, estimate: { maxOutputTokens: Number.NaN } },
+      { subject: known, estimate: { units: { x: 1.5 } } },
+      { subject: { ...known, user: 5 } },
+      { subject: { ...known, user: '' } },
+      { subject: { ...known, user: 'u'.repeat(16_385) } },
+      { subject: { ...known, user: 'u:2 ' } },
+      { subject: { ...known, user: 5 }, model: '' }, // the ids are checked first
+      { subject: 'u:2' },
+      { subject: [known.user, known.team, known.org] },
+      { subject: Object.values(known) },
+    ]
+    const outcome = async (g: Tollgate, request: unknown) => {
+      try {
+        const asked = request && typeof request === 'object' ? { model: 'm', estimate, ...request } : request
+        const decision = await g.reserve(asked as never)
+        return decision.allowed ? 'allowed' : decision.code
+      } catch (error) {
+        return `${(error as { code: string }).code}: ${(error as Error).message}`
+      }
+    }
+    for (const request of bad) {
+      const [a, b] = [await outcome(fast, request), await outcome(general, request)]
+      expect(a, JSON.stringify(request)).toEqual(b)
+      expect(a, JSON.stringify(request)).toMatch(/^invalid_|^allowed$/)
+    }
+    // only the subject with a trailing space is a valid request (another user)
+    const allowed = (await Promise.all(bad.map((r) => outcome(fast, r)))).filter((o) => o === 'allowed')
+    expect(allowed).toHaveLength(1)
+  })
+
   it('is used by a plain policy on the memory store itself, and never through a wrapper', async () => {
     const clock = fakeClock()
     const store = memoryStore({ clock })

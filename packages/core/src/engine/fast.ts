@@ -7,14 +7,13 @@
  */
 
 import type { CompiledPolicy } from '../policy/compile.js'
-import type { MatchContext } from '../policy/match.js'
+import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import type { CounterSpec, Lane, Store } from '../store/contract.js'
 import { LANE_FIELDS } from '../store/contract.js'
 import { Allowed } from './allowed.js'
 import type { Engine } from './context.js'
 import { estimateAmounts, resolveModel, tierOf } from './models.js'
 import { type Plan, specsOf, type Template } from './plan.js'
-import { EMPTY } from './reserve.js'
 import type { ReserveRequest } from './types.js'
 import { checkRequest } from './validate.js'
 
@@ -27,17 +26,20 @@ export function laneOf(policy: CompiledPolicy, store: Store): Lane | undefined {
 
 /** An allowed decision from the lane, or `undefined` when the general path must decide. */
 export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest): Allowed | undefined {
-  const { policy } = engine
-  checkRequest(request, engine.maxIdLength)
+  const { policy, plans, maxIdLength } = engine
+  if (request === null || request === undefined) checkRequest(request, maxIdLength) // throws
   const model = resolveModel(policy, request.model)
   const context: MatchContext = {
     subject: request.subject,
-    attributes: request.attributes ?? EMPTY,
+    attributes: request.attributes ?? NO_ATTRIBUTES,
     model,
     tier: tierOf(policy, model),
     feature: request.feature,
   }
-  const plan = engine.plans.of(context)
+  // a known plan vouches for the subject's ids; the rest of the request is checked every time
+  const known = plans.known(context)
+  checkRequest(request, maxIdLength, known !== undefined)
+  const plan = known ?? plans.of(context)
   if (!plan.plain) return undefined
   const { amounts, unpriced } = estimateAmounts(policy, model, request.estimate)
   if (unpriced && plan.costly) return undefined // the general path refuses or flags it

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { parsePolicy } from '../policy/load.js'
-import type { Attributes, MatchContext } from '../policy/match.js'
+import { type Attributes, type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import { matchRules } from './counters.js'
 import { Plans } from './plan.js'
 
@@ -46,6 +46,58 @@ describe('plans', () => {
       }),
       { numRuns: 200 },
     )
+  })
+
+  it('know a plan only once it was made, and only for the same ids under the same dimensions', () => {
+    // one id under several dimensions, in any order: {user: a} and {team: a} reach the same depth
+    const subject = fc.dictionary(fc.constantFrom('user', 'team', 'org'), fc.constantFrom('a', 'b'))
+    fc.assert(
+      fc.property(fc.array(subject, { minLength: 1, maxLength: 30 }), (subjects) => {
+        const plans = new Plans(policy)
+        const made = new Set<string>()
+        for (const s of subjects) {
+          const c = contextOf({ subject: s, model: 'm1', feature: undefined, attributes: NO_ATTRIBUTES })
+          const shape = JSON.stringify(Object.entries(s))
+          const known = plans.known(c)
+          if (known !== undefined) expect(made.has(shape)).toBe(true)
+          const result = outcome(() => plans.of(c).matched)
+          expect(result).toEqual(outcome(() => matchRules(policy, c)))
+          if (typeof result === 'string') continue // refused: no plan made
+          made.add(shape)
+          // an id first seen under another dimension at this depth is planned by text, and not known
+          const again = plans.known(c)
+          if (again !== undefined) expect(again).toBe(plans.of(c))
+          if (known !== undefined) expect(known).toBe(plans.of(c))
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('know the plan of a request made before, unless it has attributes (those are planned by text)', () => {
+    const plans = new Plans(policy)
+    const plain = contextOf({
+      subject: { user: 'a', team: 'b' },
+      model: 'm1',
+      feature: undefined,
+      attributes: NO_ATTRIBUTES,
+    })
+    expect(plans.known(plain)).toBeUndefined()
+    expect(plans.known(plain)).toBeUndefined() // looking made nothing
+    const plan = plans.of(plain)
+    expect(plans.known(plain)).toBe(plan)
+    expect(plans.known({ ...plain, subject: { team: 'b', user: 'a' } })).toBeUndefined()
+    expect(plans.known({ ...plain, subject: { user: 'b', team: 'b' } })).toBeUndefined()
+    expect(plans.known({ ...plain, subject: { user: 'a' } })).toBeUndefined()
+    const c = contextOf({
+      subject: { user: 'a', team: 'b' },
+      model: 'm1',
+      feature: undefined,
+      attributes: { plan: 'free' },
+    })
+    plans.of(c)
+    expect(plans.known(c)).toBeUndefined()
+    expect(plans.of(c)).toBe(plans.of(c))
   })
 
   it('keep counters of one partition apart by tenant scope', () => {

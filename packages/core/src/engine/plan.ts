@@ -9,7 +9,7 @@ import { TollgateError } from '../errors.js'
 import { blockKey, counterKey } from '../keys.js'
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js'
 import { BUILTIN_METRICS } from '../policy/compile.js'
-import type { MatchContext } from '../policy/match.js'
+import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import type { CounterSpec, CounterState, ThrottleSpec, WindowSpec } from '../store/contract.js'
 import { dimensionOf, type Matched, matchRules, type Slot, scopeOf, type WindowCache } from './counters.js'
 import type { Sent } from './fast.js'
@@ -88,10 +88,8 @@ export class Plans {
 
   /** The plan for a request context (its model already resolved). Throws like `matchRules`. */
   of(context: MatchContext): Plan {
-    for (const _ in context.attributes) return this.ofText(context)
-    let node = this.root.step(context.model).step(context.feature)
-    const { subject } = context
-    for (const dimension in subject) node = node.step(dimension).step(subject[dimension])
+    const node = this.walk(context, true)
+    if (node === undefined) return this.ofText(context)
     let plan = node.leaf
     if (plan === undefined) {
       plan = makePlan(this.policy, context, this.parts)
@@ -103,6 +101,33 @@ export class Plans {
       node.leaf = plan
     }
     return plan
+  }
+
+  /**
+   * The plan already made for this context, or `undefined`. A plan is made only for a request
+   * whose ids passed `checkRequest`, and is found only when each id is the same string as one of
+   * those: a request whose plan is known has valid ids (`fast.ts` skips checking them again).
+   */
+  known(context: MatchContext): Plan | undefined {
+    return this.walk(context, false)?.leaf
+  }
+
+  /**
+   * The trie node of `context`, made as needed when `make`; `undefined` when missing, or when the
+   * context has attributes or reuses an id under another dimension (`of` keys those by text).
+   */
+  private walk(context: MatchContext, make: boolean): Trie<Plan> | undefined {
+    if (context.attributes !== NO_ATTRIBUTES) for (const _ in context.attributes) return undefined
+    let node = make ? this.root.step(context.model) : this.root.child(context.model)
+    if (node !== undefined) node = make ? node.step(context.feature) : node.child(context.feature)
+    const { subject } = context
+    for (const dimension in subject) {
+      if (node === undefined) return undefined
+      const id = subject[dimension]
+      node = make ? node.step(id, dimension) : node.child(id)
+      if (node !== undefined && node.dimension !== dimension) return undefined
+    }
+    return node
   }
 
   private ofText(context: MatchContext): Plan {
@@ -120,27 +145,40 @@ export class Plans {
 
 /**
  * A trie node: children by key, and a leaf (a plan, or a rule's part). The first key seen is
- * kept beside the Map: a node for a model, a feature or a dimension's name usually has one
- * child (the same model, feature or next dimension every time), reached with a comparison.
+ * kept beside the Map: a node for a model or a feature usually has one child (the same feature
+ * or first dimension every time), reached with a comparison. A subject's id steps straight to its
+ * node, which keeps the dimension it was first reached by; the caller checks it.
  */
 class Trie<Leaf> {
   leaf: Leaf | undefined = undefined
+  /** The subject dimension whose id leads here (`undefined` for a model, feature or scope). */
+  readonly dimension: string | undefined
   private firstKey: string | undefined = undefined
   private first: Trie<Leaf> | undefined = undefined
   private others: Map<string | undefined, Trie<Leaf>> | undefined = undefined
 
-  /** The child for `key`, made when missing. */
-  step(key: string | undefined): Trie<Leaf> {
+  constructor(dimension?: string) {
+    this.dimension = dimension
+  }
+
+  /** The child for `key`, or `undefined`. */
+  child(key: string | undefined): Trie<Leaf> | undefined {
+    if (this.firstKey === key && this.first !== undefined) return this.first
+    return this.others?.get(key)
+  }
+
+  /** The child for `key`, made (reached by `dimension`) when missing. */
+  step(key: string | undefined, dimension?: string): Trie<Leaf> {
     if (this.first !== undefined && this.firstKey === key) return this.first
     if (this.first === undefined) {
       this.firstKey = key
-      this.first = new Trie()
+      this.first = new Trie(dimension)
       return this.first
     }
     this.others ??= new Map()
     let next = this.others.get(key)
     if (next === undefined) {
-      next = new Trie()
+      next = new Trie(dimension)
       this.others.set(key, next)
     }
     return next

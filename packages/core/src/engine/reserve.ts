@@ -4,7 +4,7 @@
  */
 import type { Decision, Downgrade, Violation, Warning } from '../decision.js'
 import { TollgateError } from '../errors.js'
-import type { Attributes, MatchContext } from '../policy/match.js'
+import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import type { StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
 import { Allowed, type StoreAnswer } from './allowed.js'
@@ -38,7 +38,7 @@ export async function decide(
   const requested = resolveModel(policy, request.model)
   const context: MatchContext = {
     subject: request.subject,
-    attributes: request.attributes ?? EMPTY,
+    attributes: request.attributes ?? NO_ATTRIBUTES,
     model: requested,
     tier: tierOf(policy, requested),
     feature: request.feature,
@@ -203,9 +203,6 @@ async function refuseOrServe(
   }
   return refuseAll()
 }
-
-/** The attributes of a request that gives none (shared by the fast path). */
-export const EMPTY: Attributes = Object.freeze({})
 
 /** One store reserve within the timeout; a synchronous store answers with no promise in between. */
 function hold(engine: Engine, input: StoreReserve): Promise<StoreReserveResult> | StoreReserveResult {

@@ -2,6 +2,7 @@
  * Input checks, before any counter moves: amounts are non-negative safe whole numbers
  * below an absurdity bound, subjects are flat maps of non-empty string ids.
  */
+import type { Subject } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import type { ReserveRequest, Usage } from './types.js'
 
@@ -28,8 +29,11 @@ function checkUnits(units: unknown, path: string): void {
   for (const [unit, value] of Object.entries(units)) checkAmount(value, `${path}.${unit}`)
 }
 
-/** Throws a `TollgateError` describing the first problem in a reserve request. */
-export function checkRequest(request: ReserveRequest, maxIdLength: number): void {
+/**
+ * Throws a `TollgateError` describing the first problem in a reserve request. `idsKnown`: the
+ * subject's ids are already known to be valid (see `Plans.known`), so only the rest is checked.
+ */
+export function checkRequest(request: ReserveRequest, maxIdLength: number, idsKnown = false): void {
   if (typeof request !== 'object' || request === null) {
     throw new TollgateError('invalid_request', 'reserve() needs a request object')
   }
@@ -37,19 +41,7 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number): void
   if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) {
     throw new TollgateError('invalid_subject', 'subject must be an object of dimension → id')
   }
-  for (const dimension in subject) {
-    const id = subject[dimension]
-    if (typeof id !== 'string') {
-      throw new TollgateError('invalid_subject', `subject.${dimension} must be a string id, got ${typeof id}`)
-    }
-    if (id.length === 0) throw new TollgateError('invalid_subject', `subject.${dimension} is empty`)
-    if (id.length > maxIdLength) {
-      throw new TollgateError(
-        'invalid_subject',
-        `subject.${dimension} is longer than ${maxIdLength} characters`,
-      )
-    }
-  }
+  if (!idsKnown) checkIds(subject, maxIdLength)
   if (model !== undefined && (typeof model !== 'string' || model.length === 0)) {
     throw new TollgateError('invalid_request', 'model must be a non-empty string')
   }
@@ -71,6 +63,23 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number): void
     if (estimate.maxOutputTokens !== undefined)
       checkAmount(estimate.maxOutputTokens, 'estimate.maxOutputTokens')
     checkUnits(estimate.units, 'estimate.units')
+  }
+}
+
+/** Throws `invalid_subject` for the first id that is not a non-empty string of at most `maxIdLength`. */
+function checkIds(subject: Subject, maxIdLength: number): void {
+  for (const dimension in subject) {
+    const id: unknown = subject[dimension]
+    if (typeof id !== 'string') {
+      throw new TollgateError('invalid_subject', `subject.${dimension} must be a string id, got ${typeof id}`)
+    }
+    if (id.length === 0) throw new TollgateError('invalid_subject', `subject.${dimension} is empty`)
+    if (id.length > maxIdLength) {
+      throw new TollgateError(
+        'invalid_subject',
+        `subject.${dimension} is longer than ${maxIdLength} characters`,
+      )
+    }
   }
 }
 

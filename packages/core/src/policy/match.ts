@@ -8,6 +8,9 @@ import type { MatchInput } from './schema.js'
 export type AttributeValue = string | number | boolean | readonly string[]
 export type Attributes = Readonly<Record<string, AttributeValue>>
 
+/** The attributes of a request that gives none (one object, so that a plan look-up can tell it at once). */
+export const NO_ATTRIBUTES: Attributes = Object.freeze({})
+
 /** What a match condition looks at. Absent fields in a loose context match anything. */
 export interface MatchContext {
   subject: Subject
