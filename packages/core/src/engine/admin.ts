@@ -7,13 +7,15 @@ import type { CounterSpec } from '../store/contract.js'
 import type { Engine } from './context.js'
 import { scopeOf, windowSpec } from './counters.js'
 import type { CounterRef } from './types.js'
-import { checkAmount } from './validate.js'
+import { checkAmount, checkIdMap, checkRuleRef } from './validate.js'
 
 /** The counter a reference names, with the rule it belongs to. */
 export async function counterOf(
   engine: Engine,
   ref: CounterRef,
 ): Promise<{ rule: CompiledRule; spec: CounterSpec }> {
+  checkRuleRef(ref, 'the counter')
+  checkIdMap(ref.subject, engine.maxIdLength, 'subject')
   const rule = engine.policy.rulesById.get(ref.rule)
   if (!rule) throw new TollgateError('unknown_rule', `No rule "${ref.rule}" in the policy.`)
   const only = rule.limits.length === 1 ? rule.limits[0]!.metric : undefined

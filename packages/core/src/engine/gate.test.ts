@@ -350,6 +350,77 @@ describe('admin', () => {
   })
 })
 
+describe('malformed input', () => {
+  /** The error code and message `f` is refused with; throws unless it is a TollgateError. */
+  const refusal = async (f: () => Promise<unknown>) => {
+    try {
+      await f()
+    } catch (error) {
+      if (!TollgateError.isInstance(error)) throw error
+      return `${error.code}: ${error.message}`
+    }
+    return 'accepted'
+  }
+  const cycle: Record<string, unknown> = {}
+  cycle.self = cycle
+
+  it('refuses a counter reference or a top query that is not one, with a typed error', async () => {
+    const { gate } = setup()
+    const hostile = [undefined, null, 5, 'user-day', Symbol('s'), 1n]
+    for (const value of hostile) {
+      const as = value as never
+      expect(await refusal(() => gate.override(as, 3))).toMatch(/^invalid_request: the counter must be/)
+      expect(await refusal(() => gate.top(as))).toMatch(/^invalid_request: the query must be/)
+      if (typeof value === 'string') continue // a valid id below
+      const ref = { rule: 'user-day', metric: 'requests', subject: { user: 'u1' } }
+      expect(await refusal(() => gate.override({ ...ref, rule: as }, 3))).toMatch(
+        /^invalid_request: the counter\.rule/,
+      )
+      if (value !== undefined)
+        expect(await refusal(() => gate.override({ ...ref, metric: as }, 3))).toMatch(
+          /^invalid_request: the counter\.metric/,
+        )
+      expect(await refusal(() => gate.override({ ...ref, subject: as }, 3))).toMatch(
+        /^invalid_subject: subject/,
+      )
+      expect(await refusal(() => gate.override({ ...ref, subject: { user: as } }, 3))).toMatch(
+        /^invalid_subject: subject\.user/,
+      )
+      expect(
+        await refusal(() => gate.top({ rule: 'user-day', metric: 'requests', where: { user: as } })),
+      ).toMatch(/^invalid_subject: where\.user/)
+    }
+    // nothing was overridden: the caps are the policy's
+    const usage = await gate.usage(ask())
+    expect(usage.find((u) => u.rule === 'user-day' && u.metric === 'requests')).toMatchObject({ limit: 3 })
+    expect(
+      await refusal(() => gate.top({ rule: 'user-day', metric: 'requests', where: null as never })),
+    ).toBe('accepted')
+  })
+
+  it('refuses attributes no policy can match on, before anything moves', async () => {
+    const { gate } = setup()
+    const before = await gate.usage(ask())
+    const hostile: [unknown, RegExp][] = [
+      ['pro', /^invalid_request: attributes must be an object/],
+      [['pro'], /^invalid_request: attributes must be an object/],
+      [{ plan: Number.NaN }, /^invalid_request: attributes\.plan must be/],
+      [{ plan: Number.POSITIVE_INFINITY }, /^invalid_request: attributes\.plan must be/],
+      [{ plan: () => 'pro' }, /^invalid_request: attributes\.plan must be/],
+      [{ plan: Symbol('pro') }, /^invalid_request: attributes\.plan must be/],
+      [{ plan: 1n }, /^invalid_request: attributes\.plan must be/],
+      [{ nested: [1n] }, /^invalid_request: attributes must be JSON values/],
+      [{ nested: cycle }, /^invalid_request: attributes must be JSON values/],
+    ]
+    for (const [attributes, expected] of hostile)
+      expect(await refusal(() => gate.reserve(ask({ attributes: attributes as never })))).toMatch(expected)
+    expect(await gate.usage(ask())).toEqual(before)
+    // what a JSON identity or a JS caller passes is taken: strings, numbers, booleans, lists, null, undefined
+    const fine = { plan: 'pro', seats: 3, trial: false, flags: ['beta'], region: null, team: undefined }
+    expect((await gate.reserve(ask({ attributes: fine as never }))).allowed).toBe(true)
+  })
+})
+
 describe('store failures', () => {
   const broken = (clock = fakeClock()) => {
     const store = memoryStore({ clock })

@@ -198,7 +198,12 @@ function shapeKey(context: MatchContext): string | undefined {
     key += `${dimension.length}:${dimension}${id.length}:${id}`
     if (key.length > MAX_KEY) return undefined
   }
-  key += JSON.stringify(attributes)
+  try {
+    key += JSON.stringify(attributes)
+  } catch {
+    // a nested bigint, a cycle, a throwing toJSON: not a value a policy can match on
+    throw new TollgateError('invalid_request', 'attributes must be JSON values (no cycles, no bigint)')
+  }
   return key.length > MAX_KEY ? undefined : key
 }
 

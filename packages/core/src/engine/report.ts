@@ -12,7 +12,7 @@ import type { Engine } from './context.js'
 import { buildSlots, limitState, matchRules } from './counters.js'
 import { resolveModel, tierOf } from './models.js'
 import type { ReserveRequest } from './types.js'
-import { checkRequest } from './validate.js'
+import { checkIdMap, checkRequest, checkRuleRef } from './validate.js'
 
 /** A limit's state in a usage report. */
 export interface UsageState extends LimitState {
@@ -93,6 +93,8 @@ export async function usage(
 /** The partitions of a rule that used the most of one metric in the current window. */
 export async function top(engine: Engine, query: TopQuery): Promise<PartitionUsage[]> {
   const { policy, store } = engine
+  checkRuleRef(query, 'the query')
+  if (query.where !== undefined && query.where !== null) checkIdMap(query.where, engine.maxIdLength, 'where')
   const rule = policy.rulesById.get(query.rule)
   if (!rule) throw new TollgateError('unknown_rule', `No rule "${query.rule}" in the policy.`)
   if (!store.scan) throw new TollgateError('invalid_request', 'This store cannot list partitions (no scan).')

@@ -51,6 +51,7 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number, idsKn
   ) {
     throw new TollgateError('invalid_request', 'feature must be a non-empty string')
   }
+  if (request.attributes !== undefined) checkAttributes(request.attributes)
   const { attempt } = request
   if (attempt !== undefined && (!Number.isInteger(attempt) || attempt < 1 || attempt > 1_000)) {
     throw new TollgateError('invalid_request', 'attempt must be a whole number from 1 to 1000')
@@ -67,17 +68,69 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number, idsKn
 }
 
 /** Throws `invalid_subject` for the first id that is not a non-empty string of at most `maxIdLength`. */
-function checkIds(subject: Subject, maxIdLength: number): void {
+function checkIds(subject: Subject, maxIdLength: number, path = 'subject'): void {
   for (const dimension in subject) {
     const id: unknown = subject[dimension]
     if (typeof id !== 'string') {
-      throw new TollgateError('invalid_subject', `subject.${dimension} must be a string id, got ${typeof id}`)
+      throw new TollgateError('invalid_subject', `${path}.${dimension} must be a string id, got ${typeof id}`)
     }
-    if (id.length === 0) throw new TollgateError('invalid_subject', `subject.${dimension} is empty`)
+    if (id.length === 0) throw new TollgateError('invalid_subject', `${path}.${dimension} is empty`)
     if (id.length > maxIdLength) {
       throw new TollgateError(
         'invalid_subject',
-        `subject.${dimension} is longer than ${maxIdLength} characters`,
+        `${path}.${dimension} is longer than ${maxIdLength} characters`,
+      )
+    }
+  }
+}
+
+/**
+ * Throws `invalid_subject` unless `ids` is an object of non-empty string ids (a counter
+ * reference's `subject`, or `top`'s `where`), named by `path` in the message.
+ */
+export function checkIdMap(ids: unknown, maxIdLength: number, path: string): asserts ids is Subject {
+  if (typeof ids !== 'object' || ids === null || Array.isArray(ids)) {
+    throw new TollgateError('invalid_subject', `${path} must be an object of dimension → id`)
+  }
+  checkIds(ids as Subject, maxIdLength, path)
+}
+
+/**
+ * Throws `invalid_request` unless `ref` is an object naming a rule, and maybe a metric, by string:
+ * a counter reference (`override`, `credit`) or a `top` query, named by `what` in the message.
+ */
+export function checkRuleRef(ref: unknown, what: string): asserts ref is { rule: string; metric?: string } {
+  if (typeof ref !== 'object' || ref === null) {
+    throw new TollgateError('invalid_request', `${what} must be an object with the rule's id`)
+  }
+  const { rule, metric } = ref as { rule?: unknown; metric?: unknown }
+  if (typeof rule !== 'string')
+    throw new TollgateError('invalid_request', `${what}.rule must be a rule id (a string)`)
+  if (metric !== undefined && typeof metric !== 'string') {
+    throw new TollgateError('invalid_request', `${what}.metric must be a metric name (a string)`)
+  }
+}
+
+/**
+ * Throws `invalid_request` unless `attributes` is an object whose values a plan can be keyed by
+ * (as JSON) and matched on: no function, symbol, bigint, NaN or infinite number at the top.
+ */
+function checkAttributes(attributes: unknown): void {
+  if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) {
+    throw new TollgateError('invalid_request', 'attributes must be an object of name → value')
+  }
+  for (const name in attributes) {
+    const value: unknown = (attributes as Record<string, unknown>)[name]
+    const kind = typeof value
+    if (
+      kind === 'function' ||
+      kind === 'symbol' ||
+      kind === 'bigint' ||
+      (kind === 'number' && !Number.isFinite(value))
+    ) {
+      throw new TollgateError(
+        'invalid_request',
+        `attributes.${name} must be a string, a finite number, a boolean or a list of strings`,
       )
     }
   }
