@@ -57,3 +57,12 @@ describe('estimateAnthropicMessage', () => {
     )
   })
 })
+
+describe('a body that is not a request object', () => {
+  it('is refused with a TypeError naming the estimator', () => {
+    for (const body of [undefined, null, 'hi', 5, ['messages']])
+      expect(() => estimateAnthropicMessage(body as never)).toThrow(
+        /^estimateAnthropicMessage: the request body must be an object/,
+      )
+  })
+})

@@ -13,6 +13,7 @@ import { imageSizeOf } from '../tokens/image-size.js'
 import { anthropicImageTokens } from '../tokens/images.js'
 import {
   asString,
+  bodyOf,
   type CallEstimate,
   type EstimateOptions,
   type Fields,
@@ -95,7 +96,7 @@ function blocks(totals: Totals, value: unknown): void {
  * estimateAnthropicMessage({ model: 'claude-sonnet-4-5', max_tokens: 1024, messages: [{ role: 'user', content: 'Hi' }] })
  */
 export function estimateAnthropicMessage(body: object, options: AnthropicEstimateOptions = {}): CallEstimate {
-  const request = body as Fields
+  const request = bodyOf(body, 'estimateAnthropicMessage')
   const totals: Totals = {
     counter: createCounter('o200k_base', options),
     text: 0,

@@ -155,3 +155,21 @@ describe('estimateEmbedding', () => {
     )
   })
 })
+
+describe('a body that is not a request object', () => {
+  it('is refused with a TypeError naming the estimator', () => {
+    for (const body of [undefined, null, 'hi', 5, ['messages']]) {
+      expect(() => estimateChatCompletion(body as never)).toThrow(
+        /^estimateChatCompletion: the request body must be an object/,
+      )
+      expect(() => estimateResponse(body as never)).toThrow(
+        /^estimateResponse: the request body must be an object/,
+      )
+      expect(() => estimateEmbedding(body as never)).toThrow(
+        /^estimateEmbedding: the request body must be an object/,
+      )
+    }
+    // an empty body is a request with nothing in it: the default output cap only
+    expect(estimateChatCompletion({}).inputTokens).toBeGreaterThan(0)
+  })
+})

@@ -38,6 +38,15 @@ export type Fields = Record<string, unknown>
 export const isFields = (value: unknown): value is Fields =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
+/** `body` as fields; a `TypeError` naming `estimator` when it is not a request object. */
+export function bodyOf(body: unknown, estimator: string): Fields {
+  if (!isFields(body))
+    throw new TypeError(
+      `${estimator}: the request body must be an object, got ${body === null ? 'null' : typeof body}`,
+    )
+  return body
+}
+
 export const asString = (value: unknown): string | undefined =>
   typeof value === 'string' ? value : undefined
 

@@ -170,3 +170,14 @@ describe('bounded counting', () => {
     expect(utf8Length('😀'.repeat(300))).toBe(1200)
   })
 })
+
+describe('bad input', () => {
+  it('names what is wrong: an unknown encoding, or text that is not a string', () => {
+    for (const name of ['p50k_base', '', '__proto__', 'constructor', 'toString'])
+      expect(() => createCounter(name as never), name).toThrow(/Unknown encoding .*o200k_base or cl100k_base/)
+    expect(() => countTokens('hi', 'gpt-4o' as never)).toThrow(/Unknown encoding "gpt-4o"/)
+    for (const text of [undefined, null, 5, {}, ['a'], Symbol('s')])
+      expect(() => countTokens(text as never), String(typeof text)).toThrow(/text must be a string, got/)
+    expect(countTokens('')).toEqual({ tokens: 0, exact: true })
+  })
+})

@@ -142,6 +142,8 @@ class BudgetCounter implements Counter {
   }
 
   count(text: string): number {
+    if (typeof text !== 'string')
+      throw new TypeError(`countTokens: text must be a string, got ${typeof text}`)
     const n = text.length
     if (n === 0) return 0
     if (this.#exhausted) {

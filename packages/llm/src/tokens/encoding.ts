@@ -65,6 +65,10 @@ const counters: Record<EncodingName, ExactCounter> = {
 
 /** The exact counter of an encoding. */
 export function exactCounter(encoding: EncodingName): ExactCounter {
+  if (!Object.hasOwn(counters, encoding))
+    throw new TypeError(
+      `Unknown encoding ${JSON.stringify(String(encoding))}: Tollgate counts with o200k_base or cl100k_base`,
+    )
   return counters[encoding]
 }
 
