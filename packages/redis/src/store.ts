@@ -206,6 +206,14 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
   if (!Number.isSafeInteger(sweepLimit) || sweepLimit < 1) {
     throw new TypeError(`redisStore: sweepLimit must be a whole number >= 1, got ${sweepLimit}`)
   }
+  if (options.batch !== undefined && typeof options.batch !== 'boolean') {
+    throw new TypeError(`redisStore: batch must be true or false, got ${JSON.stringify(options.batch)}`)
+  }
+  if (clock !== undefined && typeof (clock as { now?: unknown } | null)?.now !== 'function') {
+    throw new TypeError(
+      'redisStore: clock must have a now() method (a test clock; leave it out in production)',
+    )
+  }
 
   const COMMANDS = isCluster ? CLUSTERED : STANDALONE
   const scripts = client as unknown as Record<string, ScriptCall | undefined>
