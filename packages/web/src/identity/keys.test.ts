@@ -61,6 +61,39 @@ describe('memoryKeyRegistry', () => {
     const { keyId } = await keys.add('sk-legacy-0123456789abcdef', grant)
     expect(await keys.verify('sk-legacy-0123456789abcdef')).toMatchObject({ status: 'active', keyId })
   })
+
+  it('refuses a grant no request could use, naming the part, and stores nothing', async () => {
+    const keys = memoryKeyRegistry()
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    const bad: [unknown, RegExp][] = [
+      [undefined, /the grant must be an object/],
+      ['acme', /the grant must be an object/],
+      [{}, /grant\.subject must be an object/],
+      [{ subject: null }, /grant\.subject must be an object/],
+      [{ subject: { tenant: 5 } }, /grant\.subject\.tenant must be a non-empty string/],
+      [{ subject: { tenant: '' } }, /grant\.subject\.tenant must be/],
+      [{ ...grant, plan: 3 }, /grant\.plan must be a non-empty string/],
+      [{ ...grant, environment: '' }, /grant\.environment must be/],
+      [{ ...grant, name: {} }, /grant\.name must be/],
+      [{ ...grant, features: 'chat' }, /grant\.features must be a list/],
+      [{ ...grant, features: ['chat', 1] }, /grant\.features must be a list/],
+      [{ ...grant, attributes: ['eu'] }, /grant\.attributes must be an object/],
+      [{ ...grant, attributes: { region: Number.NaN } }, /grant\.attributes\.region must be/],
+      [{ ...grant, attributes: { region: cycle } }, /grant\.attributes\.region must be/],
+      [{ ...grant, attributes: { region: [1] } }, /grant\.attributes\.region must be/],
+    ]
+    for (const [g, message] of bad) {
+      await expect(keys.issue(g as never), String(message)).rejects.toThrow(message)
+      await expect(keys.add('sk-legacy-0123456789abcdef', g as never)).rejects.toThrow(message)
+    }
+    expect(await keys.list()).toEqual([])
+    // what KeyGrant allows is taken, down to a bare subject
+    const fine = { ...grant, attributes: { region: 'eu', seats: 3, trial: false, tags: ['a'], none: null } }
+    expect((await keys.issue(fine)).keyId).toMatch(/^key_/)
+    expect((await keys.issue({ subject: {} })).keyId).toMatch(/^key_/)
+    await expect(keys.rotate(5 as never)).rejects.toThrow(/rotate: keyId must be a key id/)
+  })
 })
 
 describe('apiKeyIdentity', () => {

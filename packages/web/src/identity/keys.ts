@@ -6,6 +6,7 @@
  */
 import type { Attributes, Clock, Subject } from '@tollgate/core'
 import { equalDigests, fromHex, sha256, toBase64Url, toHex } from './digest.js'
+import { checkGrant } from './grant.js'
 import {
   credential,
   forbidden,
@@ -213,12 +214,14 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
     put: (record) => storage.put(record),
     revoke: (keyId) => storage.revoke(keyId),
     async issue(grant, options = {}) {
+      checkGrant(grant, 'issue')
       const key = newKey(options.prefix)
       return { key, keyId: await store(key, grant, expiry(options.expiresAt)) }
     },
     async add(key, grant, options = {}) {
       if (typeof key !== 'string' || key.length < MIN_KEY_LENGTH || key.length > MAX_KEY_LENGTH)
         throw new TypeError(`an API key has ${MIN_KEY_LENGTH} to ${MAX_KEY_LENGTH} characters`)
+      checkGrant(grant, 'add')
       return { keyId: await store(key, grant, expiry(options.expiresAt)) }
     },
     async verify(key) {
@@ -248,8 +251,9 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
     async rotate(keyId, options = {}) {
       const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
       if (!Number.isFinite(graceMs) || graceMs < 0) throw new TypeError('rotate: graceMs is a number ≥ 0')
+      if (typeof keyId !== 'string') throw new TypeError('rotate: keyId must be a key id (a string)')
       const old = await storage.find(keyId)
-      if (!old) throw new Error(`rotate: no key ${keyId}`)
+      if (!old) throw new Error(`rotate: no key ${keyId.slice(0, 64)}`)
       const status = statusOf(old, now())
       if (status !== 'active') throw new Error(`rotate: key ${keyId} is ${status}`)
       if (old.rotatedTo !== undefined)
