@@ -16,7 +16,6 @@ import {
   bodyOf,
   type CallEstimate,
   type EstimateOptions,
-  type Fields,
   isFields,
   json,
   tokensField,

@@ -311,6 +311,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   /** The clock's time, or the store's latest time while the clock is behind it. */
   const later = () => {
     const read = clock.now()
+    // biome-ignore lint/complexity/useMathMinMax: a NaN read keeps the last time (Math.max would give NaN)
     return read > now ? read : now
   }
 
