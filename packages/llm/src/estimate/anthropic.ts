@@ -95,7 +95,7 @@ function blocks(totals: Totals, value: unknown): void {
  * estimateAnthropicMessage({ model: 'claude-sonnet-4-5', max_tokens: 1024, messages: [{ role: 'user', content: 'Hi' }] })
  */
 export function estimateAnthropicMessage(body: object, options: AnthropicEstimateOptions = {}): CallEstimate {
-  const request = bodyOf(body, 'estimateAnthropicMessage')
+  const request = bodyOf(body)
   const totals: Totals = {
     counter: createCounter('o200k_base', options),
     text: 0,

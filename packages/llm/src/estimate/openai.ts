@@ -98,7 +98,7 @@ const extra = (ctx: Context, value: unknown) => (isFields(value) ? ctx.counter.c
  * // { inputTokens: 8, maxOutputTokens: 100, outputCap: 'request', bounded: false }
  */
 export function estimateChatCompletion(body: object, options: EstimateOptions = {}): CallEstimate {
-  const request = bodyOf(body, 'estimateChatCompletion')
+  const request = bodyOf(body)
   const ctx = context(request, options)
   let tokens = REPLY_PRIMING
   for (const message of Array.isArray(request.messages) ? request.messages : []) {
@@ -148,7 +148,7 @@ function responseItem(ctx: Context, item: unknown): number {
  * estimateResponse({ model: 'gpt-4.1', input: 'Hello', max_output_tokens: 500 })
  */
 export function estimateResponse(body: object, options: EstimateOptions = {}): CallEstimate {
-  const request = bodyOf(body, 'estimateResponse')
+  const request = bodyOf(body)
   const ctx = context(request, options)
   let tokens = REPLY_PRIMING
   const instructions = asString(request.instructions)
@@ -169,7 +169,7 @@ export function estimateResponse(body: object, options: EstimateOptions = {}): C
  * estimateEmbedding({ model: 'text-embedding-3-small', input: ['a', 'b'] }) // inputTokens: 2
  */
 export function estimateEmbedding(body: object, options: EstimateOptions = {}): CallEstimate {
-  const request = bodyOf(body, 'estimateEmbedding')
+  const request = bodyOf(body)
   const ctx = context(request, options)
   const one = (value: unknown): number =>
     typeof value === 'string' ? ctx.counter.count(value) : typeof value === 'number' ? 1 : 0

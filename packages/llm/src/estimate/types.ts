@@ -38,13 +38,14 @@ export type Fields = Record<string, unknown>
 export const isFields = (value: unknown): value is Fields =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
-/** `body` as fields; a `TypeError` naming `estimator` when it is not a request object. */
-export function bodyOf(body: unknown, estimator: string): Fields {
-  if (!isFields(body))
-    throw new TypeError(
-      `${estimator}: the request body must be an object, got ${body === null ? 'null' : typeof body}`,
-    )
-  return body
+/**
+ * `body` as fields. Estimators read any body leniently, as they read messages: one that is not an
+ * object (no JSON body reached the route) is estimated as an empty request, so that the route, not
+ * the estimate, answers for it (a middleware's `estimate: (req) => …(req.body)` never turns a bad
+ * request into a 500).
+ */
+export function bodyOf(body: unknown): Fields {
+  return isFields(body) ? body : {}
 }
 
 export const asString = (value: unknown): string | undefined =>
