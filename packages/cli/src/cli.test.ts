@@ -93,7 +93,7 @@ describe('tollgate (child process)', () => {
     expect((await tollgate('simulate', good, join(dir, 'missing.jsonl'))).code).toBe(1)
   }, 60_000)
 
-  it('explain: prints the steps; a bad command line exits 64', async () => {
+  it('explain: prints the steps; a malformed request exits 1, a bad command line 64', async () => {
     const request = JSON.stringify({
       subject: { org: 'a', user: 'u' },
       inputTokens: 150,
@@ -104,6 +104,9 @@ describe('tollgate (child process)', () => {
     expect(ok.stdout).toContain('user-day: REFUSE — USER_QUOTA (429): tokens 250 > 200')
     expect(ok.stdout).toContain('refused: USER_QUOTA (429) by user-day')
     expect((await tollgate('explain', good)).code).toBe(64)
+    // a request the engine refuses as malformed is explained, and exits 1 (an error in the input)
+    const malformed = await tollgate('explain', good, '--request', JSON.stringify({ subject: { user: 5 } }))
+    expect(malformed).toMatchObject({ code: 1, stdout: expect.stringContaining('invalid_subject') })
     expect((await tollgate('explain', good, '--request', '{oops')).code).toBe(64)
     expect((await tollgate('lint')).code).toBe(64)
     expect((await tollgate('frobnicate')).code).toBe(64)

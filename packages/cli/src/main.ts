@@ -182,7 +182,8 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
   io.stdout(
     values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation, policy.currency),
   )
-  return EXIT.ok
+  // the engine refused the request itself as malformed (a bad id, amount or attribute): an input error
+  return 'error' in explanation.decision ? EXIT.error : EXIT.ok
 }
 
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
