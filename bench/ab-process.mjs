@@ -1,0 +1,73 @@
+/**
+ * Two builds of `@tollgate/core` compared in separate processes: the memory headline (six limits,
+ * reserve+settle) measured in one process per build, alternating A B, B A, A B… for `PAIRS` (default
+ * 16) pairs, and the median of the pairs' ratios printed. Slower than `ab-memory.mjs`, which runs both
+ * builds in one process, but without its order bias: there, two identical builds measured up to 10%
+ * apart (2026-12-06). See bench/README.md.
+ *
+ *   node bench/ab-process.mjs <build A's dist/index.js> [<build B's dist/index.js>, default this one]
+ */
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+const ITERATIONS = 100_000
+const ROUNDS = 8 // per process: the first two warm up, the best of the rest counts
+
+/** One process's figure: the best ns per reserve+settle over its rounds. */
+async function measure(build) {
+  const lib = await import(pathToFileURL(build).href)
+  const subjects = Array.from({ length: 1000 }, (_, i) => ({
+    org: `org-${(i % 50) % 5}`,
+    team: `team-${i % 50}`,
+    user: `user-${i}`,
+  }))
+  const limits = { requests: 1e9, tokens: 1e12 }
+  const policy = { rules: ['user', 'team', 'org'].map((d) => ({ id: d, per: d, limits, window: 'minute' })) }
+  const estimate = { inputTokens: 100, maxOutputTokens: 100 }
+  const usage = { inputTokens: 100, outputTokens: 80 }
+  const gate = lib.createTollgate({ policy, store: lib.memoryStore() })
+  let n = 0
+  let best = Number.POSITIVE_INFINITY
+  for (let round = 0; round < ROUNDS; round++) {
+    const started = performance.now()
+    for (let i = 0; i < ITERATIONS; i++) {
+      const d = await gate.reserve({ subject: subjects[n++ % 1000], estimate })
+      if (!d.allowed) throw new Error(`refused: ${d.code}`)
+      await gate.settle(d.id, usage)
+    }
+    const ns = ((performance.now() - started) / ITERATIONS) * 1e6
+    if (round >= 2) best = Math.min(best, ns)
+  }
+  return best
+}
+
+if (process.argv[2] === '--measure') {
+  console.log(String(await measure(process.argv[3])))
+} else {
+  const a = process.argv[2]
+  const b = process.argv[3] ?? fileURLToPath(new URL('../packages/core/dist/index.js', import.meta.url))
+  if (!a) {
+    console.error('usage: node bench/ab-process.mjs <build A dist/index.js> [<build B dist/index.js>]')
+    process.exit(2)
+  }
+  const self = fileURLToPath(import.meta.url)
+  const run = (build) => Number(execFileSync(process.execPath, [self, '--measure', build]).toString())
+  const times = { a: [], b: [] }
+  const pairs = Number(process.env.PAIRS ?? 16)
+  for (let i = 0; i < pairs; i++) {
+    if (i % 2 === 0) {
+      times.a.push(run(a))
+      times.b.push(run(b))
+    } else {
+      times.b.push(run(b))
+      times.a.push(run(a))
+    }
+  }
+  const ratios = times.a.map((t, i) => t / times.b[i]).sort((x, y) => x - y)
+  const median = (values) => [...values].sort((x, y) => x - y)[values.length >> 1]
+  console.log(
+    `A: median ${median(times.a).toFixed(0)} ns per reserve+settle; B: ${median(times.b).toFixed(0)} ns`,
+  )
+  console.log(`A/B time, per pair (above 1: B is faster): ${ratios.map((r) => r.toFixed(3)).join(' ')}`)
+  console.log(`median A/B ${median(ratios).toFixed(3)} over ${pairs} pairs`)
+}
