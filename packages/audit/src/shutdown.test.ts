@@ -64,4 +64,31 @@ describe('closeOnExit', () => {
     await Promise.resolve()
     expect(closes).toBe(1)
   })
+
+  it('refuses targets without close() when called, not at exit, and survives a close() that throws', async () => {
+    const hooks = () => process.listenerCount('beforeExit')
+    const before = hooks()
+    for (const targets of [undefined, null, 'sink', [undefined], [{}], [{ close: 'now' }]])
+      expect(() => closeOnExit(targets as never, { signals: [] }), JSON.stringify(targets)).toThrow(
+        /^closeOnExit: /,
+      )
+    expect(() => closeOnExit([], { signals: 'SIGTERM' as never })).toThrow(/signals must be a list/)
+    expect(hooks()).toBe(before) // nothing was hooked
+    let closed = 0
+    const remove = closeOnExit(
+      [
+        {
+          close: () => {
+            throw new Error('boom')
+          },
+        },
+        { close: async () => void closed++ },
+      ],
+      { signals: [] },
+    )
+    process.emit('beforeExit', 0) // would throw out of the listener if the first close() were not caught
+    await new Promise((resolve) => setImmediate(resolve))
+    remove()
+    expect(closed).toBe(1)
+  })
 })

@@ -28,10 +28,19 @@ export interface CloseOnExitOptions {
  * closeOnExit([sink, webhook])
  */
 export function closeOnExit(targets: readonly Closeable[], options: CloseOnExitOptions = {}): () => void {
+  // checked now: a bad target found at exit would crash the process at the worst moment
+  if (!Array.isArray(targets)) throw new TypeError('closeOnExit: targets must be a list of sinks or webhooks')
+  for (const [i, target] of targets.entries())
+    if (typeof (target as Partial<Closeable> | null)?.close !== 'function')
+      throw new TypeError(`closeOnExit: targets[${i}] has no close() method`)
   const signals = options.signals ?? ['SIGTERM', 'SIGINT']
+  if (!Array.isArray(signals) || !signals.every((signal) => typeof signal === 'string'))
+    throw new TypeError('closeOnExit: signals must be a list of signal names, e.g. ["SIGTERM"]')
+  const list = [...targets]
   let closing: Promise<unknown> | undefined
   const closeAll = () => {
-    closing ??= Promise.allSettled(targets.map((target) => target.close()))
+    // a close() that throws instead of rejecting is settled like one that rejects
+    closing ??= Promise.allSettled(list.map(async (target) => target.close()))
     return closing
   }
   const onBeforeExit = () => void closeAll()
