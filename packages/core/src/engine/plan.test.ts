@@ -100,6 +100,26 @@ describe('plans', () => {
     expect(plans.of(c)).toBe(plans.of(c))
   })
 
+  it('keep nothing of a request that cannot be planned, however many new ids it brings', () => {
+    const pairs = parsePolicy({
+      rules: [{ id: 'pair', per: ['user', 'team'], limits: { requests: 1 }, window: 'day' }],
+    })
+    const plans = new Plans(pairs)
+    const context = (subject: Record<string, string>, attributes: Attributes = NO_ATTRIBUTES) =>
+      contextOf({ subject, model: 'm1', feature: undefined, attributes })
+    plans.of(context({ user: 'u', team: 't' }))
+    const nodes = plans.nodes
+    for (let i = 0; i < 500; i++) {
+      // no team: refused, with ever new ids, with and without attributes
+      expect(outcome(() => plans.of(context({ user: `u${i}` })).matched)).toBe('invalid_subject')
+      expect(outcome(() => plans.of(context({ user: `v${i}` }, { plan: 'pro' })).matched)).toBe(
+        'invalid_subject',
+      )
+    }
+    expect(plans.nodes).toBe(nodes)
+    expect(plans.of(context({ user: 'u', team: 't' }))).toBe(plans.of(context({ user: 'u', team: 't' })))
+  })
+
   it('keep counters of one partition apart by tenant scope', () => {
     const scoped = parsePolicy({ ...policy.source, tenant: 'org' })
     const plans = new Plans(scoped)

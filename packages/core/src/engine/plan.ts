@@ -86,20 +86,29 @@ export class Plans {
     private readonly max = MAX_PLANS,
   ) {}
 
+  /** Trie nodes held, the rules' parts included: for tests. */
+  get nodes(): number {
+    let n = this.root.size()
+    for (const { trie } of this.parts.values()) n += trie.size()
+    return n
+  }
+
   /** The plan for a request context (its model already resolved). Throws like `matchRules`. */
   of(context: MatchContext): Plan {
+    const found = this.walk(context, false)
+    if (found === null) return this.ofText(context)
+    if (found?.leaf !== undefined) return found.leaf
+    // planned before any node is made: a request that cannot be planned (it throws) leaves nothing
+    // behind, so that failing requests with ever new ids cannot grow the trie
+    const plan = makePlan(this.policy, context, this.parts)
     const node = this.walk(context, true)
-    if (node === undefined) return this.ofText(context)
-    let plan = node.leaf
-    if (plan === undefined) {
-      plan = makePlan(this.policy, context, this.parts)
-      if (++this.count > this.max) {
-        this.root = new Trie()
-        this.count = 0
-        return plan
-      }
-      node.leaf = plan
+    if (!node) return plan // not reached: `found` was not null, so nothing is keyed by text
+    if (++this.count > this.max) {
+      this.root = new Trie()
+      this.count = 0
+      return plan
     }
+    node.leaf = plan
     return plan
   }
 
@@ -113,11 +122,12 @@ export class Plans {
   }
 
   /**
-   * The trie node of `context`, made as needed when `make`; `undefined` when missing, or when the
-   * context has attributes or reuses an id under another dimension (`of` keys those by text).
+   * The trie node of `context`, made as needed when `make`, else `undefined` when missing; `null`
+   * when the context is keyed by text instead: it has attributes, or reuses an id under another
+   * dimension than the node's.
    */
-  private walk(context: MatchContext, make: boolean): Trie<Plan> | undefined {
-    if (context.attributes !== NO_ATTRIBUTES) for (const _ in context.attributes) return undefined
+  private walk(context: MatchContext, make: boolean): Trie<Plan> | null | undefined {
+    if (context.attributes !== NO_ATTRIBUTES) for (const _ in context.attributes) return null
     let node = make ? this.root.step(context.model) : this.root.child(context.model)
     if (node !== undefined) node = make ? node.step(context.feature) : node.child(context.feature)
     const { subject } = context
@@ -125,7 +135,7 @@ export class Plans {
       if (node === undefined) return undefined
       const id = subject[dimension]
       node = make ? node.step(id, dimension) : node.child(id)
-      if (node !== undefined && node.dimension !== dimension) return undefined
+      if (node !== undefined && node.dimension !== dimension) return null
     }
     return node
   }
@@ -159,6 +169,13 @@ class Trie<Leaf> {
 
   constructor(dimension?: string) {
     this.dimension = dimension
+  }
+
+  /** Nodes in this trie, this one included. */
+  size(): number {
+    let n = 1 + (this.first?.size() ?? 0)
+    for (const child of this.others?.values() ?? []) n += child.size()
+    return n
   }
 
   /** The child for `key`, or `undefined`. */
@@ -237,17 +254,19 @@ function makePlan(
       cache = { trie: new Trie(), size: 0 }
       parts.set(rule.id, cache)
     }
-    // the scope (a tenant, or none) names the counters as much as the ids do
-    let node = cache.trie.step(scopeOf(policy, rule, context.subject))
-    for (const dimension of rule.per) {
+    // every id first: a request missing one throws before any node is made (nothing left behind)
+    const ids = rule.per.map((dimension) => {
       const id = dimensionOf(context, dimension)
       if (id === undefined)
         throw new TollgateError(
           'invalid_subject',
           `Rule "${rule.id}" counts per "${dimension}", but the request has no "${dimension}".`,
         )
-      node = node.step(id)
-    }
+      return id
+    })
+    // the scope (a tenant, or none) names the counters as much as the ids do
+    let node = cache.trie.step(scopeOf(policy, rule, context.subject))
+    for (const id of ids) node = node.step(id)
     let part = node.leaf
     if (part === undefined) {
       part = makePart(policy, rule, context)
