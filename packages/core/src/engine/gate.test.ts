@@ -398,6 +398,33 @@ describe('malformed input', () => {
     ).toBe('accepted')
   })
 
+  it('refuses a custom unit named like a builtin metric, which would replace its amount', async () => {
+    const { gate } = setup()
+    const before = await gate.usage(ask())
+    for (const metric of ['requests', 'tokens', 'inputTokens', 'outputTokens', 'cost', 'concurrency']) {
+      const units = { [metric]: 0 }
+      expect(await refusal(() => gate.reserve(ask({ estimate: { inputTokens: 1, units } })))).toMatch(
+        new RegExp(`^invalid_amount: estimate\\.units\\.${metric}: "${metric}" is a builtin metric`),
+      )
+      // inherited keys are read as units too, so they are checked as well
+      const inherited = Object.create({ [metric]: 0 })
+      expect(await refusal(() => gate.reserve(ask({ estimate: { units: inherited } })))).toMatch(
+        /is a builtin metric/,
+      )
+    }
+    expect(await gate.usage(ask())).toEqual(before)
+    const held = await gate.reserve(ask())
+    if (!held.allowed) throw new Error('refused')
+    expect(await refusal(() => gate.settle(held.id, { inputTokens: 500, units: { tokens: 0 } }))).toMatch(
+      /^invalid_amount: usage\.units\.tokens/,
+    )
+    // the reservation is still held, and settles with what was reported
+    expect(await gate.settle(held.id, { inputTokens: 500, outputTokens: 0 })).toMatchObject({
+      status: 'settled',
+      amounts: { requests: 1, tokens: 500 },
+    })
+  })
+
   it('refuses attributes no policy can match on, before anything moves', async () => {
     const { gate } = setup()
     const before = await gate.usage(ask())

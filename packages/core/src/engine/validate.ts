@@ -4,6 +4,7 @@
  */
 import type { Subject } from '../decision.js'
 import { TollgateError } from '../errors.js'
+import { BUILTIN_METRICS } from '../policy/compile.js'
 import type { ReserveRequest, Usage } from './types.js'
 
 /** Largest amount accepted for one call in any unit (a trillion). */
@@ -26,8 +27,21 @@ function checkUnits(units: unknown, path: string): void {
   if (typeof units !== 'object' || units === null || Array.isArray(units)) {
     throw new TollgateError('invalid_amount', `${path} must be an object of unit → amount`)
   }
-  for (const [unit, value] of Object.entries(units)) checkAmount(value, `${path}.${unit}`)
+  // every key the amounts are built from (for…in: inherited ones too)
+  for (const unit in units) {
+    const value: unknown = (units as Record<string, unknown>)[unit]
+    // a unit named like a builtin metric would replace its amount (requests: 0 would admit any number)
+    if (BUILTIN.has(unit)) {
+      throw new TollgateError(
+        'invalid_amount',
+        `${path}.${unit}: "${unit}" is a builtin metric, not a custom unit; give it with its own field`,
+      )
+    }
+    checkAmount(value, `${path}.${unit}`)
+  }
 }
+
+const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
 
 /**
  * Throws a `TollgateError` describing the first problem in a reserve request. `idsKnown`: the

@@ -54,7 +54,7 @@ describe('parsePolicy', () => {
 
   it('refuses a bad policy with one error listing every problem with its path', () => {
     const found = problems({
-      units: ['images'],
+      units: ['images', 'tokens'],
       models: { m: { price: { input: -1, output: 1 } } },
       rules: [
         { id: 'a', limits: { tokns: 5 }, window: 'day' },
@@ -73,9 +73,10 @@ describe('parsePolicy', () => {
         expect.stringMatching(/^rules\.2\.timezone: .*IANA/),
         expect.stringMatching(/^rules\.6\.id: /),
         expect.stringMatching(/^rules\.6: .*extra/),
+        'units.1: a builtin metric, not a custom unit',
       ]),
     )
-    expect(found.length).toBeGreaterThanOrEqual(5)
+    expect(found.length).toBeGreaterThanOrEqual(6)
     const message = (() => {
       try {
         parsePolicy({ rules: [{ id: 'x', limits: { requests: 1 } }] })

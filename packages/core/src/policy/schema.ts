@@ -6,6 +6,7 @@
 import { z } from 'zod'
 import { parseDuration, parseRate } from '../duration.js'
 import { assertTimeZone } from '../windows/calendar.js'
+import { BUILTIN_METRICS } from './compile.js'
 
 const name = z
   .string()
@@ -165,7 +166,13 @@ export const policySchema = z.strictObject({
    */
   tenant: z.string().min(1).optional(),
   /** Custom units rules may limit, e.g. `['image_draft', 'video_seconds']`. */
-  units: z.array(name).optional(),
+  units: z
+    .array(
+      name.refine((unit) => !(BUILTIN_METRICS as readonly string[]).includes(unit), {
+        message: 'a builtin metric, not a custom unit',
+      }),
+    )
+    .optional(),
   models: z
     .record(
       z.string(),
