@@ -2,14 +2,15 @@
  * The per-request handle: the hold one request placed, closed exactly once — by the route
  * (`settle`, `release`, `run`) or, when the route did not, by the response ending.
  */
-import type {
-  AllowedDecision,
-  Attributes,
-  CommitResult,
-  Estimate,
-  Subject,
-  Tollgate,
-  Usage,
+import {
+  type AllowedDecision,
+  type Attributes,
+  type CommitResult,
+  type Estimate,
+  type Subject,
+  type Tollgate,
+  TollgateError,
+  type Usage,
 } from '@tollgate/core'
 import type { StreamMeter } from './meter.js'
 
@@ -142,6 +143,8 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
         return result
       } catch (error) {
         safely(() => init.onSettle?.({ ...base, outcome, error }))
+        // usage the gate refused (a bad amount) closed nothing: the hold can still be closed
+        if (TollgateError.isInstance(error) && error.code === 'invalid_amount') closing = undefined
         throw error
       }
     })()
@@ -206,7 +209,15 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
         reported || measured ? { ...measured, ...reported } : sent === 0 || status >= 400 ? null : {}
       await close(usage, reason).then(
         () => undefined,
-        (error) => init.onError?.(error),
+        async (error) => {
+          init.onError?.(error)
+          // a report the gate refused: the call was made, so settle at what was measured, else the estimate
+          if (!closing && usage !== null)
+            await close(measured ?? {}, reason).then(
+              () => undefined,
+              (again) => init.onError?.(again),
+            )
+        },
       )
     },
   }

@@ -4,7 +4,7 @@ import { headerIdentity } from './identity/header.js'
 import { apiKeyIdentity, memoryKeyRegistry } from './identity/keys.js'
 import { identified } from './identity/types.js'
 import { type Admitted, handleRequest, readJson, type TollgateOptions } from './request.js'
-import { testGate, used } from './test/fixtures.js'
+import { held, testGate, used } from './test/fixtures.js'
 
 const identify = headerIdentity({ trusted: true, headers: { tenant: 'x-tenant', user: 'x-user' } })
 const request = (user = 'u1', init: RequestInit = {}) =>
@@ -135,6 +135,26 @@ describe('the handle', () => {
       }),
     ).rejects.toThrow()
     expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(215)
+  })
+
+  it('a usage report the gate refuses closes nothing: the hold can still be settled, or is at the end', async () => {
+    const errors: unknown[] = []
+    const { admit, gate } = setup({ onError: (error) => errors.push(error) })
+    const before = await used(gate, subject, 'user-daily', 'tokens')
+    // the route settles with a bad amount: refused, still open, and a good settle closes it
+    const a = await admit()
+    await expect(a.handle.settle({ inputTokens: -1 })).rejects.toMatchObject({ code: 'invalid_amount' })
+    expect(a.handle.closed).toBe(false)
+    expect((await a.handle.settle({ inputTokens: 10, outputTokens: 0 })).status).toBe('settled')
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(before + 10)
+    // a bad report found when the response ends: the call was made, so the estimate is settled
+    const b = await admit()
+    b.handle.report({ outputTokens: Number.NaN })
+    await b.tap.end('complete', 200)
+    expect(b.handle.closed).toBe(true)
+    expect(errors).toEqual([expect.objectContaining({ code: 'invalid_amount' })])
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(before + 10 + 300)
+    expect(await held(gate, subject, 'user-daily', 'tokens')).toBe(0) // nothing left open
   })
 })
 

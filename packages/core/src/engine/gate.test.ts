@@ -329,6 +329,30 @@ describe('run', () => {
     const refusal = await gate.run(ask(), () => 1).catch((e: unknown) => e)
     expect(TollgateError.isInstance(refusal) && refusal.decision?.rule).toBe('user-minute')
   })
+
+  it('refuses a bad usage report where it is made, and never leaves the reservation open', async () => {
+    const { gate, clock } = setup()
+    const tokens = async () =>
+      (await gate.usage(ask())).find((l) => l.rule === 'user-day' && l.metric === 'tokens')
+    // the report throws inside the call; the call was made, so the estimate (200 tokens) is charged
+    const thrown = await gate
+      .run(ask(), async ({ report }) => {
+        report({ inputTokens: Number.NaN })
+        return 'unreachable'
+      })
+      .catch((e: unknown) => e)
+    expect(thrown).toMatchObject({ code: 'invalid_amount' })
+    expect(await tokens()).toMatchObject({ used: 200, held: 0 })
+    // caught by the call, which reports again: the good report is what is settled
+    clock.advance('61s')
+    const value = await gate.run(ask(), async ({ report }) => {
+      expect(() => report({ outputTokens: -1 })).toThrow(/usage\.outputTokens/)
+      report({ inputTokens: 10, outputTokens: 20 })
+      return 'ok'
+    })
+    expect(value).toBe('ok')
+    expect(await tokens()).toMatchObject({ used: 230, held: 0 })
+  })
 })
 
 describe('admin', () => {

@@ -13,6 +13,7 @@ import { decideFast } from './fast.js'
 import * as report from './report.js'
 import { decide } from './reserve.js'
 import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } from './types.js'
+import { checkUsage } from './validate.js'
 
 /**
  * Create a gate for a policy and a store.
@@ -54,10 +55,18 @@ export function createTollgate(options: TollgateOptions): Tollgate {
       const decision = await reserve(request)
       if (!decision.allowed) throw TollgateError.fromDecision(decision)
       let reported: Usage | undefined
+      let misreported = false
       const context: RunContext = {
         decision,
         model: decision.model,
         report: (usage) => {
+          // checked here, where the mistake is: a bad report found only at the settle left the holds open
+          try {
+            checkUsage(usage)
+          } catch (error) {
+            misreported = true
+            throw error
+          }
           reported = usage
         },
       }
@@ -66,8 +75,9 @@ export function createTollgate(options: TollgateOptions): Tollgate {
         await commit(engine, decision.id, reported ?? {})
         return value
       } catch (error) {
-        // spend that was reported happened; otherwise the call failed before anything was billed
-        await commit(engine, decision.id, reported ?? null)
+        // spend that was reported happened, and so did a call whose report was refused (settled at
+        // the estimate); otherwise the call failed before anything was billed
+        await commit(engine, decision.id, reported ?? (misreported ? {} : null))
         throw error
       }
     },

@@ -161,7 +161,11 @@ export interface RunContext {
   decision: AllowedDecision
   /** The model to call (after any downgrade). */
   model: string
-  /** Report what the call really used; it is settled with this when the function returns or throws. */
+  /**
+   * Report what the call really used; it is settled with this when the function returns or throws.
+   * A report with a bad amount throws `invalid_amount` here; the reservation is then settled at its
+   * estimate (the call was made) unless a later report replaces it.
+   */
   report(usage: Usage): void
 }
 

@@ -42,8 +42,9 @@ export function countStreamed(text: string, encoding: EncodingName): number {
   return createCounter(encoding, STREAMED_TEXT_BUDGET).count(text)
 }
 
+/** A count from a provider: a finite number ≥ 0, rounded up to a whole one (a fraction is a quirk). */
 export const num = (value: unknown): number | undefined =>
-  typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
+  typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.ceil(value) : undefined
 
 export const obj = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined

@@ -191,6 +191,10 @@ async function close<O extends WrapOptions>(
     }
   } catch (settleError) {
     failure ??= settleError
+    // usage the gate refused (a provider's odd count): the call was made, so settle at the estimate
+    // rather than leave the hold open until its TTL
+    if (TollgateError.isInstance(settleError) && settleError.code === 'invalid_amount' && !released)
+      result = await gate.settle(id, {}).catch(() => null)
   }
   if (!options.onSettle) return
   try {

@@ -86,6 +86,24 @@ describe('wrapOpenAI: chat completions', () => {
     expect(await used('daily-tokens')).toMatchObject({ used: 1050, held: 0 })
   })
 
+  it('counts a fractional usage up, and settles at the estimate a usage the gate refuses', async () => {
+    const { openai, events, used } = setup()
+    server.reply({ json: chatCompletion('Hello.', openAIUsage(10.2, 4.5)) })
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages })
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 11, outputTokens: 5 })
+    // more tokens than any call can use (past 1e12): refused by the gate, so the estimate is settled
+    server.reply({ json: chatCompletion('Hello.', openAIUsage(5e12, 1)) })
+    const body = { model: 'gpt-4o-mini', messages, max_tokens: 100 }
+    await openai.chat.completions.create(body)
+    expect(events[1]).toMatchObject({
+      outcome: 'settled',
+      error: expect.objectContaining({ code: 'invalid_amount' }),
+    })
+    expect(events[1]!.result).toMatchObject({ status: 'settled' })
+    const estimate = estimateChatCompletion(body, exact)
+    expect(await used('daily-tokens')).toMatchObject({ used: 16 + estimate.inputTokens + 100, held: 0 })
+  })
+
   it('asks for usage in a stream, hides the extra chunk from the caller, and settles it', async () => {
     const { openai, events } = setup()
     server.reply({
