@@ -157,6 +157,11 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
       init.onError?.(error)
     }
   }
+  /** A store that is down at the close never hides the call's own outcome: the error goes to `onError`. */
+  const storeDown = (error: unknown) => {
+    if (!(TollgateError.isInstance(error) && error.code === 'store_unavailable')) throw error
+    init.onError?.(error)
+  }
   const report = (usage: Usage) => {
     reported = { ...reported, ...usage }
   }
@@ -180,14 +185,15 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
     settle: (usage) => close(usage ?? reported ?? {}, 'handler'),
     release: () => close(null, 'handler'),
     async run(fn) {
+      let value: Awaited<ReturnType<typeof fn>>
       try {
-        const value = await fn({ decision, model: decision.model, signal, report })
-        await close(reported ?? {}, 'handler')
-        return value
+        value = await fn({ decision, model: decision.model, signal, report })
       } catch (error) {
-        await close(reported ?? null, 'handler')
+        await close(reported ?? null, 'handler').catch(storeDown)
         throw error
       }
+      await close(reported ?? {}, 'handler').catch(storeDown)
+      return value
     },
   }
 

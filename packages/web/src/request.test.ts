@@ -1,10 +1,11 @@
+import { createTollgate, fakeClock, memoryStore } from '@tollgate/core'
 import { describe, expect, it, vi } from 'vitest'
 import type { SettleEvent } from './handle.js'
 import { headerIdentity } from './identity/header.js'
 import { apiKeyIdentity, memoryKeyRegistry } from './identity/keys.js'
 import { identified } from './identity/types.js'
 import { type Admitted, handleRequest, readJson, type TollgateOptions } from './request.js'
-import { held, testGate, used } from './test/fixtures.js'
+import { held, testGate, testPolicy, used } from './test/fixtures.js'
 
 const identify = headerIdentity({ trusted: true, headers: { tenant: 'x-tenant', user: 'x-user' } })
 const request = (user = 'u1', init: RequestInit = {}) =>
@@ -135,6 +136,32 @@ describe('the handle', () => {
       }),
     ).rejects.toThrow()
     expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(215)
+  })
+
+  it("run keeps the call's own outcome when the store is down at the close", async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    let down = false
+    const flaky = {
+      ...store,
+      commit: (input: Parameters<typeof store.commit>[0]) =>
+        down ? Promise.reject(new Error('ECONNRESET')) : store.commit(input),
+    }
+    const errors: unknown[] = []
+    const { admit } = setup({
+      gate: createTollgate({ policy: testPolicy, store: flaky, clock }),
+      onError: (error) => errors.push(error),
+    })
+    const a = await admit()
+    down = true
+    expect(await a.handle.run(() => 'answer')).toBe('answer')
+    const b = await admit().catch(() => undefined)
+    if (b)
+      await expect(b.handle.run(() => Promise.reject(new Error('upstream 500')))).rejects.toThrow(
+        'upstream 500',
+      )
+    expect(errors.length).toBeGreaterThanOrEqual(1)
+    expect(errors[0]).toMatchObject({ code: 'store_unavailable' })
   })
 
   it('a usage report the gate refuses closes nothing: the hold can still be settled, or is at the end', async () => {

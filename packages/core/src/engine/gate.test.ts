@@ -498,6 +498,33 @@ describe('store failures', () => {
     expect(errors).toHaveLength(1)
   })
 
+  it("run keeps the call's own outcome when the store fails at the settle", async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    let down = false
+    const flaky = {
+      ...store,
+      commit: (input: Parameters<typeof store.commit>[0]) =>
+        down ? Promise.reject(new Error('ECONNRESET')) : store.commit(input),
+    }
+    const errors: unknown[] = []
+    const gate = createTollgate({ policy: base, store: flaky, clock, onStoreError: (e) => errors.push(e) })
+    // the call succeeded and was paid for: its answer comes back, the store's failure goes to the hook
+    const value = await gate.run(ask(), ({ report }) => {
+      down = true
+      report({ inputTokens: 10, outputTokens: 10 })
+      return 'answer'
+    })
+    expect(value).toBe('answer')
+    // the call failed: its own error comes back, not the store's
+    await expect(
+      gate.run(ask(), () => {
+        throw new Error('provider down')
+      }),
+    ).rejects.toThrow('provider down')
+    expect(errors).toHaveLength(2)
+  })
+
   it('bounds a hung store by the timeout, then applies the failure mode', async () => {
     const { vi } = await import('vitest')
     vi.useFakeTimers()

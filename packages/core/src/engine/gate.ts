@@ -70,16 +70,26 @@ export function createTollgate(options: TollgateOptions): Tollgate {
           reported = usage
         },
       }
+      /** Close the reservation; a store that is down (already told to `onStoreError`) leaves the
+       * hold to expire by itself, and never turns the call's own outcome into its failure. */
+      const close = async (usage: Usage | null) => {
+        try {
+          await commit(engine, decision.id, usage)
+        } catch (error) {
+          if (!(TollgateError.isInstance(error) && error.code === 'store_unavailable')) throw error
+        }
+      }
+      let value: Awaited<ReturnType<typeof fn>>
       try {
-        const value = await fn(context)
-        await commit(engine, decision.id, reported ?? {})
-        return value
+        value = await fn(context)
       } catch (error) {
         // spend that was reported happened, and so did a call whose report was refused (settled at
         // the estimate); otherwise the call failed before anything was billed
-        await commit(engine, decision.id, reported ?? (misreported ? {} : null))
+        await close(reported ?? (misreported ? {} : null))
         throw error
       }
+      await close(reported ?? {})
+      return value
     },
 
     usage: (request) => report.usage(engine, request),
