@@ -17,24 +17,38 @@ export interface FakeClock {
  * clock.advance('1h')
  */
 export function fakeClock(start: number | string | Date = '2026-01-05T00:00:00.000Z'): FakeClock {
-  const instant = (value: number | string | Date) =>
-    typeof value === 'number' ? value : new Date(value).getTime()
+  /** Ms since the epoch of `value`, or NaN when it is not an instant a `Date` can hold. */
+  const instant = (value: unknown): number => {
+    const t =
+      typeof value === 'number'
+        ? value
+        : typeof value === 'string' || value instanceof Date
+          ? new Date(value).getTime()
+          : Number.NaN
+    return Number.isFinite(t) && Math.abs(t) <= MAX_DATE ? t : Number.NaN
+  }
   let now = instant(start)
-  if (!Number.isFinite(now)) throw new Error(`fakeClock: not an instant: ${String(start)}`)
+  if (Number.isNaN(now)) throw new Error(`fakeClock: not an instant: ${String(start)}`)
   return {
     now: () => now,
     advance(by) {
-      const ms = typeof by === 'number' ? by : parseDuration(by)
+      const ms = typeof by === 'number' ? by : typeof by === 'string' ? parseDuration(by) : null
       if (ms === null || !Number.isFinite(ms) || ms < 0)
         throw new Error(`fakeClock.advance: not a duration: ${String(by)}`)
+      if (now + ms > MAX_DATE)
+        throw new Error(`fakeClock.advance: ${String(by)} is past the last instant a Date holds`)
       now += ms
       return now
     },
     set(to) {
       const next = instant(to)
-      if (!Number.isFinite(next) || next < now) throw new Error('fakeClock.set: time only moves forward')
+      if (Number.isNaN(next)) throw new Error(`fakeClock.set: not an instant: ${String(to)}`)
+      if (next < now) throw new Error('fakeClock.set: time only moves forward')
       now = next
       return now
     },
   }
 }
+
+/** The last instant a `Date` holds, in ms since the epoch (±100,000,000 days). */
+const MAX_DATE = 8.64e15
