@@ -63,6 +63,12 @@ export function createTollgate(options: TollgateOptions): Tollgate {
           // checked here, where the mistake is: a bad report found only at the settle left the holds open
           try {
             checkUsage(usage)
+            const input = usage.inputTokens ?? decision.reservation.amounts.inputTokens ?? 0
+            if ((usage.cachedInputTokens ?? 0) > input)
+              throw new TollgateError(
+                'invalid_amount',
+                `usage.cachedInputTokens (${usage.cachedInputTokens}) cannot exceed the call's input tokens (${input})`,
+              )
           } catch (error) {
             misreported = true
             throw error
@@ -72,10 +78,16 @@ export function createTollgate(options: TollgateOptions): Tollgate {
       }
       /** Close the reservation; a store that is down (already told to `onStoreError`) leaves the
        * hold to expire by itself, and never turns the call's own outcome into its failure. */
-      const close = async (usage: Usage | null) => {
+      const close = async (usage: Usage | null): Promise<void> => {
         try {
           await commit(engine, decision.id, usage)
         } catch (error) {
+          if (TollgateError.isInstance(error) && error.code === 'invalid_amount' && usage !== null) {
+            // refused only against the reservation (a cost past the bound): the call was made, so
+            // the reservation is closed at its estimate, and the refusal still reaches the caller
+            await close({})
+            throw error
+          }
           if (!(TollgateError.isInstance(error) && error.code === 'store_unavailable')) throw error
         }
       }

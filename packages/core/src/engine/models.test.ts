@@ -90,3 +90,58 @@ describe('a call priced beyond what one call may cost', () => {
     }
   })
 })
+
+describe('cached input tokens', () => {
+  it('can never be more than the input tokens, reported or estimated: the cost never goes below zero', async () => {
+    const policy: PolicyInput = {
+      models: { m: { price: { input: 10, output: 10, cachedInput: 1 } } },
+      rules: [{ id: 'budget', per: 'user', limits: { cost: 100 }, window: 'day' }],
+    }
+    const gate = createTollgate({ policy, store: memoryStore({ clock: fakeClock() }) })
+    const subject = { user: 'u' }
+    const decision = await gate.reserve({
+      subject,
+      model: 'm',
+      estimate: { inputTokens: 100_000, maxOutputTokens: 0 },
+    })
+    if (!decision.allowed) throw new Error('refused')
+    // input tokens left out are the estimate's 100,000: a million cached ones cannot be
+    const error = await refusal(gate.settle(decision.id, { cachedInputTokens: 1_000_000, outputTokens: 0 }))
+    expect(error).toMatchObject({ code: 'invalid_amount', message: expect.stringContaining('the estimate') })
+    expect(await refusal(gate.settle(decision.id, { inputTokens: 10, cachedInputTokens: 11 }))).toMatchObject(
+      {
+        code: 'invalid_amount',
+      },
+    )
+    // the reservation is still held at its estimate, and settles with a consistent report
+    const cost = async () => (await gate.usage({ subject, model: 'm' })).find((s) => s.metric === 'cost')!
+    expect(await cost()).toMatchObject({ used: 1_000_000, held: 1_000_000 })
+    const settled = await gate.settle(decision.id, { cachedInputTokens: 100_000, outputTokens: 0 })
+    expect(settled).toMatchObject({ status: 'settled', amounts: { cost: 100_000 } })
+    expect(await cost()).toMatchObject({ used: 100_000, held: 0 })
+  })
+})
+
+describe('run with a report the gate refuses', () => {
+  it('closes the reservation at its estimate, and the refusal still reaches the caller', async () => {
+    for (const general of [false, true]) {
+      const gate = createTollgate({
+        policy: policyOf(1_000_000, general),
+        store: memoryStore({ clock: fakeClock() }),
+      })
+      const subject = { user: 'u' }
+      const request = { subject, model: 'm', estimate: { inputTokens: 100, maxOutputTokens: 0 } }
+      // more cached tokens than the estimate's input tokens: refused where it is reported
+      const cached = await refusal(
+        gate.run(request, ({ report }) => report({ cachedInputTokens: 101, outputTokens: 0 })),
+      )
+      expect(cached).toMatchObject({ code: 'invalid_amount' })
+      // a report priced past what one call may cost: refused at the close
+      const priced = await refusal(gate.run(request, ({ report }) => report({ inputTokens: 1e9 + 1 })))
+      expect(priced).toMatchObject({ code: 'invalid_amount', issues: [{ path: ['usage'] }] })
+      // both calls were made: each is settled at its estimate (100 tokens, 1e8 micro-units), none held
+      const cost = (await gate.usage({ subject })).find((s) => s.metric === 'cost')!
+      expect(cost).toMatchObject({ used: 2e8, held: 0 })
+    }
+  })
+})

@@ -117,6 +117,13 @@ export function actualAmounts(
 ): Record<string, number> {
   const inputTokens = usage.inputTokens ?? held.inputTokens ?? 0
   const outputTokens = usage.outputTokens ?? held.outputTokens ?? 0
+  // checkUsage compares cached with reported input tokens; input tokens left out are the estimate's
+  if ((usage.cachedInputTokens ?? 0) > inputTokens) {
+    throw new TollgateError(
+      'invalid_amount',
+      `usage.cachedInputTokens (${usage.cachedInputTokens}) cannot exceed the call's input tokens (${inputTokens}${usage.inputTokens === undefined ? ', the estimate' : ''})`,
+    )
+  }
   const amounts: Record<string, number> = {
     ...held,
     inputTokens,
@@ -145,8 +152,9 @@ function priceCall(
   units: Readonly<Record<string, number>> | undefined,
   what: 'estimate' | 'usage',
 ): number {
+  // never a negative part: cached input is part of the input (callers check; this keeps cost ≥ 0)
   let cost =
-    costOf(inputTokens - cachedInputTokens, price.input) +
+    costOf(Math.max(0, inputTokens - cachedInputTokens), price.input) +
     costOf(cachedInputTokens, price.cachedInput) +
     costOf(outputTokens, price.output)
   for (const unit in units) cost += costOf(units[unit]!, price.units[unit] ?? 0)
