@@ -62,8 +62,15 @@ export async function balanceOf(engine: Engine, rule: string, context: MatchCont
 
 export async function override(engine: Engine, ref: CounterRef, cap: number | null): Promise<void> {
   const { spec } = await counterOf(engine, ref)
+  // money is given in currency units, as in the policy, and bounded as there (1e9)
+  if (spec.metric === 'cost' && cap !== null && !(typeof cap === 'number' && cap >= 0 && cap <= 1e9)) {
+    throw new TollgateError(
+      'invalid_amount',
+      `cap must be an amount of money from 0 to 1e9 currency units, got ${cap}`,
+    )
+  }
   const value = cap === null ? null : spec.metric === 'cost' ? toMicros(cap) : cap
-  if (value !== null) checkAmount(value, 'cap')
+  if (value !== null && spec.metric !== 'cost') checkAmount(value, 'cap')
   await engine.call(() => engine.store.setOverride(spec.key, value), '', null)
 }
 

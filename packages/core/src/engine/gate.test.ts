@@ -374,6 +374,26 @@ describe('admin', () => {
   })
 })
 
+describe('money overrides', () => {
+  it('take any amount a policy could state (0 to 1e9 currency units), and name the unit when refused', async () => {
+    const { gate } = setup({
+      rules: [{ id: 'spend', per: 'project', limits: { cost: 5_000_000 }, window: 'month' }],
+    })
+    const ref = { rule: 'spend', subject: { project: 'p1' } }
+    await gate.override(ref, 2_000_000)
+    const cap = async () => (await gate.usage(ask())).find((u) => u.rule === 'spend')
+    expect(await cap()).toMatchObject({ limit: 2_000_000 * 1e6 }) // usage counts money in micro-units
+    await gate.override(ref, 1e9)
+    expect(await cap()).toMatchObject({ limit: 1e15 })
+    for (const bad of [1e9 + 1, -1, Number.NaN, '5'])
+      await expect(gate.override(ref, bad as never)).rejects.toMatchObject({
+        code: 'invalid_amount',
+        message: expect.stringContaining('from 0 to 1e9 currency units'),
+      })
+    expect(await cap()).toMatchObject({ limit: 1e15 })
+  })
+})
+
 describe('malformed input', () => {
   /** The error code and message `f` is refused with; throws unless it is a TollgateError. */
   const refusal = async (f: () => Promise<unknown>) => {
