@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
+import { estimate, limits, policy, subjects, usage } from './headline.mjs'
 
 const require = createRequire(import.meta.url)
 const other = process.argv[2]
@@ -19,15 +20,6 @@ const A = await import(pathToFileURL(other).href)
 const B = await import(new URL('../packages/core/dist/index.js', import.meta.url).href)
 const { RateLimiterMemory } = require('rate-limiter-flexible')
 
-const subjects = Array.from({ length: 1000 }, (_, i) => ({
-  org: `org-${(i % 50) % 5}`,
-  team: `team-${i % 50}`,
-  user: `user-${i}`,
-}))
-const limits = { requests: 1e9, tokens: 1e12 }
-const policy = { rules: ['user', 'team', 'org'].map((d) => ({ id: d, per: d, limits, window: 'minute' })) }
-const estimate = { inputTokens: 100, maxOutputTokens: 100 }
-const usage = { inputTokens: 100, outputTokens: 80 }
 const CHUNK = 50_000
 
 function gateChunk(lib) {

@@ -9,6 +9,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { estimate, policy, subjects, usage } from './headline.mjs'
 
 const ITERATIONS = 100_000
 const ROUNDS = 8 // per process: the first two warm up, the best of the rest counts
@@ -16,15 +17,6 @@ const ROUNDS = 8 // per process: the first two warm up, the best of the rest cou
 /** One process's figure: the best ns per reserve+settle over its rounds. */
 async function measure(build) {
   const lib = await import(pathToFileURL(build).href)
-  const subjects = Array.from({ length: 1000 }, (_, i) => ({
-    org: `org-${(i % 50) % 5}`,
-    team: `team-${i % 50}`,
-    user: `user-${i}`,
-  }))
-  const limits = { requests: 1e9, tokens: 1e12 }
-  const policy = { rules: ['user', 'team', 'org'].map((d) => ({ id: d, per: d, limits, window: 'minute' })) }
-  const estimate = { inputTokens: 100, maxOutputTokens: 100 }
-  const usage = { inputTokens: 100, outputTokens: 80 }
   const gate = lib.createTollgate({ policy, store: lib.memoryStore() })
   let n = 0
   let best = Number.POSITIVE_INFINITY

@@ -21,6 +21,7 @@ import { randomUUID } from 'node:crypto'
 import { createTollgate } from '@tollgate/core'
 import { redisStore } from '@tollgate/redis'
 import Redis from 'ioredis'
+import { estimate, limits, policy, subjects } from './headline.mjs'
 
 const url = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const client = new Redis(url, {
@@ -92,15 +93,6 @@ end
 call('ZADD', INDEX, expiresAt, id)
 return reply
 `
-
-const subjects = Array.from({ length: 1000 }, (_, i) => ({
-  org: `org-${(i % 50) % 5}`,
-  team: `team-${i % 50}`,
-  user: `user-${i}`,
-}))
-const limits = { requests: 1e9, tokens: 1e12 }
-const policy = { rules: ['user', 'team', 'org'].map((d) => ({ id: d, per: d, limits, window: 'minute' })) }
-const estimate = { inputTokens: 100, maxOutputTokens: 100 }
 
 function storeTask() {
   const gate = createTollgate({ policy, store: redisStore({ client, prefix: `${run}-store` }) })
