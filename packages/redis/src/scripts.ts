@@ -8,7 +8,8 @@
  * in Redis (`peekFixed`/`holdFixed`, `chargeFixed`), after flushing whatever the sweep changed, with
  * the same fields and TTLs as the cell path. A reserve whose counters are all such windows, each key
  * once, runs the lean `fast` script (lua/fast.ts), which answers alike with less Lua work; a commit of
- * such holds runs the lean commit (lua/commit.ts), which makes no prelude unless it must. Every script:
+ * such holds runs the lean commit (lua/commit.ts). Both make no prelude unless they must (something
+ * is due for expiry, or the commit is not a plain one). Every script:
  *
  * - takes its time from Redis `TIME` (or from `ARGV[1]` when the store was built with a test clock);
  * - first expires, in a bounded sweep, the reservations whose TTL has passed;
@@ -27,7 +28,7 @@
 
 import { BASE, BASE_COLD } from './lua/base.js'
 import { LEAN_COMMIT_BODY } from './lua/commit.js'
-import { FAST_BODY } from './lua/fast.js'
+import { FAST_BODY, FAST_CORE, LEAN_FAST_PRELUDE } from './lua/fast.js'
 import { RECORDS, RECORDS_COLD } from './lua/records.js'
 import { WINDOWS, WINDOWS_COLD } from './lua/windows.js'
 
@@ -439,7 +440,8 @@ return replies
 /** The Lua scripts, each the shared prelude followed by its body. */
 export const SCRIPTS = {
   reserve: PRELUDE + RESERVE_BODY,
-  fast: PRELUDE + FAST_BODY,
+  // The lean reserve makes no prelude unless it must (a sweep to run): then it is the general fast.
+  fast: `local function general()\n${PRELUDE}${FAST_BODY}\nend\n${LEAN_FAST_PRELUDE}${FAST_CORE}`,
   commit: PRELUDE + COMMIT_BODY,
   // The general commit is a function the lean one calls, making the prelude, only when it must.
   leanCommit: `local function general()\n${PRELUDE}${COMMIT_BODY}\nend\n${LEAN_COMMIT_BODY}`,

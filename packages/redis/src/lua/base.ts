@@ -31,7 +31,11 @@ local function out(x)
 end
 `
 
-export const BASE = /* lua */ `
+/**
+ * The common arguments as locals (ARGV[2]… and KEYS[1]) and the library functions every script uses,
+ * for the prelude and the lean reserve, which makes no prelude. Time and numbers follow (NOW_AND_NUMBERS).
+ */
+export const ARGS = /* lua */ `
 local ARGV, KEYS = ARGV, KEYS -- locals: every use of a global is a table look-up
 local P = ARGV[2]
 local PT = '{' .. P .. '}'
@@ -47,11 +51,10 @@ local NEVER = 9007199254740991
 local INF = math.huge
 -- Library functions as locals: a global look-up costs two table reads on every use.
 local call, unpack, tonumber, floor, format, ipairs = redis.call, unpack, tonumber, math.floor, string.format, ipairs
--- Made by need() on first use (the *_COLD parts): cells, the other window kinds, expiry. A call that
--- only holds or settles calendar windows and finds nothing to sweep never makes them.
-local batch, cell, get, set, add, keep, capsOf, fixedCell, slidingCell, bucketCell, leaseCell, slotsOf
-local inspect, hold, crossed, entryArray, packEntries, entryCell, charge, expire, need
-${NOW_AND_NUMBERS}
+`
+
+/** Number lists and chunked MGET, for the prelude and the lean reserve. */
+export const LISTS = /* lua */ `
 -- A comma list of numbers, parsed once per script call: the counters of one request mostly
 -- share their calendar bounds and alert fractions. The lists returned are shared: never change one.
 local lists = {}
@@ -74,6 +77,15 @@ local function mget(names)
   return values
 end
 
+`
+
+export const BASE = /* lua */ `
+${ARGS}-- Made by need() on first use (the *_COLD parts): cells, the other window kinds, expiry. A call that
+-- only holds or settles calendar windows and finds nothing to sweep never makes them.
+local batch, cell, get, set, add, keep, capsOf, fixedCell, slidingCell, bucketCell, leaseCell, slotsOf
+local inspect, hold, crossed, entryArray, packEntries, entryCell, charge, expire, need
+${NOW_AND_NUMBERS}
+${LISTS}
 ------------------------------------------------------------------------------------------
 -- Cells: one Redis hash per counter window, loaded once per script, written back by flush.
 ------------------------------------------------------------------------------------------

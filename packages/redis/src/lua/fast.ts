@@ -5,13 +5,23 @@
  * same order, same keys, fields, TTLs, record and answer), with less Lua work: no spec, look or result
  * tables, one pass to hold. The store picks it (`fastEligible` in codec.ts); `fast.test.ts` checks that
  * both scripts agree on random sequences.
+ *
+ * The script the store sends (`fast` in scripts.ts) makes no prelude either: a few locals
+ * ({@link LEAN_FAST_PRELUDE}), then {@link FAST_CORE}. When a reservation is due for expiry it runs the
+ * prelude and {@link FAST_BODY}, which sweeps first, at the same instant (as the lean commit does).
  */
-export const FAST_BODY = /* lua */ `
+import { ARGS, LISTS, NOW_AND_NUMBERS } from './base.js'
+import { RECORD_KEYS } from './records.js'
+import { LOCATE } from './windows.js'
+
+/**
+ * The lean reserve after the sweep: it makes no cells and reads calendar windows straight, so nothing
+ * is left to write back when it returns.
+ */
+export const FAST_CORE = /* lua */ `
 -- ARGV[6] id, [7] ttlMs, [8] meta JSON, [9] number of block markers, markers…, number of counters, then
 -- FAST_FIELDS per counter: key, tag, metric, amount, cap, mode (k/r expiry then 1/0 enforce), bounds.
 -- Answer: as the reserve script's (ROW values per counter, calendar windows read straight: flag 16).
-sweep()
-if #order > 0 then flush() end
 local id, ttl, meta = ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local nblocks = tonumber(ARGV[9])
 local base = 11 + nblocks
@@ -28,7 +38,6 @@ end
 local found = mget(names)
 for i = 1, nblocks do
   if found[i] then
-    flush()
     return { 'blocked', fmt(now), i - 1, found[i] }
   end
 end
@@ -40,7 +49,6 @@ for i = 1, n do
   local bounds = numbers(ARGV[q])
   local at = locate(bounds, now)
   if not at then
-    flush()
     return { 'skew', fmt(now) }
   end
   starts[i], stops[i] = bounds[at], bounds[at + 1]
@@ -114,4 +122,22 @@ else
   reply[1] = 'denied'
 end
 return reply
+`
+
+/** The lean reserve in a script that made the prelude (the general fallback, and batches): sweep first. */
+export const FAST_BODY = /* lua */ `
+sweep()
+if #order > 0 then flush() end
+${FAST_CORE}`
+
+/**
+ * What the lean reserve needs of the prelude, then the check that sends it to the general path
+ * (`general()`, the prelude and {@link FAST_BODY}) at this call's instant when the sweep has work.
+ */
+export const LEAN_FAST_PRELUDE = /* lua */ `
+${ARGS}${NOW_AND_NUMBERS}${LISTS}${LOCATE}${RECORD_KEYS}
+if #call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', '1') > 0 then
+  ARGV[1] = fmt(now)
+  return general()
+end
 `

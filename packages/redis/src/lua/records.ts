@@ -2,14 +2,27 @@
  * Lua shared by every script (part 3 of the prelude): reservation records, their expiry
  * and the bounded sweep of the expiry index.
  */
+/** A record's key and its indexing, for the prelude and the lean reserve. */
+export const RECORD_KEYS = /* lua */ `
+local function recordKey(id) return HT .. ':r:' .. id end
+
+-- Gives a new record its TTL and indexes it for expiry; the index lives at least as long as the
+-- record (PEXPIRE GT, or NX for an index without a TTL yet: one call in the common case).
+local function index(key, id, expiresAt, life)
+  local ms = fmt(life)
+  call('PEXPIRE', key, ms)
+  call('ZADD', INDEX, fmt(expiresAt), id)
+  if call('PEXPIRE', INDEX, ms, 'GT') == 0 then call('PEXPIRE', INDEX, ms, 'NX') end
+end
+`
+
 export const RECORDS = /* lua */ `
 ------------------------------------------------------------------------------------------
 -- Reservations: a hash <tag>:r:<id> (s state, e expiresAt, m meta JSON, x entries as
 -- msgpack; on a Cluster, g: the other slot groups of the reservation, msgpack), indexed by
 -- expiry in the sorted set <tag>:x, where <tag> is the tag of the slot the script runs in.
 ------------------------------------------------------------------------------------------
-local function recordKey(id) return HT .. ':r:' .. id end
-
+${RECORD_KEYS}
 local function entryOf(a)
   if a.kind then return a end -- a record written as maps by an earlier version
   return {
@@ -33,15 +46,6 @@ local function loadRecord(id, raw)
   end
   if v[4] then groups = cmsgpack.unpack(v[4]) end
   return { id = id, key = key, state = v[1], expiresAt = tonumber(v[2]), entries = entries, groups = groups }
-end
-
--- Gives a new record its TTL and indexes it for expiry; the index lives at least as long as the
--- record (PEXPIRE GT, or NX for an index without a TTL yet: one call in the common case).
-local function index(key, id, expiresAt, life)
-  local ms = fmt(life)
-  call('PEXPIRE', key, ms)
-  call('ZADD', INDEX, fmt(expiresAt), id)
-  if call('PEXPIRE', INDEX, ms, 'GT') == 0 then call('PEXPIRE', INDEX, ms, 'NX') end
 end
 
 -- A closed reservation only keeps its state (to answer duplicates) and meta (for look-ups);

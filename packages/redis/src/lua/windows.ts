@@ -2,6 +2,17 @@
  * Lua shared by every script (part 2 of the prelude): counter specs as arguments, overrides,
  * and the window algorithms (a line-for-line port of the memory store's `counters.ts`).
  */
+/** The calendar window holding an instant, for the prelude and the lean reserve. */
+export const LOCATE = /* lua */ `
+-- Index of the interval [bounds[i], bounds[i + 1]) holding now, or nil.
+local function locate(bounds, t)
+  for i = 1, #bounds - 1 do
+    if bounds[i] <= t and t < bounds[i + 1] then return i end
+  end
+  return nil
+end
+`
+
 export const WINDOWS = /* lua */ `
 ------------------------------------------------------------------------------------------
 -- Counter specs (8 arguments each, see codec.ts) and the window algorithms (memory store: counters.ts).
@@ -68,14 +79,7 @@ local function overrides(keys)
   return found
 end
 
--- Index of the interval [bounds[i], bounds[i + 1]) holding now, or nil.
-local function locate(bounds, t)
-  for i = 1, #bounds - 1 do
-    if bounds[i] <= t and t < bounds[i + 1] then return i end
-  end
-  return nil
-end
-
+${LOCATE}
 -- A calendar window without alerts or throttle, read and written directly instead of through a
 -- cell (the common case of a reserve, kept cheap): the same hash and fields as fixedCell. The caller
 -- makes sure no cell of the same window is pending (flush) and that the key is once in the call.
