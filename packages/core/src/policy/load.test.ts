@@ -123,6 +123,46 @@ describe('parsePolicy', () => {
     )
   })
 
+  it('refuses dimensions named like what every object has, and __proto__ keys, which would match everyone', () => {
+    const rule = { id: 'a', limits: { requests: 1 }, window: 'minute' }
+    const named = 'a dimension cannot be named like a property of every JavaScript object'
+    expect(problems({ rules: [{ ...rule, per: 'constructor' }] })).toEqual([
+      expect.stringContaining(`rules.0.per: ${named}`),
+    ])
+    expect(problems({ rules: [{ ...rule, per: ['user', 'toString'] }] })[0]).toContain(
+      `rules.0.per.1: ${named}`,
+    )
+    expect(problems({ tenant: 'hasOwnProperty', rules: [{ ...rule, per: 'org' }] })[0]).toContain(
+      `tenant: ${named}`,
+    )
+    expect(problems({ rules: [{ ...rule, match: { subject: { valueOf: 'x' } } }] })[0]).toContain(
+      `rules.0.match.subject.valueOf: ${named}`,
+    )
+    expect(
+      problems({ rules: [{ ...rule, per: 'org', rollout: { targets: [{ constructor: 'x' }] } }] })[0],
+    ).toContain(`rules.0.rollout.targets.0.constructor: ${named}`)
+    // JSON and YAML make own __proto__ keys, which the schema would drop: the rule would apply to all.
+    const proto = 'a key named "__proto__" is not allowed'
+    expect(
+      problems(
+        '{"rules":[{"id":"a","match":{"subject":{"__proto__":"x"}},"limits":{"requests":1},"window":"minute"}]}',
+      ),
+    ).toEqual([`rules.0.match.subject.__proto__: ${proto}`])
+    expect(
+      problems(
+        'rules:\n  - id: a\n    match: { subject: { __proto__: x } }\n    limits: { requests: 1 }\n    window: minute\n',
+      ),
+    ).toEqual([`rules.0.match.subject.__proto__: ${proto}`])
+    expect(problems('{"models":{"__proto__":{"tier":"low"}},"rules":[]}')).toEqual([
+      `models.__proto__: ${proto}`,
+    ])
+    // Ordinary names still pass.
+    expect(parsePolicy({ tenant: 'org', rules: [{ ...rule, per: ['org', 'user'] }] }).rules[0]?.per).toEqual([
+      'org',
+      'user',
+    ])
+  })
+
   it('refuses text that is neither JSON nor YAML', () => {
     expect(problems('{ "rules": [ }')[0]).toMatch(/^: /)
     expect(problems('rules: [a, b')).toHaveLength(1)

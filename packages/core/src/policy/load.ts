@@ -32,12 +32,14 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
     }
   }
   const parsed = policySchema.safeParse(data)
-  const issues: Issue[] = parsed.success
-    ? []
-    : parsed.error.issues.map((issue) => ({
+  const issues: Issue[] = protoKeys(data)
+  if (!parsed.success)
+    for (const issue of parsed.error.issues)
+      issues.push({
         path: issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)),
-        message: issue.message,
-      }))
+        // A refused record key: the key's own problem says more than "Invalid key in record".
+        message: (issue.code === 'invalid_key' && issue.issues[0]?.message) || issue.message,
+      })
   const compiled = parsed.success ? compilePolicy(parsed.data, issues) : undefined
   if (issues.length > 0 || !compiled) {
     const lines = issues.map(
@@ -55,6 +57,20 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
 /** Identity helper that type-checks a policy object written in TypeScript. */
 export function definePolicy<const T extends PolicyInput>(policy: T): T {
   return policy
+}
+
+/**
+ * Every own `__proto__` key in the policy data (JSON and YAML parsers make them), as problems: the
+ * schema would drop such a key without a word, so that `match: { subject: { __proto__: … } }` would
+ * match every request.
+ */
+function protoKeys(data: unknown, path: (string | number)[] = [], out: Issue[] = []): Issue[] {
+  if (typeof data !== 'object' || data === null || path.length > 32) return out
+  if (Object.hasOwn(data, '__proto__'))
+    out.push({ path: [...path, '__proto__'], message: 'a key named "__proto__" is not allowed' })
+  const array = Array.isArray(data)
+  for (const [key, value] of Object.entries(data)) protoKeys(value, [...path, array ? Number(key) : key], out)
+  return out
 }
 
 function isCompiled(input: unknown): input is CompiledPolicy {

@@ -12,6 +12,18 @@ const name = z
   .string()
   .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"')
   .max(128)
+/**
+ * A subject dimension's name. Names every JavaScript object answers to (`constructor`, `toString`,
+ * `__proto__`, …) are refused: a subject without such a dimension would still seem to have one,
+ * inherited, so the rule would count every caller under one partition (or fail on a function).
+ */
+const dimension = z
+  .string()
+  .min(1)
+  .refine(
+    (value) => !(value in Object.prototype),
+    'a dimension cannot be named like a property of every JavaScript object ("constructor", "toString", "__proto__", …)',
+  )
 const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).min(1)])
 const duration = z
   .union([z.string(), z.number()])
@@ -46,7 +58,7 @@ export const matchSchema = z.strictObject({
   /** Flags in `attributes.flags`: any of them. */
   flags: oneOrMany(z.string()).optional(),
   /** Subject ids, e.g. `{ project: 'production' }`. */
-  subject: z.record(z.string(), oneOrMany(z.string())).optional(),
+  subject: z.record(dimension, oneOrMany(z.string())).optional(),
   /** Any other attribute, e.g. `{ region: 'eu' }`. */
   attributes: z.record(z.string(), oneOrMany(z.union([z.string(), z.number(), z.boolean()]))).optional(),
 })
@@ -75,7 +87,7 @@ export const ruleSchema = z.strictObject({
   owner: z.string().min(1).optional(),
   match: matchSchema.optional(),
   /** Dimensions that partition the rule: one counter per distinct value (or tuple). */
-  per: oneOrMany(z.string().min(1)).optional(),
+  per: oneOrMany(dimension).optional(),
   /** Caps per metric: requests, inputTokens, outputTokens, tokens, cost (money), concurrency, or a declared unit. */
   limits: z
     .record(z.string(), z.number())
@@ -95,7 +107,7 @@ export const ruleSchema = z.strictObject({
       /** Share of partitions enforced, 0–1; the rest run in shadow. */
       sample: z.number().min(0).max(1).optional(),
       /** Partitions always enforced, e.g. `[{ org: 'acme' }]`. */
-      targets: z.array(z.record(z.string(), z.string())).optional(),
+      targets: z.array(z.record(dimension, z.string())).optional(),
     })
     .optional(),
   failure: z.enum(['open', 'closed']).optional(),
@@ -164,7 +176,7 @@ export const policySchema = z.strictObject({
    * The subject dimension that names a tenant (e.g. `org`). Counters of rules partitioned by
    * subject dimensions are scoped to the request's tenant, so a Redis Cluster keeps them in one slot.
    */
-  tenant: z.string().min(1).optional(),
+  tenant: dimension.optional(),
   /** Custom units rules may limit, e.g. `['image_draft', 'video_seconds']`. */
   units: z
     .array(
