@@ -56,6 +56,28 @@ const traffic = file(
 )
 
 describe('tollgate (child process)', () => {
+  it('never writes a control character it was given: ids are shown escaped, each on its own line', async () => {
+    const hostile = 'a\u001b[2J\u001b[31mRED\u009b\nfake line\u202e'
+    const lines = file(
+      'hostile.jsonl',
+      JSON.stringify({ t: 1_767_600_000_000, subject: { org: 'o', user: hostile }, inputTokens: 10 }),
+    )
+    const simulated = await tollgate('simulate', good, lines)
+    expect(simulated.code).toBe(0)
+    const explained = await tollgate(
+      'explain',
+      good,
+      '--request',
+      JSON.stringify({ subject: { org: 'o', user: hostile } }),
+    )
+    for (const { stdout } of [simulated, explained]) {
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters
+      expect(stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/)
+      expect(stdout).toContain('user=a\\u001b[2J\\u001b[31mRED\\u009b\\nfake line\\u202e')
+      expect(stdout.split('\n').some((line) => line.startsWith('fake line'))).toBe(false)
+    }
+  }, 60_000)
+
   it('lint: 0 when clean, 0 with warnings, 2 with warnings under --strict, 1 on errors', async () => {
     const clean = await tollgate('lint', good)
     expect(clean).toMatchObject({ code: 0, stdout: `${good}: ok (2 rules)\n` })

@@ -1,8 +1,26 @@
 /** Plain-text helpers shared by the commands' readable output. */
 import type { Subject } from '@tollgate/core'
 
+/**
+ * Control characters (C0 but the newline, DEL, C1) and the Unicode marks that reorder a line
+ * (bidirectional embeddings, overrides and isolates).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g
+const escaped = (char: string) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`
+
+/**
+ * Text for a terminal: control characters shown as `\uXXXX`, so ids from a traffic file or a policy
+ * cannot move the cursor, colour the screen or reorder a line. Newlines are kept.
+ */
+export const printable = (text: string): string => text.replace(CONTROL, escaped)
+
+/** One field of a line (a table cell, an id): {@link printable}, with newlines shown as `\n` too. */
+export const oneLine = (text: string): string => printable(text).replaceAll('\n', '\\n')
+
 /** Columns aligned with two spaces; columns listed in `right` are right-aligned. */
-export function table(header: string[], rows: string[][], right: readonly number[] = []): string {
+export function table(header: string[], cells: string[][], right: readonly number[] = []): string {
+  const rows = cells.map((row) => row.map(oneLine))
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (cells: string[]) =>
     cells
@@ -34,7 +52,7 @@ export const amount = (metric: string, value: number, currency: string): string 
 /** A partition as `org=acme user=u1`, or `(all)` for a rule without `per`. */
 export function partitionText(partition: Subject): string {
   const entries = Object.entries(partition)
-  return entries.length === 0 ? '(all)' : entries.map(([d, id]) => `${d}=${id}`).join(' ')
+  return entries.length === 0 ? '(all)' : entries.map(([d, id]) => oneLine(`${d}=${id}`)).join(' ')
 }
 
 /** An instant as an ISO time without milliseconds, in UTC. */

@@ -9,6 +9,7 @@ import { type CompiledPolicy, parsePolicy, TollgateError } from '@tollgate/core'
 import { explain } from './explain/explain.js'
 import { formatExplanation } from './explain/format.js'
 import type { ExplainInput } from './explain/types.js'
+import { printable } from './format.js'
 import { formatLint, lintJson } from './lint/format.js'
 import { lintPolicy } from './lint/lint.js'
 import { simulateFile } from './simulate/file.js'
@@ -32,6 +33,12 @@ export interface Io {
   stdout(text: string): void
   stderr(text: string): void
 }
+
+/** `io` with every text made {@link printable}: no output can carry a control character. */
+const terminalSafe = (io: Io): Io => ({
+  stdout: (text) => io.stdout(printable(text)),
+  stderr: (text) => io.stderr(printable(text)),
+})
 
 const processIo: Io = {
   stdout: (text) => process.stdout.write(`${text}\n`),
@@ -200,6 +207,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
  * @returns the exit code: see {@link EXIT}
  */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  io = terminalSafe(io)
   const [command, ...args] = argv
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     io.stdout(USAGE)
