@@ -179,6 +179,20 @@ describe('lintPolicy: other smells', () => {
     ).toEqual([])
   })
 
+  it('flags token prices so low they were probably written per token', () => {
+    const cost = { id: 'budget', limits: { cost: 10 }, window: 'month' as const }
+    const perToken = { input: 0.0000025, output: 0.00001, cachedInput: 0.00000125 }
+    const warnings = only({ models: { a: { price: perToken }, b: priced.m }, rules: [cost] })
+    expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
+      ['price-per-token', 'models.a.price.input'],
+      ['price-per-token', 'models.a.price.output'],
+      ['price-per-token', 'models.a.price.cachedInput'],
+    ])
+    expect(warnings[0]?.message).toContain('would be 2.5 per million')
+    // the cheapest real prices (embeddings, cached input) pass, and so does a free model
+    expect(codes({ models: { e: { price: { input: 0.01, output: 0 } } }, rules: [cost] })).toEqual([])
+  })
+
   it('flags soft thresholds that cannot help', () => {
     const warnings = only({
       defaults: { alerts: [0.5, 1] },

@@ -22,6 +22,7 @@ export function smells(policy: CompiledPolicy): Finding[] {
     ...childCapsAboveParents(policy),
     ...neverMatches(policy),
     ...unpricedModels(policy),
+    ...tokenPrices(policy),
     ...thresholds(policy),
     ...rollouts(policy),
     ...fallbacks(policy),
@@ -97,6 +98,29 @@ export function unpricedModels(policy: CompiledPolicy): Finding[] {
           `Model "${model}" has no price: a call to it ${outcome}.`,
         ),
       )
+  }
+  return findings
+}
+
+/** Below this, a price per million tokens (in currency units) is far under any model's (the cheapest are about 0.01). */
+const FLOOR_PER_MILLION = 0.001
+
+/** Token prices so low that they were probably written per token instead of per million tokens. */
+export function tokenPrices(policy: CompiledPolicy): Finding[] {
+  const findings: Finding[] = []
+  for (const [model, entry] of Object.entries(policy.source.models ?? {})) {
+    for (const field of ['input', 'output', 'cachedInput'] as const) {
+      const value = entry.price?.[field]
+      if (value === undefined || value === 0 || value >= FLOOR_PER_MILLION) continue
+      findings.push(
+        warning(
+          'price-per-token',
+          ['models', model, 'price', field],
+          `Model "${model}" costs ${value} ${policy.currency} per million ${field} tokens, far below any model's: ` +
+            `prices are per million tokens; written per token, it would be ${value * 1e6} per million.`,
+        ),
+      )
+    }
   }
   return findings
 }

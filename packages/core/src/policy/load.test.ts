@@ -163,6 +163,19 @@ describe('parsePolicy', () => {
     ])
   })
 
+  it('refuses a price above 0 that rounds to 0 micro-units: the model would cost nothing', () => {
+    const rules = [{ id: 'b', limits: { cost: 10 }, window: 'month' }]
+    expect(problems({ models: { m: { price: { input: 0.00000015, output: 0.6 } } }, rules })).toEqual([
+      expect.stringMatching(/^models\.m\.price\.input: above 0 but under 0\.0000005 per million tokens/),
+    ])
+    expect(
+      problems({ models: { m: { price: { input: 1, output: 1, units: { img: 1e-7 } } } }, rules }),
+    ).toEqual([expect.stringMatching(/^models\.m\.price\.units\.img: above 0 but under 0\.0000005 per unit/)])
+    // 0 is a free model; the smallest price held is one micro-unit
+    const free = parsePolicy({ models: { m: { price: { input: 0, output: 0.000001 } } }, rules })
+    expect(free.models.get('m')?.price).toMatchObject({ input: 0, output: 1 })
+  })
+
   it('refuses text that is neither JSON nor YAML', () => {
     expect(problems('{ "rules": [ }')[0]).toMatch(/^: /)
     expect(problems('rules: [a, b')).toHaveLength(1)

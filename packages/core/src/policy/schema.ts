@@ -132,15 +132,27 @@ export const ruleSchema = z.strictObject({
   holds: holdsSchema.optional(),
 })
 
+/**
+ * A price, held in whole micro-units (per million tokens, or per unit). A price above 0 that rounds
+ * to 0 micro-units would make the model free, and no budget would ever bind: refused.
+ */
+const price = (per: string) =>
+  money.refine(
+    (value) => value === 0 || Math.round(value * 1e6) > 0,
+    `above 0 but under 0.0000005 ${per}: it rounds to 0 millionths of the currency, so every call would cost 0` +
+      (per === 'per million tokens' ? ': prices are per million tokens (e.g. 0.15, not 0.00000015)' : ''),
+  )
+const tokenPrice = price('per million tokens')
+
 const priceSchema = z.strictObject({
   /** Per million input tokens. */
-  input: money,
+  input: tokenPrice,
   /** Per million output tokens. */
-  output: money,
+  output: tokenPrice,
   /** Per million cached input tokens. @default input */
-  cachedInput: money.optional(),
+  cachedInput: tokenPrice.optional(),
   /** Per unit of a custom unit, e.g. `{ image_final: 0.04 }`. */
-  units: z.record(z.string(), money).optional(),
+  units: z.record(z.string(), price('per unit')).optional(),
 })
 
 const otherwiseSchema = z.union([z.literal('refuse'), z.strictObject({ downgrade: z.string() })])
