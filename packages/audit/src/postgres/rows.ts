@@ -36,29 +36,53 @@ export function recordsOf(row: PendingRow): AuditEvent[] {
   return [row.decision, row.settle].filter((r): r is AuditEvent => r !== undefined)
 }
 
-const json = (value: unknown) => (value === null || value === undefined ? null : JSON.stringify(value))
+/**
+ * What PostgreSQL cannot hold in `text` or `jsonb`: NUL, and a surrogate without its pair. A
+ * request's model or subject id may carry them; refused, its row would vanish from the audit
+ * (`record_rejected`), so each such character is stored as U+FFFD instead.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the characters it finds
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/** `text` as PostgreSQL can store it (see {@link UNSTORABLE}). */
+export const storable = (text: string): string => text.replace(UNSTORABLE, '\uFFFD')
+
+/** A JSON value with every string, keys included, made {@link storable}. */
+function clean(value: unknown): unknown {
+  if (typeof value === 'string') return storable(value)
+  if (Array.isArray(value)) return value.map(clean)
+  if (typeof value !== 'object' || value === null) return value
+  const out: Record<string, unknown> = {}
+  for (const [key, v] of Object.entries(value)) out[storable(key)] = clean(v)
+  return out
+}
+
+const text = (value: string | null | undefined) =>
+  typeof value === 'string' ? storable(value) : (value ?? null)
+const texts = (value: readonly string[] | null | undefined) => value?.map(storable) ?? null
+const json = (value: unknown) => (value === null || value === undefined ? null : JSON.stringify(clean(value)))
 
 /** Column values of one row; columns an event does not carry are `null` (kept by the upsert). */
 export function values(row: PendingRow): unknown[] {
   const d = row.decision
   const s = row.settle
   const value: Record<Column, unknown> = {
-    id: row.id,
+    id: storable(row.id),
     decided_at: d ? new Date(d.at) : null,
     decision: d?.decision ?? null,
-    code: d?.code ?? null,
+    code: text(d?.code ?? null),
     http_status: d?.status ?? null,
-    rule: d?.rule ?? null,
+    rule: text(d?.rule ?? null),
     partition: json(d?.partition),
     subject: json(d?.subject),
-    requested_model: d?.requestedModel ?? null,
-    model: d?.model ?? s?.model ?? null,
-    feature: d?.feature ?? null,
-    environment: d?.environment ?? null,
+    requested_model: text(d?.requestedModel ?? null),
+    model: text(d?.model ?? s?.model ?? null),
+    feature: text(d?.feature ?? null),
+    environment: text(d?.environment ?? null),
     estimate: json(d?.estimate ?? s?.estimate),
     shadow: d?.shadow ?? null,
-    shadow_rules: d?.shadowRules ?? null,
-    flags: d?.flags ?? null,
+    shadow_rules: texts(d?.shadowRules),
+    flags: texts(d?.flags),
     downgrade: json(d?.downgrade),
     attempt: d?.attempt ?? null,
     settled_at: s ? new Date(s.at) : null,

@@ -126,18 +126,49 @@ describe('postgresSink', () => {
     ])
   })
 
-  it('drops only a row the database refuses (a NUL character), and says so', async () => {
+  it('drops only a row the database refuses (an attempt out of range), and says so', async () => {
     const name = table('poison')
     const errors: AuditError[] = []
     const sink = postgresSink({ pool, table: name, onError: (e) => errors.push(e) })
     sink.write(decision('good-1'))
-    sink.write(decision('bad', { subject: { user: 'nul\u0000id' } }))
+    sink.write(decision('bad', { attempt: 2 ** 40 }))
     sink.write(decision('good-2'))
     await sink.close()
     expect([...(await storedRecords(pool, name)).keys()]).toEqual(['good-1', 'good-2'])
     expect(errors).toHaveLength(1)
     expect(errors[0]).toMatchObject({ code: 'record_rejected' })
     expect(errors[0]!.records.map((r) => r.id)).toEqual(['bad'])
+  })
+
+  it('keeps a row whose strings PostgreSQL cannot hold (NUL, lone surrogates): each becomes U+FFFD', async () => {
+    const name = table('unstorable')
+    const errors: AuditError[] = []
+    const sink = postgresSink({ pool, table: name, onError: (e) => errors.push(e) })
+    const hostile = { user: 'nul\u0000id', 'k\u0000ey': 'lone\ud800', org: 'acme' }
+    sink.write(
+      decision('strings', {
+        subject: hostile,
+        model: 'm\u0000',
+        requestedModel: 'r\udc00',
+        flags: ['f\u0000'],
+      }),
+    )
+    sink.write(settle('strings', { model: 'm\u0000', actual: { 'u\u0000nit': 1 } }))
+    await sink.close()
+    expect(errors).toEqual([])
+    const { rows } = await pool.query(
+      `SELECT subject, model, requested_model, flags, actual, subject_user FROM "${name}" WHERE id = 'strings'`,
+    )
+    expect(rows).toEqual([
+      {
+        subject: { user: 'nul\ufffdid', 'k\ufffdey': 'lone\ufffd', org: 'acme' },
+        model: 'm\ufffd',
+        requested_model: 'r\ufffd',
+        flags: ['f\ufffd'],
+        actual: { 'u\ufffdnit': 1 },
+        subject_user: 'nul\ufffdid',
+      },
+    ])
   })
 
   it('when the queue is full, drops the oldest row and reports it', async () => {
