@@ -130,6 +130,24 @@ describe('gateFetch / finishResponse', () => {
     expect(await tokens()).toBe(104)
   })
 
+  it('a handler that returns no Response gets a clear error, and its hold closes at once', async () => {
+    const { options, settled, tokens } = setup()
+    for (const value of [undefined, null, 'text', { status: 200 }]) {
+      const wrong = gateFetch(() => value as unknown as Response, options)
+      const done = settled()
+      await expect(wrong(request())).rejects.toThrow(/^the route returned \w+, not a Response/)
+      expect(await done).toMatchObject({ reason: 'failed' })
+      expect(await tokens()).toBe(0) // released, not held until its TTL
+    }
+    // what the route reported before returning nothing is settled, as when it throws
+    const reported = gateFetch((_req, tollgate) => {
+      tollgate.report({ inputTokens: 10, outputTokens: 5 })
+      return undefined as unknown as Response
+    }, options)
+    await expect(reported(request())).rejects.toThrow(TypeError)
+    expect(await tokens()).toBe(15)
+  })
+
   it('without a meter, a sent body settles the estimate (never zero)', async () => {
     const { options, settled, tokens } = setup({ meter: undefined })
     const handler = gateFetch(() => new Response('some reply'), options)

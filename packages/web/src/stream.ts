@@ -57,6 +57,14 @@ export function tapBody(
  */
 export function finishResponse(admission: Pick<Admitted, 'handle' | 'tap'>, response: Response): Response {
   const { handle, tap } = admission
+  if (!isResponse(response)) {
+    // A route that answered no Response (a bug in it): the call may have run, so the hold closes as
+    // a failed call would (released, or settled at what the route reported), never left to its TTL.
+    void tap.end('failed', 500)
+    throw new TypeError(
+      `the route returned ${response === null ? 'null' : typeof response}, not a Response; its Tollgate hold was closed as failed`,
+    )
+  }
   if (handle.closed) return withHeaders(response, handle.headers)
   if (!response.body || (response.status >= 400 && !handle.reported)) {
     // nothing to wait for: no body, or an error the route reported no usage for (released at once)
@@ -64,6 +72,13 @@ export function finishResponse(admission: Pick<Admitted, 'handle' | 'tap'>, resp
     return withHeaders(response, handle.headers)
   }
   return withHeaders(response, handle.headers, tapBody(response.body, tap, response.status))
+}
+
+/** Whether `value` looks like a web `Response` (duck-typed: frameworks may bring their own class). */
+function isResponse(value: unknown): value is Response {
+  if (typeof value !== 'object' || value === null) return false
+  const { status, headers } = value as Partial<Response>
+  return typeof status === 'number' && typeof headers?.get === 'function' && 'body' in value
 }
 
 /** A handler of web requests that receives the request's hold. */
