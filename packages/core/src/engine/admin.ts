@@ -84,14 +84,23 @@ export async function credit(engine: Engine, ref: Omit<CounterRef, 'metric'>, am
   return { balance: state.cap - state.used }
 }
 
+const BLOCK_CODE = /^[A-Za-z0-9_.-]{1,128}$/
+
 export async function block(
   engine: Engine,
   dimension: string,
   id: string,
   code: string | null,
 ): Promise<void> {
-  if (typeof dimension !== 'string' || typeof id !== 'string' || id === '') {
+  if (typeof dimension !== 'string' || dimension === '' || typeof id !== 'string' || id === '') {
     throw new TollgateError('invalid_subject', 'block a non-empty id of a named dimension')
+  }
+  // The code refusals carry, as a rule's own: responses, audit rows and dashboards show it.
+  if (code !== null && (typeof code !== 'string' || !BLOCK_CODE.test(code))) {
+    throw new TollgateError(
+      'invalid_request',
+      `a block code is 1 to 128 letters, digits, "_", "." or "-" (as a rule's code), got ${JSON.stringify(String(code).slice(0, 64))}`,
+    )
   }
   await engine.call(() => engine.store.block(blockKey(dimension, id), code), '', null)
 }

@@ -81,6 +81,20 @@ describe('reserve', () => {
     })
   })
 
+  it('refuses a block without a dimension, or with a code no rule could have, and changes nothing', async () => {
+    const { gate } = setup(base)
+    const refused = async (call: Promise<void>, code: string) => {
+      const error = await call.catch((e: unknown) => e)
+      expect(TollgateError.isInstance(error) && error.code).toBe(code)
+    }
+    await refused(gate.block('', 'u1', 'x'), 'invalid_subject')
+    for (const code of ['', 'has space', 'x'.repeat(129), 'line\nbreak', 5 as unknown as string])
+      await refused(gate.block('user', 'u1', code), 'invalid_request')
+    expect(await gate.reserve(ask())).toMatchObject({ allowed: true })
+    await gate.block('user', 'u1', `A_z.0-${'x'.repeat(122)}`) // 128 characters
+    expect(await gate.reserve(ask())).toMatchObject({ allowed: false, code: `A_z.0-${'x'.repeat(122)}` })
+  })
+
   it('keeps ids with separators, braces and Unicode apart, across dimensions and rules', async () => {
     const policy: PolicyInput = {
       rules: [

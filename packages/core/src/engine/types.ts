@@ -202,7 +202,10 @@ export interface Tollgate {
   override(counter: CounterRef, cap: number | null): Promise<void>
   /** Add money (currency units) to a prepaid balance rule's partition. */
   credit(counter: Omit<CounterRef, 'metric'>, amount: number): Promise<{ balance: number }>
-  /** Refuse every request whose subject has this id, at once, in every process sharing the store. */
+  /**
+   * Refuse every request whose subject has this id, at once, in every process sharing the store.
+   * `code` (default `blocked`) is what the refusals carry: 1 to 128 letters, digits, `_`, `.` or `-`.
+   */
   block(dimension: string, id: string, code?: string): Promise<void>
   unblock(dimension: string, id: string): Promise<void>
 }
