@@ -140,6 +140,11 @@ describe('simulate', () => {
     await expect(simulate(policy, [lines[0]!, '{"t": "yesterday", "subject": {}}'])).rejects.toThrow(
       /line 2: "t"/,
     )
+    // times whose calendar windows a Date cannot hold are bad lines, not a run of failed requests
+    for (const t of ['1e20', '8.64e15', '-8.64e15', '"+100000-01-01T00:00:00Z"'])
+      await expect(simulate(policy, [`{"t": ${t}, "subject": {"org": "a"}}`])).rejects.toThrow(
+        /line 1: "t" must be .* in the years 1000 to 9999/,
+      )
     await expect(simulate(policy, ['{"t": 1, "subject": {}, "inputTokens": -1}'])).rejects.toThrow(
       /inputTokens/,
     )
