@@ -203,4 +203,13 @@ describe('explain', () => {
     expect(text).toContain('tokens: 20 of 3,000 per day → admits')
     expect(text).toContain('allowed, model mini (access downgrade from big by access.0)')
   })
+
+  it('names a request without a model "(none)" in the decision too', async () => {
+    const text = formatExplanation(
+      await explain({ rules: [policy.rules[0]!] }, { subject }, { at: AT }),
+      'USD',
+    )
+    expect(text).toContain('Request at 2026-01-05T12:00:00Z: model (none)')
+    expect(text.endsWith('  allowed, model (none)')).toBe(true)
+  })
 })

@@ -61,7 +61,7 @@ export function formatExplanation(explanation: Explanation, currency: string): s
     const swap = d.downgrade
       ? ` (${d.downgrade.reason} downgrade from ${d.downgrade.from} by ${d.downgrade.rule})`
       : ''
-    out.push(`  allowed, model ${d.model}${swap}`)
+    out.push(`  allowed, model ${d.model || '(none)'}${swap}`)
     if (d.warnings.length > 0) out.push(`  warnings: ${d.warnings.join('; ')}`)
     if (d.flags.length > 0) out.push(`  flags: ${d.flags.join(', ')}`)
   } else {
