@@ -77,8 +77,9 @@ export async function override(engine: Engine, ref: CounterRef, cap: number | nu
 export async function credit(engine: Engine, ref: Omit<CounterRef, 'metric'>, amount: number) {
   const { rule, spec } = await counterOf(engine, ref)
   if (!rule.balance) throw new TollgateError('invalid_request', `Rule "${rule.id}" is not a balance.`)
-  if (!Number.isFinite(amount) || amount <= 0 || amount > 1e9) {
-    throw new TollgateError('invalid_amount', 'credit a positive amount up to 1e9 currency units')
+  // At least one micro-unit: a smaller amount would round to a credit of nothing.
+  if (!Number.isFinite(amount) || toMicros(amount) < 1 || amount > 1e9) {
+    throw new TollgateError('invalid_amount', 'credit an amount from 0.000001 up to 1e9 currency units')
   }
   const state = await engine.call(() => engine.store.adjust(spec, -toMicros(amount)), '', null)
   return { balance: state.cap - state.used }

@@ -408,6 +408,23 @@ describe('money overrides', () => {
   })
 })
 
+describe('credit', () => {
+  it('takes 0.000001 to 1e9 currency units; less would round to a credit of nothing', async () => {
+    const { gate } = setup({
+      currency: 'USD',
+      rules: [{ id: 'prepaid', per: 'project', balance: true, limits: { cost: 0 } }],
+    })
+    const ref = { rule: 'prepaid', subject: { project: 'p1' } }
+    expect(await gate.credit(ref, 0.000001)).toEqual({ balance: 1 }) // micro-units
+    for (const bad of [0.0000004, 0, -1, 1e9 + 1, Number.NaN, '5'])
+      await expect(gate.credit(ref, bad as never)).rejects.toMatchObject({
+        code: 'invalid_amount',
+        message: 'credit an amount from 0.000001 up to 1e9 currency units',
+      })
+    expect(await gate.credit(ref, 1e9)).toEqual({ balance: 1e15 + 1 })
+  })
+})
+
 describe('malformed input', () => {
   /** The error code and message `f` is refused with; throws unless it is a TollgateError. */
   const refusal = async (f: () => Promise<unknown>) => {
