@@ -4,6 +4,7 @@
  * it): its late answer goes to a callback, so that a hold nobody waits for any more can be returned.
  */
 import type { Cluster, Redis } from 'ioredis'
+import { explainReplyError } from './server.js'
 
 /** A store call that failed for a reason of the store's own (timeout, closed connection, bad client). */
 export class RedisStoreError extends Error {
@@ -71,7 +72,12 @@ export function bounded(redis: Redis | Cluster, timeoutMs: number): Within {
             if (done) late?.(value)
             else finish(undefined, value)
           },
-          (error) => finish(error ?? new Error('Redis call failed')),
+          (error) => {
+            // A script Redis refused: on a server older than Redis 7, say so (see server.ts).
+            if ((error as Error | undefined)?.name === 'ReplyError')
+              explainReplyError(redis, error).then((explained) => finish(explained), finish)
+            else finish(error ?? new Error('Redis call failed'))
+          },
         )
       }
       const resume = () => {

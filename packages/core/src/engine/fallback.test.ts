@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { TollgateError } from '../errors.js'
 import type { PolicyInput } from '../policy/schema.js'
 import type { Store } from '../store/contract.js'
 import { memoryStore } from '../store/memory/store.js'
@@ -31,6 +32,32 @@ function flaky(inner: Store) {
 }
 
 const ask = { subject: { user: 'u1' }, model: 'm', estimate: { inputTokens: 10, maxOutputTokens: 0 } }
+
+describe('a store that answers but cannot work', () => {
+  it('throws store_error to the caller: no failure mode, no local fallback, the hook still told', async () => {
+    const clock = fakeClock()
+    const inner = memoryStore({ clock })
+    const broken = new TollgateError('store_error', 'this server is too old')
+    const seen: unknown[] = []
+    let failure: Error = broken
+    const store: Store = { ...inner, lane: undefined, reserve: () => Promise.reject(failure) }
+    const gate = createTollgate({
+      policy: rateOnly, // a rate limit fails open when the store is down
+      store,
+      clock,
+      localFallback: { share: 0.5 },
+      onStoreError: (error) => seen.push(error),
+    })
+    await expect(gate.reserve(ask)).rejects.toBe(broken)
+    expect(seen).toEqual([broken])
+    // the same store failing for another reason is an outage: the local fallback decides
+    failure = new Error('connection refused')
+    expect(await gate.reserve(ask)).toMatchObject({
+      allowed: true,
+      flags: ['store_degraded', 'store_fallback'],
+    })
+  })
+})
 
 describe('local fallback', () => {
   it('enforces its share of each cap locally while the store is down, then goes back to the store', async () => {

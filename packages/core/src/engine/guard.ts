@@ -15,7 +15,10 @@ export interface Guard {
   <T>(work: () => Promise<T> | T, id: string, store: Store | null): Promise<T> | T
   /** Bound an answer already asked for: the same timeout and late release as a call. */
   wait<T>(pending: Promise<T>, id: string, store: Store | null): Promise<T>
-  /** Report a store failure to the hook and throw it as a `store_unavailable` TollgateError. */
+  /**
+   * Report a store failure to the hook and throw it as a `store_unavailable` TollgateError, or as
+   * the store's own `store_error` when it answered that it cannot work.
+   */
   fail(error: unknown): never
 }
 
@@ -26,7 +29,13 @@ export function guard(timeoutMs: number, onError: ((error: unknown) => void) | u
     } catch {
       // the hook's own failure changes nothing
     }
-    if (TollgateError.isInstance(error) && error.code === 'store_unavailable') throw error
+    // A store that answers but cannot work (`store_error`, e.g. a server too old for it) is no outage:
+    // the caller must see it, not the failure modes.
+    if (
+      TollgateError.isInstance(error) &&
+      (error.code === 'store_unavailable' || error.code === 'store_error')
+    )
+      throw error
     throw new TollgateError(
       'store_unavailable',
       `The quota store failed: ${(error as Error)?.message ?? String(error)}`,

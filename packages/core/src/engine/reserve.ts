@@ -110,7 +110,9 @@ export async function decide(
       const again = hold(engine, { id, counters: specs, ttlMs, blocks, meta })
       result = again instanceof Promise ? await again : again
     }
-  } catch {
+  } catch (error) {
+    // Failure modes are for a store that does not answer; one that cannot work is the caller's to see.
+    if (TollgateError.isInstance(error) && error.code === 'store_error') throw error
     const i = specs.findIndex((spec, i) => spec.enforce && used[i]!.rule.failure === 'closed')
     flags.push('store_degraded')
     const local = engine.options.localFallback

@@ -5,6 +5,10 @@
  * rule and metric) and hands the whole list to {@link Store.reserve}, which must
  * apply every hold or none, atomically. A Redis store does it in one round trip.
  * Every store passes the conformance suite in `@tollgate/core/testing`.
+ *
+ * A store that fails or does not answer counts as unavailable, and each rule's failure mode
+ * applies. A store that answers but cannot work (a server too old for it, a misconfiguration)
+ * throws a `TollgateError` with code `store_error` instead: the engine passes it to the caller.
  */
 
 /** How a counter's window is laid out. Computed by the engine, interpreted by the store. */
