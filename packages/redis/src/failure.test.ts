@@ -84,6 +84,21 @@ describe('the factory', () => {
     expect(redisStore({ client, batch: false }).prefix).toBe('tollgate')
     expect(redisStore({ client }).prefix).toBe('tollgate')
   })
+
+  it('refuses a client with a keyPrefix, which the scripts cannot honour (Cluster too)', () => {
+    // With one, blocks and overrides were written under the client's prefix and read without it:
+    // a blocked id was admitted.
+    const prefixed = new Redis({ lazyConnect: true, enableOfflineQueue: false, keyPrefix: 'app:' })
+    expect(() => redisStore({ client: prefixed })).toThrow(/without `keyPrefix`/)
+    for (const options of [{ keyPrefix: 'app:' }, { redisOptions: { keyPrefix: 'app:' } }]) {
+      const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        ...options,
+      })
+      expect(() => redisStore({ client: cluster })).toThrow(/without `keyPrefix`/)
+    }
+  })
 })
 
 describe('a Redis that does not answer', () => {

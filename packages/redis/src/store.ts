@@ -198,6 +198,17 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
         'calls made while Redis is away wait and land later, after the gate has already decided without them.',
     )
   }
+  // The scripts make most key names in Redis, where ioredis cannot add its `keyPrefix`: the store's
+  // keys would split across two namespaces, and blocks and overrides be written where no script reads.
+  const given = (
+    options.client as { options?: { keyPrefix?: unknown; redisOptions?: { keyPrefix?: unknown } } }
+  ).options
+  if (given?.keyPrefix || given?.redisOptions?.keyPrefix) {
+    throw new TypeError(
+      'redisStore: create the ioredis client without `keyPrefix`, and give the store its own `prefix` ' +
+        'instead: the scripts name their keys in Redis, where ioredis cannot prefix them.',
+    )
+  }
   const prefix = checkPrefix(options.prefix ?? 'tollgate')
   const timeoutMs = positive('timeoutMs', options.timeoutMs ?? 1_000)
   const idempotencyMs = positive('idempotencyMs', options.idempotencyMs ?? 86_400_000)
