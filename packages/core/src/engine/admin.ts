@@ -3,6 +3,7 @@ import { blockKey, counterKey, partitionKey } from '../keys.js'
 import { toMicros } from '../money.js'
 import type { CompiledRule } from '../policy/compile.js'
 import type { MatchContext } from '../policy/match.js'
+import { NAME_PATTERN } from '../policy/schema.js'
 import type { CounterSpec } from '../store/contract.js'
 import type { Engine } from './context.js'
 import { scopeOf, windowSpec } from './counters.js'
@@ -85,8 +86,6 @@ export async function credit(engine: Engine, ref: Omit<CounterRef, 'metric'>, am
   return { balance: state.cap - state.used }
 }
 
-const BLOCK_CODE = /^[A-Za-z0-9_.-]{1,128}$/
-
 export async function block(
   engine: Engine,
   dimension: string,
@@ -97,7 +96,7 @@ export async function block(
     throw new TollgateError('invalid_subject', 'block a non-empty id of a named dimension')
   }
   // The code refusals carry, as a rule's own: responses, audit rows and dashboards show it.
-  if (code !== null && (typeof code !== 'string' || !BLOCK_CODE.test(code))) {
+  if (code !== null && (typeof code !== 'string' || code.length > 128 || !NAME_PATTERN.test(code))) {
     throw new TollgateError(
       'invalid_request',
       `a block code is 1 to 128 letters, digits, "_", "." or "-" (as a rule's code), got ${JSON.stringify(String(code).slice(0, 64))}`,

@@ -8,10 +8,10 @@ import { parseDuration, parseRate } from '../duration.js'
 import { assertTimeZone } from '../windows/calendar.js'
 import { BUILTIN_METRICS } from './compile.js'
 
-const name = z
-  .string()
-  .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"')
-  .max(128)
+/** What names and reason codes are made of: letters, digits, `_`, `.` and `-`. */
+export const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/
+
+const name = z.string().regex(NAME_PATTERN, 'use letters, digits, "_", "." or "-"').max(128)
 /**
  * A subject dimension's name. Names every JavaScript object answers to (`constructor`, `toString`,
  * `__proto__`, …) are refused: a subject without such a dimension would still seem to have one,
@@ -95,10 +95,7 @@ export const ruleSchema = z.strictObject({
   window: windowSchema.optional(),
   timezone: timeZone.optional(),
   /** Reason code for refusals by this rule, e.g. `USER_QUOTA_EXCEEDED`. */
-  code: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]+$/)
-    .optional(),
+  code: z.string().regex(NAME_PATTERN).optional(),
   status: z.number().int().min(400).max(599).optional(),
   message: z.string().optional(),
   mode: z.enum(['enforce', 'shadow']).optional(),
