@@ -1,4 +1,4 @@
-import { NOW_AND_NUMBERS } from './base.js'
+import { ARGS, NOW_AND_NUMBERS } from './base.js'
 
 /**
  * The lean commit (`leanCommit` script): the common case of a settle or release, where every entry of
@@ -13,11 +13,7 @@ import { NOW_AND_NUMBERS } from './base.js'
 export const LEAN_COMMIT_BODY = /* lua */ `
 -- ARGV as the commit script's: [6] id, [7] 'settle', 'release' or 'cancel' ('!' after: brief), then
 -- metric, amount pairs.
-local call, tonumber, floor, format = redis.call, tonumber, math.floor, string.format
-local INDEX = KEYS[1]
-local HT = string.sub(INDEX, 1, -3)
-local PT = '{' .. ARGV[2] .. '}'
-${NOW_AND_NUMBERS}
+${ARGS}${NOW_AND_NUMBERS}
 -- The general commit at this call's instant (it reads its time from ARGV[1]). Only before any write.
 local function fallback()
   ARGV[1] = fmt(now)
@@ -29,7 +25,7 @@ local brief = string.byte(ARGV[7], -1) == 33
 local mode = brief and string.sub(ARGV[7], 1, -2) or ARGV[7]
 if mode == 'cancel' then return fallback() end
 -- The sweep: with nothing due (the common case) it reads the index and changes nothing.
-if #call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(tonumber(ARGV[5]))) > 0 then
+if #call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP)) > 0 then
   return fallback()
 end
 local key = HT .. ':r:' .. id
@@ -57,7 +53,7 @@ local amounts = {}
 for i = 8, #ARGV, 2 do amounts[ARGV[i]] = tonumber(ARGV[i + 1]) end
 -- Overrides live in the shared slot only (elsewhere the entry's cap is the one in force).
 local found = {}
-if HT == PT and #entries > 0 then
+if SHARED and #entries > 0 then
   local names = {}
   for i, e in ipairs(entries) do names[i] = PT .. ':o:' .. e[1] end
   found = call('MGET', unpack(names))
