@@ -8,19 +8,10 @@
  * `"tollgate-store-v1 answer\n<request nonce>\n<status>\n<t>\n" + body bytes`, so an answer cannot
  * be forged nor replayed to another request.
  */
+import { STORE_OPERATIONS } from '@tollgate/core'
 
 /** The store operations, one path segment each. */
-export const OPERATIONS = [
-  'reserve',
-  'commit',
-  'read',
-  'adjust',
-  'setOverride',
-  'block',
-  'blocked',
-  'lookup',
-  'now',
-] as const
+export const OPERATIONS = STORE_OPERATIONS
 
 /** One store operation. */
 export type Operation = (typeof OPERATIONS)[number]

@@ -4,20 +4,9 @@
  * function would be skipped in silence, a `timeoutMs` of NaN would time out every store call).
  */
 import { TollgateError } from '../errors.js'
+import { STORE_OPERATIONS } from '../store/contract.js'
 import type { TollgateOptions } from './types.js'
 
-/** What every store must have (`Store` in the store contract). */
-const STORE_METHODS = [
-  'reserve',
-  'commit',
-  'read',
-  'adjust',
-  'setOverride',
-  'block',
-  'blocked',
-  'lookup',
-  'now',
-]
 const HOOKS = ['onDecision', 'onSettle', 'onAlert', 'onStoreError'] as const
 
 const refuse = (message: string): never => {
@@ -30,7 +19,7 @@ export function checkOptions(options: TollgateOptions): void {
   const { store, clock, timeoutMs, maxIdLength } = options
   if (store !== undefined) {
     if (typeof store !== 'object' || store === null) refuse('store must be a store object')
-    for (const method of STORE_METHODS)
+    for (const method of STORE_OPERATIONS)
       if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function')
         refuse(`store has no ${method}() method: it is not a store`)
   }

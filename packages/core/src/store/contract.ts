@@ -168,6 +168,19 @@ export interface StoredReservation {
 }
 
 /** The storage adapter contract. Every method may answer synchronously or with a promise. */
+/** The operations every store has (see {@link Store}), in the contract's order. */
+export const STORE_OPERATIONS = [
+  'reserve',
+  'commit',
+  'read',
+  'adjust',
+  'setOverride',
+  'block',
+  'blocked',
+  'lookup',
+  'now',
+] as const
+
 export interface Store {
   /** Place a hold on every counter or on none, atomically. */
   reserve(input: StoreReserve): Promise<StoreReserveResult> | StoreReserveResult
