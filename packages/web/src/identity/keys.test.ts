@@ -228,6 +228,20 @@ describe('expiry, rotation and listing (memory)', () => {
     expect(await keys.verify(longer.key)).toEqual({ status: 'active', keyId: longer.keyId, grant })
   })
 
+  it('concurrent rotations of one key: exactly one succeeds, the other issues no live key', async () => {
+    const keys = memoryKeyRegistry({ clock: fakeClock() })
+    const old = await keys.issue(grant)
+    const results = await Promise.allSettled([keys.rotate(old.keyId), keys.rotate(old.keyId)])
+    const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+    const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []))
+    expect(won).toHaveLength(1)
+    expect(lost).toHaveLength(1)
+    expect(lost[0]!.message).toMatch(/already being rotated|already rotated/)
+    expect((await keys.find(old.keyId))?.rotatedTo).toBe(won[0]!.keyId)
+    const live = (await keys.list()).filter((k) => k.status === 'active' && k.rotatedFrom === old.keyId)
+    expect(live.map((k) => k.keyId)).toEqual([won[0]!.keyId])
+  })
+
   it('a revoked old key stays revoked (403) during the grace period', async () => {
     const keys = memoryKeyRegistry({ clock: fakeClock() })
     const old = await keys.issue(grant)

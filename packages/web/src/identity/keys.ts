@@ -82,6 +82,14 @@ export interface KeyStorage {
    * (the registry filters again), never fewer. Needed only by `KeyRegistry.list`.
    */
   scan?(subject: Subject): Promise<StoredKey[]> | StoredKey[]
+  /**
+   * Claim `keyId` for a rotation to `newKeyId` for `ttlMs`, atomically across every process sharing
+   * this storage: `true` when no unexpired claim on `keyId` exists (the claim is then made), `false`
+   * otherwise. Without it, two processes rotating the same key at once can both succeed until the
+   * registry's check after writing sees the loser (see `KeyRegistry.rotate`).
+   * @example (keyId, newKeyId, ttlMs) => redis.set(`rotating:${keyId}`, newKeyId, 'PX', ttlMs, 'NX').then((r) => r === 'OK')
+   */
+  claimRotation?(keyId: string, newKeyId: string, ttlMs: number): Promise<boolean> | boolean
 }
 
 /** Options of `KeyRegistry.issue`. */
@@ -155,7 +163,7 @@ export interface KeyInfo {
   graceUntil?: number
 }
 
-export interface KeyRegistry extends Omit<KeyStorage, 'scan'> {
+export interface KeyRegistry extends Omit<KeyStorage, 'scan' | 'claimRotation'> {
   /**
    * Create a random key (32 bytes, base64url) and store its hash. The key is returned once.
    * @example const { key, keyId } = await keys.issue({ subject: { tenant: 'acme' }, plan: 'starter' })
@@ -168,6 +176,9 @@ export interface KeyRegistry extends Omit<KeyStorage, 'scan'> {
   /**
    * Issue a new key with the same grant, and let the replaced one work until `graceMs` has passed.
    * Throws for an unknown, revoked, expired or already rotated key. The new key is returned once.
+   * Of two rotations of one key at once, one succeeds and the other throws (`already being rotated`
+   * or `already rotated`) without leaving a live key behind (across processes when the storage has
+   * `claimRotation`, as the Redis registry does).
    * @example const { key, keyId, graceUntil } = await keys.rotate(oldKeyId, { graceMs: 3_600_000 })
    */
   rotate(keyId: string, options?: RotateOptions): Promise<{ key: string; keyId: string; graceUntil: number }>
@@ -208,6 +219,38 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
     const keyId = await keyIdOf(key)
     await storage.put({ keyId, hash: toHex(await sha256(key)), grant, createdAt: now(), ...extra })
     return keyId
+  }
+  /** Keys this registry is rotating now: a second rotation of one of them throws at once. */
+  const rotating = new Set<string>()
+  async function rotate(keyId: string, options: RotateOptions) {
+    const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
+    const old = await storage.find(keyId)
+    if (!old) throw new Error(`rotate: no key ${keyId.slice(0, 64)}`)
+    const status = statusOf(old, now())
+    if (status !== 'active') throw new Error(`rotate: key ${keyId} is ${status}`)
+    if (old.rotatedTo !== undefined)
+      throw new Error(`rotate: key ${keyId} was already rotated to ${old.rotatedTo}`)
+    const key = newKey(options.prefix)
+    const newKeyId = await keyIdOf(key)
+    if (storage.claimRotation && !(await storage.claimRotation(keyId, newKeyId, ROTATION_CLAIM_MS)))
+      throw new Error(`rotate: key ${keyId} is already being rotated`)
+    const expiresAt = options.expiresAt === undefined ? old.expiresAt : options.expiresAt
+    await store(key, old.grant, { ...expiry(expiresAt ?? undefined), rotatedFrom: keyId })
+    const graceUntil = now() + graceMs
+    const { revoked: _, ...rest } = old
+    await storage.put({ ...rest, rotatedTo: newKeyId, graceUntil })
+    // read back: revoked meanwhile, or rotated by another process (a storage without claims), the
+    // new key must not stay live
+    const after = await storage.find(keyId)
+    if (after?.revoked) {
+      await storage.revoke(newKeyId)
+      throw new Error(`rotate: key ${keyId} was revoked during the rotation`)
+    }
+    if (after?.rotatedTo !== newKeyId) {
+      await storage.revoke(newKeyId)
+      throw new Error(`rotate: key ${keyId} was already rotated to ${after?.rotatedTo}`)
+    }
+    return { key, keyId: newKeyId, graceUntil }
   }
   return {
     find: (keyId) => storage.find(keyId),
@@ -252,24 +295,13 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
       const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
       if (!Number.isFinite(graceMs) || graceMs < 0) throw new TypeError('rotate: graceMs is a number ≥ 0')
       if (typeof keyId !== 'string') throw new TypeError('rotate: keyId must be a key id (a string)')
-      const old = await storage.find(keyId)
-      if (!old) throw new Error(`rotate: no key ${keyId.slice(0, 64)}`)
-      const status = statusOf(old, now())
-      if (status !== 'active') throw new Error(`rotate: key ${keyId} is ${status}`)
-      if (old.rotatedTo !== undefined)
-        throw new Error(`rotate: key ${keyId} was already rotated to ${old.rotatedTo}`)
-      const key = newKey(options.prefix)
-      const expiresAt = options.expiresAt === undefined ? old.expiresAt : options.expiresAt
-      const newKeyId = await store(key, old.grant, { ...expiry(expiresAt ?? undefined), rotatedFrom: keyId })
-      const graceUntil = now() + graceMs
-      const { revoked: _, ...rest } = old
-      await storage.put({ ...rest, rotatedTo: newKeyId, graceUntil })
-      // revoked while we rotated: the new key must not outlive that revocation
-      if ((await storage.find(keyId))?.revoked) {
-        await storage.revoke(newKeyId)
-        throw new Error(`rotate: key ${keyId} was revoked during the rotation`)
+      if (rotating.has(keyId)) throw new Error(`rotate: key ${keyId} is already being rotated`)
+      rotating.add(keyId)
+      try {
+        return await rotate(keyId, options)
+      } finally {
+        rotating.delete(keyId)
       }
-      return { key, keyId: newKeyId, graceUntil }
     },
     async list(filter = {}) {
       if (!storage.scan) throw new TypeError('list: this key storage has no scan()')
@@ -297,6 +329,8 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
 }
 
 const DEFAULT_GRACE_MS = 86_400_000
+/** How long a rotation's claim (`KeyStorage.claimRotation`) holds a key: far longer than a rotation takes. */
+const ROTATION_CLAIM_MS = 60_000
 
 function expiry(expiresAt: number | Date | undefined): Pick<StoredKey, 'expiresAt'> {
   if (expiresAt === undefined) return {}

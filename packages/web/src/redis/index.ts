@@ -20,6 +20,7 @@ import type { NonceStore } from '../identity/nonces.js'
 export interface RedisKeyClient {
   mget(...keys: string[]): Promise<(string | null)[]>
   set(key: string, value: string): Promise<unknown>
+  set(key: string, value: string, px: 'PX', milliseconds: number, nx: 'NX'): Promise<unknown>
   sadd(key: string, ...members: string[]): Promise<unknown>
   smembers(key: string): Promise<string[]>
 }
@@ -45,7 +46,9 @@ const indexPart = (text: string) => encodeURIComponent(text)
  * A key registry in Redis: `<prefix>{<keyId>}:key` holds the stored key (hash, grant, expiry and
  * rotation, never the key), `<prefix>{<keyId>}:revoked` marks a revocation. Sets
  * `<prefix>index` (every key id) and `<prefix>by:<dimension>=<id>` (key ids by subject dimension)
- * serve `list`. Nothing expires: an expired or rotated key stays listed with its state.
+ * serve `list`. Nothing expires: an expired or rotated key stays listed with its state. A rotation
+ * claims its key with `SET <prefix>{<keyId>}:rotating <newKeyId> PX 60000 NX`, so that of two
+ * processes rotating one key at once exactly one succeeds.
  *
  * @example
  * const keys = redisKeyRegistry({ client: redis })
@@ -57,6 +60,7 @@ export function redisKeyRegistry(options: RedisKeyRegistryOptions): KeyRegistry 
   const prefix = options.prefix ?? 'tollgate:keys:'
   const recordKey = (keyId: string) => `${prefix}{${keyId}}:key`
   const revokedKey = (keyId: string) => `${prefix}{${keyId}}:revoked`
+  const rotatingKey = (keyId: string) => `${prefix}{${keyId}}:rotating`
   const allKey = `${prefix}index`
   const byKey = (dimension: string, id: string) => `${prefix}by:${indexPart(dimension)}=${indexPart(id)}`
   async function find(keyId: string): Promise<StoredKey | null> {
@@ -80,6 +84,9 @@ export function redisKeyRegistry(options: RedisKeyRegistryOptions): KeyRegistry 
       },
       async revoke(keyId) {
         await client.set(revokedKey(keyId), String(Date.now()))
+      },
+      async claimRotation(keyId, newKeyId, ttlMs) {
+        return (await client.set(rotatingKey(keyId), newKeyId, 'PX', ttlMs, 'NX')) === 'OK'
       },
       async scan(subject: Subject) {
         // the smallest index set among the filter's dimensions (or every key)

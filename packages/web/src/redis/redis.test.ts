@@ -87,6 +87,52 @@ describe('redisKeyRegistry: expiry, rotation, listing', () => {
     })
   })
 
+  it('two instances rotating one key at once: exactly one succeeds, no second live key', async () => {
+    const one = redisKeyRegistry({ client, prefix })
+    const two = redisKeyRegistry({ client: other, prefix })
+    for (let round = 0; round < 20; round++) {
+      const old = await one.issue(grant)
+      const results = await Promise.allSettled([one.rotate(old.keyId), two.rotate(old.keyId)])
+      const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+      const lost = results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []))
+      expect(won).toHaveLength(1)
+      expect(lost[0]).toMatch(/already being rotated|already rotated/)
+      expect((await two.find(old.keyId))?.rotatedTo).toBe(won[0]!.keyId)
+      const live = (await one.list({ tenant: 'acme' })).filter(
+        (k) => k.status === 'active' && k.rotatedFrom === old.keyId,
+      )
+      expect(live.map((k) => k.keyId)).toEqual([won[0]!.keyId])
+    }
+  })
+
+  it('a rotation whose writes come late, after another finished, fails and leaves no live key', async () => {
+    // `two` reads the key before `one` rotates it, and writes only after `one` is done: without a
+    // claim, both would succeed (each reads back its own rotation)
+    let finished!: () => void
+    const oneDone = new Promise<void>((resolve) => (finished = resolve))
+    const late = {
+      mget: (...keys: string[]) => other.mget(...keys),
+      set: async (key: string, value: string, ...rest: unknown[]) => {
+        await oneDone
+        return (other.set as (...args: unknown[]) => Promise<unknown>)(key, value, ...rest)
+      },
+      sadd: (key: string, ...members: string[]) => other.sadd(key, ...members),
+      smembers: (key: string) => other.smembers(key),
+    }
+    const one = redisKeyRegistry({ client, prefix })
+    const two = redisKeyRegistry({ client: late, prefix })
+    const old = await one.issue(grant)
+    const second = two.rotate(old.keyId)
+    const first = await one.rotate(old.keyId)
+    finished()
+    await expect(second).rejects.toThrow(/already being rotated/)
+    expect((await one.find(old.keyId))?.rotatedTo).toBe(first.keyId)
+    const live = (await one.list({ tenant: 'acme' })).filter(
+      (k) => k.status === 'active' && k.rotatedFrom === old.keyId,
+    )
+    expect(live.map((k) => k.keyId)).toEqual([first.keyId])
+  })
+
   it('rotates across instances: the old key works during the grace period, then 401 key_rotated', async () => {
     const clock = fakeClock()
     const one = redisKeyRegistry({ client, prefix, clock })
