@@ -7,17 +7,23 @@
 import type { Usage } from '@tollgate/core'
 import { countStreamed, type Meter, type MeteredUsage, num, obj, str } from './meter.js'
 
+/** Counts read so far; `undefined` when Anthropic has not reported one (not the same as 0). */
 interface Reported {
-  input: number
+  input: number | undefined
   cacheRead: number
   cacheWrite: { '5m': number; '1h': number }
-  output: number
+  output: number | undefined
 }
 
 function read(raw: unknown, into: Reported | null): Reported | null {
   const u = obj(raw)
   if (!u) return into
-  const next: Reported = into ?? { input: 0, cacheRead: 0, cacheWrite: { '5m': 0, '1h': 0 }, output: 0 }
+  const next: Reported = into ?? {
+    input: undefined,
+    cacheRead: 0,
+    cacheWrite: { '5m': 0, '1h': 0 },
+    output: undefined,
+  }
   next.input = num(u.input_tokens) ?? next.input
   next.cacheRead = num(u.cache_read_input_tokens) ?? next.cacheRead
   const writes = num(u.cache_creation_input_tokens)
@@ -30,12 +36,15 @@ function read(raw: unknown, into: Reported | null): Reported | null {
   return next
 }
 
-function toUsage(reported: Reported): Pick<MeteredUsage, 'usage' | 'cacheWriteTokens'> {
+/**
+ * Core usage of what was reported. Without `input_tokens` the input side is left out (the settle
+ * keeps its estimate, cache reads and writes included): cache counts alone are not the input.
+ */
+function toUsage(reported: Reported, output: number): Pick<MeteredUsage, 'usage' | 'cacheWriteTokens'> {
+  const usage: Usage = { outputTokens: output }
+  if (reported.input === undefined) return { usage }
   const writes = reported.cacheWrite['5m'] + reported.cacheWrite['1h']
-  const usage: Usage = {
-    inputTokens: reported.input + reported.cacheRead + writes,
-    outputTokens: reported.output,
-  }
+  usage.inputTokens = reported.input + reported.cacheRead + writes
   if (reported.cacheRead > 0) usage.cachedInputTokens = reported.cacheRead
   return writes > 0 ? { usage, cacheWriteTokens: { ...reported.cacheWrite } } : { usage }
 }
@@ -70,15 +79,21 @@ export function anthropicMeter(margin = 0.2): Meter {
       return true
     },
     result(value) {
-      reported = read(obj(value)?.usage, null)
-      outputFinal = reported !== null
+      const message = obj(value)
+      reported = read(message?.usage, null)
+      outputFinal = true
+      for (const item of Array.isArray(message?.content) ? message.content : []) {
+        const block = obj(item)
+        text += str(block?.text) + str(block?.thinking)
+        if (block?.type === 'tool_use') text += JSON.stringify(block.input ?? {})
+      }
     },
     finish() {
-      if (reported && outputFinal) return { ...toUsage(reported), estimated: false }
+      if (reported && outputFinal && reported.output !== undefined)
+        return { ...toUsage(reported, reported.output), estimated: false }
       const streamed = Math.ceil(countStreamed(text, 'o200k_base') * (1 + margin))
       if (!reported) return { usage: { outputTokens: streamed }, estimated: true }
-      const partial = toUsage({ ...reported, output: Math.max(reported.output, streamed) })
-      return { ...partial, estimated: true }
+      return { ...toUsage(reported, Math.max(reported.output ?? 0, streamed)), estimated: true }
     },
     text: () => text,
   }

@@ -7,7 +7,11 @@ import type { Usage } from '@tollgate/core'
 import type { EncodingName } from '../tokens/encoding.js'
 import { countStreamed, type Meter, type MeteredUsage, num, obj, str } from './meter.js'
 
-/** Turn an OpenAI usage object (either API's field names) into core usage. */
+/**
+ * Turn an OpenAI usage object (either API's field names) into core usage. A count it does not
+ * carry (or carries as no count: negative, not a number) is left out, not read as 0: the settle
+ * then keeps the input's estimate, and the meters count the output from the text.
+ */
 export function openAIUsage(raw: unknown): { usage: Usage; reasoningTokens?: number } | null {
   const u = obj(raw)
   if (!u) return null
@@ -16,9 +20,11 @@ export function openAIUsage(raw: unknown): { usage: Usage; reasoningTokens?: num
   if (input === undefined && output === undefined) return null
   const inputDetails = obj(u.prompt_tokens_details) ?? obj(u.input_tokens_details)
   const outputDetails = obj(u.completion_tokens_details) ?? obj(u.output_tokens_details)
-  const usage: Usage = { inputTokens: input ?? 0, outputTokens: output ?? 0 }
+  const usage: Usage = {}
+  if (input !== undefined) usage.inputTokens = input
+  if (output !== undefined) usage.outputTokens = output
   const cached = num(inputDetails?.cached_tokens)
-  if (cached) usage.cachedInputTokens = Math.min(cached, usage.inputTokens ?? 0)
+  if (cached && input !== undefined) usage.cachedInputTokens = Math.min(cached, input)
   const reasoning = num(outputDetails?.reasoning_tokens)
   return reasoning === undefined ? { usage } : { usage, reasoningTokens: reasoning }
 }
@@ -28,8 +34,13 @@ function finish(
   text: string,
   encoding: EncodingName,
 ): MeteredUsage {
-  if (reported) return { ...reported, estimated: false }
-  return { usage: { outputTokens: countStreamed(text, encoding) }, estimated: true }
+  if (!reported) return { usage: { outputTokens: countStreamed(text, encoding) }, estimated: true }
+  if (reported.usage.outputTokens !== undefined) return { ...reported, estimated: false }
+  return {
+    ...reported,
+    usage: { ...reported.usage, outputTokens: countStreamed(text, encoding) },
+    estimated: true,
+  }
 }
 
 /**

@@ -24,6 +24,26 @@ describe('OpenAI usage', () => {
     expect(readUsage({ total_tokens: 3 })).toBeNull()
   })
 
+  it('leaves out what the usage does not report, instead of reading it as 0', () => {
+    expect(readUsage({ completion_tokens: 20 })).toEqual({ usage: { outputTokens: 20 } })
+    expect(
+      readUsage({ prompt_tokens: -1, completion_tokens: 7, prompt_tokens_details: { cached_tokens: 3 } }),
+    ).toEqual({
+      usage: { outputTokens: 7 },
+    })
+    expect(readUsage({ input_tokens: 9 })).toEqual({ usage: { inputTokens: 9 } })
+    // output not reported: counted from the text, flagged
+    const meter = chatCompletionMeter('o200k_base')
+    meter.result({
+      choices: [{ message: { content: 'Hello there, friend.' } }],
+      usage: { prompt_tokens: 12 },
+    })
+    expect(meter.finish()).toEqual({
+      usage: { inputTokens: 12, outputTokens: countTokens('Hello there, friend.').tokens },
+      estimated: true,
+    })
+  })
+
   it('hides only the usage chunk Tollgate asked for', () => {
     const meter = chatCompletionMeter('o200k_base', true)
     const chunk = chatChunk('Hi', undefined, true)

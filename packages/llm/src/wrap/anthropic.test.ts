@@ -79,6 +79,28 @@ describe('wrapAnthropic', () => {
     expect(await used('daily-tokens')).toMatchObject({ used: 1350, held: 0 })
   })
 
+  it('keeps the input estimate when the usage leaves it out, and counts output it leaves out', async () => {
+    const { anthropic, events, used } = setup()
+    const estimate = estimateAnthropicMessage(body, { timeBudgetMs: Number.POSITIVE_INFINITY })
+    server.reply({ json: anthropicMessage('Hello.', { output_tokens: 30 }) })
+    await anthropic.messages.create(body)
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: estimate.inputTokens, outputTokens: 30 })
+    expect(events[0]!.metered).toMatchObject({ estimated: false })
+    // a usage object with no counts at all: the output is counted from the text (with the margin), flagged
+    server.reply({ json: anthropicMessage('Hello there.', {}) })
+    await anthropic.messages.create(body)
+    const counted = Math.ceil(countTokens('Hello there.').tokens * 1.2)
+    expect(events[1]!.result!.amounts).toMatchObject({
+      inputTokens: estimate.inputTokens,
+      outputTokens: counted,
+    })
+    expect(events[1]!.metered).toMatchObject({ estimated: true })
+    expect(await used('daily-tokens')).toMatchObject({
+      used: 2 * estimate.inputTokens + 30 + counted,
+      held: 0,
+    })
+  })
+
   it('settles a stream from message_start and message_delta', async () => {
     const { anthropic, events } = setup()
     server.reply({

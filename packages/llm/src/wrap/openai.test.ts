@@ -104,6 +104,17 @@ describe('wrapOpenAI: chat completions', () => {
     expect(await used('daily-tokens')).toMatchObject({ used: 16 + estimate.inputTokens + 100, held: 0 })
   })
 
+  it('keeps the estimate of the input when the usage leaves it out (a proxy), never 0', async () => {
+    const { openai, events, used } = setup()
+    server.reply({ json: chatCompletion('Hello.', { completion_tokens: 50 }) })
+    const body = { model: 'gpt-4o-mini', messages }
+    await openai.chat.completions.create(body)
+    const estimate = estimateChatCompletion(body, exact)
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: estimate.inputTokens, outputTokens: 50 })
+    expect(events[0]!.metered).toMatchObject({ estimated: false })
+    expect(await used('daily-tokens')).toMatchObject({ used: estimate.inputTokens + 50, held: 0 })
+  })
+
   it('asks for usage in a stream, hides the extra chunk from the caller, and settles it', async () => {
     const { openai, events } = setup()
     server.reply({
