@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { TollgateError } from '../errors.js'
 import { parsePolicy } from './load.js'
@@ -179,5 +181,35 @@ describe('parsePolicy', () => {
   it('refuses text that is neither JSON nor YAML', () => {
     expect(problems('{ "rules": [ }')[0]).toMatch(/^: /)
     expect(problems('rules: [a, b')).toHaveLength(1)
+  })
+})
+
+describe('parsePolicy: deeply nested YAML', () => {
+  const worker = fileURLToPath(new URL('./deep.worker.ts', import.meta.url))
+  const run = (...policies: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', worker, ...policies], (error, stdout, stderr) =>
+        resolve({ code: error ? (error.code as number | null) : 0, stdout, stderr }),
+      )
+    })
+
+  it('refuses nesting past 64 levels with invalid_policy, and never crashes the process', async () => {
+    // Without the check, the yaml parser overflows the stack at about 800 levels, and a second,
+    // deeper policy in the same process then kills it (V8: "RegExpCompiler Allocation failed").
+    const { code, stdout, stderr } = await run('flow:1000', 'flow:50000', 'block:100000', 'map:64', 'flow:63')
+    expect(stderr).not.toMatch(/FATAL/)
+    expect(code).toBe(0)
+    const lines = stdout.trim().split('\n')
+    for (const line of lines.slice(0, 4))
+      expect(line).toMatch(
+        /^\w+:\d+ invalid_policy: Policy is not valid JSON or YAML: it nests deeper than 64 levels \(line \d+\)/,
+      )
+    // 64 levels (the top mapping and 63 lists) are read, and refused by the schema as any such policy would be
+    expect(lines[4]).toMatch(/^flow:63 invalid_policy: Invalid policy/)
+  })
+
+  it('counts brackets the way YAML does: inside quotes and comments they do not nest', () => {
+    const text = `rules: []\n# ${'['.repeat(200)}\nversion: 1\nmodels: { "${'['.repeat(200)}": { tier: low } }\n`
+    expect(parsePolicy(text).models.has('['.repeat(200))).toBe(true)
   })
 })

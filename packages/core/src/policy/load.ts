@@ -2,7 +2,7 @@
  * Load a policy from an object, JSON or YAML text. A bad policy is refused with one
  * `TollgateError` (code `invalid_policy`) that lists every problem with its path.
  */
-import { parse as parseYaml } from 'yaml'
+import { CST, Lexer, parse as parseYaml } from 'yaml'
 import { type Issue, TollgateError } from '../errors.js'
 import { type CompiledPolicy, compilePolicy } from './compile.js'
 import { type PolicyInput, policySchema } from './schema.js'
@@ -18,8 +18,16 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
   if (isCompiled(input)) return input
   let data: unknown = input
   if (typeof input === 'string') {
+    const json = input.trimStart().startsWith('{')
+    const deep = json ? undefined : deepLine(input)
+    if (deep !== undefined) {
+      const message = `it nests deeper than ${MAX_NESTING} levels (line ${deep})`
+      throw new TollgateError('invalid_policy', `Policy is not valid JSON or YAML: ${message}`, {
+        issues: [{ path: [], message }],
+      })
+    }
     try {
-      data = input.trimStart().startsWith('{') ? JSON.parse(input) : parseYaml(input)
+      data = json ? JSON.parse(input) : parseYaml(input)
     } catch (error) {
       throw new TollgateError(
         'invalid_policy',
@@ -52,6 +60,53 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
     )
   }
   return compiled
+}
+
+/** The deepest nesting of collections a YAML policy may have (real ones have fewer than ten). */
+export const MAX_NESTING = 64
+
+/**
+ * The line where YAML text nests collections deeper than {@link MAX_NESTING}, or `undefined`.
+ * The yaml parser recurses once per level: past about 800 levels it overflows the stack, and a
+ * second, deeper text in the same process then kills it (V8's regexp compiler runs out of memory
+ * at the stack's edge, which no `catch` sees). The text is looked at as yaml's lexer (linear, no
+ * recursion) tokenizes it, so brackets in quotes and comments do not count. A line's block depth
+ * is the number of open indentation levels plus its `-` and `?` indicators; flow brackets add to it.
+ */
+function deepLine(text: string): number | undefined {
+  const levels: number[] = []
+  let flow = 0
+  let line = 1
+  let indent = 0
+  let lineStart = true
+  let indicators = 0
+  for (const token of new Lexer().lex(text)) {
+    const type = CST.tokenType(token)
+    if (type === 'newline') {
+      line++
+      lineStart = true
+      indent = 0
+      indicators = 0
+      continue
+    }
+    if (type === 'space') {
+      if (lineStart) indent = token.length
+      continue
+    }
+    if (type === 'comment' || type === 'doc-mode' || type === 'byte-order-mark') continue
+    if (lineStart) {
+      lineStart = false
+      if (flow === 0) {
+        while (levels.length > 0 && levels[levels.length - 1]! >= indent) levels.pop()
+        levels.push(indent)
+      }
+    }
+    if (type === 'flow-seq-start' || type === 'flow-map-start') flow++
+    else if (type === 'flow-seq-end' || type === 'flow-map-end') flow = Math.max(0, flow - 1)
+    else if (type === 'seq-item-ind' || type === 'explicit-key-ind') indicators++
+    if (levels.length + indicators + flow > MAX_NESTING) return line
+  }
+  return undefined
 }
 
 /** Identity helper that type-checks a policy object written in TypeScript. */
