@@ -226,6 +226,51 @@ describe('a Redis that is paused, killed and restarted', () => {
   })
 })
 
+describe('a Redis out of memory (maxmemory-policy noeviction)', () => {
+  it('reserves follow the failure modes, settles and releases still close holds, usage is intact; enforcement resumes', async () => {
+    const client = clientOf(server.url)
+    await ready(client)
+    const policy: PolicyInput = { models, rules: [...rate.rules!, ...budget.rules!] }
+    const gate = createTollgate({ policy, store: redisStore({ client, prefix: 'oom' }) })
+    const settled = await gate.reserve(ask())
+    const released = await gate.reserve(ask())
+    expect([settled.allowed, released.allowed]).toEqual([true, true])
+    const ballast = 'x'.repeat(2_000_000)
+    await client.set('oom-ballast', ballast)
+    await client.config('SET', 'maxmemory-policy', 'noeviction')
+    await client.config('SET', 'maxmemory', '1mb')
+    try {
+      // every write is refused: the budget fails closed, the rate limit open (flagged)
+      expect(await gate.reserve(ask())).toMatchObject({ allowed: false, code: 'store_unavailable' })
+      const rateOnly = createTollgate({ policy: rate, store: redisStore({ client, prefix: 'oom' }) })
+      expect(await rateOnly.reserve(ask('u2'))).toMatchObject({ allowed: true, flags: ['store_degraded'] })
+      // a commit's first write frees memory (ZREM), so Redis lets the script through: holds close
+      await expect(gate.settle(settled.allowed ? settled.id : '', { inputTokens: 4 })).resolves.toMatchObject(
+        {
+          status: 'settled',
+        },
+      )
+      await expect(gate.release(released.allowed ? released.id : '')).resolves.toMatchObject({
+        status: 'released',
+      })
+      const during = await gate.usage({ subject: ask().subject })
+      expect(during.map((s) => [s.rule, s.used, s.held])).toEqual([
+        ['rpm', 1, 0],
+        ['budget', 4, 0],
+      ])
+    } finally {
+      await client.config('SET', 'maxmemory', '0')
+      await client.del('oom-ballast')
+    }
+    expect(await gate.reserve(ask())).toMatchObject({ allowed: true, flags: [] })
+    const after = await gate.usage({ subject: ask().subject })
+    expect(after.map((s) => [s.rule, s.used, s.held])).toEqual([
+      ['rpm', 2, 1], // used counts what is held
+      ['budget', 14, 10],
+    ])
+  })
+})
+
 describe('many calls waiting for the connection', () => {
   it('share one pair of listeners and all settle within the timeout', async () => {
     const nobody = clientOf('redis://127.0.0.1:1')
