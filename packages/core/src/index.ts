@@ -7,7 +7,7 @@
  * const gate = createTollgate({ policy: { rules: [{ id: 'daily', per: 'user', limits: { tokens: 5000 }, window: 'day' }] } })
  * const decision = await gate.reserve({ subject: { user: 'u1' }, estimate: { inputTokens: 800, maxOutputTokens: 200 } })
  */
-export { type Clock, systemClock } from './clock.js'
+export { type Clock, checkClock, clockProblem, systemClock } from './clock.js'
 export type {
   AllowedDecision,
   Amounts,

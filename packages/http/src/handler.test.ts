@@ -155,6 +155,10 @@ describe('authentication', () => {
     expect(() => storeHandler(store, { secret: [] })).toThrow(/at least one secret/)
     expect(() => storeHandler(store, { secret: SECRET, maxBodyBytes: 0 })).toThrow(/maxBodyBytes/)
     expect(() => storeHandler(store, { secret: SECRET, maxSkewMs: Number.NaN })).toThrow(/maxSkewMs/)
+    // a clock that reads no time would pass any timestamp as fresh (|t - NaN| > skew is false)
+    expect(() => storeHandler(store, { secret: SECRET, clock: { now: () => Number.NaN } })).toThrow(
+      /storeHandler: clock.now\(\) must return milliseconds/,
+    )
   })
 })
 

@@ -4,7 +4,7 @@
  * operation, signature header and timestamp, body size, signature, nonce, JSON and shape; then it
  * runs the one store call and signs the answer. Errors never carry a store's internals.
  */
-import type { CounterSpec, Store, StoreCommit, StoreReserve } from '@tollgate/core'
+import { type CounterSpec, checkClock, type Store, type StoreCommit, type StoreReserve } from '@tollgate/core'
 import { memoryNonces, NonceCacheFullError, type NonceStore } from './nonces.js'
 import {
   answerMessage,
@@ -156,6 +156,7 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
     throw new TypeError('storeHandler: maxSkewMs is a positive number of ms')
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1)
     throw new TypeError('storeHandler: maxBodyBytes is a positive integer')
+  checkClock('storeHandler', options.clock)
   const now = options.clock ? () => options.clock!.now() : () => Date.now()
   const nonces = options.nonces ?? memoryNonces(1_000_000, now)
   const report = (error: unknown, operation: Operation | null) => {

@@ -81,6 +81,10 @@ describe('the factory', () => {
       expect(() => redisStore({ client, batch: batch as never })).toThrow(/batch must be true or false/)
     for (const clock of [{}, Date.now, null])
       expect(() => redisStore({ client, clock: clock as never })).toThrow(/clock must have a now\(\)/)
+    for (const now of [() => undefined, () => Number.NaN, () => new Date()])
+      expect(() => redisStore({ client, clock: { now } as never })).toThrow(
+        /clock.now\(\) must return milliseconds/,
+      )
     expect(redisStore({ client, batch: false }).prefix).toBe('tollgate')
     expect(redisStore({ client }).prefix).toBe('tollgate')
   })

@@ -16,6 +16,7 @@ import type {
   StoreReserve,
   StoreReserveResult,
 } from '@tollgate/core'
+import { checkClock } from '@tollgate/core'
 import type { Cluster, Redis } from 'ioredis'
 import { clusterOps } from './cluster.js'
 import {
@@ -220,11 +221,7 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
   if (options.batch !== undefined && typeof options.batch !== 'boolean') {
     throw new TypeError(`redisStore: batch must be true or false, got ${JSON.stringify(options.batch)}`)
   }
-  if (clock !== undefined && typeof (clock as { now?: unknown } | null)?.now !== 'function') {
-    throw new TypeError(
-      'redisStore: clock must have a now() method (a test clock; leave it out in production)',
-    )
-  }
+  checkClock('redisStore', clock)
 
   const COMMANDS = isCluster ? CLUSTERED : STANDALONE
   const scripts = client as unknown as Record<string, ScriptCall | undefined>

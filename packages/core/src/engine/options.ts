@@ -3,6 +3,7 @@
  * naming the option, rather than found out on the first call (or never: a hook that is not a
  * function would be skipped in silence, a `timeoutMs` of NaN would time out every store call).
  */
+import { clockProblem } from '../clock.js'
 import { TollgateError } from '../errors.js'
 import { STORE_OPERATIONS } from '../store/contract.js'
 import type { TollgateOptions } from './types.js'
@@ -23,7 +24,10 @@ export function checkOptions(options: TollgateOptions): void {
       if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function')
         refuse(`store has no ${method}() method: it is not a store`)
   }
-  if (clock !== undefined && typeof clock?.now !== 'function') refuse('clock must have a now() method')
+  if (clock !== undefined) {
+    const problem = clockProblem(clock)
+    if (problem) refuse(problem)
+  }
   for (const hook of HOOKS)
     if (options[hook] !== undefined && typeof options[hook] !== 'function')
       refuse(`${hook} must be a function`)

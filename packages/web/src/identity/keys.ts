@@ -4,7 +4,7 @@
  * attributes, refuses a revoked key on the next lookup in every process sharing the storage,
  * refuses expired keys, rotates keys with a grace period, and lists keys without their hashes.
  */
-import type { Attributes, Clock, Subject } from '@tollgate/core'
+import { type Attributes, type Clock, checkClock, type Subject } from '@tollgate/core'
 import { equalDigests, fromHex, sha256, toBase64Url, toHex } from './digest.js'
 import { checkGrant } from './grant.js'
 import {
@@ -213,6 +213,7 @@ export async function keyIdOf(key: string): Promise<string> {
  * const keys = keyRegistry({ find: (id) => db.keys.find(id), put: (r) => db.keys.insert(r), revoke: (id) => db.keys.revoke(id) })
  */
 export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {}): KeyRegistry {
+  checkClock('keyRegistry', options.clock)
   const now = () => options.clock?.now() ?? Date.now()
   const newKey = (prefix = 'tg_') => `${prefix}${toBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`
   async function store(key: string, grant: KeyGrant, extra: Partial<StoredKey> = {}) {

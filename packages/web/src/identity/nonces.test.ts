@@ -1,6 +1,8 @@
 import { fakeClock } from '@tollgate/core'
 import { describe, expect, it } from 'vitest'
+import { keyRegistry, memoryKeyRegistry } from './keys.js'
 import { memoryNonceStore, NonceStoreFullError } from './nonces.js'
+import { signedIdentity } from './signed.js'
 
 describe('memoryNonceStore', () => {
   it('accepts a nonce once until its TTL passes', () => {
@@ -30,5 +32,24 @@ describe('memoryNonceStore', () => {
     expect(nonces.claim('b', 100)).toBe(false)
     expect(() => nonces.claim('f', 100)).toThrow(NonceStoreFullError)
     expect(() => memoryNonceStore({ maxEntries: 0 })).toThrow(TypeError)
+  })
+})
+
+describe('identity clocks', () => {
+  it('a clock that reads no time is refused when the identity part is made', () => {
+    // with one, an expired key never expired (expiresAt <= NaN is false) and any timestamp was fresh
+    for (const now of [() => Number.NaN, () => undefined, () => new Date()]) {
+      const clock = { now } as never
+      expect(() => memoryNonceStore({ clock })).toThrow(
+        /^memoryNonceStore: clock.now\(\) must return milliseconds/,
+      )
+      expect(() => memoryKeyRegistry({ clock })).toThrow(/^keyRegistry: clock.now\(\) must return/)
+      expect(() => keyRegistry({ find: () => null, put: () => {}, revoke: () => {} }, { clock })).toThrow(
+        /^keyRegistry: clock/,
+      )
+      expect(() => signedIdentity({ hmac: { secret: 'x'.repeat(32) }, clock })).toThrow(
+        /^signedIdentity: clock/,
+      )
+    }
   })
 })

@@ -4,7 +4,7 @@
  * `memoryNonceStore` covers one process; `redisNonceStore` (`@tollgate/web/redis`) every process
  * sharing a Redis.
  */
-import { type Clock, systemClock } from '@tollgate/core'
+import { type Clock, checkClock, systemClock } from '@tollgate/core'
 
 /** Where seen nonces are remembered; implement it to keep them in your own storage. */
 export interface NonceStore {
@@ -50,6 +50,7 @@ export function memoryNonceStore(options: MemoryNonceStoreOptions = {}): NonceSt
   const maxEntries = options.maxEntries ?? 100_000
   if (!Number.isInteger(maxEntries) || maxEntries < 1)
     throw new TypeError('memoryNonceStore: maxEntries is a positive integer')
+  checkClock('memoryNonceStore', options.clock)
   const clock = options.clock ?? systemClock
   /** nonce → expiry (ms since epoch), in insertion order. */
   const seen = new Map<string, number>()

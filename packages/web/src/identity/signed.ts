@@ -5,7 +5,7 @@
  * {@link NonceStore} remembers it while the timestamp is fresh), so a captured header cannot be
  * replayed.
  */
-import type { Attributes, Clock } from '@tollgate/core'
+import { type Attributes, type Clock, checkClock } from '@tollgate/core'
 import type { CryptoKey, JSONWebKeySet, JWTPayload, JWTVerifyOptions } from 'jose'
 import { equalDigests, fromBase64UrlText, fromHex, hmacSha256, toBase64Url, toHex } from './digest.js'
 import { memoryNonceStore, type NonceStore } from './nonces.js'
@@ -223,6 +223,7 @@ function hmacIdentity(options: HmacIdentityOptions, clock: Clock | undefined): I
  * signedIdentity({ hmac: { secret: process.env.IDENTITY_HMAC_SECRET! } })
  */
 export function signedIdentity(options: SignedIdentityOptions): Identify {
+  checkClock('signedIdentity', options.clock)
   if (options.jwt && !options.hmac) return jwtIdentity(options.jwt, options.clock)
   if (options.hmac && !options.jwt) return hmacIdentity(options.hmac, options.clock)
   throw new TypeError('signedIdentity needs exactly one of { jwt } or { hmac }')

@@ -104,6 +104,12 @@ describe('memoryStore only', () => {
     expect(await reserve()).toMatchObject({ allowed: true })
     expect(await reserve()).toMatchObject({ allowed: false, rule: 'u' })
     expect((await gate.usage({ subject }))[0]).toMatchObject({ used: 3, held: 3 })
+    // a read that is no time at all keeps the store's time too
+    const at = store.now() as number
+    t = Number.NaN
+    expect(store.now()).toBe(at)
+    t = `${at + 60_000}` as never
+    expect(store.now()).toBe(at)
   })
 
   it('refuses bad options with a TypeError naming the option', () => {
@@ -119,6 +125,11 @@ describe('memoryStore only', () => {
       ['graceMs', Number.POSITIVE_INFINITY],
       ['graceMs', '1h'],
       ['clock', {}],
+      // a clock that reads no time left the store at its first instant for good (a spent limit never reset)
+      ['clock', { now: () => undefined }],
+      ['clock', { now: () => Number.NaN }],
+      ['clock', { now: () => new Date() }],
+      ['clock', { now: () => `${Date.now()}` }],
     ]
     for (const [name, value] of bad)
       expect(() => memoryStore({ [name]: value } as never), `${name}: ${String(value)}`).toThrow(

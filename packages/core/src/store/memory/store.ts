@@ -5,7 +5,7 @@
  * swept at the start of every call. Its `lane` is the engine's fast path for plain
  * calendar and rolling counters (see `Lane` in the store contract).
  */
-import { type Clock, systemClock } from '../../clock.js'
+import { type Clock, checkClock, systemClock } from '../../clock.js'
 import type {
   CommitCounter,
   CounterResult,
@@ -128,7 +128,7 @@ function entryOf(record: Record, i: number): typeof entry {
 /** An in-process store for one process, tests and the simulator. */
 export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const clock = options.clock ?? systemClock
-  if (typeof clock?.now !== 'function') throw new TypeError('memoryStore: clock must have a now() method')
+  checkClock('memoryStore', clock)
   const idempotencyMs = milliseconds('idempotencyMs', options.idempotencyMs ?? 86_400_000)
   const graceMs = milliseconds('graceMs', options.graceMs ?? 3_600_000)
   const maxReservations = count('maxReservations', options.maxReservations ?? 1_000_000)
@@ -311,8 +311,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   /** The clock's time, or the store's latest time while the clock is behind it. */
   const later = () => {
     const read = clock.now()
-    // biome-ignore lint/complexity/useMathMinMax: a NaN read keeps the last time (Math.max would give NaN)
-    return read > now ? read : now
+    // a NaN read (or one that is no number) keeps the last time; Math.max would give NaN
+    return typeof read === 'number' && read > now ? read : now
   }
 
   const self: MemoryStore & { lane: Lane } = {
