@@ -63,7 +63,7 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
 }
 
 /** The deepest nesting of collections a YAML policy may have (real ones have fewer than ten). */
-export const MAX_NESTING = 64
+const MAX_NESTING = 64
 
 /**
  * The line where YAML text nests collections deeper than {@link MAX_NESTING}, or `undefined`.

@@ -223,8 +223,7 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
   }
   /** Keys this registry is rotating now: a second rotation of one of them throws at once. */
   const rotating = new Set<string>()
-  async function rotate(keyId: string, options: RotateOptions) {
-    const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
+  async function rotate(keyId: string, graceMs: number, options: RotateOptions) {
     const old = await storage.find(keyId)
     if (!old) throw new Error(`rotate: no key ${keyId.slice(0, 64)}`)
     const status = statusOf(old, now())
@@ -299,7 +298,7 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
       if (rotating.has(keyId)) throw new Error(`rotate: key ${keyId} is already being rotated`)
       rotating.add(keyId)
       try {
-        return await rotate(keyId, options)
+        return await rotate(keyId, graceMs, options)
       } finally {
         rotating.delete(keyId)
       }
