@@ -71,6 +71,17 @@ export async function verifyAlertSignature(
   body: string,
   options: VerifyOptions = {},
 ): Promise<boolean> {
+  const now = options.now ?? Date.now()
+  const toleranceMs = options.toleranceMs ?? 300_000
+  // a NaN here would pass every timestamp (nothing is greater than NaN): a replay would be accepted
+  if (typeof now !== 'number' || !Number.isFinite(now))
+    throw new TypeError(
+      `verifyAlertSignature: now must be ms since the epoch (a finite number), got ${String(now)}`,
+    )
+  if (typeof toleranceMs !== 'number' || !(toleranceMs >= 0))
+    throw new TypeError(
+      `verifyAlertSignature: toleranceMs must be a number of ms, 0 or more, got ${String(toleranceMs)}`,
+    )
   if (!header) return false
   let t: number | undefined
   const signatures: Uint8Array<ArrayBuffer>[] = []
@@ -83,8 +94,7 @@ export async function verifyAlertSignature(
     }
   }
   if (t === undefined || signatures.length === 0) return false
-  const now = options.now ?? Date.now()
-  if (Math.abs(now - t * 1000) > (options.toleranceMs ?? 300_000)) return false
+  if (Math.abs(now - t * 1000) > toleranceMs) return false
   const k = await key(secret)
   const data = encoder.encode(`${t}.${body}`)
   for (const signature of signatures) if (await crypto.subtle.verify('HMAC', k, signature, data)) return true

@@ -170,6 +170,18 @@ describe('verifyAlertSignature', () => {
       expect(await verifyAlertSignature(secret, bad, body, { now: at })).toBe(false)
   })
 
+  it('refuses options that would pass any timestamp (a NaN now or tolerance) with a TypeError', async () => {
+    const header = await signAlert(secret, body, at - 86_400_000) // a day old: a replay
+    await expect(verifyAlertSignature(secret, header, body, { now: Number.NaN })).rejects.toThrow(
+      /now must be ms since the epoch/,
+    )
+    for (const toleranceMs of [Number.NaN, -1, '5m' as never])
+      await expect(verifyAlertSignature(secret, header, body, { now: at, toleranceMs })).rejects.toThrow(
+        /toleranceMs must be a number/,
+      )
+    expect(await verifyAlertSignature(secret, header, body, { now: at })).toBe(false)
+  })
+
   it('accepts any of several v1 signatures (secret rotation)', async () => {
     const fresh = await signAlert(secret, body, at)
     const old = await signAlert('old-secret', body, at)

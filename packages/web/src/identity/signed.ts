@@ -133,6 +133,14 @@ const loadJose = () => (jose ??= import('jose'))
 function jwtIdentity(options: JwtIdentityOptions, clock: Clock | undefined): Identify {
   const given = [options.secret, options.publicKey, options.jwks].filter((k) => k !== undefined).length
   if (given !== 1) throw new TypeError('signedIdentity({ jwt }) needs exactly one of secret, publicKey, jwks')
+  const { clockTolerance } = options
+  if (
+    clockTolerance !== undefined &&
+    !(typeof clockTolerance === 'number' && clockTolerance >= 0 && clockTolerance < Infinity)
+  )
+    throw new TypeError(
+      `signedIdentity({ jwt }): clockTolerance is a number of seconds, 0 or more, got ${String(clockTolerance)}`,
+    )
   const algorithms = options.algorithms ?? (options.secret !== undefined ? ['HS256'] : ['RS256'])
   const header = options.header ?? 'authorization'
   const mapClaims = options.claims ?? defaultClaims
