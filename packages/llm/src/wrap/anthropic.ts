@@ -8,6 +8,7 @@ import { isFields, tokensField } from '../estimate/types.js'
 import { ANTHROPIC_CACHE_WRITE } from '../prices.js'
 import { anthropicMeter } from '../usage/anthropic.js'
 import { type Adapter, gatedMethod, type SdkMethod } from './call.js'
+import { checkWrapOptions } from './check.js'
 import type { AnthropicWrapOptions } from './options.js'
 import { proxyClient } from './proxy.js'
 
@@ -57,6 +58,7 @@ const messages: Adapter<AnthropicWrapOptions> = {
  * const message = await anthropic.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 1024, messages })
  */
 export function wrapAnthropic<C extends object>(client: C, gate: Tollgate, options: AnthropicWrapOptions): C {
+  checkWrapOptions('wrapAnthropic', options)
   return proxyClient(client, {
     messages: {
       create: (original) => gatedMethod(gate, options, messages, original as unknown as SdkMethod, client),

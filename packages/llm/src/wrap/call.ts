@@ -131,10 +131,13 @@ async function run<O extends WrapOptions>(
   const attempts = options.attempts ?? NO_ATTEMPTS
   const model = typeof body.model === 'string' ? body.model : undefined
   const models = [model, ...fallbacksOf(attempts, model, info)]
+  const asked = caller.maxRetries
+  if (asked !== undefined && !(typeof asked === 'number' && Number.isSafeInteger(asked) && asked >= 0))
+    throw new TypeError(`maxRetries must be a whole number, 0 or more, got ${String(asked)}`)
   const retries =
-    typeof caller.maxRetries === 'number'
-      ? caller.maxRetries
-      : (attempts.retries ?? (models.length > 1 ? 0 : ((client as { maxRetries?: number }).maxRetries ?? 2)))
+    (asked as number | undefined) ??
+    attempts.retries ??
+    (models.length > 1 ? 0 : ((client as { maxRetries?: number }).maxRetries ?? 2))
   const max = Math.max(1, attempts.max ?? models.length * (1 + retries))
   const signal = caller.signal as AbortSignal | undefined
   const wait = attempts.sleep ?? sleep

@@ -60,6 +60,54 @@ function setup(options: Partial<WrapOptions> = {}, policy: PolicyInput = basePol
   return { gate, openai, client, events, used, settled }
 }
 
+describe('wrapOpenAI: options', () => {
+  it('refuses options that cannot work when the client is wrapped, naming the option', () => {
+    const gate = createTollgate({ policy: withDefaultPrices(basePolicy), clock: fakeClock() })
+    const client = new OpenAI({ apiKey: 'test', baseURL: `${server.url}/v1` })
+    const bad: [string, Record<string, unknown>][] = [
+      ['maxOutputTokens', { maxOutputTokens: Number.NaN }],
+      ['opaquePartTokens', { opaquePartTokens: -1 }],
+      ['maxPieceChars', { maxPieceChars: 0 }],
+      ['timeBudgetMs', { timeBudgetMs: Number.NaN }],
+      ['margin', { margin: Number.NaN }],
+      ['unfinishedStreams', { unfinishedStreams: 'all' }],
+      ['failedAttempts', { failedAttempts: 'ignore' }],
+      ['shrinkOutput.min', { shrinkOutput: { min: 0.5 } }],
+      // with max NaN, every call threw `undefined`
+      ['attempts.max', { attempts: { max: Number.NaN } }],
+      ['attempts.retries', { attempts: { retries: -1 } }],
+      ['attempts.initialDelayMs', { attempts: { initialDelayMs: Number.POSITIVE_INFINITY } }],
+      ['attempts.fallbacks', { attempts: { fallbacks: 'gpt-4o-mini' } }],
+      ['subject', { subject: undefined }],
+    ]
+    for (const [name, extra] of bad)
+      expect(() => wrapOpenAI(client, gate, { subject, ...extra } as never), name).toThrow(
+        new RegExp(`^wrapOpenAI: ${name.replace('.', '\\.')} (must|is required)`),
+      )
+    expect(() =>
+      wrapOpenAI(client, gate, {
+        subject,
+        timeBudgetMs: Number.POSITIVE_INFINITY,
+        attempts: { max: 1, retries: 0 },
+      }),
+    ).not.toThrow()
+  })
+
+  it('refuses a per-request maxRetries that is no count, before any request', async () => {
+    const { openai } = setup()
+    // it threw `undefined` (which `rejects.toThrow(/…/)` lets pass, hence the explicit checks)
+    const error = await openai.chat.completions
+      .create({ model: 'gpt-4o-mini', messages }, { maxRetries: Number.NaN })
+      .then(
+        () => 'resolved',
+        (reason: unknown) => reason,
+      )
+    expect(error).toBeInstanceOf(TypeError)
+    expect((error as TypeError).message).toMatch(/^maxRetries must be a whole number/)
+    expect(server.requests).toHaveLength(0)
+  })
+})
+
 describe('wrapOpenAI: chat completions', () => {
   it('holds the estimate, settles the usage, and prices it', async () => {
     const { openai, events, used } = setup()

@@ -8,6 +8,7 @@ import { isFields } from '../estimate/types.js'
 import { encodingForModel } from '../tokens/encoding.js'
 import { chatCompletionMeter, embeddingMeter, responseMeter } from '../usage/openai.js'
 import { type Adapter, gatedMethod, type SdkMethod } from './call.js'
+import { checkWrapOptions } from './check.js'
 import type { WrapOptions } from './options.js'
 import { proxyClient } from './proxy.js'
 
@@ -84,6 +85,7 @@ const embeddings: Adapter = {
  * const completion = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages })
  */
 export function wrapOpenAI<C extends object>(client: C, gate: Tollgate, options: WrapOptions): C {
+  checkWrapOptions('wrapOpenAI', options)
   const wrap = (adapter: Adapter) => (original: (...args: never[]) => unknown) =>
     gatedMethod(gate, options, adapter, original as unknown as SdkMethod, client)
   return proxyClient(client, {
