@@ -265,3 +265,13 @@ for (const [name, express, pkg, major] of versions) {
     })
   })
 }
+
+describe('options', () => {
+  it('a gate or identify that cannot work is refused when it is made, not on every request', () => {
+    for (const options of [
+      { gate: undefined, identify: () => null },
+      { gate: { reserve: () => null }, identify: 'key' },
+    ])
+      expect(() => tollgate(options as never)).toThrow(/^tollgate: (gate|identify) must be/)
+  })
+})

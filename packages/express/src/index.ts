@@ -11,6 +11,7 @@
 
 import type { Tollgate } from '@tollgate/core'
 import {
+  checkTollgateOptions,
   handleRequest,
   type ResponseTap,
   type TollgateHandle,
@@ -90,6 +91,7 @@ function watch(res: ExpressResponse, tap: ResponseTap): void {
  * app.use('/v1', express.json(), tollgate({ gate, identify: apiKeyIdentity(keys), model: (req) => req.body?.model }))
  */
 export function tollgate(options: ExpressTollgateOptions): RequestHandler {
+  checkTollgateOptions('tollgate', options)
   return (req, res, next) => {
     handleRequest(toWebRequest(req), options, req)
       .then(async (admission) => {

@@ -10,6 +10,7 @@
  */
 import type { Tollgate } from '@tollgate/core'
 import {
+  checkTollgateOptions,
   finishResponse,
   handleRequest,
   type TollgateHandle,
@@ -41,6 +42,7 @@ export type HonoTollgateOptions = TollgateOptions<Context>
  * app.use('/v1/*', tollgate({ gate, identify, model: async (c) => (await c.req.json()).model }))
  */
 export function tollgate(options: HonoTollgateOptions): MiddlewareHandler<TollgateEnv> {
+  checkTollgateOptions('tollgate', options)
   return async (c, next) => {
     const admission = await handleRequest(c.req.raw, options, c as Context)
     if (!admission.allowed) return admission.response

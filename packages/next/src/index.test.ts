@@ -111,3 +111,15 @@ describe('@tollgate/next: withTollgate on an App Router route handler', () => {
     expect(await tokens()).toBe(0)
   })
 })
+
+describe('options', () => {
+  it('a gate or identify that cannot work is refused when it is made, not on every request', () => {
+    for (const options of [
+      { gate: undefined, identify: () => null },
+      { gate: { reserve: () => null }, identify: 'key' },
+    ])
+      expect(() => withTollgate(() => new Response('ok'), options as never)).toThrow(
+        /^withTollgate: (gate|identify) must be/,
+      )
+  })
+})

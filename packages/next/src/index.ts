@@ -13,6 +13,7 @@
  */
 import type { Tollgate } from '@tollgate/core'
 import {
+  checkTollgateOptions,
   finishResponse,
   handleRequest,
   type TollgateHandle,
@@ -47,6 +48,7 @@ export function withTollgate<R extends Request = NextRequest, C = RouteContext>(
   handler: TollgateRouteHandler<R, C>,
   options: NextTollgateOptions<R>,
 ): (request: R, context: C) => Promise<Response> {
+  checkTollgateOptions('withTollgate', options)
   return async (request, context) => {
     const admission = await handleRequest(request, options, request)
     if (!admission.allowed) return admission.response

@@ -65,6 +65,7 @@ export {
   unauthenticated,
 } from './identity/types.js'
 export { type EventMeter, type StreamMeter, sseMeter } from './meter.js'
+export { checkGate, checkTollgateOptions } from './options.js'
 export {
   type Admission,
   type Admitted,

@@ -4,6 +4,7 @@
  * the client went away — streamed (SSE) or not.
  */
 import type { ResponseTap, TollgateHandle } from './handle.js'
+import { checkTollgateOptions } from './options.js'
 import { type Admitted, handleRequest, type TollgateOptions } from './request.js'
 import { withHeaders } from './responses.js'
 
@@ -100,6 +101,7 @@ export function gateFetch<Args extends unknown[] = []>(
   handler: GatedHandler<Args>,
   options: TollgateOptions<Request>,
 ): (request: Request, ...args: Args) => Promise<Response> {
+  checkTollgateOptions('gateFetch', options)
   return async (request, ...args) => {
     const admission = await handleRequest(request, options)
     if (!admission.allowed) return admission.response

@@ -6,6 +6,7 @@
 import type { Attributes, LimitState, Subject, Tollgate } from '@tollgate/core'
 import { fromMicros, TollgateError } from '@tollgate/core'
 import { forbidden, type Identify, type Identity } from './identity/types.js'
+import { checkGate } from './options.js'
 import { checkFeature, identifyRequest } from './request.js'
 import { errorResponse, plainError, refusalResponse, unavailableResponse } from './responses.js'
 
@@ -197,6 +198,11 @@ export function usageHandler(
   gate: Tollgate,
   options: UsageHandlerOptions,
 ): (request: Request) => Promise<Response> {
+  checkGate('usageHandler', gate)
+  if (typeof options?.identify !== 'function')
+    throw new TypeError(
+      'usageHandler: identify must be a function (apiKeyIdentity, signedIdentity, headerIdentity or your own)',
+    )
   const cors = corsOf(options.cors)
 
   async function answer(request: Request, origin: string | null): Promise<Response> {
