@@ -107,6 +107,7 @@ const retryable = (status: number) => status === 408 || status === 429 || status
  * await webhook.close()
  */
 export function alertWebhook(options: AlertWebhookOptions): AlertWebhook {
+  checkOptions(options)
   const send = options.fetch ?? globalThis.fetch
   const retries = options.retries ?? 5
   const timeoutMs = options.timeoutMs ?? 10_000
@@ -180,4 +181,30 @@ export function alertWebhook(options: AlertWebhookOptions): AlertWebhook {
       await flush()
     },
   })
+}
+
+const whole = (v: unknown, min: number) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min
+
+/** Throws a `TypeError` naming the first option that cannot work (a NaN count retried for ever). */
+function checkOptions(options: AlertWebhookOptions): void {
+  const refuse = (name: string, what: string): never => {
+    throw new TypeError(`alertWebhook: ${name} must be ${what}`)
+  }
+  if (typeof options !== 'object' || options === null) refuse('options', 'an object')
+  const { url, secret, retries, timeoutMs, maxPending, headers } = options
+  if (typeof url !== 'string' && (typeof url !== 'object' || url === null)) refuse('url', 'a URL or its text')
+  if (typeof secret !== 'string' || secret.length === 0) refuse('secret', 'a non-empty string')
+  if (retries !== undefined && !whole(retries, 0))
+    refuse('retries', `a whole number, 0 or more, got ${retries}`)
+  if (
+    timeoutMs !== undefined &&
+    !(typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs))
+  )
+    refuse('timeoutMs', `a positive number of ms, got ${timeoutMs}`)
+  if (maxPending !== undefined && !whole(maxPending, 1))
+    refuse('maxPending', `a whole number, 1 or more, got ${maxPending}`)
+  for (const name of ['backoffMs', 'fetch', 'onError', 'onDelivered'] as const)
+    if (options[name] !== undefined && typeof options[name] !== 'function') refuse(name, 'a function')
+  if (headers !== undefined && (typeof headers !== 'object' || headers === null))
+    refuse('headers', 'an object of header names and values')
 }

@@ -139,6 +139,31 @@ describe('alertWebhook', () => {
     expect(hook.received).toHaveLength(2)
   })
 
+  it('refuses options that cannot work when it is made, naming the option', () => {
+    // with retries NaN, a refused delivery (400) was retried for ever; with maxPending NaN, nothing bounded the alerts in flight
+    const bad: [string, Record<string, unknown>][] = [
+      ['retries', { retries: Number.NaN }],
+      ['retries', { retries: -1 }],
+      ['timeoutMs', { timeoutMs: Number.NaN }],
+      ['timeoutMs', { timeoutMs: 0 }],
+      ['maxPending', { maxPending: Number.NaN }],
+      ['maxPending', { maxPending: 0 }],
+      ['secret', { secret: '' }],
+      ['secret', { secret: undefined }],
+      ['backoffMs', { backoffMs: 100 }],
+      ['fetch', { fetch: 'undici' }],
+      ['onError', { onError: console }],
+      ['onDelivered', { onDelivered: true }],
+      ['headers', { headers: 'authorization: x' }],
+      ['url', { url: undefined }],
+    ]
+    for (const [name, extra] of bad)
+      expect(() => alertWebhook({ url: 'http://127.0.0.1:1/', secret, ...extra } as never), name).toThrow(
+        new RegExp(`^alertWebhook: ${name} must`),
+      )
+    expect(() => alertWebhook({ url: 'http://127.0.0.1:1/', secret, retries: 0, timeoutMs: 1 })).not.toThrow()
+  })
+
   it('reports alerts after close instead of sending them', async () => {
     const errors: AuditError[] = []
     const webhook = alertWebhook({ url: 'http://127.0.0.1:1/', secret, onError: (e) => errors.push(e) })
