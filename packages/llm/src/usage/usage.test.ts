@@ -100,6 +100,18 @@ describe('Anthropic usage', () => {
     })
   })
 
+  it('counts the output of a message that carries no usage from its text, never 0', () => {
+    const meter = anthropicMeter(0.2)
+    meter.result({
+      content: [
+        { type: 'text', text: 'Hello there.' },
+        { type: 'tool_use', id: 't1', name: 'f', input: { city: 'Paris' } },
+      ],
+    })
+    const expected = Math.ceil(countTokens('Hello there.{"city":"Paris"}').tokens * 1.2)
+    expect(meter.finish()).toEqual({ usage: { outputTokens: expected }, estimated: true })
+  })
+
   it('keeps the input of message_start and counts output from text when the stream stops early', () => {
     const meter = anthropicMeter(0)
     for (const { data } of anthropicEvents(['Hello ', 'world'], { input_tokens: 12, output_tokens: 1 }, null))
