@@ -11,6 +11,18 @@ export async function sha256(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', encoder.encode(text)))
 }
 
+/** The fewest bytes a shared secret may have: a shorter one can be guessed offline from one signature. */
+export const MIN_SECRET_BYTES = 32
+
+/** Throws a `TypeError` naming `who` when `secret` is not a string or bytes of at least {@link MIN_SECRET_BYTES}. */
+export function checkSecret(who: string, secret: unknown): void {
+  const raw = typeof secret === 'string' ? encoder.encode(secret) : secret
+  if (!(raw instanceof Uint8Array) || raw.length < MIN_SECRET_BYTES)
+    throw new TypeError(
+      `${who}: the secret must be at least ${MIN_SECRET_BYTES} bytes (a string or a Uint8Array)`,
+    )
+}
+
 /** HMAC-SHA256 of UTF-8 text. */
 export async function hmacSha256(secret: string | Uint8Array, text: string): Promise<Uint8Array> {
   const raw = typeof secret === 'string' ? encoder.encode(secret) : secret

@@ -2,6 +2,17 @@ import { describe, expect, it } from 'vitest'
 import { headerIdentity } from './header.js'
 
 describe('headerIdentity', () => {
+  it('refuses header names no request can carry, when it is made', () => {
+    for (const header of ['', 'x user', 'x-user:'])
+      for (const options of [
+        { headers: { user: header } },
+        { headers: { user: 'x-user' }, attributes: { plan: header } },
+      ])
+        expect(() => headerIdentity({ trusted: true, ...options }), header).toThrow(
+          /^headerIdentity: .* must be a header name/,
+        )
+  })
+
   it('must be opted into with trusted: true', () => {
     expect(() => headerIdentity({ headers: { user: 'x-user-id' } } as never)).toThrow(/trusted: true/)
     expect(() => headerIdentity({ trusted: 'yes', headers: { user: 'x-user-id' } } as never)).toThrow(

@@ -4,7 +4,7 @@
  * strips and sets these headers itself. It must be opted into with `trusted: true`.
  */
 import type { Attributes } from '@tollgate/core'
-import { type Identify, identified, unauthenticated } from './types.js'
+import { checkHeaderName, type Identify, identified, unauthenticated } from './types.js'
 
 /** Options of {@link headerIdentity}. */
 export interface HeaderIdentityOptions {
@@ -42,6 +42,8 @@ export function headerIdentity(options: HeaderIdentityOptions): Identify {
   const dims = Object.entries(options.headers ?? {})
   if (dims.length === 0) throw new TypeError('headerIdentity needs at least one subject header')
   const attrs = Object.entries(options.attributes ?? {})
+  for (const [name, header] of dims) checkHeaderName('headerIdentity', `headers.${name}`, header)
+  for (const [name, header] of attrs) checkHeaderName('headerIdentity', `attributes.${name}`, header)
   return (request) => {
     const subject: Record<string, string> = {}
     for (const [dimension, header] of dims) {

@@ -130,6 +130,20 @@ describe('apiKeyIdentity', () => {
     expect(await identify(bearer(key))).toMatchObject({ ok: false, status: 403, code: 'key_revoked' })
   })
 
+  it('refuses, when it is made, a registry without verify, a header name no request can carry and a bad dimension', () => {
+    const keys = memoryKeyRegistry()
+    expect(() => apiKeyIdentity(undefined as never)).toThrow(/^apiKeyIdentity: registry must have a verify/)
+    for (const header of ['', 'x api key', 'x-key:', 'clé'])
+      expect(() => apiKeyIdentity(keys, { header }), header).toThrow(
+        /^apiKeyIdentity: header must be a header name/,
+      )
+    for (const keyDimension of ['', 5, true])
+      expect(() => apiKeyIdentity(keys, { keyDimension: keyDimension as never })).toThrow(
+        /^apiKeyIdentity: keyDimension must be/,
+      )
+    expect(() => apiKeyIdentity(keys, { header: 'X-API-Key', keyDimension: false })).not.toThrow()
+  })
+
   it('ignores forged identity headers: the subject comes from the key alone', async () => {
     const keys = memoryKeyRegistry()
     const { key } = await keys.issue(grant)

@@ -8,6 +8,7 @@ import { type Attributes, type Clock, checkClock, type Subject } from '@tollgate
 import { equalDigests, fromHex, sha256, toBase64Url, toHex } from './digest.js'
 import { checkGrant } from './grant.js'
 import {
+  checkHeaderName,
   credential,
   forbidden,
   type Identify,
@@ -412,8 +413,15 @@ export function apiKeyIdentity(
   registry: Pick<KeyRegistry, 'verify'>,
   options: ApiKeyIdentityOptions = {},
 ): Identify {
+  if (typeof registry?.verify !== 'function')
+    throw new TypeError('apiKeyIdentity: registry must have a verify() method (a key registry)')
   const header = options.header ?? 'authorization'
+  checkHeaderName('apiKeyIdentity', 'header', header)
   const dimension = options.keyDimension ?? 'key'
+  if (dimension !== false && (typeof dimension !== 'string' || dimension.length === 0))
+    throw new TypeError(
+      `apiKeyIdentity: keyDimension must be a dimension name or false, got ${JSON.stringify(dimension)}`,
+    )
   const missing =
     header.toLowerCase() === 'authorization'
       ? 'Missing API key: send it as "Authorization: Bearer <key>".'

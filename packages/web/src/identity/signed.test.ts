@@ -143,6 +143,25 @@ describe('signedIdentity: JWT', () => {
     for (const clockTolerance of [Number.NaN, -1, Number.POSITIVE_INFINITY, '1h' as never])
       expect(() => signedIdentity({ jwt: { secret, clockTolerance } })).toThrow(/clockTolerance is a number/)
   })
+
+  it('refuses short shared secrets and header names no request can carry, when it is made', async () => {
+    // a short HMAC secret can be guessed offline from one captured header or token, and then forged
+    for (const short of ['x', 'x'.repeat(31), new Uint8Array(16)]) {
+      expect(() => signedIdentity({ hmac: { secret: short } })).toThrow(/secret must be at least 32 bytes/)
+      expect(() => signedIdentity({ jwt: { secret: short } })).toThrow(/secret must be at least 32 bytes/)
+      await expect(signIdentity({ subject: { user: 'u' } }, { secret: short })).rejects.toBeInstanceOf(
+        TypeError,
+      )
+    }
+    expect(() => signedIdentity({ hmac: { secret: 'é'.repeat(16) } })).not.toThrow() // 32 bytes of UTF-8
+    for (const header of ['', 'x identity', 'x:id', 'naïve'])
+      for (const options of [
+        { jwt: { secret, header } },
+        { hmac: { secret, header } },
+        { hmac: { secret, signatureHeader: header } },
+      ])
+        expect(() => signedIdentity(options), `${JSON.stringify(options)}`).toThrow(/must be a header name/)
+  })
 })
 
 describe('signedIdentity: HMAC header', () => {
@@ -160,7 +179,7 @@ describe('signedIdentity: HMAC header', () => {
 
     const other = await signIdentity(
       { subject: { tenant: 'victim', user: 'u9' } },
-      { secret: 'x', now: hmacClock.now() },
+      { secret: 'another-shared-secret-of-32-bytes-or-more', now: hmacClock.now() },
     )
     const swapped = { ...headers, 'x-tollgate-identity': other['x-tollgate-identity']! }
     expect(await identify(request(swapped))).toMatchObject({

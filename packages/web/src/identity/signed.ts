@@ -7,9 +7,18 @@
  */
 import { type Attributes, type Clock, checkClock } from '@tollgate/core'
 import type { CryptoKey, JSONWebKeySet, JWTPayload, JWTVerifyOptions } from 'jose'
-import { equalDigests, fromBase64UrlText, fromHex, hmacSha256, toBase64Url, toHex } from './digest.js'
+import {
+  checkSecret,
+  equalDigests,
+  fromBase64UrlText,
+  fromHex,
+  hmacSha256,
+  toBase64Url,
+  toHex,
+} from './digest.js'
 import { memoryNonceStore, type NonceStore } from './nonces.js'
 import {
+  checkHeaderName,
   credential,
   type Identify,
   type IdentityResult,
@@ -133,6 +142,7 @@ const loadJose = () => (jose ??= import('jose'))
 function jwtIdentity(options: JwtIdentityOptions, clock: Clock | undefined): Identify {
   const given = [options.secret, options.publicKey, options.jwks].filter((k) => k !== undefined).length
   if (given !== 1) throw new TypeError('signedIdentity({ jwt }) needs exactly one of secret, publicKey, jwks')
+  if (options.secret !== undefined) checkSecret('signedIdentity({ jwt })', options.secret)
   const { clockTolerance } = options
   if (
     clockTolerance !== undefined &&
@@ -143,6 +153,7 @@ function jwtIdentity(options: JwtIdentityOptions, clock: Clock | undefined): Ide
     )
   const algorithms = options.algorithms ?? (options.secret !== undefined ? ['HS256'] : ['RS256'])
   const header = options.header ?? 'authorization'
+  checkHeaderName('signedIdentity({ jwt })', 'header', header)
   const mapClaims = options.claims ?? defaultClaims
   let keyPromise: Promise<Parameters<typeof import('jose').jwtVerify>[1]> | undefined
   const key = () =>
@@ -178,10 +189,11 @@ function jwtIdentity(options: JwtIdentityOptions, clock: Clock | undefined): Ide
 }
 
 function hmacIdentity(options: HmacIdentityOptions, clock: Clock | undefined): Identify {
-  if (!options.secret || options.secret.length === 0)
-    throw new TypeError('signedIdentity({ hmac }) needs a secret')
+  checkSecret('signedIdentity({ hmac })', options.secret)
   const header = options.header ?? DEFAULT_HEADER
   const signatureHeader = options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER
+  checkHeaderName('signedIdentity({ hmac })', 'header', header)
+  checkHeaderName('signedIdentity({ hmac })', 'signatureHeader', signatureHeader)
   const maxAgeMs = options.maxAgeMs ?? 60_000
   if (!Number.isFinite(maxAgeMs) || maxAgeMs <= 0)
     throw new TypeError('signedIdentity({ hmac }): maxAgeMs is a positive number of ms')
@@ -261,6 +273,7 @@ export async function signIdentity(
   assertion: Assertion,
   options: SignIdentityOptions,
 ): Promise<Record<string, string>> {
+  checkSecret('signIdentity', options.secret)
   const value = toBase64Url(new TextEncoder().encode(JSON.stringify(assertion)))
   const at = Math.floor(options.now ?? Date.now())
   const nonce = options.nonce ?? toBase64Url(crypto.getRandomValues(new Uint8Array(16)))

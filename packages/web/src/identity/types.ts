@@ -86,3 +86,14 @@ export function credential(request: Request, header: string): string | null {
   const match = /^Bearer[ \t]+(\S+)$/i.exec(raw)
   return match ? match[1]! : null
 }
+
+/** An HTTP field name (RFC 9110 token), as `Headers` accepts one. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** Throws a `TypeError` naming `who` and `option` when `name` is no header name a request can carry. */
+export function checkHeaderName(who: string, option: string, name: unknown): void {
+  if (typeof name !== 'string' || !HEADER_NAME.test(name))
+    throw new TypeError(
+      `${who}: ${option} must be a header name (letters, digits and !#$%&'*+.^_\`|~-), got ${JSON.stringify(name)}`,
+    )
+}
