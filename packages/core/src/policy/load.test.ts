@@ -213,3 +213,19 @@ describe('parsePolicy: deeply nested YAML', () => {
     expect(parsePolicy(text).models.has('['.repeat(200))).toBe(true)
   })
 })
+
+describe('parsePolicy: YAML warnings', () => {
+  it('refuses what yaml only warns about (an unresolved tag, an unknown directive), and writes no process warning', () => {
+    const warnings: Error[] = []
+    const listen = (warning: Error) => warnings.push(warning)
+    process.on('warning', listen)
+    try {
+      for (const text of ['rules: !secret []', '%FOO bar\n---\nrules: []'])
+        expect(problems(text).join('\n'), text).toMatch(/^: (Unresolved tag|Unknown directive)/)
+      expect(parsePolicy('%YAML 1.2\n---\nrules: []').rules).toEqual([])
+    } finally {
+      process.off('warning', listen)
+    }
+    expect(warnings).toEqual([])
+  })
+})

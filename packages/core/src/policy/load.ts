@@ -2,7 +2,7 @@
  * Load a policy from an object, JSON or YAML text. A bad policy is refused with one
  * `TollgateError` (code `invalid_policy`) that lists every problem with its path.
  */
-import { CST, Lexer, parse as parseYaml } from 'yaml'
+import { CST, Lexer, parseDocument } from 'yaml'
 import { type Issue, TollgateError } from '../errors.js'
 import { type CompiledPolicy, compilePolicy } from './compile.js'
 import { type PolicyInput, policySchema } from './schema.js'
@@ -27,7 +27,7 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
       })
     }
     try {
-      data = json ? JSON.parse(input) : parseYaml(input)
+      data = json ? JSON.parse(input) : readYaml(input)
     } catch (error) {
       throw new TollgateError(
         'invalid_policy',
@@ -60,6 +60,18 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
     )
   }
   return compiled
+}
+
+/**
+ * YAML text as data. What yaml only warns about (an unresolved tag such as `!secret`, an unknown
+ * directive) is refused like an error: the value would silently be read as plain text. yaml would
+ * also write those warnings to the process (`process.emitWarning`), once per call.
+ */
+function readYaml(text: string): unknown {
+  const doc = parseDocument(text, { logLevel: 'silent' })
+  const problem = doc.errors[0] ?? doc.warnings[0]
+  if (problem) throw problem
+  return doc.toJS()
 }
 
 /** The deepest nesting of collections a YAML policy may have (real ones have fewer than ten). */
