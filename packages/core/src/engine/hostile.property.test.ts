@@ -1,0 +1,120 @@
+/**
+ * Bad input is refused with a typed error: whatever value stands anywhere in a request, a usage
+ * report or an id, the gate answers or throws a `TollgateError`, never another error, on every
+ * scenario policy.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import { TollgateError } from '../errors.js'
+import { memoryStore } from '../store/memory/store.js'
+import { fakeClock } from '../testing/fake-clock.js'
+import { createTollgate } from './gate.js'
+
+const dir = new URL('../../../../examples/policies/', import.meta.url)
+const scenarios = readdirSync(dir)
+  .filter((file) => file.endsWith('.yaml'))
+  .map((file) => [file, parse(readFileSync(new URL(file, dir), 'utf8'))] as const)
+
+/** A request that names every dimension, attribute and estimate the scenarios use. */
+const base = {
+  subject: {
+    tenant: 't1',
+    org: 'o1',
+    team: 'tm1',
+    project: 'p1',
+    user: 'u1',
+    key: 'k1',
+    environment: 'prod',
+  },
+  model: 'gpt-4o',
+  feature: 'chat',
+  attributes: { plan: 'pro', environment: 'production', flags: ['beta'] },
+  estimate: { inputTokens: 100, maxOutputTokens: 100, units: { image_final: 1 } },
+}
+const usage = { inputTokens: 50, outputTokens: 20, cachedInputTokens: 10, units: { image_final: 1 } }
+
+/** `value` with the node at `path` (indexes into each level's keys) replaced by `replacement`. */
+function replaced(value: unknown, path: readonly number[], replacement: unknown): unknown {
+  if (path.length === 0 || typeof value !== 'object' || value === null) return replacement
+  const keys = Object.keys(value)
+  if (keys.length === 0) return replacement
+  const key = keys[path[0]! % keys.length]!
+  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
+  copy[key] = replaced((value as Record<string, unknown>)[key], path.slice(1), replacement)
+  return copy
+}
+
+const anything = fc.anything({
+  maxDepth: 2,
+  withBigInt: true,
+  withDate: true,
+  withMap: true,
+  withSet: true,
+  withTypedArray: true,
+  withSparseArray: true,
+  withNullPrototype: true,
+  withBoxedValues: true,
+})
+const path = fc.array(fc.nat(20), { maxLength: 4 })
+
+/** Runs `call`; `false` when it throws anything but a `TollgateError`. */
+async function typed(call: () => unknown): Promise<boolean> {
+  try {
+    await call()
+    return true
+  } catch (error) {
+    return TollgateError.isInstance(error)
+  }
+}
+
+describe('the gate on hostile input', () => {
+  it('has the scenario policies to play', () => {
+    expect(scenarios.length).toBeGreaterThanOrEqual(6)
+  })
+
+  it('an attribute with no prototype matches nothing, instead of throwing a TypeError (found by the property)', async () => {
+    const policy = { rules: [{ id: 'pro', match: { plan: 'pro' }, per: 'user', limits: { requests: 1 }, window: 'day' }] }
+    const gate = createTollgate({ policy })
+    const attributes = { plan: Object.create(null) }
+    expect(await gate.reserve({ subject: { user: 'u' }, attributes })).toMatchObject({
+      allowed: true,
+      limits: [],
+    })
+  })
+
+  for (const [file, policy] of scenarios) {
+    it(`${file}: any value anywhere in a request, a usage or an id answers or throws a TollgateError`, async () => {
+      const clock = fakeClock()
+      const gate = createTollgate({ policy, store: memoryStore({ clock }), clock })
+      await fc.assert(
+        fc.asyncProperty(
+          path,
+          anything,
+          path,
+          anything,
+          anything,
+          async (at, value, usageAt, usageValue, id) => {
+            const request = replaced(base, at, value) as never
+            let allowed: string | undefined
+            const reserved = await typed(async () => {
+              const decision = await gate.reserve(request)
+              if (decision.allowed) allowed = decision.id
+            })
+            return (
+              reserved &&
+              (await typed(() => gate.usage(request))) &&
+              (await typed(
+                () => allowed && gate.settle(allowed, replaced(usage, usageAt, usageValue) as never),
+              )) &&
+              (await typed(() => gate.settle(id as never, usage))) &&
+              (await typed(() => gate.release(id as never)))
+            )
+          },
+        ),
+        { numRuns: 800 },
+      )
+    })
+  }
+})
