@@ -75,7 +75,9 @@ describe('the gate on hostile input', () => {
   })
 
   it('an attribute with no prototype matches nothing, instead of throwing a TypeError (found by the property)', async () => {
-    const policy = { rules: [{ id: 'pro', match: { plan: 'pro' }, per: 'user', limits: { requests: 1 }, window: 'day' }] }
+    const policy = {
+      rules: [{ id: 'pro', match: { plan: 'pro' }, per: 'user', limits: { requests: 1 }, window: 'day' }],
+    }
     const gate = createTollgate({ policy })
     const attributes = { plan: Object.create(null) }
     expect(await gate.reserve({ subject: { user: 'u' }, attributes })).toMatchObject({
