@@ -3,8 +3,10 @@
  * shows that nothing is written outside the prefix and that every key has a TTL, save the
  * documented permanent ones.
  */
+import { readdirSync, readFileSync } from 'node:fs'
 import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
 import { fakeClock } from '@tollgate/core/testing'
+import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisStore, redisStore } from './store.js'
@@ -328,3 +330,93 @@ async function storeExact(store: RedisStore) {
   })
   expect(answer.status === 'ok' && answer.counters[0]!.resetAt).toBe(answer.now + 60_000 / 7)
 }
+
+describe('any value anywhere, against Redis (property)', () => {
+  const dir = new URL('../../../examples/policies/', import.meta.url)
+  const scenarios = readdirSync(dir)
+    .filter((file) => file.endsWith('.yaml'))
+    .map((file) => [file, readFileSync(new URL(file, dir), 'utf8')] as const)
+  /** A request that names every dimension, attribute and estimate the scenarios use. */
+  const base = {
+    subject: {
+      tenant: 't1',
+      org: 'o1',
+      team: 'tm1',
+      project: 'p1',
+      user: 'u1',
+      key: 'k1',
+      environment: 'prod',
+    },
+    model: 'gpt-4o',
+    feature: 'chat',
+    attributes: { plan: 'pro', environment: 'production', flags: ['beta'] },
+    estimate: { inputTokens: 100, maxOutputTokens: 100, units: { image_final: 1 } },
+  }
+  const usage = { inputTokens: 50, outputTokens: 20, cachedInputTokens: 10, units: { image_final: 1 } }
+  /** `value` with the node at `path` (indexes into each level's keys) replaced by `replacement`. */
+  const replaced = (value: unknown, path: readonly number[], replacement: unknown): unknown => {
+    if (path.length === 0 || typeof value !== 'object' || value === null) return replacement
+    const keys = Object.keys(value)
+    if (keys.length === 0) return replacement
+    const key = keys[path[0]! % keys.length]!
+    const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
+    copy[key] = replaced((value as Record<string, unknown>)[key], path.slice(1), replacement)
+    return copy
+  }
+  const typed = async (call: () => unknown) => {
+    try {
+      await call()
+      return true
+    } catch (error) {
+      return TollgateError.isInstance(error)
+    }
+  }
+  const path = fc.array(fc.nat(20), { maxLength: 4 })
+  const anything = fc.anything({
+    maxDepth: 2,
+    withBigInt: true,
+    withNullPrototype: true,
+    withSparseArray: true,
+  })
+
+  it('every scenario answers or throws a TollgateError, and every key stays under the prefix with a TTL', async () => {
+    await client.flushall()
+    for (const [file, policy] of scenarios) {
+      const gate = createTollgate({ policy, store: redisStore({ client, prefix: 'fuzz' }) })
+      await fc
+        .assert(
+          fc.asyncProperty(
+            path,
+            anything,
+            path,
+            anything,
+            anything,
+            async (at, value, usageAt, usageValue, id) => {
+              const request = replaced(base, at, value) as never
+              let allowed: string | undefined
+              const reserved = await typed(async () => {
+                const decision = await gate.reserve(request)
+                if (decision.allowed) allowed = decision.id
+              })
+              return (
+                reserved &&
+                (await typed(() => gate.usage(request))) &&
+                (await typed(
+                  () => allowed && gate.settle(allowed, replaced(usage, usageAt, usageValue) as never),
+                )) &&
+                (await typed(() => gate.settle(id as never, usage))) &&
+                (await typed(() => gate.release(id as never)))
+              )
+            },
+          ),
+          { numRuns: 200, interruptAfterTimeLimit: 20_000 },
+        )
+        .catch((error: Error) => {
+          throw new Error(`${file}: ${error.message}`)
+        })
+    }
+    const keys = await keysOf('fuzz')
+    expect(keys.length).toBeGreaterThan(0)
+    expect(keys.filter((k) => k.ttl < 0 && !permanent(k.key)).map((k) => k.key.slice(0, 80))).toEqual([])
+  })
+})
