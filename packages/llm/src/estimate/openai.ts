@@ -43,7 +43,8 @@ function context(body: Fields, options: EstimateOptions): Context {
 function output(cap: number | undefined, options: EstimateOptions, choices = 1) {
   const each = cap ?? options.defaultMaxOutputTokens ?? 1024
   return {
-    maxOutputTokens: each * choices,
+    // a cap times `n` can pass every number (1e308 × 2 is Infinity): the gate refuses anything past 1e12 anyway
+    maxOutputTokens: Math.min(each * choices, Number.MAX_SAFE_INTEGER),
     outputCap: cap === undefined ? ('default' as const) : ('request' as const),
   }
 }
