@@ -53,7 +53,7 @@ const policy: PolicyInput = {
 
 describe('alerts across processes sharing Redis', () => {
   it('fire once per window per partition, and are delivered once each', async () => {
-    const secret = 'whsec_redis'
+    const secret = 'whsec_redis_of_32_bytes_or_more!!'
     const hook = await hookServer(() => ({ status: 200 }))
     const clock = fakeClock(Date.UTC(2026, 0, 5, 10))
     const alerts: { gate: string; alert: Alert }[] = []

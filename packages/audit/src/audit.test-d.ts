@@ -10,7 +10,7 @@ describe('types', () => {
     )
     expectTypeOf(hooks.onDecision).toEqualTypeOf<NonNullable<TollgateOptions['onDecision']>>()
     expectTypeOf(hooks.onSettle).toEqualTypeOf<NonNullable<TollgateOptions['onSettle']>>()
-    const webhook = alertWebhook({ url: 'https://example.com/hook', secret: 's' })
+    const webhook = alertWebhook({ url: 'https://example.com/hook', secret: process.env.SECRET! })
     expectTypeOf(webhook).toExtend<(alert: Alert) => void>()
     createTollgate({ policy: { rules: [] }, ...hooks, onAlert: webhook })
   })

@@ -6,7 +6,7 @@
 import type { Alert } from '@tollgate/core'
 import { AuditError, report } from '../errors.js'
 import { defaultBackoffMs, waits } from '../timers.js'
-import { SIGNATURE_HEADER, signAlert } from './sign.js'
+import { MIN_SECRET_BYTES, SIGNATURE_HEADER, signAlert } from './sign.js'
 
 /** Options of {@link alertWebhook}. */
 export interface AlertWebhookOptions {
@@ -193,7 +193,11 @@ function checkOptions(options: AlertWebhookOptions): void {
   if (typeof options !== 'object' || options === null) refuse('options', 'an object')
   const { url, secret, retries, timeoutMs, maxPending, headers } = options
   if (typeof url !== 'string' && (typeof url !== 'object' || url === null)) refuse('url', 'a URL or its text')
-  if (typeof secret !== 'string' || secret.length === 0) refuse('secret', 'a non-empty string')
+  if (typeof secret !== 'string' || new TextEncoder().encode(secret).length < MIN_SECRET_BYTES)
+    refuse(
+      'secret',
+      `a string of at least ${MIN_SECRET_BYTES} bytes (a shorter one can be guessed from one delivery)`,
+    )
   if (retries !== undefined && !whole(retries, 0))
     refuse('retries', `a whole number, 0 or more, got ${retries}`)
   if (

@@ -11,9 +11,19 @@ const encoder = new TextEncoder()
 
 type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>
 
+/** The fewest bytes a webhook secret may have: a shorter one can be guessed offline from one delivery. */
+export const MIN_SECRET_BYTES = 32
+
+/** The bytes of a webhook secret; throws a `TypeError` for one that is shorter than {@link MIN_SECRET_BYTES}. */
+function secretBytes(secret: string): Uint8Array {
+  const raw = typeof secret === 'string' ? encoder.encode(secret) : undefined
+  if (!raw || raw.length < MIN_SECRET_BYTES)
+    throw new TypeError(`the webhook secret must be a string of at least ${MIN_SECRET_BYTES} bytes`)
+  return raw
+}
+
 async function key(secret: string): Promise<HmacKey> {
-  if (!secret) throw new TypeError('the webhook secret must not be empty')
-  return crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+  return crypto.subtle.importKey('raw', secretBytes(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
     'sign',
     'verify',
   ])
@@ -71,6 +81,7 @@ export async function verifyAlertSignature(
   body: string,
   options: VerifyOptions = {},
 ): Promise<boolean> {
+  secretBytes(secret)
   const now = options.now ?? Date.now()
   const toleranceMs = options.toleranceMs ?? 300_000
   // a NaN here would pass every timestamp (nothing is greater than NaN): a replay would be accepted

@@ -5,7 +5,7 @@ import { hookServer } from '../test/server.js'
 import { type AlertDelivery, alertWebhook, retryAfterMs } from './send.js'
 import { SIGNATURE_HEADER, signAlert, verifyAlertSignature } from './sign.js'
 
-const secret = 'whsec_test_5f2'
+const secret = 'whsec_test_5f2_of_32_bytes_or_more!'
 const alert: Alert = {
   type: 'threshold',
   rule: 'team-day',
@@ -56,7 +56,7 @@ describe('alertWebhook', () => {
     expect(header).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/)
     expect(await verifyAlertSignature(secret, header, last.body)).toBe(true)
     expect(await verifyAlertSignature(secret, header, last.body.replace('520', '521'))).toBe(false)
-    expect(await verifyAlertSignature('another-secret', header, last.body)).toBe(false)
+    expect(await verifyAlertSignature('another-secret-of-32-bytes-or-more!', header, last.body)).toBe(false)
   })
 
   it('honours Retry-After on 429 and 503', async () => {
@@ -149,6 +149,7 @@ describe('alertWebhook', () => {
       ['maxPending', { maxPending: Number.NaN }],
       ['maxPending', { maxPending: 0 }],
       ['secret', { secret: '' }],
+      ['secret', { secret: 'whsec_short' }],
       ['secret', { secret: undefined }],
       ['backoffMs', { backoffMs: 100 }],
       ['fetch', { fetch: 'undici' }],
@@ -205,14 +206,19 @@ describe('verifyAlertSignature', () => {
         /toleranceMs must be a number/,
       )
     expect(await verifyAlertSignature(secret, header, body, { now: at })).toBe(false)
+    // a short secret is refused on both sides, not used
+    await expect(verifyAlertSignature('short', header, body, { now: at })).rejects.toBeInstanceOf(TypeError)
+    await expect(signAlert('short', body, at)).rejects.toThrow(/at least 32 bytes/)
   })
 
   it('accepts any of several v1 signatures (secret rotation)', async () => {
     const fresh = await signAlert(secret, body, at)
-    const old = await signAlert('old-secret', body, at)
+    const old = await signAlert('old-secret-of-32-bytes-or-more-too!', body, at)
     const both = `${old},${fresh.split(',')[1]}`
     expect(await verifyAlertSignature(secret, both, body, { now: at })).toBe(true)
-    expect(await verifyAlertSignature('old-secret', both, body, { now: at })).toBe(true)
+    expect(await verifyAlertSignature('old-secret-of-32-bytes-or-more-too!', both, body, { now: at })).toBe(
+      true,
+    )
   })
 })
 
