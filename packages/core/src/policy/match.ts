@@ -32,12 +32,12 @@ const flagsOf = (attributes: Attributes): readonly string[] => {
 }
 
 /**
- * An attribute as the text a policy names (`5` and `true` as `'5'` and `'true'`), or `undefined`
- * for anything else: `String()` of an object without a prototype throws.
+ * Whether an attribute is one of the names a policy lists (`5` and `true` as `'5'` and `'true'`);
+ * anything else is no name: `String()` of an object without a prototype throws.
  */
-function text(value: unknown): string | undefined {
-  if (typeof value === 'string') return value
-  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined
+function named(names: readonly string[], value: unknown): boolean {
+  if (typeof value === 'string') return names.includes(value)
+  return (typeof value === 'number' || typeof value === 'boolean') && names.includes(String(value))
 }
 
 /** Compile a `match` object; `undefined` compiles to "always". */
@@ -50,8 +50,8 @@ export function compileMatch(match: MatchInput | undefined): Matcher {
   const model = list(match.model)
   const tier = list(match.tier)
   const flags = list(match.flags)
-  if (plan) checks.push(({ attributes }) => plan.includes(text(attributes.plan)!))
-  if (environment) checks.push(({ attributes }) => environment.includes(text(attributes.environment)!))
+  if (plan) checks.push(({ attributes }) => named(plan, attributes.plan))
+  if (environment) checks.push(({ attributes }) => named(environment, attributes.environment))
   if (feature)
     checks.push((c, loose) => (loose && c.feature === undefined) || feature.includes(c.feature as string))
   if (model) checks.push((c, loose) => (loose && c.model === undefined) || model.includes(c.model as string))
