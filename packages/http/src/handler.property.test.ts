@@ -4,6 +4,7 @@
  * the body is bad), never a 5xx and never a thrown error.
  */
 import { createTollgate, memoryStore } from '@tollgate/core'
+import { replaceAt } from '@tollgate/core/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { httpStore } from './client.js'
@@ -11,17 +12,6 @@ import { storeHandler } from './handler.js'
 import { hmacKey, nonce, requestMessage, SIGNATURE_HEADER, sign } from './protocol.js'
 
 const secret = 'a-shared-secret-of-at-least-32-bytes!!'
-
-/** `value` with the node at `path` (indexes into each level's keys) replaced by `replacement`. */
-function replaced(value: unknown, path: readonly number[], replacement: unknown): unknown {
-  if (path.length === 0 || typeof value !== 'object' || value === null) return replacement
-  const keys = Object.keys(value)
-  if (keys.length === 0) return replacement
-  const key = keys[path[0]! % keys.length]!
-  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
-  copy[key] = replaced((value as Record<string, unknown>)[key], path.slice(1), replacement)
-  return copy
-}
 
 /** The bodies a gate sends for one reserve, settle, release, usage read, override and block. */
 async function realBodies(handler: (request: Request) => Promise<Response>): Promise<[string, unknown][]> {
@@ -76,7 +66,7 @@ describe('the store server on signed bodies of any shape', () => {
         json,
         async (i, at, value) => {
           const [path, body] = bodies[i]!
-          const bytes = new TextEncoder().encode(JSON.stringify(replaced(body, at, value)) ?? 'null')
+          const bytes = new TextEncoder().encode(JSON.stringify(replaceAt(body, at, value)) ?? 'null')
           const t = Date.now()
           const n = nonce()
           const mac = await sign(key, requestMessage(path, t, n, bytes))

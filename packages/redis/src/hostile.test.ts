@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
-import { fakeClock } from '@tollgate/core/testing'
+import { fakeClock, replaceAt } from '@tollgate/core/testing'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -353,16 +353,6 @@ describe('any value anywhere, against Redis (property)', () => {
     estimate: { inputTokens: 100, maxOutputTokens: 100, units: { image_final: 1 } },
   }
   const usage = { inputTokens: 50, outputTokens: 20, cachedInputTokens: 10, units: { image_final: 1 } }
-  /** `value` with the node at `path` (indexes into each level's keys) replaced by `replacement`. */
-  const replaced = (value: unknown, path: readonly number[], replacement: unknown): unknown => {
-    if (path.length === 0 || typeof value !== 'object' || value === null) return replacement
-    const keys = Object.keys(value)
-    if (keys.length === 0) return replacement
-    const key = keys[path[0]! % keys.length]!
-    const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
-    copy[key] = replaced((value as Record<string, unknown>)[key], path.slice(1), replacement)
-    return copy
-  }
   const typed = async (call: () => unknown) => {
     try {
       await call()
@@ -392,7 +382,7 @@ describe('any value anywhere, against Redis (property)', () => {
             anything,
             anything,
             async (at, value, usageAt, usageValue, id) => {
-              const request = replaced(base, at, value) as never
+              const request = replaceAt(base, at, value) as never
               let allowed: string | undefined
               const reserved = await typed(async () => {
                 const decision = await gate.reserve(request)
@@ -402,7 +392,7 @@ describe('any value anywhere, against Redis (property)', () => {
                 reserved &&
                 (await typed(() => gate.usage(request))) &&
                 (await typed(
-                  () => allowed && gate.settle(allowed, replaced(usage, usageAt, usageValue) as never),
+                  () => allowed && gate.settle(allowed, replaceAt(usage, usageAt, usageValue) as never),
                 )) &&
                 (await typed(() => gate.settle(id as never, usage))) &&
                 (await typed(() => gate.release(id as never)))

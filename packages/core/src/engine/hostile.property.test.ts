@@ -10,6 +10,7 @@ import { parse } from 'yaml'
 import { TollgateError } from '../errors.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
+import { replaceAt } from '../testing/replace.js'
 import { createTollgate } from './gate.js'
 
 const dir = new URL('../../../../examples/policies/', import.meta.url)
@@ -34,17 +35,6 @@ const base = {
   estimate: { inputTokens: 100, maxOutputTokens: 100, units: { image_final: 1 } },
 }
 const usage = { inputTokens: 50, outputTokens: 20, cachedInputTokens: 10, units: { image_final: 1 } }
-
-/** `value` with the node at `path` (indexes into each level's keys) replaced by `replacement`. */
-function replaced(value: unknown, path: readonly number[], replacement: unknown): unknown {
-  if (path.length === 0 || typeof value !== 'object' || value === null) return replacement
-  const keys = Object.keys(value)
-  if (keys.length === 0) return replacement
-  const key = keys[path[0]! % keys.length]!
-  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
-  copy[key] = replaced((value as Record<string, unknown>)[key], path.slice(1), replacement)
-  return copy
-}
 
 const anything = fc.anything({
   maxDepth: 2,
@@ -98,7 +88,7 @@ describe('the gate on hostile input', () => {
           anything,
           anything,
           async (at, value, usageAt, usageValue, id) => {
-            const request = replaced(base, at, value) as never
+            const request = replaceAt(base, at, value) as never
             let allowed: string | undefined
             const reserved = await typed(async () => {
               const decision = await gate.reserve(request)
@@ -108,7 +98,7 @@ describe('the gate on hostile input', () => {
               reserved &&
               (await typed(() => gate.usage(request))) &&
               (await typed(
-                () => allowed && gate.settle(allowed, replaced(usage, usageAt, usageValue) as never),
+                () => allowed && gate.settle(allowed, replaceAt(usage, usageAt, usageValue) as never),
               )) &&
               (await typed(() => gate.settle(id as never, usage))) &&
               (await typed(() => gate.release(id as never)))

@@ -8,23 +8,13 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { TollgateError } from '../errors.js'
+import { replaceAt } from '../testing/replace.js'
 import { parsePolicy } from './load.js'
 
 const dir = new URL('../../../../examples/policies/', import.meta.url)
 const scenarios: unknown[] = readdirSync(dir)
   .filter((file) => file.endsWith('.yaml'))
   .map((file) => parse(readFileSync(new URL(file, dir), 'utf8')))
-
-/** `value` with the node at `path` (indexes into each level's keys) replaced by `replacement`. */
-function replaced(value: unknown, path: readonly number[], replacement: unknown): unknown {
-  if (path.length === 0 || typeof value !== 'object' || value === null) return replacement
-  const keys = Object.keys(value)
-  if (keys.length === 0) return replacement
-  const key = keys[path[0]! % keys.length]!
-  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
-  copy[key] = replaced((value as Record<string, unknown>)[key], path.slice(1), replacement)
-  return copy
-}
 
 const hostile = fc.oneof(
   fc.constantFrom(
@@ -76,7 +66,7 @@ describe('parsePolicy on hostile input', () => {
         fc.nat(scenarios.length - 1),
         fc.array(fc.nat(50), { maxLength: 7 }),
         hostile,
-        (i, path, value) => readOrRefused(replaced(scenarios[i], path, value)),
+        (i, path, value) => readOrRefused(replaceAt(scenarios[i], path, value)),
       ),
       { numRuns: 3000 },
     )

@@ -6,8 +6,10 @@
  *   (needs `vitest` and `fast-check` installed).
  * - {@link checkRateLimitHeaders}, {@link parseSfList}: check rate-limit and retry headers
  *   against the IETF draft-11 grammar, for framework adapters' tests.
+ * - {@link replaceAt}: an input with one node replaced, for properties over hostile input.
  */
 
 export { type ConformanceOptions, describeStoreConformance } from './conformance/index.js'
 export { type FakeClock, fakeClock } from './fake-clock.js'
 export { checkRateLimitHeaders, type Member, parseSfList } from './headers.js'
+export { replaceAt } from './replace.js'

@@ -3,6 +3,8 @@
  * anywhere in a realistic body, they return whole numbers of 0 or more and never throw (a count
  * too large for the gate is refused there, with a `TollgateError`, before any request is sent).
  */
+
+import { replaceAt } from '@tollgate/core/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { estimateAnthropicMessage } from './anthropic.js'
@@ -54,17 +56,6 @@ const bodies: [string, (body: object, options: object) => CallEstimate, object][
   ],
 ]
 
-/** `value` with the node at `path` (indexes into each level's keys) replaced by `replacement`. */
-function replaced(value: unknown, path: readonly number[], replacement: unknown): unknown {
-  if (path.length === 0 || typeof value !== 'object' || value === null) return replacement
-  const keys = Object.keys(value)
-  if (keys.length === 0) return replacement
-  const key = keys[path[0]! % keys.length]!
-  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
-  copy[key] = replaced((value as Record<string, unknown>)[key], path.slice(1), replacement)
-  return copy
-}
-
 const anything = fc.anything({
   maxDepth: 2,
   withBigInt: true,
@@ -91,7 +82,7 @@ describe('estimators on bodies of any shape', () => {
     it(`${name}: any value anywhere gives whole counts of 0 or more, and no throw`, () => {
       fc.assert(
         fc.property(fc.array(fc.nat(20), { maxLength: 6 }), anything, (path, value) => {
-          const hostile = replaced(body, path, value)
+          const hostile = replaceAt(body, path, value)
           if (typeof hostile !== 'object' || hostile === null) return true
           const { inputTokens, maxOutputTokens } = estimate(hostile, { timeBudgetMs: 5 })
           return count(inputTokens) && count(maxOutputTokens)

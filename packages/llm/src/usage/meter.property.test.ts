@@ -3,6 +3,8 @@
  * anywhere in a realistic result or stream, a meter never throws, and what it settles is whole
  * counts of 0 or more, with cached input never above the input.
  */
+
+import { replaceAt } from '@tollgate/core/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -36,17 +38,6 @@ const meters: [string, () => Meter, unknown, unknown[]][] = [
   ],
 ]
 
-/** `value` with the node at `path` (indexes into each level's keys) replaced by `replacement`. */
-function replaced(value: unknown, path: readonly number[], replacement: unknown): unknown {
-  if (path.length === 0 || typeof value !== 'object' || value === null) return replacement
-  const keys = Object.keys(value)
-  if (keys.length === 0) return replacement
-  const key = keys[path[0]! % keys.length]!
-  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
-  copy[key] = replaced((value as Record<string, unknown>)[key], path.slice(1), replacement)
-  return copy
-}
-
 const anything = fc.anything({
   maxDepth: 2,
   withBigInt: true,
@@ -72,7 +63,7 @@ describe('meters on provider answers of any shape', () => {
       fc.assert(
         fc.property(fc.array(fc.nat(20), { maxLength: 6 }), anything, (path, value) => {
           const meter = make()
-          meter.result(replaced(result, path, value))
+          meter.result(replaceAt(result, path, value))
           return sound(meter.finish())
         }),
         { numRuns: 1500 },
@@ -88,7 +79,7 @@ describe('meters on provider answers of any shape', () => {
             (at, path, value) => {
               const meter = make()
               for (const [i, item] of stream.entries())
-                meter.push(i === at ? replaced(item, path, value) : item)
+                meter.push(i === at ? replaceAt(item, path, value) : item)
               return sound(meter.finish())
             },
           ),
