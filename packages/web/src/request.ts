@@ -100,10 +100,37 @@ export async function identifyRequest(
     onError?.(error)
     return { ok: false, response: unavailableResponse() }
   }
+  // an `identify` of your own that returns nothing, or a malformed result, is a bug: fail closed
+  const problem = malformed(identity)
+  if (problem) {
+    onError?.(new TypeError(`identify must return an identity or a refusal: ${problem}`))
+    return { ok: false, response: unavailableResponse() }
+  }
   if (!identity.ok) return { ok: false, response: refusalResponse(identity) }
   if (!isUsableSubject(identity.subject))
     return { ok: false, response: refusalResponse(unauthenticated('The identity names no subject.')) }
   return { ok: true, identity }
+}
+
+/** What is wrong with the shape of an `identify` result (`identified(…)`, `unauthenticated(…)`), or `undefined`. */
+function malformed(result: unknown): string | undefined {
+  if (typeof result !== 'object' || result === null) return `got ${result === null ? 'null' : typeof result}`
+  const r = result as Record<string, unknown>
+  if (r.ok === false)
+    return r.status === 401 || r.status === 403
+      ? typeof r.code === 'string' && typeof r.message === 'string'
+        ? undefined
+        : 'a refusal has a string code and message'
+      : 'a refusal has status 401 or 403'
+  if (r.ok !== true) return 'ok must be true or false'
+  if (r.attributes !== undefined && (typeof r.attributes !== 'object' || r.attributes === null))
+    return 'attributes must be an object'
+  if (
+    r.features !== undefined &&
+    !(Array.isArray(r.features) && r.features.every((f) => typeof f === 'string'))
+  )
+    return 'features must be a list of strings'
+  return undefined
 }
 
 /** The 403 `feature_not_allowed` response when the identity may not use `feature`, else `null`. */
