@@ -130,6 +130,14 @@ describe('tollgate (child process)', () => {
     const malformed = await tollgate('explain', good, '--request', JSON.stringify({ subject: { user: 5 } }))
     expect(malformed).toMatchObject({ code: 1, stdout: expect.stringContaining('invalid_subject') })
     expect((await tollgate('explain', good, '--request', '{oops')).code).toBe(64)
+    // these crashed with a stack trace: a null subject, a time past what a Date can print
+    const nullSubject = await tollgate('explain', good, '--request', '{"subject":null}')
+    expect(nullSubject).toMatchObject({
+      code: 64,
+      stderr: expect.stringContaining('needs a "subject" object'),
+    })
+    const farAway = await tollgate('explain', good, '--request', request, '--at', '100000000000000000000')
+    expect(farAway).toMatchObject({ code: 64, stderr: expect.stringContaining('years 1000 to 9999') })
     expect((await tollgate('lint')).code).toBe(64)
     expect((await tollgate('frobnicate')).code).toBe(64)
     expect((await tollgate('lint', good, '--bogus')).code).toBe(64)

@@ -21,3 +21,13 @@ export function virtualClock(start: number): VirtualClock {
     },
   }
 }
+
+/**
+ * The times simulations and explanations run at: four-digit years. Far beyond them calendar
+ * windows leave what a `Date` can hold, and the engine (or the printed times) would fail.
+ */
+const EARLIEST = Date.UTC(1000, 0, 1)
+const LATEST = Date.UTC(10000, 0, 1)
+
+/** Whether `at` (ms since the epoch) is in the years 1000 to 9999. */
+export const inFourDigitYears = (at: number): boolean => at >= EARLIEST && at < LATEST

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { type CompiledPolicy, parsePolicy, TollgateError } from '@tollgate/core'
+import { inFourDigitYears } from './clock.js'
 import { explain } from './explain/explain.js'
 import { formatExplanation } from './explain/format.js'
 import type { ExplainInput } from './explain/types.js'
@@ -175,14 +176,21 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
   } catch (error) {
     throw new UsageError(`--request is not JSON: ${(error as Error).message}`)
   }
-  if (typeof request !== 'object' || request === null || typeof request.subject !== 'object')
+  if (
+    typeof request !== 'object' ||
+    request === null ||
+    typeof request.subject !== 'object' ||
+    request.subject === null
+  )
     throw new UsageError(
       '--request needs a "subject" object, e.g. {"subject":{"user":"u1"},"model":"gpt-4o"}',
     )
   const at =
     values.at === undefined ? Date.now() : /^\d+$/.test(values.at) ? Number(values.at) : Date.parse(values.at)
-  if (!Number.isFinite(at))
-    throw new UsageError(`--at takes an ISO time or ms since the epoch, got "${values.at}"`)
+  if (!inFourDigitYears(at))
+    throw new UsageError(
+      `--at takes an ISO time or ms since the epoch, in the years 1000 to 9999, got "${values.at}"`,
+    )
   const policy = await loadPolicy(policyFile!, io)
   if (!policy) return EXIT.error
   const explanation = await explain(policy, request, { at })

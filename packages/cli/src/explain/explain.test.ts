@@ -1,4 +1,7 @@
-import { createTollgate, type PolicyInput } from '@tollgate/core'
+import { readFileSync } from 'node:fs'
+import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
+import { replaceAt } from '@tollgate/core/testing'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { virtualClock } from '../clock.js'
 import { explain } from './explain.js'
@@ -212,4 +215,43 @@ describe('explain', () => {
     expect(text).toContain('Request at 2026-01-05T12:00:00Z: model (none)')
     expect(text.endsWith('  allowed, model (none)')).toBe(true)
   })
+})
+
+describe('explain on requests of any shape', () => {
+  const scenario = readFileSync(
+    new URL('../../../../examples/policies/s2-saas-plans.yaml', import.meta.url),
+    'utf8',
+  )
+  const request = {
+    subject: { tenant: 't1', org: 'o1', project: 'p1', user: 'u1' },
+    attributes: { plan: 'pro' },
+    model: 'gpt-4o',
+    feature: 'chat',
+    estimate: { inputTokens: 100, maxOutputTokens: 50 },
+  }
+
+  it('a request the engine refuses as malformed is explained by that refusal (it threw a TypeError)', async () => {
+    for (const subject of [null, 'u1', 5]) {
+      const explanation = await explain(scenario, { ...request, subject } as never)
+      expect(explanation).toMatchObject({ steps: [], decision: { allowed: false, error: 'invalid_subject' } })
+      expect(formatExplanation(explanation, 'USD')).toContain('invalid_subject')
+    }
+    await expect(explain(scenario, null as never)).rejects.toMatchObject({ code: 'invalid_request' })
+    await expect(explain(scenario, request, { at: 1e20 })).rejects.toMatchObject({ code: 'invalid_request' })
+  })
+
+  it('any JSON value anywhere in the request is explained and printed, or refused with a TollgateError', async () => {
+    const json = fc.anything({ maxDepth: 2 }).map((v) => JSON.parse(JSON.stringify(v) ?? 'null') as unknown)
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat(20), { maxLength: 4 }), json, async (path, value) => {
+        try {
+          formatExplanation(await explain(scenario, replaceAt(request, path, value) as never), 'USD')
+          return true
+        } catch (error) {
+          return TollgateError.isInstance(error)
+        }
+      }),
+      { numRuns: 300 },
+    )
+  }, 30_000)
 })

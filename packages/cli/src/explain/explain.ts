@@ -13,7 +13,7 @@ import {
   statusOf,
   TollgateError,
 } from '@tollgate/core'
-import { virtualClock } from '../clock.js'
+import { inFourDigitYears, virtualClock } from '../clock.js'
 import { windowText } from '../lint/hierarchy.js'
 import { explainAccess } from './access.js'
 import { baseCode, estimateOf, isShadow, partitionOf } from './engine.js'
@@ -43,9 +43,33 @@ export async function explain(
 ): Promise<Explanation> {
   const compiled = parsePolicy(policy)
   const at = options.at ?? Date.now()
-  const requested = input.model === undefined ? undefined : (compiled.aliases.get(input.model) ?? input.model)
+  if (typeof at !== 'number' || !inFourDigitYears(at))
+    throw new TollgateError(
+      'invalid_request',
+      `explain(): at must be ms since the epoch in the years 1000 to 9999, got ${String(at)}`,
+    )
+  if (typeof input !== 'object' || input === null)
+    throw new TollgateError('invalid_request', 'explain() needs a request object with a subject')
   const inputTokens = input.estimate?.inputTokens ?? input.inputTokens ?? 0
   const outputTokens = input.estimate?.maxOutputTokens ?? input.maxOutputTokens ?? compiled.maxOutputTokens
+  const decision = await decide(compiled, input, at, inputTokens, outputTokens)
+  // a request the engine refuses under a policy without rules is malformed in itself (a subject,
+  // id, amount or attribute of the wrong kind): that refusal is the whole explanation, since the
+  // rules cannot be walked with it. A refusal that depends on the rules (a partition dimension the
+  // request lacks) is walked, so that the step that needs it shows.
+  if ('error' in decision && 'error' in (await decide(NO_RULES, input, at, inputTokens, outputTokens)))
+    return {
+      at,
+      requestedModel: null,
+      requestedTier: null,
+      model: null,
+      tier: null,
+      estimate: {},
+      unpriced: false,
+      steps: [],
+      decision,
+    }
+  const requested = input.model === undefined ? undefined : (compiled.aliases.get(input.model) ?? input.model)
   const units = input.estimate?.units
   const view: MatchView = {
     subject: input.subject,
@@ -164,9 +188,11 @@ export async function explain(
     estimate: amounts,
     unpriced,
     steps,
-    decision: await decide(compiled, input, at, inputTokens, outputTokens),
+    decision,
   }
 }
+
+const NO_RULES = parsePolicy({ rules: [] })
 
 /** The real engine's decision for the request on a fresh memory store at `at`. */
 async function decide(

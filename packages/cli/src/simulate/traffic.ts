@@ -4,6 +4,7 @@
  */
 import { createReadStream } from 'node:fs'
 import type { Attributes, Subject } from '@tollgate/core'
+import { inFourDigitYears } from '../clock.js'
 
 /** One recorded (or synthetic) call. */
 export interface TrafficLine {
@@ -59,17 +60,10 @@ const AMOUNTS = ['inputTokens', 'outputTokens', 'maxOutputTokens', 'cachedInputT
 const isAmount = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 
 /** Check one parsed line and return its time in ms; throws a {@link TrafficError}. */
-/**
- * The times a line may have: four-digit years. Far beyond them calendar windows leave what a
- * `Date` can hold, and the engine would fail every line of the run.
- */
-const EARLIEST = Date.UTC(1000, 0, 1)
-const LATEST = Date.UTC(10000, 0, 1)
-
 export function checkLine(value: unknown, line: number): number {
   if (!isObject(value)) throw new TrafficError(line, 'not a JSON object')
   const at = timeOf(value.t)
-  if (!(at >= EARLIEST && at < LATEST))
+  if (!inFourDigitYears(at))
     throw new TrafficError(line, '"t" must be ms since the epoch or an ISO time, in the years 1000 to 9999')
   if (!isObject(value.subject)) throw new TrafficError(line, '"subject" must be an object of dimension → id')
   if (value.attributes !== undefined && !isObject(value.attributes))
