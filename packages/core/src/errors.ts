@@ -102,3 +102,14 @@ export class TollgateError extends Error {
     return new TollgateError(decision.code, decision.message, { decision })
   }
 }
+
+/**
+ * A value as an error message shows it, whatever it is: numbers and short strings as they are,
+ * anything else by its type. `String(value)` throws for an object with no prototype or a symbol
+ * in a template, which turned a refusal into a `TypeError` about the message.
+ */
+export function shown(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 64))
+  return value === null ? 'null' : typeof value
+}

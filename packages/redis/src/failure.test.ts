@@ -76,6 +76,9 @@ describe('the factory', () => {
       expect(() => redisStore({ client, prefix })).toThrow(/prefix/)
     expect(() => redisStore({ client, timeoutMs: 0 })).toThrow(/timeoutMs/)
     expect(() => redisStore({ client, sweepLimit: 0.5 })).toThrow(/sweepLimit/)
+    // an object with no prototype made the message itself throw, naming nothing
+    expect(() => redisStore({ client, sweepLimit: Object.create(null) })).toThrow(/sweepLimit/)
+    expect(() => redisStore({ client, graceMs: Object.create(null) })).toThrow(/graceMs/)
     expect(() => redisStore({ client: {} as Redis })).toThrow(/ioredis client/)
     for (const batch of ['true', 1, null])
       expect(() => redisStore({ client, batch: batch as never })).toThrow(/batch must be true or false/)

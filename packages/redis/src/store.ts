@@ -216,7 +216,9 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
   const graceMs = positive('graceMs', options.graceMs ?? 3_600_000)
   const sweepLimit = options.sweepLimit ?? 25
   if (!Number.isSafeInteger(sweepLimit) || sweepLimit < 1) {
-    throw new TypeError(`redisStore: sweepLimit must be a whole number >= 1, got ${sweepLimit}`)
+    throw new TypeError(
+      `redisStore: sweepLimit must be a whole number >= 1, got ${typeof sweepLimit === 'number' ? sweepLimit : typeof sweepLimit}`,
+    )
   }
   if (options.batch !== undefined && typeof options.batch !== 'boolean') {
     throw new TypeError(`redisStore: batch must be true or false, got ${JSON.stringify(options.batch)}`)
@@ -349,7 +351,9 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
       const name = `${shared}:o:${encodeId(key)}`
       if (cap === null) await within(() => client.del(name))
       else if (typeof cap !== 'number' || !Number.isFinite(cap))
-        throw new TypeError(`a cap override is a finite number, got ${cap}`)
+        throw new TypeError(
+          `a cap override is a finite number, got ${typeof cap === 'number' ? cap : typeof cap}`,
+        )
       else await within(() => client.set(name, String(cap)))
     },
 
@@ -467,7 +471,9 @@ function scriptOps({ shared, tag, script }: Runtime, batched?: Batched, lean = t
 
 function positive(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`redisStore: ${name} must be a positive number of milliseconds, got ${value}`)
+    throw new TypeError(
+      `redisStore: ${name} must be a positive number of milliseconds, got ${typeof value === 'number' ? value : typeof value}`,
+    )
   }
   return value
 }

@@ -199,14 +199,23 @@ function checkOptions(options: AlertWebhookOptions): void {
       `a string of at least ${MIN_SECRET_BYTES} bytes (a shorter one can be guessed from one delivery)`,
     )
   if (retries !== undefined && !whole(retries, 0))
-    refuse('retries', `a whole number, 0 or more, got ${retries}`)
+    refuse(
+      'retries',
+      `a whole number, 0 or more, got ${typeof retries === 'number' ? retries : typeof retries}`,
+    )
   if (
     timeoutMs !== undefined &&
     !(typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs))
   )
-    refuse('timeoutMs', `a positive number of ms, got ${timeoutMs}`)
+    refuse(
+      'timeoutMs',
+      `a positive number of ms, got ${typeof timeoutMs === 'number' ? timeoutMs : typeof timeoutMs}`,
+    )
   if (maxPending !== undefined && !whole(maxPending, 1))
-    refuse('maxPending', `a whole number, 1 or more, got ${maxPending}`)
+    refuse(
+      'maxPending',
+      `a whole number, 1 or more, got ${typeof maxPending === 'number' ? maxPending : typeof maxPending}`,
+    )
   for (const name of ['backoffMs', 'fetch', 'onError', 'onDelivered'] as const)
     if (options[name] !== undefined && typeof options[name] !== 'function') refuse(name, 'a function')
   if (headers !== undefined && (typeof headers !== 'object' || headers === null))

@@ -87,11 +87,11 @@ export async function verifyAlertSignature(
   // a NaN here would pass every timestamp (nothing is greater than NaN): a replay would be accepted
   if (typeof now !== 'number' || !Number.isFinite(now))
     throw new TypeError(
-      `verifyAlertSignature: now must be ms since the epoch (a finite number), got ${String(now)}`,
+      `verifyAlertSignature: now must be ms since the epoch (a finite number), got ${typeof now === 'number' ? now : typeof now}`,
     )
   if (typeof toleranceMs !== 'number' || !(toleranceMs >= 0))
     throw new TypeError(
-      `verifyAlertSignature: toleranceMs must be a number of ms, 0 or more, got ${String(toleranceMs)}`,
+      `verifyAlertSignature: toleranceMs must be a number of ms, 0 or more, got ${typeof toleranceMs === 'number' ? toleranceMs : typeof toleranceMs}`,
     )
   if (!header) return false
   let t: number | undefined

@@ -148,6 +148,10 @@ describe('alertWebhook', () => {
       ['timeoutMs', { timeoutMs: 0 }],
       ['maxPending', { maxPending: Number.NaN }],
       ['maxPending', { maxPending: 0 }],
+      // an object with no prototype made the message itself throw, naming nothing
+      ['retries', { retries: Object.create(null) }],
+      ['timeoutMs', { timeoutMs: Object.create(null) }],
+      ['maxPending', { maxPending: Object.create(null) }],
       ['secret', { secret: '' }],
       ['secret', { secret: 'whsec_short' }],
       ['secret', { secret: undefined }],
@@ -198,10 +202,11 @@ describe('verifyAlertSignature', () => {
 
   it('refuses options that would pass any timestamp (a NaN now or tolerance) with a TypeError', async () => {
     const header = await signAlert(secret, body, at - 86_400_000) // a day old: a replay
-    await expect(verifyAlertSignature(secret, header, body, { now: Number.NaN })).rejects.toThrow(
-      /now must be ms since the epoch/,
-    )
-    for (const toleranceMs of [Number.NaN, -1, '5m' as never])
+    for (const now of [Number.NaN, Object.create(null)])
+      await expect(verifyAlertSignature(secret, header, body, { now })).rejects.toThrow(
+        /now must be ms since the epoch/,
+      )
+    for (const toleranceMs of [Number.NaN, -1, '5m' as never, Object.create(null)])
       await expect(verifyAlertSignature(secret, header, body, { now: at, toleranceMs })).rejects.toThrow(
         /toleranceMs must be a number/,
       )

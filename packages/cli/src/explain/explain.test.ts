@@ -238,6 +238,9 @@ describe('explain on requests of any shape', () => {
     }
     await expect(explain(scenario, null as never)).rejects.toMatchObject({ code: 'invalid_request' })
     await expect(explain(scenario, request, { at: 1e20 })).rejects.toMatchObject({ code: 'invalid_request' })
+    // an `at` of no prototype made the message itself throw a TypeError
+    const at = Object.create(null)
+    await expect(explain(scenario, request, { at })).rejects.toMatchObject({ code: 'invalid_request' })
   })
 
   it('any JSON value anywhere in the request is explained and printed, or refused with a TollgateError', async () => {

@@ -46,7 +46,7 @@ export async function explain(
   if (typeof at !== 'number' || !inFourDigitYears(at))
     throw new TollgateError(
       'invalid_request',
-      `explain(): at must be ms since the epoch in the years 1000 to 9999, got ${String(at)}`,
+      `explain(): at must be ms since the epoch in the years 1000 to 9999, got ${typeof at === 'number' ? at : typeof at}`,
     )
   if (typeof input !== 'object' || input === null)
     throw new TollgateError('invalid_request', 'explain() needs a request object with a subject')

@@ -1,4 +1,4 @@
-import { TollgateError } from '../errors.js'
+import { shown, TollgateError } from '../errors.js'
 import { blockKey, counterKey, partitionKey } from '../keys.js'
 import { toMicros } from '../money.js'
 import type { CompiledRule } from '../policy/compile.js'
@@ -67,7 +67,7 @@ export async function override(engine: Engine, ref: CounterRef, cap: number | nu
   if (spec.metric === 'cost' && cap !== null && !(typeof cap === 'number' && cap >= 0 && cap <= 1e9)) {
     throw new TollgateError(
       'invalid_amount',
-      `cap must be an amount of money from 0 to 1e9 currency units, got ${cap}`,
+      `cap must be an amount of money from 0 to 1e9 currency units, got ${shown(cap)}`,
     )
   }
   const value = cap === null ? null : spec.metric === 'cost' ? toMicros(cap) : cap
@@ -99,7 +99,7 @@ export async function block(
   if (code !== null && (typeof code !== 'string' || code.length > 128 || !NAME_PATTERN.test(code))) {
     throw new TollgateError(
       'invalid_request',
-      `a block code is 1 to 128 letters, digits, "_", "." or "-" (as a rule's code), got ${JSON.stringify(String(code).slice(0, 64))}`,
+      `a block code is 1 to 128 letters, digits, "_", "." or "-" (as a rule's code), got ${shown(code)}`,
     )
   }
   await engine.call(() => engine.store.block(blockKey(dimension, id), code), '', null)

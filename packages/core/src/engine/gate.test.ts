@@ -549,6 +549,25 @@ describe('store failures', () => {
     expect(errors).toHaveLength(1)
   })
 
+  it('answers store_unavailable whatever a store throws (an object with no prototype made settle throw a TypeError)', async () => {
+    for (const thrown of [Object.create(null), { message: Object.create(null) }, Symbol('down'), undefined]) {
+      const store = memoryStore()
+      const failing = {
+        ...store,
+        reserve: () => Promise.reject(thrown),
+        commit: () => Promise.reject(thrown),
+      }
+      const errors: unknown[] = []
+      const gate = createTollgate({ policy: base, store: failing, onStoreError: (e) => errors.push(e) })
+      expect(await gate.reserve(ask())).toMatchObject({ allowed: false, code: 'store_unavailable' })
+      const open = createTollgate({ policy: base, store: { ...store, commit: failing.commit } })
+      const decision = await open.reserve(ask())
+      const error = await open.settle(decision.allowed ? decision.id : '', {}).catch((e: unknown) => e)
+      expect(TollgateError.isInstance(error) && error.code).toBe('store_unavailable')
+      expect(errors).toEqual([thrown])
+    }
+  })
+
   it("run keeps the call's own outcome when the store fails at the settle", async () => {
     const clock = fakeClock()
     const store = memoryStore({ clock })

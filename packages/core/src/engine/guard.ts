@@ -3,7 +3,7 @@
  * unavailable (a `store_unavailable` TollgateError), and a hold that lands after its
  * reserve timed out is released, so a late answer never leaves a stray charge.
  */
-import { TollgateError } from '../errors.js'
+import { shown, TollgateError } from '../errors.js'
 import type { Store, StoreReserveResult } from '../store/contract.js'
 
 /**
@@ -36,12 +36,12 @@ export function guard(timeoutMs: number, onError: ((error: unknown) => void) | u
       (error.code === 'store_unavailable' || error.code === 'store_error')
     )
       throw error
+    // what a store throws is anything: a message that is no string is shown by its type
+    const said: unknown = (error as Error | null | undefined)?.message
     throw new TollgateError(
       'store_unavailable',
-      `The quota store failed: ${(error as Error)?.message ?? String(error)}`,
-      {
-        cause: error,
-      },
+      `The quota store failed: ${typeof said === 'string' ? said : shown(error)}`,
+      { cause: error },
     )
   }
   const wait = async <T>(pending: Promise<T>, id: string, store: Store | null): Promise<T> => {

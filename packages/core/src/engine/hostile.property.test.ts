@@ -76,6 +76,46 @@ describe('the gate on hostile input', () => {
     })
   })
 
+  it('a block code or an override of no prototype is refused with a TollgateError, not a TypeError about the message (found by the property)', async () => {
+    const gate = createTollgate({ policy: scenarios[0]![1] })
+    const code = Object.create(null)
+    const error = await gate.block('user', 'u1', code).catch((e: unknown) => e)
+    expect(TollgateError.isInstance(error) && error.code).toBe('invalid_request')
+    expect(() => createTollgate({ policy: scenarios[0]![1], timeoutMs: code })).toThrow(TollgateError)
+  })
+
+  for (const [file, policy] of scenarios) {
+    const rules: string[] = (policy.rules ?? []).map((rule: { id: string }) => rule.id)
+    it(`${file}: any value anywhere in an override, a credit, a block or a top query answers or throws a TollgateError`, async () => {
+      const clock = fakeClock()
+      const gate = createTollgate({ policy, store: memoryStore({ clock }), clock })
+      const metric = fc.constantFrom(undefined, 'requests', 'tokens', 'inputTokens', 'outputTokens', 'cost')
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...rules),
+          metric,
+          path,
+          anything,
+          anything,
+          anything,
+          async (rule, metric, at, value, amount, name) => {
+            const ref = replaceAt({ rule, subject: base.subject, metric }, at, value) as never
+            const query = replaceAt({ rule, metric, limit: 5 }, at, value) as never
+            return (
+              (await typed(() => gate.override(ref, amount as never))) &&
+              (await typed(() => gate.credit(ref, amount as never))) &&
+              (await typed(() => gate.top(query))) &&
+              (await typed(() => gate.block(name as never, 'u1', amount as never))) &&
+              (await typed(() => gate.unblock(name as never, amount as never))) &&
+              (await typed(() => gate.reserve(base as never)))
+            )
+          },
+        ),
+        { numRuns: 400 },
+      )
+    })
+  }
+
   for (const [file, policy] of scenarios) {
     it(`${file}: any value anywhere in a request, a usage or an id answers or throws a TollgateError`, async () => {
       const clock = fakeClock()

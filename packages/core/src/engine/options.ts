@@ -4,7 +4,7 @@
  * function would be skipped in silence, a `timeoutMs` of NaN would time out every store call).
  */
 import { clockProblem } from '../clock.js'
-import { TollgateError } from '../errors.js'
+import { shown, TollgateError } from '../errors.js'
 import { STORE_OPERATIONS } from '../store/contract.js'
 import type { TollgateOptions } from './types.js'
 
@@ -35,7 +35,7 @@ export function checkOptions(options: TollgateOptions): void {
     timeoutMs !== undefined &&
     !(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)
   )
-    refuse(`timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}`)
+    refuse(`timeoutMs must be a positive number of milliseconds, got ${shown(timeoutMs)}`)
   if (maxIdLength !== undefined && !(Number.isSafeInteger(maxIdLength) && maxIdLength >= 1))
-    refuse(`maxIdLength must be a whole number of at least 1, got ${String(maxIdLength)}`)
+    refuse(`maxIdLength must be a whole number of at least 1, got ${shown(maxIdLength)}`)
 }

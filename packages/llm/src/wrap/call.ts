@@ -133,7 +133,9 @@ async function run<O extends WrapOptions>(
   const models = [model, ...fallbacksOf(attempts, model, info)]
   const asked = caller.maxRetries
   if (asked !== undefined && !(typeof asked === 'number' && Number.isSafeInteger(asked) && asked >= 0))
-    throw new TypeError(`maxRetries must be a whole number, 0 or more, got ${String(asked)}`)
+    throw new TypeError(
+      `maxRetries must be a whole number, 0 or more, got ${typeof asked === 'number' ? asked : typeof asked}`,
+    )
   const retries =
     (asked as number | undefined) ??
     attempts.retries ??

@@ -95,15 +95,18 @@ describe('wrapOpenAI: options', () => {
 
   it('refuses a per-request maxRetries that is no count, before any request', async () => {
     const { openai } = setup()
-    // it threw `undefined` (which `rejects.toThrow(/…/)` lets pass, hence the explicit checks)
-    const error = await openai.chat.completions
-      .create({ model: 'gpt-4o-mini', messages }, { maxRetries: Number.NaN })
-      .then(
-        () => 'resolved',
-        (reason: unknown) => reason,
-      )
-    expect(error).toBeInstanceOf(TypeError)
-    expect((error as TypeError).message).toMatch(/^maxRetries must be a whole number/)
+    // NaN threw `undefined` (which `rejects.toThrow(/…/)` lets pass, hence the explicit checks);
+    // an object with no prototype made the message itself throw, naming nothing
+    for (const maxRetries of [Number.NaN, Object.create(null)]) {
+      const error = await openai.chat.completions
+        .create({ model: 'gpt-4o-mini', messages }, { maxRetries })
+        .then(
+          () => 'resolved',
+          (reason: unknown) => reason,
+        )
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as TypeError).message).toMatch(/^maxRetries must be a whole number/)
+    }
     expect(server.requests).toHaveLength(0)
   })
 })

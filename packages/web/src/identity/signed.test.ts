@@ -140,7 +140,13 @@ describe('signedIdentity: JWT', () => {
     expect(() => signedIdentity({ jwt: { secret, jwks: { keys: [] } } })).toThrow(/exactly one/)
     expect(() => signedIdentity({} as never)).toThrow(/exactly one/)
     // jose refuses these on every request instead (each request failing): refused once, up front
-    for (const clockTolerance of [Number.NaN, -1, Number.POSITIVE_INFINITY, '1h' as never])
+    for (const clockTolerance of [
+      Number.NaN,
+      -1,
+      Number.POSITIVE_INFINITY,
+      '1h' as never,
+      Object.create(null),
+    ])
       expect(() => signedIdentity({ jwt: { secret, clockTolerance } })).toThrow(/clockTolerance is a number/)
   })
 

@@ -149,7 +149,7 @@ function jwtIdentity(options: JwtIdentityOptions, clock: Clock | undefined): Ide
     !(typeof clockTolerance === 'number' && clockTolerance >= 0 && clockTolerance < Infinity)
   )
     throw new TypeError(
-      `signedIdentity({ jwt }): clockTolerance is a number of seconds, 0 or more, got ${String(clockTolerance)}`,
+      `signedIdentity({ jwt }): clockTolerance is a number of seconds, 0 or more, got ${typeof clockTolerance === 'number' ? clockTolerance : typeof clockTolerance}`,
     )
   const algorithms = options.algorithms ?? (options.secret !== undefined ? ['HS256'] : ['RS256'])
   const header = options.header ?? 'authorization'

@@ -124,6 +124,9 @@ describe('memoryStore only', () => {
       ['idempotencyMs', Number.NaN],
       ['graceMs', Number.POSITIVE_INFINITY],
       ['graceMs', '1h'],
+      // an object with no prototype made the message itself throw ("Cannot convert object to primitive value")
+      ['maxCounters', Object.create(null)],
+      ['graceMs', Object.create(null)],
       ['clock', {}],
       // a clock that reads no time left the store at its first instant for good (a spent limit never reset)
       ['clock', { now: () => undefined }],
@@ -132,7 +135,7 @@ describe('memoryStore only', () => {
       ['clock', { now: () => `${Date.now()}` }],
     ]
     for (const [name, value] of bad)
-      expect(() => memoryStore({ [name]: value } as never), `${name}: ${String(value)}`).toThrow(
+      expect(() => memoryStore({ [name]: value } as never), `${name}: ${typeof value}`).toThrow(
         new RegExp(`^memoryStore: ${name}`),
       )
     expect(() =>

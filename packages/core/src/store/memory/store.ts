@@ -6,6 +6,7 @@
  * calendar and rolling counters (see `Lane` in the store contract).
  */
 import { type Clock, checkClock, systemClock } from '../../clock.js'
+import { shown } from '../../errors.js'
 import type {
   CommitCounter,
   CounterResult,
@@ -565,7 +566,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
 /** An option that is a whole number of at least 1. */
 function count(name: string, value: unknown): number {
   if (!Number.isSafeInteger(value) || (value as number) < 1)
-    throw new TypeError(`memoryStore: ${name} must be a whole number of at least 1, got ${String(value)}`)
+    throw new TypeError(`memoryStore: ${name} must be a whole number of at least 1, got ${shown(value)}`)
   return value as number
 }
 
@@ -573,7 +574,7 @@ function count(name: string, value: unknown): number {
 function milliseconds(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
     throw new TypeError(
-      `memoryStore: ${name} must be a number of milliseconds, 0 or more, got ${String(value)}`,
+      `memoryStore: ${name} must be a number of milliseconds, 0 or more, got ${shown(value)}`,
     )
   return value
 }
