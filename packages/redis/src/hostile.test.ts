@@ -409,4 +409,39 @@ describe('any value anywhere, against Redis (property)', () => {
     expect(keys.length).toBeGreaterThan(0)
     expect(keys.filter((k) => k.ttl < 0 && !permanent(k.key)).map((k) => k.key.slice(0, 80))).toEqual([])
   })
+
+  it('any value in an override, a credit, a block or a top query answers or throws a TollgateError, under the prefix', async () => {
+    await client.flushall()
+    for (const [file, policy] of scenarios) {
+      const gate = createTollgate({ policy, store: redisStore({ client, prefix: 'admin' }) })
+      const rules = gate.policy.rules.map((rule) => rule.id)
+      const metric = fc.constantFrom(undefined, 'requests', 'tokens', 'inputTokens', 'cost')
+      await fc
+        .assert(
+          fc.asyncProperty(
+            fc.constantFrom(...rules),
+            metric,
+            path,
+            anything,
+            anything,
+            anything,
+            async (rule, metric, at, value, amount, name) => {
+              const ref = replaceAt({ rule, subject: base.subject, metric }, at, value) as never
+              return (
+                (await typed(() => gate.override(ref, amount as never))) &&
+                (await typed(() => gate.credit(ref, amount as never))) &&
+                (await typed(() => gate.top(replaceAt({ rule, metric, limit: 5 }, at, value) as never))) &&
+                (await typed(() => gate.block(name as never, 'u1', amount as never))) &&
+                (await typed(() => gate.unblock(name as never, amount as never)))
+              )
+            },
+          ),
+          { numRuns: 150, interruptAfterTimeLimit: 15_000 },
+        )
+        .catch((error: Error) => {
+          throw new Error(`${file}: ${error.message}`)
+        })
+    }
+    expect((await keysOf('admin')).length).toBeGreaterThan(0) // and each under the prefix's hash tags
+  })
 })
