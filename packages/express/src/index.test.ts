@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { Server } from 'node:http'
 import { createRequire } from 'node:module'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import { fakeClock } from '@tollgate/core'
 import { checkRateLimitHeaders } from '@tollgate/core/testing'
 import {
@@ -206,6 +206,22 @@ for (const [name, express, pkg, major] of versions) {
       expect(response.status).toBe(500)
       expect(await done).toMatchObject({ outcome: 'released' })
       expect(await tokens()).toBe(0)
+    })
+
+    it('answers 400 to a request target Node accepts but no URL can hold (it threw, and became a 500)', async () => {
+      const port = (server.address() as AddressInfo).port
+      const socket = connect(port, '127.0.0.1')
+      let answer = ''
+      socket.on('data', (chunk) => {
+        answer += chunk
+      })
+      socket.end(
+        `POST http://localhost:99999/chat HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${key}\r\nconnection: close\r\n\r\n`,
+      )
+      await once(socket, 'close')
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+      expect(answer).toContain('"code":"invalid_request"')
+      expect(events).toEqual([]) // nothing was held
     })
 
     it('refuses a revoked key with 403 at once', async () => {

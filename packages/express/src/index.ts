@@ -9,9 +9,10 @@
  * app.post('/v1/chat/completions', express.json(), tollgate({ gate, identify: apiKeyIdentity(keys) }), route)
  */
 
-import type { Tollgate } from '@tollgate/core'
+import { type Tollgate, TollgateError } from '@tollgate/core'
 import {
   checkTollgateOptions,
+  errorResponse,
   handleRequest,
   type ResponseTap,
   type TollgateHandle,
@@ -34,20 +35,28 @@ declare global {
 export type ExpressTollgateOptions = TollgateOptions<ExpressRequest>
 
 /**
- * A web `Request` with the headers, method and URL of `req` (no body: identity reads headers).
+ * A web `Request` with the headers, method and URL of `req` (no body: identity reads headers), or
+ * `undefined` when its target is no URL: Node accepts some that WHATWG URLs refuse, such as
+ * `GET http://host:99999/ HTTP/1.1`, and those are answered 400 (they threw, and became a 500).
  * fetch refuses CONNECT, TRACE and TRACK: they become `unsafe` (identity does not depend on the method).
  */
-function toWebRequest(req: ExpressRequest, unsafe = 'GET'): Request {
+function toWebRequest(req: ExpressRequest, unsafe = 'GET'): Request | undefined {
+  const target = req.originalUrl || req.url
+  if (!URL.canParse(target, 'http://localhost')) return undefined
   const headers = new Headers()
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value)
   }
-  const url = new URL(req.originalUrl || req.url, 'http://localhost')
+  const url = new URL(target, 'http://localhost')
   return new Request(url, {
     method: /^(CONNECT|TRACE|TRACK)$/i.test(req.method) ? unsafe : req.method,
     headers,
   })
 }
+
+/** The 400 answer to a request whose target is no URL. */
+const notAUrl = () =>
+  errorResponse(new TollgateError('invalid_request', 'The request target is not a valid URL.'))
 
 async function send(res: ExpressResponse, response: Response): Promise<void> {
   res.status(response.status)
@@ -93,7 +102,9 @@ function watch(res: ExpressResponse, tap: ResponseTap): void {
 export function tollgate(options: ExpressTollgateOptions): RequestHandler {
   checkTollgateOptions('tollgate', options)
   return (req, res, next) => {
-    handleRequest(toWebRequest(req), options, req)
+    const request = toWebRequest(req)
+    if (!request) return void send(res, notAUrl()).catch(next)
+    handleRequest(request, options, req)
       .then(async (admission) => {
         if (!admission.allowed) return send(res, admission.response)
         req.tollgate = admission.handle
@@ -116,8 +127,8 @@ export function usageRoute(gate: Tollgate, options: UsageHandlerOptions): Reques
   const handler = usageHandler(gate, options)
   return (req, res, next) => {
     // CONNECT, TRACE and TRACK (which fetch refuses) are answered 405 like any method but GET/HEAD
-    handler(toWebRequest(req, 'DELETE'))
-      .then((response) => send(res, response))
-      .catch(next)
+    const request = toWebRequest(req, 'DELETE')
+    const response = request ? handler(request) : Promise.resolve(notAUrl())
+    response.then((answer) => send(res, answer)).catch(next)
   }
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { request as httpRequest, type Server } from 'node:http'
 import { createRequire } from 'node:module'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import {
   apiKeyIdentity,
   type ErrorBody,
@@ -129,6 +129,20 @@ for (const [name, express] of versions) {
       const report = (await approved.json()) as UsageReport
       expect(report.subject).toEqual(u1)
       expect(tokens(report).used).toBe(100)
+    })
+
+    it('400 for a request target Node accepts but no URL can hold (it threw, and became a 500)', async () => {
+      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+      let answer = ''
+      socket.on('data', (chunk) => {
+        answer += chunk
+      })
+      socket.end(
+        `GET http://localhost:99999/v1/usage HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${k1}\r\nconnection: close\r\n\r\n`,
+      )
+      await once(socket, 'close')
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+      expect(answer).toContain('"code":"invalid_request"')
     })
 
     it('401 without identity, 405 on POST and TRACE, HEAD without a body', async () => {
