@@ -1,9 +1,12 @@
 /**
  * `toNodeListener` in a real `node:http` server: sequential store calls share one kept-alive
- * connection (also after a refusal), and a handler that throws is answered 500 with no details.
+ * connection (also after a refusal), a handler that throws is answered 500 with no details, and
+ * what a fetch Request cannot hold never reaches it.
  */
+
+import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import { memoryStore } from '@tollgate/core'
 import { fakeClock } from '@tollgate/core/testing'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -37,6 +40,28 @@ describe('toNodeListener', () => {
     await expect(store.read([{ bad: true } as never])).rejects.toMatchObject({ status: 400 })
     for (let i = 0; i < 5; i++) await store.blocked(['m'])
     expect(connections()).toBeLessThanOrEqual(2) // the 413 closes its connection (its body is left unread)
+  })
+
+  it('answers 400 to a target no URL can hold and 405 to TRACE, without calling the handler (they were 500s)', async () => {
+    let calls = 0
+    const { url } = await serve(async () => {
+      calls++
+      return new Response('ok')
+    })
+    const raw = async (head: string) => {
+      const socket = connect(Number(new URL(url).port), '127.0.0.1')
+      let answer = ''
+      socket.on('data', (chunk) => {
+        answer += chunk
+      })
+      socket.end(`${head}\r\nhost: localhost\r\nconnection: close\r\n\r\n`)
+      await once(socket, 'close')
+      return answer
+    }
+    expect(await raw('POST http://localhost:99999/reserve HTTP/1.1')).toMatch(/^HTTP\/1\.1 400 /)
+    expect(await raw('TRACE /reserve HTTP/1.1')).toMatch(/^HTTP\/1\.1 405 /)
+    expect(calls).toBe(0)
+    expect(await raw('GET /reserve HTTP/1.1')).toMatch(/^HTTP\/1\.1 200 /)
   })
 
   it('answers 500 without details when the handler throws', async () => {

@@ -65,6 +65,19 @@ async function serve(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
+  // What Node accepts but a fetch Request cannot hold is answered here, without details: a target
+  // no URL can hold (`POST http://host:99999/x`) and the methods fetch refuses (they threw: a 500)
+  const refused = !URL.canParse(req.url ?? '/', 'http://localhost')
+    ? 400
+    : /^(CONNECT|TRACE|TRACK)$/i.test(req.method ?? '')
+      ? 405
+      : 0
+  if (refused) {
+    res.statusCode = refused
+    res.setHeader('connection', 'close')
+    res.end()
+    return
+  }
   try {
     const response = await handler(toRequest(req))
     const body = new Uint8Array(await response.arrayBuffer())
@@ -85,7 +98,8 @@ async function serve(
 }
 
 /**
- * A `node:http` listener serving `handler`. Answers 500 (with no details) should the handler throw.
+ * A `node:http` listener serving `handler`. Answers 500 (with no details) should the handler throw,
+ * 400 to a request target no URL can hold and 405 to the methods fetch refuses (CONNECT, TRACE, TRACK).
  *
  * @example
  * createServer(toNodeListener(storeHandler(redisStore({ client }), { secret }))).listen(8787)
