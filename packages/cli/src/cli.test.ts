@@ -3,7 +3,7 @@
  * where output goes, files written.
  */
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -113,6 +113,26 @@ describe('tollgate (child process)', () => {
     expect(broken.code).toBe(1)
     expect(broken.stderr).toContain('line 2: not JSON')
     expect((await tollgate('simulate', good, join(dir, 'missing.jsonl'))).code).toBe(1)
+  }, 60_000)
+
+  it('simulate: a report that cannot be written fails before the replay; a failed run keeps an earlier report', async () => {
+    for (const target of [join(dir, 'no-such-dir', 'report.html'), dir]) {
+      const run = await tollgate('simulate', good, traffic, '--report', target)
+      expect(run.code).toBe(1)
+      expect(run.stderr).toMatch(/ENOENT|EISDIR/)
+      expect(run.stdout).toBe('') // it printed the whole summary, then failed
+    }
+    const earlier = file('earlier.html', 'an earlier report')
+    const broken = file('broken-again.jsonl', 'nope')
+    expect((await tollgate('simulate', good, broken, '--report', earlier)).code).toBe(1)
+    expect(readFileSync(earlier, 'utf8')).toBe('an earlier report')
+    const fresh = join(dir, 'fresh.html')
+    expect((await tollgate('simulate', good, broken, '--report', fresh)).code).toBe(1)
+    expect(existsSync(fresh)).toBe(false)
+    // a longer earlier report is replaced whole by a run that works
+    writeFileSync(earlier, 'x'.repeat(5_000_000))
+    expect((await tollgate('simulate', good, traffic, '--report', earlier)).code).toBe(0)
+    expect(readFileSync(earlier, 'utf8')).toMatch(/^<!doctype html>[\s\S]*<\/html>\s*$/i)
   }, 60_000)
 
   it('explain: prints the steps; a malformed request exits 1, a bad command line 64', async () => {

@@ -2,8 +2,8 @@
  * The `tollgate` command: argument parsing (node's `util.parseArgs`) and dispatch.
  * `main` never exits the process; it returns the exit code, so tests can call it.
  */
-import { readFileSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { open, readFile, rm } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { type CompiledPolicy, parsePolicy, TollgateError } from '@tollgate/core'
 import { inFourDigitYears } from './clock.js'
@@ -131,23 +131,35 @@ async function simulateCommand(args: string[], io: Io): Promise<number> {
     throw new UsageError('--workers takes a whole number ≥ 1 or "auto"')
   const policy = await loadPolicy(policyFile!, io)
   if (!policy) return EXIT.error
+  // The report's file is opened before the replay, which can take minutes: a path that cannot be
+  // written (a missing directory, a directory) fails at once, not after the run. Opened to append,
+  // so that a run that fails leaves an earlier report as it was (and removes a file it made).
+  const made = values.report !== undefined && !existsSync(values.report)
+  const report = values.report === undefined ? undefined : await open(values.report, 'a')
   let result: Awaited<ReturnType<typeof simulateFile>>
   try {
     result = await simulateFile(policy, trafficFile!, {
       top,
       bucketMs,
-      series: values.report !== undefined,
+      series: report !== undefined,
       skipInvalid: values['skip-invalid'] ?? false,
       workers,
     })
   } catch (error) {
+    await report?.close()
+    if (made) await rm(values.report!, { force: true })
     if (!(error instanceof TrafficError)) throw error
     io.stderr(`${trafficFile}: ${error.message} (use --skip-invalid to count such lines as failed)`)
     return EXIT.error
   }
   io.stdout(values.json ? JSON.stringify(result.summary, null, 2) : formatSummary(result.summary))
-  if (values.report !== undefined) {
-    await writeFile(values.report, renderReport({ ...result, title: `${policyFile} × ${trafficFile}` }))
+  if (report) {
+    try {
+      await report.truncate(0)
+      await report.writeFile(renderReport({ ...result, title: `${policyFile} × ${trafficFile}` }))
+    } finally {
+      await report.close()
+    }
     if (!values.json) io.stdout(`\nReport: ${values.report}`)
   }
   return EXIT.ok
