@@ -80,6 +80,16 @@ const consumer = fc.record({
   stop: fc.constantFrom('break', 'throw'),
 })
 
+/** Reads a stream as `how` says: to its end, or breaking out (or throwing) after `stopAt` items. */
+async function consume(stream: AsyncIterable<unknown>, how: { stopAt: number | null; stop: string }) {
+  let read = 0
+  for await (const _ of stream) {
+    if (how.stopAt === null || read++ < how.stopAt) continue
+    if (how.stop === 'throw') throw new Error('the caller gave up')
+    break
+  }
+}
+
 it('OpenAI: any chat stream, read in any way, is closed once and leaves no hold', {
   timeout: 30_000,
 }, async () => {
@@ -89,7 +99,7 @@ it('OpenAI: any chat stream, read in any way, is closed once and leaves no hold'
       fc.constantFrom('end' as const, 'cut' as const),
       fc.boolean(),
       consumer,
-      async (events, after, done, { stopAt, stop }) => {
+      async (events, after, done, how) => {
         server.reset()
         server.reply({ events, after, done })
         const gate = createTollgate({ policy, clock: fakeClock() })
@@ -104,12 +114,7 @@ it('OpenAI: any chat stream, read in any way, is closed once and leaves no hold'
             stream: true,
             stream_options: { include_usage: true },
           })
-          let read = 0
-          for await (const _ of stream) {
-            if (stopAt === null || read++ < stopAt) continue
-            if (stop === 'throw') throw new Error('the caller gave up')
-            break
-          }
+          await consume(stream, how)
         } catch (error) {
           thrown = error
         }
@@ -144,7 +149,7 @@ it('Anthropic: any message stream, read in any way, is closed once and leaves no
       fc.constantFrom('end' as const, 'cut' as const),
       fc.constantFrom('iterate', 'finalMessage'),
       consumer,
-      async (deltas, input, output, inserts, drops, after, how, { stopAt, stop }) => {
+      async (deltas, input, output, inserts, drops, after, api, how) => {
         let events: unknown[] = anthropicEvents(deltas, { input_tokens: input, output_tokens: 1 }, output)
         for (const at of drops) events = events.filter((_, i) => i !== at % events.length)
         // an extra event, or (the last index) a repeat of one already there
@@ -165,15 +170,8 @@ it('Anthropic: any message stream, read in any way, is closed once and leaves no
         }
         let thrown: unknown
         try {
-          if (how === 'finalMessage') await anthropic.messages.stream(body).finalMessage()
-          else {
-            let read = 0
-            for await (const _ of await anthropic.messages.create({ ...body, stream: true })) {
-              if (stopAt === null || read++ < stopAt) continue
-              if (stop === 'throw') throw new Error('the caller gave up')
-              break
-            }
-          }
+          if (api === 'finalMessage') await anthropic.messages.stream(body).finalMessage()
+          else await consume(await anthropic.messages.create({ ...body, stream: true }), how)
         } catch (error) {
           thrown = error
         }
