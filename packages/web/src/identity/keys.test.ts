@@ -1,4 +1,6 @@
 import { fakeClock } from '@tollgate/core'
+import { replaceAt } from '@tollgate/core/testing'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { sha256, toHex } from './digest.js'
 import { apiKeyIdentity, keyIdOf, keyRegistry, memoryKeyRegistry, type StoredKey } from './keys.js'
@@ -190,6 +192,42 @@ describe('expiry, rotation and listing (memory)', () => {
     await expect(keys.issue(grant, { expiresAt: Number.NaN })).rejects.toThrow(TypeError)
   })
 
+  it('refuses an expiry no Date can hold, and a stored one does not break the refusal (it threw a RangeError)', async () => {
+    const clock = fakeClock()
+    const keys = memoryKeyRegistry({ clock })
+    for (const expiresAt of [-1e300, 1e300, 8.64e15 + 1, '1e3' as never]) {
+      const error = await keys.issue(grant, { expiresAt }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as TypeError).message).toBe('expiresAt is a Date or ms since epoch')
+    }
+    // a record written by another version, or by hand, with such a time
+    const key = 'sk-stored-0123456789abcdef'
+    const { keyId } = await keys.add(key, grant)
+    const record = (await keys.find(keyId))!
+    await keys.put({ ...record, expiresAt: -1e300 })
+    expect(await apiKeyIdentity(keys)(bearer(key))).toEqual({
+      ok: false,
+      status: 401,
+      code: 'key_expired',
+      message: 'This API key expired at -1e+300 ms.',
+    })
+    // options a JavaScript caller gave as null are no options
+    expect((await keys.issue(grant, null as never)).key).toMatch(/^tg_/)
+  })
+
+  it('refuses a key prefix a header cannot carry whole (such keys could never be presented)', async () => {
+    const keys = memoryKeyRegistry()
+    for (const prefix of ['my key ', 'a\nb', 'clé_', 'x'.repeat(65), 5 as never]) {
+      const error = await keys.issue(grant, { prefix }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as TypeError).message).toMatch(/^a key prefix is 0 to 64 letters/)
+    }
+    for (const prefix of ['', 'sk_live_', 'a.b~c-d']) {
+      const { key } = await keys.issue(grant, { prefix })
+      expect((await apiKeyIdentity(keys)(bearer(key))).ok).toBe(true)
+    }
+  })
+
   it('rotates: the new key has the same grant; the old one works for the grace period, then 401 key_rotated', async () => {
     const clock = fakeClock()
     const keys = memoryKeyRegistry({ clock })
@@ -308,5 +346,52 @@ describe('expiry, rotation and listing (memory)', () => {
     ])
     const noScan = keyRegistry({ find: () => null, put: () => undefined, revoke: () => undefined })
     await expect(noScan.list()).rejects.toThrow(/scan/)
+  })
+})
+
+describe('hostile grants and options (property)', () => {
+  const anything = fc.anything({
+    maxDepth: 2,
+    withBigInt: true,
+    withDate: true,
+    withMap: true,
+    withNullPrototype: true,
+    withBoxedValues: true,
+    withSparseArray: true,
+  })
+  const realistic = {
+    grant: {
+      subject: { tenant: 't', user: 'u' },
+      plan: 'pro',
+      attributes: { env: 'prod' },
+      features: ['chat'],
+    },
+    options: { expiresAt: Date.parse('2026-02-01T00:00:00Z'), graceMs: 1000, prefix: 'sk_' },
+  }
+
+  it('any value anywhere in a grant or its options: refused with a TypeError, or a key that answers', async () => {
+    const clock = fakeClock()
+    const keys = memoryKeyRegistry({ clock })
+    const identify = apiKeyIdentity(keys)
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat(6), { minLength: 1, maxLength: 4 }), anything, async (at, value) => {
+        const { grant, options } = replaceAt(realistic, at, value) as typeof realistic
+        let issued: { key: string; keyId: string }
+        try {
+          issued = await keys.issue(grant as never, options as never)
+        } catch (error) {
+          return error instanceof TypeError && !/Cannot (read|convert)|is not a/.test(error.message)
+        }
+        // identify answers (never throws), and admits a key that is active; rotate works or says why
+        const answer = await identify(bearer(issued.key))
+        if ((await keys.verify(issued.key)).status === 'active' && !answer.ok) return false
+        const rotated = await keys.rotate(issued.keyId, options as never).then(
+          () => true,
+          (error: unknown) => error instanceof Error && !/Cannot (read|convert)|is not a/.test(error.message),
+        )
+        return typeof answer.ok === 'boolean' && rotated
+      }),
+      { numRuns: 1000 },
+    )
   })
 })

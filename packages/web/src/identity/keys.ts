@@ -95,7 +95,10 @@ export interface KeyStorage {
 
 /** Options of `KeyRegistry.issue`. */
 export interface IssueOptions {
-  /** Text before the random part, to make keys recognisable (and findable by secret scanners). @default 'tg_' @example 'sk_live_' */
+  /**
+   * Text before the random part, to make keys recognisable (and findable by secret scanners): 0 to 64
+   * letters, digits, `_`, `-`, `.` or `~`. @default 'tg_' @example 'sk_live_'
+   */
   prefix?: string
   /** When the key stops working (refused with 401 `key_expired`). @default never @example Date.now() + 90 * 86_400_000 */
   expiresAt?: number | Date
@@ -116,7 +119,7 @@ export interface RotateOptions {
    * @example 3_600_000
    */
   graceMs?: number
-  /** Prefix of the new key. @default 'tg_' @example 'sk_live_' */
+  /** Prefix of the new key (as {@link IssueOptions.prefix}). @default 'tg_' @example 'sk_live_' */
   prefix?: string
   /**
    * When the new key expires; `null` for never.
@@ -216,7 +219,13 @@ export async function keyIdOf(key: string): Promise<string> {
 export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {}): KeyRegistry {
   checkClock('keyRegistry', options.clock)
   const now = () => options.clock?.now() ?? Date.now()
-  const newKey = (prefix = 'tg_') => `${prefix}${toBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`
+  const newKey = (prefix: unknown = 'tg_') => {
+    // a key travels in a header (`Authorization: Bearer <key>`): a space, a line break or a letter
+    // outside ASCII in the prefix made keys that could never be presented
+    if (typeof prefix !== 'string' || !KEY_PREFIX.test(prefix))
+      throw new TypeError('a key prefix is 0 to 64 letters, digits, "_", "-", "." or "~"')
+    return `${prefix}${toBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`
+  }
   async function store(key: string, grant: KeyGrant, extra: Partial<StoredKey> = {}) {
     const keyId = await keyIdOf(key)
     await storage.put({ keyId, hash: toHex(await sha256(key)), grant, createdAt: now(), ...extra })
@@ -231,12 +240,13 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
     if (status !== 'active') throw new Error(`rotate: key ${keyId} is ${status}`)
     if (old.rotatedTo !== undefined)
       throw new Error(`rotate: key ${keyId} was already rotated to ${old.rotatedTo}`)
+    // options are checked before the claim: a mistake in them must not hold the key for a minute
     const key = newKey(options.prefix)
+    const expires = expiry((options.expiresAt === undefined ? old.expiresAt : options.expiresAt) ?? undefined)
     const newKeyId = await keyIdOf(key)
     if (storage.claimRotation && !(await storage.claimRotation(keyId, newKeyId, ROTATION_CLAIM_MS)))
       throw new Error(`rotate: key ${keyId} is already being rotated`)
-    const expiresAt = options.expiresAt === undefined ? old.expiresAt : options.expiresAt
-    await store(key, old.grant, { ...expiry(expiresAt ?? undefined), rotatedFrom: keyId })
+    await store(key, old.grant, { ...expires, rotatedFrom: keyId })
     const graceUntil = now() + graceMs
     const { revoked: _, ...rest } = old
     await storage.put({ ...rest, rotatedTo: newKeyId, graceUntil })
@@ -257,12 +267,14 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
     find: (keyId) => storage.find(keyId),
     put: (record) => storage.put(record),
     revoke: (keyId) => storage.revoke(keyId),
-    async issue(grant, options = {}) {
+    async issue(grant, given) {
+      const options = given ?? {} // a JS caller's null is no options, as undefined is
       checkGrant(grant, 'issue')
       const key = newKey(options.prefix)
       return { key, keyId: await store(key, grant, expiry(options.expiresAt)) }
     },
-    async add(key, grant, options = {}) {
+    async add(key, grant, given) {
+      const options = given ?? {}
       if (typeof key !== 'string' || key.length < MIN_KEY_LENGTH || key.length > MAX_KEY_LENGTH)
         throw new TypeError(`an API key has ${MIN_KEY_LENGTH} to ${MAX_KEY_LENGTH} characters`)
       checkGrant(grant, 'add')
@@ -292,7 +304,8 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
           : {}),
       }
     },
-    async rotate(keyId, options = {}) {
+    async rotate(keyId, given) {
+      const options = given ?? {}
       const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
       if (!Number.isFinite(graceMs) || graceMs < 0) throw new TypeError('rotate: graceMs is a number ≥ 0')
       if (typeof keyId !== 'string') throw new TypeError('rotate: keyId must be a key id (a string)')
@@ -330,15 +343,25 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
 }
 
 const DEFAULT_GRACE_MS = 86_400_000
+/** What a key's prefix may hold: characters a header carries as they are, and that `Bearer` keeps whole. */
+const KEY_PREFIX = /^[A-Za-z0-9_.~-]{0,64}$/
 /** How long a rotation's claim (`KeyStorage.claimRotation`) holds a key: far longer than a rotation takes. */
 const ROTATION_CLAIM_MS = 60_000
 
+/** The most ms from the epoch a `Date` can hold, either way. */
+const MAX_DATE_MS = 8.64e15
+
 function expiry(expiresAt: number | Date | undefined): Pick<StoredKey, 'expiresAt'> {
   if (expiresAt === undefined) return {}
-  const at = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
-  if (!Number.isFinite(at)) throw new TypeError('expiresAt is a Date or ms since epoch')
+  const at: unknown = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
+  // a time no Date can hold made every later use of the key throw (its refusal names the time)
+  if (typeof at !== 'number' || !Number.isFinite(at) || Math.abs(at) > MAX_DATE_MS)
+    throw new TypeError('expiresAt is a Date or ms since epoch')
   return { expiresAt: at }
 }
+
+/** A time in a refusal's message: ISO 8601, or the number when no Date can hold it (a stored record's). */
+const when = (ms: number) => (Math.abs(ms) <= MAX_DATE_MS ? new Date(ms).toISOString() : `${ms} ms`)
 
 /** Revoked first (403), then expired, then replaced and past its grace period. */
 function statusOf(record: StoredKey, now: number): KeyInfo['status'] {
@@ -433,11 +456,11 @@ export function apiKeyIdentity(
     if (check.status === 'unknown') return unauthenticated('Invalid API key.')
     if (check.status === 'revoked') return forbidden('key_revoked', 'This API key has been revoked.')
     if (check.status === 'expired')
-      return refusal401('key_expired', `This API key expired at ${new Date(check.expiresAt).toISOString()}.`)
+      return refusal401('key_expired', `This API key expired at ${when(check.expiresAt)}.`)
     if (check.status === 'rotated')
       return refusal401(
         'key_rotated',
-        `This API key was replaced by a rotation and its grace period ended at ${new Date(check.graceUntil).toISOString()}; use the new key.`,
+        `This API key was replaced by a rotation and its grace period ended at ${when(check.graceUntil)}; use the new key.`,
       )
     const { grant } = check
     const subject = dimension === false ? grant.subject : { [dimension]: check.keyId, ...grant.subject }

@@ -87,6 +87,17 @@ describe('redisKeyRegistry: expiry, rotation, listing', () => {
     })
   })
 
+  it('a rotation with bad options is refused before it claims the key (it held the key for a minute)', async () => {
+    const keys = redisKeyRegistry({ client, prefix })
+    const old = await keys.issue(grant)
+    for (const options of [{ expiresAt: -1e300 }, { prefix: 'has space ' }]) {
+      const error = await keys.rotate(old.keyId, options).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+    }
+    const fresh = await keys.rotate(old.keyId)
+    expect((await keys.find(old.keyId))?.rotatedTo).toBe(fresh.keyId)
+  })
+
   it('two instances rotating one key at once: exactly one succeeds, no second live key', async () => {
     const one = redisKeyRegistry({ client, prefix })
     const two = redisKeyRegistry({ client: other, prefix })
