@@ -155,6 +155,31 @@ describe('usageHandler: the caller’s own usage', () => {
   })
 })
 
+describe('usageHandler: options', () => {
+  it('refuses options that cannot work when it is made (each request threw a TypeError)', async () => {
+    const { gate } = testGate(policy)
+    const identify = apiKeyIdentity(memoryKeyRegistry())
+    const bad: [Partial<UsageHandlerOptions>, RegExp][] = [
+      [{ cors: { origins: 'https://a.example' as never } }, /cors origins must be a list/],
+      [{ cors: { origins: null as never } }, /cors origins must be a list/],
+      [{ cors: ['https://a.example', 5 as never] }, /cors origins must be a list/],
+      [{ cors: 'https://a.example' as never }, /cors must be a list of origins/],
+      [{ cors: { origins: [], allowHeaders: 'authorization' as never } }, /allowHeaders must be a list/],
+      [{ cors: { origins: [], allowHeaders: ['bad header'] } }, /cors.allowHeaders must be a header name/],
+      [{ cors: { origins: [], maxAgeSeconds: Number.NaN } }, /maxAgeSeconds must be a whole number/],
+      [{ cors: { origins: [], credentials: 'yes' as never } }, /credentials must be true or false/],
+      [{ admin: {} as never }, /admin must be \{ authorize/],
+      [{ include: 'shadow' as never }, /include must be a function/],
+      [{ onError: console as never }, /onError must be a function/],
+    ]
+    for (const [options, message] of bad)
+      expect(() => usageHandler(gate, { identify, ...options }), String(message)).toThrow(message)
+    expect(() =>
+      usageHandler(gate, { identify, cors: { origins: (o) => o.endsWith('.example') } }),
+    ).not.toThrow()
+  })
+})
+
 describe('usageHandler: refusals', () => {
   it('answers a missing or bad identity with the same 401/403 as the gated routes', async () => {
     const { gate, get, identify, keys, k2 } = await setup()

@@ -5,7 +5,7 @@
  */
 import type { Attributes, LimitState, Subject, Tollgate } from '@tollgate/core'
 import { fromMicros, TollgateError } from '@tollgate/core'
-import { forbidden, type Identify, type Identity } from './identity/types.js'
+import { checkHeaderName, forbidden, type Identify, type Identity } from './identity/types.js'
 import { checkGate } from './options.js'
 import { checkFeature, identifyRequest } from './request.js'
 import { errorResponse, plainError, refusalResponse, unavailableResponse } from './responses.js'
@@ -134,11 +134,33 @@ const MONEY_FIELDS = ['limit', 'used', 'held', 'remaining', 'projected'] as cons
 
 type Cors = Required<UsageCorsOptions>
 
+/**
+ * The CORS option, checked when the handler is made: a mistake in it (origins that are no list,
+ * a header name no request can carry) failed every request with a `TypeError`.
+ */
 function corsOf(option: UsageHandlerOptions['cors']): Cors | null {
   if (option === undefined) return null
   const cors: UsageCorsOptions = Array.isArray(option)
     ? { origins: option as readonly string[] }
     : (option as UsageCorsOptions)
+  const refuse = (what: string) => {
+    throw new TypeError(`usageHandler: cors ${what}`)
+  }
+  if (typeof cors !== 'object' || cors === null) refuse('must be a list of origins or { origins, … }')
+  const { origins, credentials, allowHeaders, maxAgeSeconds } = cors
+  if (
+    typeof origins !== 'function' &&
+    !(Array.isArray(origins) && origins.every((o) => typeof o === 'string' && o !== ''))
+  )
+    refuse('origins must be a list of origins (strings) or a function of the origin')
+  if (credentials !== undefined && typeof credentials !== 'boolean')
+    refuse('credentials must be true or false')
+  if (allowHeaders !== undefined) {
+    if (!Array.isArray(allowHeaders)) refuse('allowHeaders must be a list of header names')
+    for (const name of allowHeaders) checkHeaderName('usageHandler', 'cors.allowHeaders', name)
+  }
+  if (maxAgeSeconds !== undefined && !(Number.isSafeInteger(maxAgeSeconds) && maxAgeSeconds >= 0))
+    refuse('maxAgeSeconds must be a whole number of seconds, 0 or more')
   return {
     origins: cors.origins,
     credentials: cors.credentials ?? false,
@@ -204,6 +226,11 @@ export function usageHandler(
       'usageHandler: identify must be a function (apiKeyIdentity, signedIdentity, headerIdentity or your own)',
     )
   const cors = corsOf(options.cors)
+  if (options.admin !== undefined && typeof options.admin?.authorize !== 'function')
+    throw new TypeError('usageHandler: admin must be { authorize: (request) => boolean }')
+  for (const name of ['include', 'onError'] as const)
+    if (options[name] !== undefined && typeof options[name] !== 'function')
+      throw new TypeError(`usageHandler: ${name} must be a function`)
 
   async function answer(request: Request, origin: string | null): Promise<Response> {
     const method = request.method.toUpperCase()

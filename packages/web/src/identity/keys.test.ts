@@ -212,7 +212,9 @@ describe('expiry, rotation and listing (memory)', () => {
       message: 'This API key expired at -1e+300 ms.',
     })
     // options a JavaScript caller gave as null are no options
-    expect((await keys.issue(grant, null as never)).key).toMatch(/^tg_/)
+    const made = await keys.issue(grant, null as never)
+    expect(made.key).toMatch(/^tg_/)
+    expect((await apiKeyIdentity(keys, null as never)(bearer(made.key))).ok).toBe(true)
   })
 
   it('refuses a key prefix a header cannot carry whole (such keys could never be presented)', async () => {

@@ -434,8 +434,9 @@ const refusal401 = (code: string, message: string): IdentityRefusal => ({
  */
 export function apiKeyIdentity(
   registry: Pick<KeyRegistry, 'verify'>,
-  options: ApiKeyIdentityOptions = {},
+  given?: ApiKeyIdentityOptions,
 ): Identify {
+  const options = given ?? {} // a JS caller's null is no options, as undefined is
   if (typeof registry?.verify !== 'function')
     throw new TypeError('apiKeyIdentity: registry must have a verify() method (a key registry)')
   const header = options.header ?? 'authorization'
@@ -443,7 +444,7 @@ export function apiKeyIdentity(
   const dimension = options.keyDimension ?? 'key'
   if (dimension !== false && (typeof dimension !== 'string' || dimension.length === 0))
     throw new TypeError(
-      `apiKeyIdentity: keyDimension must be a dimension name or false, got ${JSON.stringify(dimension)}`,
+      `apiKeyIdentity: keyDimension must be a dimension name or false, got ${typeof dimension === 'string' ? '""' : typeof dimension}`,
     )
   const missing =
     header.toLowerCase() === 'authorization'

@@ -36,6 +36,10 @@ describe('memoryNonceStore', () => {
 })
 
 describe('identity clocks', () => {
+  it('null options from JavaScript are no options (they threw a TypeError)', async () => {
+    expect(await memoryNonceStore(null as never).claim('n'.repeat(16), 1000)).toBe(true)
+  })
+
   it('a clock that reads no time is refused when the identity part is made', () => {
     // with one, an expired key never expired (expiresAt <= NaN is false) and any timestamp was fresh
     for (const now of [() => Number.NaN, () => undefined, () => new Date()]) {

@@ -46,7 +46,8 @@ export class NonceStoreFullError extends Error {
  * @example
  * signedIdentity({ hmac: { secret, nonces: memoryNonceStore({ maxEntries: 500_000 }) } })
  */
-export function memoryNonceStore(options: MemoryNonceStoreOptions = {}): NonceStore {
+export function memoryNonceStore(given?: MemoryNonceStoreOptions): NonceStore {
+  const options = given ?? {} // a JS caller's null is no options, as undefined is
   const maxEntries = options.maxEntries ?? 100_000
   if (!Number.isInteger(maxEntries) || maxEntries < 1)
     throw new TypeError('memoryNonceStore: maxEntries is a positive integer')

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { fakeClock } from '@tollgate/core/testing'
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
@@ -139,6 +140,14 @@ describe('signedIdentity: JWT', () => {
     expect(() => signedIdentity({ jwt: {} })).toThrow(/exactly one/)
     expect(() => signedIdentity({ jwt: { secret, jwks: { keys: [] } } })).toThrow(/exactly one/)
     expect(() => signedIdentity({} as never)).toThrow(/exactly one/)
+    expect(() => signedIdentity(undefined as never)).toThrow(/exactly one/)
+    // jose refused these on every request (a TypeError out of each): refused once, up front
+    expect(() => signedIdentity({ jwt: { secret, algorithms: 'HS256' as never } })).toThrow(
+      /algorithms is a list/,
+    )
+    expect(() => signedIdentity({ jwt: { secret, issuer: 5 as never } })).toThrow(/issuer is a string/)
+    expect(() => signedIdentity({ jwt: { secret, audience: [1] as never } })).toThrow(/audience is a string/)
+    expect(() => signedIdentity({ jwt: { secret, claims: {} as never } })).toThrow(/claims is a function/)
     // jose refuses these on every request instead (each request failing): refused once, up front
     for (const clockTolerance of [
       Number.NaN,
@@ -302,13 +311,42 @@ describe('signedIdentity: HMAC header', () => {
     await expect(down(request(await sign()))).rejects.toThrow('store down')
   })
 
-  it('refuses a signed assertion without a usable subject', async () => {
+  it('refuses a signed assertion without a usable subject (signed by an upstream of its own)', async () => {
     const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
-    const headers = await sign({ subject: { user: '' } } as never)
+    // signIdentity refuses to sign it, so sign it as another upstream would
+    const value = Buffer.from(JSON.stringify({ subject: { user: '' } })).toString('base64url')
+    const at = hmacClock.now()
+    const nonce = 'n'.repeat(16)
+    const mac = createHmac('sha256', secret).update(`${at}.${nonce}.${value}`).digest('hex')
+    const headers = { 'x-tollgate-identity': value, 'x-tollgate-signature': `t=${at},n=${nonce},v1=${mac}` }
     expect(await identify(request(headers))).toMatchObject({ ok: false, status: 401 })
+    expect(await identify(request(await sign()))).toMatchObject({ ok: true }) // the same, well made
   })
 
   it('signIdentity refuses a nonce that is too short', async () => {
     await expect(sign(assertion, { nonce: 'short' })).rejects.toThrow(/16 to 128/)
+  })
+
+  it('signIdentity refuses, where the mistake is, what every receiver would refuse', async () => {
+    // it signed these, and each request made with them was refused (or threw while being made)
+    const cases: [Assertion, Partial<SignIdentityOptions>, RegExp][] = [
+      [{ subject: { user: '' } }, {}, /needs a subject/],
+      [null as never, {}, /needs a subject/],
+      [assertion, { now: Number.NaN }, /now is a whole number/],
+      [assertion, { now: -1 }, /now is a whole number/],
+      [assertion, { nonce: Object.create(null) }, /16 to 128/],
+      [assertion, { header: 'x bad' }, /header must be a header name/],
+      [assertion, { signatureHeader: 'sig:' }, /signatureHeader must be a header name/],
+    ]
+    for (const [a, extra, message] of cases) {
+      const error = await sign(a, extra).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as TypeError).message).toMatch(message)
+    }
+    await expect(signIdentity(assertion, undefined as never)).rejects.toBeInstanceOf(TypeError)
+    // a fractional time is floored, as before
+    expect((await sign(assertion, { now: hmacClock.now() + 0.7 }))['x-tollgate-signature']).toMatch(
+      new RegExp(`^t=${hmacClock.now()},`),
+    )
   })
 })

@@ -151,6 +151,16 @@ function jwtIdentity(options: JwtIdentityOptions, clock: Clock | undefined): Ide
     throw new TypeError(
       `signedIdentity({ jwt }): clockTolerance is a number of seconds, 0 or more, got ${typeof clockTolerance === 'number' ? clockTolerance : typeof clockTolerance}`,
     )
+  // what jose would refuse on every request, refused once here
+  const texts = (value: unknown) =>
+    typeof value === 'string' || (Array.isArray(value) && value.every((v) => typeof v === 'string'))
+  if (options.algorithms !== undefined && !(texts(options.algorithms) && Array.isArray(options.algorithms)))
+    throw new TypeError('signedIdentity({ jwt }): algorithms is a list of JWS algorithm names')
+  for (const name of ['issuer', 'audience'] as const)
+    if (options[name] !== undefined && !texts(options[name]))
+      throw new TypeError(`signedIdentity({ jwt }): ${name} is a string or a list of strings`)
+  if (options.claims !== undefined && typeof options.claims !== 'function')
+    throw new TypeError('signedIdentity({ jwt }): claims is a function of the verified payload')
   const algorithms = options.algorithms ?? (options.secret !== undefined ? ['HS256'] : ['RS256'])
   const header = options.header ?? 'authorization'
   checkHeaderName('signedIdentity({ jwt })', 'header', header)
@@ -243,6 +253,8 @@ function hmacIdentity(options: HmacIdentityOptions, clock: Clock | undefined): I
  * signedIdentity({ hmac: { secret: process.env.IDENTITY_HMAC_SECRET! } })
  */
 export function signedIdentity(options: SignedIdentityOptions): Identify {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('signedIdentity needs exactly one of { jwt } or { hmac }')
   checkClock('signedIdentity', options.clock)
   if (options.jwt && !options.hmac) return jwtIdentity(options.jwt, options.clock)
   if (options.hmac && !options.jwt) return hmacIdentity(options.hmac, options.clock)
@@ -273,15 +285,22 @@ export async function signIdentity(
   assertion: Assertion,
   options: SignIdentityOptions,
 ): Promise<Record<string, string>> {
+  if (typeof options !== 'object' || options === null) throw new TypeError('signIdentity needs { secret }')
   checkSecret('signIdentity', options.secret)
+  // what the receiving side would refuse on every request is refused here, where the mistake is
+  if (typeof assertion !== 'object' || assertion === null || !isUsableSubject(assertion.subject))
+    throw new TypeError('signIdentity: the assertion needs a subject of dimension → non-empty id')
+  const header = options.header ?? DEFAULT_HEADER
+  const signatureHeader = options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER
+  checkHeaderName('signIdentity', 'header', header)
+  checkHeaderName('signIdentity', 'signatureHeader', signatureHeader)
   const value = toBase64Url(new TextEncoder().encode(JSON.stringify(assertion)))
-  const at = Math.floor(options.now ?? Date.now())
+  const at = typeof options.now === 'number' ? Math.floor(options.now) : (options.now ?? Date.now())
+  if (!(Number.isSafeInteger(at) && at >= 0))
+    throw new TypeError('signIdentity: now is a whole number of ms since the epoch')
   const nonce = options.nonce ?? toBase64Url(crypto.getRandomValues(new Uint8Array(16)))
-  if (!/^[A-Za-z0-9_-]{16,128}$/.test(nonce))
+  if (typeof nonce !== 'string' || !/^[A-Za-z0-9_-]{16,128}$/.test(nonce))
     throw new TypeError('signIdentity: a nonce is 16 to 128 base64url characters')
   const mac = toHex(await hmacSha256(options.secret, `${at}.${nonce}.${value}`))
-  return {
-    [options.header ?? DEFAULT_HEADER]: value,
-    [options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER]: `t=${at},n=${nonce},v1=${mac}`,
-  }
+  return { [header]: value, [signatureHeader]: `t=${at},n=${nonce},v1=${mac}` }
 }

@@ -94,6 +94,6 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 export function checkHeaderName(who: string, option: string, name: unknown): void {
   if (typeof name !== 'string' || !HEADER_NAME.test(name))
     throw new TypeError(
-      `${who}: ${option} must be a header name (letters, digits and !#$%&'*+.^_\`|~-), got ${JSON.stringify(name)}`,
+      `${who}: ${option} must be a header name (letters, digits and !#$%&'*+.^_\`|~-), got ${typeof name === 'string' ? JSON.stringify(name) : typeof name}`,
     )
 }

@@ -43,6 +43,21 @@ export interface RedisKeyRegistryOptions {
 const indexPart = (text: string) => encodeURIComponent(text)
 
 /**
+ * The client and prefix, checked when the registry or store is made (a missing client, or a prefix
+ * that is no string, failed every call): `methods` are the commands it needs, and a prefix holds
+ * no brace, which would take the hash tag from the key ids.
+ */
+function checkOptions(who: string, options: unknown, methods: readonly string[], fallback: string): string {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${who} needs { client }`)
+  const { client, prefix = fallback } = options as { client?: Record<string, unknown>; prefix?: unknown }
+  if (methods.some((method) => typeof client?.[method] !== 'function'))
+    throw new TypeError(`${who}: client must be an ioredis client (Redis or Cluster)`)
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix))
+    throw new TypeError(`${who}: prefix must be a string without "{" or "}"`)
+  return prefix
+}
+
+/**
  * A key registry in Redis: `<prefix>{<keyId>}:key` holds the stored key (hash, grant, expiry and
  * rotation, never the key), `<prefix>{<keyId>}:revoked` marks a revocation. Sets
  * `<prefix>index` (every key id) and `<prefix>by:<dimension>=<id>` (key ids by subject dimension)
@@ -56,8 +71,9 @@ const indexPart = (text: string) => encodeURIComponent(text)
  * await keys.revoke(keyId) // refused at once by every process
  */
 export function redisKeyRegistry(options: RedisKeyRegistryOptions): KeyRegistry {
+  const methods = ['mget', 'set', 'sadd', 'smembers']
+  const prefix = checkOptions('redisKeyRegistry', options, methods, 'tollgate:keys:')
   const { client } = options
-  const prefix = options.prefix ?? 'tollgate:keys:'
   const recordKey = (keyId: string) => `${prefix}{${keyId}}:key`
   const revokedKey = (keyId: string) => `${prefix}{${keyId}}:revoked`
   const rotatingKey = (keyId: string) => `${prefix}{${keyId}}:rotating`
@@ -128,8 +144,8 @@ export interface RedisNonceStoreOptions {
  * signedIdentity({ hmac: { secret, nonces: redisNonceStore({ client: redis }) } })
  */
 export function redisNonceStore(options: RedisNonceStoreOptions): NonceStore {
+  const prefix = checkOptions('redisNonceStore', options, ['set'], 'tollgate:nonces:')
   const { client } = options
-  const prefix = options.prefix ?? 'tollgate:nonces:'
   return {
     async claim(nonce, ttlMs) {
       const reply = await client.set(`${prefix}${nonce}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')

@@ -26,6 +26,21 @@ afterAll(async () => {
   client.disconnect()
 })
 
+describe('the options', () => {
+  it('refuse a missing client and a prefix that is no string or holds a brace, when made (every call failed)', () => {
+    for (const [make, who] of [
+      [redisKeyRegistry, 'redisKeyRegistry'],
+      [redisNonceStore, 'redisNonceStore'],
+    ] as const) {
+      expect(() => make(undefined as never)).toThrow(new RegExp(`^${who} needs \\{ client \\}`))
+      expect(() => make({ client: {} as never })).toThrow(/client must be an ioredis client/)
+      for (const prefix of [5, Object.create(null), 'app{x}:'])
+        expect(() => make({ client, prefix } as never)).toThrow(/prefix must be a string without/)
+      expect(() => make({ client, prefix: '' })).not.toThrow()
+    }
+  })
+})
+
 describe('redisKeyRegistry', () => {
   it('stores only the hash, and every instance sees a revocation at once', async () => {
     const one = redisKeyRegistry({ client, prefix })
