@@ -19,8 +19,13 @@ export interface CallbackSinkOptions {
  */
 export function callbackSink(
   fn: (record: AuditEvent) => void | Promise<void>,
-  options: CallbackSinkOptions = {},
+  given?: CallbackSinkOptions,
 ): AuditSink {
+  // checked now: a mistake here would otherwise lose every record, each reported as a failed write
+  if (typeof fn !== 'function') throw new TypeError('callbackSink: the callback must be a function')
+  const options = given ?? {} // a JS caller's null is no options, as undefined is
+  if (options.onError !== undefined && typeof options.onError !== 'function')
+    throw new TypeError('callbackSink: onError must be a function')
   const pending = new Set<Promise<void>>()
   let closed = false
   const fail = (record: AuditEvent, cause: unknown) =>

@@ -19,6 +19,15 @@ const lines = (text: string) =>
     .map((line) => JSON.parse(line))
 
 describe('jsonLinesSink', () => {
+  it('refuses a target or options that cannot work when made (every record was lost)', () => {
+    for (const target of ['', 5, null, {}, Object.create(null)])
+      expect(() => jsonLinesSink(target as never)).toThrow(/a file path or a writable stream/)
+    const stream = new Writable({ write: (_chunk, _encoding, done) => done() })
+    expect(() => jsonLinesSink(stream, { end: 'yes' as never })).toThrow(/end must be true or false/)
+    expect(() => jsonLinesSink(stream, { onError: 1 as never })).toThrow(/onError must be a function/)
+    expect(() => jsonLinesSink(stream, null as never)).not.toThrow()
+  })
+
   it('appends one JSON object per record to a file; close waits for all of it', async () => {
     const file = join(dir, 'audit.jsonl')
     writeFileSync(file, '{"kept":true}\n')

@@ -29,7 +29,18 @@ export interface JsonLinesSinkOptions {
  * @example auditTo(jsonLinesSink('/var/log/tollgate/audit.jsonl'))
  * @example auditTo(jsonLinesSink(process.stdout))
  */
-export function jsonLinesSink(target: string | Writable, options: JsonLinesSinkOptions = {}): AuditSink {
+export function jsonLinesSink(target: string | Writable, given?: JsonLinesSinkOptions): AuditSink {
+  // checked now: a mistake here would otherwise lose every record
+  if (
+    !(typeof target === 'string' && target !== '') &&
+    typeof (target as Partial<Writable> | null)?.write !== 'function'
+  )
+    throw new TypeError('jsonLinesSink: the target must be a file path or a writable stream')
+  const options = given ?? {} // a JS caller's null is no options, as undefined is
+  if (options.end !== undefined && typeof options.end !== 'boolean')
+    throw new TypeError('jsonLinesSink: end must be true or false')
+  if (options.onError !== undefined && typeof options.onError !== 'function')
+    throw new TypeError('jsonLinesSink: onError must be a function')
   const stream = typeof target === 'string' ? createWriteStream(target, { flags: 'a' }) : target
   const end = options.end ?? typeof target === 'string'
   const waiting: AuditEvent[] = []

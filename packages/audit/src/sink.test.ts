@@ -37,6 +37,12 @@ describe('auditTo', () => {
 })
 
 describe('callbackSink', () => {
+  it('refuses a callback or options that cannot work when made (every record was lost)', () => {
+    expect(() => callbackSink('log' as never)).toThrow(/the callback must be a function/)
+    expect(() => callbackSink(() => {}, { onError: true as never })).toThrow(/onError must be a function/)
+    expect(() => callbackSink(() => {}, null as never)).not.toThrow()
+  })
+
   it('flush and close wait for the promises the callback returns', async () => {
     const done: string[] = []
     const releases: (() => void)[] = []

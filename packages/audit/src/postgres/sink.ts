@@ -95,7 +95,12 @@ const refusesRow = (error: unknown) => /^2[23]/.test(String((error as { code?: u
  * // on shutdown
  * await sink.close()
  */
+/** The longest delay a Node timer keeps (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647
+
 export function postgresSink(options: PostgresSinkOptions): PostgresSink {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('postgresSink needs exactly one of pool or connectionString')
   if (!options.pool === !options.connectionString)
     throw new TypeError('postgresSink needs exactly one of pool or connectionString')
   const table = quoteTable(options.table ?? 'tollgate_audit')
@@ -105,6 +110,17 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   const maxQueue = options.maxQueue ?? 100_000
   if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new RangeError('maxQueue must be a whole number ≥ 1')
   const flushIntervalMs = options.flushIntervalMs ?? 1000
+  const closeTimeoutMs = options.closeTimeoutMs ?? 30_000
+  // timers with a NaN or an object for a delay fire at once, or throw later, on every write
+  for (const [name, ms] of [
+    ['flushIntervalMs', flushIntervalMs],
+    ['closeTimeoutMs', closeTimeoutMs],
+  ] as const)
+    if (typeof ms !== 'number' || !(ms >= 0) || ms > MAX_TIMER_MS)
+      throw new RangeError(`${name} must be a number of ms from 0 to ${MAX_TIMER_MS}`)
+  for (const name of ['backoffMs', 'onError'] as const)
+    if (options[name] !== undefined && typeof options[name] !== 'function')
+      throw new TypeError(`postgresSink: ${name} must be a function`)
   const backoffMs = options.backoffMs ?? defaultBackoffMs
   const fail = (error: AuditError) => report(options.onError, error)
 
@@ -222,7 +238,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     timers.keepAlive()
     let deadline: ReturnType<typeof setTimeout> | undefined
     const timedOut = new Promise<boolean>((resolve) => {
-      deadline = setTimeout(() => resolve(true), options.closeTimeoutMs ?? 30_000)
+      deadline = setTimeout(() => resolve(true), closeTimeoutMs)
     })
     const late = await Promise.race([flush().then(() => false), timedOut])
     clearTimeout(deadline)

@@ -25,10 +25,10 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 /** The table name quoted for SQL, after checking every part is a plain identifier. */
 export function quoteTable(table: string): string {
-  const parts = table.split('.')
-  if (parts.length > 2 || !parts.every((part) => IDENTIFIER.test(part)))
+  const parts = typeof table === 'string' ? table.split('.') : []
+  if (parts.length === 0 || parts.length > 2 || !parts.every((part) => IDENTIFIER.test(part)))
     throw new TypeError(
-      `audit table name ${JSON.stringify(table)} must be [schema.]name of letters, digits, _`,
+      `audit table name ${typeof table === 'string' ? JSON.stringify(table) : `(${typeof table})`} must be [schema.]name of letters, digits, _`,
     )
   return parts.map((part) => `"${part}"`).join('.')
 }
@@ -68,13 +68,17 @@ export type Column = (typeof COLUMNS)[number][0]
 const DEFAULT_DIMENSIONS = ['org', 'team', 'project', 'user', 'key']
 
 /** `CREATE TABLE IF NOT EXISTS` and its index, for a migration of your own. */
-export function auditTableSql(options: AuditTableOptions = {}): string {
+export function auditTableSql(given?: AuditTableOptions): string {
+  const options = given ?? {} // a JS caller's null is no options, as undefined is
   const table = options.table ?? 'tollgate_audit'
   const name = quoteTable(table)
   const dimensions = options.dimensions ?? DEFAULT_DIMENSIONS
+  if (!Array.isArray(dimensions)) throw new TypeError('dimensions must be a list of dimension names')
   for (const dimension of dimensions)
-    if (!IDENTIFIER.test(`subject_${dimension}`))
-      throw new TypeError(`dimension ${JSON.stringify(dimension)} must be letters, digits and _`)
+    if (typeof dimension !== 'string' || !IDENTIFIER.test(`subject_${dimension}`))
+      throw new TypeError(
+        `dimension ${typeof dimension === 'string' ? JSON.stringify(dimension) : `(${typeof dimension})`} must be letters, digits and _`,
+      )
   const columns = COLUMNS.map(([column, type]) =>
     column === 'id' ? '  id text PRIMARY KEY' : `  ${column} ${type}`,
   )

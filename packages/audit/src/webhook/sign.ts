@@ -44,6 +44,10 @@ function unhex(text: string): Uint8Array<ArrayBuffer> | null {
  * @example const header = await signAlert(secret, body, Date.now())
  */
 export async function signAlert(secret: string, body: string, timestampMs: number): Promise<string> {
+  // a NaN time signed `t=NaN`, which every receiver refuses
+  if (typeof timestampMs !== 'number' || !Number.isFinite(timestampMs) || timestampMs < 0)
+    throw new TypeError('signAlert: timestampMs must be ms since the epoch (a finite number, 0 or more)')
+  if (typeof body !== 'string') throw new TypeError('signAlert: body must be the string that is sent')
   const t = Math.floor(timestampMs / 1000)
   const mac = await crypto.subtle.sign('HMAC', await key(secret), encoder.encode(`${t}.${body}`))
   return `t=${t},v1=${hex(mac)}`

@@ -202,6 +202,10 @@ describe('verifyAlertSignature', () => {
 
   it('refuses options that would pass any timestamp (a NaN now or tolerance) with a TypeError', async () => {
     const header = await signAlert(secret, body, at - 86_400_000) // a day old: a replay
+    // signAlert signed `t=NaN` for a NaN time, which every receiver refuses
+    for (const time of [Number.NaN, -1, Object.create(null)])
+      await expect(signAlert(secret, body, time)).rejects.toThrow(/timestampMs must be ms since the epoch/)
+    await expect(signAlert(secret, 5 as never, at)).rejects.toThrow(/body must be the string/)
     for (const now of [Number.NaN, Object.create(null)])
       await expect(verifyAlertSignature(secret, header, body, { now })).rejects.toThrow(
         /now must be ms since the epoch/,
