@@ -148,6 +148,16 @@ describe('httpStore', () => {
     expect(() => httpStore({ url: 'http://x', secret: 'short' })).toThrow(/32 bytes/)
     expect(() => httpStore({ url: 'http://x', secret: SECRET, timeoutMs: 0 })).toThrow(/timeoutMs/)
     expect(() => httpStore({ url: 'http://x', secret: SECRET, clockMaxAgeMs: -1 })).toThrow(/clockMaxAgeMs/)
+    // these threw bare TypeErrors (reading 'url' of undefined, a value String() cannot convert),
+    // or failed every call ("fetcher is not a function")
+    const none = Object.create(null)
+    expect(() => httpStore(undefined as never)).toThrow(/httpStore needs \{ url, secret \}/)
+    expect(() => httpStore({ url: none, secret: SECRET })).toThrow(/url must be a URL/)
+    expect(() => httpStore({ url: 'http://x', secret: SECRET, clockMaxAgeMs: none })).toThrow(/clockMaxAgeMs/)
+    expect(() => httpStore({ url: 'http://x', secret: SECRET, fetch: {} as never })).toThrow(
+      /fetch must be a function/,
+    )
+    expect(httpStore({ url: new URL('http://x/store'), secret: SECRET }).url).toBe('http://x/store')
     expect(httpStore({ url: 'https://x.test/store/?a=1#b', secret: SECRET }).url).toBe('https://x.test/store')
   })
 })

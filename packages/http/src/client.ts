@@ -121,6 +121,11 @@ function serverError(bytes: Uint8Array): { code?: string; message?: string } {
  * const gate = createTollgate({ policy, store, timeoutMs: 500 })
  */
 export function httpStore(options: HttpStoreOptions): HttpStore {
+  if (typeof options !== 'object' || options === null) throw new TypeError('httpStore needs { url, secret }')
+  if (typeof options.url !== 'string' && !(options.url instanceof URL))
+    throw new TypeError('httpStore: url must be a URL (a string or a URL object)')
+  if (options.fetch !== undefined && typeof options.fetch !== 'function')
+    throw new TypeError('httpStore: fetch must be a function (a fetch of your own)')
   const base = new URL(String(options.url))
   if (base.protocol !== 'https:' && base.protocol !== 'http:')
     throw new TypeError(`httpStore: url must be http: or https:, got ${base.protocol}`)
@@ -132,7 +137,8 @@ export function httpStore(options: HttpStoreOptions): HttpStore {
   const clockMaxAgeMs = options.clockMaxAgeMs ?? 60_000
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
     throw new TypeError('httpStore: timeoutMs is a positive number of ms')
-  if (!(clockMaxAgeMs >= 0)) throw new TypeError('httpStore: clockMaxAgeMs is a number of ms >= 0')
+  if (typeof clockMaxAgeMs !== 'number' || !(clockMaxAgeMs >= 0))
+    throw new TypeError('httpStore: clockMaxAgeMs is a number of ms >= 0')
   const fetcher = options.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init))
 
   /** Store time minus local time, from the last signed answer; when it was learned (local time). */

@@ -155,6 +155,12 @@ describe('authentication', () => {
     expect(() => storeHandler(store, { secret: [] })).toThrow(/at least one secret/)
     expect(() => storeHandler(store, { secret: SECRET, maxBodyBytes: 0 })).toThrow(/maxBodyBytes/)
     expect(() => storeHandler(store, { secret: SECRET, maxSkewMs: Number.NaN })).toThrow(/maxSkewMs/)
+    // these threw bare TypeErrors, or failed every request
+    expect(() => storeHandler(store, undefined as never)).toThrow(/storeHandler needs \{ secret \}/)
+    const none = Object.create(null)
+    expect(() => storeHandler(store, { secret: SECRET, maxSkewMs: none })).toThrow(/maxSkewMs/)
+    expect(() => storeHandler(store, { secret: SECRET, onError: 1 as never })).toThrow(/onError must be/)
+    expect(() => storeHandler(store, { secret: SECRET, nonces: {} as never })).toThrow(/nonces must be/)
     // a clock that reads no time would pass any timestamp as fresh (|t - NaN| > skew is false)
     expect(() => storeHandler(store, { secret: SECRET, clock: { now: () => Number.NaN } })).toThrow(
       /storeHandler: clock.now\(\) must return milliseconds/,

@@ -147,12 +147,17 @@ async function readBody(request: Request, max: number): Promise<Uint8Array | nul
  * createServer(toNodeListener(handler)).listen(8787)
  */
 export function storeHandler(store: Store, options: StoreHandlerOptions): StoreHandler {
+  if (typeof options !== 'object' || options === null) throw new TypeError('storeHandler needs { secret }')
+  if (options.onError !== undefined && typeof options.onError !== 'function')
+    throw new TypeError('storeHandler: onError must be a function')
+  if (options.nonces !== undefined && typeof options.nonces?.claim !== 'function')
+    throw new TypeError('storeHandler: nonces must be a nonce store (with claim())')
   const secrets = (Array.isArray(options.secret) ? options.secret : [options.secret]) as Secret[]
   if (secrets.length === 0) throw new TypeError('storeHandler: give at least one secret')
   const keys: Promise<HmacKey>[] = secrets.map((secret) => hmacKey(secret, 'storeHandler'))
   const maxSkewMs = options.maxSkewMs ?? 60_000
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576
-  if (!(maxSkewMs > 0) || !Number.isFinite(maxSkewMs))
+  if (typeof maxSkewMs !== 'number' || !(maxSkewMs > 0) || !Number.isFinite(maxSkewMs))
     throw new TypeError('storeHandler: maxSkewMs is a positive number of ms')
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1)
     throw new TypeError('storeHandler: maxBodyBytes is a positive integer')

@@ -59,7 +59,7 @@ export function checkPrefix(prefix: unknown): string {
     encodeId(prefix.replaceAll('%', '')) !== prefix.replaceAll('%', '')
   ) {
     throw new TypeError(
-      `redisStore: prefix must be a non-empty string without "{" or "}", got ${JSON.stringify(prefix)}`,
+      `redisStore: prefix must be a non-empty string without "{" or "}", got ${typeof prefix === 'string' ? JSON.stringify(prefix) : typeof prefix}`,
     )
   }
   return prefix

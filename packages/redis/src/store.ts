@@ -185,6 +185,7 @@ export function redisStoreWithoutLeanScripts(options: RedisStoreOptions): RedisS
 }
 
 function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
+  if (typeof options !== 'object' || options === null) throw new TypeError('redisStore needs { client }')
   const { clock } = options
   const client = options.client as unknown as Client
   if (!client || typeof (client as { defineCommand?: unknown }).defineCommand !== 'function') {
@@ -221,7 +222,9 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
     )
   }
   if (options.batch !== undefined && typeof options.batch !== 'boolean') {
-    throw new TypeError(`redisStore: batch must be true or false, got ${JSON.stringify(options.batch)}`)
+    throw new TypeError(
+      `redisStore: batch must be true or false, got ${typeof options.batch === 'string' ? JSON.stringify(options.batch) : String(options.batch === null ? null : typeof options.batch)}`,
+    )
   }
   checkClock('redisStore', clock)
 
