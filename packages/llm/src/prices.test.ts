@@ -15,6 +15,16 @@ describe('default prices', () => {
     expect(policy.models.get('gpt-4')!.price!.cachedInput).toBe(30_000_000)
   })
 
+  it('refuses what is no policy, and leaves a malformed part for the policy check to name', () => {
+    expect(() => withDefaultPrices(undefined as never)).toThrow(/the policy must be a policy object/)
+    const odd = withDefaultPrices({
+      rules: [],
+      models: { x: { aliases: 'x1' as never, price: { input: 1, output: 1 } } },
+    })
+    expect(odd.models.x).toMatchObject({ aliases: 'x1' })
+    expect(() => parsePolicy(odd)).toThrow(/models\.x\.aliases/)
+  })
+
   it('never override what the policy sets', () => {
     const merged = withDefaultPrices({
       models: {

@@ -95,9 +95,14 @@ export function defaultModels(): Record<string, DefaultModel> {
  * const gate = createTollgate({ policy: withDefaultPrices({ rules: [{ id: 'monthly', per: 'org', limits: { cost: 500 }, window: 'month' }] }) })
  */
 export function withDefaultPrices<P extends PolicyInput>(policy: P): P & { models: PolicyModels } {
+  if (typeof policy !== 'object' || policy === null)
+    throw new TypeError('withDefaultPrices: the policy must be a policy object')
+  // a malformed part is passed on as it is, for the policy's own check to name it
   const models: PolicyModels = { ...policy.models }
   const taken = new Set<string>([...Object.keys(models), ...Object.keys(policy.aliases ?? {})])
-  for (const entry of Object.values(models)) for (const alias of entry.aliases ?? []) taken.add(alias)
+  for (const entry of Object.values(models))
+    if (Array.isArray(entry?.aliases))
+      for (const alias of entry.aliases) if (typeof alias === 'string') taken.add(alias)
   for (const [model, entry] of Object.entries(defaultModels())) {
     const own = models[model]
     if (own) {

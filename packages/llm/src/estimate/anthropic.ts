@@ -8,9 +8,11 @@
  * Anthropic documents for it (346 tokens at most for current models). The estimate only
  * decides admission: the settle charges the usage Anthropic reports.
  */
+
 import { type Counter, createCounter } from '../tokens/count.js'
 import { imageSizeOf } from '../tokens/image-size.js'
 import { anthropicImageTokens } from '../tokens/images.js'
+import { checkEstimateOptions } from './options.js'
 import {
   asString,
   bodyOf,
@@ -94,7 +96,8 @@ function blocks(totals: Totals, value: unknown): void {
  * @example
  * estimateAnthropicMessage({ model: 'claude-sonnet-4-5', max_tokens: 1024, messages: [{ role: 'user', content: 'Hi' }] })
  */
-export function estimateAnthropicMessage(body: object, options: AnthropicEstimateOptions = {}): CallEstimate {
+export function estimateAnthropicMessage(body: object, given?: AnthropicEstimateOptions): CallEstimate {
+  const options = checkEstimateOptions(given)
   const request = bodyOf(body)
   const totals: Totals = {
     counter: createCounter('o200k_base', options),

@@ -1,6 +1,7 @@
 import { encodeChat } from 'gpt-tokenizer/model/gpt-4o'
 import { describe, expect, it } from 'vitest'
 import { countTokens } from '../tokens/count.js'
+import { estimateAnthropicMessage } from './anthropic.js'
 import { estimateChatCompletion, estimateEmbedding, estimateResponse } from './openai.js'
 
 const exact = { timeBudgetMs: Number.POSITIVE_INFINITY }
@@ -35,6 +36,24 @@ const cookbook = [
     content: "This late pivot means we don't have time to boil the ocean for the client deliverable.",
   },
 ]
+
+describe('estimate options', () => {
+  it('names a bad one (they threw from inside, or gave NaN tokens), and read null as none', () => {
+    const body = { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }
+    const none = Object.create(null)
+    expect(() => estimateChatCompletion(body, { opaquePartTokens: none })).toThrow(
+      /^opaquePartTokens must be/,
+    )
+    expect(() => estimateResponse(body, { defaultMaxOutputTokens: Number.NaN })).toThrow(
+      /^defaultMaxOutputTokens must be/,
+    )
+    expect(() => estimateEmbedding({ input: 'x' }, { maxExactChars: none })).toThrow(/^maxExactChars must be/)
+    const claude = { model: 'claude-opus-4-5', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }
+    expect(() => estimateAnthropicMessage(claude, { margin: none })).toThrow(/^margin must be a share/)
+    expect(() => estimateAnthropicMessage(claude, { margin: -0.5 })).toThrow(/^margin must be a share/)
+    expect(estimateChatCompletion(body, null as never)).toEqual(estimateChatCompletion(body))
+  })
+})
 
 describe('estimateChatCompletion', () => {
   it.each([

@@ -4,10 +4,12 @@
  * name, 3 to prime the reply. Tool and schema definitions are counted as their JSON text
  * plus a fixed overhead, which is above what OpenAI's internal rendering uses.
  */
+
 import { type Counter, createCounter } from '../tokens/count.js'
 import { encodingForModel } from '../tokens/encoding.js'
 import { imageSizeOf } from '../tokens/image-size.js'
 import { openAIImageTokens } from '../tokens/images.js'
+import { checkEstimateOptions } from './options.js'
 import {
   asString,
   bodyOf,
@@ -98,7 +100,8 @@ const extra = (ctx: Context, value: unknown) => (isFields(value) ? ctx.counter.c
  * estimateChatCompletion({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 100 })
  * // { inputTokens: 8, maxOutputTokens: 100, outputCap: 'request', bounded: false }
  */
-export function estimateChatCompletion(body: object, options: EstimateOptions = {}): CallEstimate {
+export function estimateChatCompletion(body: object, given?: EstimateOptions): CallEstimate {
+  const options = checkEstimateOptions(given)
   const request = bodyOf(body)
   const ctx = context(request, options)
   let tokens = REPLY_PRIMING
@@ -148,7 +151,8 @@ function responseItem(ctx: Context, item: unknown): number {
  * @example
  * estimateResponse({ model: 'gpt-4.1', input: 'Hello', max_output_tokens: 500 })
  */
-export function estimateResponse(body: object, options: EstimateOptions = {}): CallEstimate {
+export function estimateResponse(body: object, given?: EstimateOptions): CallEstimate {
+  const options = checkEstimateOptions(given)
   const request = bodyOf(body)
   const ctx = context(request, options)
   let tokens = REPLY_PRIMING
@@ -169,7 +173,8 @@ export function estimateResponse(body: object, options: EstimateOptions = {}): C
  * @example
  * estimateEmbedding({ model: 'text-embedding-3-small', input: ['a', 'b'] }) // inputTokens: 2
  */
-export function estimateEmbedding(body: object, options: EstimateOptions = {}): CallEstimate {
+export function estimateEmbedding(body: object, given?: EstimateOptions): CallEstimate {
+  const options = checkEstimateOptions(given)
   const request = bodyOf(body)
   const ctx = context(request, options)
   const one = (value: unknown): number =>

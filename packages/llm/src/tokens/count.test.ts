@@ -180,4 +180,20 @@ describe('bad input', () => {
       expect(() => countTokens(text as never), String(typeof text)).toThrow(/text must be a string, got/)
     expect(countTokens('')).toEqual({ tokens: 0, exact: true })
   })
+
+  it('names a bad option instead of throwing from inside (or counting with NaN)', () => {
+    const none = Object.create(null)
+    expect(() => createCounter(none)).toThrow(/Unknown encoding \(object\)/)
+    for (const [name, value] of [
+      ['maxExactChars', none],
+      ['maxPieceChars', Number.NaN],
+      ['timeBudgetMs', -1],
+      ['maxExactChars', '100'],
+    ] as const)
+      expect(() => countTokens('hi', 'o200k_base', { [name]: value }), name).toThrow(
+        new RegExp(`^${name} must be a number, 0 or more`),
+      )
+    expect(countTokens('hello', 'o200k_base', null as never).tokens).toBe(1)
+    expect(encodingForModel(5 as never)).toBe('o200k_base')
+  })
 })

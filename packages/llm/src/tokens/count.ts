@@ -107,7 +107,8 @@ class BudgetCounter implements Counter {
   #counted = false
   #exhausted: boolean
 
-  constructor(encoding: EncodingName, options: CountOptions) {
+  constructor(encoding: EncodingName, given: CountOptions | undefined) {
+    const options = checkCountOptions(given)
     this.encoding = encoding
     const exact = exactCounter(encoding)
     if (!warmed.has(encoding)) {
@@ -231,7 +232,22 @@ class BudgetCounter implements Counter {
  * const counter = createCounter('o200k_base')
  * counter.count('Hello, world!') // 4
  */
-export function createCounter(encoding: EncodingName, options: CountOptions = {}): Counter {
+/**
+ * The options, checked: a count that is no number made every count throw, a NaN one counted nothing
+ * exactly without saying so.
+ */
+function checkCountOptions(given: CountOptions | undefined): CountOptions {
+  const options = given ?? {}
+  if (typeof options !== 'object') throw new TypeError('count options must be an object')
+  for (const name of ['maxExactChars', 'maxPieceChars', 'timeBudgetMs'] as const) {
+    const value: unknown = options[name]
+    if (value !== undefined && !(typeof value === 'number' && value >= 0))
+      throw new TypeError(`${name} must be a number, 0 or more`)
+  }
+  return options
+}
+
+export function createCounter(encoding: EncodingName, options?: CountOptions): Counter {
   return new BudgetCounter(encoding, options)
 }
 

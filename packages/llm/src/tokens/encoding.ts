@@ -65,9 +65,9 @@ const counters: Record<EncodingName, ExactCounter> = {
 
 /** The exact counter of an encoding. */
 export function exactCounter(encoding: EncodingName): ExactCounter {
-  if (!Object.hasOwn(counters, encoding))
+  if (typeof encoding !== 'string' || !Object.hasOwn(counters, encoding))
     throw new TypeError(
-      `Unknown encoding ${JSON.stringify(String(encoding))}: Tollgate counts with o200k_base or cl100k_base`,
+      `Unknown encoding ${typeof encoding === 'string' ? JSON.stringify(encoding) : `(${typeof encoding})`}: Tollgate counts with o200k_base or cl100k_base`,
     )
   return counters[encoding]
 }
@@ -84,7 +84,7 @@ const CL100K = /^(gpt-4(?![o.])|gpt-3\.5|text-embedding-|davinci-002|babbage-002
  * encodingForModel('gpt-4-turbo') // 'cl100k_base'
  */
 export function encodingForModel(model: string | undefined): EncodingName {
-  if (model === undefined) return 'o200k_base'
+  if (typeof model !== 'string') return 'o200k_base' // no model name: the default, as for an unknown one
   const name = model.startsWith('ft:') ? (model.split(':')[1] ?? '') : model
   return CL100K.test(name) ? 'cl100k_base' : 'o200k_base'
 }

@@ -14,6 +14,7 @@ const MAX_BASE64 = 96 * 1024
  * imageSizeOf('data:image/png;base64,iVBORw0KGgo…') // { width: 1, height: 1 }
  */
 export function imageSizeOf(source: string): ImageSize | null {
+  if (typeof source !== 'string') return null
   let base64 = source
   if (source.startsWith('data:')) {
     const comma = source.indexOf(',')

@@ -25,6 +25,20 @@ describe('image tokens', () => {
 
   it('uses the largest count when the size is unknown', () => {
     expect(openAIImageTokens(null, 'auto', 'gpt-4o')).toBe(85 + 170 * 8)
+    // a size with a side that is no positive number is unknown (it gave negative and NaN tokens)
+    for (const size of [
+      { width: -1024, height: 1024 },
+      { width: Number.NaN, height: 10 },
+      { width: 10, height: Number.POSITIVE_INFINITY },
+      { width: '10', height: 10 },
+      { width: 0, height: 10 },
+    ] as never[]) {
+      expect(openAIImageTokens(size, 'high', 'gpt-4o')).toBe(85 + 170 * 8)
+      expect(openAIImageTokens(size, 'high', 'gpt-4.1-nano')).toBe(Math.ceil(1536 * 2.46))
+      expect(anthropicImageTokens(size)).toBe(1600)
+    }
+    expect(openAIImageTokens(null, 'auto', 5 as never)).toBe(85 + 170 * 8) // a model that is no name
+    expect(imageSizeOf(null as never)).toBeNull()
     expect(openAIImageTokens(null, 'high', 'gpt-4.1-nano')).toBe(Math.ceil(1536 * 2.46))
     expect(anthropicImageTokens(null)).toBe(1600)
   })

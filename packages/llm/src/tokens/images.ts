@@ -54,7 +54,8 @@ export function openAIImageTokens(
   detail: ImageDetail | undefined,
   model?: string,
 ): number {
-  const formula = formulaOf(model)
+  const formula = formulaOf(typeof model === 'string' ? model : undefined)
+  size = usable(size)
   if (formula.kind === 'patches') {
     if (!size) return Math.ceil(MAX_PATCHES * formula.multiplier)
     return Math.ceil(patches(size) * formula.multiplier)
@@ -71,6 +72,23 @@ export function openAIImageTokens(
     height *= 768 / shortest
   }
   return formula.base + formula.tile * Math.ceil(width / 512) * Math.ceil(height / 512)
+}
+
+/**
+ * A size with positive finite sides, else `null`: the size is unknown, and priced as the largest
+ * image (a negative or NaN side gave negative or NaN tokens).
+ */
+function usable(size: ImageSize | null): ImageSize | null {
+  if (typeof size !== 'object' || size === null) return null
+  const { width, height } = size
+  return typeof width === 'number' &&
+    typeof height === 'number' &&
+    width > 0 &&
+    height > 0 &&
+    width < Infinity &&
+    height < Infinity
+    ? size
+    : null
 }
 
 function patches({ width, height }: ImageSize): number {
@@ -94,7 +112,8 @@ export const ANTHROPIC_MAX_IMAGE_TOKENS = 1600
  * @example
  * anthropicImageTokens({ width: 1000, height: 1000 }) // 1334
  */
-export function anthropicImageTokens(size: ImageSize | null): number {
+export function anthropicImageTokens(given: ImageSize | null): number {
+  const size = usable(given)
   if (!size) return ANTHROPIC_MAX_IMAGE_TOKENS
   const fit = Math.min(1, 1568 / Math.max(size.width, size.height))
   const tokens = Math.ceil((size.width * fit * (size.height * fit)) / 750)
