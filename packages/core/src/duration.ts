@@ -17,6 +17,7 @@ const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g
 /** Milliseconds in a duration, or `null` when it is not one. */
 export function parseDuration(value: string | number): number | null {
   if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : null
+  if (typeof value !== 'string') return null
   const text = value.trim()
   if (!whole.test(text)) return null
   let total = 0
@@ -27,6 +28,7 @@ export function parseDuration(value: string | number): number | null {
 
 /** A rate such as `'50/1m'` or `'10/s'`: `limit` units per `periodMs`. */
 export function parseRate(value: string): { limit: number; periodMs: number } | null {
+  if (typeof value !== 'string') return null
   const match = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(value)
   if (!match) return null
   const limit = Number(match[1])

@@ -21,6 +21,11 @@ describe('durations and rates', () => {
     expect(parseDuration(1500)).toBe(1500)
     for (const bad of ['', '1', 'soon', '-1s', '1y', 0, -5, Number.NaN, 1.5])
       expect(parseDuration(bad)).toBeNull()
+    // what is no text is no duration or rate either (these threw "value.trim is not a function")
+    for (const bad of [null, undefined, {}, ['1m'], Object.create(null)]) {
+      expect(parseDuration(bad as never)).toBeNull()
+      expect(parseRate(bad as never)).toBeNull()
+    }
     expect(parseRate('50/1m')).toEqual({ limit: 50, periodMs: 60_000 })
     expect(parseRate('10/s')).toEqual({ limit: 10, periodMs: 1000 })
     expect(parseRate('0/s')).toBeNull()

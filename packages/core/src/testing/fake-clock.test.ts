@@ -25,8 +25,11 @@ describe('fakeClock', () => {
       null,
       undefined,
       {},
+      Object.create(null), // its message threw a TypeError of its own
     ])
-      expect(() => clock.advance(by as never), String(by)).toThrow(/^fakeClock\.advance: not a duration/)
+      expect(() => clock.advance(by as never), typeof by).toThrow(/^fakeClock\.advance: not a duration/)
+    expect(() => clock.set(Object.create(null))).toThrow(/^fakeClock\.set: not an instant: object/)
+    expect(() => fakeClock(Object.create(null))).toThrow(/^fakeClock: not an instant: object/)
     expect(() => clock.advance(1e308)).toThrow(/past the last instant a Date holds/)
     for (const to of [Number.NaN, Number.POSITIVE_INFINITY, 'x', 1e308, null, {}])
       expect(() => clock.set(to as never), String(to)).toThrow(/^fakeClock\.set: not an instant/)

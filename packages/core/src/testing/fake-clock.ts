@@ -1,5 +1,6 @@
 /** A clock that only moves when told to: time in tests never comes from a sleep. */
 import { parseDuration } from '../duration.js'
+import { shown } from '../errors.js'
 
 export interface FakeClock {
   now(): number
@@ -28,21 +29,21 @@ export function fakeClock(start: number | string | Date = '2026-01-05T00:00:00.0
     return Number.isFinite(t) && Math.abs(t) <= MAX_DATE ? t : Number.NaN
   }
   let now = instant(start)
-  if (Number.isNaN(now)) throw new Error(`fakeClock: not an instant: ${String(start)}`)
+  if (Number.isNaN(now)) throw new Error(`fakeClock: not an instant: ${shown(start)}`)
   return {
     now: () => now,
     advance(by) {
       const ms = typeof by === 'number' ? by : typeof by === 'string' ? parseDuration(by) : null
       if (ms === null || !Number.isFinite(ms) || ms < 0)
-        throw new Error(`fakeClock.advance: not a duration: ${String(by)}`)
+        throw new Error(`fakeClock.advance: not a duration: ${shown(by)}`)
       if (now + ms > MAX_DATE)
-        throw new Error(`fakeClock.advance: ${String(by)} is past the last instant a Date holds`)
+        throw new Error(`fakeClock.advance: ${shown(by)} is past the last instant a Date holds`)
       now += ms
       return now
     },
     set(to) {
       const next = instant(to)
-      if (Number.isNaN(next)) throw new Error(`fakeClock.set: not an instant: ${String(to)}`)
+      if (Number.isNaN(next)) throw new Error(`fakeClock.set: not an instant: ${shown(to)}`)
       if (next < now) throw new Error('fakeClock.set: time only moves forward')
       now = next
       return now
