@@ -34,6 +34,13 @@ const traffic = Array.from({ length: 600 }, (_, i) => ({
 }))
 
 describe('simulateFile', () => {
+  it('refuses options that cannot work, naming them, before reading the file', async () => {
+    const path = write('options.jsonl', traffic.slice(0, 3))
+    for (const workers of [0, 1.5, 'all', Object.create(null)])
+      await expect(simulateFile(policy, path, { workers } as never)).rejects.toThrow(/workers must be/)
+    await expect(simulateFile(policy, path, { bucketMs: 0 })).rejects.toThrow(/bucketMs must be/)
+  })
+
   it('shards by tenant only when every rule is partitioned', () => {
     expect(shardDimension(parsePolicy(policy))).toBe('org')
     expect(shardDimension(parsePolicy({ rules: policy.rules }))).toBeUndefined()

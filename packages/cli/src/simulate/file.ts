@@ -7,7 +7,7 @@ import { statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { type CompiledPolicy, type PolicyInput, parsePolicy } from '@tollgate/core'
-import { replay, resultOf, type SimulateOptions, type SimulationResult } from './run.js'
+import { checkSimulateOptions, replay, resultOf, type SimulateOptions, type SimulationResult } from './run.js'
 import { mergeStates, overlapping, type SimulationState } from './state.js'
 import { readLines, TrafficError } from './traffic.js'
 
@@ -93,8 +93,12 @@ async function sharded(
 export async function simulateFile(
   policy: PolicyInput | CompiledPolicy | string,
   path: string,
-  options: SimulateFileOptions = {},
+  given?: SimulateFileOptions,
 ): Promise<SimulationResult> {
+  const options = checkSimulateOptions(given)
+  const { workers } = options
+  if (workers !== undefined && workers !== 'auto' && !(Number.isSafeInteger(workers) && workers >= 1))
+    throw new TypeError('simulateFile: workers must be a whole number, 1 or more, or "auto"')
   const started = performance.now()
   const compiled = parsePolicy(policy)
   const big = () => path !== '-' && statSync(path).size >= AUTO_BYTES

@@ -55,6 +55,22 @@ const traffic: TrafficLine[] = [
 ]
 
 describe('simulate', () => {
+  it('refuses options and traffic that cannot work, naming them (a bucketMs of -1 ran out of memory)', async () => {
+    const bad: [unknown, object, RegExp][] = [
+      [traffic, { series: true, bucketMs: -1 }, /bucketMs must be a whole number of ms/],
+      [traffic, { series: true, bucketMs: 1e-300 }, /bucketMs must be a whole number of ms/],
+      [traffic, { top: 0 }, /top must be a whole number/],
+      [traffic, { top: Object.create(null) }, /top must be a whole number/],
+      [traffic, { series: 'yes' }, /series must be true or false/],
+      [traffic, { skipInvalid: 1 }, /skipInvalid must be true or false/],
+      [undefined, {}, /traffic must be lines/],
+      [{ lines: traffic }, {}, /traffic must be lines/],
+    ]
+    for (const [lines, options, message] of bad)
+      await expect(simulate(policy, lines as never, options as never)).rejects.toThrow(message)
+    expect((await simulate(policy, traffic, null as never)).summary.requests).toBe(traffic.length)
+  })
+
   it('counts a small day of traffic exactly', async () => {
     const { summary, charts } = await simulate(policy, traffic)
     expect(charts).toEqual([])

@@ -21,6 +21,28 @@ import { chartsOf, summarize } from './summarize.js'
 import { checkLine, parseLine, TrafficError, type TrafficLine } from './traffic.js'
 import type { Chart, SimulationSummary } from './types.js'
 
+/**
+ * The options as given (`null` is none), checked: a `bucketMs` of 0, a negative or a tiny one made
+ * the charts' buckets endless and ran the process out of memory; a `top` that is no count sorted
+ * nothing. Throws a `TypeError` naming the option.
+ */
+export function checkSimulateOptions<O extends SimulateOptions>(given: O | null | undefined): O {
+  const options = (given ?? {}) as O
+  if (typeof options !== 'object') throw new TypeError('simulate: options must be an object')
+  const { top, bucketMs, series, skipInvalid } = options
+  if (top !== undefined && !(Number.isSafeInteger(top) && top >= 1))
+    throw new TypeError('simulate: top must be a whole number, 1 or more')
+  if (bucketMs !== undefined && !(Number.isSafeInteger(bucketMs) && bucketMs >= 1))
+    throw new TypeError('simulate: bucketMs must be a whole number of ms, 1 or more')
+  for (const [name, value] of [
+    ['series', series],
+    ['skipInvalid', skipInvalid],
+  ] as const)
+    if (value !== undefined && typeof value !== 'boolean')
+      throw new TypeError(`simulate: ${name} must be true or false`)
+  return options
+}
+
 /** Options of {@link simulate}. */
 export interface SimulateOptions extends CollectorOptions {
   /**
@@ -165,8 +187,12 @@ export async function replay(
 export async function simulate(
   policy: PolicyInput | CompiledPolicy | string,
   traffic: Traffic,
-  options: SimulateOptions = {},
+  given?: SimulateOptions,
 ): Promise<SimulationResult> {
+  const options = checkSimulateOptions(given)
+  const lines = traffic as unknown as Partial<Record<symbol, unknown>> | null | undefined
+  if (typeof lines?.[Symbol.iterator] !== 'function' && typeof lines?.[Symbol.asyncIterator] !== 'function')
+    throw new TypeError('simulate: traffic must be lines (a list, an iterable or an async iterable)')
   const started = performance.now()
   const compiled = parsePolicy(policy)
   const state = await replay(compiled, traffic, options)
