@@ -122,4 +122,12 @@ describe('options', () => {
         /^withTollgate: (gate|identify) must be/,
       )
   })
+
+  it('a route handler that is no function is refused when it is made (each request held, then failed)', async () => {
+    const { options } = await setup()
+    for (const handler of [undefined, 'POST', {}])
+      expect(() => withTollgate(handler as never, options)).toThrow(
+        /^withTollgate: the route handler must be a function/,
+      )
+  })
 })

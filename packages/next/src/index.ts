@@ -49,6 +49,8 @@ export function withTollgate<R extends Request = NextRequest, C = RouteContext>(
   options: NextTollgateOptions<R>,
 ): (request: R, context: C) => Promise<Response> {
   checkTollgateOptions('withTollgate', options)
+  // checked now: a handler that is no function placed a hold on every request, then failed it
+  if (typeof handler !== 'function') throw new TypeError('withTollgate: the route handler must be a function')
   return async (request, context) => {
     const admission = await handleRequest(request, options, request)
     if (!admission.allowed) return admission.response

@@ -23,6 +23,14 @@ function sse(events: object[], after: 'end' | 'error' | 'open' = 'end'): Readabl
   })
 }
 
+describe('gateFetch: the handler', () => {
+  it('is refused when it is no function, when made (each request held, then failed)', () => {
+    const { options } = setup()
+    for (const handler of [undefined, 'fetch', {}])
+      expect(() => gateFetch(handler as never, options)).toThrow(/^gateFetch: the handler must be a function/)
+  })
+})
+
 function setup(extra: Partial<TollgateOptions> = {}) {
   const { gate } = testGate()
   const events: SettleEvent[] = []

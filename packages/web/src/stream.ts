@@ -102,6 +102,8 @@ export function gateFetch<Args extends unknown[] = []>(
   options: TollgateOptions<Request>,
 ): (request: Request, ...args: Args) => Promise<Response> {
   checkTollgateOptions('gateFetch', options)
+  // checked now: a handler that is no function placed a hold on every request, then failed it
+  if (typeof handler !== 'function') throw new TypeError('gateFetch: the handler must be a function')
   return async (request, ...args) => {
     const admission = await handleRequest(request, options)
     if (!admission.allowed) return admission.response
