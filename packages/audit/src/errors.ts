@@ -54,10 +54,22 @@ export class AuditError extends Error {
 
 /** Calls a user hook without letting it throw into the caller. */
 export function report(onError: ((error: AuditError) => void) | undefined, error: AuditError): void {
-  if (!onError) return
+  callHook(onError, error) // a failing error hook must not break the sink
+}
+
+/**
+ * Calls a user hook: what it throws, and the rejection of a promise it returns, are dropped (an
+ * `async` hook that failed was an unhandled rejection, which ends a Node process). As `callHook` in
+ * `@tollgate/core`, kept here so that this package loads nothing of core at run time (the webhook
+ * entry runs on edge runtimes).
+ */
+export function callHook<A extends unknown[]>(hook: ((...args: A) => unknown) | undefined, ...args: A): void {
+  if (typeof hook !== 'function') return
   try {
-    onError(error)
+    const out: unknown = hook(...args)
+    if (typeof (out as PromiseLike<unknown> | null)?.then === 'function')
+      (out as PromiseLike<unknown>).then(undefined, () => {})
   } catch {
-    // A failing error hook must not break the sink.
+    // dropped: see above
   }
 }

@@ -48,6 +48,7 @@ export {
   type UsageErrorCode,
 } from './errors.js'
 export { formatResetDuration, type HeaderOptions, rateLimitHeaders, retryHeaders } from './headers.js'
+export { callHook } from './hooks.js'
 export { blockKey, counterKey, escapeId, parsePartition, partitionKey, unescapeId } from './keys.js'
 export { costOf, fromMicros, MICROS, toMicros } from './money.js'
 export type { CompiledPolicy, CompiledRule } from './policy/compile.js'

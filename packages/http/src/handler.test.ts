@@ -276,4 +276,29 @@ describe('routing and errors', () => {
     expect(JSON.parse(text)).toEqual({ error: { code: 'store_error', message: 'The store failed.' } })
     expect(reported).toHaveLength(1)
   })
+
+  it('an async onError that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
+    const unhandled: unknown[] = []
+    const listen = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', listen)
+    try {
+      const broken = {
+        ...memoryStore(),
+        reserve() {
+          throw new Error('the store is down')
+        },
+      } as Store
+      const url = server.mount(broken, {
+        onError: async () => {
+          throw new Error('the log sink is down')
+        },
+      })
+      expect((await post(`${url}/reserve`, reserveBody())).status).toBe(500)
+      // rejections nobody handled are reported once the queue of promise jobs has run
+      await new Promise((resolve) => setTimeout(resolve, 0))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', listen)
+    }
+  })
 })

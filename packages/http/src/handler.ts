@@ -4,7 +4,14 @@
  * operation, signature header and timestamp, body size, signature, nonce, JSON and shape; then it
  * runs the one store call and signs the answer. Errors never carry a store's internals.
  */
-import { type CounterSpec, checkClock, type Store, type StoreCommit, type StoreReserve } from '@tollgate/core'
+import {
+  type CounterSpec,
+  callHook,
+  checkClock,
+  type Store,
+  type StoreCommit,
+  type StoreReserve,
+} from '@tollgate/core'
 import { memoryNonces, NonceCacheFullError, type NonceStore } from './nonces.js'
 import {
   answerMessage,
@@ -165,11 +172,7 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
   const now = options.clock ? () => options.clock!.now() : () => Date.now()
   const nonces = options.nonces ?? memoryNonces(1_000_000, now)
   const report = (error: unknown, operation: Operation | null) => {
-    try {
-      options.onError?.(error, operation)
-    } catch {
-      // the hook's own failure changes nothing
-    }
+    callHook(options.onError, error, operation) // the hook's own failure changes nothing
   }
 
   /** The key whose signature matches, or `null`. */

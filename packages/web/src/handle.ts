@@ -6,6 +6,7 @@ import {
   type AllowedDecision,
   type Attributes,
   type CommitResult,
+  callHook,
   type Estimate,
   type Subject,
   type Tollgate,
@@ -139,10 +140,10 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
       const outcome = usage === null ? 'released' : 'settled'
       try {
         const result = usage === null ? await gate.release(id) : await gate.settle(id, usage)
-        safely(() => init.onSettle?.({ ...base, outcome, result }))
+        callHook(init.onSettle, { ...base, outcome, result })
         return result
       } catch (error) {
-        safely(() => init.onSettle?.({ ...base, outcome, error }))
+        callHook(init.onSettle, { ...base, outcome, error })
         // usage the gate refused (a bad amount) closed nothing: the hold can still be closed
         if (TollgateError.isInstance(error) && error.code === 'invalid_amount') closing = undefined
         throw error
@@ -154,13 +155,13 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
     try {
       fn()
     } catch (error) {
-      init.onError?.(error)
+      callHook(init.onError, error)
     }
   }
   /** A store that is down at the close never hides the call's own outcome: the error goes to `onError`. */
   const storeDown = (error: unknown) => {
     if (!(TollgateError.isInstance(error) && error.code === 'store_unavailable')) throw error
-    init.onError?.(error)
+    callHook(init.onError, error)
   }
   const report = (usage: Usage) => {
     reported = { ...reported, ...usage }
@@ -216,12 +217,12 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
       await close(usage, reason).then(
         () => undefined,
         async (error) => {
-          init.onError?.(error)
+          callHook(init.onError, error)
           // a report the gate refused: the call was made, so settle at what was measured, else the estimate
           if (!closing && usage !== null)
             await close(measured ?? {}, reason).then(
               () => undefined,
-              (again) => init.onError?.(again),
+              (again) => callHook(init.onError, again),
             )
         },
       )

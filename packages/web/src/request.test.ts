@@ -185,6 +185,35 @@ describe('the handle', () => {
   })
 })
 
+describe('hooks', () => {
+  it('an async onSettle or onError that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
+    const unhandled: unknown[] = []
+    const listen = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', listen)
+    try {
+      const failing = async () => {
+        throw new Error('the log sink is down')
+      }
+      const { admit } = setup({ onSettle: failing, onError: failing })
+      const { handle, tap } = await admit()
+      handle.report({ inputTokens: 90, outputTokens: 10 })
+      await tap.end('complete', 200)
+      const broken = setup({
+        onError: failing,
+        identify: () => {
+          throw new Error('the key store is down')
+        },
+      })
+      expect((await handleRequest(request(), broken.options)).allowed).toBe(false)
+      // rejections nobody handled are reported once the queue of promise jobs has run
+      await new Promise((resolve) => setTimeout(resolve, 0))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', listen)
+    }
+  })
+})
+
 describe('readJson', () => {
   it('reads the body once from a clone; the route can still read it', async () => {
     const req = new Request('http://x/', { method: 'POST', body: JSON.stringify({ model: 'gpt-4o' }) })

@@ -3,7 +3,7 @@
  * `Response` or hand back the request's hold. Every adapter calls this once per request.
  */
 import type { DeniedDecision, Estimate, Tollgate } from '@tollgate/core'
-import { TollgateError } from '@tollgate/core'
+import { callHook, TollgateError } from '@tollgate/core'
 import { createHandle, type ResponseTap, type SettleEvent, type TollgateHandle } from './handle.js'
 import {
   forbidden,
@@ -97,13 +97,13 @@ export async function identifyRequest(
   try {
     identity = await identify(request)
   } catch (error) {
-    onError?.(error)
+    callHook(onError, error)
     return { ok: false, response: unavailableResponse() }
   }
   // an `identify` of your own that returns nothing, or a malformed result, is a bug: fail closed
   const problem = malformed(identity)
   if (problem) {
-    onError?.(new TypeError(`identify must return an identity or a refusal: ${problem}`))
+    callHook(onError, new TypeError(`identify must return an identity or a refusal: ${problem}`))
     return { ok: false, response: unavailableResponse() }
   }
   if (!identity.ok) return { ok: false, response: refusalResponse(identity) }

@@ -4,7 +4,7 @@
  * subject; reading another subject's usage needs the explicit `admin` option and its approval.
  */
 import type { Attributes, LimitState, Subject, Tollgate } from '@tollgate/core'
-import { fromMicros, TollgateError } from '@tollgate/core'
+import { callHook, fromMicros, TollgateError } from '@tollgate/core'
 import { checkHeaderName, forbidden, type Identify, type Identity } from './identity/types.js'
 import { checkGate } from './options.js'
 import { checkFeature, identifyRequest } from './request.js'
@@ -286,7 +286,7 @@ export function usageHandler(
             attributes: query.attributes,
           })) === true
       } catch (error) {
-        options.onError?.(error)
+        callHook(options.onError, error)
         return unavailableResponse()
       }
       if (!approved)
@@ -303,7 +303,7 @@ export function usageHandler(
     } catch (error) {
       // bad input (an id too long, an unknown dimension) says why; a store failure says no more
       if (TollgateError.isInstance(error) && error.status < 500) return errorResponse(error)
-      options.onError?.(error)
+      callHook(options.onError, error)
       return plainError(503, 'store_unavailable', 'Usage could not be read; try again shortly.', true)
     }
     if (options.include) limits = limits.filter(options.include)

@@ -4,7 +4,7 @@
  * to `onError` when it cannot be delivered. It never blocks or throws into the engine.
  */
 import type { Alert } from '@tollgate/core'
-import { AuditError, report } from '../errors.js'
+import { AuditError, callHook, report } from '../errors.js'
 import { defaultBackoffMs, waits } from '../timers.js'
 import { MIN_SECRET_BYTES, SIGNATURE_HEADER, signAlert } from './sign.js'
 
@@ -140,7 +140,12 @@ export function alertWebhook(options: AlertWebhookOptions): AlertWebhook {
         })
         await response.body?.cancel().catch(() => {})
         if (response.ok) {
-          options.onDelivered?.({ id: delivery.id, alert, attempts: attempt, status: response.status })
+          callHook(options.onDelivered, {
+            id: delivery.id,
+            alert,
+            attempts: attempt,
+            status: response.status,
+          })
           return
         }
         cause = new Error(`the webhook answered ${response.status}`)

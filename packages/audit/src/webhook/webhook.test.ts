@@ -30,6 +30,28 @@ async function server(...args: Parameters<typeof hookServer>) {
 }
 
 describe('alertWebhook', () => {
+  it('an async onDelivered or onError that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
+    const unhandled: unknown[] = []
+    const listen = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', listen)
+    try {
+      const failing = async () => {
+        throw new Error('the metrics backend is down')
+      }
+      const hook = await server((attempt) => ({ status: attempt === 1 ? 204 : 400 }))
+      const webhook = alertWebhook({ url: hook.url, secret, onDelivered: failing, onError: failing })
+      webhook(alert) // delivered: onDelivered
+      webhook(alert) // refused (400): onError
+      await webhook.close()
+      expect(hook.received).toHaveLength(2)
+      // rejections nobody handled are reported once the queue of promise jobs has run
+      await new Promise((resolve) => setTimeout(resolve, 0))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', listen)
+    }
+  })
+
   it('retries 500s, then delivers once, signed over the exact body', async () => {
     const hook = await server((attempt) => ({ status: attempt <= 2 ? 500 : 204 }))
     const delivered: { attempts: number }[] = []

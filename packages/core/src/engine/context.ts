@@ -4,6 +4,7 @@
  */
 import type { Amounts } from '../decision.js'
 import { TollgateError } from '../errors.js'
+import { callHook } from '../hooks.js'
 import type { CompiledPolicy } from '../policy/compile.js'
 import { parsePolicy } from '../policy/load.js'
 import type { Lane, Store } from '../store/contract.js'
@@ -88,12 +89,7 @@ export function createEngine(options: TollgateOptions): Engine {
     maxIdLength: options.maxIdLength ?? 16_384,
     nextId: idMaker(),
     emit(hook, value) {
-      if (!hook) return
-      try {
-        hook(value)
-      } catch {
-        // a hook's failure must never change a decision
-      }
+      callHook(hook, value) // a hook's failure must never change a decision
     },
   }
 }

@@ -523,6 +523,35 @@ describe('malformed input', () => {
   })
 })
 
+describe('hooks', () => {
+  it('an async hook that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
+    const unhandled: unknown[] = []
+    const listen = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', listen)
+    try {
+      const failing = async () => {
+        throw new Error('the audit database is down')
+      }
+      const alerting = { ...base, rules: [{ ...base.rules[0]!, alerts: [0.1] }] }
+      const hooks = { onDecision: failing, onSettle: failing, onAlert: failing, onStoreError: failing }
+      const gate = createTollgate({ policy: alerting, ...hooks })
+      const decision = await gate.reserve(ask())
+      expect(decision.allowed).toBe(true)
+      await gate.settle(decision.allowed ? decision.id : '', { inputTokens: 900, outputTokens: 50 })
+      const down = { ...memoryStore(), reserve: () => Promise.reject(new Error('ECONNREFUSED')) }
+      expect(await createTollgate({ policy: base, store: down, ...hooks }).reserve(ask())).toMatchObject({
+        allowed: false,
+        code: 'store_unavailable',
+      })
+      // rejections nobody handled are reported once the queue of promise jobs has run
+      await new Promise((resolve) => setTimeout(resolve, 0))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', listen)
+    }
+  })
+})
+
 describe('store failures', () => {
   const broken = (clock = fakeClock()) => {
     const store = memoryStore({ clock })

@@ -4,6 +4,7 @@
  * reserve timed out is released, so a late answer never leaves a stray charge.
  */
 import { shown, TollgateError } from '../errors.js'
+import { callHook } from '../hooks.js'
 import type { Store, StoreReserveResult } from '../store/contract.js'
 
 /**
@@ -24,11 +25,7 @@ export interface Guard {
 
 export function guard(timeoutMs: number, onError: ((error: unknown) => void) | undefined): Guard {
   const fail = (error: unknown): never => {
-    try {
-      onError?.(error)
-    } catch {
-      // the hook's own failure changes nothing
-    }
+    callHook(onError, error) // the hook's own failure changes nothing
     // A store that answers but cannot work (`store_error`, e.g. a server too old for it) is no outage:
     // the caller must see it, not the failure modes.
     if (

@@ -9,6 +9,7 @@ import {
   type AllowedDecision,
   type Attributes,
   type CommitResult,
+  callHook,
   type Subject,
   type Tollgate,
   TollgateError,
@@ -196,20 +197,16 @@ async function close<O extends WrapOptions>(
     if (TollgateError.isInstance(settleError) && settleError.code === 'invalid_amount' && !released)
       result = await gate.settle(id, {}).catch(() => null)
   }
-  if (!options.onSettle) return
-  try {
-    options.onSettle({
-      api: adapter.api,
-      decision,
-      attempt,
-      ...(shrunkTo === undefined ? {} : { shrunkTo }),
-      end,
-      outcome: released ? 'released' : 'settled',
-      metered,
-      result,
-      ...(failure === undefined ? {} : { error: failure }),
-    })
-  } catch {
-    // a hook's failure never reaches the caller
-  }
+  // a hook's failure (or its rejected promise) never reaches the caller
+  callHook(options.onSettle, {
+    api: adapter.api,
+    decision,
+    attempt,
+    ...(shrunkTo === undefined ? {} : { shrunkTo }),
+    end,
+    outcome: released ? 'released' : 'settled',
+    metered,
+    result,
+    ...(failure === undefined ? {} : { error: failure }),
+  })
 }

@@ -295,6 +295,29 @@ describe('wrapOpenAI: chat completions', () => {
     expect(await used('daily-tokens')).toMatchObject({ used: 0, held: 0 })
   })
 
+  it('an async onSettle that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
+    const unhandled: unknown[] = []
+    const listen = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', listen)
+    try {
+      const { gate } = setup()
+      const client = new OpenAI({ apiKey: 't', baseURL: `${server.url}/v1`, maxRetries: 0 })
+      const openai = wrapOpenAI(client, gate, {
+        subject,
+        onSettle: async () => {
+          throw new Error('the billing queue is down')
+        },
+      })
+      server.reply({ json: chatCompletion('Hi.', openAIUsage(12, 3)) })
+      await openai.chat.completions.create({ model: 'gpt-4o-mini', messages })
+      // rejections nobody handled are reported once the queue of promise jobs has run
+      await new Promise((resolve) => setTimeout(resolve, 0))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', listen)
+    }
+  })
+
   it('charges nothing when the server cannot be reached', async () => {
     const { gate, events } = setup()
     const closed = await startProviderServer()
