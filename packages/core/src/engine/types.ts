@@ -106,14 +106,24 @@ export interface TollgateOptions {
    * @default systemClock
    */
   clock?: Clock
-  /** Called with one audit record per decision. Errors it throws are swallowed. */
+  /**
+   * Called with one audit record per decision; not awaited. Errors it throws, and the rejection of
+   * a promise it returns, are dropped.
+   * @example (record) => auditQueue.push(record)
+   */
   onDecision?: (record: AuditRecord) => void
   /**
    * Called with one record per settle or release this process makes (what was really used and
-   * what it cost), to reconcile with the decision's record by `id`. Errors it throws are swallowed.
+   * what it cost), to reconcile with the decision's record by `id`; not awaited. Errors it throws,
+   * and the rejection of a promise it returns, are dropped.
+   * @example (record) => billing.record(record)
    */
   onSettle?: (record: SettleRecord) => void
-  /** Called when a soft threshold is crossed (once per window and partition) or a breaker trips. */
+  /**
+   * Called when a soft threshold is crossed (once per window and partition) or a breaker trips; not
+   * awaited, and its failure (a throw or a rejected promise) is dropped.
+   * @example alertWebhook({ url, secret })
+   */
   onAlert?: (alert: Alert) => void
   /**
    * While the store is unavailable, enforce rules on a local store instead of letting them
@@ -123,7 +133,11 @@ export interface TollgateOptions {
    * @example { localFallback: { share: 0.25 } } // four processes
    */
   localFallback?: LocalFallback
-  /** Called when the store fails or times out; the rules' failure modes then apply. */
+  /**
+   * Called when the store fails or times out; the rules' failure modes then apply. Not awaited; its
+   * failure (a throw or a rejected promise) is dropped.
+   * @example (error) => log.warn({ error }, 'quota store unavailable')
+   */
   onStoreError?: (error: unknown) => void
   /**
    * Longest wait for the store before its failure counts as an outage.
