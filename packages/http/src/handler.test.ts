@@ -5,7 +5,7 @@
  */
 import { request as nodeRequest } from 'node:http'
 import { type CounterSpec, memoryStore, type Store } from '@tollgate/core'
-import { fakeClock } from '@tollgate/core/testing'
+import { fakeClock, unhandledRejections } from '@tollgate/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { storeHandler } from './handler.js'
 import { memoryNonces } from './nonces.js'
@@ -278,10 +278,7 @@ describe('routing and errors', () => {
   })
 
   it('an async onError that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
-    const unhandled: unknown[] = []
-    const listen = (reason: unknown) => unhandled.push(reason)
-    process.on('unhandledRejection', listen)
-    try {
+    const unhandled = await unhandledRejections(async () => {
       const broken = {
         ...memoryStore(),
         reserve() {
@@ -294,11 +291,7 @@ describe('routing and errors', () => {
         },
       })
       expect((await post(`${url}/reserve`, reserveBody())).status).toBe(500)
-      // rejections nobody handled are reported once the queue of promise jobs has run
-      await new Promise((resolve) => setTimeout(resolve, 0))
-      expect(unhandled).toEqual([])
-    } finally {
-      process.off('unhandledRejection', listen)
-    }
+    })
+    expect(unhandled).toEqual([])
   })
 })

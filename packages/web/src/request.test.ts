@@ -1,4 +1,5 @@
 import { createTollgate, fakeClock, memoryStore } from '@tollgate/core'
+import { unhandledRejections } from '@tollgate/core/testing'
 import { describe, expect, it, vi } from 'vitest'
 import type { SettleEvent } from './handle.js'
 import { headerIdentity } from './identity/header.js'
@@ -187,10 +188,7 @@ describe('the handle', () => {
 
 describe('hooks', () => {
   it('an async onSettle or onError that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
-    const unhandled: unknown[] = []
-    const listen = (reason: unknown) => unhandled.push(reason)
-    process.on('unhandledRejection', listen)
-    try {
+    const unhandled = await unhandledRejections(async () => {
       const failing = async () => {
         throw new Error('the log sink is down')
       }
@@ -205,12 +203,8 @@ describe('hooks', () => {
         },
       })
       expect((await handleRequest(request(), broken.options)).allowed).toBe(false)
-      // rejections nobody handled are reported once the queue of promise jobs has run
-      await new Promise((resolve) => setTimeout(resolve, 0))
-      expect(unhandled).toEqual([])
-    } finally {
-      process.off('unhandledRejection', listen)
-    }
+    })
+    expect(unhandled).toEqual([])
   })
 })
 

@@ -1,4 +1,5 @@
 import type { Alert } from '@tollgate/core'
+import { unhandledRejections } from '@tollgate/core/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AuditError } from '../errors.js'
 import { hookServer } from '../test/server.js'
@@ -31,10 +32,7 @@ async function server(...args: Parameters<typeof hookServer>) {
 
 describe('alertWebhook', () => {
   it('an async onDelivered or onError that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
-    const unhandled: unknown[] = []
-    const listen = (reason: unknown) => unhandled.push(reason)
-    process.on('unhandledRejection', listen)
-    try {
+    const unhandled = await unhandledRejections(async () => {
       const failing = async () => {
         throw new Error('the metrics backend is down')
       }
@@ -44,12 +42,8 @@ describe('alertWebhook', () => {
       webhook(alert) // refused (400): onError
       await webhook.close()
       expect(hook.received).toHaveLength(2)
-      // rejections nobody handled are reported once the queue of promise jobs has run
-      await new Promise((resolve) => setTimeout(resolve, 0))
-      expect(unhandled).toEqual([])
-    } finally {
-      process.off('unhandledRejection', listen)
-    }
+    })
+    expect(unhandled).toEqual([])
   })
 
   it('retries 500s, then delivers once, signed over the exact body', async () => {

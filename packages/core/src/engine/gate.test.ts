@@ -3,6 +3,7 @@ import { TollgateError } from '../errors.js'
 import type { PolicyInput } from '../policy/schema.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
+import { unhandledRejections } from '../testing/unhandled.js'
 import { createTollgate } from './gate.js'
 import type { ReserveRequest } from './types.js'
 
@@ -525,10 +526,7 @@ describe('malformed input', () => {
 
 describe('hooks', () => {
   it('an async hook that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
-    const unhandled: unknown[] = []
-    const listen = (reason: unknown) => unhandled.push(reason)
-    process.on('unhandledRejection', listen)
-    try {
+    const unhandled = await unhandledRejections(async () => {
       const failing = async () => {
         throw new Error('the audit database is down')
       }
@@ -543,12 +541,8 @@ describe('hooks', () => {
         allowed: false,
         code: 'store_unavailable',
       })
-      // rejections nobody handled are reported once the queue of promise jobs has run
-      await new Promise((resolve) => setTimeout(resolve, 0))
-      expect(unhandled).toEqual([])
-    } finally {
-      process.off('unhandledRejection', listen)
-    }
+    })
+    expect(unhandled).toEqual([])
   })
 })
 

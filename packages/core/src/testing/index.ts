@@ -13,3 +13,4 @@ export { type ConformanceOptions, describeStoreConformance } from './conformance
 export { type FakeClock, fakeClock } from './fake-clock.js'
 export { checkRateLimitHeaders, type Member, parseSfList } from './headers.js'
 export { replaceAt } from './replace.js'
+export { unhandledRejections } from './unhandled.js'

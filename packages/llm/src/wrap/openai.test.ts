@@ -1,5 +1,5 @@
 import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
-import { fakeClock } from '@tollgate/core/testing'
+import { fakeClock, unhandledRejections } from '@tollgate/core/testing'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { estimateChatCompletion } from '../estimate/openai.js'
@@ -296,10 +296,7 @@ describe('wrapOpenAI: chat completions', () => {
   })
 
   it('an async onSettle that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
-    const unhandled: unknown[] = []
-    const listen = (reason: unknown) => unhandled.push(reason)
-    process.on('unhandledRejection', listen)
-    try {
+    const unhandled = await unhandledRejections(async () => {
       const { gate } = setup()
       const client = new OpenAI({ apiKey: 't', baseURL: `${server.url}/v1`, maxRetries: 0 })
       const openai = wrapOpenAI(client, gate, {
@@ -310,12 +307,8 @@ describe('wrapOpenAI: chat completions', () => {
       })
       server.reply({ json: chatCompletion('Hi.', openAIUsage(12, 3)) })
       await openai.chat.completions.create({ model: 'gpt-4o-mini', messages })
-      // rejections nobody handled are reported once the queue of promise jobs has run
-      await new Promise((resolve) => setTimeout(resolve, 0))
-      expect(unhandled).toEqual([])
-    } finally {
-      process.off('unhandledRejection', listen)
-    }
+    })
+    expect(unhandled).toEqual([])
   })
 
   it('charges nothing when the server cannot be reached', async () => {
