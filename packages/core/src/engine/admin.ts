@@ -5,6 +5,7 @@ import type { CompiledRule } from '../policy/compile.js'
 import type { MatchContext } from '../policy/match.js'
 import { NAME_PATTERN } from '../policy/schema.js'
 import type { CounterSpec } from '../store/contract.js'
+import { readAnswer, timeOf } from './answers.js'
 import type { Engine } from './context.js'
 import { scopeOf, windowSpec } from './counters.js'
 import type { CounterRef } from './types.js'
@@ -31,7 +32,7 @@ export async function counterOf(
   const missing = needs.find((d) => typeof ref.subject[d] !== 'string' || ref.subject[d] === '')
   if (missing)
     throw new TollgateError('invalid_subject', `Rule "${rule.id}" counts per "${missing}": give its id.`)
-  const now = await engine.store.now()
+  const now = timeOf(await engine.store.now())
   const spec: CounterSpec = {
     key: counterKey(rule.id, limit.metric, partitionKey(rule.per, ref.subject)),
     metric: limit.metric,
@@ -54,7 +55,7 @@ export async function balanceOf(engine: Engine, rule: string, context: MatchCont
   if (!engine.policy.rulesById.get(rule)?.match(context, true)) return 0
   try {
     const { spec } = await counterOf(engine, { rule, subject: context.subject })
-    const [state] = await engine.call(() => engine.store.read([spec]), '', null)
+    const [state] = readAnswer(await engine.call(() => engine.store.read([spec]), '', null), 1)
     return state!.cap - state!.used
   } catch {
     return 0 // an unreadable balance never unlocks a premium model

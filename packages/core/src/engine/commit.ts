@@ -2,9 +2,11 @@
  * Settle and release: close a reservation by id, idempotently, from this process's
  * memory of it or, when another process made it, from the store's record.
  */
+
 import type { Amounts } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import type { ReservationMeta, StoreCommit, StoreCommitResult, StoredReservation } from '../store/contract.js'
+import { recordTime } from './answers.js'
 import type { SettleRecord } from './audit.js'
 import type { Engine, Held } from './context.js'
 import { actualAmounts } from './models.js'
@@ -134,7 +136,7 @@ async function record(
 ): Promise<void> {
   const hook = engine.options.onSettle
   if (!hook) return
-  const at = await Promise.resolve(engine.store.now()).catch(() => Date.now())
+  const at = await recordTime(engine.store)
   const actual: Record<string, number> = {}
   for (const metric in entry.amounts) actual[metric] = result.amounts[metric] ?? 0
   for (const metric in result.amounts) actual[metric] = result.amounts[metric]!

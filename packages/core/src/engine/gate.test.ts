@@ -556,6 +556,59 @@ describe('store failures', () => {
     }
   }
 
+  it('a store that answers the wrong shape is a store_error, not a TypeError from inside', async () => {
+    const real = memoryStore()
+    const plain = { ...real, lane: undefined } // a store of your own: no lane
+    const wrong = async (promise: Promise<unknown>) => {
+      const error = await promise.catch((e: unknown) => e)
+      return TollgateError.isInstance(error) && error.code
+    }
+    const noTime = createTollgate({ policy: base, store: { ...plain, now: () => '2026-01-05' as never } })
+    expect(await wrong(noTime.reserve(ask()))).toBe('store_error')
+    expect(await wrong(noTime.usage(ask()))).toBe('store_error')
+    const badReserve = {
+      ...plain,
+      reserve: async () => ({ status: 'ok', now: real.now(), counters: 'none' }),
+    }
+    expect(await wrong(createTollgate({ policy: base, store: badReserve as never }).reserve(ask()))).toBe(
+      'store_error',
+    )
+    const badRead = { ...plain, read: async () => [{ cap: '3' }] }
+    expect(await wrong(createTollgate({ policy: base, store: badRead as never }).usage(ask()))).toBe(
+      'store_error',
+    )
+  })
+
+  it('a decision or settle that is made stands when the store cannot tell the time for its record', async () => {
+    const real = memoryStore()
+    let broken = false
+    const store = {
+      ...real,
+      lane: undefined,
+      now: () => {
+        if (broken) throw new Error('ECONNRESET')
+        return real.now()
+      },
+      reserve: (input: Parameters<typeof real.reserve>[0]) => {
+        const answer = real.reserve(input)
+        broken = true // the connection breaks right after the hold lands
+        return answer
+      },
+    }
+    const records: unknown[] = []
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'one-at-a-time', per: 'user', limits: { concurrency: 1 } }] },
+      store,
+      onDecision: (r) => records.push(r),
+      onSettle: (r) => records.push(r),
+    })
+    // it threw ECONNRESET with the lease held: the caller could not release what it did not know of
+    const decision = await gate.reserve(ask())
+    expect(decision.allowed).toBe(true)
+    expect(await gate.settle(decision.allowed ? decision.id : '', {})).toMatchObject({ status: 'settled' })
+    expect(records).toHaveLength(2)
+  })
+
   it('fails closed on money rules and open on rate limits, and says so', async () => {
     const errors: unknown[] = []
     const closed = createTollgate({ policy: base, store: broken(), onStoreError: (e) => errors.push(e) })

@@ -3,9 +3,11 @@
  * (`reserve.ts`), settle and release close a reservation by id (`commit.ts`), the
  * rest acts on the store outside the request path (`admin.ts`).
  */
+
 import type { Decision } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import * as admin from './admin.js'
+import { recordTime } from './answers.js'
 import { auditRecord } from './audit.js'
 import { commit } from './commit.js'
 import { createEngine } from './context.js'
@@ -40,7 +42,8 @@ export function createTollgate(options: TollgateOptions): Tollgate {
   }
   async function audited(request: ReserveRequest): Promise<Decision> {
     const decision = await decideAny(request)
-    engine.emit(options.onDecision, auditRecord(decision, request, await engine.store.now()))
+    // the decision is made (and may hold): a store that cannot tell the time now never undoes it
+    engine.emit(options.onDecision, auditRecord(decision, request, await recordTime(engine.store)))
     return decision
   }
   const reserve = options.onDecision ? audited : decideAny

@@ -3,11 +3,13 @@
  * and a projection to the window's end (`gate.usage`), and the busiest partitions of a
  * rule (`gate.top`). Both only read the store.
  */
+
 import type { LimitState, Subject } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import { counterKey, escapeId, parsePartition } from '../keys.js'
 import type { MatchContext } from '../policy/match.js'
 import type { CounterSpec, CounterState } from '../store/contract.js'
+import { readAnswer, timeOf } from './answers.js'
 import type { Engine } from './context.js'
 import { buildSlots, limitState, matchRules } from './counters.js'
 import { resolveModel, tierOf } from './models.js'
@@ -84,9 +86,12 @@ export async function usage(
     feature: request.feature,
   }
   const matched = matchRules(policy, context, true)
-  const now = await store.now()
+  const now = timeOf(await store.now())
   const slots = buildSlots(policy, request.subject, matched, {}, now, engine.windows, true)
-  const states = await engine.call(() => store.read(slots.map((s) => s.spec)), '', null)
+  const states = readAnswer(
+    await engine.call(() => store.read(slots.map((s) => s.spec)), '', null),
+    slots.length,
+  )
   return slots.map((slot, i) => usageState(limitState(slot, states[i]!), states[i]!, now))
 }
 
@@ -112,7 +117,7 @@ export async function top(engine: Engine, query: TopQuery): Promise<PartitionUsa
   const narrowed =
     first !== undefined && where[first] !== undefined ? `${escapeId(first)}=${escapeId(where[first])}` : ''
   const prefix = counterKey(rule.id, limit.metric, narrowed)
-  const now = await store.now()
+  const now = timeOf(await store.now())
   const probe: CounterSpec = {
     key: rule.per.length > 1 && narrowed !== '' ? `${prefix},` : prefix,
     metric: limit.metric,

@@ -2,12 +2,14 @@
  * `reserve`: the evaluation order of SPEC §3. Input checks, per-call caps and model
  * access run here; every limit is then checked and held in one store call.
  */
+
 import type { Decision, Downgrade, Violation, Warning } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import type { StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
 import { Allowed, type StoreAnswer } from './allowed.js'
+import { readAnswer, reserveAnswer, timeOf } from './answers.js'
 import { checkCaps } from './caps.js'
 import type { Engine } from './context.js'
 import { refusal } from './decide.js'
@@ -48,7 +50,7 @@ export async function decide(
     id,
     requestedModel: requested ?? '',
     flags: [],
-    now: typeof storeNow === 'number' ? storeNow : await storeNow,
+    now: timeOf(typeof storeNow === 'number' ? storeNow : await storeNow),
     engine,
   }
   const { flags } = asked
@@ -96,7 +98,7 @@ export async function decide(
   try {
     if (plan.baselines) {
       const read = call(() => store.read(specs), '', null)
-      applyBaselines(used, specs, read instanceof Promise ? await read : read)
+      applyBaselines(used, specs, readAnswer(read instanceof Promise ? await read : read, specs.length))
     }
     const answer = hold(engine, { id, counters: specs, ttlMs, blocks, meta })
     result = answer instanceof Promise ? await answer : answer
@@ -105,7 +107,7 @@ export async function decide(
       ;({ used, specs } = specsOf(plan, amounts, asked.now, engine.windows))
       if (plan.baselines) {
         const read = call(() => store.read(specs), '', null)
-        applyBaselines(used, specs, read instanceof Promise ? await read : read)
+        applyBaselines(used, specs, readAnswer(read instanceof Promise ? await read : read, specs.length))
       }
       const again = hold(engine, { id, counters: specs, ttlMs, blocks, meta })
       result = again instanceof Promise ? await again : again
@@ -211,7 +213,10 @@ function hold(engine: Engine, input: StoreReserve): Promise<StoreReserveResult> 
   const { store, call } = engine
   try {
     const answer = store.reserve(input)
-    return answer instanceof Promise ? call.wait(answer, input.id, store) : answer
+    const counters = input.counters.length
+    return answer instanceof Promise
+      ? call.wait(answer, input.id, store).then((result) => reserveAnswer(result, counters))
+      : reserveAnswer(answer, counters)
   } catch (error) {
     return call.fail(error)
   }
