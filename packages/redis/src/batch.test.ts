@@ -2,8 +2,15 @@
  * Batching (standalone Redis): reserves and commits made in the same tick go to Redis as one script
  * call, each applied on its own, in order, all or nothing, with its own answer.
  */
-import type { CounterSpec, StoreReserve } from '@tollgate/core'
-import { fakeClock } from '@tollgate/core/testing'
+import {
+  type CounterSpec,
+  createTollgate,
+  type PolicyInput,
+  type StoreReserve,
+  TollgateError,
+} from '@tollgate/core'
+import { fakeClock, replaceAt } from '@tollgate/core/testing'
+import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { redisStore } from './store.js'
 import { deleteKeys, prefixes, testClient } from './test/redis.js'
@@ -122,6 +129,47 @@ describe('batching', () => {
     expect(await store.commit({ id: 'c', amounts: null })).toMatchObject({ status: 'released' })
     const [k] = await store.read([counter('k', 100, 0)])
     expect(k).toMatchObject({ used: 10, held: 10 })
+  })
+
+  it('any request in a batch, however hostile, never fails its neighbours (property, through the gate)', async () => {
+    const policy: PolicyInput = {
+      models: { m: { price: { input: 1, output: 1 } } },
+      rules: [
+        { id: 'day', per: 'user', limits: { requests: 1e6, tokens: 1e12 }, window: 'day' },
+        { id: 'inflight', per: 'user', limits: { concurrency: 1000 } },
+        { id: 'rolling', per: 'user', limits: { requests: 1e6 }, window: { rolling: '1m' } },
+        // a budget fails closed: a batch that failed would refuse the good requests, not admit them degraded
+        { id: 'budget', per: 'user', limits: { cost: 1000 }, window: 'month' },
+      ],
+    }
+    const gate = createTollgate({ policy, store: redisStore({ client, prefix: prefix.next(), batch: true }) })
+    const good = (i: number) => ({
+      subject: { user: `u${i}` },
+      model: 'm',
+      estimate: { inputTokens: 10, maxOutputTokens: 10 },
+    })
+    const hostile = fc.tuple(fc.array(fc.nat(4), { maxLength: 3 }), fc.anything({ maxDepth: 2 }))
+    await fc.assert(
+      fc.asyncProperty(fc.array(hostile, { minLength: 1, maxLength: 6 }), async (requests) => {
+        // one tick: the good and the hostile requests go out in the same batch
+        const answers = await Promise.all([
+          ...Array.from({ length: 8 }, (_, i) =>
+            gate.reserve(good(i)).then(
+              (d) => (d.allowed && !d.flags.includes('store_degraded') ? 'held' : JSON.stringify(d)),
+              (e: unknown) => String(e),
+            ),
+          ),
+          ...requests.map(([at, value]) =>
+            gate.reserve(replaceAt(good(99), at, value) as never).then(
+              () => 'held',
+              (e: unknown) => (TollgateError.isInstance(e) ? 'held' : String(e)),
+            ),
+          ),
+        ])
+        return answers.every((answer) => answer === 'held')
+      }),
+      { numRuns: 100 },
+    )
   })
 
   it('a batch that cannot be sent fails every call in it, within the timeout', async () => {
