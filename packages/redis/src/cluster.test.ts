@@ -11,7 +11,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redisStore } from './store.js'
 import { scanCluster, startCluster, type TestCluster } from './test/cluster.js'
-import { mixedRun, models } from './test/mixed.js'
+import { hostileNames, mixedRun, models } from './test/mixed.js'
 import { prefixes } from './test/redis.js'
 
 let cluster: TestCluster
@@ -236,5 +236,12 @@ describe('the engine on a Redis Cluster', () => {
 
   it('decides exactly as on the memory store over a long mixed run', { timeout: 60_000 }, async () => {
     await mixedRun((clock) => redisStore({ client, prefix: prefix.next(), clock, timeoutMs: 10_000 }))
+  })
+
+  it('decides the same with hostile ids, in the tenants’ slots', { timeout: 60_000 }, async () => {
+    await mixedRun(
+      (clock) => redisStore({ client, prefix: prefix.next(), clock, timeoutMs: 10_000 }),
+      (id) => hostileNames[id]!,
+    )
   })
 })

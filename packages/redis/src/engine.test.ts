@@ -6,7 +6,7 @@ import { createTollgate, type PolicyInput } from '@tollgate/core'
 import { fakeClock } from '@tollgate/core/testing'
 import { afterAll, describe, expect, it } from 'vitest'
 import { redisStore } from './store.js'
-import { mixedRun, models } from './test/mixed.js'
+import { hostileNames, mixedRun, models } from './test/mixed.js'
 import { deleteKeys, prefixes, testClient } from './test/redis.js'
 
 const client = testClient()
@@ -21,6 +21,13 @@ afterAll(async () => {
 describe('the engine on Redis', () => {
   it('decides exactly as on the memory store over a long mixed run', { timeout: 60_000 }, async () => {
     await mixedRun((clock) => redisStore({ client, prefix: prefix.next(), clock }))
+  })
+
+  it('decides the same with hostile ids', { timeout: 60_000 }, async () => {
+    await mixedRun(
+      (clock) => redisStore({ client, prefix: prefix.next(), clock }),
+      (id) => hostileNames[id]!,
+    )
   })
 
   it('gates on different clients share counters, and any of them settles a reservation', async () => {

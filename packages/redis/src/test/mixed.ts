@@ -93,8 +93,15 @@ export function random(seed: number) {
 export const plain = (value: unknown) =>
   JSON.parse(JSON.stringify(value, (key, v) => (key === 'id' ? undefined : v)))
 
-/** Plays the mixed run against the stores `makeStore` builds (a fresh prefix each time). */
-export async function mixedRun(makeStore: (clock: FakeClock) => Store): Promise<void> {
+/**
+ * Plays the mixed run against the stores `makeStore` builds (a fresh prefix each time). `rename`
+ * maps the run's ids (`o1`, `p1`, `u1`, …) to others, hostile ones for instance: ids are only names,
+ * so every decision must come out the same.
+ */
+export async function mixedRun(
+  makeStore: (clock: FakeClock) => Store,
+  rename: (id: string) => string = (id) => id,
+): Promise<void> {
   const seen = new Set<string>()
   for (const [seed, policy] of [
     [1, mixed],
@@ -118,14 +125,14 @@ export async function mixedRun(makeStore: (clock: FakeClock) => Store): Promise<
     const open: { memory: string; redis: string; at: number }[] = []
     const closed: typeof open = []
     // Each user and project belongs to one tenant, as a trusted subject's ids do.
-    const subjects = () =>
-      rng.pick([
-        { org: 'o1', project: 'p1', user: 'u1' },
-        { org: 'o1', project: 'p2', user: 'u1' },
-        { org: 'o1', project: 'p1', user: 'u2' },
-        { org: 'o2', project: 'p3', user: 'u3' },
-        { org: 'o2', project: 'p4', user: 'u4' },
-      ])
+    const people = [
+      ['o1', 'p1', 'u1'],
+      ['o1', 'p2', 'u1'],
+      ['o1', 'p1', 'u2'],
+      ['o2', 'p3', 'u3'],
+      ['o2', 'p4', 'u4'],
+    ].map(([org, project, user]) => ({ org: rename(org!), project: rename(project!), user: rename(user!) }))
+    const subjects = () => rng.pick(people)
     for (let step = 0; step < 250; step++) {
       const what = rng.int(10)
       const label = `seed ${seed} step ${step}`
@@ -184,4 +191,23 @@ export async function mixedRun(makeStore: (clock: FakeClock) => Store): Promise<
     'shadow shadow',
     'warning',
   ])
+}
+
+/**
+ * Hostile names for the mixed run's ids: braces and colons that would end a hash tag or a key
+ * part, escapes, two lone surrogates (UTF-8 cannot carry them: sent as they are, both would become
+ * U+FFFD and share counters), a line break, a 10 kB id, and the same string for an org and a user
+ * (ids of different dimensions must never share a counter).
+ */
+export const hostileNames: Readonly<Record<string, string>> = {
+  o1: '{',
+  o2: 'a}:{b',
+  p1: '%u0041',
+  p2: 'a=b,c=d',
+  p3: '\uD83D',
+  p4: '\uDEA6',
+  u1: 'a\nb',
+  u2: '{',
+  u3: 'x'.repeat(10_000),
+  u4: '🚦',
 }
