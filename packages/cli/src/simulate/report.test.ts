@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { escapeXml, svgChart } from './chart.js'
 import { renderReport } from './report.js'
 import { simulate } from './run.js'
+import { formatSummary } from './summary.js'
 
 const policy: PolicyInput = {
   models: { m: { price: { input: 1, output: 1 } } },
@@ -44,6 +45,35 @@ describe('renderReport', () => {
     expect(html).not.toContain('<b>mallory')
     expect(html).toContain('all-day <span class="muted">(shadow)</span>')
     expect(html).toContain('cap 0.0020 USD')
+  })
+
+  it('has every table the text summary has, alerts and failed requests included', async () => {
+    const alerting: PolicyInput = {
+      ...policy,
+      rules: [{ ...policy.rules![0]!, alerts: [0.5] }, policy.rules![1]!],
+    }
+    // a line without a user cannot be evaluated: a failed request
+    const { summary } = await simulate(alerting, [
+      ...traffic,
+      { t: T0 + 120 * 60_000, subject: { org: 'o' } },
+    ])
+    expect(summary.alerts.length).toBeGreaterThan(0)
+    expect(summary.failed).toBe(1)
+    const text = formatSummary(summary)
+    const html = renderReport({ summary, charts: [] })
+    const titles = [
+      'Refusals by rule and reason',
+      'Caps first hit',
+      'Alerts',
+      'Spend per scope',
+      'Failed requests',
+    ]
+    for (const title of titles) {
+      expect(text).toMatch(new RegExp(`^${title}`, 'm'))
+      expect(html).toContain(`<h2>${title}</h2>`)
+    }
+    expect(html).toMatch(/<td>invalid_subject<\/td><td class="n">1<\/td>/)
+    expect(html).toMatch(/<td>failed<\/td><td class="n">1<\/td>/)
   })
 
   it('draws usage against the cap: one polyline per partition and a dashed cap line', () => {

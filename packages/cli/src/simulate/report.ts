@@ -3,8 +3,9 @@
  * top partitions' usage against the cap over time. One self-contained file: inline CSS and
  * SVG, no script, no font or image to fetch.
  */
-import { duration, int, money, partitionText, share, time } from '../format.js'
+import { duration, int, money, partitionText, time } from '../format.js'
 import { escapeXml, PALETTE, svgChart } from './chart.js'
+import { outcomes, sections } from './tables.js'
 import type { Chart, SimulationSummary } from './types.js'
 
 /** What goes into a report. */
@@ -42,59 +43,13 @@ export function renderReport(input: ReportInput): string {
       ? 'no requests'
       : `${time(s.from)} → ${time(s.to)} (${duration(s.to - s.from)})`
   body.push(`<p>${int(s.requests)} requests, ${escapeXml(span)}; simulated in ${duration(s.elapsedMs)}.</p>`)
-  body.push(
-    htmlTable(
-      ['outcome', 'requests', 'share'],
-      [
-        ['allowed', int(s.allowed), share(s.allowed, s.requests)],
-        ['downgraded (of allowed)', int(s.downgraded), share(s.downgraded, s.requests)],
-        ['refused', int(s.refused), share(s.refused, s.requests)],
-        ['shadow-refused', int(s.shadowRefused), share(s.shadowRefused, s.requests)],
-        ['failed', int(s.failed), share(s.failed, s.requests)],
-      ],
-      [1, 2],
-    ),
-  )
-  if (s.refusals.length > 0)
+  const o = outcomes(s)
+  body.push(htmlTable(o.head, o.rows, o.numeric))
+  for (const { title, note, table } of sections(s))
     body.push(
-      '<h2>Refusals by rule and reason</h2>',
-      htmlTable(
-        ['rule', 'code', 'status', 'refused', 'shadow-refused'],
-        s.refusals.map((r) => [
-          r.rule ?? '(identity)',
-          r.code,
-          String(r.status),
-          int(r.refused),
-          int(r.shadowRefused),
-        ]),
-        [2, 3, 4],
-      ),
-    )
-  if (s.downgrades.length > 0)
-    body.push(
-      '<h2>Downgrades</h2>',
-      htmlTable(
-        ['from', 'to', 'reason', 'rule', 'requests'],
-        s.downgrades.map((d) => [d.from, d.to, d.reason, d.rule, int(d.count)]),
-        [4],
-      ),
-    )
-  if (s.capsHit.length > 0)
-    body.push(
-      '<h2>Caps first hit</h2>',
-      htmlTable(
-        ['rule', 'metric', 'first hit', 'by', 'partitions', 'refusals', 'most refused'],
-        s.capsHit.map((h) => [
-          h.shadow ? `${h.rule} (shadow)` : h.rule,
-          h.metric || '(fallback)',
-          time(h.firstAt),
-          partitionText(h.partition),
-          int(h.partitions),
-          int(h.hits),
-          h.top[0] ? `${partitionText(h.top[0].partition)} (${int(h.top[0].hits)})` : '',
-        ]),
-        [4, 5],
-      ),
+      `<h2>${escapeXml(title)}</h2>`,
+      ...(note === undefined ? [] : [`<p class="muted">${escapeXml(note)}</p>`]),
+      htmlTable(table.head, table.rows, table.numeric),
     )
   body.push('<h2>Usage against each cap over time</h2>')
   if (input.charts.length === 0) body.push('<p class="muted">No rule applied to any request.</p>')
@@ -113,24 +68,6 @@ export function renderReport(input: ReportInput): string {
         .join('')}</ul>`,
     )
   }
-  const spend = s.spend.filter((row) => row.top.length > 0)
-  if (spend.length > 0)
-    body.push(
-      '<h2>Spend per scope</h2>',
-      htmlTable(
-        ['rule', 'partition', 'requests', 'tokens', 'cost'],
-        spend.flatMap((row) =>
-          row.top.map((p, i) => [
-            i === 0 ? `${row.rule} (${int(row.partitions)} partitions)` : '',
-            partitionText(p.partition),
-            int(p.requests),
-            int(p.inputTokens + p.outputTokens),
-            money(p.cost, s.currency),
-          ]),
-        ),
-        [2, 3, 4],
-      ),
-    )
   return (
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeXml(title)}</title>` +
     `<meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>` +
