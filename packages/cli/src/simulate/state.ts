@@ -3,7 +3,14 @@
  * Plain Maps and arrays, so it crosses a worker boundary by structured clone.
  */
 import type { Subject } from '@tollgate/core'
-import type { AlertRow, DowngradeRow, ErrorRow, PartitionSpend, RefusalRow } from './types.js'
+import type {
+  AlertRow,
+  DowngradeRow,
+  ErrorRow,
+  PartitionSpend,
+  RefusalRow,
+  SimulationSummary,
+} from './types.js'
 
 /** Usage samples of one counter (rule, metric, partition) over time. */
 export interface Samples {
@@ -34,16 +41,20 @@ export interface Hits {
   byPartition: Map<string, { partition: Subject; hits: number }>
 }
 
-export interface SimulationState {
-  requests: number
-  allowed: number
-  refused: number
-  downgraded: number
-  shadowRefused: number
-  failed: number
-  outOfOrder: number
-  from: number | null
-  to: number | null
+/** The counts of the summary while they are made, with the tables still as maps. */
+export interface SimulationState
+  extends Pick<
+    SimulationSummary,
+    | 'requests'
+    | 'allowed'
+    | 'refused'
+    | 'downgraded'
+    | 'shadowRefused'
+    | 'failed'
+    | 'outOfOrder'
+    | 'from'
+    | 'to'
+  > {
   refusals: Map<string, RefusalRow>
   downgrades: Map<string, DowngradeRow>
   hits: Map<string, Hits>
