@@ -3,16 +3,7 @@
  * it runs on Node, Next.js Edge, Vercel Edge, Cloudflare Workers, Deno and Bun. Every store call
  * is one signed `POST` to a `storeHandler`; every answer is signed too and carries the store's time.
  */
-import type {
-  CounterSpec,
-  CounterState,
-  Store,
-  StoreCommit,
-  StoreCommitResult,
-  StoredReservation,
-  StoreReserve,
-  StoreReserveResult,
-} from '@tollgate/core'
+import type { RemoteStore, StoreReserveResult } from '@tollgate/core'
 import { HttpStoreError } from './errors.js'
 import {
   answerMessage,
@@ -65,17 +56,9 @@ export interface HttpStoreOptions {
 }
 
 /** The HTTP store: every operation but `now()` answers with a promise. */
-export interface HttpStore extends Store {
+export interface HttpStore extends RemoteStore {
   /** The base URL. */
   readonly url: string
-  reserve(input: StoreReserve): Promise<StoreReserveResult>
-  commit(input: StoreCommit): Promise<StoreCommitResult>
-  read(counters: CounterSpec[]): Promise<CounterState[]>
-  adjust(counter: CounterSpec, amount: number): Promise<CounterState>
-  setOverride(key: string, cap: number | null): Promise<void>
-  block(marker: string, code: string | null): Promise<void>
-  blocked(markers: string[]): Promise<{ marker: string; code: string } | null>
-  lookup(id: string): Promise<StoredReservation | null>
   /**
    * The store's time: the local clock plus the offset learned from the last answer while it is
    * fresh (`clockMaxAgeMs`), else one request (shared by concurrent calls). When that request fails it answers the local

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto'
 import type {
   CounterSpec,
   CounterState,
+  RemoteStore,
   ScannedCounter,
-  Store,
   StoreCommit,
   StoreCommitResult,
   StoredReservation,
@@ -103,17 +103,9 @@ export interface RedisStoreOptions {
 const BATCH_MAX = 16
 
 /** The Redis store: every operation answers with a promise; `clock` is set only when a test clock was given. */
-export interface RedisStore extends Store {
+export interface RedisStore extends RemoteStore {
   readonly prefix: string
   readonly clock?: { now(): number }
-  reserve(input: StoreReserve): Promise<StoreReserveResult>
-  commit(input: StoreCommit): Promise<StoreCommitResult>
-  read(counters: CounterSpec[]): Promise<CounterState[]>
-  adjust(counter: CounterSpec, amount: number): Promise<CounterState>
-  setOverride(key: string, cap: number | null): Promise<void>
-  block(marker: string, code: string | null): Promise<void>
-  blocked(markers: string[]): Promise<{ marker: string; code: string } | null>
-  lookup(id: string): Promise<StoredReservation | null>
   /**
    * Up to `max` counters whose key starts with `counter.key`, in the window `counter.window` lays
    * out (override applied), found with `SCAN MATCH` on every master: O(keys), for dashboards only.

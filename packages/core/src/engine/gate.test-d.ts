@@ -3,6 +3,7 @@ import type { AllowedDecision, Decision, DeniedDecision, LimitState } from '../d
 import type { TollgateErrorCode } from '../errors.js'
 import { TollgateError } from '../errors.js'
 import { definePolicy } from '../policy/load.js'
+import type { RemoteStore, Store, StoreCommitResult, StoreReserveResult } from '../store/contract.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import { createTollgate } from './gate.js'
@@ -60,5 +61,12 @@ describe('public types', () => {
       expectTypeOf(error.code).toExtend<TollgateErrorCode | (string & {})>()
       expectTypeOf(error.decision).toEqualTypeOf<DeniedDecision | undefined>()
     }
+  })
+
+  it('a remote store is a store whose operations answer with promises', () => {
+    expectTypeOf<RemoteStore>().toExtend<Store>()
+    expectTypeOf<RemoteStore['reserve']>().returns.toEqualTypeOf<Promise<StoreReserveResult>>()
+    expectTypeOf<RemoteStore['commit']>().returns.toEqualTypeOf<Promise<StoreCommitResult>>()
+    expectTypeOf<RemoteStore['now']>().returns.toEqualTypeOf<number | Promise<number>>()
   })
 })

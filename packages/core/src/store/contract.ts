@@ -167,7 +167,6 @@ export interface StoredReservation {
   meta: ReservationMeta
 }
 
-/** The storage adapter contract. Every method may answer synchronously or with a promise. */
 /** The operations every store has (see {@link Store}), in the contract's order. */
 export const STORE_OPERATIONS = [
   'reserve',
@@ -181,6 +180,7 @@ export const STORE_OPERATIONS = [
   'now',
 ] as const
 
+/** The storage adapter contract. Every method may answer synchronously or with a promise. */
 export interface Store {
   /** Place a hold on every counter or on none, atomically. */
   reserve(input: StoreReserve): Promise<StoreReserveResult> | StoreReserveResult
@@ -216,6 +216,21 @@ export interface Store {
    * The memory store has one; the engine uses it first where a request's counters allow.
    */
   lane?: Lane
+}
+
+/**
+ * A store over the network (`redisStore`, `httpStore`): every operation but `now()` answers with a
+ * promise, so calling code can `.then()` or `.catch()` what it gets without `await`.
+ */
+export interface RemoteStore extends Store {
+  reserve(input: StoreReserve): Promise<StoreReserveResult>
+  commit(input: StoreCommit): Promise<StoreCommitResult>
+  read(counters: CounterSpec[]): Promise<CounterState[]>
+  adjust(counter: CounterSpec, amount: number): Promise<CounterState>
+  setOverride(key: string, cap: number | null): Promise<void>
+  block(marker: string, code: string | null): Promise<void>
+  blocked(markers: string[]): Promise<{ marker: string; code: string } | null>
+  lookup(id: string): Promise<StoredReservation | null>
 }
 
 /**
