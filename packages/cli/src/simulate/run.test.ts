@@ -204,7 +204,7 @@ describe('simulate', () => {
     expect(text).toMatch(/^Simulated 10 requests, 2026-01-05T10:00:00Z → 2026-01-05T10:02:00Z/)
     expect(text).toMatch(/allowed\s+7\s+70\.0%/)
     expect(text).toMatch(/org-shadow\s+quota_exceeded\s+429\s+0\s+3/)
-    expect(text).toMatch(/user-daily \(2, by tokens\)\s+user=u1\s+5\s+750\s+0\.0028 USD/)
+    expect(text).toMatch(/user-daily \(2 partitions, by tokens\)\s+user=u1\s+5\s+750\s+0\.0028 USD/)
     expect(text).toContain('Failed requests')
   })
 })

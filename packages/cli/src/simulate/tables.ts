@@ -92,7 +92,9 @@ export function sections(s: SimulationSummary): Section[] {
       head: ['rule', 'partition', 'requests', 'tokens', 'cost'],
       rows: spend.flatMap((row) =>
         row.top.map((p, i) => [
-          i === 0 ? `${row.rule} (${int(row.partitions)}, by ${row.metric})` : '',
+          i === 0
+            ? `${row.rule} (${int(row.partitions)} ${row.partitions === 1 ? 'partition' : 'partitions'}, by ${row.metric})`
+            : '',
           partitionText(p.partition),
           int(p.requests),
           int(p.inputTokens + p.outputTokens),
