@@ -61,10 +61,23 @@ export interface Issue {
 const marker = Symbol.for('tollgate.error')
 
 export interface TollgateErrorOptions {
-  /** The refusal, when the error stands for a denied decision. */
+  /**
+   * The refusal, when the error stands for a denied decision.
+   * @default undefined
+   * @example new TollgateError(decision.code, decision.message, { decision })
+   */
   decision?: DeniedDecision
-  /** Every problem, for policy and input validation errors. */
+  /**
+   * Every problem, for policy and input validation errors.
+   * @default undefined
+   * @example new TollgateError('invalid_policy', 'bad policy', { issues: [{ path: ['rules', 0, 'id'], message: 'Required' }] })
+   */
   issues?: Issue[]
+  /**
+   * The error that led to this one (as `Error`'s own `cause`).
+   * @default undefined
+   * @example new TollgateError('store_unavailable', 'Redis did not answer', { cause: error })
+   */
   cause?: unknown
 }
 

@@ -8,9 +8,17 @@ import type { LimitState } from './decision.js'
 
 /** Which header families to emit. */
 export interface HeaderOptions {
-  /** IETF `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11). @default true */
+  /**
+   * IETF `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11).
+   * @default true
+   * @example createTollgate({ policy, headers: { ietf: false } })
+   */
   ietf?: boolean
-  /** OpenAI-style `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`. @default true */
+  /**
+   * OpenAI-style `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
+   * @default true
+   * @example createTollgate({ policy, headers: { openai: false } })
+   */
   openai?: boolean
 }
 

@@ -49,12 +49,15 @@ export interface RedisStoreOptions {
   /**
    * Every key starts with `{prefix}` or `{prefix:<tenant>}`. No braces.
    * @default 'tollgate'
+   * @example 'quotas-eu'
    */
   prefix?: string
   /**
    * FOR TESTS ONLY. Time for the scripts, sent with every call instead of using Redis `TIME`,
    * so that a fake clock (`fakeClock()` from `@tollgate/core/testing`) drives windows and expiry.
    * Never set it in production: every process would trust its own clock.
+   * @default undefined (Redis `TIME`)
+   * @example redisStore({ client, clock: fakeClock('2026-01-01T00:00:00Z') })
    */
   clock?: { now(): number }
   /**
@@ -62,18 +65,21 @@ export interface RedisStoreOptions {
    * rejects with a {@link RedisStoreError} and the gate applies each rule's failure mode.
    * Keep it at or below the gate's `timeoutMs`.
    * @default 1_000
+   * @example 250
    */
   timeoutMs?: number
   /**
    * How long a closed (settled, released or expired) reservation id is remembered, so that a
    * duplicate settle or release is recognised. An open reservation lives `ttlMs` plus this.
    * @default 86_400_000 (24 hours)
+   * @example 3_600_000 // an hour
    */
   idempotencyMs?: number
   /**
    * How long a counter window is kept after it ends (or a bucket after it is full again),
    * so that a late settle still lands in it.
    * @default 3_600_000 (1 hour)
+   * @example 600_000 // ten minutes
    */
   graceMs?: number
   /**
@@ -81,17 +87,19 @@ export interface RedisStoreOptions {
    * returned (or kept) by this bounded sweep; a settle, release or look-up of an expired id
    * processes it at once whatever the backlog.
    * @default 25
+   * @example 100
    */
   sweepLimit?: number
   /**
    * Standalone Redis: reserves and commits that concurrent callers of this process make in the same
    * tick go to Redis together, as one `EVALSHA` of a batch script that runs each of them in turn,
    * exactly as its own script would (all or nothing per reservation; a later one sees the earlier ones'
-   * holds), with one `TIME` and one expiry sweep for all. At most 64 calls per batch. Each call keeps
+   * holds), with one `TIME` and one expiry sweep for all. At most 16 calls per batch. Each call keeps
    * its own answer and its own timeout; a failed batch fails each of its calls. `false`: one script
    * per call. A Cluster client never batches. Off by default: on a quiet machine one script per call
    * was faster in `pnpm bench redis`; batching may help where Redis CPU is the bottleneck.
    * @default false
+   * @example redisStore({ client, batch: true })
    */
   batch?: boolean
 }

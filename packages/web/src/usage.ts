@@ -25,16 +25,19 @@ export interface UsageCorsOptions {
   /**
    * Send `Access-Control-Allow-Credentials: true`, for an `identify` that reads cookies.
    * @default false
+   * @example { origins: ['https://dashboard.example.com'], credentials: true }
    */
   credentials?: boolean
   /**
    * Request headers a preflight may allow (what `identify` reads).
    * @default ['authorization', 'x-api-key', 'x-tollgate-identity', 'x-tollgate-signature']
+   * @example ['authorization', 'x-workspace']
    */
   allowHeaders?: readonly string[]
   /**
    * How long a browser may cache a preflight answer, in seconds.
    * @default 600
+   * @example 3600
    */
   maxAgeSeconds?: number
 }

@@ -14,46 +14,103 @@ import type { PartitionUsage, TopQuery, UsageState } from './report.js'
 
 /** What a call is expected to use. Every amount is a non-negative whole number. */
 export interface Estimate {
-  /** Input (prompt) tokens. @default 0 */
+  /**
+   * Input (prompt) tokens.
+   * @default 0
+   * @example estimateOpenAI(body).inputTokens // from @tollgate/llm
+   */
   inputTokens?: number
-  /** Most output tokens the call may produce. @default the policy's `defaults.maxOutputTokens` */
+  /**
+   * Most output tokens the call may produce.
+   * @default the policy's `defaults.maxOutputTokens`
+   * @example body.max_tokens
+   */
   maxOutputTokens?: number
-  /** Custom units, e.g. `{ image_final: 1 }`. */
+  /**
+   * Custom units, e.g. images or seconds of audio.
+   * @default {} (none)
+   * @example { image_final: 1 }
+   */
   units?: Readonly<Record<string, number>>
 }
 
 /** One call about to be made. */
 export interface ReserveRequest {
-  /** Who is asking, from a trusted source: dimension → id. */
+  /**
+   * Who is asking, from a trusted source: dimension → id.
+   * @example { org: 'acme', team: 'search', user: 'u-42' }
+   */
   subject: Subject
-  /** Plan, environment, flags and any other attribute rules may match on. */
+  /**
+   * Plan, environment, flags and any other attribute rules may match on.
+   * @default {} (none)
+   * @example { plan: 'pro', environment: 'production' }
+   */
   attributes?: Attributes
-  /** Model to call (an alias is resolved through the policy). */
+  /**
+   * Model to call (an alias is resolved through the policy).
+   * @default undefined
+   * @example 'gpt-4o-mini'
+   */
   model?: string
-  /** Product feature the call serves. */
+  /**
+   * Product feature the call serves.
+   * @default undefined
+   * @example 'chat'
+   */
   feature?: string
+  /**
+   * What the call is expected to use; held on every matched counter until the settle.
+   * @default {} (no input tokens, the policy's `defaults.maxOutputTokens` of output)
+   * @example { inputTokens: 1_200, maxOutputTokens: 500 }
+   */
   estimate?: Estimate
   /**
    * Which attempt of one original action this is (1 for the first call, 2 for its first retry
    * or fallback…). Recorded in the audit record; the policy does not read it.
    * @default 1
+   * @example 2 // the first retry
    */
   attempt?: number
 }
 
 /** What a call really used. Absent fields keep their estimate. */
 export interface Usage {
+  /**
+   * Input (prompt) tokens the provider billed.
+   * @default the estimate's `inputTokens`
+   * @example completion.usage.prompt_tokens
+   */
   inputTokens?: number
-  /** Of `inputTokens`, how many were served from the provider's cache (priced at `cachedInput`). */
+  /**
+   * Of `inputTokens`, how many were served from the provider's cache (priced at `cachedInput`).
+   * @default 0
+   * @example completion.usage.prompt_tokens_details.cached_tokens
+   */
   cachedInputTokens?: number
+  /**
+   * Output tokens the provider billed.
+   * @default the estimate's `maxOutputTokens`
+   * @example completion.usage.completion_tokens
+   */
   outputTokens?: number
-  /** Custom units. */
+  /**
+   * Custom units really used.
+   * @default the estimate's `units`
+   * @example { image_final: 2 }
+   */
   units?: Readonly<Record<string, number>>
-  /** Exact cost in micro-units, when the caller knows it better than the price table. */
+  /**
+   * Exact cost in micro-units, when the caller knows it better than the price table.
+   * @default computed from the tokens and the model's price
+   * @example 1_250 // $0.00125
+   */
   cost?: number
   /**
    * The usage is an estimate (e.g. counted from the text of a stream that broke before the
    * provider reported its usage). Charged like any usage; flagged in the settle record.
+   * @default false
+   * @example true
    */
   estimated?: boolean
 }
@@ -99,16 +156,19 @@ export interface TollgateOptions {
   /**
    * Where counters live.
    * @default memoryStore({ clock })
+   * @example redisStore({ client: new Redis({ enableOfflineQueue: false }), prefix: 'tollgate' })
    */
   store?: Store
   /**
    * Clock for the default memory store. With another store, time comes from the store.
    * @default systemClock
+   * @example fakeClock('2026-01-01T00:00:00Z') // from @tollgate/core/testing
    */
   clock?: Clock
   /**
    * Called with one audit record per decision; not awaited. Errors it throws, and the rejection of
    * a promise it returns, are dropped.
+   * @default undefined (no records)
    * @example (record) => auditQueue.push(record)
    */
   onDecision?: (record: AuditRecord) => void
@@ -116,12 +176,14 @@ export interface TollgateOptions {
    * Called with one record per settle or release this process makes (what was really used and
    * what it cost), to reconcile with the decision's record by `id`; not awaited. Errors it throws,
    * and the rejection of a promise it returns, are dropped.
+   * @default undefined (no records)
    * @example (record) => billing.record(record)
    */
   onSettle?: (record: SettleRecord) => void
   /**
    * Called when a soft threshold is crossed (once per window and partition) or a breaker trips; not
    * awaited, and its failure (a throw or a rejected promise) is dropped.
+   * @default undefined (alerts are dropped)
    * @example alertWebhook({ url, secret })
    */
   onAlert?: (alert: Alert) => void
@@ -130,25 +192,33 @@ export interface TollgateOptions {
    * through: each counter at `share` of its cap (every process enforces its own share, so size
    * it as about 1 / processes). Rules that fail closed still refuse unless `closed: 'enforce'`.
    * Holds made locally are settled locally; nothing is carried over when the store returns.
+   * @default undefined (the rules' failure modes decide while the store is down)
    * @example { localFallback: { share: 0.25 } } // four processes
    */
   localFallback?: LocalFallback
   /**
    * Called when the store fails or times out; the rules' failure modes then apply. Not awaited; its
    * failure (a throw or a rejected promise) is dropped.
+   * @default undefined
    * @example (error) => log.warn({ error }, 'quota store unavailable')
    */
   onStoreError?: (error: unknown) => void
   /**
    * Longest wait for the store before its failure counts as an outage.
    * @default 1000
+   * @example 250
    */
   timeoutMs?: number
-  /** Which rate-limit headers decisions carry. @default { ietf: true, openai: true } */
+  /**
+   * Which rate-limit headers decisions carry.
+   * @default { ietf: true, openai: true }
+   * @example { openai: false } // IETF RateLimit headers only
+   */
   headers?: HeaderOptions
   /**
    * Longest id accepted in a subject; longer ids are refused with `invalid_subject`.
    * @default 16384
+   * @example 256
    */
   maxIdLength?: number
 }

@@ -25,9 +25,9 @@ export interface KeyGrant {
    * @example { tenant: 'acme', project: 'chatbot', user: 'u-42' }
    */
   subject: Subject
-  /** Plan, as the `plan` attribute. @example 'starter' */
+  /** Plan, as the `plan` attribute. @default none @example 'starter' */
   plan?: string
-  /** Environment, as the `environment` attribute. @example 'production' */
+  /** Environment, as the `environment` attribute. @default none @example 'production' */
   environment?: string
   /**
    * Features the key may use; a request for any other feature is refused with 403.
@@ -35,9 +35,9 @@ export interface KeyGrant {
    * @example ['chat', 'embeddings']
    */
   features?: readonly string[]
-  /** More attributes for policy matching. @example { region: 'eu' } */
+  /** More attributes for policy matching. @default none @example { region: 'eu' } */
   attributes?: Attributes
-  /** A label for people, never used for matching. @example 'CI key' */
+  /** A label for people, never used for matching. @default none @example 'CI key' */
   name?: string
 }
 
@@ -64,7 +64,7 @@ export interface StoredKey {
 
 /** Which keys to list: those whose subject has every given dimension id. */
 export interface KeyFilter {
-  /** Shorthand for `subject: { tenant }`. @example 'acme' */
+  /** Shorthand for `subject: { tenant }`. @default every tenant @example 'acme' */
   tenant?: string
   /** Dimension → id the key's subject must have. @default every key @example { tenant: 'acme', user: 'u-42' } */
   subject?: Subject

@@ -59,6 +59,7 @@ export interface MemoryStoreOptions {
    * eviction pass is forgotten (and its count with it), so size it above your live
    * partitions × rules. Roughly 200 bytes a fixed window, 1 kB a rolling one.
    * @default 1_000_000
+   * @example memoryStore({ maxCounters: 100_000 }) // about 20 MB of fixed windows at most
    */
   maxCounters?: number
   /**
@@ -70,18 +71,21 @@ export interface MemoryStoreOptions {
    * is dropped; an open one dropped expires at once, as at its TTL (token and cost holds stay
    * charged unless `expiry: release`; leases free), so size it above the calls open at once.
    * @default 1_000_000
+   * @example memoryStore({ maxReservations: 50_000 })
    */
   maxReservations?: number
   /**
    * How long a settled or released reservation id is remembered, so that a duplicate
    * settle or release is recognised.
    * @default 86_400_000 (24 hours)
+   * @example memoryStore({ idempotencyMs: 3_600_000 }) // an hour
    */
   idempotencyMs?: number
   /**
    * How long a closed calendar or rolling window is kept after it ends, so that a late
    * settle still adjusts it in usage reports.
    * @default 3_600_000 (1 hour)
+   * @example memoryStore({ graceMs: 600_000 }) // ten minutes
    */
   graceMs?: number
 }
