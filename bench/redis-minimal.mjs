@@ -10,7 +10,7 @@
  * over the keys of the memory suite's six-limit workload (1000 users, 50 teams, 5 orgs), and prints
  * Redis µs per call (`INFO commandstats`, which it resets) and calls per second, medians over `ROUNDS`
  * (default 3). A reservation that can be settled by id also needs its record, its index entry and
- * answers; see docs/redis.md, "How far the targets are". Keys live under a prefix unique to the run
+ * answers; see docs/redis-performance.md, "How far the targets are". Keys live under a prefix unique to the run
  * and are deleted at the end.
  *
  *   node bench/redis-minimal.mjs     # BENCH_REDIS_URL, default redis://127.0.0.1:6379
