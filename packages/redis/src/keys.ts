@@ -6,6 +6,7 @@
  * ```
  * {prefix}:x                        sorted set: open reservation ids by expiry
  * {prefix}:r:<id>                   hash: one reservation (state, expiry, meta, entries)
+ * {prefix}:d:<id>                   string: a settled or released reservation's state, for idempotencyMs
  * {prefix}:o:<key>                  string: runtime cap override (permanent until cleared)
  * {prefix}:b:<marker>               string: block marker → code (permanent until cleared)
  * <tag>:f:<windowStart>:<key>       hash: calendar / lifetime window (used, held, alerted)

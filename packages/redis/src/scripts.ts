@@ -404,6 +404,7 @@ sweep()
 local r = current(loadRecord(ARGV[6]))
 flush()
 if not r then return { fmt(now), false } end
+-- A closed reservation's meta is gone with its record (false): the engine needs none to answer duplicate.
 return { fmt(now), { r.state, fmt(r.expiresAt), call('HGET', r.key, 'm') } }
 `
 

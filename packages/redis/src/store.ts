@@ -70,7 +70,8 @@ export interface RedisStoreOptions {
   timeoutMs?: number
   /**
    * How long a closed (settled, released or expired) reservation id is remembered, so that a
-   * duplicate settle or release is recognised. An open reservation lives `ttlMs` plus this.
+   * duplicate settle or release is recognised. An open reservation lives `ttlMs` plus this. Each
+   * closed id costs about 180 bytes of Redis memory for this long (docs/redis.md, _Memory_).
    * @default 86_400_000 (24 hours)
    * @example 3_600_000 // an hour
    */
@@ -466,7 +467,8 @@ function scriptOps({ shared, tag, script }: Runtime, batched?: Batched, lean = t
         id,
         state: row[0] as StoredReservation['state'],
         expiresAt: Number(row[1]),
-        meta: JSON.parse(row[2] as string),
+        // a closed reservation keeps no meta (as in the memory store)
+        meta: row[2] ? JSON.parse(row[2] as string) : { model: '' },
       }
     },
   }

@@ -31,7 +31,11 @@ end
 local key = HT .. ':r:' .. id
 local v = call('HMGET', key, 's', 'e', 'x', 'g')
 local state = v[1]
-if not state then return { 'unknown' } end
+if not state then
+  local done = call('GET', HT .. ':d:' .. id)
+  if done then return { 'duplicate', done, false } end
+  return { 'unknown' }
+end
 if state == 'settled' or state == 'released' then
   return { 'duplicate', state, v[4] and cmsgpack.unpack(v[4]) or false }
 end
@@ -78,8 +82,8 @@ for i, e in ipairs(entries) do
   end
 end
 state = release and 'released' or 'settled'
-call('HSET', key, 's', state)
-call('HDEL', key, 'x')
-call('PEXPIRE', key, fmt(tonumber(ARGV[4])))
+-- As saveRecord: only the state is left, as <tag>:d:<id> (this record lists no other slot groups).
+call('DEL', key)
+call('SET', HT .. ':d:' .. id, state, 'PX', fmt(tonumber(ARGV[4])))
 return { state, late and 1 or 0, rows, false }
 `

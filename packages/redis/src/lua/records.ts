@@ -21,6 +21,8 @@ export const RECORDS = /* lua */ `
 -- Reservations: a hash <tag>:r:<id> (s state, e expiresAt, m meta JSON, x entries as
 -- msgpack; on a Cluster, g: the other slot groups of the reservation, msgpack), indexed by
 -- expiry in the sorted set <tag>:x, where <tag> is the tag of the slot the script runs in.
+-- A settled or released reservation without other slot groups leaves only <tag>:d:<id>, a
+-- string holding its state, for idempotencyMs (a third of the memory of the closed hash).
 ------------------------------------------------------------------------------------------
 ${RECORD_KEYS}
 local function entryOf(a)
@@ -36,7 +38,11 @@ end
 local function loadRecord(id, raw)
   local key = recordKey(id)
   local v = call('HMGET', key, 's', 'e', 'x', 'g')
-  if not v[1] then return nil end
+  if not v[1] then
+    local done = call('GET', HT .. ':d:' .. id)
+    if not done then return nil end
+    return { id = id, key = key, state = done, expiresAt = now, entries = {}, groups = false }
+  end
   local entries, groups = {}, false
   if v[3] then
     entries = cmsgpack.unpack(v[3])
@@ -48,14 +54,19 @@ local function loadRecord(id, raw)
   return { id = id, key = key, state = v[1], expiresAt = tonumber(v[2]), entries = entries, groups = groups }
 end
 
--- A closed reservation only keeps its state (to answer duplicates) and meta (for look-ups);
--- an expired one keeps its entries too, for a late settle.
+-- A closed reservation only keeps its state, to answer duplicates: as <tag>:d:<id>, or in its
+-- record when that lists other slot groups (a Cluster home record: a duplicate answers them, so
+-- that the caller closes every group). An expired one keeps its entries too, for a late settle.
 local function saveRecord(r)
   if r.state == 'expired' then
     call('HSET', r.key, 's', r.state, 'x', packEntries(r.entries))
-  else
+  elseif r.groups then
     call('HSET', r.key, 's', r.state)
     call('HDEL', r.key, 'x')
+  else
+    call('DEL', r.key)
+    call('SET', HT .. ':d:' .. r.id, r.state, 'PX', fmt(IDEM))
+    return
   end
   call('PEXPIRE', r.key, fmt(IDEM))
 end

@@ -1,0 +1,57 @@
+/**
+ * Redis memory per reservation, open and closed: what `idempotencyMs` costs (docs/redis.md, _Memory_).
+ * Through a gate on the memory suite's six-limit policy, it makes `COUNT` reservations (after 1,000
+ * that create the counter windows), then settles them, and prints the growth of Redis `used_memory`
+ * per reservation after each step. Keys live under a prefix unique to the run and are deleted at the
+ * end. Run it on an otherwise idle Redis: other clients' writes count too.
+ *
+ *   npx --yes pnpm@10 build && node bench/redis-memory.mjs     # BENCH_REDIS_URL, default redis://127.0.0.1:6379
+ */
+import { randomUUID } from 'node:crypto'
+import { createTollgate } from '@tollgate/core'
+import { redisStore } from '@tollgate/redis'
+import Redis from 'ioredis'
+import { estimate, policy, subjects, usage } from './headline.mjs'
+
+const url = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true })
+client.on('error', () => {})
+await client.connect()
+const prefix = `tgmemory-${randomUUID().slice(0, 8)}`
+const COUNT = Number(process.env.COUNT ?? 20_000)
+const gate = createTollgate({ policy, store: redisStore({ client, prefix }) })
+const used = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))?.[1])
+
+/** `call` over every item, 100 at a time. */
+async function inBlocks(items, call) {
+  const out = []
+  for (let i = 0; i < items.length; i += 100)
+    out.push(...(await Promise.all(items.slice(i, i + 100).map(call))))
+  return out
+}
+
+try {
+  const warm = await inBlocks(subjects, (subject) => gate.reserve({ subject, estimate }))
+  await inBlocks(warm, (d) => gate.settle(d.id, usage))
+  const before = await used()
+  const made = await inBlocks(
+    Array.from({ length: COUNT }, (_, i) => subjects[i % subjects.length]),
+    (subject) => gate.reserve({ subject, estimate }),
+  )
+  if (made.some((d) => !d.allowed)) throw new Error('a reservation was refused')
+  const open = await used()
+  await inBlocks(made, (d) => gate.settle(d.id, usage))
+  const closed = await used()
+  const per = (bytes) => `${Math.round((bytes - before) / COUNT)} bytes`
+  console.log(`Redis memory per six-counter reservation, over ${COUNT.toLocaleString('en-US')}:`)
+  console.log(`  open    ${per(open)}`)
+  console.log(`  closed  ${per(closed)} (kept for idempotencyMs)`)
+} finally {
+  let cursor = '0'
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length > 0) await client.unlink(...keys)
+  } while (cursor !== '0')
+  await client.quit()
+}
