@@ -1,8 +1,9 @@
 /**
- * Redis memory per reservation, open and closed: what `idempotencyMs` costs (docs/redis.md, _Memory_).
- * Through a gate on the memory suite's six-limit policy, it makes `COUNT` reservations (after 1,000
- * that create the counter windows), then settles them, and prints the growth of Redis `used_memory`
- * per reservation after each step. Keys live under a prefix unique to the run and are deleted at the
+ * Redis memory per counter window and per reservation, open and closed: what `graceMs` and
+ * `idempotencyMs` cost (docs/redis.md, _Memory_). Through a gate on the memory suite's six-limit
+ * policy, it reserves and settles once for each of its 1,000 users (which makes every counter window
+ * of the minute), then makes `COUNT` reservations and settles them, and prints the growth of Redis
+ * `used_memory` per window and per reservation after each step. Keys live under a prefix unique to the run and are deleted at the
  * end. Run it on an otherwise idle Redis: other clients' writes count too.
  *
  *   npx --yes pnpm@10 build && node bench/redis-memory.mjs     # BENCH_REDIS_URL, default redis://127.0.0.1:6379
@@ -30,9 +31,24 @@ async function inBlocks(items, call) {
   return out
 }
 
+/** Keys of the run whose name has `:<letter>:` after the tag. */
+async function count(letter) {
+  let n = 0
+  let cursor = '0'
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `{${prefix}*}:${letter}:*`, 'COUNT', 1000)
+    cursor = next
+    n += keys.length
+  } while (cursor !== '0')
+  return n
+}
+
 try {
+  const empty = await used()
   const warm = await inBlocks(subjects, (subject) => gate.reserve({ subject, estimate }))
   await inBlocks(warm, (d) => gate.settle(d.id, usage))
+  const windows = await count('f')
+  const closedWarm = await count('d')
   const before = await used()
   const made = await inBlocks(
     Array.from({ length: COUNT }, (_, i) => subjects[i % subjects.length]),
@@ -43,6 +59,12 @@ try {
   await inBlocks(made, (d) => gate.settle(d.id, usage))
   const closed = await used()
   const per = (bytes) => `${Math.round((bytes - before) / COUNT)} bytes`
+  // the warm-up's closed ids are counted at the closed figure below, and taken off the windows'
+  const perClosed = (closed - before) / COUNT
+  const perWindow = (before - empty - closedWarm * perClosed) / windows
+  console.log(
+    `Redis memory per calendar counter window, over ${windows.toLocaleString('en-US')}: ${Math.round(perWindow)} bytes`,
+  )
   console.log(`Redis memory per six-counter reservation, over ${COUNT.toLocaleString('en-US')}:`)
   console.log(`  open    ${per(open)}`)
   console.log(`  closed  ${per(closed)} (kept for idempotencyMs)`)
