@@ -73,6 +73,7 @@ export interface Downgrade {
 /** What the engine holds for a request, per metric. */
 export type Amounts = Readonly<Record<string, number>>
 
+/** The holds an allowed decision placed: settle or release them by `id`. */
 export interface Reservation {
   id: string
   /** When an unsettled hold expires (ms since epoch). */
@@ -96,6 +97,7 @@ interface DecisionBase {
   flags: string[]
 }
 
+/** The call may go ahead: its estimate is held on every matched limit until it is settled. */
 export interface AllowedDecision extends DecisionBase {
   allowed: true
   reservation: Reservation
@@ -105,6 +107,7 @@ export interface AllowedDecision extends DecisionBase {
   warnings: Warning[]
 }
 
+/** The call must not be made: why (`code`, `message`), which HTTP `status`, and when to retry. Nothing was held. */
 export interface DeniedDecision extends DecisionBase {
   allowed: false
   code: ReasonCode | string
@@ -123,4 +126,5 @@ export interface DeniedDecision extends DecisionBase {
   resetAt: number | null
 }
 
+/** What `reserve` answers: narrow it on `allowed`. */
 export type Decision = AllowedDecision | DeniedDecision

@@ -28,6 +28,7 @@ export type UsageErrorCode =
   | 'unknown_rule'
   | 'store_error'
 
+/** Every `code` a `TollgateError` can carry: a refusal's reason, or a misuse. */
 export type TollgateErrorCode = ReasonCode | UsageErrorCode
 
 /** Default HTTP status per code. */
@@ -60,6 +61,7 @@ export interface Issue {
 
 const marker = Symbol.for('tollgate.error')
 
+/** Options of the `TollgateError` constructor. */
 export interface TollgateErrorOptions {
   /**
    * The refusal, when the error stands for a denied decision.

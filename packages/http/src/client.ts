@@ -19,6 +19,7 @@ import {
   verify,
 } from './protocol.js'
 
+/** Options of {@link httpStore}. */
 export interface HttpStoreOptions {
   /**
    * Base URL of the store server; each operation is `POST <url>/<operation>`. Use `https:` across

@@ -13,6 +13,7 @@ const marker = Symbol.for('tollgate.HttpStoreError')
  */
 export type HttpStoreErrorCode = 'timeout' | 'network' | 'status' | 'signature' | 'protocol'
 
+/** A store call over HTTP that failed; `code` says how, `isInstance` recognises it across copies of the package. */
 export class HttpStoreError extends Error {
   override readonly name = 'HttpStoreError'
   readonly [marker] = true

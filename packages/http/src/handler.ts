@@ -27,6 +27,7 @@ import {
 } from './protocol.js'
 import { checks } from './validate.js'
 
+/** Options of {@link storeHandler}. */
 export interface StoreHandlerOptions {
   /**
    * Shared secret(s), at least 32 bytes each. A request signed with any of them is accepted, so a

@@ -36,6 +36,7 @@ import { SCRIPTS, type ScriptName } from './scripts.js'
 
 export { RedisStoreError } from './connection.js'
 
+/** Options of {@link redisStore}. */
 export interface RedisStoreOptions {
   /**
    * A connected ioredis client, created with `enableOfflineQueue: false` so that no command

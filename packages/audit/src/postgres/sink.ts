@@ -87,6 +87,9 @@ export interface PostgresSink extends AuditSink {
 /** SQLSTATE classes 22 (data exception) and 23 (integrity): the row itself is refused. */
 const refusesRow = (error: unknown) => /^2[23]/.test(String((error as { code?: unknown })?.code ?? ''))
 
+/** The longest delay a Node timer keeps (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647
+
 /**
  * A sink writing one row per decision into a PostgreSQL table, completed by its settle.
  * @example
@@ -95,9 +98,6 @@ const refusesRow = (error: unknown) => /^2[23]/.test(String((error as { code?: u
  * // on shutdown
  * await sink.close()
  */
-/** The longest delay a Node timer keeps (about 24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 2_147_483_647
-
 export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('postgresSink needs exactly one of pool or connectionString')

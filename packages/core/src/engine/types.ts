@@ -262,7 +262,9 @@ export interface CounterRef {
   subject: Subject
 }
 
+/** A gate, made by `createTollgate`: reserve before a call, settle after it. */
 export interface Tollgate {
+  /** The policy it enforces, validated and compiled. */
   readonly policy: CompiledPolicy
   /** Decide, and hold the estimate on every matched counter when allowed. */
   reserve(request: ReserveRequest): Promise<Decision>

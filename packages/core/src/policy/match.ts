@@ -6,6 +6,7 @@ import type { MatchInput } from './schema.js'
 
 /** Attribute values a request may carry (plan, environment, flags, anything). */
 export type AttributeValue = string | number | boolean | readonly string[]
+/** A request's attributes: name → value, matched by rules' `match.attributes`. */
 export type Attributes = Readonly<Record<string, AttributeValue>>
 
 /** The attributes of a request that gives none (one object, so that a plan look-up can tell it at once). */

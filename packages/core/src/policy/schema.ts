@@ -231,5 +231,7 @@ export const policySchema = z.strictObject({
 
 /** A policy as written (input of {@link parsePolicy}). */
 export type PolicyInput = z.input<typeof policySchema>
+/** One rule as written (an entry of `rules`). */
 export type RuleInput = z.input<typeof ruleSchema>
+/** A rule's `match` as written. */
 export type MatchInput = z.input<typeof matchSchema>

@@ -122,6 +122,11 @@ export interface CounterResult extends CounterState {
   throttled: boolean
 }
 
+/**
+ * Answer of {@link Store.reserve}: held on every counter (`ok`) or on none (`denied`, each counter's
+ * state saying which refused), refused by a block marker, or `skew` when no window the engine
+ * offered holds the store's time.
+ */
 export type StoreReserveResult =
   | { status: 'ok' | 'denied'; now: number; counters: CounterResult[] }
   | { status: 'blocked'; now: number; block: string; code: string }
@@ -138,6 +143,7 @@ export interface StoreCommit {
   brief?: boolean
 }
 
+/** One counter of a commit: what it held, what it now charges, and any overdraft. */
 export interface CommitCounter {
   key: string
   metric: string
@@ -149,6 +155,7 @@ export interface CommitCounter {
   overdraft: number
 }
 
+/** Answer of {@link Store.commit}: closed now, closed before (`duplicate`), or an id the store does not know. */
 export type StoreCommitResult =
   | {
       status: 'settled' | 'released'

@@ -2,7 +2,9 @@
 import { parseDuration } from '../duration.js'
 import { shown } from '../errors.js'
 
+/** A clock tests move by hand: pass it to the store (and the gate) instead of sleeping. */
 export interface FakeClock {
+  /** The current time, ms since epoch. */
   now(): number
   /** Move forward by milliseconds or a duration such as `'90s'`. */
   advance(by: number | string): number

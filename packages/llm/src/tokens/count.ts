@@ -226,13 +226,6 @@ class BudgetCounter implements Counter {
 }
 
 /**
- * A counter for one request.
- *
- * @example
- * const counter = createCounter('o200k_base')
- * counter.count('Hello, world!') // 4
- */
-/**
  * The options, checked: a count that is no number made every count throw, a NaN one counted nothing
  * exactly without saying so.
  */
@@ -247,6 +240,13 @@ function checkCountOptions(given: CountOptions | undefined): CountOptions {
   return options
 }
 
+/**
+ * A counter for one request.
+ *
+ * @example
+ * const counter = createCounter('o200k_base')
+ * counter.count('Hello, world!') // 4
+ */
 export function createCounter(encoding: EncodingName, options?: CountOptions): Counter {
   return new BudgetCounter(encoding, options)
 }

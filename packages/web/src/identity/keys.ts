@@ -167,6 +167,7 @@ export interface KeyInfo {
   graceUntil?: number
 }
 
+/** API keys stored as hashes, made by `keyRegistry` (memory) or `redisKeyRegistry`: issue, verify, rotate, revoke, list. */
 export interface KeyRegistry extends Omit<KeyStorage, 'scan' | 'claimRotation'> {
   /**
    * Create a random key (32 bytes, base64url) and store its hash. The key is returned once.

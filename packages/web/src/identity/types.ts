@@ -35,6 +35,7 @@ export interface IdentityRefusal {
   message: string
 }
 
+/** What an `identify` function answers: an identity, or why there is none. */
 export type IdentityResult = Identity | IdentityRefusal
 
 /**

@@ -47,6 +47,7 @@ import { Marks } from './marks.js'
 import { Slots } from './slots.js'
 import { type Closed, Tombstones } from './tombstones.js'
 
+/** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
   /**
    * Where time comes from. Pass the same clock to the store and the tests' fake clock.

@@ -20,6 +20,7 @@ import { describeReservations } from './reservations.js'
 import { describeScan } from './scan.js'
 import { describeFixedWindows } from './windows.js'
 
+/** Options of the store conformance suite. */
 export interface ConformanceOptions {
   /**
    * fast-check runs per property.
