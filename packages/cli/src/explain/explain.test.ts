@@ -59,10 +59,18 @@ describe('explain', () => {
       ['rule', 'key-minute', 'pass'],
       ['rule', 'user-day', 'pass'],
       ['rule', 'free-day', 'skip'],
-      ['rule', 'big-day', 'refuse'],
+      ['rule', 'big-day', 'downgrade'],
+      ['rule', 'shadow-org', 'shadow-refuse'],
+      ['rule', 'prepaid', 'skip'],
+      // the engine decides again for the fallback model: the limits as mini sees them
+      ['rule', 'key-minute', 'pass'],
+      ['rule', 'user-day', 'pass'],
+      ['rule', 'free-day', 'skip'],
+      ['rule', 'big-day', 'skip'],
       ['rule', 'shadow-org', 'shadow-refuse'],
       ['rule', 'prepaid', 'skip'],
     ])
+    expect(e.steps.slice(-6).every((s) => s.model === 'mini')).toBe(true)
     expect(e).toMatchObject({
       requestedModel: 'big',
       requestedTier: 'premium',
@@ -84,7 +92,7 @@ describe('explain', () => {
         status: 429,
       },
     ])
-    expect(bigDay.detail).toContain('at 100% serves mini instead')
+    expect(bigDay.detail).toBe('quota_exceeded (429): tokens 800 > 100: serves mini instead (fallback)')
     expect(e.steps.find((s) => s.label === 'free-day')!.reason).toBe('plan "pro", wants free')
     // the engine serves the fallback, and the shadow rule would still refuse it
     expect(e.decision).toEqual({

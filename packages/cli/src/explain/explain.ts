@@ -80,12 +80,7 @@ export async function explain(
   }
   const requestedTier = view.tier
   const steps: ExplainStep[] = []
-  const reasonOf = (match: MatchInput | undefined, applies: boolean) =>
-    applies
-      ? conditions(match, view)
-          .map((c) => c.text)
-          .join('; ') || 'always'
-      : whyNot(match, view) || 'does not match'
+  const reasonOf = reasonIn(view)
 
   // 2. per-call caps
   compiled.caps.forEach((cap, i) => {
@@ -120,8 +115,55 @@ export async function explain(
   view.model = access.model
   view.tier = access.model === undefined ? undefined : compiled.models.get(access.model)?.tier
   const { amounts, unpriced } = estimateOf(compiled, view.model, inputTokens, outputTokens, units)
+  const unpricedStep = explainUnpriced(compiled, view, unpriced)
+  if (unpricedStep) steps.push(unpricedStep)
 
   // 4. limits
+  steps.push(...walkLimits(compiled, view, amounts))
+  // a refusal by a rule with a fallback model: the engine decided again for that model, and served it
+  if (decision.allowed && decision.downgrade?.reason === 'fallback') {
+    const { rule, to } = decision.downgrade
+    const primary = steps.find((s) => s.step === 'rule' && s.label === rule && s.outcome === 'refuse')
+    if (primary) {
+      primary.outcome = 'downgrade'
+      primary.detail = primary.detail.replace(/;.*$/, '') + `: serves ${to} instead (fallback)`
+    }
+    const served: MatchView = { ...view, model: to, tier: compiled.models.get(to)?.tier }
+    const again = estimateOf(compiled, to, inputTokens, outputTokens, units)
+    steps.push(...walkLimits(compiled, served, again.amounts))
+  }
+
+  return {
+    at,
+    requestedModel: requested ?? null,
+    requestedTier: requestedTier ?? null,
+    model: view.model ?? null,
+    tier: view.tier ?? null,
+    estimate: amounts,
+    unpriced,
+    steps,
+    decision,
+  }
+}
+
+/** Why an entry's `match` holds for a request (the conditions met), or why not. */
+function reasonIn(view: MatchView) {
+  return (match: MatchInput | undefined, applies: boolean): string =>
+    applies
+      ? conditions(match, view)
+          .map((c) => c.text)
+          .join('; ') || 'always'
+      : whyNot(match, view) || 'does not match'
+}
+
+/** The limits step by step for one model, as the engine checks them from an empty store. */
+function walkLimits(
+  compiled: CompiledPolicy,
+  view: MatchView,
+  amounts: Record<string, number>,
+): ExplainStep[] {
+  const steps: ExplainStep[] = []
+  const reasonOf = reasonIn(view)
   for (const [i, rule] of compiled.rules.entries()) {
     const match = compiled.source.rules[i]!.match
     const applies = rule.match(view)
@@ -178,17 +220,38 @@ export async function explain(
       limits,
     })
   }
+  return steps
+}
 
+/**
+ * What the engine does, after model access and before the limits, with a model that has no price
+ * when a rule that counts cost applies (shadow ones too): the policy's `unpriced` action.
+ */
+function explainUnpriced(
+  compiled: CompiledPolicy,
+  view: MatchView,
+  unpriced: boolean,
+): ExplainStep | undefined {
+  if (!unpriced) return undefined
+  const costRules = compiled.rules
+    .filter((rule) => rule.limits.some((l) => l.metric === 'cost') && rule.match(view))
+    .map((rule) => rule.id)
+  if (costRules.length === 0) return undefined
+  const { action } = compiled.unpriced
+  const model = view.model ?? '(none)'
   return {
-    at,
-    requestedModel: requested ?? null,
-    requestedTier: requestedTier ?? null,
+    step: 'access',
+    label: 'unpriced',
+    applies: true,
+    reason: `model ${model} has no price, and ${costRules.join(', ')} ${costRules.length === 1 ? 'counts' : 'count'} cost`,
+    outcome: action === 'deny' ? 'refuse' : 'pass',
+    detail:
+      action === 'deny'
+        ? 'model_not_allowed (403): the policy refuses unpriced models (unpriced: deny)'
+        : action === 'reserve'
+          ? "holds the policy's flat amount as its cost (unpriced: reserve)"
+          : 'admits and flags unpriced_model, counting no cost (unpriced: flag)',
     model: view.model ?? null,
-    tier: view.tier ?? null,
-    estimate: amounts,
-    unpriced,
-    steps,
-    decision,
   }
 }
 

@@ -49,7 +49,7 @@ export function formatExplanation(explanation: Explanation, currency: string): s
     if (steps.length === 0) out.push('  (none in the policy)')
     let model = e.requestedModel
     for (const step of steps) {
-      if (kind === 'access' && step.model !== model) out.push(`  then, for ${step.model ?? '(none)'}:`)
+      if (kind !== 'cap' && step.model !== model) out.push(`  then, for ${step.model ?? '(none)'}:`)
       model = step.model
       out.push(...stepLines(step, currency))
     }

@@ -31,7 +31,7 @@ export interface CompiledRule {
   /** Who answers for the rule, carried on its alerts. */
   owner: string | undefined
   match: Matcher
-  /** Whether the rule's match looks at the model (so a downgrade may change it). */
+  /** The subject dimensions it counts per (its partition). */
   per: string[]
   limits: { metric: string; cap: number }[]
   window: WindowDef

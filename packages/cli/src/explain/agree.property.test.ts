@@ -1,0 +1,96 @@
+/**
+ * `explain` walks the policy with its own reading of the rules (to say why each applies or not) and
+ * asks the real engine for the decision. The two must tell the same story: on every scenario policy
+ * and any plausible request, the steps refuse exactly when the engine refuses, show the refusing
+ * rule, and show a downgrade exactly when the engine made one.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import { parsePolicy } from '@tollgate/core'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { explain } from './explain.js'
+import type { ExplainInput } from './types.js'
+
+const dir = new URL('../../../../examples/policies/', import.meta.url)
+const scenarios = readdirSync(dir)
+  .filter((file) => file.endsWith('.yaml'))
+  .map((file) => ({ file, text: readFileSync(new URL(file, dir), 'utf8') }))
+
+const AT = Date.parse('2026-03-10T12:00:00Z')
+const id = (prefix: string) => fc.constantFrom(`${prefix}1`, `${prefix}2`)
+/** A plausible request for a policy: its models (and one it does not know), dimensions, attributes. */
+function requests(models: string[]): fc.Arbitrary<ExplainInput> {
+  const amount = fc.oneof(
+    fc.constant(0),
+    fc.integer({ min: 1, max: 2_000 }),
+    fc.integer({ min: 1, max: 5_000_000 }),
+  )
+  return fc.record(
+    {
+      subject: fc.record(
+        {
+          org: id('o'),
+          team: id('t'),
+          project: id('p'),
+          user: id('u'),
+          key: id('k'),
+          tenant: id('tn'),
+          workspace: id('w'),
+          environment: fc.constantFrom('production', 'development'),
+          action: id('a'),
+          attempt: fc.constantFrom('1', '2'),
+        },
+        { requiredKeys: [] },
+      ),
+      model: fc.constantFrom(...models, 'no-such-model'),
+      feature: fc.constantFrom('chat', 'search', 'video'),
+      attributes: fc.record(
+        {
+          plan: fc.constantFrom('trial', 'free', 'starter', 'pro', 'payg', 'enterprise'),
+          environment: fc.constantFrom('production', 'development'),
+          flags: fc.subarray(['enterprise', 'frontier-upgrade']),
+        },
+        { requiredKeys: [] },
+      ),
+      estimate: fc.record({ inputTokens: amount, maxOutputTokens: amount }, { requiredKeys: [] }),
+    },
+    { requiredKeys: ['subject'] },
+  )
+}
+
+describe('explain agrees with the engine', () => {
+  for (const { file, text } of scenarios) {
+    it(`on ${file}`, async () => {
+      const models = [...parsePolicy(text).models.keys()]
+      await fc.assert(
+        fc.asyncProperty(requests(models), async (input) => {
+          const e = await explain(text, input, { at: AT })
+          const d = e.decision
+          if ('error' in d) return // a request the engine cannot evaluate: nothing to compare
+          if (d.allowed) {
+            // the steps of the model served (a fallback walks the limits again for its model)
+            const final = e.steps.filter((s) => s.step !== 'rule' || (s.model ?? '') === d.model)
+            const labels = (outcome: string) =>
+              final.filter((s) => s.outcome === outcome && s.step === 'rule').map((s) => s.label)
+            expect(final.filter((s) => s.outcome === 'refuse').map((s) => s.label)).toEqual([])
+            expect(e.steps.some((s) => s.outcome === 'downgrade')).toBe(d.downgrade !== null)
+            expect(labels('shadow-refuse').sort()).toEqual([...d.shadowRules].sort())
+          } else {
+            const refusing = e.steps.filter((s) => s.outcome === 'refuse')
+            expect(refusing.length, `refused with ${d.code} by ${d.rule}`).toBeGreaterThan(0)
+            if (d.rule !== null) expect(refusing.map((s) => s.label)).toContain(d.rule)
+            // refused by the limits: the engine saw every rule, and its violations are the refusing rules
+            if (refusing.some((s) => s.step === 'rule' && s.label === d.rule))
+              expect(
+                refusing
+                  .filter((s) => s.step === 'rule')
+                  .map((s) => s.label)
+                  .sort(),
+              ).toEqual([...new Set(d.violations)].sort())
+          }
+        }),
+        { numRuns: 300 },
+      )
+    }, 30_000)
+  }
+})
