@@ -5,9 +5,10 @@
  * rule, and show a downgrade exactly when the engine made one.
  */
 import { readdirSync, readFileSync } from 'node:fs'
-import { parsePolicy } from '@tollgate/core'
+import { createTollgate, parsePolicy } from '@tollgate/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { virtualClock } from '../clock.js'
 import { explain } from './explain.js'
 import type { ExplainInput } from './types.js'
 
@@ -52,7 +53,17 @@ function requests(models: string[]): fc.Arbitrary<ExplainInput> {
         },
         { requiredKeys: [] },
       ),
-      estimate: fc.record({ inputTokens: amount, maxOutputTokens: amount }, { requiredKeys: [] }),
+      estimate: fc.record(
+        {
+          inputTokens: amount,
+          maxOutputTokens: amount,
+          units: fc.record(
+            { image_draft: fc.nat(300), image_final: fc.nat(30), video_seconds: fc.nat(600) },
+            { requiredKeys: [] },
+          ),
+        },
+        { requiredKeys: [] },
+      ),
     },
     { requiredKeys: ['subject'] },
   )
@@ -75,6 +86,28 @@ describe('explain agrees with the engine', () => {
             expect(final.filter((s) => s.outcome === 'refuse').map((s) => s.label)).toEqual([])
             expect(e.steps.some((s) => s.outcome === 'downgrade')).toBe(d.downgrade !== null)
             expect(labels('shadow-refuse').sort()).toEqual([...d.shadowRules].sort())
+            // what each limit holds, its cap and partition: as the engine's own decision says
+            const gate = createTollgate({ policy: text, clock: virtualClock(AT) })
+            const real = await gate.reserve({
+              subject: input.subject,
+              attributes: input.attributes,
+              model: input.model,
+              feature: input.feature,
+              estimate: {
+                inputTokens: input.estimate?.inputTokens ?? 0,
+                maxOutputTokens: input.estimate?.maxOutputTokens ?? parsePolicy(text).maxOutputTokens,
+                units: input.estimate?.units,
+              },
+            })
+            if (!real.allowed) throw new Error('the engine decided otherwise the second time')
+            for (const limit of real.limits) {
+              const step = final.find((s) => s.step === 'rule' && s.label === limit.rule)
+              const shown = step?.limits?.find((l) => l.metric === limit.metric)
+              expect(shown, `${limit.rule} ${limit.metric}`).toBeDefined()
+              expect(step!.partition).toEqual(limit.partition)
+              expect([shown!.metric, shown!.cap]).toEqual([limit.metric, limit.limit])
+              if (!limit.shadow) expect([shown!.metric, shown!.amount]).toEqual([limit.metric, limit.held])
+            }
           } else {
             const refusing = e.steps.filter((s) => s.outcome === 'refuse')
             expect(refusing.length, `refused with ${d.code} by ${d.rule}`).toBeGreaterThan(0)
