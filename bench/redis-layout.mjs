@@ -22,6 +22,7 @@ import { createTollgate } from '@tollgate/core'
 import { redisStore } from '@tollgate/redis'
 import Redis from 'ioredis'
 import { estimate, limits, policy, subjects } from './headline.mjs'
+import { deleteMatching } from './keys.mjs'
 
 const url = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const client = new Redis(url, {
@@ -141,14 +142,7 @@ async function measure(call) {
   return { rate: (LOOPS * CALLS) / seconds, usec }
 }
 
-async function cleanup() {
-  let cursor = '0'
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `*${run}*`, 'COUNT', 1000)
-    cursor = next
-    if (keys.length > 0) await client.unlink(...keys)
-  } while (cursor !== '0')
-}
+const cleanup = () => deleteMatching(client, `*${run}*`)
 
 try {
   const tasks = {

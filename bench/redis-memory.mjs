@@ -13,6 +13,7 @@ import { createTollgate } from '@tollgate/core'
 import { redisStore } from '@tollgate/redis'
 import Redis from 'ioredis'
 import { estimate, policy, subjects, usage } from './headline.mjs'
+import { countMatching, deleteMatching } from './keys.mjs'
 
 const url = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true })
@@ -32,16 +33,7 @@ async function inBlocks(items, call) {
 }
 
 /** Keys of the run whose name has `:<letter>:` after the tag. */
-async function count(letter) {
-  let n = 0
-  let cursor = '0'
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `{${prefix}*}:${letter}:*`, 'COUNT', 1000)
-    cursor = next
-    n += keys.length
-  } while (cursor !== '0')
-  return n
-}
+const count = (letter) => countMatching(client, `{${prefix}*}:${letter}:*`)
 
 try {
   const empty = await used()
@@ -69,11 +61,6 @@ try {
   console.log(`  open    ${per(open)}`)
   console.log(`  closed  ${per(closed)} (kept for idempotencyMs)`)
 } finally {
-  let cursor = '0'
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000)
-    cursor = next
-    if (keys.length > 0) await client.unlink(...keys)
-  } while (cursor !== '0')
+  await deleteMatching(client, `*${prefix}*`)
   await client.quit()
 }

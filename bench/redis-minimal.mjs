@@ -18,6 +18,7 @@
 import { randomUUID } from 'node:crypto'
 import Redis from 'ioredis'
 import { subjects } from './headline.mjs'
+import { deleteMatching } from './keys.mjs'
 
 const url = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true })
@@ -72,12 +73,7 @@ try {
   for (let r = 0; r < rounds; r++)
     for (const [name, sha] of Object.entries(shas)) results[name].push(await round(sha))
 } finally {
-  let cursor = '0'
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `{${run}}*`, 'COUNT', 1000)
-    cursor = next
-    if (keys.length > 0) await client.unlink(...keys)
-  } while (cursor !== '0')
+  await deleteMatching(client, `{${run}}*`)
   await client.quit()
 }
 const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1]

@@ -21,6 +21,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import { SCRIPTS } from '../packages/redis/src/scripts.js'
+import { deleteMatching } from './keys.mjs'
 
 type Scripts = { fast: string }
 
@@ -75,14 +76,7 @@ function args(prefix: string, i: number): (string | number)[] {
   return out
 }
 
-async function deleteKeys(pattern: string) {
-  let cursor = '0'
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
-    cursor = next
-    if (keys.length > 0) await client.unlink(...keys)
-  } while (cursor !== '0')
-}
+const deleteKeys = (pattern: string) => deleteMatching(client, pattern)
 
 /** Runs `CALLS` calls of one script; answers the `INFO commandstats` rows, µs per call of the script. */
 async function measure(sha: string, prefix: string) {

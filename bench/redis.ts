@@ -14,6 +14,7 @@ import { createTollgate, type PolicyInput, type Subject } from '@tollgate/core'
 import { redisStore } from '@tollgate/redis'
 import { Redis } from 'ioredis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
+import { deleteMatching } from './keys.mjs'
 import { environment, printTable, type Row, writeJson } from './report.js'
 
 const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 3_000)
@@ -297,14 +298,7 @@ async function interleaved(): Promise<{ reserve: number; reserveSettle: number }
 /** Every key of the run: Tollgate's start with `{<prefix>`, rate-limiter-flexible's with the prefix. */
 async function cleanUp(admin: Redis): Promise<number> {
   let deleted = 0
-  for (const pattern of [`{${RUN}-*`, `${RUN}-*`]) {
-    let cursor = '0'
-    do {
-      const [nextCursor, keys] = await admin.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000)
-      cursor = nextCursor
-      if (keys.length > 0) deleted += await admin.unlink(...keys)
-    } while (cursor !== '0')
-  }
+  for (const pattern of [`{${RUN}-*`, `${RUN}-*`]) deleted += await deleteMatching(admin, pattern)
   return deleted
 }
 
