@@ -64,10 +64,17 @@ if SHARED and #entries > 0 then
 end
 -- As the commit script's chargeFixed, straight from the stored arrays; the same flat rows.
 local rows = {}
+-- ':f:<start>:' per window start: the entries mostly share one (formatting is dear in Lua)
+local mids = {}
 for i, e in ipairs(entries) do
   local target = 0
   if not release then target = amounts[e[2]] or e[9] end
-  local wkey = e[3] .. ':f:' .. fmt(e[5]) .. ':' .. e[1]
+  local mid = mids[e[5]]
+  if not mid then
+    mid = ':f:' .. fmt(e[5]) .. ':'
+    mids[e[5]] = mid
+  end
+  local wkey = e[3] .. mid .. e[1]
   local w = call('HMGET', wkey, 'u', 'h')
   local over = 0
   if w[1] or w[2] or call('EXISTS', wkey) == 1 then

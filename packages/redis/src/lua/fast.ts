@@ -58,6 +58,8 @@ end
 -- Look at every counter (peekFixed's reads and answers, kept in flat lists).
 local reply = { 'ok', out(now) }
 local wkeys, used, held, fresh, refused = {}, {}, {}, {}, false
+-- ':f:<start>:' per window start: the counters of a request mostly share one (formatting is dear in Lua)
+local mids = {}
 q = base
 local r = 2
 for i = 1, n do
@@ -65,7 +67,12 @@ for i = 1, n do
   local cap = (override and tonumber(override)) or tonumber(ARGV[q + 4])
   local amount = tonumber(ARGV[q + 3])
   local start, stop = starts[i], stops[i]
-  local wkey = ARGV[q + 1] .. ':f:' .. fmt(start) .. ':' .. ARGV[q]
+  local mid = mids[start]
+  if not mid then
+    mid = ':f:' .. fmt(start) .. ':'
+    mids[start] = mid
+  end
+  local wkey = ARGV[q + 1] .. mid .. ARGV[q]
   local v = call('HMGET', wkey, 'u', 'h')
   local u, h = tonumber(v[1]) or 0, tonumber(v[2]) or 0
   local denied = u + amount > cap
