@@ -12,7 +12,10 @@
  *
  *   npx tsx bench/redis-scripts.ts [<other checkout>]   # e.g. a `git worktree add /tmp/base main`
  *
- * `ROUNDS` (default 15) and `CALLS` (per script and round, default 2000). `BENCH_REDIS_URL`, default
+ * `ROUNDS` (default 15) and `CALLS` (per script and round, default 2000). `PARTS=1` adds this
+ * checkout's script cut short after each of its parts (prelude, block and override names with their
+ * `MGET`, skew check, look, hold, record; the full script also indexes the record), so that the
+ * differences between rows are what each part costs. `BENCH_REDIS_URL`, default
  * redis://127.0.0.1:6379. The machine's speed drifts by up to 2× within minutes: trust the ratio of
  * alternating rounds, not one script's figure against another run's.
  */
@@ -34,6 +37,21 @@ await client.connect()
 const run = `tgscripts-${randomUUID().slice(0, 8)}`
 
 const scripts: Record<string, string> = { this: SCRIPTS.fast }
+if (process.env.PARTS) {
+  // this checkout's script cut short (`do return 1 end`) before each part, to see what each part costs
+  const full = SCRIPTS.fast
+  const cut = (marker: string) => {
+    const at = full.lastIndexOf(marker) // the lean path (the general fallback holds a copy too)
+    if (at < 0) throw new Error(`redis-scripts: the lean reserve has no "${marker}" any more`)
+    return `${full.slice(0, at)}do return 1 end\n${full.slice(at)}`
+  }
+  scripts['to: prelude'] = cut('local id, ttl, meta = ARGV[6]')
+  scripts['to: names, MGET'] = cut('-- Skew: the window')
+  scripts['to: skew'] = cut('-- Look at every counter')
+  scripts['to: look'] = cut('if not refused then')
+  scripts['to: hold'] = cut('  local key = recordKey(id)')
+  scripts['to: record'] = cut('  index(key, id, expiresAt')
+}
 if (other) {
   const path = pathToFileURL(resolve(other, 'packages/redis/src/scripts.ts')).href
   scripts.other = ((await import(path)) as { SCRIPTS: Scripts }).SCRIPTS.fast
@@ -114,7 +132,7 @@ try {
     }
   }
   console.log(`lean six-counter reserve, Redis µs per call, medians of ${ROUNDS} rounds of ${CALLS} calls`)
-  for (const name of names) console.log(`  ${name.padEnd(10)} ${median(usec[name]!).toFixed(1).padStart(7)}`)
+  for (const name of names) console.log(`  ${name.padEnd(18)} ${median(usec[name]!).toFixed(1).padStart(7)}`)
   if (usec.other) {
     const ratios = usec.other.map((x, i) => x / usec.this![i]!)
     console.log(
