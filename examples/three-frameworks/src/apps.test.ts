@@ -38,7 +38,12 @@ let server: Server | undefined
 beforeAll(async () => {
   issued = await Promise.all(users.map(async (subject) => (await keys.issue({ subject })).key))
 })
-afterAll(() => server?.close())
+/** Closes the Express app's server and its keep-alive connections (fetch keeps them open). */
+const stop = () => {
+  server?.closeAllConnections()
+  server?.close()
+}
+afterAll(stop)
 
 interface Step {
   who: 0 | 1 | 'unknown' | 'none'
@@ -89,7 +94,7 @@ async function sides(): Promise<Record<'express' | 'hono' | 'next', Side>> {
   }
   const identify = apiKeyIdentity(keys)
   const e = make()
-  server?.close()
+  stop()
   server = expressApp(e.gate, identify).listen(0, '127.0.0.1')
   await once(server, 'listening')
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
