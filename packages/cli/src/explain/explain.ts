@@ -124,9 +124,10 @@ export async function explain(
   if (decision.allowed && decision.downgrade?.reason === 'fallback') {
     const { rule, to } = decision.downgrade
     const primary = steps.find((s) => s.step === 'rule' && s.label === rule && s.outcome === 'refuse')
-    if (primary) {
+    const over = primary?.limits?.find((l) => !l.admits)
+    if (primary && over) {
       primary.outcome = 'downgrade'
-      primary.detail = primary.detail.replace(/;.*$/, '') + `: serves ${to} instead (fallback)`
+      primary.detail = `${overText(over)}: serves ${to} instead (fallback)`
     }
     const served: MatchView = { ...view, model: to, tier: compiled.models.get(to)?.tier }
     const again = estimateOf(compiled, to, inputTokens, outputTokens, units)
@@ -145,6 +146,10 @@ export async function explain(
     decision,
   }
 }
+
+/** A limit this request would pass, in words: its code and status, and by how much. */
+const overText = (limit: ExplainLimit) =>
+  `${limit.code} (${limit.status}): ${limit.metric} ${limit.amount} > ${limit.cap}`
 
 /** Why an entry's `match` holds for a request (the conditions met), or why not. */
 function reasonIn(view: MatchView) {
@@ -211,10 +216,7 @@ function walkLimits(
     steps.push({
       ...base,
       outcome: refusing ? (shadow ? 'shadow-refuse' : 'refuse') : 'pass',
-      detail:
-        (refusing
-          ? `${refusing.code} (${refusing.status}): ${refusing.metric} ${refusing.amount} > ${refusing.cap}`
-          : 'admits') + (notes.length > 0 ? `; ${notes.join('; ')}` : ''),
+      detail: (refusing ? overText(refusing) : 'admits') + (notes.length > 0 ? `; ${notes.join('; ')}` : ''),
       partition,
       shadow,
       limits,
