@@ -65,8 +65,9 @@ export function honoApp(gate: Tollgate, identify: Identify) {
     honoTollgate({
       gate,
       identify,
-      model: async (c) => ((await c.req.json().catch(() => undefined)) as ChatBody | undefined)?.model,
-      estimate: async (c) => estimateOf((await c.req.json().catch(() => undefined)) as ChatBody | undefined),
+      // the body is a JSON object here (checked above); Hono caches it for every read
+      model: async (c) => ((await c.req.json()) as ChatBody).model,
+      estimate: async (c) => estimateOf((await c.req.json()) as ChatBody),
     }),
     async (c) => {
       const body = (await c.req.json()) as ChatBody

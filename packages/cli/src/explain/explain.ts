@@ -147,7 +147,7 @@ export async function explain(
   }
 }
 
-/** A limit this request would pass, in words: its code and status, and by how much. */
+/** A limit this request would go past, in words: its code and status, and by how much. */
 const overText = (limit: ExplainLimit) =>
   `${limit.code} (${limit.status}): ${limit.metric} ${limit.amount} > ${limit.cap}`
 
