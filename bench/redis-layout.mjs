@@ -7,11 +7,14 @@
  *   and calendar window for all six counters (one `HMGET`, one `HSET`), one control hash per tag
  *   for block markers and overrides (one `HMGET`), and the record as its own key (hash, `PEXPIRE`)
  *   indexed in a sorted set, as today;
- * - `layout: record in a tag hash`: the same, with the record as one field of a hash per tag.
+ * - `layout: record in a tag hash`: the same, with the record as one field of a hash per tag;
+ * - `rlf 6× consume`: rate-limiter-flexible's six `RateLimiterRedis.consume` calls for the same six
+ *   limits, awaited one after another (the benchmark's comparison), so that every row's ratio to it
+ *   comes from the same run.
  *
  * The probe scripts leave out what a real reserve also does (the skew check, breakers, alerts,
  * exact answers, expiring what is due), so their figures are a floor for that layout, not a
- * promise. Prints Redis µs per call (`INFO commandstats`, `EVALSHA`) and calls per second for each,
+ * promise. Prints Redis µs per call (every command in `INFO commandstats`) and calls per second for each,
  * the medians over `ROUNDS` (default 3) rounds. Resets the Redis command statistics. Keys live under
  * a prefix unique to the run and are deleted at the end.
  *
@@ -21,6 +24,7 @@ import { randomUUID } from 'node:crypto'
 import { createTollgate } from '@tollgate/core'
 import { redisStore } from '@tollgate/redis'
 import Redis from 'ioredis'
+import { RateLimiterRedis } from 'rate-limiter-flexible'
 import { estimate, limits, policy, subjects } from './headline.mjs'
 import { deleteMatching } from './keys.mjs'
 
@@ -128,6 +132,28 @@ async function probeTask(recordInTagHash) {
   }
 }
 
+function rlfTask() {
+  const six = ['user', 'team', 'org'].flatMap((dimension) =>
+    [
+      ['requests', 1],
+      ['tokens', 200],
+    ].map(([metric, cost]) => ({
+      dimension,
+      cost,
+      limiter: new RateLimiterRedis({
+        storeClient: client,
+        keyPrefix: `${run}-rlf-${dimension}-${metric}`,
+        points: limits[metric],
+        duration: 60,
+      }),
+    })),
+  )
+  return async (k, i) => {
+    const s = subjects[(k * CALLS + i) % 1000]
+    for (const { limiter, dimension, cost } of six) await limiter.consume(s[dimension], cost)
+  }
+}
+
 async function measure(call) {
   await client.config('RESETSTAT')
   const started = performance.now()
@@ -137,9 +163,12 @@ async function measure(call) {
     }),
   )
   const seconds = (performance.now() - started) / 1000
-  const stats = await client.info('commandstats')
-  const usec = Number(/cmdstat_evalsha:.*?usec_per_call=([\d.]+)/.exec(stats)?.[1] ?? Number.NaN)
-  return { rate: (LOOPS * CALLS) / seconds, usec }
+  let total = 0
+  for (const [, command, us] of (await client.info('commandstats')).matchAll(
+    /cmdstat_(\w+):calls=\d+,usec=(\d+)/g,
+  ))
+    if (command !== 'config' && command !== 'info') total += Number(us)
+  return { rate: (LOOPS * CALLS) / seconds, usec: total / (LOOPS * CALLS) }
 }
 
 const cleanup = () => deleteMatching(client, `*${run}*`)
@@ -149,6 +178,7 @@ try {
     store: storeTask(),
     'layout: record per key': await probeTask(false),
     'layout: record in a tag hash': await probeTask(true),
+    'rlf 6× consume': rlfTask(),
   }
   for (const call of Object.values(tasks)) await measure(call) // warm-up
   const rounds = Number(process.env.ROUNDS ?? 3)
@@ -162,6 +192,9 @@ try {
     const rate = Math.round(median(list.map((x) => x.rate))).toLocaleString('en-US')
     console.log(`  ${name.padEnd(30)} Redis ${usec.padStart(6)} µs/call   ${rate.padStart(7)}/s`)
   }
+  const rate = (name) => median(results[name].map((x) => x.rate))
+  for (const name of Object.keys(tasks).slice(0, -1))
+    console.log(`  ${name} / rlf 6× consume: ${(rate(name) / rate('rlf 6× consume')).toFixed(2)}×`)
 } finally {
   await cleanup()
   client.disconnect()

@@ -5,10 +5,12 @@
  * - `return 1`: the bare `EVALSHA` (the benchmark's floor);
  * - `six reads, six writes`: an all-or-nothing check of six counters (`HGET` each, refuse if any
  *   would pass its cap) and an `HINCRBY` of each; no record, no expiry, no answer;
- * - `… and a TTL each`: the same with a `PEXPIRE` per counter, as any key that must not grow for ever
+ * - `… and a TTL each`: the same with a `PEXPIRE` per counter, as any key that must not grow for ever;
+ * - `rlf 6× consume`: rate-limiter-flexible's six `RateLimiterRedis.consume` calls for the same six
+ *   limits, awaited one after another (the benchmark's comparison, with its client work)
  *
  * over the keys of the memory suite's six-limit workload (1000 users, 50 teams, 5 orgs), and prints
- * Redis µs per call (`INFO commandstats`, which it resets) and calls per second, medians over `ROUNDS`
+ * Redis µs per call (all commands in `INFO commandstats`, which it resets) and calls per second, medians over `ROUNDS`
  * (default 3). A reservation that can be settled by id also needs its record, its index entry and
  * answers; see docs/redis-performance.md, "How far the targets are". Keys live under a prefix unique to the run
  * and are deleted at the end.
@@ -16,6 +18,7 @@
  *   node bench/redis-minimal.mjs     # BENCH_REDIS_URL, default redis://127.0.0.1:6379
  */
 import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
 import Redis from 'ioredis'
 import { subjects } from './headline.mjs'
 import { deleteMatching } from './keys.mjs'
@@ -42,42 +45,79 @@ const scripts = {
   'six reads, six writes': SIX,
   '… and a TTL each': SIX.replace('--TTL', "redis.call('PEXPIRE', KEYS[i], 120000)"),
 }
+const { RateLimiterRedis } = createRequire(import.meta.url)('rate-limiter-flexible')
+const six = ['user', 'team', 'org'].flatMap((dimension) =>
+  [
+    ['requests', 1],
+    ['tokens', 200],
+  ].map(([metric, cost]) => ({
+    dimension,
+    cost,
+    limiter: new RateLimiterRedis({
+      storeClient: client,
+      keyPrefix: `{${run}}-${dimension}-${metric}`,
+      points: 1e12,
+      duration: 60,
+    }),
+  })),
+)
 const shas = {}
 for (const [name, source] of Object.entries(scripts)) shas[name] = await client.script('LOAD', source)
 
-/** One round of one script: calls per second and Redis µs per call. */
-async function round(sha) {
+/** One iteration of a task: a six-counter script, or RLF's six consumes. */
+const iterations = {
+  ...Object.fromEntries(
+    Object.entries(shas).map(([name, sha]) => [
+      name,
+      (s) =>
+        client.evalsha(
+          sha,
+          6,
+          ...[s.user, s.team, s.org].flatMap((id) => [`{${run}}:${id}:requests`, `{${run}}:${id}:tokens`]),
+          1,
+          200,
+          1,
+          200,
+          1,
+          200,
+        ),
+    ]),
+  ),
+  'rlf 6× consume': async (s) => {
+    for (const { limiter, dimension, cost } of six) await limiter.consume(s[dimension], cost)
+  },
+}
+
+/** One round of one task: iterations per second and Redis µs per iteration (every command). */
+async function round(iteration) {
   await client.config('RESETSTAT')
   let n = 0
   const started = performance.now()
   await Promise.all(
     Array.from({ length: LOOPS }, async () => {
-      for (let c = 0; c < CALLS; c++) {
-        const s = subjects[n++ % subjects.length]
-        const keys = [s.user, s.team, s.org].flatMap((id) => [
-          `{${run}}:${id}:requests`,
-          `{${run}}:${id}:tokens`,
-        ])
-        await client.evalsha(sha, 6, ...keys, 1, 200, 1, 200, 1, 200)
-      }
+      for (let c = 0; c < CALLS; c++) await iteration(subjects[n++ % subjects.length])
     }),
   )
   const perSec = n / ((performance.now() - started) / 1000)
-  const [, calls, usec] = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await client.info('commandstats'))
-  return { perSec, redisUs: Number(usec) / Number(calls) }
+  let usec = 0
+  for (const [, command, us] of (await client.info('commandstats')).matchAll(
+    /cmdstat_(\w+):calls=\d+,usec=(\d+)/g,
+  ))
+    if (command !== 'config' && command !== 'info') usec += Number(us)
+  return { perSec, redisUs: usec / n }
 }
 
 const rounds = Number(process.env.ROUNDS ?? 3)
-const results = Object.fromEntries(Object.keys(shas).map((name) => [name, []]))
+const results = Object.fromEntries(Object.keys(iterations).map((name) => [name, []]))
 try {
   for (let r = 0; r < rounds; r++)
-    for (const [name, sha] of Object.entries(shas)) results[name].push(await round(sha))
+    for (const [name, iteration] of Object.entries(iterations)) results[name].push(await round(iteration))
 } finally {
   await deleteMatching(client, `{${run}}*`)
   await client.quit()
 }
 const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1]
-console.log(`six-counter scripts, ${LOOPS} loops, medians of ${rounds} rounds`)
+console.log(`six counters, ${LOOPS} loops, medians of ${rounds} rounds`)
 for (const [name, list] of Object.entries(results)) {
   const us = median(list.map((x) => x.redisUs))
     .toFixed(1)
@@ -87,3 +127,6 @@ for (const [name, list] of Object.entries(results)) {
     .padStart(8)
   console.log(`  ${name.padEnd(24)} Redis ${us} µs/call  ${perSec}/s`)
 }
+const rate = (name) => median(results[name].map((x) => x.perSec))
+for (const name of Object.keys(shas))
+  console.log(`  ${name} / rlf 6× consume: ${(rate(name) / rate('rlf 6× consume')).toFixed(2)}×`)
