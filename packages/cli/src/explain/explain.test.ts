@@ -242,8 +242,16 @@ describe('explain on requests of any shape', () => {
     for (const subject of [null, 'u1', 5]) {
       const explanation = await explain(scenario, { ...request, subject } as never)
       expect(explanation).toMatchObject({ steps: [], decision: { allowed: false, error: 'invalid_subject' } })
-      expect(formatExplanation(explanation, 'USD')).toContain('invalid_subject')
+      const text = formatExplanation(explanation, 'USD')
+      expect(text).toContain('invalid_subject')
+      // no sections that would say the policy has no rules, nor an estimate of "undefined" tokens
+      expect(text).toMatch(/malformed: no rule is walked/)
+      expect(text).not.toMatch(/none in the policy|undefined/)
     }
+    const negative = await explain(scenario, { ...request, estimate: { inputTokens: -1 } })
+    expect(formatExplanation(negative, 'USD')).toMatch(
+      /malformed: no rule is walked[\s\S]*error invalid_amount: estimate\.inputTokens/,
+    )
     await expect(explain(scenario, null as never)).rejects.toMatchObject({ code: 'invalid_request' })
     await expect(explain(scenario, request, { at: 1e20 })).rejects.toMatchObject({ code: 'invalid_request' })
     // an `at` of no prototype made the message itself throw a TypeError

@@ -31,6 +31,13 @@ export function formatExplanation(explanation: Explanation, currency: string): s
   const out: string[] = []
   const named = (model: string | null, tier: string | null) =>
     `${model ?? '(none)'}${tier ? ` (tier ${tier})` : ''}`
+  const d = e.decision
+  if ('error' in d && e.steps.length === 0 && e.estimate.inputTokens === undefined) {
+    // refused as malformed before any rule could be walked (see `Explanation.estimate`)
+    out.push(`Request at ${time(e.at)}: malformed: no rule is walked`)
+    out.push('', 'Decision (the engine, from an empty store):', `  error ${d.error}: ${d.message}`)
+    return out.join('\n')
+  }
   const effective = e.model !== e.requestedModel ? `; limits see ${named(e.model, e.tier)}` : ''
   out.push(`Request at ${time(e.at)}: model ${named(e.requestedModel, e.requestedTier)}${effective}`)
   const est = e.estimate
@@ -55,7 +62,6 @@ export function formatExplanation(explanation: Explanation, currency: string): s
     }
   }
   out.push('', 'Decision (the engine, from an empty store):')
-  const d = e.decision
   if ('error' in d) out.push(`  error ${d.error}: ${d.message}`)
   else if (d.allowed) {
     const swap = d.downgrade

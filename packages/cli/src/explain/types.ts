@@ -88,7 +88,11 @@ export interface Explanation {
   /** The model limits see, after model access. */
   model: string | null
   tier: string | null
-  /** What the request holds per metric with that model (cost in micro-units). */
+  /**
+   * What the request holds per metric with that model (cost in micro-units). Empty for a request
+   * refused as malformed (a subject, id, amount or attribute of the wrong kind): `steps` is then
+   * empty too, and `decision` holds the refusal.
+   */
   estimate: Record<string, number>
   unpriced: boolean
   steps: ExplainStep[]

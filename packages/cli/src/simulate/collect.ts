@@ -203,9 +203,16 @@ export function createCollector(
       })).count++
     },
 
-    /** A request the engine threw on, or a traffic line skipped, at traffic line `line`. */
-    error(code: string, message: string, line = 0) {
+    /**
+     * A request the engine threw on (at virtual time `at`), or a traffic line skipped (no time), at
+     * traffic line `line`. A request with a time is within the run's span like any other.
+     */
+    error(code: string, message: string, line = 0, at?: number) {
       state.failed++
+      if (at !== undefined) {
+        if (state.from === null) state.from = at
+        state.to = at
+      }
       bump(state.errors, code, () => ({ code, count: 0, example: message, line })).count++
     },
 

@@ -125,6 +125,17 @@ describe('simulate', () => {
     ])
   })
 
+  it('spans every request it counts, the ones the engine refused to evaluate included', async () => {
+    // the first and the last call have no key, which key-minute needs: both fail
+    const { summary } = await simulate(policy, [
+      call(0, 'u1', null),
+      call(10, 'u1', 'k1'),
+      call(30, 'u1', null),
+    ])
+    expect(summary).toMatchObject({ requests: 3, allowed: 1, failed: 2, from: T0, to: T0 + 30_000 })
+    expect(formatSummary(summary)).toContain('2026-01-05T10:00:00Z → 2026-01-05T10:00:30Z (30s of traffic)')
+  })
+
   it('charges actual usage (settled, not estimated) to every partition', async () => {
     const { summary } = await simulate(policy, traffic)
     const spend = Object.fromEntries(summary.spend.map((row) => [row.rule, row]))

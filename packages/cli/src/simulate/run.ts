@@ -112,7 +112,7 @@ export async function replay(
       decision = await gate.reserve(request)
     } catch (error) {
       if (!TollgateError.isInstance(error)) throw error
-      collector.error(error.code, `line ${number}: ${error.message}`, number)
+      collector.error(error.code, `line ${number}: ${error.message}`, number, at)
       return
     }
     const charged = collector.decision(decision, at, number)

@@ -501,6 +501,28 @@ describe('malformed input', () => {
     })
   })
 
+  it('refuses a custom unit named like what every object has, which would read its methods as amounts', async () => {
+    const { gate } = setup()
+    const before = await gate.usage(ask())
+    // the model is priced: a unit price looked up by such a name found a function, and the cost NaN
+    for (const unit of ['constructor', 'toString', 'valueOf', 'hasOwnProperty']) {
+      const units = JSON.parse(`{"${unit}": 1}`) as Record<string, number>
+      expect(await refusal(() => gate.reserve(ask({ estimate: { inputTokens: 1, units } })))).toMatch(
+        new RegExp(`^invalid_amount: estimate\\.units\\.${unit}: .*every JavaScript object`),
+      )
+    }
+    expect(await gate.usage(ask())).toEqual(before)
+    const held = await gate.reserve(ask())
+    if (!held.allowed) throw new Error('refused')
+    expect(
+      await refusal(() => gate.settle(held.id, { inputTokens: 500, units: JSON.parse('{"valueOf": 2}') })),
+    ).toMatch(/^invalid_amount: usage\.units\.valueOf: .*every JavaScript object/)
+    expect(await gate.settle(held.id, { inputTokens: 500, outputTokens: 0 })).toMatchObject({
+      status: 'settled',
+      amounts: { requests: 1, tokens: 500 },
+    })
+  })
+
   it('refuses attributes no policy can match on, before anything moves', async () => {
     const { gate } = setup()
     const before = await gate.usage(ask())

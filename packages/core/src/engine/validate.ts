@@ -37,6 +37,13 @@ function checkUnits(units: unknown, path: string): void {
         `${path}.${unit}: "${unit}" is a builtin metric, not a custom unit; give it with its own field`,
       )
     }
+    // amounts are plain objects: such a unit would be read back as the object's own method
+    if (unit in Object.prototype) {
+      throw new TollgateError(
+        'invalid_amount',
+        `${path}.${unit}: "${unit}" cannot name a unit: every JavaScript object has a property of that name`,
+      )
+    }
     checkAmount(value, `${path}.${unit}`)
   }
 }

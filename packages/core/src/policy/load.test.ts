@@ -125,6 +125,23 @@ describe('parsePolicy', () => {
     )
   })
 
+  it('refuses custom units named like what every object has, whose counters would read its methods', () => {
+    const rule = { id: 'a', per: 'user', window: 'minute' }
+    const named = 'a unit cannot be named like a property of every JavaScript object'
+    expect(
+      problems({ units: ['images', 'constructor'], rules: [{ ...rule, limits: { images: 1 } }] }),
+    ).toEqual([expect.stringContaining(`units.1: ${named}`)])
+    expect(problems({ units: ['valueOf'], rules: [{ ...rule, limits: { valueOf: 1 } }] })[0]).toContain(
+      `units.0: ${named}`,
+    )
+    expect(
+      problems({
+        models: { m: { price: { input: 1, output: 1, units: { toString: 1 } } } },
+        rules: [{ ...rule, limits: { requests: 1 } }],
+      })[0],
+    ).toContain(`models.m.price.units.toString: ${named}`)
+  })
+
   it('refuses dimensions named like what every object has, and __proto__ keys, which would match everyone', () => {
     const rule = { id: 'a', limits: { requests: 1 }, window: 'minute' }
     const named = 'a dimension cannot be named like a property of every JavaScript object'

@@ -24,6 +24,15 @@ const dimension = z
     (value) => !(value in Object.prototype),
     'a dimension cannot be named like a property of every JavaScript object ("constructor", "toString", "__proto__", …)',
   )
+/**
+ * A custom unit's name. Names every JavaScript object answers to are refused: amounts are plain
+ * objects, so a counter of a unit named `constructor` read a function where its amount was
+ * missing, and its count became text.
+ */
+const unitName = name.refine(
+  (value) => !(value in Object.prototype),
+  'a unit cannot be named like a property of every JavaScript object ("constructor", "toString", "valueOf", …)',
+)
 const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).min(1)])
 const duration = z
   .union([z.string(), z.number()])
@@ -149,7 +158,7 @@ const priceSchema = z.strictObject({
   /** Per million cached input tokens. @default input */
   cachedInput: tokenPrice.optional(),
   /** Per unit of a custom unit, e.g. `{ image_final: 0.04 }`. */
-  units: z.record(z.string(), price('per unit')).optional(),
+  units: z.record(unitName, price('per unit')).optional(),
 })
 
 const otherwiseSchema = z.union([z.literal('refuse'), z.strictObject({ downgrade: z.string() })])
@@ -189,7 +198,7 @@ export const policySchema = z.strictObject({
   /** Custom units rules may limit, e.g. `['image_draft', 'video_seconds']`. */
   units: z
     .array(
-      name.refine((unit) => !(BUILTIN_METRICS as readonly string[]).includes(unit), {
+      unitName.refine((unit) => !(BUILTIN_METRICS as readonly string[]).includes(unit), {
         message: 'a builtin metric, not a custom unit',
       }),
     )
