@@ -46,6 +46,11 @@ const anything = fc.anything({
   withSparseArray: true,
   withNullPrototype: true,
   withBoxedValues: true,
+  // keys every object answers to as well: a unit named `constructor` once turned a count into text
+  key: fc.oneof(
+    fc.string(),
+    fc.constantFrom('constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__', 'image_final'),
+  ),
 })
 const path = fc.array(fc.nat(20), { maxLength: 4 })
 
@@ -56,6 +61,16 @@ async function typed(call: () => unknown): Promise<boolean> {
     return true
   } catch (error) {
     return TollgateError.isInstance(error)
+  }
+}
+
+/** Runs `call`; `false` when it throws at all (a valid call on the memory store must answer). */
+async function intact(call: () => unknown): Promise<boolean> {
+  try {
+    await call()
+    return true
+  } catch {
+    return false
   }
 }
 
@@ -117,6 +132,41 @@ describe('the gate on hostile input', () => {
   }
 
   for (const [file, policy] of scenarios) {
+    it(`${file}: custom units of any name, in an estimate and a usage report, answer or throw a TollgateError and leave every counter sound`, async () => {
+      const clock = fakeClock()
+      const gate = createTollgate({ policy, store: memoryStore({ clock }), clock })
+      const units = fc.dictionary(
+        fc.oneof(
+          fc.string({ maxLength: 6 }),
+          fc.constantFrom('constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__', 'image_final'),
+        ),
+        fc.nat(1_000),
+        { maxKeys: 3 },
+      )
+      await fc.assert(
+        fc.asyncProperty(
+          units,
+          units,
+          fc.constantFrom('gpt-4o', 'gpt-4o-mini', undefined),
+          async (estimated, used, model) => {
+            let allowed: string | undefined
+            const request = { ...base, model, estimate: { ...base.estimate, units: estimated } }
+            return (
+              (await typed(async () => {
+                const decision = await gate.reserve(request as never)
+                if (decision.allowed) allowed = decision.id
+              })) &&
+              (await typed(() => allowed && gate.settle(allowed, { ...usage, units: used }))) &&
+              (await intact(() => gate.usage(base as never)))
+            )
+          },
+        ),
+        { numRuns: 200 },
+      )
+    })
+  }
+
+  for (const [file, policy] of scenarios) {
     it(`${file}: any value anywhere in a request, a usage or an id answers or throws a TollgateError`, async () => {
       const clock = fakeClock()
       const gate = createTollgate({ policy, store: memoryStore({ clock }), clock })
@@ -141,7 +191,9 @@ describe('the gate on hostile input', () => {
                 () => allowed && gate.settle(allowed, replaceAt(usage, usageAt, usageValue) as never),
               )) &&
               (await typed(() => gate.settle(id as never, usage))) &&
-              (await typed(() => gate.release(id as never)))
+              (await typed(() => gate.release(id as never))) &&
+              // the memory store never fails: a store_error here means a counter went bad
+              (await intact(() => gate.usage(base as never)))
             )
           },
         ),
