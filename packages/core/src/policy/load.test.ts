@@ -125,6 +125,18 @@ describe('parsePolicy', () => {
     )
   })
 
+  it('names the calendar units when a window is neither one nor a duration', () => {
+    const rule = { id: 'a', per: 'user', limits: { requests: 1 } }
+    for (const window of ['year', 'daily', 'Minute', '0s'])
+      expect(problems({ rules: [{ ...rule, window }] })).toEqual([
+        expect.stringMatching(
+          /^rules\.0\.window: not a window: a calendar unit \("minute", "hour", "day", "week", "month" or "lifetime"\) or a duration/,
+        ),
+      ])
+    for (const window of ['month', 'lifetime', '90s', 90_000])
+      expect(() => parsePolicy({ rules: [{ ...rule, window }] })).not.toThrow()
+  })
+
   it('refuses custom units named like what every object has, whose counters would read its methods', () => {
     const rule = { id: 'a', per: 'user', window: 'minute' }
     const named = 'a unit cannot be named like a property of every JavaScript object'

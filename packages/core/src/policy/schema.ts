@@ -72,12 +72,18 @@ export const matchSchema = z.strictObject({
   attributes: z.record(z.string(), oneOrMany(z.union([z.string(), z.number(), z.boolean()]))).optional(),
 })
 
-const calendarUnit = z.enum(['minute', 'hour', 'day', 'week', 'month', 'lifetime'])
+const CALENDAR_UNITS = ['minute', 'hour', 'day', 'week', 'month', 'lifetime'] as const
+/** A calendar unit or a rolling duration, refused with one message naming both (`year` is neither). */
+const calendarOrDuration = z
+  .union([z.enum(CALENDAR_UNITS), z.string(), z.number()])
+  .refine(
+    (value) => (CALENDAR_UNITS as readonly unknown[]).includes(value) || parseDuration(value) !== null,
+    'not a window: a calendar unit ("minute", "hour", "day", "week", "month" or "lifetime") or a duration, e.g. "60s", "15m", "1h", "7d"',
+  )
 
 /** A window: a calendar unit, a rolling duration, or a token bucket refilling its full burst over a duration. */
 export const windowSchema = z.union([
-  calendarUnit,
-  duration,
+  calendarOrDuration,
   z.strictObject({ rolling: duration, slots: z.number().int().min(1).max(600).optional() }),
   z.strictObject({ bucket: duration }),
 ])
