@@ -125,6 +125,28 @@ describe('parsePolicy', () => {
     )
   })
 
+  it('lists the cross-field problems of the rules that pass the schema beside the schema problems of the others', () => {
+    const found = problems({
+      models: { 'gpt-4o': { price: { input: 1, output: 1 } } },
+      aliases: { fast: 'ghost' },
+      rules: [
+        { id: 'a', per: 'user', limits: { tokens: '1k' }, window: 'minute' },
+        { id: 'b', per: 'user', limits: { requests: 10.5 }, window: 'hour' },
+        { id: 'b', per: 'user', limits: { requests: 1 }, window: 'year' },
+        { id: 'b', per: 'user', limits: { requests: 1 }, window: 'day', fallback: 'ghost' },
+      ],
+    })
+    expect(found).toEqual([
+      'rules.0.limits.tokens: Invalid input: expected number, received string',
+      expect.stringMatching(/^rules\.2\.window: not a window/),
+      // found only after the schema passed: each in its own round of fixes
+      'aliases.fast: alias points at unknown model "ghost"',
+      'rules.1.limits.requests: a whole number from 0 to 1e12',
+      'rules.3.id: duplicate rule id "b"',
+      'rules.3.fallback: unknown model "ghost"',
+    ])
+  })
+
   it('names the calendar units when a window is neither one nor a duration', () => {
     const rule = { id: 'a', per: 'user', limits: { requests: 1 } }
     for (const window of ['year', 'daily', 'Minute', '0s'])

@@ -5,7 +5,7 @@
 import { CST, Lexer, parseDocument } from 'yaml'
 import { type Issue, TollgateError } from '../errors.js'
 import { type CompiledPolicy, compilePolicy } from './compile.js'
-import { type PolicyInput, policySchema } from './schema.js'
+import { type PolicyInput, policySchema, ruleSchema } from './schema.js'
 
 /**
  * Validate and compile a policy. Strings are read as JSON when they start with `{`,
@@ -49,6 +49,7 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
         message: (issue.code === 'invalid_key' && issue.issues[0]?.message) || issue.message,
       })
   const compiled = parsed.success ? compilePolicy(parsed.data, issues) : undefined
+  if (!parsed.success) issues.push(...laterProblems(data, issues))
   if (issues.length > 0 || !compiled) {
     const lines = issues.map(
       (issue) => `  - ${issue.path.length ? issue.path.join('.') : '(policy)'}: ${issue.message}`,
@@ -60,6 +61,33 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
     )
   }
   return compiled
+}
+
+/**
+ * The cross-field problems `compilePolicy` finds in the rules that pass the schema, when the schema
+ * refused only rules (`found` are its problems): listed with the schema's, so that a policy is
+ * fixed in one round rather than two. Rules the schema refused are left out and the others keep
+ * their paths. Nothing is added when the schema refused anything but rules: the checks would run
+ * against a policy missing the part they refer to (a model, a unit), and name problems that are not
+ * there; nor are problems of access entries, which may name a rule left out.
+ */
+function laterProblems(data: unknown, found: readonly Issue[]): Issue[] {
+  const rules: unknown = (data as { rules?: unknown } | null)?.rules
+  if (!Array.isArray(rules) || found.length === 0) return []
+  if (!found.every((issue) => issue.path[0] === 'rules' && typeof issue.path[1] === 'number')) return []
+  const kept: number[] = []
+  rules.forEach((rule, i) => {
+    if (ruleSchema.safeParse(rule).success) kept.push(i)
+  })
+  const pruned = policySchema.safeParse({ ...(data as object), rules: kept.map((i) => rules[i]) })
+  if (!pruned.success) return []
+  const later: Issue[] = []
+  compilePolicy(pruned.data, later)
+  return later.flatMap((issue) => {
+    if (issue.path[0] === 'access') return []
+    if (issue.path[0] !== 'rules') return [issue]
+    return [{ ...issue, path: ['rules', kept[issue.path[1] as number]!, ...issue.path.slice(2)] }]
+  })
 }
 
 /**
