@@ -250,4 +250,28 @@ describe('lintPolicy: other smells', () => {
       ['zero-cap', 'rules.5.limits.requests'],
     ])
   })
+
+  it('flags a duration written as a bare number under a second: numbers are milliseconds', () => {
+    const warnings = only({
+      defaults: { holds: { ttl: 600 } },
+      rules: [
+        { id: 'a', per: 'user', limits: { requests: 10 }, window: 60 },
+        { id: 'b', per: 'user', limits: { requests: 10 }, window: { rolling: 30, slots: 2 } },
+        { id: 'c', per: 'user', limits: { requests: 10 }, window: { bucket: 1 } },
+        { id: 'd', per: 'user', limits: { concurrency: 2 }, holds: { ttl: 90 } },
+        { id: 'ok', per: 'user', limits: { requests: 10 }, window: 60_000, holds: { ttl: 1_000 } },
+        { id: 'ms', per: 'user', limits: { requests: 10 }, window: '250ms' },
+      ],
+    })
+    expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
+      ['milliseconds', 'defaults.holds.ttl'],
+      ['milliseconds', 'rules.0.window'],
+      ['milliseconds', 'rules.1.window.rolling'],
+      ['milliseconds', 'rules.2.window.bucket'],
+      ['milliseconds', 'rules.3.holds.ttl'],
+    ])
+    expect(warnings[1]!.message).toBe(
+      'Rule "a" has a window of 60 ms: a bare number is milliseconds. Write "60s" for 60 seconds, or "60ms" to keep it.',
+    )
+  })
 })

@@ -27,6 +27,7 @@ export function smells(policy: CompiledPolicy): Finding[] {
     ...rollouts(policy),
     ...fallbacks(policy),
     ...misc(policy),
+    ...milliseconds(policy),
   ]
 }
 
@@ -255,6 +256,37 @@ export function misc(policy: CompiledPolicy): Finding[] {
           ),
         )
     }
+  })
+  return findings
+}
+
+/**
+ * Durations written as a bare number under a second: a number is milliseconds, so `window: 60`
+ * is a 60 ms window where its author most likely meant a minute.
+ */
+export function milliseconds(policy: CompiledPolicy): Finding[] {
+  const findings: Finding[] = []
+  const check = (value: unknown, path: Path, what: string) => {
+    if (typeof value === 'number' && value < 1_000)
+      findings.push(
+        warning(
+          'milliseconds',
+          path,
+          `${what} of ${value} ms: a bare number is milliseconds. Write "${value}s" for ${value} seconds, or "${value}ms" to keep it.`,
+        ),
+      )
+  }
+  const { source } = policy
+  check(source.defaults?.holds?.ttl, ['defaults', 'holds', 'ttl'], 'Defaults have a hold time-to-live')
+  source.rules.forEach((rule, i) => {
+    const { window } = rule
+    const has = `Rule "${rule.id}" has`
+    if (typeof window === 'object' && window !== null) {
+      if ('rolling' in window)
+        check(window.rolling, ['rules', i, 'window', 'rolling'], `${has} a rolling window`)
+      if ('bucket' in window) check(window.bucket, ['rules', i, 'window', 'bucket'], `${has} a bucket refill`)
+    } else check(window, ['rules', i, 'window'], `${has} a window`)
+    check(rule.holds?.ttl, ['rules', i, 'holds', 'ttl'], `${has} a hold time-to-live`)
   })
   return findings
 }
