@@ -523,6 +523,34 @@ describe('malformed input', () => {
     })
   })
 
+  it('refuses an estimate or a usage report made only of fields it does not know, naming the field meant', async () => {
+    const { gate } = setup()
+    const before = await gate.usage(ask())
+    // without a field it knows, an estimate holds the defaults and a report settles at the estimate
+    expect(await refusal(() => gate.reserve(ask({ estimate: { outputTokens: 500 } as never })))).toBe(
+      'invalid_amount: estimate.outputTokens is not an estimate field: give it as maxOutputTokens',
+    )
+    expect(await refusal(() => gate.reserve(ask({ estimate: { max_tokens: 500 } as never })))).toMatch(
+      /^invalid_amount: estimate\.max_tokens is not an estimate field: give it as maxOutputTokens/,
+    )
+    expect(await gate.usage(ask())).toEqual(before)
+    const held = await gate.reserve(ask())
+    if (!held.allowed) throw new Error('refused')
+    // an OpenAI usage object passed as it is
+    const raw = { prompt_tokens: 120, completion_tokens: 30, total_tokens: 150 }
+    expect(await refusal(() => gate.settle(held.id, raw as never))).toBe(
+      "invalid_amount: usage.prompt_tokens is not a usage field: give it as inputTokens (openAIUsage() in @tollgate/llm reads a provider's usage object)",
+    )
+    expect(await refusal(() => gate.settle(held.id, { output_tokens: 3 } as never))).toMatch(
+      /^invalid_amount: usage\.output_tokens is not a usage field: give it as outputTokens/,
+    )
+    expect(await refusal(() => gate.settle(held.id, { tokens: 3 } as never))).toMatch(
+      /^invalid_amount: usage\.tokens is not a usage field: the fields are inputTokens, cachedInputTokens, outputTokens, cost, units and estimated/,
+    )
+    // an empty report still settles at the estimate, and the reservation was left open for it
+    expect(await gate.settle(held.id, {})).toMatchObject({ status: 'settled', amounts: { tokens: 200 } })
+  })
+
   it('refuses attributes no policy can match on, before anything moves', async () => {
     const { gate } = setup()
     const before = await gate.usage(ask())

@@ -85,6 +85,64 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number, idsKn
     if (estimate.maxOutputTokens !== undefined)
       checkAmount(estimate.maxOutputTokens, 'estimate.maxOutputTokens')
     checkUnits(estimate.units, 'estimate.units')
+    if (
+      estimate.inputTokens === undefined &&
+      estimate.maxOutputTokens === undefined &&
+      estimate.units === undefined
+    )
+      checkFields(estimate, ESTIMATE_FIELDS, 'estimate')
+  }
+}
+
+/** The fields of an estimate and of a usage report, and what other names people give them. */
+const ESTIMATE_FIELDS: Fields = {
+  known: new Set(['inputTokens', 'maxOutputTokens', 'units']),
+  meant: {
+    outputTokens: 'maxOutputTokens',
+    max_tokens: 'maxOutputTokens',
+    max_completion_tokens: 'maxOutputTokens',
+    max_output_tokens: 'maxOutputTokens',
+    prompt_tokens: 'inputTokens',
+    input_tokens: 'inputTokens',
+  },
+  list: 'inputTokens, maxOutputTokens and units',
+  hint: '',
+}
+const USAGE_FIELDS: Fields = {
+  known: new Set(['inputTokens', 'cachedInputTokens', 'outputTokens', 'cost', 'units', 'estimated']),
+  meant: {
+    prompt_tokens: 'inputTokens',
+    input_tokens: 'inputTokens',
+    completion_tokens: 'outputTokens',
+    output_tokens: 'outputTokens',
+    cached_tokens: 'cachedInputTokens',
+    cache_read_input_tokens: 'cachedInputTokens',
+  },
+  list: 'inputTokens, cachedInputTokens, outputTokens, cost, units and estimated',
+  hint: " (openAIUsage() in @tollgate/llm reads a provider's usage object)",
+}
+interface Fields {
+  known: ReadonlySet<string>
+  meant: Readonly<Record<string, string>>
+  list: string
+  hint: string
+}
+
+/**
+ * Throws `invalid_amount` for the first field of `value` that is not one of `fields`. Called only
+ * when no known field is given, where a misnamed one (a provider's `prompt_tokens`) would otherwise
+ * pass unseen: the estimate would hold the defaults, the report settle at the estimate.
+ */
+function checkFields(value: object, fields: Fields, path: string): void {
+  for (const key in value) {
+    if (fields.known.has(key)) continue
+    const meant = Object.hasOwn(fields.meant, key) ? fields.meant[key] : undefined
+    throw new TollgateError(
+      'invalid_amount',
+      meant
+        ? `${path}.${key} is not ${path === 'usage' ? 'a usage' : 'an estimate'} field: give it as ${meant}${fields.hint}`
+        : `${path}.${key} is not ${path === 'usage' ? 'a usage' : 'an estimate'} field: the fields are ${fields.list}`,
+    )
   }
 }
 
@@ -187,4 +245,12 @@ export function checkUsage(usage: Usage): void {
   if (usage.estimated !== undefined && typeof usage.estimated !== 'boolean') {
     throw new TollgateError('invalid_request', 'usage.estimated must be a boolean')
   }
+  if (
+    inputTokens === undefined &&
+    outputTokens === undefined &&
+    cachedInputTokens === undefined &&
+    cost === undefined &&
+    usage.units === undefined
+  )
+    checkFields(usage, USAGE_FIELDS, 'usage')
 }
