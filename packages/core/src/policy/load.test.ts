@@ -233,6 +233,15 @@ describe('parsePolicy', () => {
     expect(problems('{ "rules": [ }')[0]).toMatch(/^: /)
     expect(problems('rules: [a, b')).toHaveLength(1)
   })
+
+  it('says a file name is not policy text, and an empty text is empty', () => {
+    for (const name of ['policy.yaml', './policies/prod.json'])
+      expect(problems(name)).toEqual([
+        `: the text ${JSON.stringify(name)} is not a policy: a string is read as the policy's JSON or YAML text; to load a file, read it first (readFileSync(path, 'utf8'))`,
+      ])
+    for (const empty of ['', '  \n', '# only a comment'])
+      expect(problems(empty)).toEqual([': the policy text is empty'])
+  })
 })
 
 describe('parsePolicy: deeply nested YAML', () => {

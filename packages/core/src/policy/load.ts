@@ -28,7 +28,17 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
     }
     try {
       data = json ? JSON.parse(input) : readYaml(input)
+      if (data === null || data === undefined || typeof data === 'string') {
+        const message =
+          typeof data === 'string'
+            ? `the text ${JSON.stringify(input.length > 80 ? `${input.slice(0, 80)}…` : input)} is not a policy: a string is read as the policy's JSON or YAML text; to load a file, read it first (readFileSync(path, 'utf8'))`
+            : 'the policy text is empty'
+        throw new TollgateError('invalid_policy', `Invalid policy (1 problem):\n  - (policy): ${message}`, {
+          issues: [{ path: [], message }],
+        })
+      }
     } catch (error) {
+      if (TollgateError.isInstance(error)) throw error
       throw new TollgateError(
         'invalid_policy',
         `Policy is not valid JSON or YAML: ${(error as Error).message}`,
