@@ -163,5 +163,15 @@ describe('tollgate (child process)', () => {
     expect((await tollgate('lint', good, '--bogus')).code).toBe(64)
     const help = await tollgate('--help')
     expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining('Usage: tollgate <command>') })
+    // a command's own --help prints the usage too, wherever it stands, instead of an unknown option
+    for (const args of [
+      ['lint', '--help'],
+      ['simulate', '-h'],
+      ['explain', good, '--help'],
+    ])
+      expect(await tollgate(...args)).toMatchObject({
+        code: 0,
+        stdout: expect.stringContaining('Usage: tollgate <command>'),
+      })
   }, 60_000)
 })

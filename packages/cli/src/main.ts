@@ -238,6 +238,12 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     return EXIT.ok
   }
   const run = COMMANDS[command]
+  // `tollgate lint --help`: the usage, before the command's own parsing calls it an unknown option
+  const options = args.includes('--') ? args.slice(0, args.indexOf('--')) : args
+  if (run && options.some((arg) => arg === '--help' || arg === '-h')) {
+    io.stdout(USAGE)
+    return EXIT.ok
+  }
   if (!run) {
     io.stderr(`tollgate: unknown command "${command}"\n\n${USAGE}`)
     return EXIT.usage
