@@ -185,7 +185,8 @@ function fullerGate() {
         cost: 0,
       }
       const read = Date.now()
-      const now = read > last ? (last = read) : last
+      if (read > last) last = read
+      const now = last
       const start = now - (now % MINUTE)
       const { cells, caps, metrics } = plan
       for (let i = 0; i < 6; i++) {
@@ -261,7 +262,8 @@ function fullerGate() {
       if (typeof usage !== 'object' || usage === null) throw new TypeError('usage')
       if (!(isAmount(usage.inputTokens) && isAmount(usage.outputTokens))) throw new TypeError('usage')
       const read = Date.now()
-      const now = read > last ? (last = read) : last
+      if (read > last) last = read
+      const now = last
       const n = Number.parseInt(id.slice(prefix.length), 36)
       const slot = n & (RING - 1)
       const r = open[slot]
