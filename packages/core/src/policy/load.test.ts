@@ -234,6 +234,12 @@ describe('parsePolicy', () => {
     expect(problems('rules: [a, b')).toHaveLength(1)
   })
 
+  it('reads JSON and YAML saved with a byte order mark, as some editors save them', () => {
+    const json = '\uFEFF{"rules":[{"id":"a","per":"user","limits":{"requests":1},"window":"minute"}]}'
+    expect(parsePolicy(json).rules[0]?.id).toBe('a')
+    expect(parsePolicy(`\uFEFF${yaml}`).rules[0]?.id).toBe('daily')
+  })
+
   it('says a file name is not policy text, and an empty text is empty', () => {
     for (const name of ['policy.yaml', './policies/prod.json'])
       expect(problems(name)).toEqual([

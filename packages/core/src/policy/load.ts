@@ -18,6 +18,8 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
   if (isCompiled(input)) return input
   let data: unknown = input
   if (typeof input === 'string') {
+    // a byte order mark, as some editors save text, is not part of the policy
+    if (input.charCodeAt(0) === 0xfeff) input = input.slice(1)
     const json = input.trimStart().startsWith('{')
     const deep = json ? undefined : deepLine(input)
     if (deep !== undefined) {
