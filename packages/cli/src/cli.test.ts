@@ -113,6 +113,17 @@ describe('tollgate (child process)', () => {
     expect(broken.code).toBe(1)
     expect(broken.stderr).toContain('line 2: not JSON')
     expect((await tollgate('simulate', good, join(dir, 'missing.jsonl'))).code).toBe(1)
+    // times in seconds, read as milliseconds, put the traffic in January 1970: said, not refused
+    const seconds = file(
+      'seconds.jsonl',
+      '{"t": 1767600000, "subject": {"org": "a", "user": "u"}}\n{"t": 1767600060, "subject": {"org": "a", "user": "u"}}',
+    )
+    const early = await tollgate('simulate', good, seconds)
+    expect(early.code).toBe(0)
+    expect(early.stderr).toContain(
+      'the traffic starts at 1970-01-21T11:00:00Z: are its times in seconds? A number is read as milliseconds since the epoch',
+    )
+    expect(ok.stderr).toBe('')
   }, 60_000)
 
   it('simulate: a report that cannot be written fails before the replay; a failed run keeps an earlier report', async () => {

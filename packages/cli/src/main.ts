@@ -10,7 +10,7 @@ import { inFourDigitYears } from './clock.js'
 import { explain } from './explain/explain.js'
 import { formatExplanation } from './explain/format.js'
 import type { ExplainInput } from './explain/types.js'
-import { printable } from './format.js'
+import { printable, time } from './format.js'
 import { formatLint, lintJson } from './lint/format.js'
 import { lintPolicy } from './lint/lint.js'
 import { simulateFile } from './simulate/file.js'
@@ -153,6 +153,12 @@ async function simulateCommand(args: string[], io: Io): Promise<number> {
     return EXIT.error
   }
   io.stdout(values.json ? JSON.stringify(result.summary, null, 2) : formatSummary(result.summary))
+  const { from } = result.summary
+  // epoch seconds (2001 to 2286) read as milliseconds land in the first months of 1970
+  if (from !== null && from >= 1e9 && from < 1e10)
+    io.stderr(
+      `tollgate simulate: the traffic starts at ${time(from)}: are its times in seconds? A number is read as milliseconds since the epoch (multiply by 1000, or write ISO times).`,
+    )
   if (report) {
     try {
       await report.truncate(0)
