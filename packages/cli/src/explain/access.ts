@@ -60,10 +60,10 @@ export function explainAccess(
       const match = matchOf(policy, entry)
       const applies = entry.match(view)
       const reason = applies
-        ? conditions(match, view)
+        ? conditions(match, view, policy.aliases)
             .map((c) => c.text)
             .join('; ') || 'always'
-        : whyNot(match, view) || 'does not match'
+        : whyNot(match, view, policy.aliases) || 'does not match'
       const step: ExplainStep = {
         step: 'access',
         label: entry.label,

@@ -223,6 +223,29 @@ describe('explain', () => {
     expect(text).toContain('Request at 2026-01-05T12:00:00Z: model (none)')
     expect(text.endsWith('  allowed, model (none)')).toBe(true)
   })
+
+  it('reads a model the policy names by its alias as that model, as the engine does', async () => {
+    const aliased: PolicyInput = {
+      ...policy,
+      aliases: { fast: 'mini', smart: 'big' },
+      access: [{ match: { model: 'smart' }, require: { flags: ['vip'] }, otherwise: { downgrade: 'fast' } }],
+      rules: [
+        { id: 'smart-day', per: 'user', match: { model: ['smart'] }, limits: { requests: 1 }, window: 'day' },
+      ],
+    }
+    const e = await explain(aliased, { subject, model: 'big' }, { at: AT })
+    expect(e.decision).toMatchObject({ allowed: true, model: 'mini', downgrade: { to: 'mini' } })
+    expect(e.steps.find((s) => s.label === 'access.0')).toMatchObject({
+      applies: true,
+      outcome: 'downgrade',
+      reason: 'model "big"',
+    })
+    const direct = await explain({ ...aliased, access: [] }, { subject, model: 'smart' }, { at: AT })
+    expect(direct.steps.find((s) => s.label === 'smart-day')).toMatchObject({
+      applies: true,
+      reason: 'model "big"',
+    })
+  })
 })
 
 describe('explain on requests of any shape', () => {

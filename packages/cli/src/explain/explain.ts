@@ -80,7 +80,7 @@ export async function explain(
   }
   const requestedTier = view.tier
   const steps: ExplainStep[] = []
-  const reasonOf = reasonIn(view)
+  const reasonOf = reasonIn(view, compiled.aliases)
 
   // 2. per-call caps
   compiled.caps.forEach((cap, i) => {
@@ -152,13 +152,13 @@ const overText = (limit: ExplainLimit) =>
   `${limit.code} (${limit.status}): ${limit.metric} ${limit.amount} > ${limit.cap}`
 
 /** Why an entry's `match` holds for a request (the conditions met), or why not. */
-function reasonIn(view: MatchView) {
+function reasonIn(view: MatchView, aliases: ReadonlyMap<string, string>) {
   return (match: MatchInput | undefined, applies: boolean): string =>
     applies
-      ? conditions(match, view)
+      ? conditions(match, view, aliases)
           .map((c) => c.text)
           .join('; ') || 'always'
-      : whyNot(match, view) || 'does not match'
+      : whyNot(match, view, aliases) || 'does not match'
 }
 
 /** The limits step by step for one model, as the engine checks them from an empty store. */
@@ -168,7 +168,7 @@ function walkLimits(
   amounts: Record<string, number>,
 ): ExplainStep[] {
   const steps: ExplainStep[] = []
-  const reasonOf = reasonIn(view)
+  const reasonOf = reasonIn(view, compiled.aliases)
   for (const [i, rule] of compiled.rules.entries()) {
     const match = compiled.source.rules[i]!.match
     const applies = rule.match(view)

@@ -17,10 +17,14 @@ const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : [val
 const show = (value: unknown) => (value === undefined ? '(none)' : JSON.stringify(value))
 const wants = (values: unknown) => list(values).join(' | ')
 
-/** The fields of `match` that hold or fail for `view`, as short phrases. */
+/**
+ * The fields of `match` that hold or fail for `view`, as short phrases. `aliases`: the policy's
+ * alias → model table; a model listed by its alias stands for that model, as in the engine.
+ */
 export function conditions(
   match: MatchInput | undefined,
   view: MatchView,
+  aliases: ReadonlyMap<string, string> = new Map(),
 ): { holds: boolean; text: string }[] {
   if (!match) return []
   const out: { holds: boolean; text: string }[] = []
@@ -31,7 +35,12 @@ export function conditions(
   if (match.plan !== undefined) check('plan', view.attributes.plan, match.plan)
   if (match.environment !== undefined) check('environment', view.attributes.environment, match.environment)
   if (match.feature !== undefined) check('feature', view.feature, match.feature)
-  if (match.model !== undefined) check('model', view.model, match.model)
+  if (match.model !== undefined)
+    check(
+      'model',
+      view.model,
+      list(match.model).map((model) => aliases.get(model as string) ?? model),
+    )
   if (match.tier !== undefined) check('tier', view.tier, match.tier)
   if (match.flags !== undefined) {
     const flags = list(view.attributes.flags ?? [])
@@ -49,8 +58,12 @@ export function conditions(
 }
 
 /** Why a condition fails, e.g. `plan "free", wants starter | pro`, or `''` when it holds. */
-export function whyNot(match: MatchInput | undefined, view: MatchView): string {
-  return conditions(match, view)
+export function whyNot(
+  match: MatchInput | undefined,
+  view: MatchView,
+  aliases: ReadonlyMap<string, string> = new Map(),
+): string {
+  return conditions(match, view, aliases)
     .filter((c) => !c.holds)
     .map((c) => c.text)
     .join('; ')

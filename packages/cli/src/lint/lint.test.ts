@@ -251,6 +251,20 @@ describe('lintPolicy: other smells', () => {
     ])
   })
 
+  it('reads a model listed by its alias as that model when comparing a child with its parent', () => {
+    const warnings = only({
+      models: { 'gpt-4o': { price: { input: 1, output: 1 } } },
+      aliases: { smart: 'gpt-4o' },
+      rules: [
+        { id: 'org', per: 'org', match: { model: 'gpt-4o' }, limits: { tokens: 100 }, window: 'day' },
+        { id: 'user', per: 'user', match: { model: 'smart' }, limits: { tokens: 200 }, window: 'day' },
+      ],
+    })
+    expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
+      ['child-cap-above-parent', 'rules.1.limits.tokens'],
+    ])
+  })
+
   it('flags a duration written as a bare number under a second: numbers are milliseconds', () => {
     const warnings = only({
       defaults: { holds: { ttl: 600 } },

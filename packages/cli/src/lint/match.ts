@@ -23,10 +23,13 @@ export function implies(
   if (!parent) return true
   const narrower = (wanted: unknown[] | undefined, given: unknown[] | undefined) =>
     wanted === undefined || (given?.every((v) => wanted.includes(v)) ?? false)
+  // a model listed by its alias stands for that model, as in the engine
+  const named = (field: (typeof FIELDS)[number], values: string[] | undefined) =>
+    field === 'model' ? values?.map((model) => policy.aliases.get(model) ?? model) : values
   for (const field of FIELDS) {
-    const wanted = list(parent[field])
+    const wanted = named(field, list(parent[field]))
     if (wanted === undefined) continue
-    if (narrower(wanted, list(child?.[field]))) continue
+    if (narrower(wanted, named(field, list(child?.[field])))) continue
     // a child listing models whose tiers all sit in the parent's tiers
     const models = list(child?.model)
     if (field === 'tier' && models?.every((m) => wanted.includes(tierOf(policy, m) ?? '\u0000'))) continue

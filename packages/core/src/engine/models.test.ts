@@ -145,3 +145,64 @@ describe('run with a report the gate refuses', () => {
     }
   })
 })
+
+describe('an alias written where a model is named', () => {
+  // requests name models by alias; the policy may too, and means the model the alias names
+  const models = {
+    'gpt-4o': { tier: 'premium', price: { input: 2.5, output: 10 } },
+    'gpt-4o-mini': { tier: 'basic', price: { input: 0.15, output: 0.6 } },
+  }
+  const aliases = { fast: 'gpt-4o-mini', smart: 'gpt-4o' }
+  const ask = (gate: ReturnType<typeof createTollgate>, model: string, plan = 'pro') =>
+    gate.reserve({
+      subject: { user: 'u' },
+      model,
+      attributes: { plan },
+      estimate: { inputTokens: 100, maxOutputTokens: 10 },
+    })
+  const gateOf = (policy: Partial<PolicyInput>) =>
+    createTollgate({
+      policy: {
+        models,
+        aliases,
+        rules: [{ id: 'r', per: 'user', limits: { requests: 100 }, window: 'day' }],
+        ...policy,
+      },
+      store: memoryStore({ clock: fakeClock() }),
+    })
+
+  it('in a plan or access list, allows the model (it refused every call the alias named)', async () => {
+    const gate = gateOf({ plans: { free: { models: ['fast'] } } })
+    expect(await ask(gate, 'fast', 'free')).toMatchObject({ allowed: true, model: 'gpt-4o-mini' })
+    expect(await ask(gate, 'gpt-4o-mini', 'free')).toMatchObject({ allowed: true })
+    expect(await ask(gate, 'smart', 'free')).toMatchObject({ allowed: false, code: 'model_not_allowed' })
+    const access = gateOf({ access: [{ allow: ['smart'] }] })
+    expect(await ask(access, 'gpt-4o')).toMatchObject({ allowed: true, model: 'gpt-4o' })
+  })
+
+  it('as a downgrade, calls the model (it was called by its alias, unpriced, and refused)', async () => {
+    const gate = gateOf({
+      access: [{ match: { tier: 'premium' }, require: { flags: ['vip'] }, otherwise: { downgrade: 'fast' } }],
+    })
+    expect(await ask(gate, 'smart')).toMatchObject({
+      allowed: true,
+      model: 'gpt-4o-mini',
+      downgrade: { from: 'gpt-4o', to: 'gpt-4o-mini', reason: 'access' },
+    })
+  })
+
+  it('in a match, applies to the model (the cap or rule never applied)', async () => {
+    const capped = gateOf({ caps: [{ match: { model: 'smart' }, maxInputTokens: 10 }] })
+    expect(await ask(capped, 'smart')).toMatchObject({ allowed: false })
+    expect(await ask(capped, 'gpt-4o')).toMatchObject({ allowed: false })
+    expect(await ask(capped, 'fast')).toMatchObject({ allowed: true })
+    const ruled = gateOf({
+      rules: [
+        { id: 'premium', per: 'user', match: { model: ['smart'] }, limits: { requests: 1 }, window: 'day' },
+      ],
+    })
+    expect(await ask(ruled, 'gpt-4o')).toMatchObject({ allowed: true })
+    expect(await ask(ruled, 'smart')).toMatchObject({ allowed: false, rule: 'premium' })
+    expect(await ask(ruled, 'fast')).toMatchObject({ allowed: true })
+  })
+})

@@ -119,6 +119,14 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
   }
   for (const [alias, model] of Object.entries(policy.aliases ?? {})) aliases.set(alias, model)
   const known = (model: string) => models.size === 0 || models.has(aliases.get(model) ?? model)
+  /**
+   * The model an alias names, or the name itself. Requests are resolved before anything matches
+   * them, so an alias written in the policy (in a match, an allow list, a downgrade, a fallback)
+   * stands for its model: left as it was, it never matched, allowed nothing, or was called unpriced.
+   */
+  const canonical = (model: string) => aliases.get(model) ?? model
+  const allowed = (names: string[] | undefined) =>
+    names?.map((name) => (name.startsWith('tier:') ? name : canonical(name)))
   const tiers = new Set([...models.values()].map((m) => m.tier).filter(Boolean))
   for (const [alias, model] of aliases) {
     if (!known(model))
@@ -139,7 +147,7 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
     if (rule.fallback && !known(rule.fallback)) {
       issues.push({ path: [...path, 'fallback'], message: `unknown model "${rule.fallback}"` })
     }
-    return compileRule(rule, policy.timezone ?? 'UTC', defaults, units, path, issues)
+    return compileRule(rule, policy.timezone ?? 'UTC', defaults, units, path, issues, canonical)
   })
   const rulesById = new Map(rules.map((rule) => [rule.id, rule]))
 
@@ -150,9 +158,9 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
       access.push({
         label: `plans.${plan}`,
         match: compileMatch({ plan }),
-        allow: entry.models,
+        allow: allowed(entry.models),
         require: undefined,
-        otherwise: otherwiseOf(entry.otherwise),
+        otherwise: otherwiseOf(entry.otherwise, canonical),
       })
     }
   }
@@ -167,13 +175,13 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
     }
     access.push({
       label: `access.${i}`,
-      match: compileMatch(entry.match),
-      allow: entry.allow,
+      match: compileMatch(entry.match, canonical),
+      allow: allowed(entry.allow),
       require: entry.require && {
         flags: entry.require.flags,
         balance: balance && { rule: balance.rule, atLeast: toMicros(balance.atLeast) },
       },
-      otherwise: otherwiseOf(entry.otherwise),
+      otherwise: otherwiseOf(entry.otherwise, canonical),
     })
   })
   for (const entry of access) {
@@ -201,7 +209,7 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
     access,
     caps: (policy.caps ?? []).map((cap, i) => ({
       label: `caps.${i}`,
-      match: compileMatch(cap.match as MatchInput | undefined),
+      match: compileMatch(cap.match as MatchInput | undefined, canonical),
       maxInputTokens: cap.maxInputTokens,
       maxOutputTokens: cap.maxOutputTokens,
       maxTokens: cap.maxTokens,
@@ -212,8 +220,13 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
   }
 }
 
-function otherwiseOf(otherwise: 'refuse' | { downgrade: string } | undefined): Otherwise {
-  return otherwise === undefined || otherwise === 'refuse' ? { refuse: true } : otherwise
+function otherwiseOf(
+  otherwise: 'refuse' | { downgrade: string } | undefined,
+  canonical: (model: string) => string,
+): Otherwise {
+  return otherwise === undefined || otherwise === 'refuse'
+    ? { refuse: true }
+    : { downgrade: canonical(otherwise.downgrade) }
 }
 
 function compileRule(
@@ -223,6 +236,7 @@ function compileRule(
   units: Set<string>,
   path: (string | number)[],
   issues: Issue[],
+  canonical: (model: string) => string,
 ): CompiledRule {
   const problem = (where: (string | number)[], message: string) =>
     issues.push({ path: [...path, ...where], message })
@@ -267,7 +281,7 @@ function compileRule(
   return {
     id: rule.id,
     owner: rule.owner,
-    match: compileMatch(rule.match),
+    match: compileMatch(rule.match, canonical),
     per,
     limits,
     window,
@@ -279,7 +293,7 @@ function compileRule(
     failure: rule.failure ?? defaults.failure ?? (costly ? 'closed' : 'open'),
     alerts: alerts && alerts.length > 0 ? alerts : undefined,
     throttle: rule.throttle && throttleRate ? { at: rule.throttle.at, ...throttleRate } : undefined,
-    fallback: rule.fallback,
+    fallback: rule.fallback === undefined ? undefined : canonical(rule.fallback),
     cooldownMs: rule.circuit ? parseDuration(rule.circuit.cooldown)! : undefined,
     baseline: baselineOf(rule, window, problem),
     balance: rule.balance ?? false,

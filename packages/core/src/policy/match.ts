@@ -42,13 +42,17 @@ function named(names: readonly string[], value: unknown): boolean {
 }
 
 /** Compile a `match` object; `undefined` compiles to "always". */
-export function compileMatch(match: MatchInput | undefined): Matcher {
+export function compileMatch(
+  match: MatchInput | undefined,
+  canonical: (model: string) => string = (model) => model,
+): Matcher {
   if (!match) return () => true
   const checks: Matcher[] = []
   const plan = list(match.plan)
   const environment = list(match.environment)
   const feature = list(match.feature)
-  const model = list(match.model)
+  // requests are matched by the model an alias names: an alias listed here means that model
+  const model = list(match.model)?.map(canonical)
   const tier = list(match.tier)
   const flags = list(match.flags)
   if (plan) checks.push(({ attributes }) => named(plan, attributes.plan))
