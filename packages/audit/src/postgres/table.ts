@@ -103,8 +103,9 @@ export async function createAuditTable(pool: PgQueryable, options: AuditTableOpt
   try {
     await pool.query(auditTableSql(options))
   } catch (error) {
-    // Two processes creating the table at once: the loser sees a duplicate; the table exists.
+    // Two processes creating the table at once: the loser sees a duplicate (a catalog row, the
+    // relation, or the table's row type, 42710); the winner has committed, so the table exists.
     const code = (error as { code?: unknown }).code
-    if (code !== '23505' && code !== '42P07') throw error
+    if (code !== '23505' && code !== '42P07' && code !== '42710') throw error
   }
 }
