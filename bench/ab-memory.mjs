@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
-import { estimate, limits, policy, subjects, usage } from './headline.mjs'
+import { gateChunk, rlfChunk } from './headline.mjs'
 
 const require = createRequire(import.meta.url)
 const other = process.argv[2]
@@ -22,32 +22,11 @@ const { RateLimiterMemory } = require('rate-limiter-flexible')
 
 const CHUNK = 50_000
 
-function gateChunk(lib) {
-  const gate = lib.createTollgate({ policy, store: lib.memoryStore() })
-  let n = 0
-  return async () => {
-    for (let i = 0; i < CHUNK; i++) {
-      const d = await gate.reserve({ subject: subjects[n++ % 1000], estimate })
-      if (!d.allowed) throw new Error(`refused: ${d.code}`)
-      await gate.settle(d.id, usage)
-    }
-  }
+const tasks = {
+  other: gateChunk(A, CHUNK),
+  this: gateChunk(B, CHUNK),
+  rlf: rlfChunk(RateLimiterMemory, CHUNK),
 }
-function rlfChunk() {
-  const six = ['user', 'team', 'org'].flatMap((dimension) => [
-    { dimension, cost: 1, limiter: new RateLimiterMemory({ points: limits.requests, duration: 60 }) },
-    { dimension, cost: 200, limiter: new RateLimiterMemory({ points: limits.tokens, duration: 60 }) },
-  ])
-  let n = 0
-  return async () => {
-    for (let i = 0; i < CHUNK; i++) {
-      const s = subjects[n++ % 1000]
-      for (const { limiter, dimension, cost } of six) await limiter.consume(s[dimension], cost)
-    }
-  }
-}
-
-const tasks = { other: gateChunk(A), this: gateChunk(B), rlf: rlfChunk() }
 const timed = async (f) => {
   const started = performance.now()
   await f()

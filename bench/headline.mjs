@@ -1,8 +1,9 @@
 /**
  * The headline workload of the plain-JS bench tools (`ab-memory.mjs`, `ab-process.mjs`,
- * `redis-layout.mjs`), the same as the memory suite's in `memory.ts`: six limits (user, team and org
- * rules, each with requests and tokens over calendar minutes, never binding), 1000 users in 50 teams
- * in 5 orgs, one estimate and one usage report.
+ * `memory-floor.mjs`, `redis-layout.mjs`, `redis-minimal.mjs`), the same as the memory suite's in
+ * `memory.ts`: six limits (user, team and org rules, each with requests and tokens over calendar
+ * minutes, never binding), 1000 users in 50 teams in 5 orgs, one estimate and one usage report;
+ * and the loops those tools share.
  */
 export const subjects = Array.from({ length: 1000 }, (_, i) => ({
   org: `org-${(i % 50) % 5}`,
@@ -15,3 +16,57 @@ export const policy = {
 }
 export const estimate = { inputTokens: 100, maxOutputTokens: 100 }
 export const usage = { inputTokens: 100, outputTokens: 80 }
+
+/**
+ * rate-limiter-flexible's six limiters for the headline's limits, made with `Limiter`
+ * (`RateLimiterMemory`, or `RateLimiterRedis` with `options` such as `{ storeClient }`): per
+ * dimension, one of requests (1 point a call) and one of tokens (the estimate's 200 a call).
+ * `prefix`, when given, starts each limiter's `keyPrefix`.
+ */
+export function sixLimiters(Limiter, options = {}, prefix = undefined) {
+  return ['user', 'team', 'org'].flatMap((dimension) =>
+    [
+      ['requests', 1],
+      ['tokens', estimate.inputTokens + estimate.maxOutputTokens],
+    ].map(([metric, cost]) => ({
+      dimension,
+      cost,
+      limiter: new Limiter({
+        ...options,
+        ...(prefix === undefined ? {} : { keyPrefix: `${prefix}-${dimension}-${metric}` }),
+        points: limits[metric],
+        duration: 60,
+      }),
+    })),
+  )
+}
+
+/** One iteration of RLF's six `consume` calls for subject `s`, awaited one after another. */
+export async function consumeSix(six, s) {
+  for (const { limiter, dimension, cost } of six) await limiter.consume(s[dimension], cost)
+}
+
+/**
+ * A chunk of `size` headline iterations (reserve, then settle) on a fresh gate of `lib` (a build
+ * of `@tollgate/core`), continuing the subject rotation from one call to the next.
+ */
+export function gateChunk(lib, size) {
+  const gate = lib.createTollgate({ policy, store: lib.memoryStore() })
+  let n = 0
+  return async () => {
+    for (let i = 0; i < size; i++) {
+      const d = await gate.reserve({ subject: subjects[n++ % subjects.length], estimate })
+      if (!d.allowed) throw new Error(`refused: ${d.code}`)
+      await gate.settle(d.id, usage)
+    }
+  }
+}
+
+/** A chunk of `size` iterations of RLF's six memory consumes, continuing the rotation. */
+export function rlfChunk(RateLimiterMemory, size) {
+  const six = sixLimiters(RateLimiterMemory)
+  let n = 0
+  return async () => {
+    for (let i = 0; i < size; i++) await consumeSix(six, subjects[n++ % subjects.length])
+  }
+}

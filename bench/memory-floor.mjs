@@ -24,7 +24,7 @@
  *   npx --yes pnpm@10 build && node bench/memory-floor.mjs     # ROUNDS, default 12
  */
 import { createRequire } from 'node:module'
-import { estimate, limits, policy, subjects, usage } from './headline.mjs'
+import { estimate, gateChunk, limits, rlfChunk, subjects, usage } from './headline.mjs'
 
 const require = createRequire(import.meta.url)
 const { createTollgate, memoryStore } = await import(
@@ -322,17 +322,6 @@ function fullerChunk() {
     }
   }
 }
-function tollgateChunk() {
-  const gate = createTollgate({ policy, store: memoryStore() })
-  let n = 0
-  return async () => {
-    for (let i = 0; i < CHUNK; i++) {
-      const d = await gate.reserve({ subject: subjects[n++ % 1000], estimate })
-      if (!d.allowed) throw new Error(`refused: ${d.code}`)
-      await gate.settle(d.id, usage)
-    }
-  }
-}
 function floorChunk() {
   const gate = floorGate()
   let n = 0
@@ -344,21 +333,12 @@ function floorChunk() {
     }
   }
 }
-function rlfChunk() {
-  const six = ['user', 'team', 'org'].flatMap((dimension) => [
-    { dimension, cost: 1, limiter: new RateLimiterMemory({ points: limits.requests, duration: 60 }) },
-    { dimension, cost: HOLD, limiter: new RateLimiterMemory({ points: limits.tokens, duration: 60 }) },
-  ])
-  let n = 0
-  return async () => {
-    for (let i = 0; i < CHUNK; i++) {
-      const s = subjects[n++ % 1000]
-      for (const { limiter, dimension, cost } of six) await limiter.consume(s[dimension], cost)
-    }
-  }
+const tasks = {
+  tollgate: gateChunk({ createTollgate, memoryStore }, CHUNK),
+  fuller: fullerChunk(),
+  floor: floorChunk(),
+  rlf: rlfChunk(RateLimiterMemory, CHUNK),
 }
-
-const tasks = { tollgate: tollgateChunk(), fuller: fullerChunk(), floor: floorChunk(), rlf: rlfChunk() }
 const timed = async (f) => {
   const started = performance.now()
   await f()

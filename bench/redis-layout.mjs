@@ -25,7 +25,7 @@ import { createTollgate } from '@tollgate/core'
 import { redisStore } from '@tollgate/redis'
 import Redis from 'ioredis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
-import { estimate, limits, policy, subjects } from './headline.mjs'
+import { consumeSix, estimate, limits, policy, sixLimiters, subjects } from './headline.mjs'
 import { deleteMatching } from './keys.mjs'
 
 const url = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -133,25 +133,8 @@ async function probeTask(recordInTagHash) {
 }
 
 function rlfTask() {
-  const six = ['user', 'team', 'org'].flatMap((dimension) =>
-    [
-      ['requests', 1],
-      ['tokens', 200],
-    ].map(([metric, cost]) => ({
-      dimension,
-      cost,
-      limiter: new RateLimiterRedis({
-        storeClient: client,
-        keyPrefix: `${run}-rlf-${dimension}-${metric}`,
-        points: limits[metric],
-        duration: 60,
-      }),
-    })),
-  )
-  return async (k, i) => {
-    const s = subjects[(k * CALLS + i) % 1000]
-    for (const { limiter, dimension, cost } of six) await limiter.consume(s[dimension], cost)
-  }
+  const six = sixLimiters(RateLimiterRedis, { storeClient: client }, `${run}-rlf`)
+  return (k, i) => consumeSix(six, subjects[(k * CALLS + i) % 1000])
 }
 
 async function measure(call) {

@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto'
 import { createRequire } from 'node:module'
 import Redis from 'ioredis'
-import { subjects } from './headline.mjs'
+import { consumeSix, sixLimiters, subjects } from './headline.mjs'
 import { deleteMatching } from './keys.mjs'
 
 const url = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -46,21 +46,7 @@ const scripts = {
   '… and a TTL each': SIX.replace('--TTL', "redis.call('PEXPIRE', KEYS[i], 120000)"),
 }
 const { RateLimiterRedis } = createRequire(import.meta.url)('rate-limiter-flexible')
-const six = ['user', 'team', 'org'].flatMap((dimension) =>
-  [
-    ['requests', 1],
-    ['tokens', 200],
-  ].map(([metric, cost]) => ({
-    dimension,
-    cost,
-    limiter: new RateLimiterRedis({
-      storeClient: client,
-      keyPrefix: `{${run}}-${dimension}-${metric}`,
-      points: 1e12,
-      duration: 60,
-    }),
-  })),
-)
+const six = sixLimiters(RateLimiterRedis, { storeClient: client }, `{${run}}`)
 const shas = {}
 for (const [name, source] of Object.entries(scripts)) shas[name] = await client.script('LOAD', source)
 
@@ -83,9 +69,7 @@ const iterations = {
         ),
     ]),
   ),
-  'rlf 6× consume': async (s) => {
-    for (const { limiter, dimension, cost } of six) await limiter.consume(s[dimension], cost)
-  },
+  'rlf 6× consume': (s) => consumeSix(six, s),
 }
 
 /** One round of one task: iterations per second and Redis µs per iteration (every command). */
