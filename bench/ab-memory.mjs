@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
-import { gateChunk, rlfChunk } from './headline.mjs'
+import { alternate, gateChunk, rlfChunk } from './headline.mjs'
 
 const require = createRequire(import.meta.url)
 const other = process.argv[2]
@@ -27,23 +27,9 @@ const tasks = {
   this: gateChunk(B, CHUNK),
   rlf: rlfChunk(RateLimiterMemory, CHUNK),
 }
-const timed = async (f) => {
-  const started = performance.now()
-  await f()
-  return (CHUNK / (performance.now() - started)) * 1000
-}
-for (const f of Object.values(tasks)) {
-  await f()
-  await f()
-}
 const rounds = Number(process.env.ROUNDS ?? 12)
-const rates = { other: [], this: [], rlf: [] }
-for (let r = 0; r < rounds; r++)
-  for (const name of Object.keys(tasks)) rates[name].push(await timed(tasks[name]))
-const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1]
-const ratio = (a, b) => median(rates[a].map((x, i) => x / rates[b][i])).toFixed(3)
-const per = (name) => `${Math.round(median(rates[name])).toLocaleString('en-US')}/s`
+const { ratio, per } = await alternate(tasks, CHUNK, rounds)
 console.log(`other ${per('other')}, this ${per('this')}, rlf ${per('rlf')} (medians of ${rounds} rounds)`)
 console.log(
-  `this/other ${ratio('this', 'other')}, other/rlf ${ratio('other', 'rlf')}, this/rlf ${ratio('this', 'rlf')}`,
+  `this/other ${ratio('this', 'other', 3)}, other/rlf ${ratio('other', 'rlf', 3)}, this/rlf ${ratio('this', 'rlf', 3)}`,
 )

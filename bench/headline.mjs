@@ -70,3 +70,28 @@ export function rlfChunk(RateLimiterMemory, size) {
     for (let i = 0; i < size; i++) await consumeSix(six, subjects[n++ % subjects.length])
   }
 }
+
+/**
+ * Runs `tasks` (name → a chunk of `size` iterations) twice each to warm up, then `rounds` times in
+ * turn, and answers the median rate of each (`per`, as text) and the median of the per-round
+ * ratios of two (`ratio`), which the machine's drift over minutes does not skew.
+ */
+export async function alternate(tasks, size, rounds) {
+  const timed = async (f) => {
+    const started = performance.now()
+    await f()
+    return (size / (performance.now() - started)) * 1000
+  }
+  for (const f of Object.values(tasks)) {
+    await f()
+    await f()
+  }
+  const rates = Object.fromEntries(Object.keys(tasks).map((name) => [name, []]))
+  for (let r = 0; r < rounds; r++)
+    for (const name of Object.keys(tasks)) rates[name].push(await timed(tasks[name]))
+  const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1]
+  return {
+    ratio: (a, b, digits = 2) => median(rates[a].map((x, i) => x / rates[b][i])).toFixed(digits),
+    per: (name) => `${Math.round(median(rates[name])).toLocaleString('en-US')}/s`,
+  }
+}

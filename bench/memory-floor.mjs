@@ -24,7 +24,7 @@
  *   npx --yes pnpm@10 build && node bench/memory-floor.mjs     # ROUNDS, default 12
  */
 import { createRequire } from 'node:module'
-import { estimate, gateChunk, limits, rlfChunk, subjects, usage } from './headline.mjs'
+import { alternate, estimate, gateChunk, limits, rlfChunk, subjects, usage } from './headline.mjs'
 
 const require = createRequire(import.meta.url)
 const { createTollgate, memoryStore } = await import(
@@ -339,22 +339,8 @@ const tasks = {
   floor: floorChunk(),
   rlf: rlfChunk(RateLimiterMemory, CHUNK),
 }
-const timed = async (f) => {
-  const started = performance.now()
-  await f()
-  return (CHUNK / (performance.now() - started)) * 1000
-}
-for (const f of Object.values(tasks)) {
-  await f()
-  await f()
-}
 const rounds = Number(process.env.ROUNDS ?? 12)
-const rates = { tollgate: [], fuller: [], floor: [], rlf: [] }
-for (let r = 0; r < rounds; r++)
-  for (const name of Object.keys(tasks)) rates[name].push(await timed(tasks[name]))
-const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1]
-const ratio = (a, b) => median(rates[a].map((x, i) => x / rates[b][i])).toFixed(2)
-const per = (name) => `${Math.round(median(rates[name])).toLocaleString('en-US')}/s`
+const { ratio, per } = await alternate(tasks, CHUNK, rounds)
 console.log(`reserve+settle, six limits, medians of ${rounds} rounds of ${CHUNK.toLocaleString('en-US')}`)
 console.log(
   `  tollgate ${per('tollgate')}, fuller ${per('fuller')}, floor ${per('floor')}, rlf 6× consume ${per('rlf')}`,
