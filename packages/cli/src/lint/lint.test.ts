@@ -265,6 +265,30 @@ describe('lintPolicy: other smells', () => {
     ])
   })
 
+  it('flags an alias named like a model, and an alias given two models', () => {
+    const warnings = only({
+      models: {
+        'gpt-4o': { price: { input: 1, output: 1 } },
+        'gpt-4o-2024-08-06': { price: { input: 1, output: 1 }, aliases: ['latest'] },
+        mini: { price: { input: 1, output: 1 }, aliases: ['fast'] },
+      },
+      aliases: { 'gpt-4o': 'gpt-4o-2024-08-06', latest: 'mini', fast: 'mini' },
+      rules: [{ id: 'r', per: 'user', limits: { requests: 1 }, window: 'day' }],
+    })
+    expect(warnings.map((w) => [w.code, w.path.join('.'), w.message])).toEqual([
+      [
+        'alias-twice',
+        'aliases.latest',
+        'Alias "latest" names "gpt-4o-2024-08-06" (models.gpt-4o-2024-08-06.aliases.0) and "mini" here: requests for it go to "mini".',
+      ],
+      [
+        'alias-shadows-model',
+        'models.gpt-4o',
+        'Model "gpt-4o" is never used: the alias "gpt-4o" sends its requests to "gpt-4o-2024-08-06".',
+      ],
+    ])
+  })
+
   it('flags a duration written as a bare number under a second: numbers are milliseconds', () => {
     const warnings = only({
       defaults: { holds: { ttl: 600 } },

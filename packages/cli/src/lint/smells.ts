@@ -28,6 +28,7 @@ export function smells(policy: CompiledPolicy): Finding[] {
     ...fallbacks(policy),
     ...misc(policy),
     ...milliseconds(policy),
+    ...aliasSmells(policy),
   ]
 }
 
@@ -288,5 +289,42 @@ export function milliseconds(policy: CompiledPolicy): Finding[] {
     } else check(window, ['rules', i, 'window'], `${has} a window`)
     check(rule.holds?.ttl, ['rules', i, 'holds', 'ttl'], `${has} a hold time-to-live`)
   })
+  return findings
+}
+
+/**
+ * Aliases that hide something: one given two models (the one in `aliases` wins, as compiled), and
+ * one named like a model of the table, whose own entry no request can then reach.
+ */
+export function aliasSmells(policy: CompiledPolicy): Finding[] {
+  const findings: Finding[] = []
+  const { source } = policy
+  const first = new Map<string, { model: string; path: Path }>()
+  const declare = (alias: string, model: string, path: Path) => {
+    const before = first.get(alias)
+    if (!before) first.set(alias, { model, path })
+    else if (before.model !== model)
+      findings.push(
+        warning(
+          'alias-twice',
+          path,
+          `Alias "${alias}" names "${before.model}" (${before.path.join('.')}) and "${model}" here: requests for it go to "${policy.aliases.get(alias)}".`,
+        ),
+      )
+  }
+  for (const [model, entry] of Object.entries(source.models ?? {}))
+    entry.aliases?.forEach((alias, i) => {
+      declare(alias, model, ['models', model, 'aliases', i])
+    })
+  for (const [alias, model] of Object.entries(source.aliases ?? {})) declare(alias, model, ['aliases', alias])
+  for (const [alias, model] of policy.aliases)
+    if (alias !== model && policy.models.has(alias))
+      findings.push(
+        warning(
+          'alias-shadows-model',
+          ['models', alias],
+          `Model "${alias}" is never used: the alias "${alias}" sends its requests to "${model}".`,
+        ),
+      )
   return findings
 }
