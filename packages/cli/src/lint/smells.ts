@@ -293,7 +293,7 @@ export function milliseconds(policy: CompiledPolicy): Finding[] {
 }
 
 /**
- * Aliases that hide something: one given two models (the one in `aliases` wins, as compiled), and
+ * Aliases that hide something: one given two models (the last one wins, `aliases` after the models), and
  * one named like a model of the table, whose own entry no request can then reach.
  */
 export function aliasSmells(policy: CompiledPolicy): Finding[] {
