@@ -49,10 +49,13 @@ function scopeOf(key: string): string | undefined {
   return SCOPES[(h >>> 0) % SCOPES.length]
 }
 
-/** The store with every counter scoped by its key, as the engine scopes counters by tenant. */
+/**
+ * The store with every counter scoped by its key, as the engine scopes counters by tenant; a
+ * counter the suite gives a scope of its own keeps it.
+ */
 function scoped(store: RedisStore): Store {
   const scope = (spec: CounterSpec): CounterSpec => {
-    const s = scopeOf(spec.key)
+    const s = spec.scope === undefined ? scopeOf(spec.key) : undefined
     return s === undefined ? spec : { ...spec, scope: s }
   }
   return {

@@ -57,8 +57,9 @@ export interface CounterSpec {
   /**
    * The tenant id this counter lives under (the policy's `tenant` dimension), or `undefined`
    * for a counter shared across tenants (a global ceiling, a per-model rule). Counters with the
-   * same scope may be stored together (one Redis Cluster slot). The engine always sends a
-   * key with the same scope; stores may treat scope and key together as the counter's name.
+   * same scope may be stored together (one Redis Cluster slot). Scope and key together name
+   * the counter: the same key under two scopes (one user id in two tenants) is two counters.
+   * Overrides are per key, whatever the scope.
    */
   scope?: string
   window: WindowSpec

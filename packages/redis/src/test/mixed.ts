@@ -124,13 +124,13 @@ export async function mixedRun(
     const rng = random(seed)
     const open: { memory: string; redis: string; at: number }[] = []
     const closed: typeof open = []
-    // Each user and project belongs to one tenant, as a trusted subject's ids do.
+    // One user id in two tenants (u1) is two users: its counters are scoped to each tenant.
     const people = [
       ['o1', 'p1', 'u1'],
       ['o1', 'p2', 'u1'],
       ['o1', 'p1', 'u2'],
       ['o2', 'p3', 'u3'],
-      ['o2', 'p4', 'u4'],
+      ['o2', 'p4', 'u1'],
     ].map(([org, project, user]) => ({ org: rename(org!), project: rename(project!), user: rename(user!) }))
     const subjects = () => rng.pick(people)
     for (let step = 0; step < 250; step++) {

@@ -160,6 +160,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const looks: Look[] = []
   let now = 0
 
+  /**
+   * The name a counter's home is kept under: its key, and its scope (tenant) when it has one, as
+   * the Redis store's keys carry it, so that one key under two tenants is two counters. Keys are
+   * escaped and never hold U+0000, so the name is unambiguous whatever the scope's characters.
+   * Overrides stay per key, as in the Redis store.
+   */
+  const nameOf = (spec: CounterSpec): string =>
+    spec.scope === undefined ? spec.key : `${spec.key}\u0000${spec.scope}`
   /** The home of a counter key, or a new one (added to the cache by `keep` once it holds). */
   const homeOf = (key: string, namespace = ''): Home =>
     homes.get(namespace === '' ? key : namespace + key, now) ?? newHome()
@@ -175,7 +183,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   /** The current state of one counter, without changing it. */
   const stateOf = (spec: CounterSpec, amount: number, look: Look) => {
     const cap = capOf(spec)
-    const home = homeOf(spec.key)
+    const home = homeOf(nameOf(spec))
     if (!inspect(spec.window, amount, cap, now, home, look))
       return { cap, used: 0, held: 0, resetAt: null, windowStart: now, home: null }
     return {
@@ -346,7 +354,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         const spec = specs[i]!
         const cap = capOf(spec)
         const look = looks[i]!
-        const home = homeOf(spec.key)
+        const home = homeOf(nameOf(spec))
         inspect(spec.window, spec.amount, cap, now, home, look)
         look.home = home
         const result: CounterResult = {
@@ -362,20 +370,20 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           trippedNow: false,
           throttled: false,
         }
-        const trippedUntil = trips.size === 0 ? undefined : trips.get(spec.key, now)
+        const trippedUntil = trips.size === 0 ? undefined : trips.get(nameOf(spec), now)
         if (trippedUntil !== undefined) {
           result.denied = true
           result.tripped = true
           result.retryAfterMs = trippedUntil - now
         } else if (spec.trip && look.denied && spec.enforce) {
-          trips.set(spec.key, now + spec.trip.cooldownMs, now)
+          trips.set(nameOf(spec), now + spec.trip.cooldownMs, now)
           result.tripped = true
           result.trippedNow = true
           result.retryAfterMs = spec.trip.cooldownMs
         } else if (!look.denied && spec.throttle && look.used + spec.amount >= spec.throttle.at * cap) {
           const throttle = throttleSpec(spec)
           const gate = newLook()
-          inspect(throttle.window, throttle.amount, throttle.cap, now, homeOf(throttle.key, '#'), gate)
+          inspect(throttle.window, throttle.amount, throttle.cap, now, homeOf(nameOf(throttle), '#'), gate)
           gates ??= new Array(count)
           gates[i] = gate
           if (gate.denied) {
@@ -400,10 +408,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         if (gate) {
           const throttle = throttleSpec(spec)
           hold(throttle, gate, input.id, now)
-          keep(`#${throttle.key}`, throttle.window, gate, homeOf(throttle.key, '#'))
+          keep(`#${nameOf(throttle)}`, throttle.window, gate, homeOf(nameOf(throttle), '#'))
         }
         result.resetAt = hold(spec, look, input.id, now)
-        keep(spec.key, spec.window, look, look.home!)
+        keep(nameOf(spec), spec.window, look, look.home!)
         const cell = look.cell
         cells[i] = cell
         result.used = spec.window.kind === 'bucket' ? result.used + spec.amount : cell.used
@@ -438,11 +446,11 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           const spec = specs[i]!
           const { window } = spec
           if (spec.alerts || spec.trip || spec.throttle) return undefined
-          if (trips.size > 0 && trips.has(spec.key)) return undefined
+          if (trips.size > 0 && trips.has(nameOf(spec))) return undefined
           // a remembered home, marked seen as `homes.get` would; else the cache's
           let home = known[i]
           if (home !== undefined && home.forgetAt > now) home.seen = true
-          else known[i] = home = homeOf(spec.key)
+          else known[i] = home = homeOf(nameOf(spec))
           let used = 0
           if (window.kind === 'fixed') {
             const at = locate(window.bounds, now)
@@ -468,7 +476,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
             spec.window.kind === 'fixed'
               ? holdFixed(spec, home, laneAt[i]!, graceMs, out, o)
               : holdSliding(spec, home, now, graceMs, out, o)
-          if (!home.seen) homes.add(spec.key, home, now)
+          if (!home.seen) homes.add(nameOf(spec), home, now)
           cells[i] = cell
           starts[i] = out[o + 4]!
           out[o] = capOf(spec)
@@ -513,7 +521,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const { home, ...state } = stateOf(spec, 0, look)
       if (!home) return state
       adjustCell(spec.window, look, amount)
-      keep(spec.key, spec.window, look, home)
+      keep(nameOf(spec), spec.window, look, home)
       return { ...state, used: look.cell.used, held: look.cell.held }
     },
 
@@ -521,9 +529,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       tick()
       const found: ScannedCounter[] = []
       const look = newLook()
-      for (const [key, home] of homes.entries(now)) {
+      for (const [name, home] of homes.entries(now)) {
         if (found.length >= max) break
-        if (!key.startsWith(counter.key)) continue
+        if (!name.startsWith(counter.key)) continue
+        // the key, without the scope its home is kept under (see nameOf)
+        const end = name.indexOf('\u0000')
+        const key = end < 0 ? name : name.slice(0, end)
         const cap = overrides.get(key) ?? counter.cap
         if (!inspect(counter.window, 0, cap, now, home, look) || look.created) continue
         const state = {
@@ -594,6 +605,7 @@ function throttleSpec(spec: CounterSpec): CounterSpec {
   const { limit, periodMs } = spec.throttle!
   return {
     key: `${spec.key}#throttle`,
+    ...(spec.scope === undefined ? {} : { scope: spec.scope }),
     metric: 'requests',
     amount: 1,
     cap: limit,

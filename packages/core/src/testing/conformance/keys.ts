@@ -105,6 +105,19 @@ export function describeKeys(suite: Suite): void {
       )
     })
 
+    it('one key under different scopes (tenants) is as many counters', async () => {
+      // the same user id in two tenants: two users, never one counter
+      const { store, clock, key, id } = await harness(suite)
+      const k = key('scoped')
+      const scopes = [undefined, 'a', 'b', 'a:b', '{a}', 'é\u0000']
+      const specs = scopes.map((scope, i) =>
+        counter(k, day(clock.now()), 1_000_000, i + 1, scope === undefined ? {} : { scope }),
+      )
+      for (const spec of specs) await reserveOk(store, id(), [spec])
+      for (const spec of specs)
+        expect((await read(store, [spec]))[0]!.used, String(spec.scope)).toBe(spec.amount)
+    })
+
     it('keys that look like another window kind of another key stay separate', async () => {
       const { store, clock, key, id } = await harness(suite)
       const now = clock.now()
