@@ -40,6 +40,20 @@ describe('handleRequest on what app code returns', () => {
     }
   })
 
+  it('a feature that is no string, for a key limited to some features, is refused, not thrown (found by the property)', async () => {
+    const { gate } = testGate()
+    // the message named the feature in a template: an object without toString threw a TypeError
+    for (const feature of [{ toString: undefined }, Object.create(null), 5, ['chat']]) {
+      const admission = await handleRequest(new Request('http://x/'), {
+        gate,
+        identify: () => identity as never,
+        feature: feature as never,
+      })
+      expect(admission.allowed).toBe(false)
+      expect(!admission.allowed && admission.response.status).toBe(400)
+    }
+  })
+
   it('any value anywhere in the identity or the options answers a refusal or a hold, never throws', async () => {
     const { gate } = testGate()
     const path = fc.array(fc.nat(20), { maxLength: 4 })

@@ -135,7 +135,8 @@ function malformed(result: unknown): string | undefined {
 
 /** The 403 `feature_not_allowed` response when the identity may not use `feature`, else `null`. */
 export function checkFeature(identity: Identity, feature: string | undefined): Response | null {
-  if (identity.features && feature !== undefined && !identity.features.includes(feature))
+  // a feature that is no string (app code may return anything) is the gate's to refuse, with 400
+  if (identity.features && typeof feature === 'string' && !identity.features.includes(feature))
     return refusalResponse(forbidden('feature_not_allowed', `This key may not use the feature "${feature}".`))
   return null
 }
