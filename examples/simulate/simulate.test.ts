@@ -43,9 +43,13 @@ describe('the bundled simulation', () => {
     expect(summary.shadowRefused).toBeGreaterThan(0)
 
     const hit = (rule: string) => summary.capsHit.find((row) => row.rule === rule && row.metric !== '')!
-    expect(hit('key-burst').top[0]!.partition).toEqual({ key: HEAVY.burst.key })
-    expect(hit('user-daily').top[0]!.partition).toEqual({ user: HEAVY.burst.user })
-    expect(hit('user-daily-free').top[0]!.partition).toEqual({ user: HEAVY.tokens.user })
+    // the policy's tenant is the org: rows of rules counted within one name it
+    expect(hit('key-burst').top[0]!.partition).toEqual({ key: HEAVY.burst.key, org: HEAVY.burst.org })
+    expect(hit('user-daily').top[0]!.partition).toEqual({ user: HEAVY.burst.user, org: HEAVY.burst.org })
+    expect(hit('user-daily-free').top[0]!.partition).toEqual({
+      user: HEAVY.tokens.user,
+      org: HEAVY.tokens.org,
+    })
     expect(hit('org-hourly-requests').shadow).toBe(true)
     // the heavy users get most of the refusals
     const refusedHeavy = ['key-burst', 'user-daily', 'user-daily-free'].reduce(

@@ -220,7 +220,8 @@ export function httpStore(options: HttpStoreOptions): HttpStore {
     commit: (input) => call('commit', input),
     read: (counters) => call('read', { counters }),
     adjust: (counter, amount) => call('adjust', { counter, amount }),
-    setOverride: (key, cap) => call('setOverride', { key, cap }).then(done),
+    setOverride: (key, cap, scope) =>
+      call('setOverride', scope === undefined ? { key, cap } : { key, cap, scope }).then(done),
     block: (marker, code) => call('block', { marker, code }).then(done),
     blocked: (markers) => call('blocked', { markers }),
     lookup: (id) => call('lookup', { id }),

@@ -84,7 +84,7 @@ interface Bodies {
   commit: StoreCommit
   read: { counters: CounterSpec[] }
   adjust: { counter: CounterSpec; amount: number }
-  setOverride: { key: string; cap: number | null }
+  setOverride: { key: string; cap: number | null; scope?: string }
   block: { marker: string; code: string | null }
   blocked: { markers: string[] }
   lookup: { id: string }
@@ -97,7 +97,7 @@ const calls: { [O in Operation]: (store: Store, body: Bodies[O]) => unknown } = 
   commit: (store, body) => store.commit(body),
   read: (store, body) => store.read(body.counters),
   adjust: (store, body) => store.adjust(body.counter, body.amount),
-  setOverride: (store, body) => store.setOverride(body.key, body.cap),
+  setOverride: (store, body) => store.setOverride(body.key, body.cap, body.scope),
   block: (store, body) => store.block(body.marker, body.code),
   blocked: (store, body) => store.blocked(body.markers),
   lookup: (store, body) => store.lookup(body.id),

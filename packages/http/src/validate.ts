@@ -120,7 +120,7 @@ export const checks: Record<Operation, Check> = {
   commit: object({ id: string, amounts }),
   read: object({ counters: list(counterSpec) }),
   adjust: object({ counter: counterSpec, amount: integer }),
-  setOverride: object({ key: string, cap: nullable(finite) }),
+  setOverride: object({ key: string, cap: nullable(finite), scope: optional(string) }),
   block: object({ marker: string, code: nullable(string) }),
   blocked: object({ markers: list(string) }),
   lookup: object({ id: string }),

@@ -21,7 +21,7 @@ beforeAll(async () => {
 }, 30_000)
 
 /** Overrides, blocks and lifetime windows live until cleared; everything else expires. */
-const permanent = (key: string) => /^\{[^{}]*\}:(o|b):/.test(key) || /^\{[^{}]*\}:f:0:/.test(key)
+const permanent = (key: string) => /^\{[^{}]*\}:(o|so|b):/.test(key) || /^\{[^{}]*\}:f:0:/.test(key)
 
 afterAll(async () => {
   const c = await cluster
@@ -63,6 +63,7 @@ function scoped(store: RedisStore): Store {
     reserve: (input) => store.reserve({ ...input, counters: input.counters.map(scope) }),
     read: (specs) => store.read(specs.map(scope)),
     adjust: (spec, amount) => store.adjust(scope(spec), amount),
+    setOverride: (key, cap, s) => store.setOverride(key, cap, s ?? scopeOf(key)),
   }
 }
 

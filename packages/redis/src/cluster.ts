@@ -32,7 +32,7 @@ import type {
   StoreReserveResult,
 } from '@tollgate/core'
 import { commitRows, counterResult, pushSpec, type Reply, ROW, ROW_BEFORE, state } from './codec.js'
-import { encodeId } from './keys.js'
+import { encodeId, overrideKey } from './keys.js'
 import type { Runtime, ScriptOps } from './store.js'
 
 /** The counters of one slot: its tag and the positions of its counters in the call. */
@@ -68,7 +68,7 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
     return [shared, ...others].map((t) => ({ tag: t, at: byTag.get(t)! }))
   }
 
-  const overrideKey = (spec: CounterSpec) => `${shared}:o:${encodeId(spec.key)}`
+  const overrideOf = (spec: CounterSpec) => overrideKey(shared, tag(spec.scope), encodeId(spec.key))
 
   /** Returns the holds of `groups` and forgets the reservation there. */
   const cancel = (id: string, groups: Group[]) =>
@@ -97,7 +97,7 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
           pushSpec(args, spec, spec.amount, g.tag, caps.get(i) ?? spec.cap)
         }
         args.push(flags, g.at.join(','))
-        const extra = first ? rest.flatMap((o) => o.at.map((i) => encodeId(specs[i]!.key))) : []
+        const extra = first ? rest.flatMap((o) => o.at.map((i) => overrideOf(specs[i]!))) : []
         args.push(String(extra.length), ...extra)
         const others = first ? rest.map((o) => o.tag) : []
         args.push(String(others.length), ...others)
@@ -220,7 +220,7 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
       // Overrides live in the shared slot: read them alongside and apply them to the other groups.
       const outside = groups.slice(1).flatMap((g) => g.at)
       const [overrides] = await Promise.all([
-        within(() => client.mget(outside.map((i) => overrideKey(specs[i]!)))),
+        within(() => client.mget(outside.map((i) => overrideOf(specs[i]!)))),
         ...groups.map(readGroup),
       ])
       outside.forEach((i, j) => {
@@ -237,7 +237,7 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
       pushSpec(args, spec, 0, t)
       const [reply, override] = await Promise.all([
         script('adjust', t, args),
-        within(() => client.get(overrideKey(spec))),
+        within(() => client.get(overrideOf(spec))),
       ])
       const result = state(reply[1] as Reply[])
       if (override !== null) result.cap = Number(override)

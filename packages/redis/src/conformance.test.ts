@@ -12,7 +12,7 @@ const client = testClient()
 const prefix = prefixes('conformance')
 
 /** Overrides, blocks and lifetime windows live until cleared; everything else expires. */
-const permanent = (key: string) => /^\{[^{}]*\}:(o|b):/.test(key) || /^\{[^{}]*\}:f:0:/.test(key)
+const permanent = (key: string) => /^\{[^{}]*\}:(o|so|b):/.test(key) || /^\{[^{}]*\}:f:0:/.test(key)
 
 afterAll(async () => {
   try {

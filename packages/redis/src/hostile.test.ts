@@ -123,7 +123,7 @@ async function keysOf(prefix: string): Promise<{ key: string; ttl: number }[]> {
 }
 
 /** Keys meant to live until cleared: overrides, blocks and lifetime windows. */
-const permanent = (key: string) => /^\{[^{}]*\}:(o|b):/.test(key) || /^\{[^{}]*\}:f:0:/.test(key)
+const permanent = (key: string) => /^\{[^{}]*\}:(o|so|b):/.test(key) || /^\{[^{}]*\}:f:0:/.test(key)
 
 describe('hostile ids through the engine, against Redis', () => {
   it('each id keeps its own counters, and every key stays under the prefix with a TTL', async () => {
@@ -179,7 +179,10 @@ describe('hostile ids through the engine, against Redis', () => {
     const forever = keys.filter((k) => k.ttl < 0)
     expect(forever.filter((k) => !permanent(k.key)).map((k) => k.key.slice(0, 80))).toEqual([])
     // Permanent keys are exactly the overrides, blocks and lifetime windows.
-    expect(forever.filter((k) => /\}:o:/.test(k.key))).toHaveLength(1)
+    // the override is org o's (the policy's tenant): kept under that tenant's tag
+    expect(forever.filter((k) => /\}:s?o:/.test(k.key)).map((k) => k.key.slice(0, 24))).toEqual([
+      '{hostile}:so:{hostile:o}',
+    ])
     expect(forever.filter((k) => /\}:b:/.test(k.key))).toHaveLength(1)
     expect(forever.filter((k) => /\}:f:0:org-lifetime:/.test(k.key)).length).toBe(HOSTILE.length + 1)
     // Nothing lives longer than the reservation TTL plus the idempotency horizon, or a month plus grace.

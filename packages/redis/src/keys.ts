@@ -8,6 +8,7 @@
  * {prefix}:r:<id>                   hash: one reservation (state, expiry, meta, entries)
  * {prefix}:d:<id>                   string: a settled or released reservation's state, for idempotencyMs
  * {prefix}:o:<key>                  string: runtime cap override (permanent until cleared)
+ * {prefix}:so:<tag><key>            string: the same, of a counter under a scope (a tenant's)
  * {prefix}:b:<marker>               string: block marker → code (permanent until cleared)
  * <tag>:f:<windowStart>:<key>       hash: calendar / lifetime window (used, held, alerted)
  * <tag>:s:<key>                     hash: rolling window (used, held, alerted, slot → amount, slot → open holds)
@@ -49,6 +50,17 @@ export function decodeId(text: string): string {
 /** The hash tag of a counter: `{prefix}` without a scope, `{prefix:<scope escaped>}` with one. */
 export function tagOf(prefix: string, scope: string | undefined): string {
   return scope === undefined ? `{${prefix}}` : `{${prefix}:${escapeId(scope)}}`
+}
+
+/**
+ * The name of a counter's runtime cap override, in the shared slot `shared` (`{prefix}`):
+ * `{prefix}:o:<key>`, or `{prefix}:so:<tag><key>` for a counter under a scope (its `tag` is not
+ * the shared one), so that an override for one tenant's user never caps another tenant's. As
+ * `overrideOf` in the scripts' prelude. `key` as sent to Redis ({@link encodeId}); a tag holds no
+ * `}` but its last, so the name is unambiguous.
+ */
+export function overrideKey(shared: string, tag: string, key: string): string {
+  return tag === shared ? `${shared}:o:${key}` : `${shared}:so:${tag}${key}`
 }
 
 /** Checks a key prefix: non-empty, no braces (they would break the hash tags), no lone surrogate. */

@@ -135,6 +135,7 @@ describe('gate.top on Redis', () => {
         { id: 'org-day', per: 'org', limits: { tokens: 100_000 }, window: 'day' },
         { id: 'org-users', per: ['org', 'user'], limits: { tokens: 10_000 }, window: 'day' },
         { id: 'model-day', per: 'model', limits: { tokens: 1_000_000 }, window: 'day' },
+        { id: 'user-day', per: 'user', limits: { tokens: 1_000 }, window: 'day' },
       ],
     }
     const { gate, spend } = setup(tenantPolicy)
@@ -162,6 +163,20 @@ describe('gate.top on Redis', () => {
     expect((await gate.top({ rule: 'org-users', limit: 2 })).map((r) => r.used)).toEqual([70, 50])
     expect((await gate.top({ rule: 'model-day' })).map((r) => [r.partition.model, r.used])).toEqual([
       ['gpt-4o-mini', 156],
+    ])
+    // a rule per user counts within each tenant: u1 of three orgs is three rows, each naming its org,
+    // and an override for one of them caps that one only
+    await gate.override({ rule: 'user-day', subject: { org: 'o{r}g*', user: 'u1' } }, 80)
+    const users = await gate.top({ rule: 'user-day', where: { user: 'u1' } })
+    expect(users.map((r) => [r.partition, r.used, r.limit])).toEqual([
+      [{ user: 'u1', org: 'o{r}g*' }, 70, 80],
+      [{ user: 'u1', org: 'acme' }, 30, 1_000],
+      [{ user: 'u1', org: 'ü' }, 1, 1_000],
+    ])
+    const ofAcme = await gate.top({ rule: 'user-day', where: { org: 'acme' } })
+    expect(ofAcme.map((r) => [r.partition.user, r.used])).toEqual([
+      ['u:2', 50],
+      ['u1', 30],
     ])
   })
 })

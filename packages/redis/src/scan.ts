@@ -104,13 +104,13 @@ export async function scanCounters(
         return spec
       })
       const states = await read(specs)
-      part.forEach(({ tag, key }, j) => {
+      part.forEach(({ tag, key, scope }, j) => {
         if (found.length >= max) return
         const state = states[j]!
         // A calendar counter is listed only when it has a window holding the store's time.
         const starts = seen.get(`${tag}\n${key}`)
         if (starts && !starts.has(state.windowStart)) return
-        found.push({ key, state })
+        found.push(scope === undefined ? { key, state } : { key, scope, state })
       })
     }
   }

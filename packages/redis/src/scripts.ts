@@ -54,7 +54,7 @@ const RESERVE_BODY = /* lua */ `
 -- ARGV[6] id, [7] ttlMs, [8] meta JSON, [9] number of block markers, markers…, number of counters, counters…
 -- then, on a Redis Cluster only (see cluster.ts): flags ('d' evaluate without holding, 'p' report the state
 -- before the hold too), the position of each counter in the whole reservation (comma list), number of
--- extra counter keys whose overrides to report, keys…, number of other slot groups, their tags…, number of
+-- extra override names to report (other groups' counters, see overrideKey), names…, number of other slot groups, their tags…, number of
 -- extra calendar bounds to check for skew (the other groups' fixed windows), bounds…
 -- Answer: status, now, then ROW values per counter (see codec.ts), then (Cluster) the extra overrides.
 sweep()
@@ -91,8 +91,8 @@ for i = 1, nblocks do names[i] = PT .. ':b:' .. markers[i] end
 local TRIPS, OVERRIDES = nblocks, nblocks + nspecs
 for i, s in ipairs(specs) do names[TRIPS + i] = s.tag .. ':k:' .. s.key end
 if SHARED then
-  for i, s in ipairs(specs) do names[OVERRIDES + i] = PT .. ':o:' .. s.key end
-  for i, key in ipairs(extra) do names[OVERRIDES + nspecs + i] = PT .. ':o:' .. key end
+  for i, s in ipairs(specs) do names[OVERRIDES + i] = overrideOf(s.key, s.tag) end
+  for i, name in ipairs(extra) do names[OVERRIDES + nspecs + i] = name end
 end
 local found = mget(names)
 for i = 1, nblocks do
@@ -285,13 +285,14 @@ if not late then call('ZREM', INDEX, id) end
 -- What the sweep or this record's expiry changed is written now: calendar windows are then
 -- changed straight in Redis (chargeFixed).
 if #order > 0 then flush() end
-local keys, seen = {}, {}
+local keys, tags, seen = {}, {}, {}
 for i, e in ipairs(r.entries) do
   local key = e[1] or e.key
   keys[i] = key
+  tags[i] = e[3] or e.tag
   seen[key] = (seen[key] or 0) + 1
 end
-local found = overrides(keys)
+local found = overrides(keys, tags)
 -- One flat list of rows: key, metric, held, charged, overdraft, position (false outside a Cluster).
 local rows = {}
 for i, e in ipairs(r.entries) do

@@ -30,7 +30,7 @@ import {
   state,
 } from './codec.js'
 import { bounded, type Client, type Within } from './connection.js'
-import { checkPrefix, encodeId, tagOf } from './keys.js'
+import { checkPrefix, encodeId, overrideKey, tagOf } from './keys.js'
 import { scanCounters } from './scan.js'
 import { SCRIPTS, type ScriptName } from './scripts.js'
 
@@ -352,8 +352,8 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
 
     now: () => (clock ? clock.now() : Date.now() + offset),
 
-    async setOverride(key: string, cap: number | null): Promise<void> {
-      const name = `${shared}:o:${encodeId(key)}`
+    async setOverride(key: string, cap: number | null, scope?: string): Promise<void> {
+      const name = overrideKey(shared, tag(scope), encodeId(key))
       if (cap === null) await within(() => client.del(name))
       else if (typeof cap !== 'number' || !Number.isFinite(cap))
         throw new TypeError(

@@ -72,6 +72,19 @@ export function createCollector(
   const tracked = new Map(track.map((rule) => [rule, new Set<string>()]))
   state.seen = tracked
 
+  // With a tenant, a rule per subject dimensions counts each partition within the request's tenant
+  // (user u1 of two orgs is two users, as the engine's scopeOf): its rows name the tenant too, as
+  // `gate.top` does.
+  const { tenant } = policy
+  const rules = new Map(policy.rules.map((r) => [r.id, r]))
+  /** The partition of `rule`, with the tenant of `subject` when the rule counts within one. */
+  const within = (rule: string, partition: Subject, subject: Subject | undefined): Subject => {
+    const id = tenant === undefined || subject === undefined ? undefined : subject[tenant]
+    if (id === undefined || partition[tenant!] !== undefined) return partition
+    const per = rules.get(rule)?.per ?? []
+    return per.some((d) => subject![d] !== undefined) ? { ...partition, [tenant!]: id } : partition
+  }
+
   const refusal = (rule: string | null, code: string, status: number) =>
     bump(state.refusals, `${rule}\u0000${code}`, () => ({ rule, code, status, refused: 0, shadowRefused: 0 }))
 
@@ -90,11 +103,11 @@ export function createCollector(
     bump(row.byPartition, keyOf(partition), () => ({ partition, hits: 0 })).hits++
   }
 
-  function sample(limit: LimitState, key: string, at: number) {
+  function sample(limit: LimitState, partition: Subject, key: string, at: number) {
     const samples = bump(state.samples, `${limit.rule}\u0000${limit.metric}\u0000${key}`, () => ({
       rule: limit.rule,
       metric: limit.metric,
-      partition: limit.partition,
+      partition,
       cap: limit.limit,
       shadow: limit.shadow,
       peak: 0,
@@ -121,8 +134,11 @@ export function createCollector(
   return {
     state,
 
-    /** Count one decision made at virtual time `at` for traffic line `line`; returns the partitions its settle is charged to. */
-    decision(decision: Decision, at: number, line = 0): PartitionSpend[] {
+    /**
+     * Count one decision made at virtual time `at` for traffic line `line`, for a request of
+     * `subject`; returns the partitions its settle is charged to.
+     */
+    decision(decision: Decision, at: number, line = 0, subject?: Subject): PartitionSpend[] {
       state.requests++
       if (state.from === null) state.from = at
       state.to = at
@@ -130,14 +146,14 @@ export function createCollector(
         state.shadowRefused++
         for (const v of decision.shadowViolations) {
           refusal(v.rule, String(v.code), v.status).shadowRefused++
-          if (v.metric !== '') hit(v.rule, v.metric, v.partition, at, line, true)
+          if (v.metric !== '') hit(v.rule, v.metric, within(v.rule, v.partition, subject), at, line, true)
         }
       }
       if (!decision.allowed) {
         state.refused++
         refusal(decision.rule, String(decision.code), decision.status).refused++
         for (const v of decision.violations)
-          if (v.metric !== '') hit(v.rule, v.metric, v.partition, at, line, false)
+          if (v.metric !== '') hit(v.rule, v.metric, within(v.rule, v.partition, subject), at, line, false)
       } else {
         state.allowed++
         const { downgrade } = decision
@@ -157,23 +173,25 @@ export function createCollector(
       }
       const charged: PartitionSpend[] = []
       let previous: Subject | undefined
+      let partition: Subject = {}
       let key = ''
       for (const limit of decision.limits) {
         if (limit.partition !== previous) {
           previous = limit.partition
-          key = keyOf(limit.partition)
+          partition = within(limit.rule, limit.partition, subject)
+          key = keyOf(partition)
           tracked.get(limit.rule)?.add(key)
           const partitions = decision.allowed ? state.spend.get(limit.rule) : undefined
           if (partitions) {
             let row = partitions.get(key)
             if (row === undefined) {
-              row = { partition: limit.partition, requests: 0, inputTokens: 0, outputTokens: 0, cost: 0 }
+              row = { partition, requests: 0, inputTokens: 0, outputTokens: 0, cost: 0 }
               partitions.set(key, row)
             }
             charged.push(row)
           }
         }
-        if (options.series) sample(limit, key, at)
+        if (options.series) sample(limit, partition, key, at)
       }
       return charged
     },

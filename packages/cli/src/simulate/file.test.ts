@@ -59,9 +59,9 @@ describe('simulateFile', () => {
     expect(one.summary.refused).toBeGreaterThan(0)
   }, 60_000)
 
-  it('replays in one thread when two shards counted the same partition', async () => {
-    // the same key id used by two orgs in different shards: the check replays in one thread. The
-    // key counts within each org (the policy's tenant), so each has its 3 a minute
+  it('counts one key id of two tenants as two partitions, in separate shards', async () => {
+    // the same key id used by two orgs in different shards: the key counts within each org (the
+    // policy's tenant), so each has its 3 a minute, each shard counts its own, and rows name the org
     const x = 'a'
     const y = ['b', 'c', 'd', 'e', 'f', 'g', 'h'].find((org) => shardOf(org, 2) !== shardOf(x, 2))!
     const shared = Array.from({ length: 8 }, (_, i) => ({
@@ -70,8 +70,36 @@ describe('simulateFile', () => {
     }))
     const path = write('shared.jsonl', shared)
     const { summary } = await simulateFile(policy, path, { workers: 2 })
-    expect(summary).toMatchObject({ workers: 1, requests: 8, allowed: 6, refused: 2 })
+    expect(summary).toMatchObject({ workers: 2, requests: 8, allowed: 6, refused: 2 })
+    const keys = summary.spend.find((row) => row.rule === 'key-minute')!
+    expect(keys.top.map((row) => [row.partition, row.requests]).sort()).toEqual([
+      [{ key: 'shared', org: x }, 3],
+      [{ key: 'shared', org: y }, 3],
+    ])
     const one = await simulateFile(policy, path, { workers: 1 })
+    expect({ ...one.summary, elapsedMs: 0, workers: 0 }).toEqual({ ...summary, elapsedMs: 0, workers: 0 })
+  }, 60_000)
+
+  it('replays in one thread when two shards counted the same partition', async () => {
+    // a rule per model counts across tenants: two orgs in two shards share its partition
+    const perModel: PolicyInput = {
+      ...policy,
+      rules: [
+        ...policy.rules,
+        { id: 'model-minute', per: 'model', limits: { requests: 5 }, window: 'minute' },
+      ],
+    }
+    const x = 'a'
+    const y = ['b', 'c', 'd', 'e', 'f', 'g', 'h'].find((org) => shardOf(org, 2) !== shardOf(x, 2))!
+    const lines = Array.from({ length: 8 }, (_, i) => ({
+      t: T0 + i * 1000,
+      subject: { org: i % 2 ? x : y, key: `k${i}` },
+      model: 'm',
+    }))
+    const path = write('model.jsonl', lines)
+    const { summary } = await simulateFile(perModel, path, { workers: 2 })
+    expect(summary).toMatchObject({ workers: 1, requests: 8, allowed: 5, refused: 3 })
+    const one = await simulateFile(perModel, path, { workers: 1 })
     expect({ ...one.summary, elapsedMs: 0 }).toEqual({ ...summary, elapsedMs: 0 })
   }, 60_000)
 })

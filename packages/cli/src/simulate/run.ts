@@ -115,7 +115,7 @@ export async function replay(
       collector.error(error.code, `line ${number}: ${error.message}`, number, at)
       return
     }
-    const charged = collector.decision(decision, at, number)
+    const charged = collector.decision(decision, at, number, request.subject)
     if (!decision.allowed) return
     const id = decision.id
     const usage: Usage = {

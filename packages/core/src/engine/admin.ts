@@ -73,7 +73,7 @@ export async function override(engine: Engine, ref: CounterRef, cap: number | nu
   }
   const value = cap === null ? null : spec.metric === 'cost' ? toMicros(cap) : cap
   if (value !== null && spec.metric !== 'cost') checkAmount(value, 'cap')
-  await engine.call(() => engine.store.setOverride(spec.key, value), '', null)
+  await engine.call(() => engine.store.setOverride(spec.key, value, spec.scope), '', null)
 }
 
 export async function credit(engine: Engine, ref: Omit<CounterRef, 'metric'>, amount: number) {

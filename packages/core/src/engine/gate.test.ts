@@ -387,6 +387,22 @@ describe('admin', () => {
       code: 'invalid_request',
     })
   })
+
+  it('with a tenant, overrides the partition of the tenant named only', async () => {
+    // the same user id in two orgs is two users: capping one leaves the other alone
+    const { gate } = setup({
+      tenant: 'org',
+      rules: [{ id: 'user-day', per: 'user', limits: { requests: 5 }, window: 'day' }],
+    })
+    const u1 = (org: string) => ({ subject: { org, user: 'u1' } })
+    await gate.override({ rule: 'user-day', subject: { org: 'a', user: 'u1' } }, 1)
+    expect(await gate.reserve(u1('a'))).toMatchObject({ allowed: true })
+    expect(await gate.reserve(u1('a'))).toMatchObject({ allowed: false, rule: 'user-day' })
+    for (let i = 0; i < 5; i++) expect(await gate.reserve(u1('b'))).toMatchObject({ allowed: true })
+    expect(await gate.reserve(u1('b'))).toMatchObject({ allowed: false, rule: 'user-day' })
+    expect((await gate.usage(u1('a')))[0]).toMatchObject({ limit: 1, used: 1 })
+    expect((await gate.usage(u1('b')))[0]).toMatchObject({ limit: 5, used: 5 })
+  })
 })
 
 describe('money overrides', () => {

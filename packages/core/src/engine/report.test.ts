@@ -119,3 +119,42 @@ describe('top', () => {
     await expect(gate.top({ rule: 'user-day', limit: 0 })).rejects.toMatchObject({ code: 'invalid_request' })
   })
 })
+
+describe('top with a tenant', () => {
+  it('names the tenant of each partition counted within one, and filters by it', async () => {
+    const clock = fakeClock(DAY_START)
+    const gate = createTollgate({
+      policy: {
+        tenant: 'org',
+        rules: [
+          { id: 'user-day', per: 'user', limits: { requests: 100 }, window: 'day' },
+          { id: 'org-day', per: 'org', limits: { requests: 100 }, window: 'day' },
+        ],
+      },
+      store: memoryStore({ clock }),
+    })
+    const calls = async (org: string, user: string, n: number) => {
+      for (let i = 0; i < n; i++) expect((await gate.reserve({ subject: { org, user } })).allowed).toBe(true)
+    }
+    await calls('a', 'u1', 3)
+    await calls('b', 'u1', 2)
+    await calls('a', 'u2', 1)
+    await gate.override({ rule: 'user-day', subject: { org: 'b', user: 'u1' } }, 50)
+    const rows = (await gate.top({ rule: 'user-day' })).map((r) => [r.partition, r.used, r.limit])
+    expect(rows).toEqual([
+      [{ user: 'u1', org: 'a' }, 3, 100],
+      [{ user: 'u1', org: 'b' }, 2, 50],
+      [{ user: 'u2', org: 'a' }, 1, 100],
+    ])
+    const ofA = await gate.top({ rule: 'user-day', where: { org: 'a' } })
+    expect(ofA.map((r) => [r.partition, r.used])).toEqual([
+      [{ user: 'u1', org: 'a' }, 3],
+      [{ user: 'u2', org: 'a' }, 1],
+    ])
+    const orgs = await gate.top({ rule: 'org-day' })
+    expect(orgs.map((r) => [r.partition, r.used])).toEqual([
+      [{ org: 'a' }, 4],
+      [{ org: 'b' }, 2],
+    ])
+  })
+})

@@ -31,6 +31,10 @@ export interface UsageState extends LimitState {
 
 /** One partition of a rule in a breakdown. */
 export interface PartitionUsage {
+  /**
+   * The partition's ids by dimension. With a policy `tenant`, a partition counted within a tenant
+   * names it too (`{ user: 'u1', org: 'a' }`): the same id in two tenants is two rows.
+   */
   partition: Subject
   used: number
   held: number
@@ -45,7 +49,10 @@ export interface TopQuery {
   rule: string
   /** @default the rule's only metric, or `cost` when it has one */
   metric?: string
-  /** Only partitions with these ids, e.g. `{ project: 'p1' }` for the users of one project. */
+  /**
+   * Only partitions with these ids, e.g. `{ project: 'p1' }` for the users of one project, or
+   * `{ org: 'a' }` for the users of one tenant (the policy's `tenant` dimension).
+   */
   where?: Subject
   /** @default 10 */
   limit?: number
@@ -130,8 +137,11 @@ export async function top(engine: Engine, query: TopQuery): Promise<PartitionUsa
   const found = await engine.call(() => store.scan!(probe, 100_000), '', null)
   const base = counterKey(rule.id, limit.metric, '')
   const rows: PartitionUsage[] = []
-  for (const { key, state } of found) {
+  const { tenant } = policy
+  for (const { key, scope, state } of found) {
     const partition = parsePartition(key.slice(base.length))
+    // counted within a tenant: the row names it (one id in two tenants is two partitions)
+    if (tenant !== undefined && scope !== undefined) partition[tenant] = scope
     if (Object.entries(where).some(([d, id]) => partition[d] !== id)) continue
     rows.push({
       partition,

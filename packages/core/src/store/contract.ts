@@ -47,7 +47,7 @@ export interface CounterSpec {
   metric: string
   /** What this reservation holds on the counter: a non-negative safe integer. */
   amount: number
-  /** Cap from the policy; a runtime override stored under `key` replaces it. */
+  /** Cap from the policy; a runtime override stored under `key` (and `scope`) replaces it. */
   cap: number
   /**
    * `false` for shadow rules: evaluated like any other and reported, but never refusing;
@@ -58,8 +58,8 @@ export interface CounterSpec {
    * The tenant id this counter lives under (the policy's `tenant` dimension), or `undefined`
    * for a counter shared across tenants (a global ceiling, a per-model rule). Counters with the
    * same scope may be stored together (one Redis Cluster slot). Scope and key together name
-   * the counter: the same key under two scopes (one user id in two tenants) is two counters.
-   * Overrides are per key, whatever the scope.
+   * the counter: the same key under two scopes (one user id in two tenants) is two counters,
+   * each with its own override (`Store.setOverride` with the scope).
    */
   scope?: string
   window: WindowSpec
@@ -198,8 +198,11 @@ export interface Store {
   read(counters: CounterSpec[]): Promise<CounterState[]> | CounterState[]
   /** Add `amount` (may be negative) to a counter's current window, outside any reservation. */
   adjust(counter: CounterSpec, amount: number): Promise<CounterState> | CounterState
-  /** Set (or clear with `null`) the runtime cap override of a counter key. */
-  setOverride(key: string, cap: number | null): Promise<void> | void
+  /**
+   * Set (or clear with `null`) the runtime cap override of a counter: its key, under `scope` when
+   * the counter has one (an override under one scope never applies to another, or to no scope).
+   */
+  setOverride(key: string, cap: number | null, scope?: string): Promise<void> | void
   /** Set (or clear with `null`) a block marker with the reason code it refuses with. */
   block(marker: string, code: string | null): Promise<void> | void
   /** The first of these block markers that is set, with its code; `null` when none is. */
@@ -235,7 +238,7 @@ export interface RemoteStore extends Store {
   commit(input: StoreCommit): Promise<StoreCommitResult>
   read(counters: CounterSpec[]): Promise<CounterState[]>
   adjust(counter: CounterSpec, amount: number): Promise<CounterState>
-  setOverride(key: string, cap: number | null): Promise<void>
+  setOverride(key: string, cap: number | null, scope?: string): Promise<void>
   block(marker: string, code: string | null): Promise<void>
   blocked(markers: string[]): Promise<{ marker: string; code: string } | null>
   lookup(id: string): Promise<StoredReservation | null>
@@ -283,5 +286,7 @@ export const LANE_FIELDS = 5
 export interface ScannedCounter {
   /** The counter's full key (`rule:metric:partition`). */
   key: string
+  /** The scope (tenant) the counter lives under, when it has one: the same key may come once per scope. */
+  scope?: string
   state: CounterState
 }

@@ -51,6 +51,12 @@ local NEVER = 9007199254740991
 local INF = math.huge
 -- Library functions as locals: a global look-up costs two table reads on every use.
 local call, unpack, tonumber, floor, format, ipairs = redis.call, unpack, tonumber, math.floor, string.format, ipairs
+-- The name of a counter's runtime cap override (overrideKey in keys.ts): per key, and per tenant
+-- for a counter under a scope (its tag is not the shared one).
+local function overrideOf(key, tag)
+  if tag == PT then return PT .. ':o:' .. key end
+  return PT .. ':so:' .. tag .. key
+end
 `
 
 /** Number lists and chunked MGET, for the prelude and the lean reserve. */

@@ -59,7 +59,7 @@ for i = 8, #ARGV, 2 do amounts[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local found = {}
 if SHARED and #entries > 0 then
   local names = {}
-  for i, e in ipairs(entries) do names[i] = PT .. ':o:' .. e[1] end
+  for i, e in ipairs(entries) do names[i] = overrideOf(e[1], e[3]) end
   found = call('MGET', unpack(names))
 end
 -- As the commit script's chargeFixed, straight from the stored arrays; the same flat rows.

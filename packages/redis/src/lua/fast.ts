@@ -32,7 +32,7 @@ local q = base
 for i = 1, n do
   local key = ARGV[q]
   names[nblocks + i] = ARGV[q + 1] .. ':k:' .. key
-  if SHARED then names[nblocks + n + i] = PT .. ':o:' .. key end
+  if SHARED then names[nblocks + n + i] = overrideOf(key, ARGV[q + 1]) end
   q = q + 7
 end
 local found = mget(names)

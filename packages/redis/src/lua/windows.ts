@@ -67,12 +67,12 @@ local function readSpec(p)
   return s
 end
 
--- Runtime cap overrides of a list of counter keys, in one MGET: position → number or nil.
--- Outside the shared slot there are none to read: the caller has sent the caps in force.
-local function overrides(keys)
+-- Runtime cap overrides of a list of counters (keys and their tags), in one MGET: position → number
+-- or nil. Outside the shared slot there are none to read: the caller has sent the caps in force.
+local function overrides(keys, tags)
   if not SHARED then return {} end
   local names = {}
-  for i, key in ipairs(keys) do names[i] = PT .. ':o:' .. key end
+  for i, key in ipairs(keys) do names[i] = overrideOf(key, tags[i]) end
   local values = mget(names)
   local found = {}
   for i = 1, #names do found[i] = values[i] and tonumber(values[i]) end
@@ -123,9 +123,12 @@ end
 export const WINDOWS_COLD = /* lua */ `
 -- The effective cap of each spec: its override, else its own cap.
 function capsOf(specs)
-  local keys = {}
-  for i, s in ipairs(specs) do keys[i] = s.key end
-  local found = overrides(keys)
+  local keys, tags = {}, {}
+  for i, s in ipairs(specs) do
+    keys[i] = s.key
+    tags[i] = s.tag
+  end
+  local found = overrides(keys, tags)
   local caps = {}
   for i, s in ipairs(specs) do caps[i] = found[i] or s.cap end
   return caps

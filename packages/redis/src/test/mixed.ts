@@ -136,6 +136,12 @@ export async function mixedRun(
     for (let step = 0; step < 250; step++) {
       const what = rng.int(10)
       const label = `seed ${seed} step ${step}`
+      if (step === 60 || step === 180) {
+        // a runtime cap for o2's u1 only (o1's u1 is another user), then cleared
+        const ref = { rule: 'user-day', metric: 'requests', subject: people[4]! }
+        const cap = step === 60 ? 2 : null
+        await Promise.all([memory.override(ref, cap), redis.override(ref, cap)])
+      }
       if (what < 5) {
         const request = {
           subject: subjects(),

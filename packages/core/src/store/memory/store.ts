@@ -164,15 +164,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
    * The name a counter's home is kept under: its key, and its scope (tenant) when it has one, as
    * the Redis store's keys carry it, so that one key under two tenants is two counters. Keys are
    * escaped and never hold U+0000, so the name is unambiguous whatever the scope's characters.
-   * Overrides stay per key, as in the Redis store.
+   * Overrides are kept under the same name.
    */
-  const nameOf = (spec: CounterSpec): string =>
+  const nameOf = (spec: { key: string; scope?: string | undefined }): string =>
     spec.scope === undefined ? spec.key : `${spec.key}\u0000${spec.scope}`
   /** The home of a counter key, or a new one (added to the cache by `keep` once it holds). */
   const homeOf = (key: string, namespace = ''): Home =>
     homes.get(namespace === '' ? key : namespace + key, now) ?? newHome()
   const capOf = (spec: CounterSpec) =>
-    overrides.size === 0 ? spec.cap : (overrides.get(spec.key) ?? spec.cap)
+    overrides.size === 0 ? spec.cap : (overrides.get(nameOf(spec)) ?? spec.cap)
   /** Attach a new cell, and keep its home until the window ends plus the grace for late settles. */
   const keep = (key: string, window: WindowSpec, look: Look, home: Home) => {
     attach(window, look, home)
@@ -217,7 +217,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         target = amounts === null ? 0 : (amounts[spec.metric] ?? held)
         charge(hold, cell, record.id, target)
       }
-      const cap = overrides.size === 0 ? spec.cap : (overrides.get(spec.key) ?? spec.cap)
+      const cap = capOf(spec)
       const over = kind !== 'bucket' && kind !== 'lease' ? cell.used - cap : 0
       if (brief && over <= 0) continue
       if (counters === NO_COUNTERS) counters = []
@@ -535,7 +535,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         // the key, without the scope its home is kept under (see nameOf)
         const end = name.indexOf('\u0000')
         const key = end < 0 ? name : name.slice(0, end)
-        const cap = overrides.get(key) ?? counter.cap
+        const scope = end < 0 ? undefined : name.slice(end + 1)
+        const cap = overrides.get(name) ?? counter.cap
         if (!inspect(counter.window, 0, cap, now, home, look) || look.created) continue
         const state = {
           cap,
@@ -544,14 +545,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           resetAt: look.resetAt,
           windowStart: look.windowStart,
         }
-        found.push({ key, state })
+        found.push(scope === undefined ? { key, state } : { key, scope, state })
       }
       return found
     },
 
-    setOverride(key: string, cap: number | null) {
-      if (cap === null) overrides.delete(key)
-      else overrides.set(key, cap)
+    setOverride(key: string, cap: number | null, scope?: string) {
+      const name = nameOf({ key, scope })
+      if (cap === null) overrides.delete(name)
+      else overrides.set(name, cap)
     },
 
     block(marker: string, code: string | null) {

@@ -43,6 +43,33 @@ export function describeAdmin(suite: Suite): void {
       expect(await readOne(store, spec)).toMatchObject({ cap: 10 })
     })
 
+    it('an override under a scope (tenant) applies to that scope only', async () => {
+      // the same user id in two tenants: capping one tenant's user leaves the other's alone
+      const { store, clock, key, id } = await harness(suite)
+      const k = key('scoped')
+      const scopes = [undefined, 'a', 'b', '{a}', 'a:b', 'é\u0000']
+      const specs = scopes.map((scope) =>
+        counter(k, day(clock.now()), 10, 4, scope === undefined ? {} : { scope }),
+      )
+      const caps = (states: { cap: number }[]) => states.map((s) => s.cap)
+      await store.setOverride(k, 3, 'a')
+      expect(caps(await read(store, specs))).toEqual([10, 3, 10, 10, 10, 10])
+      await store.setOverride(k, 5)
+      await store.setOverride(k, 7, '{a}')
+      expect(caps(await read(store, specs))).toEqual([5, 3, 10, 7, 10, 10])
+      const [refused] = await reserveDenied(store, id(), [specs[1]!])
+      expect(refused).toMatchObject({ cap: 3, denied: true })
+      await reserveOk(store, id(), [specs[2]!]) // b's counter keeps its cap of 10
+      const r = id()
+      await reserveOk(store, r, [asking(specs[3]!, 7)])
+      expect(closed(await settle(store, r, { tokens: 9 }), 'settled')[0]!.overdraft).toBe(2)
+      await store.setOverride(k, null, 'a')
+      expect(caps(await read(store, specs))).toEqual([5, 10, 10, 7, 10, 10])
+      await store.setOverride(k, null)
+      await store.setOverride(k, null, '{a}')
+      expect(caps(await read(store, specs))).toEqual([10, 10, 10, 10, 10, 10])
+    })
+
     it('an override applies to every window of the key and to the overdraft of a settle', async () => {
       const { store, clock, key, id } = await harness(suite)
       const k = key()
