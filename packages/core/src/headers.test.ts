@@ -150,6 +150,20 @@ describe('rateLimitHeaders', () => {
     expect(withTokens['x-ratelimit-remaining-tokens']).toBe('99')
   })
 
+  it('of limits tied on what remains, reports the one that resets last', () => {
+    // a minute and an hour both used up: the minute's reset would only meet the hour's refusal
+    const used = (rule: string, resetAt: number | null) => limit({ rule, limit: 10, remaining: 0, resetAt })
+    const reset = (limits: LimitState[]) => rateLimitHeaders(limits, NOW)['x-ratelimit-reset-requests']
+    expect(reset([used('rpm', NOW + 30_000), used('rph', NOW + 3_540_000)])).toBe('59m0s')
+    expect(reset([used('rph', NOW + 3_540_000), used('rpm', NOW + 30_000)])).toBe('59m0s')
+    // one that never resets (a lifetime allowance) binds for good: no reset to wait for
+    expect(reset([used('rpm', NOW + 30_000), used('life', null)])).toBeUndefined()
+    // fewer remaining still comes first, whatever the resets
+    expect(
+      reset([limit({ rule: 'a', remaining: 1, resetAt: NOW + 5_000 }), used('rph', NOW + 3_540_000)]),
+    ).toBe('59m0s')
+  })
+
   it('omits trios with no matching limit and honours the options', () => {
     const cost = [limit({ metric: 'cost' })]
     expect(Object.keys(rateLimitHeaders(cost, NOW)).sort()).toEqual(['ratelimit', 'ratelimit-policy'])

@@ -84,14 +84,28 @@ function ietfHeaders(limits: readonly LimitState[], now: number): Record<string,
   return { 'ratelimit-policy': policy.join(', '), ratelimit: current.join(', ') }
 }
 
+/** Whether `a` resets after `b` (a limit that never resets, `resetAt: null`, after any). */
+function resetsLater(a: LimitState, b: LimitState): boolean {
+  if (b.resetAt === null) return false
+  return a.resetAt === null || a.resetAt > b.resetAt
+}
+
 function openaiTrio(
   out: Record<string, string>,
   suffix: string,
   candidates: readonly LimitState[],
   now: number,
 ): void {
+  // the fewest remaining; of those, the one that resets last (never, for a lifetime limit): when two
+  // are used up, waiting for the earlier reset would only meet the other one
   let tightest: LimitState | undefined
-  for (const l of candidates) if (!tightest || int(l.remaining) < int(tightest.remaining)) tightest = l
+  for (const l of candidates) {
+    if (tightest === undefined) tightest = l
+    else {
+      const fewer = int(l.remaining) - int(tightest.remaining)
+      if (fewer < 0 || (fewer === 0 && resetsLater(l, tightest))) tightest = l
+    }
+  }
   if (!tightest) return
   out[`x-ratelimit-limit-${suffix}`] = String(int(tightest.limit))
   out[`x-ratelimit-remaining-${suffix}`] = String(int(tightest.remaining))
@@ -105,7 +119,8 @@ function openaiTrio(
  *
  * IETF: `ratelimit-policy` (`"rule.metric";q=…;w=…[;qu="concurrent-requests"]`) and `ratelimit`
  * (`"rule.metric";r=…[;t=…]`), most constrained first. OpenAI: the `-requests` trio from the tightest
- * `requests` limit and the `-tokens` trio from the tightest `tokens` limit (else `inputTokens`).
+ * `requests` limit and the `-tokens` trio from the tightest `tokens` limit (else `inputTokens`);
+ * the tightest has the fewest remaining and, of limits tied on that, resets last.
  */
 export function rateLimitHeaders(
   limits: readonly LimitState[],

@@ -140,12 +140,12 @@ for i, s in ipairs(specs) do
   if trippedUntil and trippedUntil > now then
     r.denied = true
     r.tripped = true
-    r.retry = trippedUntil - now
+    r.retry = breakerWait(trippedUntil - now, look.denied, look.retry)
   elseif s.cooldown and look.denied and s.enforce then
     call('SET', names[TRIPS + i], fmt(now + s.cooldown), 'PX', fmt(math.ceil(s.cooldown + GRACE)))
     r.tripped = true
     r.trippedNow = true
-    r.retry = s.cooldown
+    r.retry = breakerWait(s.cooldown, look.denied, look.retry)
   elseif not look.denied and s.throttle and look.used + s.amount >= s.throttle.at * cap then
     need()
     local t = s.throttle

@@ -48,7 +48,13 @@ function describe(rule: CompiledRule, metric: string): string {
 }
 
 function amount(metric: string, value: number, currency: string): string {
-  return metric === 'cost' ? `${fromMicros(value).toFixed(2)} ${currency}` : `${value} ${metric}`
+  return metric === 'cost' ? `${money(value)} ${currency}` : `${value} ${metric}`
+}
+
+/** Micro-units as currency units: to the cent, or to the micro-unit below a cent (never "0.00" for a cost). */
+function money(micros: number): string {
+  if (micros === 0 || Math.abs(micros) >= 10_000) return fromMicros(micros).toFixed(2)
+  return String(Number(fromMicros(micros).toFixed(6)))
 }
 
 function partitionText(partition: Subject): string {
@@ -70,8 +76,11 @@ export function violation(slot: Slot, result: CounterResult, currency: string): 
       ? `Rule "${rule.id}" tripped its breaker${partitionText(partition)}; requests resume after the cool-down.`
       : result.throttled
         ? `Rule "${rule.id}" is near its cap of ${limit}${partitionText(partition)} and throttles requests.`
-        : `Rule "${rule.id}" allows ${limit} ${describe(rule, slot.metric)}${partitionText(partition)}; ` +
-          `${amount(slot.metric, result.used, currency)} used, this request needs ${amount(slot.metric, slot.spec.amount, currency)}.`)
+        : rule.balance
+          ? `Rule "${rule.id}" has a balance of ${amount(slot.metric, result.cap - result.used, currency)}${partitionText(partition)}; ` +
+            `this request needs ${amount(slot.metric, slot.spec.amount, currency)}.`
+          : `Rule "${rule.id}" allows ${limit} ${describe(rule, slot.metric)}${partitionText(partition)}; ` +
+            `${amount(slot.metric, result.used, currency)} used, this request needs ${amount(slot.metric, slot.spec.amount, currency)}.`)
   return {
     rule: rule.id,
     metric: slot.metric,
@@ -79,7 +88,9 @@ export function violation(slot: Slot, result: CounterResult, currency: string): 
     code,
     status: rule.status ?? statusOf[base],
     message,
-    retryAfterMs: result.retryAfterMs,
+    // whole milliseconds, rounded up: a token bucket's wait is fractional, and waiting exactly a
+    // fraction short of it (as float sums may come out) would be refused again
+    retryAfterMs: result.retryAfterMs === null ? null : Math.ceil(result.retryAfterMs),
     limit: result.cap,
     used: result.used,
     resetAt: result.resetAt,

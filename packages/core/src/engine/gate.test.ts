@@ -786,3 +786,51 @@ describe('createTollgate', () => {
     ).not.toThrow()
   })
 })
+
+describe('retryAfterMs', () => {
+  it('is whole milliseconds, and waiting it admits a token bucket’s next request', async () => {
+    // a bucket's refill interval (5 minutes / cap) is fractional: a wait of 5.8e-11 ms was refused again
+    for (const cap of [3, 7, 11, 13, 141]) {
+      const { gate, clock } = setup({
+        rules: [{ id: 'burst', per: 'user', limits: { requests: cap }, window: { bucket: '5m' } }],
+      })
+      const u1 = { subject: { user: 'u1' } }
+      for (let i = 0; i < cap; i++) expect((await gate.reserve(u1)).allowed).toBe(true)
+      for (let i = 0; i < 20; i++) {
+        const refused = await gate.reserve(u1)
+        if (refused.allowed) throw new Error(`cap ${cap}: admitted before the bucket refilled`)
+        expect(Number.isInteger(refused.retryAfterMs), `cap ${cap}`).toBe(true)
+        clock.advance(refused.retryAfterMs!)
+        expect((await gate.reserve(u1)).allowed, `cap ${cap}, wait ${i}`).toBe(true)
+      }
+    }
+  })
+})
+
+describe('money in refusal messages', () => {
+  it('shows amounts below a cent to the micro-unit, and a balance as what is left', async () => {
+    // a call to gpt-4o-mini costs 0.000075 USD here: "needs 0.00 USD" told the caller nothing
+    const { gate } = setup({
+      models,
+      rules: [
+        { id: 'prepaid', per: 'user', balance: true, limits: { cost: 0 } },
+        { id: 'daily', per: 'project', limits: { cost: 0.0001 }, window: 'day' },
+      ],
+    })
+    expect(await gate.reserve(ask())).toMatchObject({
+      code: 'insufficient_balance',
+      message: 'Rule "prepaid" has a balance of 0.00 USD for user "u1"; this request needs 0.000075 USD.',
+    })
+    await gate.credit({ rule: 'prepaid', subject: { user: 'u1' } }, 25)
+    expect((await gate.reserve(ask())).allowed).toBe(true)
+    expect(await gate.reserve(ask())).toMatchObject({
+      code: 'budget_exceeded',
+      message:
+        'Rule "daily" allows 0.0001 USD per day for project "p1"; 0.000075 USD used, this request needs 0.000075 USD.',
+    })
+    await gate.credit({ rule: 'prepaid', subject: { user: 'u2' } }, 0.00005)
+    expect(await gate.reserve(ask({ subject: { user: 'u2', project: 'p2' } }))).toMatchObject({
+      message: 'Rule "prepaid" has a balance of 0.00005 USD for user "u2"; this request needs 0.000075 USD.',
+    })
+  })
+})

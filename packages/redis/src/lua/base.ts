@@ -51,6 +51,13 @@ local NEVER = 9007199254740991
 local INF = math.huge
 -- Library functions as locals: a global look-up costs two table reads on every use.
 local call, unpack, tonumber, floor, format, ipairs = redis.call, unpack, tonumber, math.floor, string.format, ipairs
+-- How long a breaker's refusal lasts (breakerWait in the memory store): its cool-down and, past
+-- it, as long as the counter itself would still refuse; nil when waiting never helps.
+local function breakerWait(wait, denied, retry)
+  if not denied then return wait end
+  if not retry then return nil end
+  return math.max(wait, retry)
+end
 -- The name of a counter's runtime cap override (overrideKey in keys.ts): per key, and per tenant
 -- for a counter under a scope (its tag is not the shared one).
 local function overrideOf(key, tag)

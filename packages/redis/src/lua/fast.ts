@@ -76,15 +76,16 @@ for i = 1, n do
   local v = call('HMGET', wkey, 'u', 'h')
   local u, h = tonumber(v[1]) or 0, tonumber(v[2]) or 0
   local denied = u + amount > cap
-  local retry = false
-  if denied and amount <= cap and stop < NEVER then retry = out(stop - now) end
+  local wait = nil
+  if denied and amount <= cap and stop < NEVER then wait = stop - now end
   local flags = 16
   local trippedUntil = found[nblocks + i] and tonumber(found[nblocks + i])
   if trippedUntil and trippedUntil > now then
+    wait = breakerWait(trippedUntil - now, denied, wait)
     denied = true
     flags = 18
-    retry = out(trippedUntil - now)
   end
+  local retry = wait and out(wait) or false
   if denied then
     flags = flags + 1
     if string.byte(ARGV[q + 5], 2) == 49 then refused = true end

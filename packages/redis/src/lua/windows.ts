@@ -222,12 +222,14 @@ function inspect(s, cap, letter)
     local c = bucketCell(s.tag, s.key, letter)
     local tat = math.max(c.f.t or now, now)
     local nxt = tat + amount * interval
-    local denied = nxt - now > cap * interval
+    -- BUCKET_SLACK (memory store's counters.ts): rounding in tat's sums never refuses at the cap
+    local room = (cap + 0.001) * interval
+    local denied = nxt - now > room
     local look = {
-      cell = c, windowStart = now, forgetAt = nxt, used = math.ceil((tat - now) / interval),
+      cell = c, windowStart = now, forgetAt = nxt, used = math.max(0, math.ceil((tat - now) / interval - 0.001)),
       held = 0, resetAt = tat, denied = denied, retry = nil,
     }
-    if denied and amount <= cap then look.retry = nxt - now - cap * interval end
+    if denied and amount <= cap then look.retry = nxt - now - room end
     return look
   else
     local c = leaseCell(s.tag, s.key)

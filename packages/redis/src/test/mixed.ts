@@ -32,7 +32,7 @@ export const mixed: PolicyInput = {
       alerts: [0.5, 0.9],
     },
     { id: 'user-rpm', per: 'user', limits: { requests: 5 }, window: '60s', alerts: [0.6] },
-    { id: 'project-bucket', per: ['org', 'project'], limits: { requests: 3 }, window: { bucket: '20s' } },
+    { id: 'project-bucket', per: ['org', 'project'], limits: { requests: 2 }, window: { bucket: '60s' } },
     { id: 'user-concurrency', per: 'user', limits: { concurrency: 2 }, holds: { ttl: '2m' } },
     {
       id: 'org-budget',

@@ -81,6 +81,15 @@ export const newLook = (): Look => ({
   retryAfterMs: null,
 })
 
+/**
+ * How far past its cap (in units) a token bucket's count may seem before it refuses. The bucket's
+ * time (`tat`, ms since epoch) is a sum of fractional intervals (a 5-minute period over 11 requests
+ * is 27,272.7… ms each), and each sum rounds at that magnitude: eleven requests at once then
+ * counted a hair over 11, and the 11th was refused. A thousandth of a unit absorbs that rounding
+ * and never admits a whole unit more; the Redis store's Lua uses the same constant.
+ */
+export const BUCKET_SLACK = 1e-3
+
 /** Hint for how long to wait for a concurrency lease. */
 const LEASE_RETRY_MS = 1_000
 /** Beyond this instant a calendar window counts as never ending (lifetime). */
@@ -180,16 +189,17 @@ export function inspect(
       const cell = home.bucket ?? newCell()
       const tat = Math.max(cell.tat ?? now, now)
       const next = tat + amount * intervalMs
-      const denied = next - now > cap * intervalMs
+      const room = (cap + BUCKET_SLACK) * intervalMs
+      const denied = next - now > room
       look.created = home.bucket === undefined
       look.cell = cell
       look.windowStart = now
       look.forgetAt = next
-      look.used = Math.ceil((tat - now) / intervalMs)
+      look.used = Math.max(0, Math.ceil((tat - now) / intervalMs - BUCKET_SLACK))
       look.held = 0
       look.resetAt = tat
       look.denied = denied
-      look.retryAfterMs = denied && amount <= cap ? next - now - cap * intervalMs : null
+      look.retryAfterMs = denied && amount <= cap ? next - now - room : null
       return true
     }
     case 'lease': {

@@ -117,6 +117,16 @@ interface Record extends Expiring, Due {
 /** A hold as `charge` sees it; one object reused for every call (the store never interleaves). */
 const entry = { window: undefined as unknown as WindowSpec, windowStart: 0, charged: 0, open: 0 }
 
+/**
+ * How long a breaker's refusal lasts: `wait` (the rest of its cool-down) and, past it, as long as the
+ * counter itself would still refuse, so that a request made after the wait is not refused (and the
+ * breaker tripped) again; `null` when the counter never admits the amount (waiting never helps).
+ */
+function breakerWait(wait: number, look: Look): number | null {
+  if (!look.denied) return wait
+  return look.retryAfterMs === null ? null : Math.max(wait, look.retryAfterMs)
+}
+
 /** What an expired reservation's unsettled hold does: leases and `release` holds go back. */
 const returnsOnExpiry = (spec: CounterSpec) => spec.expiry === 'release' || spec.window.kind === 'lease'
 
@@ -374,12 +384,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         if (trippedUntil !== undefined) {
           result.denied = true
           result.tripped = true
-          result.retryAfterMs = trippedUntil - now
+          result.retryAfterMs = breakerWait(trippedUntil - now, look)
         } else if (spec.trip && look.denied && spec.enforce) {
           trips.set(nameOf(spec), now + spec.trip.cooldownMs, now)
           result.tripped = true
           result.trippedNow = true
-          result.retryAfterMs = spec.trip.cooldownMs
+          result.retryAfterMs = breakerWait(spec.trip.cooldownMs, look)
         } else if (!look.denied && spec.throttle && look.used + spec.amount >= spec.throttle.at * cap) {
           const throttle = throttleSpec(spec)
           const gate = newLook()

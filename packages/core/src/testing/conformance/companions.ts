@@ -93,6 +93,25 @@ export function describeCompanions(suite: Suite): void {
       await reserveOk(store, id(), [asking(spec, 1)])
     })
 
+    it('its wait lasts while the counter itself still refuses, so waiting it admits', async () => {
+      // a breaker that cools down before its day window resets would refuse again (and trip again)
+      const { store, clock, key, id } = await harness(suite)
+      const k = key()
+      const spec = (now: number) => counter(k, day(now), 5, 5, { trip: { cooldownMs: COOL } })
+      await reserveOk(store, id(), [spec(clock.now())])
+      const dayEnd = day(clock.now()).bounds[2]!
+      const [first] = await reserveDenied(store, id(), [asking(spec(clock.now()), 1)])
+      expect(first).toMatchObject({ tripped: true, trippedNow: true, retryAfterMs: dayEnd - clock.now() })
+      clock.advance(1_000)
+      const [again] = await reserveDenied(store, id(), [asking(spec(clock.now()), 1)])
+      expect(again).toMatchObject({ tripped: true, trippedNow: false, retryAfterMs: dayEnd - clock.now() })
+      // more than the cap can ever hold: waiting never helps
+      const [never] = await reserveDenied(store, id(), [asking(spec(clock.now()), 6)])
+      expect(never).toMatchObject({ tripped: true, retryAfterMs: null })
+      clock.advance(again!.retryAfterMs!)
+      await reserveOk(store, id(), [asking(spec(clock.now()), 1)])
+    })
+
     it('after the cool-down, in a new window, requests pass again', async () => {
       const { store, clock, key, id } = await harness(suite)
       const k = key()

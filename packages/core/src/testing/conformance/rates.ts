@@ -114,6 +114,21 @@ export function describeRates(suite: Suite): void {
       await reserveDenied(store, id(), [spec])
     })
 
+    it('admits its whole burst when the interval is a fraction (a period over the cap)', async () => {
+      // 5 minutes over 11 is 27,272.7… ms: summed eleven times at the clock's magnitude it came out a
+      // hair over 11 intervals, and the 11th request of a fresh bucket was refused
+      const { store, clock, key, id } = await harness(suite)
+      for (const cap of [3, 7, 11, 13, 141]) {
+        const spec = counter(key(), bucket(300_000 / cap), cap, 1, { metric: 'requests' })
+        for (let i = 0; i < cap; i++) {
+          const [answer] = await reserveOk(store, id(), [spec])
+          expect(answer!.used, `cap ${cap}`).toBe(i + 1)
+        }
+        await reserveDenied(store, id(), [spec])
+        clock.advance(1)
+      }
+    })
+
     it('retryAfterMs of a refusal is honest', async () => {
       const { store, clock, key, id } = await harness(suite)
       clock.advance(123)
