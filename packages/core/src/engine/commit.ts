@@ -11,7 +11,7 @@ import type { SettleRecord } from './audit.js'
 import type { Engine, Held } from './context.js'
 import { actualAmounts } from './models.js'
 import type { CommitResult, Usage } from './types.js'
-import { checkUsage } from './validate.js'
+import { readUsage } from './validate.js'
 
 const none: CommitResult = { status: 'unknown', late: false, amounts: {}, overrun: {}, overdraft: [] }
 
@@ -26,11 +26,12 @@ export function commit(engine: Engine, id: string, usage: Usage | null): Promise
 }
 
 /** `commit` with no promise in between where the store answers synchronously. */
-function commitNow(engine: Engine, id: string, usage: Usage | null): Promise<CommitResult> | CommitResult {
+function commitNow(engine: Engine, id: string, given: Usage | null): Promise<CommitResult> | CommitResult {
   if (typeof id !== 'string' || id.length === 0) {
     throw new TollgateError('invalid_request', 'a reservation id is a non-empty string')
   }
-  if (usage !== null) checkUsage(usage)
+  // a checked copy: what is charged is what was checked, whatever the caller's object does meanwhile
+  const usage = given === null ? null : readUsage(given)
   const { store, call, held } = engine
   const entry: Held | undefined = held.size === 0 ? undefined : held.get(id)
   if (entry) return close(engine, id, usage, entry)

@@ -15,7 +15,7 @@ import type { Engine } from './context.js'
 import { estimateAmounts, resolveModel, tierOf } from './models.js'
 import { type Plan, specsOf, type Template } from './plan.js'
 import type { ReserveRequest } from './types.js'
-import { checkRequest } from './validate.js'
+import { checkParts, checkRequest, copySubject, readEstimate } from './validate.js'
 
 /** The lane a gate may use: the store's, unless the policy has per-call caps or model access rules. */
 export function laneOf(policy: CompiledPolicy, store: Store): Lane | undefined {
@@ -27,21 +27,25 @@ export function laneOf(policy: CompiledPolicy, store: Store): Lane | undefined {
 /** An allowed decision from the lane, or `undefined` when the general path must decide. */
 export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest): Allowed | undefined {
   const { policy, plans, maxIdLength } = engine
-  if (request === null || request === undefined) checkRequest(request, maxIdLength) // throws
-  const model = resolveModel(policy, request.model)
+  if (typeof request !== 'object' || request === null) checkRequest(request, maxIdLength) // throws
+  // every field read once: what is checked is what is held (a getter cannot answer twice)
+  const { subject, model: asked, feature, attributes, attempt, estimate } = request
+  const model = resolveModel(policy, asked)
   const context: MatchContext = {
-    subject: request.subject,
-    attributes: request.attributes ?? NO_ATTRIBUTES,
+    subject,
+    attributes: attributes ?? NO_ATTRIBUTES,
     model,
     tier: tierOf(policy, model),
-    feature: request.feature,
+    feature,
   }
-  // a known plan vouches for the subject's ids; the rest of the request is checked every time
+  // a known plan vouches for the subject's ids (read once, by the walk that found it); a new plan
+  // is made from a copy of the ids checked. The rest of the request is checked every time.
   const known = plans.known(context)
-  checkRequest(request, maxIdLength, known !== undefined)
+  if (known === undefined) context.subject = copySubject(subject)
+  checkParts(context.subject, asked, feature, attributes, attempt, maxIdLength, known !== undefined)
   const plan = known ?? plans.of(context)
   if (!plan.plain) return undefined
-  const { amounts, unpriced } = estimateAmounts(policy, model, request.estimate)
+  const { amounts, unpriced } = estimateAmounts(policy, model, readEstimate(estimate))
   if (unpriced && plan.costly) return undefined // the general path refuses or flags it
   const now = lane.now()
   const { used, specs } =

@@ -15,7 +15,7 @@ import { decideFast } from './fast.js'
 import * as report from './report.js'
 import { decide } from './reserve.js'
 import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } from './types.js'
-import { checkUsage } from './validate.js'
+import { readUsage } from './validate.js'
 
 /**
  * Create a gate for a policy and a store.
@@ -62,10 +62,11 @@ export function createTollgate(options: TollgateOptions): Tollgate {
       const context: RunContext = {
         decision,
         model: decision.model,
-        report: (usage) => {
+        report: (given) => {
           // checked here, where the mistake is: a bad report found only at the settle left the holds open
+          let usage: Usage
           try {
-            checkUsage(usage)
+            usage = readUsage(given) // a copy: the caller's object may change before the settle
             const input = usage.inputTokens ?? decision.reservation.amounts.inputTokens ?? 0
             if ((usage.cachedInputTokens ?? 0) > input)
               throw new TollgateError(

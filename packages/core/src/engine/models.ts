@@ -117,7 +117,7 @@ export function actualAmounts(
 ): Record<string, number> {
   const inputTokens = usage.inputTokens ?? held.inputTokens ?? 0
   const outputTokens = usage.outputTokens ?? held.outputTokens ?? 0
-  // checkUsage compares cached with reported input tokens; input tokens left out are the estimate's
+  // readUsage compares cached with reported input tokens; input tokens left out are the estimate's
   if ((usage.cachedInputTokens ?? 0) > inputTokens) {
     throw new TollgateError(
       'invalid_amount',

@@ -14,7 +14,7 @@ import type { Engine } from './context.js'
 import { buildSlots, limitState, matchRules } from './counters.js'
 import { resolveModel, tierOf } from './models.js'
 import type { ReserveRequest } from './types.js'
-import { checkIdMap, checkRequest, checkRuleRef } from './validate.js'
+import { checkIdMap, checkRequest, checkRuleRef, readEstimate, snapshotRequest } from './validate.js'
 
 /** A limit's state in a usage report. */
 export interface UsageState extends LimitState {
@@ -82,7 +82,9 @@ export async function usage(
   engine: Engine,
   request: Omit<ReserveRequest, 'estimate'>,
 ): Promise<UsageState[]> {
+  request = snapshotRequest(request as ReserveRequest) // read once: checked is what is used
   checkRequest(request, engine.maxIdLength)
+  readEstimate((request as ReserveRequest).estimate) // checked, not used
   const { policy, store } = engine
   const model = resolveModel(policy, request.model)
   const context: MatchContext = {

@@ -26,16 +26,20 @@ import {
   warn,
 } from './refusal.js'
 import type { ReserveRequest } from './types.js'
-import { checkRequest } from './validate.js'
+import { checkRequest, readEstimate, snapshotRequest } from './validate.js'
 
 /** One request through the evaluation order. `fallbackOf` is set when serving a rule's fallback model. */
 export async function decide(
   engine: Engine,
-  request: ReserveRequest,
+  given: ReserveRequest,
   fallbackOf?: Violation,
 ): Promise<Decision> {
   const { policy, store, call } = engine
+  // each field read once, and the estimate checked into a copy: what is checked is what is held,
+  // whatever the caller's objects do while this awaits the store
+  const request = snapshotRequest(given)
   checkRequest(request, engine.maxIdLength)
+  request.estimate = readEstimate(request.estimate)
   const id = engine.nextId()
   const requested = resolveModel(policy, request.model)
   const context: MatchContext = {

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { TollgateError } from '../errors.js'
-import { checkUsage, MAX_AMOUNT } from './validate.js'
+import { MAX_AMOUNT, readUsage } from './validate.js'
 
 const FIELDS = ['inputTokens', 'cachedInputTokens', 'outputTokens', 'cost'] as const
 const good = fc.oneof(fc.constant(undefined), fc.integer({ min: 0, max: MAX_AMOUNT }))
@@ -10,14 +10,14 @@ const bad = fc.oneof(
   fc.constantFrom('1', null, true, {}, [], 1n),
 )
 
-describe('checkUsage', () => {
+describe('readUsage', () => {
   it('takes every report of whole amounts from 0 to 1e12', () => {
     fc.assert(
       fc.property(good, good, good, good, (inputTokens, cachedInputTokens, outputTokens, cost) => {
         const usage = { inputTokens, cachedInputTokens, outputTokens, cost }
         if ((cachedInputTokens ?? 0) > (inputTokens ?? Number.POSITIVE_INFINITY))
-          expect(() => checkUsage(usage)).toThrow(/cachedInputTokens/)
-        else expect(() => checkUsage(usage)).not.toThrow()
+          expect(() => readUsage(usage)).toThrow(/cachedInputTokens/)
+        else expect(() => readUsage(usage)).not.toThrow()
       }),
     )
   })
@@ -28,7 +28,7 @@ describe('checkUsage', () => {
         const usage = { inputTokens: other, outputTokens: other, [field]: value }
         let thrown: unknown
         try {
-          checkUsage(usage as never)
+          readUsage(usage as never)
         } catch (error) {
           thrown = error
         }

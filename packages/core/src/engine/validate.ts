@@ -5,7 +5,7 @@
 import type { Subject } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import { BUILTIN_METRICS } from '../policy/compile.js'
-import type { ReserveRequest, Usage } from './types.js'
+import type { Estimate, ReserveRequest, Usage } from './types.js'
 
 /** Largest amount accepted for one call in any unit (a trillion). */
 export const MAX_AMOUNT = 1e12
@@ -22,12 +22,16 @@ export function checkAmount(value: unknown, path: string): number {
   return value
 }
 
-function checkUnits(units: unknown, path: string): void {
-  if (units === undefined) return
+/**
+ * Custom units read once and checked: a fresh object of the amounts (for…in: inherited keys too,
+ * every key the amounts are built from), or `undefined`.
+ */
+function readUnits(units: unknown, path: string): Record<string, number> | undefined {
+  if (units === undefined) return undefined
   if (typeof units !== 'object' || units === null || Array.isArray(units)) {
     throw new TollgateError('invalid_amount', `${path} must be an object of unit → amount`)
   }
-  // every key the amounts are built from (for…in: inherited ones too)
+  const out: Record<string, number> = {}
   for (const unit in units) {
     const value: unknown = (units as Record<string, unknown>)[unit]
     // a unit named like a builtin metric would replace its amount (requests: 0 would admit any number)
@@ -44,21 +48,68 @@ function checkUnits(units: unknown, path: string): void {
         `${path}.${unit}: "${unit}" cannot name a unit: every JavaScript object has a property of that name`,
       )
     }
-    checkAmount(value, `${path}.${unit}`)
+    out[unit] = checkAmount(value, `${path}.${unit}`)
   }
+  return out
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
 
 /**
- * Throws a `TollgateError` describing the first problem in a reserve request. `idsKnown`: the
- * subject's ids are already known to be valid (see `Plans.known`), so only the rest is checked.
+ * A reserve request as the engine uses it: each field read once, the subject's ids copied, so that
+ * what is checked is what is held. A getter that answers differently on a second read, or a
+ * caller changing the object while the engine awaits the store, cannot slip in a value that was
+ * never checked (a negative amount, an empty id). Anything but an object is answered as it is, for
+ * {@link checkRequest} to refuse; the estimate is read by {@link readEstimate}.
+ */
+export function snapshotRequest(request: ReserveRequest): ReserveRequest {
+  if (typeof request !== 'object' || request === null) return request
+  const { subject, estimate, model, feature, attributes, attempt } = request
+  return { subject: copySubject(subject), estimate, model, feature, attributes, attempt }
+}
+
+/** A copy of a subject's ids, read once (for…in, as the checks read them); anything else as it is. */
+export function copySubject(subject: Subject): Subject {
+  if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) return subject
+  const copy: Record<string, string> = {}
+  for (const dimension in subject) {
+    const id = subject[dimension]!
+    // an own `__proto__` id (from JSON) stays an id, not the copy's prototype
+    if (dimension === '__proto__')
+      Object.defineProperty(copy, dimension, {
+        value: id,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    else copy[dimension] = id
+  }
+  return copy
+}
+
+/**
+ * Throws a `TollgateError` describing the first problem in a reserve request, but its estimate
+ * (see {@link readEstimate}). `idsKnown`: the subject's ids are already known to be valid (see
+ * `Plans.known`), so only the rest is checked.
  */
 export function checkRequest(request: ReserveRequest, maxIdLength: number, idsKnown = false): void {
   if (typeof request !== 'object' || request === null) {
     throw new TollgateError('invalid_request', 'reserve() needs a request object')
   }
-  const { subject, estimate, model, feature } = request
+  const { subject, model, feature, attributes, attempt } = request
+  checkParts(subject, model, feature, attributes, attempt, maxIdLength, idsKnown)
+}
+
+/** {@link checkRequest} of a request's fields, each read once by the caller. */
+export function checkParts(
+  subject: Subject,
+  model: string | undefined,
+  feature: string | undefined,
+  attributes: ReserveRequest['attributes'],
+  attempt: number | undefined,
+  maxIdLength: number,
+  idsKnown: boolean,
+): void {
   if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) {
     throw new TollgateError('invalid_subject', 'subject must be an object of dimension → id')
   }
@@ -72,26 +123,28 @@ export function checkRequest(request: ReserveRequest, maxIdLength: number, idsKn
   ) {
     throw new TollgateError('invalid_request', 'feature must be a non-empty string')
   }
-  if (request.attributes !== undefined) checkAttributes(request.attributes)
-  const { attempt } = request
+  if (attributes !== undefined) checkAttributes(attributes)
   if (attempt !== undefined && (!Number.isInteger(attempt) || attempt < 1 || attempt > 1_000)) {
     throw new TollgateError('invalid_request', 'attempt must be a whole number from 1 to 1000')
   }
-  if (estimate !== undefined) {
-    if (typeof estimate !== 'object' || estimate === null) {
-      throw new TollgateError('invalid_amount', 'estimate must be an object')
-    }
-    if (estimate.inputTokens !== undefined) checkAmount(estimate.inputTokens, 'estimate.inputTokens')
-    if (estimate.maxOutputTokens !== undefined)
-      checkAmount(estimate.maxOutputTokens, 'estimate.maxOutputTokens')
-    checkUnits(estimate.units, 'estimate.units')
-    if (
-      estimate.inputTokens === undefined &&
-      estimate.maxOutputTokens === undefined &&
-      estimate.units === undefined
-    )
-      checkFields(estimate, ESTIMATE_FIELDS, 'estimate')
+}
+
+/**
+ * A request's estimate, each field read once and checked: a fresh object the engine holds from
+ * (what was checked is what is held), or `undefined` when there is none. Throws `invalid_amount`.
+ */
+export function readEstimate(estimate: Estimate | undefined): Estimate | undefined {
+  if (estimate === undefined) return undefined
+  if (typeof estimate !== 'object' || estimate === null) {
+    throw new TollgateError('invalid_amount', 'estimate must be an object')
   }
+  const { inputTokens, maxOutputTokens, units } = estimate
+  if (inputTokens !== undefined) checkAmount(inputTokens, 'estimate.inputTokens')
+  if (maxOutputTokens !== undefined) checkAmount(maxOutputTokens, 'estimate.maxOutputTokens')
+  const read = readUnits(units, 'estimate.units')
+  if (inputTokens === undefined && maxOutputTokens === undefined && units === undefined)
+    checkFields(estimate, ESTIMATE_FIELDS, 'estimate')
+  return { inputTokens, maxOutputTokens, units: read }
 }
 
 /** The fields of an estimate and of a usage report, and what other names people give them. */
@@ -219,11 +272,14 @@ function checkAttributes(attributes: unknown): void {
 const isAmount = (value: unknown): boolean =>
   typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_AMOUNT
 
-/** Throws `invalid_amount` for a bad usage report. */
-export function checkUsage(usage: Usage): void {
+/**
+ * A usage report, each field read once and checked: a fresh object the settle charges from (what
+ * was checked is what is charged). Throws `invalid_amount` for a bad report.
+ */
+export function readUsage(usage: Usage): Usage {
   if (typeof usage !== 'object' || usage === null)
     throw new TollgateError('invalid_amount', 'usage must be an object')
-  const { inputTokens, cachedInputTokens, outputTokens, cost } = usage
+  const { inputTokens, cachedInputTokens, outputTokens, cost, units, estimated } = usage
   // one test for the usual report; `checkAmount` names the field when one is wrong
   if (
     !(
@@ -241,8 +297,8 @@ export function checkUsage(usage: Usage): void {
   if ((cachedInputTokens ?? 0) > (inputTokens ?? Number.POSITIVE_INFINITY)) {
     throw new TollgateError('invalid_amount', 'usage.cachedInputTokens cannot exceed usage.inputTokens')
   }
-  checkUnits(usage.units, 'usage.units')
-  if (usage.estimated !== undefined && typeof usage.estimated !== 'boolean') {
+  const read = readUnits(units, 'usage.units')
+  if (estimated !== undefined && typeof estimated !== 'boolean') {
     throw new TollgateError('invalid_request', 'usage.estimated must be a boolean')
   }
   if (
@@ -250,7 +306,8 @@ export function checkUsage(usage: Usage): void {
     outputTokens === undefined &&
     cachedInputTokens === undefined &&
     cost === undefined &&
-    usage.units === undefined
+    units === undefined
   )
     checkFields(usage, USAGE_FIELDS, 'usage')
+  return { inputTokens, cachedInputTokens, outputTokens, cost, units: read, estimated }
 }
