@@ -1,29 +1,24 @@
 /**
  * Usage from Anthropic Messages results and streams. `message_start` carries the input side
- * (input tokens, cache reads and writes), `message_delta` the cumulative output tokens. Anthropic
+ * (input tokens, cache reads and writes) and a placeholder output count (`output_tokens: 1`),
+ * `message_delta` the cumulative output tokens: the output is read from there only. Anthropic
  * counts cache reads and writes apart from `input_tokens`; here they are added back, so
  * `inputTokens` is every input token and `cachedInputTokens` the cache reads.
  */
 import type { Usage } from '@tollgate/core'
 import { countStreamed, type Meter, type MeteredUsage, num, obj, str } from './meter.js'
 
-/** Counts read so far; `undefined` when Anthropic has not reported one (not the same as 0). */
+/** Input counts read so far; `undefined` when Anthropic has not reported one (not the same as 0). */
 interface Reported {
   input: number | undefined
   cacheRead: number
   cacheWrite: { '5m': number; '1h': number }
-  output: number | undefined
 }
 
 function read(raw: unknown, into: Reported | null): Reported | null {
   const u = obj(raw)
   if (!u) return into
-  const next: Reported = into ?? {
-    input: undefined,
-    cacheRead: 0,
-    cacheWrite: { '5m': 0, '1h': 0 },
-    output: undefined,
-  }
+  const next: Reported = into ?? { input: undefined, cacheRead: 0, cacheWrite: { '5m': 0, '1h': 0 } }
   next.input = num(u.input_tokens) ?? next.input
   next.cacheRead = num(u.cache_read_input_tokens) ?? next.cacheRead
   const writes = num(u.cache_creation_input_tokens)
@@ -32,7 +27,6 @@ function read(raw: unknown, into: Reported | null): Reported | null {
     const long = num(split?.ephemeral_1h_input_tokens) ?? 0
     next.cacheWrite = { '5m': Math.max(0, writes - long), '1h': Math.min(long, writes) }
   }
-  next.output = num(u.output_tokens) ?? next.output
   return next
 }
 
@@ -40,9 +34,12 @@ function read(raw: unknown, into: Reported | null): Reported | null {
  * Core usage of what was reported. Without `input_tokens` the input side is left out (the settle
  * keeps its estimate, cache reads and writes included): cache counts alone are not the input.
  */
-function toUsage(reported: Reported, output: number): Pick<MeteredUsage, 'usage' | 'cacheWriteTokens'> {
+function toUsage(
+  reported: Reported | null,
+  output: number,
+): Pick<MeteredUsage, 'usage' | 'cacheWriteTokens'> {
   const usage: Usage = { outputTokens: output }
-  if (reported.input === undefined) return { usage }
+  if (reported?.input === undefined) return { usage }
   const writes = reported.cacheWrite['5m'] + reported.cacheWrite['1h']
   usage.inputTokens = reported.input + reported.cacheRead + writes
   if (reported.cacheRead > 0) usage.cachedInputTokens = reported.cacheRead
@@ -52,7 +49,8 @@ function toUsage(reported: Reported, output: number): Pick<MeteredUsage, 'usage'
 /** A meter for Anthropic Messages (`messages.create`, streamed or not, and `messages.stream`). */
 export function anthropicMeter(margin = 0.2): Meter {
   let reported: Reported | null = null
-  let outputFinal = false
+  /** The output of the last `message_delta` (or of the whole message), when it carried a count. */
+  let output: number | undefined
   let text = ''
   return {
     push(item) {
@@ -73,7 +71,7 @@ export function anthropicMeter(margin = 0.2): Meter {
         }
         case 'message_delta':
           reported = read(event.usage, reported)
-          outputFinal = true
+          output = num(obj(event.usage)?.output_tokens)
           break
       }
       return true
@@ -81,7 +79,7 @@ export function anthropicMeter(margin = 0.2): Meter {
     result(value) {
       const message = obj(value)
       reported = read(message?.usage, null)
-      outputFinal = true
+      output = num(obj(message?.usage)?.output_tokens)
       for (const item of Array.isArray(message?.content) ? message.content : []) {
         const block = obj(item)
         text += str(block?.text) + str(block?.thinking)
@@ -89,11 +87,9 @@ export function anthropicMeter(margin = 0.2): Meter {
       }
     },
     finish() {
-      if (reported && outputFinal && reported.output !== undefined)
-        return { ...toUsage(reported, reported.output), estimated: false }
+      if (output !== undefined) return { ...toUsage(reported, output), estimated: false }
       const streamed = Math.ceil(countStreamed(text, 'o200k_base') * (1 + margin))
-      if (!reported) return { usage: { outputTokens: streamed }, estimated: true }
-      return { ...toUsage(reported, Math.max(reported.output ?? 0, streamed)), estimated: true }
+      return { ...toUsage(reported, streamed), estimated: true }
     },
     text: () => text,
   }

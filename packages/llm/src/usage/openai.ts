@@ -50,12 +50,16 @@ function finish(
 export function chatCompletionMeter(encoding: EncodingName, hideUsageChunk = false): Meter {
   let reported: ReturnType<typeof openAIUsage> = null
   let text = ''
+  /** A streamed delta or a whole message: text, refusal, reasoning, audio transcript, tool calls. */
   const addChoice = (delta: Record<string, unknown> | undefined) => {
     if (!delta) return
     text += str(delta.content) + str(delta.refusal) + str(delta.reasoning_content)
+    // sent for audio output, though not in the SDK's types: the audio itself is not text
+    text += str(obj(delta.audio)?.transcript)
     for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
       const fn = obj(obj(call)?.function)
-      text += str(fn?.name) + str(fn?.arguments)
+      const custom = obj(obj(call)?.custom)
+      text += str(fn?.name) + str(fn?.arguments) + str(custom?.name) + str(custom?.input)
     }
     const legacy = obj(delta.function_call)
     text += str(legacy?.name) + str(legacy?.arguments)
@@ -83,14 +87,35 @@ export function chatCompletionMeter(encoding: EncodingName, hideUsageChunk = fal
   }
 }
 
-const TEXT_EVENTS = new Set([
+/**
+ * The Responses API events that stream output text: every `*.delta` event of the SDK's
+ * `ResponseStreamEvent` whose `delta` is text (`response.audio.delta` is base64 audio). A type
+ * test checks the list against the installed SDK.
+ */
+export const RESPONSE_TEXT_EVENTS = [
   'response.output_text.delta',
   'response.refusal.delta',
   'response.function_call_arguments.delta',
   'response.reasoning_text.delta',
   'response.reasoning_summary_text.delta',
-])
+  'response.custom_tool_call_input.delta',
+  'response.code_interpreter_call_code.delta',
+  'response.mcp_call_arguments.delta',
+  'response.audio.transcript.delta',
+] as const
+const TEXT_EVENTS: ReadonlySet<string> = new Set(RESPONSE_TEXT_EVENTS)
 const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
+
+/**
+ * The text of one Responses output item: a message's text and refusals, the arguments or input of a
+ * tool call (function, custom, MCP), code for the code interpreter, reasoning and its summary.
+ */
+function outputText(item: Record<string, unknown> | undefined): string {
+  let text = str(item?.arguments) + str(item?.input) + str(item?.code)
+  for (const list of [item?.content, item?.summary])
+    for (const part of Array.isArray(list) ? list : []) text += str(obj(part)?.text) + str(obj(part)?.refusal)
+  return text
+}
 
 /** A meter for the Responses API: usage from the final event, or counted from the text deltas. */
 export function responseMeter(encoding: EncodingName): Meter {
@@ -107,11 +132,7 @@ export function responseMeter(encoding: EncodingName): Meter {
     result(value) {
       const response = obj(value)
       reported = openAIUsage(response?.usage)
-      for (const item of Array.isArray(response?.output) ? response.output : []) {
-        const entry = obj(item)
-        text += str(entry?.arguments)
-        for (const part of Array.isArray(entry?.content) ? entry.content : []) text += str(obj(part)?.text)
-      }
+      for (const item of Array.isArray(response?.output) ? response.output : []) text += outputText(obj(item))
     },
     finish: () => finish(reported, text, encoding),
     text: () => text,

@@ -74,6 +74,49 @@ describe('OpenAI usage', () => {
     expect(meter.finish()).toMatchObject({ usage: { inputTokens: 9, outputTokens: 4 }, estimated: false })
   })
 
+  it('counts every output text of a result that carries no usage', () => {
+    // each piece starts with a space after a non-space: the count of the whole is the sum of the pieces
+    const pieces = [' Sure.', ' No.', ' {"a":1}', ' SELECT 1', ' print(2)', ' {"q":3}', ' Think.', ' Deep.']
+    const [text, refusal, args, input, code, mcp, summary, reasoning] = pieces
+    const expected = pieces.reduce((sum, piece) => sum + countTokens(piece).tokens, 0)
+    const responses = responseMeter('o200k_base')
+    responses.result({
+      output: [
+        {
+          type: 'message',
+          content: [
+            { type: 'output_text', text },
+            { type: 'refusal', refusal },
+          ],
+        },
+        { type: 'function_call', name: '', arguments: args },
+        { type: 'custom_tool_call', name: '', input },
+        { type: 'code_interpreter_call', code },
+        { type: 'mcp_call', name: '', arguments: mcp },
+        {
+          type: 'reasoning',
+          summary: [{ type: 'summary_text', text: summary }],
+          content: [{ text: reasoning }],
+        },
+      ],
+    })
+    expect(responses.finish()).toEqual({ usage: { outputTokens: expected }, estimated: true })
+
+    const chat = chatCompletionMeter('o200k_base')
+    const message = {
+      content: text,
+      refusal,
+      audio: { id: 'a1', data: 'UklGRiQA', transcript: summary },
+      tool_calls: [
+        { type: 'function', function: { name: '', arguments: args } },
+        { type: 'custom', custom: { name: '', input } },
+      ],
+    }
+    chat.result({ choices: [{ message }] })
+    const sum = [text, refusal, summary, args, input].reduce((n, piece) => n + countTokens(piece!).tokens, 0)
+    expect(chat.finish()).toEqual({ usage: { outputTokens: sum }, estimated: true })
+  })
+
   it('never settles embeddings at zero input when usage is missing', () => {
     const meter = embeddingMeter()
     meter.result({ data: [] })
@@ -120,6 +163,27 @@ describe('Anthropic usage', () => {
       usage: { inputTokens: 12, outputTokens: countTokens('Hello world').tokens },
       estimated: true,
     })
+  })
+
+  it('never takes the output placeholder of message_start as the output', () => {
+    // message_delta without an output count (a proxy that drops it): counted from the text, flagged
+    for (const usage of [{}, { output_tokens: null }, { output_tokens: -1 }]) {
+      const meter = anthropicMeter(0)
+      const events = anthropicEvents(['Hello ', 'world'], { input_tokens: 12, output_tokens: 1 }, 0)
+      for (const { data } of events) {
+        const event = data as { type: string }
+        meter.push(event.type === 'message_delta' ? { ...event, usage } : event)
+      }
+      expect(meter.finish()).toEqual({
+        usage: { inputTokens: 12, outputTokens: countTokens('Hello world').tokens },
+        estimated: true,
+      })
+    }
+    // a stream stopped before message_delta: from the text, whatever message_start said
+    const meter = anthropicMeter(0)
+    for (const { data } of anthropicEvents(['Hi'], { input_tokens: 12, output_tokens: 40 }, null))
+      meter.push(data)
+    expect(meter.finish()).toEqual({ usage: { inputTokens: 12, outputTokens: 1 }, estimated: true })
   })
 
   it('takes the cumulative output of message_delta', () => {

@@ -116,6 +116,32 @@ describe('wrapAnthropic', () => {
     expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 21, outputTokens: 4 })
   })
 
+  it('counts the output from the text, flagged, when message_delta carries no output count', async () => {
+    const { anthropic, events } = setup()
+    const deltas = ['The quick brown fox ', 'jumps over ', 'the lazy dog.']
+    // a proxy that drops the usage: message_start's `output_tokens: 1` is a placeholder, not the output
+    for (const usage of [{}, { output_tokens: null }]) {
+      const stream = anthropicEvents(deltas, { input_tokens: 20, output_tokens: 1 }, 0).map(
+        ({ event, data }) =>
+          event === 'message_delta' ? { event, data: { ...(data as object), usage } } : { event, data },
+      )
+      server.reply({ events: stream, named: true })
+      const types: string[] = []
+      for await (const event of await anthropic.messages.create({ ...body, stream: true }))
+        types.push(event.type)
+      expect(types.at(-1)).toBe('message_stop')
+    }
+    const settled = events.map(({ end, metered, result }) => ({
+      end,
+      estimated: metered?.estimated,
+      inputTokens: result?.amounts.inputTokens,
+      outputTokens: result?.amounts.outputTokens,
+    }))
+    const counted = Math.ceil(countTokens(deltas.join('')).tokens * 1.2)
+    const expected = { end: 'completed', estimated: true, inputTokens: 20, outputTokens: counted }
+    expect(settled).toEqual([expected, expected])
+  })
+
   it('gates messages.stream and its helpers', async () => {
     const { anthropic, events } = setup()
     server.reply({
@@ -204,5 +230,20 @@ describe('wrapAnthropic', () => {
     await anthropic.messages.create(body)
     expect(server.requests[0]!.body.model).toBe('claude-haiku-4-5')
     expect(events[0]!.result!.amounts.cost).toBe(10 + 10) // 10 × $1 + 2 × $5 per million
+  })
+})
+
+describe('wrapAnthropic: clients made from the wrapped client', () => {
+  it('gates a client made with withOptions', async () => {
+    const { anthropic, events, used } = setup()
+    server.reply({ json: anthropicMessage('Hello.', { input_tokens: 10, output_tokens: 2 }) })
+    await anthropic.withOptions({ timeout: 5000 }).messages.create(body)
+    server.reply({
+      events: anthropicEvents(['Hi'], { input_tokens: 11, output_tokens: 1 }, 3),
+      named: true,
+    })
+    await anthropic.withOptions({ timeout: 5000 }).withOptions({}).messages.stream(body).finalMessage()
+    expect(events.map((event) => event.result!.amounts.tokens)).toEqual([12, 14])
+    expect(await used('daily-tokens')).toMatchObject({ used: 26, held: 0 })
   })
 })

@@ -51,7 +51,8 @@ const messages: Adapter<AnthropicWrapOptions> = {
  * and `messages.parse` reserve the estimate, call with the model after any downgrade, and settle
  * from the usage Anthropic reports. A refusal throws a `TollgateError` carrying the decision
  * before any request is sent (`messages.stream` returns at once, so its stream fails instead, with
- * the SDK's `AnthropicError` whose `cause` is the `TollgateError`).
+ * the SDK's `AnthropicError` whose `cause` is the `TollgateError`). `withOptions()` returns a
+ * client wrapped with the same gate and options.
  *
  * @example
  * const anthropic = wrapAnthropic(new Anthropic(), gate, { subject: { org: 'acme', user: 'u1' } })
@@ -59,9 +60,12 @@ const messages: Adapter<AnthropicWrapOptions> = {
  */
 export function wrapAnthropic<C extends object>(client: C, gate: Tollgate, options: AnthropicWrapOptions): C {
   checkWrapOptions('wrapAnthropic', options)
-  return proxyClient(client, {
-    messages: {
-      create: (original) => gatedMethod(gate, options, messages, original as unknown as SdkMethod, client),
-    },
-  })
+  return gated(client, gate, options)
+}
+
+/** The wrapped client; a client it makes with `withOptions()` is wrapped the same way. */
+function gated<C extends object>(client: C, gate: Tollgate, options: AnthropicWrapOptions): C {
+  const create = (original: (...args: never[]) => unknown) =>
+    gatedMethod(gate, options, messages, original as unknown as SdkMethod, client)
+  return proxyClient(client, { messages: { create } }, (copy) => gated(copy, gate, options))
 }

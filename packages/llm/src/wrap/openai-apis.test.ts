@@ -6,6 +6,7 @@ import { estimateEmbedding, estimateResponse } from '../estimate/openai.js'
 import { withDefaultPrices } from '../prices.js'
 import { response, responsesUsage } from '../testing/fixtures.js'
 import { type ProviderServer, startProviderServer } from '../testing/provider-server.js'
+import { countTokens } from '../tokens/count.js'
 import { wrapOpenAI } from './openai.js'
 import type { SettleEvent } from './options.js'
 
@@ -75,6 +76,48 @@ describe('wrapOpenAI: responses and embeddings', () => {
     expect(types).toEqual(['response.created', 'response.output_text.delta', 'response.completed'])
     expect(events[0]).toMatchObject({ end: 'completed', metered: { estimated: false } })
     expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 25, outputTokens: 3 })
+  })
+
+  it('counts every kind of streamed Responses text when a stream is broken off before its usage', async () => {
+    const { openai, events } = setup()
+    // each text delta of openai 6's ResponseStreamEvent (`response.audio.delta` is audio, not text)
+    const kinds = [
+      'response.output_text.delta',
+      'response.refusal.delta',
+      'response.function_call_arguments.delta',
+      'response.reasoning_text.delta',
+      'response.reasoning_summary_text.delta',
+      'response.custom_tool_call_input.delta',
+      'response.code_interpreter_call_code.delta',
+      'response.mcp_call_arguments.delta',
+      'response.audio.transcript.delta',
+    ]
+    const deltas = ['SELECT name FROM users ', 'WHERE created_at > now() ', '- interval 1 day']
+    const settled: Record<string, unknown> = {}
+    for (const [index, type] of kinds.entries()) {
+      server.reply({
+        events: [
+          { type: 'response.created', sequence_number: 0, response: { id: 'r', status: 'in_progress' } },
+          ...deltas.map((delta, i) => ({
+            type,
+            sequence_number: i + 1,
+            item_id: 'i',
+            output_index: 0,
+            delta,
+          })),
+        ],
+        done: false,
+        after: 'hold',
+      })
+      const stream = await openai.responses.create({ model: 'gpt-4.1', input: 'Hi', stream: true })
+      let received = 0
+      for await (const _ of stream) if (++received === 1 + deltas.length) break
+      await server.holdClosed(index)
+      const { end, metered, result } = events[index]!
+      settled[type] = { end, estimated: metered?.estimated, outputTokens: result?.amounts.outputTokens }
+    }
+    const expected = { end: 'aborted', estimated: true, outputTokens: countTokens(deltas.join('')).tokens }
+    expect(settled).toEqual(Object.fromEntries(kinds.map((type) => [type, expected])))
   })
 
   it('settles embeddings with no output', async () => {

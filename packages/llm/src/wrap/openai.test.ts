@@ -240,6 +240,32 @@ describe('wrapOpenAI: chat completions', () => {
     expect(events[0]!.result!.amounts.outputTokens).toBe(countTokens('One two ').tokens)
   })
 
+  it('counts the transcript of streamed audio when a stream is broken off before its usage', async () => {
+    const { openai, events } = setup()
+    // audio deltas carry a transcript (not in the SDK's types, sent by the API for audio output)
+    const audio = (transcript: string) => ({
+      ...chatChunk('', 'gpt-4o-audio-preview'),
+      choices: [
+        { index: 0, delta: { audio: { id: 'a1', transcript, data: 'UklGRiQA' } }, finish_reason: null },
+      ],
+    })
+    const transcript = ['Hello there, ', 'this is a spoken ', 'answer that goes on']
+    server.reply({ events: transcript.map(audio), after: 'hold' })
+    const body = {
+      model: 'gpt-4o',
+      messages,
+      stream: true as const,
+      modalities: ['text' as const, 'audio' as const],
+      audio: { voice: 'alloy' as const, format: 'pcm16' as const },
+    }
+    const stream = await openai.chat.completions.create(body)
+    let received = 0
+    for await (const _ of stream) if (++received === transcript.length) break
+    await server.holdClosed(0)
+    expect(events[0]).toMatchObject({ end: 'aborted', metered: { estimated: true } })
+    expect(events[0]!.result!.amounts.outputTokens).toBe(countTokens(transcript.join('')).tokens)
+  })
+
   it('keeps the whole hold for an unfinished stream with unfinishedStreams: reserved', async () => {
     const { openai, events } = setup({ unfinishedStreams: 'reserved' })
     server.reply({ events: [chatChunk('One '), chatChunk('two ')], after: 'hold' })
@@ -395,5 +421,40 @@ describe('wrapOpenAI: chat completions', () => {
     expect(((await raw.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens).toBe(9)
     await settled(1)
     expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 9, outputTokens: 3 })
+  })
+})
+
+describe('wrapOpenAI: clients made from the wrapped client', () => {
+  it('gates a client made with withOptions, streamed or not, and one made from it', async () => {
+    const { openai, events, used } = setup()
+    server.reply({ events: [chatChunk('Hi', 'gpt-4o-mini', true), chatUsageChunk(openAIUsage(12, 1))] })
+    const stream = await openai
+      .withOptions({ timeout: 5000 })
+      .chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+    const chunks: unknown[] = []
+    for await (const chunk of stream) chunks.push(chunk)
+    expect(server.requests[0]!.body.stream_options).toEqual({ include_usage: true })
+    expect(chunks).toHaveLength(1) // the usage chunk Tollgate asked for is hidden
+    expect(events[0]).toMatchObject({ end: 'completed', metered: { estimated: false } })
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 12, outputTokens: 1 })
+
+    server.reply({ json: chatCompletion('Hello.', openAIUsage(20, 2)) })
+    await openai
+      .withOptions({ timeout: 5000 })
+      .withOptions({ defaultHeaders: { 'x-team': 'a' } })
+      .chat.completions.create({ model: 'gpt-4o-mini', messages })
+    expect(events[1]!.result!.amounts).toMatchObject({ inputTokens: 20, outputTokens: 2 })
+    expect(await used('daily-tokens')).toMatchObject({ used: 13 + 22, held: 0 })
+  })
+
+  it('retries as the options of the new client say, each attempt reserved', async () => {
+    const { openai, events } = setup({ attempts: { sleep: async () => {} } })
+    server.reply(
+      { json: { error: { message: 'busy', type: 'server_error' } }, status: 500 },
+      { json: chatCompletion('Hello.', openAIUsage(20, 2)) },
+    )
+    await openai.withOptions({ maxRetries: 1 }).chat.completions.create({ model: 'gpt-4o-mini', messages })
+    expect(server.requests).toHaveLength(2)
+    expect(events.map((event) => event.end)).toEqual(['failed', 'completed'])
   })
 })

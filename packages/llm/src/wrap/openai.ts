@@ -78,7 +78,8 @@ const embeddings: Adapter = {
  * `embeddings.create` (and the SDK helpers built on them: `chat.completions.stream`,
  * `.parse`, `.runTools`, `responses.stream`) reserve the estimate, call with the model after
  * any downgrade, and settle from the usage the API reports — streamed or not. A refusal throws
- * a `TollgateError` carrying the decision, before any request is sent.
+ * a `TollgateError` carrying the decision, before any request is sent. `withOptions()` returns a
+ * client wrapped with the same gate and options.
  *
  * @example
  * const openai = wrapOpenAI(new OpenAI(), gate, { subject: () => currentSubject(), feature: 'chat' })
@@ -86,11 +87,17 @@ const embeddings: Adapter = {
  */
 export function wrapOpenAI<C extends object>(client: C, gate: Tollgate, options: WrapOptions): C {
   checkWrapOptions('wrapOpenAI', options)
+  return gated(client, gate, options)
+}
+
+/** The wrapped client; a client it makes with `withOptions()` is wrapped the same way. */
+function gated<C extends object>(client: C, gate: Tollgate, options: WrapOptions): C {
   const wrap = (adapter: Adapter) => (original: (...args: never[]) => unknown) =>
     gatedMethod(gate, options, adapter, original as unknown as SdkMethod, client)
-  return proxyClient(client, {
+  const replacements = {
     'chat.completions': { create: wrap(chat) },
     responses: { create: wrap(responses) },
     embeddings: { create: wrap(embeddings) },
-  })
+  }
+  return proxyClient(client, replacements, (copy) => gated(copy, gate, options))
 }
