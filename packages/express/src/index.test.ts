@@ -44,6 +44,12 @@ let signals: AbortSignal[]
 const settled = () => new Promise<SettleEvent>((resolve) => waiters.push(resolve))
 const tokens = () => used(state.gate, subject, 'user-daily', 'tokens')
 
+/** Waits for `condition`, turn by turn of the event loop (network events, no timer). */
+async function until(condition: () => boolean): Promise<void> {
+  for (let turn = 0; turn < 100_000 && !condition(); turn++) await new Promise((r) => setImmediate(r))
+  if (!condition()) throw new Error('the condition never held')
+}
+
 const sse = (data: object) => `data: ${JSON.stringify(data)}\n\n`
 
 function app(express: typeof express5, identify: Identify = apiKeyIdentity(keys)) {
@@ -77,7 +83,30 @@ function app(express: typeof express5, identify: Identify = apiKeyIdentity(keys)
   app.post('/boom', () => {
     throw new Error('route failed')
   })
+  // calls the model and reports when the test says the call returned (`slow.answer()`)
+  app.post('/slow', async (req, res) => {
+    const hold = req.tollgate!
+    signals.push(hold.signal)
+    slow.started()
+    await slow.returned
+    hold.report({ inputTokens: 90, outputTokens: 10 })
+    res.json({ model: hold.model })
+  })
   return app
+}
+
+/** The `/slow` route's call: `started` resolves when the route runs, `answer()` lets it return. */
+let slow: { started: () => void; running: Promise<void>; returned: Promise<void>; answer: () => void }
+function slowCall() {
+  let started = () => {}
+  let answer = () => {}
+  const running = new Promise<void>((resolve) => {
+    started = resolve
+  })
+  const returned = new Promise<void>((resolve) => {
+    answer = resolve
+  })
+  slow = { started, running, returned, answer }
 }
 
 const post = (
@@ -114,6 +143,7 @@ for (const [name, express, pkg, major] of versions) {
       events = []
       waiters = []
       signals = []
+      slowCall()
       server = app(express).listen(0, '127.0.0.1')
       await once(server, 'listening')
       base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -198,6 +228,51 @@ for (const [name, express, pkg, major] of versions) {
       expect(await done).toMatchObject({ outcome: 'settled', reason: 'aborted', usage: { outputTokens: 11 } })
       expect(await tokens()).toBe(111)
       expect(signals[0]!.aborted).toBe(true)
+    })
+
+    it('a client that leaves before any byte: the hold is settled with what the route reports after', async () => {
+      // released at the disconnect, the call the route was still making went unbilled
+      const controller = new AbortController()
+      const done = settled()
+      const response = post('/slow', { signal: controller.signal }).catch(() => undefined)
+      await slow.running
+      controller.abort()
+      await response
+      await until(() => signals[0]!.aborted) // the route is told at once
+      expect(events).toEqual([]) // and the hold waits for it
+      slow.answer()
+      expect(await done).toMatchObject({
+        outcome: 'settled',
+        reason: 'aborted',
+        usage: { inputTokens: 90, outputTokens: 10 },
+      })
+      expect(await tokens()).toBe(100)
+    })
+
+    it('a client gone while identity decides: the route is not called and the hold is returned', async () => {
+      // no 'close' comes after admission for a socket already closed: the hold waited for its TTL
+      let identified = () => {}
+      const deciding = new Promise<void>((resolve) => {
+        identified = resolve
+      })
+      const identify: Identify = async (request) => {
+        const answer = await apiKeyIdentity(keys)(request)
+        sockets.at(-1)!.destroy() // the client goes away while the gate decides
+        await deciding
+        return answer
+      }
+      const sockets: import('node:net').Socket[] = []
+      const handler = app(express, identify)
+      const url = await listen(handler)
+      extra.at(-1)!.on('connection', (socket) => sockets.push(socket))
+      const done = settled()
+      const response = post('/slow', { base: url }).catch(() => undefined)
+      await until(() => sockets.at(-1)?.destroyed === true)
+      identified()
+      await response
+      expect(await done).toMatchObject({ outcome: 'released', reason: 'aborted' })
+      expect(await tokens()).toBe(0)
+      expect(signals).toEqual([]) // the route never ran
     })
 
     it('releases the hold when the route throws (500)', async () => {

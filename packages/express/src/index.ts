@@ -74,23 +74,63 @@ const bytes = (chunk: unknown, encoding: unknown): Chunk | null =>
       ? chunk
       : null
 
-/** Count what `res` sends, and end the tap when it finishes or its connection closes first. */
+/**
+ * How long the hold of a request whose client went away before any byte of the response waits for
+ * its route to finish (end the response, or close the hold) before it is settled at the estimate:
+ * the route may still be calling the model, whose usage it reports when the call returns or stops
+ * on `handle.signal`.
+ */
+const ABANDONED_ROUTE_MS = 30_000
+
+/**
+ * Count what `res` sends, and end the tap when the response finishes or its connection closes
+ * first (the client went away). A stream cut off that way settles from what was sent. When nothing
+ * was sent yet, the route is most likely still calling the model: `handle.signal` aborts at once,
+ * but the hold waits for the route to end its response (and closes with what it reported by then)
+ * or to close the hold itself, else {@link ABANDONED_ROUTE_MS} (then at the estimate). Closing it
+ * at the disconnect released a call the route was still making: its usage, reported later, was
+ * dropped.
+ */
 function watch(res: ExpressResponse, tap: ResponseTap): void {
   const write = res.write
   const end = res.end
+  let sent = 0
+  let ended = false
+  let gone = false
   res.write = function (this: ExpressResponse, chunk: unknown, ...rest: unknown[]) {
     const data = bytes(chunk, rest[0])
-    if (data) tap.write(data)
+    if (data) {
+      tap.write(data)
+      sent += data.length
+    }
     return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
   } as typeof res.write
   res.end = function (this: ExpressResponse, chunk?: unknown, ...rest: unknown[]) {
     const data = typeof chunk === 'function' ? null : bytes(chunk, rest[0])
     if (data) tap.write(data)
-    return (end as (...args: unknown[]) => ExpressResponse).call(this, chunk, ...rest)
+    ended = true
+    const answer = (end as (...args: unknown[]) => ExpressResponse).call(this, chunk, ...rest)
+    // the route is done: a hold left open by a disconnect closes with what it reported
+    if (gone) void tap.end('aborted', res.statusCode)
+    return answer
   } as typeof res.end
-  res.once('finish', () => void tap.end('complete', res.statusCode))
-  res.once('close', () => void tap.end(res.writableFinished ? 'complete' : 'aborted', res.statusCode))
+  res.once('finish', () => {
+    if (!gone) void tap.end('complete', res.statusCode)
+  })
+  res.once('close', () => {
+    if (res.writableFinished && !gone) return void tap.end('complete', res.statusCode)
+    gone = true
+    if (ended || sent > 0) return void tap.end('aborted', res.statusCode)
+    tap.abort()
+    setTimeout(() => void tap.end('aborted', res.statusCode, true), ABANDONED_ROUTE_MS).unref()
+  })
 }
+
+/**
+ * Whether the client went away already: its connection closed while the gate decided (`res` may
+ * not be told: its 'close' never comes; `req.destroyed` is no sign, a body parser sets it).
+ */
+const left = (res: ExpressResponse) => res.closed || res.socket?.destroyed === true
 
 /**
  * Express middleware: a refused request gets its 401/402/403/413/429/503 response; an admitted one
@@ -107,6 +147,9 @@ export function tollgate(options: ExpressTollgateOptions): RequestHandler {
     handleRequest(request, options, req)
       .then(async (admission) => {
         if (!admission.allowed) return send(res, admission.response)
+        // gone while identity or the gate decided: no 'close' will come, and nobody is there to
+        // serve, so the route is not called and the hold is returned
+        if (left(res)) return admission.tap.end('aborted', 499)
         req.tollgate = admission.handle
         for (const [name, value] of Object.entries(admission.handle.headers)) res.setHeader(name, value)
         watch(res, admission.tap)

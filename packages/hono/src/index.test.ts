@@ -8,6 +8,12 @@ import { charMeter, testGate, used } from '../../web/src/test/fixtures.js'
 import { type TollgateEnv, tollgate } from './index.js'
 
 const secret = 'hono-test-secret-of-32-bytes-or-more!'
+
+/** Waits for `condition`, turn by turn of the event loop (no timer). */
+async function until(condition: () => boolean): Promise<void> {
+  for (let turn = 0; turn < 10_000 && !condition(); turn++) await new Promise((r) => setImmediate(r))
+  if (!condition()) throw new Error('the condition never held')
+}
 const subject = { user: 'u1', tenant: 't1' }
 
 function setup() {
@@ -119,6 +125,35 @@ describe('@tollgate/hono with app.request', () => {
     await reader.cancel()
     expect(await done).toMatchObject({ reason: 'aborted', usage: { outputTokens: 7 } })
     expect(await tokens()).toBe(214)
+  })
+
+  it('closes the hold of a HEAD request to a GET route at once (Hono sends no body for it)', async () => {
+    // the tapped body was never read: no settle came, and the hold stayed until its TTL
+    const { gate, clock, token, tokens } = setup()
+    const app = new Hono<TollgateEnv>()
+    app.use(
+      '/g/*',
+      tollgate({
+        gate,
+        identify: signedIdentity({ jwt: { secret }, clock }),
+        model: () => 'gpt-4o-mini',
+        estimate: { inputTokens: 100, maxOutputTokens: 200 },
+        onSettle: (e) => events.push(e),
+      }),
+    )
+    const events: SettleEvent[] = []
+    app.get('/g/doc', (c) => c.text('a document'))
+    app.get('/g/missing', (c) => c.text('no such document', 404))
+    const auth = { authorization: `Bearer ${await token()}` }
+    const head = await app.request('/g/doc', { method: 'HEAD', headers: auth })
+    expect(head.status).toBe(200)
+    expect(await head.text()).toBe('')
+    await until(() => events.length === 1)
+    expect(events[0]).toMatchObject({ outcome: 'settled', reason: 'complete', usage: {} })
+    expect(await tokens()).toBe(300) // the route ran: the estimate, never zero
+    await app.request('/g/missing', { method: 'HEAD', headers: auth })
+    await until(() => events.length === 2)
+    expect(events[1]).toMatchObject({ outcome: 'released' })
   })
 
   it('releases when the route throws', async () => {

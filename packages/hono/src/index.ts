@@ -53,7 +53,7 @@ export function tollgate(options: HonoTollgateOptions): MiddlewareHandler<Tollga
       await admission.tap.end('failed', 500)
       throw error
     }
-    c.res = finishResponse(admission, c.res)
+    c.res = finishResponse(admission, c.res, c.req.method)
   }
 }
 

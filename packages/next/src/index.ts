@@ -61,7 +61,7 @@ export function withTollgate<R extends Request = NextRequest, C = RouteContext>(
       await admission.tap.end('failed', 500)
       throw error
     }
-    return finishResponse(admission, response)
+    return finishResponse(admission, response, request.method)
   }
 }
 

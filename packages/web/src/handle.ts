@@ -92,10 +92,16 @@ export interface ResponseTap {
   write(chunk: Uint8Array | string): void
   /**
    * The response ended. Unless the route closed the hold: settle with reported usage (over what
-   * the meter measured); else release when nothing was sent or the status is 400 or more; else
-   * settle with the estimate — never zero. Never rejects (errors go to `onError`).
+   * the meter measured); else release when nothing was sent or the status is 400 or more (unless
+   * `keep`: the route may still be calling the model); else settle with the estimate — never zero.
+   * Never rejects (errors go to `onError`).
    */
-  end(reason: Exclude<SettleReason, 'handler'>, status: number): Promise<void>
+  end(reason: Exclude<SettleReason, 'handler'>, status: number, keep?: boolean): Promise<void>
+  /**
+   * The client went away while the route runs: `handle.signal` aborts, and the hold stays open for
+   * the route to report and close, or for `end`.
+   */
+  abort(): void
 }
 
 export interface HandleInit {
@@ -205,7 +211,10 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
       sent += bytes.length
       if (meter && !closing) safely(() => meter.write(bytes))
     },
-    async end(reason, status) {
+    abort() {
+      gone.abort()
+    },
+    async end(reason, status, keep = false) {
       if (reason === 'aborted') gone.abort()
       if (closing) return
       let measured: Usage | undefined
@@ -213,7 +222,11 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
         measured = meter?.usage()
       })
       const usage =
-        reported || measured ? { ...measured, ...reported } : sent === 0 || status >= 400 ? null : {}
+        reported || measured
+          ? { ...measured, ...reported }
+          : !keep && (sent === 0 || status >= 400)
+            ? null
+            : {}
       await close(usage, reason).then(
         () => undefined,
         async (error) => {

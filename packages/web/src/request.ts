@@ -152,7 +152,7 @@ const refused = (response: Response, decision?: DeniedDecision): Refused =>
  * const admission = await handleRequest(request, { gate, identify: apiKeyIdentity(keys) })
  * if (!admission.allowed) return admission.response
  * const response = await callModel(admission.handle)
- * return finishResponse(admission, response)
+ * return finishResponse(admission, response, request.method)
  */
 export async function handleRequest<In = Request>(
   request: Request,

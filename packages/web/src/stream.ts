@@ -50,13 +50,19 @@ export function tapBody(
  * The route's response with the handle's rate-limit headers (headers the route set win), and the
  * hold settled when the body ends. Closed at once when there is no body, or when the status is 400
  * or more and the route reported no usage (released). When the route already settled or released,
- * only the headers are added.
+ * only the headers are added. For a `HEAD` request (`method`), whose body is never sent (Hono and
+ * Next run a `GET` route for it), the body is cancelled and the hold closed at once: settled with
+ * what the route reported, else at the estimate below status 400, else released.
  *
  * @example
  * const response = await route(request, admission.handle)
- * return finishResponse(admission, response)
+ * return finishResponse(admission, response, request.method)
  */
-export function finishResponse(admission: Pick<Admitted, 'handle' | 'tap'>, response: Response): Response {
+export function finishResponse(
+  admission: Pick<Admitted, 'handle' | 'tap'>,
+  response: Response,
+  method?: string,
+): Response {
   const { handle, tap } = admission
   if (!isResponse(response)) {
     // A route that answered no Response (a bug in it): the call may have run, so the hold closes as
@@ -67,6 +73,12 @@ export function finishResponse(admission: Pick<Admitted, 'handle' | 'tap'>, resp
     )
   }
   if (handle.closed) return withHeaders(response, handle.headers)
+  if (method === 'HEAD') {
+    // nobody reads this body: left tapped, the hold waited for the TTL
+    void response.body?.cancel().catch(() => undefined)
+    void tap.end('complete', response.status, response.status < 400)
+    return withHeaders(new Response(null, response), handle.headers)
+  }
   if (!response.body || (response.status >= 400 && !handle.reported)) {
     // nothing to wait for: no body, or an error the route reported no usage for (released at once)
     void tap.end('complete', response.status)
@@ -114,6 +126,6 @@ export function gateFetch<Args extends unknown[] = []>(
       await admission.tap.end('failed', 500)
       throw error
     }
-    return finishResponse(admission, response)
+    return finishResponse(admission, response, request.method)
   }
 }
