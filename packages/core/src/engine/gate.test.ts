@@ -834,3 +834,19 @@ describe('money in refusal messages', () => {
     })
   })
 })
+
+describe('model names', () => {
+  it('are bounded like ids: a model may name a partition and a key', async () => {
+    // a 1 MB model name a client picked became a 7 MB Redis key name
+    const clock = fakeClock()
+    const policy: PolicyInput = {
+      rules: [{ id: 'per-model', per: 'model', limits: { requests: 9 }, window: 'day' }],
+    }
+    const gate = createTollgate({ policy, store: memoryStore({ clock }), maxIdLength: 64 })
+    await expect(gate.reserve({ subject: {}, model: 'm'.repeat(65) })).rejects.toMatchObject({
+      code: 'invalid_request',
+      message: 'model is longer than 64 characters',
+    })
+    expect((await gate.reserve({ subject: {}, model: 'm'.repeat(64) })).allowed).toBe(true)
+  })
+})

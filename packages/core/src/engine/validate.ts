@@ -117,6 +117,10 @@ export function checkParts(
   if (model !== undefined && (typeof model !== 'string' || model.length === 0)) {
     throw new TollgateError('invalid_request', 'model must be a non-empty string')
   }
+  // a model may name a partition (`per: model`) and a key, as an id does
+  if (model !== undefined && model.length > maxIdLength) {
+    throw new TollgateError('invalid_request', `model is longer than ${maxIdLength} characters`)
+  }
   if (
     feature !== undefined &&
     (typeof feature !== 'string' || feature.length === 0 || feature.length > maxIdLength)

@@ -1,4 +1,4 @@
-import { fakeClock } from '@tollgate/core'
+import { createTollgate, fakeClock, memoryStore } from '@tollgate/core'
 import { replaceAt } from '@tollgate/core/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -38,7 +38,7 @@ describe('memoryKeyRegistry', () => {
   it('verifies a key to its grant; unknown, altered and revoked keys are refused', async () => {
     const keys = memoryKeyRegistry()
     const { key, keyId } = await keys.issue(grant)
-    expect(await keys.verify(key)).toEqual({ status: 'active', keyId, grant })
+    expect(await keys.verify(key)).toEqual({ status: 'active', keyId, lineage: keyId, grant })
     expect(await keys.verify(`${key}x`)).toEqual({ status: 'unknown' })
     expect(await keys.verify(key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A'))).toEqual({
       status: 'unknown',
@@ -170,6 +170,7 @@ describe('expiry, rotation and listing (memory)', () => {
     expect(await keys.verify(key)).toEqual({
       status: 'active',
       keyId,
+      lineage: keyId,
       grant,
       expiresAt: clock.now() + 60_000,
     })
@@ -238,10 +239,16 @@ describe('expiry, rotation and listing (memory)', () => {
     const fresh = await keys.rotate(old.keyId, { graceMs: 3_600_000 })
     expect(fresh.key).not.toBe(old.key)
     expect(fresh.graceUntil).toBe(clock.now() + 3_600_000)
-    expect(await keys.verify(fresh.key)).toEqual({ status: 'active', keyId: fresh.keyId, grant })
+    // the new key counts under the old key's id: per-key limits go on counting across a rotation
+    expect(await keys.verify(fresh.key)).toEqual({
+      status: 'active',
+      keyId: fresh.keyId,
+      lineage: old.keyId,
+      grant,
+    })
     expect(await identify(bearer(fresh.key))).toMatchObject({
       ok: true,
-      subject: { key: fresh.keyId, ...grant.subject },
+      subject: { key: old.keyId, ...grant.subject },
       attributes: { region: 'eu', plan: 'starter', environment: 'production' },
       features: ['chat'],
     })
@@ -249,6 +256,7 @@ describe('expiry, rotation and listing (memory)', () => {
     expect(await keys.verify(old.key)).toEqual({
       status: 'active',
       keyId: old.keyId,
+      lineage: old.keyId,
       grant,
       rotatedTo: fresh.keyId,
       graceUntil: fresh.graceUntil,
@@ -269,6 +277,28 @@ describe('expiry, rotation and listing (memory)', () => {
     await expect(keys.rotate(third.keyId)).rejects.toThrow(/is revoked/)
   })
 
+  it('a rotation does not reset per-key limits: old and new key count as one', async () => {
+    // the new key's own id started its per-key counters at zero: rotating reset a per-key quota
+    const clock = fakeClock()
+    const keys = memoryKeyRegistry({ clock })
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'key-day', per: 'key', limits: { requests: 3 }, window: 'day' }] },
+      store: memoryStore({ clock }),
+    })
+    const identify = apiKeyIdentity(keys)
+    const call = async (key: string) => {
+      const who = await identify(bearer(key))
+      if (!who.ok) throw new Error('not identified')
+      return (await gate.reserve({ subject: who.subject })).allowed
+    }
+    const old = await keys.issue(grant)
+    expect([await call(old.key), await call(old.key)]).toEqual([true, true])
+    const fresh = await keys.rotate(old.keyId)
+    expect([await call(fresh.key), await call(fresh.key), await call(old.key)]).toEqual([true, false, false])
+    const third = await keys.rotate(fresh.keyId)
+    expect(await call(third.key)).toBe(false)
+  })
+
   it('rotation with graceMs 0 refuses the old key at once; the new key keeps the old expiry unless told', async () => {
     const clock = fakeClock()
     const keys = memoryKeyRegistry({ clock })
@@ -279,7 +309,13 @@ describe('expiry, rotation and listing (memory)', () => {
     expect(await keys.verify(fresh.key)).toMatchObject({ status: 'active', expiresAt })
     const longer = await keys.rotate(fresh.keyId, { expiresAt: null, prefix: 'sk_' })
     expect(longer.key.startsWith('sk_')).toBe(true)
-    expect(await keys.verify(longer.key)).toEqual({ status: 'active', keyId: longer.keyId, grant })
+    // a key rotated twice still counts under the first key's id
+    expect(await keys.verify(longer.key)).toEqual({
+      status: 'active',
+      keyId: longer.keyId,
+      lineage: old.keyId,
+      grant,
+    })
   })
 
   it('concurrent rotations of one key: exactly one succeeds, the other issues no live key', async () => {

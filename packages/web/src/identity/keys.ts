@@ -20,8 +20,8 @@ import {
 /** What a key grants: who it speaks for and what it may do. */
 export interface KeyGrant {
   /**
-   * Subject dimensions, e.g. tenant, project and owner. The key id is added as `key` (see
-   * `apiKeyIdentity`'s `keyDimension`).
+   * Subject dimensions, e.g. tenant, project and owner. The key's id is added as `key` (see
+   * `apiKeyIdentity`'s `keyDimension`): its first id, kept through rotations ({@link StoredKey.lineage}).
    * @example { tenant: 'acme', project: 'chatbot', user: 'u-42' }
    */
   subject: Subject
@@ -58,6 +58,12 @@ export interface StoredKey {
   graceUntil?: number
   /** Set by `rotate` on the new key: the id of the key it replaced. */
   rotatedFrom?: string
+  /**
+   * Set by `rotate` on the new key: the id of the first key of its chain of rotations, which the
+   * identity's key dimension keeps (so per-key limits go on counting across a rotation); absent:
+   * the key's own `keyId`.
+   */
+  lineage?: string
   /** Set by the storage when the key was revoked. */
   revoked?: boolean
 }
@@ -134,6 +140,8 @@ export type KeyCheck =
   | {
       status: 'active'
       keyId: string
+      /** The id per-key limits count under: the first key's of its rotations ({@link StoredKey.lineage}). */
+      lineage: string
       grant: KeyGrant
       /** When the key expires, if it does. */
       expiresAt?: number
@@ -247,7 +255,7 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
     const newKeyId = await keyIdOf(key)
     if (storage.claimRotation && !(await storage.claimRotation(keyId, newKeyId, ROTATION_CLAIM_MS)))
       throw new Error(`rotate: key ${keyId} is already being rotated`)
-    await store(key, old.grant, { ...expires, rotatedFrom: keyId })
+    await store(key, old.grant, { ...expires, rotatedFrom: keyId, lineage: old.lineage ?? keyId })
     const graceUntil = now() + graceMs
     const { revoked: _, ...rest } = old
     await storage.put({ ...rest, rotatedTo: newKeyId, graceUntil })
@@ -298,6 +306,7 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
       return {
         status,
         keyId,
+        lineage: record.lineage ?? keyId,
         grant: record.grant,
         ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),
         ...(record.rotatedTo !== undefined
@@ -410,7 +419,8 @@ export interface ApiKeyIdentityOptions {
    */
   header?: string
   /**
-   * Subject dimension the key id is added under (a grant's own value wins), or `false` for none.
+   * Subject dimension the key's id is added under (a grant's own value wins), or `false` for none.
+   * A rotated key keeps the id of the key it replaced there, so per-key limits go on counting.
    * @default 'key'
    * @example false // the grant's subject alone
    */
@@ -465,7 +475,8 @@ export function apiKeyIdentity(
         `This API key was replaced by a rotation and its grace period ended at ${when(check.graceUntil)}; use the new key.`,
       )
     const { grant } = check
-    const subject = dimension === false ? grant.subject : { [dimension]: check.keyId, ...grant.subject }
+    // the key's first id, kept through rotations: a rotated key goes on counting under its limits
+    const subject = dimension === false ? grant.subject : { [dimension]: check.lineage, ...grant.subject }
     const attributes: Record<string, Attributes[string]> = { ...grant.attributes }
     if (grant.plan !== undefined) attributes.plan = grant.plan
     if (grant.environment !== undefined) attributes.environment = grant.environment

@@ -168,7 +168,8 @@ describe('redisKeyRegistry: expiry, rotation, listing', () => {
     const identify = apiKeyIdentity(two)
     expect(await identify(bearer(fresh.key))).toMatchObject({
       ok: true,
-      subject: { key: fresh.keyId, tenant: 'acme', user: 'u1' },
+      // the old key's id, kept through the rotation, in every process: per-key limits go on counting
+      subject: { key: old.keyId, tenant: 'acme', user: 'u1' },
       attributes: { plan: 'pro', environment: 'staging' },
     })
     clock.advance(59_999)
