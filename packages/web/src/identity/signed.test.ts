@@ -40,6 +40,17 @@ describe('signedIdentity: JWT', () => {
     })
   })
 
+  it('reads a features claim that is no list as allowing no feature, never as every feature', async () => {
+    for (const features of ['chat', { chat: true }, 1, null]) {
+      expect(await call(identify, await hs256({ ...claims, features }))).toMatchObject({
+        ok: true,
+        features: [],
+      })
+    }
+    const { features: _, ...without } = claims
+    expect(await call(identify, await hs256(without))).not.toHaveProperty('features')
+  })
+
   it('refuses a tampered token, a wrong secret, and "alg: none"', async () => {
     const token = await hs256()
     const [header, payload, signature] = token.split('.')

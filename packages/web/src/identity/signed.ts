@@ -58,6 +58,7 @@ export interface JwtIdentityOptions {
    * Claims → identity. `null` refuses the token.
    * @default `sub` as `user`, string `tenant`/`org`/`team`/`project` claims as those dimensions,
    * string `plan`/`environment` as attributes, a string-array `features` claim as allowed features
+   * (a `features` claim that is no array allows none)
    * @example (claims) => ({ subject: { org: String(claims.org_id), user: String(claims.sub) } })
    */
   claims?: (payload: JWTPayload) => Assertion | null
@@ -123,9 +124,10 @@ export function defaultClaims(payload: JWTPayload): Assertion | null {
     const value = str(payload[name])
     if (value) attributes[name] = value
   }
-  const features = Array.isArray(payload.features)
-    ? payload.features.filter((f) => typeof f === 'string')
-    : undefined
+  // a features claim that is no list allows no feature: read as absent, it lifted every restriction
+  const given = payload.features
+  const features =
+    given === undefined ? undefined : Array.isArray(given) ? given.filter((f) => typeof f === 'string') : []
   return { subject, attributes, ...(features ? { features } : {}) }
 }
 
