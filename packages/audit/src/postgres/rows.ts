@@ -53,7 +53,17 @@ function clean(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(clean)
   if (typeof value !== 'object' || value === null) return value
   const out: Record<string, unknown> = {}
-  for (const [key, v] of Object.entries(value)) out[storable(key)] = clean(v)
+  for (const [key, v] of Object.entries(value)) {
+    // an own `__proto__` key (an id of that name) stays a key: assigned, it set the prototype
+    if (key === '__proto__')
+      Object.defineProperty(out, key, {
+        value: clean(v),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    else out[storable(key)] = clean(v)
+  }
   return out
 }
 

@@ -84,8 +84,12 @@ export interface PostgresSink extends AuditSink {
   readonly pending: number
 }
 
-/** SQLSTATE classes 22 (data exception) and 23 (integrity): the row itself is refused. */
-const refusesRow = (error: unknown) => /^2[23]/.test(String((error as { code?: unknown })?.code ?? ''))
+/**
+ * SQLSTATE classes 22 (data exception), 23 (integrity) and 54 (program limit: a value too large for
+ * an index of the table, such as a 9,000-character id): the row itself is refused. Retried, such a
+ * row held every later record back for ever.
+ */
+const refusesRow = (error: unknown) => /^(2[23]|54)/.test(String((error as { code?: unknown })?.code ?? ''))
 
 /** The longest delay a Node timer keeps (about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2_147_483_647

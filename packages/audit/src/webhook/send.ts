@@ -137,6 +137,8 @@ export function alertWebhook(options: AlertWebhookOptions): AlertWebhook {
           },
           body,
           signal: AbortSignal.timeout(timeoutMs),
+          // followed, a 301, 302 or 303 resent the alert as a GET without its body, and counted delivered
+          redirect: 'manual',
         })
         await response.body?.cancel().catch(() => {})
         if (response.ok) {
@@ -148,7 +150,12 @@ export function alertWebhook(options: AlertWebhookOptions): AlertWebhook {
           })
           return
         }
-        cause = new Error(`the webhook answered ${response.status}`)
+        const to = response.headers.get('location')
+        cause = new Error(
+          to !== null && response.status >= 300 && response.status < 400
+            ? `the webhook answered ${response.status}, a redirect to ${to}: give alertWebhook the final URL`
+            : `the webhook answered ${response.status}`,
+        )
         if (!retryable(response.status)) attempt = retries + 1
         after = retryAfterMs(response.headers.get('retry-after'))
       } catch (error) {

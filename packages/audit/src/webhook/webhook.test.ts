@@ -119,6 +119,28 @@ describe('alertWebhook', () => {
     expect(String((errors[0]!.cause as Error).message)).toContain('502')
   })
 
+  it('never follows a redirect: a 301 is a failed delivery that names where it points', async () => {
+    // followed, the alert was resent as a GET without its body, and the 200 counted as delivered
+    for (const status of [301, 302, 303, 307, 308]) {
+      const hook = await server(() => ({ status, headers: { location: '/elsewhere' } }))
+      const delivered: unknown[] = []
+      const errors: AuditError[] = []
+      const webhook = alertWebhook({
+        url: hook.url,
+        secret,
+        backoffMs: () => 0,
+        onDelivered: (d) => delivered.push(d),
+        onError: (e) => errors.push(e),
+      })
+      webhook(alert)
+      await webhook.flush()
+      expect(hook.received, String(status)).toHaveLength(1)
+      expect(delivered, String(status)).toEqual([])
+      expect(errors.map((e) => e.code)).toEqual(['delivery_failed'])
+      expect(String((errors[0]!.cause as Error).message)).toContain(`${status}, a redirect to /elsewhere`)
+    }
+  })
+
   it('does not retry a refusal (4xx other than 408 and 429)', async () => {
     const hook = await server(() => ({ status: 401 }))
     const errors: AuditError[] = []

@@ -120,3 +120,19 @@ describe('allowed decisions', () => {
     expect(Object.keys(json.headers).length).toBeGreaterThan(0)
   })
 })
+
+describe('the decision record', () => {
+  it('names the subject the engine charged, whatever the caller does to its object meanwhile', async () => {
+    // built from the caller's live object after an await, the record named whoever it held by then
+    const { gate, decisions } = setup()
+    const subject = { team: 't1', user: 'u1' }
+    const pending = gate.reserve({
+      subject,
+      model: 'gpt-4o-mini',
+      estimate: { inputTokens: 10, maxOutputTokens: 10 },
+    })
+    subject.user = 'u2'
+    expect((await pending).allowed).toBe(true)
+    expect(decisions[0]!.subject).toEqual({ team: 't1', user: 'u1' })
+  })
+})

@@ -15,7 +15,7 @@ import { decideFast } from './fast.js'
 import * as report from './report.js'
 import { decide } from './reserve.js'
 import type { ReserveRequest, RunContext, Tollgate, TollgateOptions, Usage } from './types.js'
-import { readUsage } from './validate.js'
+import { readUsage, snapshotRequest } from './validate.js'
 
 /**
  * Create a gate for a policy and a store.
@@ -40,7 +40,9 @@ export function createTollgate(options: TollgateOptions): Tollgate {
     }
     return decide(engine, request)
   }
-  async function audited(request: ReserveRequest): Promise<Decision> {
+  async function audited(given: ReserveRequest): Promise<Decision> {
+    // the record names what the engine decided on: a copy, not the caller's object (reused, changed)
+    const request = snapshotRequest(given)
     const decision = await decideAny(request)
     // the decision is made (and may hold): a store that cannot tell the time now never undoes it
     engine.emit(options.onDecision, auditRecord(decision, request, await recordTime(engine.store)))
