@@ -24,6 +24,7 @@ export type {
 export { parseDuration, parseRate } from './duration.js'
 export type { AuditRecord, SettleRecord } from './engine/audit.js'
 export { auditRecord } from './engine/audit.js'
+export { sampleOf } from './engine/counters.js'
 export { createTollgate } from './engine/gate.js'
 export type { PartitionUsage, TopQuery, UsageState } from './engine/report.js'
 export type {

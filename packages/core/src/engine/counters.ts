@@ -49,7 +49,7 @@ export function matchRules(policy: CompiledPolicy, context: MatchContext, loose 
       )
     }
     const key = partitionKey(rule.per, partition)
-    matched.push({ rule, partition, partitionKey: key, shadow: isShadow(rule, partition, key) })
+    matched.push({ rule, partition, partitionKey: key, shadow: isShadow(rule, partition, key, context) })
   }
   return matched
 }
@@ -68,21 +68,47 @@ export function dimensionOf(context: MatchContext, dimension: string): string | 
   return typeof attribute === 'string' && attribute !== '' ? attribute : undefined
 }
 
-function isShadow(rule: CompiledRule, partition: Subject, key: string): boolean {
+/**
+ * Whether a rule only records for this partition: a shadow rule, or a canary that neither names the
+ * request among its targets nor samples the partition. A target's ids are compared with the
+ * partition's, and for dimensions outside the rule's `per` with the request's (`{ org: acme }` on a
+ * rule per project and user enforces for acme's; it was compared with the partition only, and
+ * never matched).
+ */
+export function isShadow(
+  rule: CompiledRule,
+  partition: Subject,
+  key: string,
+  context: MatchContext,
+): boolean {
   if (rule.shadow) return true
   if (!rule.rollout) return false
-  if (rule.rollout.targets.some((target) => Object.entries(target).every(([d, id]) => partition[d] === id)))
-    return false
-  return hash(`${rule.id}\u0000${key}`) >= rule.rollout.sample
+  if (namedBy(rule, partition, context)) return false
+  return sampleOf(`${rule.id}\u0000${key}`) >= rule.rollout.sample
 }
 
-/** FNV-1a of a string, as a fraction in [0, 1): stable across processes. */
-function hash(text: string): number {
+/** Whether one of a canary rule's targets names this request (see {@link isShadow}). */
+export function namedBy(rule: CompiledRule, partition: Subject, context: MatchContext): boolean {
+  const named = (target: Subject) =>
+    Object.entries(target).every(([d, id]) => (partition[d] ?? dimensionOf(context, d)) === id)
+  return rule.rollout !== null && rule.rollout.targets.some(named)
+}
+
+/**
+ * A string as a fraction in [0, 1), stable across processes: FNV-1a, then MurmurHash3's final mix.
+ * FNV-1a alone left sequential ids (`u1`, `u2`, …) clustered: a 25% sample took 22% of them.
+ */
+export function sampleOf(text: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i)
     h = Math.imul(h, 0x01000193)
   }
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
   return (h >>> 0) / 2 ** 32
 }
 

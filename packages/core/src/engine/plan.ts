@@ -11,7 +11,15 @@ import type { CompiledPolicy, CompiledRule } from '../policy/compile.js'
 import { BUILTIN_METRICS } from '../policy/compile.js'
 import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import type { CounterSpec, CounterState, ThrottleSpec, WindowSpec } from '../store/contract.js'
-import { dimensionOf, type Matched, matchRules, type Slot, scopeOf, type WindowCache } from './counters.js'
+import {
+  dimensionOf,
+  type Matched,
+  matchRules,
+  namedBy,
+  type Slot,
+  scopeOf,
+  type WindowCache,
+} from './counters.js'
 import type { Sent } from './fast.js'
 
 /** One counter of a plan: everything of its spec that does not change from call to call. */
@@ -267,6 +275,14 @@ function makePlan(
     // the scope (a tenant, or none) names the counters as much as the ids do
     let node = cache.trie.step(scopeOf(policy, rule, context.subject))
     for (const id of ids) node = node.step(id)
+    // a canary target on a dimension outside `per` makes two parts of one partition: named or not
+    if (targetsBeyond(rule)) {
+      const partition: Record<string, string> = {}
+      rule.per.forEach((dimension, i) => {
+        partition[dimension] = ids[i]!
+      })
+      node = node.step(namedBy(rule, partition, context) ? 'named' : '')
+    }
     let part = node.leaf
     if (part === undefined) {
       part = makePart(policy, rule, context)
@@ -284,6 +300,14 @@ function makePlan(
   const blocks = blocksOf(context.subject)
   const plain = templates.every(isPlain)
   return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines, plain, sent: undefined }
+}
+
+/** Whether a canary rule names targets by a dimension outside its `per`. */
+function targetsBeyond(rule: CompiledRule): boolean {
+  return (
+    rule.rollout !== null &&
+    rule.rollout.targets.some((t) => Object.keys(t).some((d) => !rule.per.includes(d)))
+  )
 }
 
 /** A counter a lane can hold: a calendar or rolling window and nothing more. */

@@ -54,13 +54,17 @@ export async function refuseLocally(asked: Asked, subject: Subject, v: Violation
   return block ? blockRefusal(asked, block.marker, block.code) : refuse(asked, [v], base)
 }
 
-/** The refusal a store's answer makes: its primary violation (the longest wait) and the decision. */
+/**
+ * The refusal a store's answer makes: its primary violation (the longest wait), the decision, and
+ * whether that violation is its rule's throttle (which slows requests from `at`, before the cap,
+ * and never serves the rule's fallback: that is for the cap).
+ */
 export function refusalOf(engine: Engine, asked: Asked, answer: StoreAnswer) {
-  const { violations, shadowViolations, bases } = sortViolations(engine, answer, asked.now)
+  const { violations, shadowViolations, bases, throttled } = sortViolations(engine, answer, asked.now)
   const ordered = byWait(violations)
   const primary = ordered[0]!
   const refuseAll = () => refuse(asked, ordered, bases.get(primary)!, limitsOf(answer), shadowViolations)
-  return { primary, refuseAll }
+  return { primary, refuseAll, throttle: throttled.has(primary) }
 }
 
 /** Refusals of enforced and shadow counters, with their base codes; breaker trips alert here. */
@@ -70,12 +74,14 @@ export function sortViolations(engine: Engine, answer: StoreAnswer, now: number)
   const violations: Violation[] = []
   const shadowViolations: Violation[] = []
   const bases = new Map<Violation, string>()
+  const throttled = new Set<Violation>()
   slots.forEach((slot, i) => {
     const counter = counters[i]!
     const { rule, partition } = slot.matched
     if (counter.denied) {
       const v = violation(slot, counter, engine.policy.currency)
       bases.set(v, baseCode(rule, slot.metric, counter))
+      if (counter.throttled) throttled.add(v)
       ;(slot.spec.enforce ? violations : shadowViolations).push(v)
     }
     if (counter.trippedNow) {
@@ -93,7 +99,7 @@ export function sortViolations(engine: Engine, answer: StoreAnswer, now: number)
       })
     }
   })
-  return { violations, shadowViolations, bases }
+  return { violations, shadowViolations, bases, throttled }
 }
 
 /** Soft thresholds this request crossed, as warnings and alerts. */

@@ -195,9 +195,10 @@ async function refuseOrServe(
   answer: StoreAnswer,
   fallbackOf: Violation | undefined,
 ): Promise<Decision> {
-  const { primary, refuseAll } = refusalOf(engine, asked, answer)
+  const { primary, refuseAll, throttle } = refusalOf(engine, asked, answer)
   const fallback = engine.policy.rulesById.get(primary.rule)!.fallback
-  if (!fallbackOf && fallback && fallback !== model) {
+  // a rule's fallback is for its cap: its throttle (from `at`, below the cap) slows, it serves nothing
+  if (!fallbackOf && !throttle && fallback && fallback !== model) {
     const served = await decide(engine, { ...request, model: fallback }, primary)
     if (served.allowed) {
       const downgrade: Downgrade = {

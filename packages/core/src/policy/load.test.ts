@@ -229,6 +229,17 @@ describe('parsePolicy', () => {
     expect(free.models.get('m')?.price).toMatchObject({ input: 0, output: 1 })
   })
 
+  it('refuses an unpriced "reserve" with no amount: it held and charged 0, an unpriced model counted free', () => {
+    const rules = [{ id: 'b', limits: { cost: 10 }, window: 'month' }]
+    const needs = 'unpriced.amount: action "reserve" needs an amount above 0 to hold and charge for each call'
+    expect(problems({ unpriced: { action: 'reserve' }, rules })).toEqual([needs])
+    expect(problems({ unpriced: { action: 'reserve', amount: 0 }, rules })).toEqual([needs])
+    expect(parsePolicy({ unpriced: { action: 'reserve', amount: 0.05 }, rules }).unpriced).toEqual({
+      action: 'reserve',
+      amount: 50_000,
+    })
+  })
+
   it('refuses text that is neither JSON nor YAML', () => {
     expect(problems('{ "rules": [ }')[0]).toMatch(/^: /)
     expect(problems('rules: [a, b')).toHaveLength(1)

@@ -223,6 +223,11 @@ export const policySchema = z.strictObject({
   /** What to do with a model that has no price. */
   unpriced: z
     .strictObject({ action: z.enum(['deny', 'reserve', 'flag']), amount: money.optional() })
+    // reserving nothing would count an unpriced model as free, which the policy says it never is
+    .refine((u) => u.action !== 'reserve' || (u.amount !== undefined && u.amount > 0), {
+      message: 'action "reserve" needs an amount above 0 to hold and charge for each call',
+      path: ['amount'],
+    })
     .optional(),
   plans: z
     .record(
