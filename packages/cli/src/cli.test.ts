@@ -88,10 +88,18 @@ describe('tollgate (child process)', () => {
     const failed = await tollgate('lint', bad)
     expect(failed.code).toBe(1)
     expect(failed.stderr).toContain('error rules.0.limits.tokens [schema]')
+    // JSON goes to stdout whatever the result, the exit code unchanged (with errors, it went to stderr)
     const json = await tollgate('lint', bad, '--json')
-    expect(JSON.parse(json.stderr)).toMatchObject({
+    expect(json).toMatchObject({ code: 1, stderr: '' })
+    expect(JSON.parse(json.stdout)).toMatchObject({
       ok: false,
       errors: [{ path: ['rules', 0, 'limits', 'tokens'] }],
+    })
+    const warnedJson = await tollgate('lint', smelly, '--json', '--strict')
+    expect(warnedJson).toMatchObject({ code: 2, stderr: '' })
+    expect(JSON.parse(warnedJson.stdout)).toMatchObject({
+      ok: true,
+      warnings: [{ code: 'child-cap-above-parent' }],
     })
   }, 60_000)
 
@@ -124,6 +132,33 @@ describe('tollgate (child process)', () => {
       'the traffic starts at 1970-01-21T11:00:00Z: are its times in seconds? A number is read as milliseconds since the epoch',
     )
     expect(ok.stderr).toBe('')
+  }, 60_000)
+
+  it('simulate: a line whose usage the engine refuses stops the run with its number, or is counted with --skip-invalid (it crashed)', async () => {
+    const small = { inputTokens: 10, maxOutputTokens: 10 }
+    const usage = file(
+      'bad-usage.jsonl',
+      [
+        { t: 1_767_600_000_000, subject: { org: 'a', user: 'u' }, ...small },
+        // admitted (20 tokens of 200), then refused at the settle: the run died with a stack trace
+        { t: 1_767_600_000_001, subject: { org: 'a', user: 'v' }, ...small, cachedInputTokens: 50 },
+        { t: 1_767_600_000_002, subject: { org: 'a', user: 'w' }, ...small, outputTokens: 2e12 },
+      ]
+        .map((line) => JSON.stringify(line))
+        .join('\n'),
+    )
+    const stopped = await tollgate('simulate', good, usage)
+    expect(stopped).toMatchObject({ code: 1, stdout: '' })
+    expect(stopped.stderr).toContain('line 2: "cachedInputTokens" (50) cannot exceed "inputTokens" (10)')
+    expect(stopped.stderr).not.toMatch(/\n\s+at /) // no stack trace
+    const skipped = await tollgate('simulate', good, usage, '--skip-invalid', '--json')
+    expect(skipped).toMatchObject({ code: 0, stderr: '' })
+    expect(JSON.parse(skipped.stdout)).toMatchObject({
+      requests: 3,
+      allowed: 1,
+      failed: 2,
+      errors: [{ code: 'invalid_line', count: 2, line: 2 }],
+    })
   }, 60_000)
 
   it('simulate: a report that cannot be written fails before the replay; a failed run keeps an earlier report', async () => {
@@ -161,12 +196,18 @@ describe('tollgate (child process)', () => {
     const malformed = await tollgate('explain', good, '--request', JSON.stringify({ subject: { user: 5 } }))
     expect(malformed).toMatchObject({ code: 1, stdout: expect.stringContaining('invalid_subject') })
     expect((await tollgate('explain', good, '--request', '{oops')).code).toBe(64)
-    // these crashed with a stack trace: a null subject, a time past what a Date can print
-    const nullSubject = await tollgate('explain', good, '--request', '{"subject":null}')
-    expect(nullSubject).toMatchObject({
-      code: 64,
-      stderr: expect.stringContaining('needs a "subject" object'),
-    })
+    // a subject that is no object is a malformed request too: exit 1 with the engine's refusal, as
+    // documented (it exited 64, the usage text); a null subject once crashed with a stack trace
+    for (const subject of ['5', 'null', '"u1"', '[]']) {
+      const noObject = await tollgate('explain', good, '--request', `{"subject":${subject}}`)
+      expect(noObject, subject).toMatchObject({
+        code: 1,
+        stdout: expect.stringContaining('malformed: no rule is walked'),
+        stderr: expect.stringContaining('the engine refuses to evaluate the request: invalid_subject'),
+      })
+      expect(noObject.stderr).not.toContain('Usage:')
+    }
+    expect((await tollgate('explain', good, '--request', '[]')).code).toBe(64)
     const farAway = await tollgate('explain', good, '--request', request, '--at', '100000000000000000000')
     expect(farAway).toMatchObject({ code: 64, stderr: expect.stringContaining('years 1000 to 9999') })
     expect((await tollgate('lint')).code).toBe(64)

@@ -102,9 +102,10 @@ async function lintCommand(args: string[], io: Io): Promise<number> {
   })
   const [file] = positionals(rest, ['policy'])
   const result = lintPolicy(await readFile(file!, 'utf8'))
-  const text = values.json ? lintJson(result, file!) : formatLint(result, file!)
-  if (result.ok) io.stdout(text)
-  else io.stderr(text)
+  // JSON is for a program to read: on stdout whatever the result (the exit code says it)
+  if (values.json) io.stdout(lintJson(result, file!))
+  else if (result.ok) io.stdout(formatLint(result, file!))
+  else io.stderr(formatLint(result, file!))
   if (!result.ok) return EXIT.error
   return values.strict && result.warnings.length > 0 ? EXIT.warnings : EXIT.ok
 }
@@ -194,14 +195,9 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
   } catch (error) {
     throw new UsageError(`--request is not JSON: ${(error as Error).message}`)
   }
-  if (
-    typeof request !== 'object' ||
-    request === null ||
-    typeof request.subject !== 'object' ||
-    request.subject === null
-  )
+  if (typeof request !== 'object' || request === null || Array.isArray(request))
     throw new UsageError(
-      '--request needs a "subject" object, e.g. {"subject":{"user":"u1"},"model":"gpt-4o"}',
+      '--request needs a JSON object with a "subject", e.g. {"subject":{"user":"u1"},"model":"gpt-4o"}',
     )
   const at =
     values.at === undefined ? Date.now() : /^\d+$/.test(values.at) ? Number(values.at) : Date.parse(values.at)
@@ -215,8 +211,14 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
   io.stdout(
     values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation, policy.currency),
   )
-  // the engine refused the request itself as malformed (a bad id, amount or attribute): an input error
-  return 'error' in explanation.decision ? EXIT.error : EXIT.ok
+  // the engine refused to evaluate the request (a subject that is no object, a bad id, amount or
+  // attribute, a partition dimension it lacks): an error in the input, said on stderr too
+  const { decision } = explanation
+  if (!('error' in decision)) return EXIT.ok
+  io.stderr(
+    `tollgate explain: the engine refuses to evaluate the request: ${decision.error}: ${decision.message}`,
+  )
+  return EXIT.error
 }
 
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {

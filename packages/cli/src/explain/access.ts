@@ -3,7 +3,6 @@
  * model and again for each model it is downgraded to, as the engine walks them.
  */
 import type { CompiledPolicy, MatchInput } from '@tollgate/core'
-import { partitionOf } from './engine.js'
 import type { ExplainStep } from './types.js'
 import { conditions, type MatchView, whyNot } from './why.js'
 
@@ -15,17 +14,27 @@ function matchOf(policy: CompiledPolicy, entry: Entry): MatchInput | undefined {
   return policy.source.access?.[Number(entry.label.slice('access.'.length))]?.match
 }
 
-/** A prepaid balance from an empty store: the rule's opening balance, 0 when unreadable. */
-function openingBalance(policy: CompiledPolicy, name: string, view: MatchView): number {
+/**
+ * A prepaid balance from an empty store, as the engine reads it (`balanceOf`): the rule's opening
+ * balance, or 0 when the rule's `match` does not hold for the request as asked (another plan's
+ * balance unlocks nothing; the model is the requested one, absent matching anything) or its
+ * counter cannot be read (the subject lacks a `per` dimension, or the tenant).
+ */
+function openingBalance(policy: CompiledPolicy, name: string, requested: MatchView): number {
   const rule = policy.rulesById.get(name)
-  if (!rule || partitionOf(rule, view).missing !== undefined) return 0
-  if (policy.tenant !== undefined && rule.per.length > 0 && view.subject[policy.tenant] === undefined)
-    return 0
+  if (!rule?.match(requested, true)) return 0
+  const { tenant } = policy
+  const needs = tenant !== undefined && rule.per.length > 0 ? [...rule.per, tenant] : rule.per
+  const { subject } = requested
+  if (needs.some((d) => typeof subject[d] !== 'string' || subject[d] === '')) return 0
   return rule.limits.find((l) => l.metric === 'cost')?.cap ?? 0
 }
 
-/** Why an applicable entry lets the model through or not; `null` when it does. */
-function failure(policy: CompiledPolicy, entry: Entry, view: MatchView): string | null {
+/**
+ * Why an applicable entry lets the model through or not; `null` when it does. `requested`: the
+ * request before any downgrade, which the engine reads balances for.
+ */
+function failure(policy: CompiledPolicy, entry: Entry, view: MatchView, requested: MatchView): string | null {
   const model = view.model
   if (entry.allow && model !== undefined) {
     const ok =
@@ -38,7 +47,7 @@ function failure(policy: CompiledPolicy, entry: Entry, view: MatchView): string 
   const has = Array.isArray(flags) ? flags : typeof flags === 'string' ? [flags] : []
   if (require.flags?.some((flag) => has.includes(flag))) return null
   const balance = require.balance
-  if (balance && openingBalance(policy, balance.rule, view) >= balance.atLeast) return null
+  if (balance && openingBalance(policy, balance.rule, requested) >= balance.atLeast) return null
   const needs = [
     require.flags && `a flag of [${require.flags.join(', ')}]`,
     balance && `a "${balance.rule}" balance of at least ${balance.atLeast / 1e6}`,
@@ -75,7 +84,7 @@ export function explainAccess(
       }
       steps.push(step)
       if (!applies) continue
-      const why = failure(policy, entry, view)
+      const why = failure(policy, entry, view, start)
       if (why === null) {
         step.outcome = 'pass'
         step.detail = `${view.model ?? '(no model)'} allowed`

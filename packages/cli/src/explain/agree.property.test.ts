@@ -13,9 +13,33 @@ import { explain } from './explain.js'
 import type { ExplainInput } from './types.js'
 
 const dir = new URL('../../../../examples/policies/', import.meta.url)
-const scenarios = readdirSync(dir)
-  .filter((file) => file.endsWith('.yaml'))
-  .map((file) => ({ file, text: readFileSync(new URL(file, dir), 'utf8') }))
+/**
+ * Balances the scenarios do not have: opening balances above the thresholds, held by rules whose
+ * `match` holds for some requests only (a plan, the model asked for) — the engine reads such a
+ * balance as 0 for the others, and reads it for the request as asked, before any downgrade.
+ */
+const BALANCES = `
+models:
+  gpt-4o: { tier: frontier, price: { input: 2.5, output: 10 } }
+  o1: { tier: premium, price: { input: 15, output: 60 } }
+access:
+  - match: { tier: premium }
+    require: { flags: [enterprise], balance: { rule: prepaid, atLeast: 100 } }
+    otherwise: { downgrade: gpt-4o }
+  - match: { tier: frontier }
+    require: { balance: { rule: o1-credit, atLeast: 1 } }
+    otherwise: refuse
+rules:
+  - { id: prepaid, match: { plan: payg }, per: workspace, balance: true, limits: { cost: 150 } }
+  - { id: o1-credit, match: { model: o1 }, per: user, balance: true, limits: { cost: 5 } }
+  - { id: workspace-day, per: workspace, limits: { tokens: 3000000 }, window: day }
+`
+const scenarios = [
+  ...readdirSync(dir)
+    .filter((file) => file.endsWith('.yaml'))
+    .map((file) => ({ file, text: readFileSync(new URL(file, dir), 'utf8') })),
+  { file: 'balances (inline)', text: BALANCES },
+]
 
 const AT = Date.parse('2026-03-10T12:00:00Z')
 const id = (prefix: string) => fc.constantFrom(`${prefix}1`, `${prefix}2`)

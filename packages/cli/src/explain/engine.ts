@@ -10,6 +10,7 @@ import {
   partitionKey,
   type ReasonCode,
   type Subject,
+  sampleOf,
 } from '@tollgate/core'
 import type { MatchView } from './why.js'
 
@@ -64,23 +65,17 @@ export function partitionOf(
   return { partition, missing }
 }
 
-/** FNV-1a of a string as a fraction in [0, 1), as the engine samples canary partitions. */
-function hash(text: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return (h >>> 0) / 2 ** 32
-}
-
-/** Whether the rule runs in shadow for this partition (shadow mode, or outside its canary). */
-export function isShadow(rule: CompiledRule, partition: Subject): boolean {
+/**
+ * Whether the rule runs in shadow for this partition (shadow mode, or outside its canary): a target
+ * names the request by the partition's ids, or the request's for dimensions outside `per`.
+ */
+export function isShadow(rule: CompiledRule, partition: Subject, view: MatchView): boolean {
   if (rule.shadow) return true
   if (!rule.rollout) return false
-  if (rule.rollout.targets.some((t) => Object.entries(t).every(([d, id]) => partition[d] === id)))
-    return false
-  return hash(`${rule.id}\u0000${partitionKey(rule.per, partition)}`) >= rule.rollout.sample
+  const named = (target: Subject) =>
+    Object.entries(target).every(([d, id]) => (partition[d] ?? dimensionOf(view, d)) === id)
+  if (rule.rollout.targets.some(named)) return false
+  return sampleOf(`${rule.id}\u0000${partitionKey(rule.per, partition)}`) >= rule.rollout.sample
 }
 
 /** The reason code a rule refuses with by default on `metric`. */

@@ -159,6 +159,33 @@ describe('explain', () => {
     expect(decision.allowed && decision.reservation.amounts).toEqual(e.estimate)
   })
 
+  it('reads a balance whose rule does not apply to the request as 0, as the engine does (it showed the opening balance)', async () => {
+    // the balance rule counts for payg only: a starter workspace's request unlocks nothing with it
+    const opened: PolicyInput = {
+      ...policy,
+      rules: policy.rules.map((r) => (r.id === 'prepaid' ? { ...r, limits: { cost: 10 } } : r)),
+    }
+    const gate = createTollgate({ policy: opened, clock: virtualClock(AT) })
+    for (const [attributes, outcome] of [
+      [{ plan: 'pro' }, 'downgrade'],
+      [{ plan: 'payg' }, 'pass'],
+    ] as const) {
+      const input = { subject, attributes, model: 'big', inputTokens: 50, maxOutputTokens: 10 }
+      const e = await explain(opened, input, { at: AT })
+      expect(e.steps.find((s) => s.label === 'access.0')!.outcome).toBe(outcome)
+      const real = await gate.reserve({ ...input, estimate: { inputTokens: 50, maxOutputTokens: 10 } })
+      expect(real.allowed && real.model).toBe(outcome === 'pass' ? 'big' : 'mini')
+      expect(e.decision).toMatchObject({ allowed: true, model: outcome === 'pass' ? 'big' : 'mini' })
+    }
+    // the counter cannot be read without the rule's partition: 0 as well
+    const orgless = await explain(
+      opened,
+      { subject: { user: 'u1', key: 'k1' }, attributes: { plan: 'payg' }, model: 'big' },
+      { at: AT },
+    )
+    expect(orgless.steps.find((s) => s.label === 'access.0')!.outcome).toBe('downgrade')
+  })
+
   it('reports a per-call cap refusal and a missing partition dimension', async () => {
     const capped = await run({ subject, attributes: { plan: 'free' }, model: 'mini', inputTokens: 2000 })
     expect(capped.steps[0]).toMatchObject({
@@ -192,6 +219,27 @@ describe('explain', () => {
     })
     expect(e.steps.filter((s) => s.outcome === 'refuse').map((s) => s.label)).toEqual(['user-day'])
     expect(e.decision).toMatchObject({ allowed: false, code: 'USER_QUOTA', status: 429, rule: 'user-day' })
+  })
+
+  it('enforces a canary for a target named by a dimension outside its per, as the engine does', async () => {
+    const canary: PolicyInput = {
+      rules: [
+        {
+          id: 'canary',
+          per: ['project', 'user'],
+          limits: { requests: 0 },
+          window: 'day',
+          rollout: { sample: 0, targets: [{ org: 'acme' }] },
+        },
+      ],
+    }
+    for (const org of ['acme', 'other']) {
+      const e = await explain(canary, { subject: { org, project: 'p', user: 'u' } }, { at: AT })
+      const gate = createTollgate({ policy: canary })
+      const engine = await gate.reserve({ subject: { org, project: 'p', user: 'u' } })
+      expect(e.decision.allowed, org).toBe(engine.allowed)
+      expect(e.decision.allowed, org).toBe(org !== 'acme')
+    }
   })
 
   it('formats the steps under the evaluation order headings', async () => {

@@ -189,7 +189,7 @@ function walkLimits(
       steps.push({ ...base, outcome: 'invalid', detail, partition })
       continue
     }
-    const shadow = isShadow(rule, partition)
+    const shadow = isShadow(rule, partition, view)
     const limits: ExplainLimit[] = []
     for (const { metric, cap } of rule.limits) {
       const amount = amounts[metric] ?? 0

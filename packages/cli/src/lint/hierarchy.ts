@@ -39,22 +39,65 @@ export function nests(child: CompiledRule, parent: CompiledRule, tenant: string 
   return parent.per.every((dimension) => within(child.per, dimension, tenant))
 }
 
-const CALENDAR_MS = { minute: 60e3, hour: 3_600e3, day: 86_400e3, week: 604_800e3, month: 2_678_400e3 }
+type Window = CompiledRule['window']
+type Unit = Extract<Window, { kind: 'calendar' }>['unit']
 
-/** A comparable window class and length: caps compare only within one class. */
-function span(rule: CompiledRule): { kind: string; ms: number } {
-  const w = rule.window
-  switch (w.kind) {
-    case 'calendar':
-      return { kind: 'counted', ms: CALENDAR_MS[w.unit as keyof typeof CALENDAR_MS] ?? Infinity }
+/** The calendar units each unit's windows lie inside, in one time zone (weeks straddle months). */
+const INSIDE: Record<Unit, readonly Unit[]> = {
+  minute: ['minute', 'hour', 'day', 'week', 'month'],
+  hour: ['hour', 'day', 'week', 'month'],
+  day: ['day', 'week', 'month'],
+  week: ['week'],
+  month: ['month'],
+}
+
+/** Zones where a day is always 24 hours (no daylight saving, no offset change). */
+const FIXED_ZONE = /^(UTC|Etc\/(UTC|GMT([+-]\d{1,2})?))$/
+
+/**
+ * The longest a calendar window can last, in ms, when it is certain: a minute and an hour (the engine
+ * cuts hours where the offset changes) anywhere, days, weeks and months in a fixed zone.
+ */
+function longest(unit: Unit, timeZone: string): number | undefined {
+  if (unit === 'minute') return 60_000
+  if (unit === 'hour') return 3_600_000
+  if (!FIXED_ZONE.test(timeZone)) return undefined
+  return { day: 1, week: 7, month: 31 }[unit] * 86_400_000
+}
+
+/**
+ * Whether every window of `child` lies inside one window of `parent`, whenever a request comes: then
+ * what the child counts the parent counts too, and a higher child cap never binds first. Windows
+ * that merely have lengths in order do not nest: a week straddles two months, a rolling 60 s spans
+ * two calendar minutes. Conservative: `false` when it cannot tell.
+ */
+export function windowNests(child: Window, parent: Window): boolean {
+  switch (parent.kind) {
     case 'lifetime':
-      return { kind: 'counted', ms: Number.POSITIVE_INFINITY }
-    case 'rolling':
-      return { kind: 'counted', ms: w.sizeMs }
+      // one window for ever: every counted window lies in it
+      return child.kind === 'calendar' || child.kind === 'rolling' || child.kind === 'lifetime'
+    case 'calendar':
+      return (
+        child.kind === 'calendar' &&
+        child.timeZone === parent.timeZone &&
+        INSIDE[child.unit].includes(parent.unit)
+      )
+    case 'rolling': {
+      // a rolling window counts from the start of the slot `sizeMs` ago: the child's must start no earlier
+      if (child.kind === 'rolling')
+        return (
+          (child.slotMs === parent.slotMs && child.sizeMs <= parent.sizeMs) ||
+          child.sizeMs + child.slotMs <= parent.sizeMs
+        )
+      if (child.kind !== 'calendar') return false
+      const ms = longest(child.unit, child.timeZone)
+      return ms !== undefined && ms <= parent.sizeMs
+    }
     case 'bucket':
-      return { kind: `bucket:${w.refillMs}`, ms: w.refillMs }
+      // the same refill: a fuller bucket never runs dry before an emptier one drawn on together
+      return child.kind === 'bucket' && child.refillMs === parent.refillMs
     case 'none':
-      return { kind: 'none', ms: 0 }
+      return false
   }
 }
 
@@ -78,7 +121,7 @@ export function windowText(rule: CompiledRule, metric: string): string {
 
 const display = (metric: string, cap: number) => (metric === 'cost' ? cap / 1e6 : cap)
 
-/** Child caps above a parent's cap, same metric, on a window no longer than the parent's. */
+/** Child caps above a parent's cap, same metric, on windows that each lie inside one of the parent's. */
 export function childCapsAboveParents(policy: CompiledPolicy): Finding[] {
   const findings: Finding[] = []
   const rules = policy.rules
@@ -89,11 +132,9 @@ export function childCapsAboveParents(policy: CompiledPolicy): Finding[] {
       if (parent.shadow || parent.rollout) return // a parent not enforced does not bind first
       if (!nests(child, parent, policy.tenant)) return
       if (!implies(policy, inputs[i]!.match, inputs[j]!.match)) return
-      const childSpan = span(child)
-      const parentSpan = span(parent)
-      const windowed = childSpan.kind === parentSpan.kind && childSpan.ms <= parentSpan.ms
+      const windowed = windowNests(child.window, parent.window)
       for (const { metric, cap } of child.limits) {
-        // calls in flight have no window; every other metric compares on a window no longer than the parent's
+        // calls in flight have no window; every other metric compares where the windows nest
         if (metric !== 'concurrency' && !windowed) continue
         const other = parent.limits.find((l) => l.metric === metric)
         if (!other || cap <= other.cap) continue

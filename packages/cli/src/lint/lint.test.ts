@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import type { PolicyInput } from '@tollgate/core'
+import type { PolicyInput, RuleInput } from '@tollgate/core'
 import { describe, expect, it } from 'vitest'
 import { formatLint, lintJson } from './format.js'
 import { lintPolicy } from './lint.js'
@@ -133,6 +133,54 @@ describe('lintPolicy: child cap above its parent', () => {
     ).toEqual([])
   })
 
+  it('compares windows only where each child window lies inside one parent window (weeks straddle months)', () => {
+    type Window = RuleInput['window']
+    const pair = (parent: Window, child: Window, extra: { parent?: object; child?: object } = {}) =>
+      codes({
+        rules: [
+          { id: 'org', per: 'org', limits: { requests: 8 }, window: parent, ...extra.parent },
+          { id: 'user', per: ['org', 'user'], limits: { requests: 10 }, window: child, ...extra.child },
+        ],
+      })
+    const warned = ['child-cap-above-parent']
+    // false positives: a weekly cap can bind across the turn of a month, a rolling 60 s across two minutes
+    expect(pair('month', 'week')).toEqual([])
+    expect(pair('minute', '60s')).toEqual([])
+    expect(pair('hour', { rolling: '1h', slots: 60 })).toEqual([])
+    expect(pair('day', '1h')).toEqual([])
+    // the same unit, or calendar units that nest, in one time zone
+    for (const [parent, child] of [
+      ['month', 'month'],
+      ['month', 'day'],
+      ['week', 'day'],
+      ['day', 'hour'],
+      ['hour', 'minute'],
+      ['week', 'minute'],
+    ] as const)
+      expect(pair(parent, child), `${child} in ${parent}`).toEqual(warned)
+    // ...but not across time zones
+    expect(pair('day', 'hour', { parent: { timezone: 'America/New_York' } })).toEqual([])
+    expect(
+      pair('day', 'hour', { parent: { timezone: 'Asia/Tokyo' }, child: { timezone: 'Asia/Tokyo' } }),
+    ).toEqual(warned)
+    // a rolling window inside a longer (or the same) rolling one
+    expect(pair('60s', '60s')).toEqual(warned)
+    expect(pair('1h', '60s')).toEqual(warned)
+    expect(pair({ rolling: '60s', slots: 60 }, { rolling: '59s', slots: 2 })).toEqual([]) // 29.5 s slots
+    // a calendar window certainly no longer than a rolling parent: a minute, a UTC day
+    expect(pair('1h', 'minute')).toEqual(warned)
+    expect(pair('24h', 'day')).toEqual(warned)
+    expect(pair('24h', 'day', { child: { timezone: 'Europe/Berlin' } })).toEqual([]) // 25 h in October
+    // everything counted lies inside a lifetime; a lifetime inside nothing shorter
+    expect(pair('lifetime', 'week')).toEqual(warned)
+    expect(pair('lifetime', '60s')).toEqual(warned)
+    expect(pair('month', 'lifetime')).toEqual([])
+    // token buckets with the same refill; none across kinds
+    expect(pair({ bucket: '1m' }, { bucket: '1m' })).toEqual(warned)
+    expect(pair({ bucket: '1m' }, { bucket: '30s' })).toEqual([])
+    expect(pair('lifetime', { bucket: '1m' })).toEqual([])
+  })
+
   it('warns when the child match is narrower than the parent one (plans, tiers by model)', () => {
     const policy = {
       models: { big: { tier: 'premium', price: { input: 1, output: 1 } } },
@@ -263,6 +311,36 @@ describe('lintPolicy: other smells', () => {
     expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
       ['child-cap-above-parent', 'rules.1.limits.tokens'],
     ])
+  })
+
+  it('reads model names written as aliases as their models, as the engine compiles them (it saw no smell)', () => {
+    const models = {
+      'gpt-4o': { tier: 'frontier', price: { input: 2.5, output: 10 }, aliases: ['big'] },
+      'gpt-4o-mini': { tier: 'low', price: { input: 0.15, output: 0.6 }, aliases: ['fast'] },
+      'local-llama': { aliases: ['llama'] },
+    }
+    const rule = { id: 'r', per: 'user', window: 'day' as const }
+    // the same policy, with model names or with their aliases: the same warnings
+    for (const [matched, fallback] of [
+      [['big', 'fast'], 'fast'],
+      [['gpt-4o', 'gpt-4o-mini'], 'fast'],
+      [['big', 'gpt-4o-mini'], 'gpt-4o-mini'],
+    ] as [string[], string][]) {
+      const warnings = only({
+        models,
+        rules: [{ ...rule, match: { model: matched }, limits: { requests: 2 }, fallback }],
+      })
+      expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
+        ['fallback-never-helps', 'rules.0.fallback'],
+      ])
+      expect(warnings[0]!.message).toContain(`falls back to "${fallback}"`)
+    }
+    for (const name of ['llama', 'local-llama'])
+      expect(
+        only({ models, rules: [{ ...rule, match: { model: name }, limits: { cost: 5 } }] }),
+      ).toMatchObject([{ code: 'unpriced-model', path: ['models', 'local-llama'] }])
+    // a match on another model's alias still clears the unpriced one
+    expect(codes({ models, rules: [{ ...rule, match: { model: 'big' }, limits: { cost: 5 } }] })).toEqual([])
   })
 
   it('flags an alias named like a model, and an alias given two models', () => {

@@ -44,6 +44,14 @@ export function implies(
   return true
 }
 
+/**
+ * The models a `match.model` lists, each read through the aliases as the engine compiles it (an
+ * alias stands for its model); `undefined` when the match does not name models.
+ */
+export function modelsOf(policy: CompiledPolicy, match: MatchInput | undefined): string[] | undefined {
+  return list(match?.model)?.map((model) => policy.aliases.get(model) ?? model)
+}
+
 /** A model's tier after aliases, `undefined` when unknown or untiered. */
 export function tierOf(policy: CompiledPolicy, model: string): string | undefined {
   return policy.models.get(policy.aliases.get(model) ?? model)?.tier

@@ -4,7 +4,7 @@
  */
 import type { CompiledPolicy, MatchInput } from '@tollgate/core'
 import { childCapsAboveParents } from './hierarchy.js'
-import { deadValues, tierOf } from './match.js'
+import { deadValues, modelsOf, tierOf } from './match.js'
 import type { Finding } from './types.js'
 
 type Path = (string | number)[]
@@ -88,7 +88,7 @@ export function unpricedModels(policy: CompiledPolicy): Finding[] {
     if (entry.price) continue
     const applies = costRules.some((rule) => {
       const match = rule.match
-      const models = match?.model === undefined ? undefined : [match.model].flat()
+      const models = modelsOf(policy, match)
       const tiers = match?.tier === undefined ? undefined : [match.tier].flat()
       return (!models || models.includes(model)) && (!tiers || tiers.includes(tierOf(policy, model) ?? ''))
     })
@@ -214,8 +214,9 @@ export function fallbacks(policy: CompiledPolicy): Finding[] {
     const rule = policy.rules[i]!
     const fallback = rule.fallback
     if (!fallback || rule.limits.some((l) => l.metric === 'cost')) return
+    // the compiled fallback and match name models as the engine does: aliases read as their models
     const model = policy.aliases.get(fallback) ?? fallback
-    const models = input.match?.model === undefined ? undefined : [input.match.model].flat()
+    const models = modelsOf(policy, input.match)
     const tiers = input.match?.tier === undefined ? undefined : [input.match.tier].flat()
     const stillMatches =
       (!models || models.includes(model)) && (!tiers || tiers.includes(tierOf(policy, model) ?? ''))
@@ -225,7 +226,7 @@ export function fallbacks(policy: CompiledPolicy): Finding[] {
         warning(
           'fallback-never-helps',
           ['rules', i, 'fallback'],
-          `Rule "${rule.id}" falls back to "${fallback}", which it also matches and counts in the same partition: ` +
+          `Rule "${rule.id}" falls back to "${input.fallback}", which it also matches and counts in the same partition: ` +
             'the fallback is refused by the same full counter. Match the rule on the models it should stop, or count it per model.',
         ),
       )

@@ -2,7 +2,15 @@
  * Folding decisions, settles and alerts into a {@link SimulationState}: counts per rule
  * and reason, spend per partition, cap hits, and (for reports) usage over time.
  */
-import type { Alert, Amounts, CompiledPolicy, Decision, LimitState, Subject } from '@tollgate/core'
+import type {
+  Alert,
+  AllowedDecision,
+  Amounts,
+  CompiledPolicy,
+  Decision,
+  LimitState,
+  Subject,
+} from '@tollgate/core'
 import { emptyState } from './state.js'
 import type { PartitionSpend } from './types.js'
 
@@ -131,6 +139,19 @@ export function createCollector(
     }
   }
 
+  /**
+   * A request the engine threw on (at virtual time `at`), or a traffic line skipped (no time), at
+   * traffic line `line`. A request with a time is within the run's span like any other.
+   */
+  function failed(code: string, message: string, line = 0, at?: number) {
+    state.failed++
+    if (at !== undefined) {
+      if (state.from === null) state.from = at
+      state.to = at
+    }
+    bump(state.errors, code, () => ({ code, count: 0, example: message, line })).count++
+  }
+
   return {
     state,
 
@@ -209,6 +230,25 @@ export function createCollector(
       }
     },
 
+    /**
+     * An allowed request whose usage the engine refused at its settle (its hold released): a bad
+     * line, counted as failed (`invalid_line`) instead of allowed. What it held while in flight stays
+     * in the charts; its spend is never charged.
+     */
+    unsettled(decision: AllowedDecision, message: string, line: number) {
+      state.requests--
+      state.allowed--
+      const { downgrade } = decision
+      if (downgrade) {
+        state.downgraded--
+        const { from, to, reason, rule } = downgrade
+        const key = `${from}\u0000${to}\u0000${reason}\u0000${rule}`
+        const row = state.downgrades.get(key)
+        if (row && --row.count === 0) state.downgrades.delete(key)
+      }
+      failed('invalid_line', message, line)
+    },
+
     alert(alert: Alert) {
       const key = `${alert.rule}\u0000${alert.metric}\u0000${alert.type}\u0000${alert.threshold}`
       bump(state.alerts, key, () => ({
@@ -221,18 +261,8 @@ export function createCollector(
       })).count++
     },
 
-    /**
-     * A request the engine threw on (at virtual time `at`), or a traffic line skipped (no time), at
-     * traffic line `line`. A request with a time is within the run's span like any other.
-     */
-    error(code: string, message: string, line = 0, at?: number) {
-      state.failed++
-      if (at !== undefined) {
-        if (state.from === null) state.from = at
-        state.to = at
-      }
-      bump(state.errors, code, () => ({ code, count: 0, example: message, line })).count++
-    },
+    /** A request the engine threw on, or a bad traffic line: see `failed`. */
+    error: failed,
 
     outOfOrder() {
       state.outOfOrder++

@@ -183,6 +183,82 @@ describe('simulate', () => {
     })
   })
 
+  it('stops at a line whose usage the engine would refuse, or counts it under skipInvalid, holding nothing (it crashed at the settle)', async () => {
+    // one call at a time per org: a hold a bad line left open would refuse the next line
+    const one: PolicyInput = {
+      models: policy.models,
+      rules: [{ id: 'one-at-a-time', per: 'org', limits: { concurrency: 1 } }],
+    }
+    const line = (s: number, extra: object) => ({
+      t: T0 + s * 1000,
+      subject: { org: 'a' },
+      model: 'mini',
+      ...extra,
+    })
+    for (const [bad, reason] of [
+      [
+        { inputTokens: 10, cachedInputTokens: 50 },
+        /line 1: "cachedInputTokens" \(50\) cannot exceed "inputTokens" \(10\)/,
+      ],
+      [{ cachedInputTokens: 1 }, /line 1: "cachedInputTokens" \(1\) cannot exceed "inputTokens" \(0\)/],
+      [{ outputTokens: 2e12 }, /line 1: "outputTokens" must be a whole number from 0 to 1000000000000/],
+      [{ units: { image: 2e12 } }, /line 1: "units" must be/],
+    ] as const) {
+      const lines = [line(0, { ...bad, durationMs: 5_000 }), line(1, { inputTokens: 10 })]
+      for (const traffic of [lines, lines.map((l) => JSON.stringify(l))]) {
+        await expect(simulate(one, traffic)).rejects.toThrow(TrafficError)
+        await expect(simulate(one, traffic)).rejects.toThrow(reason)
+        const { summary } = await simulate(one, traffic, { skipInvalid: true })
+        expect(summary).toMatchObject({ requests: 2, allowed: 1, refused: 0, failed: 1 })
+        expect(summary.errors).toEqual([
+          { code: 'invalid_line', count: 1, line: 1, example: expect.stringMatching(reason) },
+        ])
+      }
+    }
+  })
+
+  it('releases the hold of a call whose settle the engine refuses (a cost past its bound), and counts or stops on its line', async () => {
+    // 1e6 a million output tokens: 2e9 of them cost 2e9 in the currency, past the 1e9 a call may cost
+    const dear: PolicyInput = {
+      models: { dear: { price: { input: 1, output: 1e6 } } },
+      rules: [
+        { id: 'one-at-a-time', per: 'org', limits: { concurrency: 1 } },
+        { id: 'user-day', per: 'user', limits: { requests: 100 }, window: 'day' },
+      ],
+    }
+    const line = (s: number, user: string, extra: object = {}) => ({
+      t: T0 + s * 1000,
+      subject: { org: 'a', user },
+      model: 'dear',
+      inputTokens: 10,
+      maxOutputTokens: 10,
+      ...extra,
+    })
+    for (const durationMs of [0, 5_000]) {
+      const traffic = [line(0, 'spender', { outputTokens: 2e9, durationMs }), line(10, 'u1'), line(11, 'u1')]
+      await expect(simulate(dear, traffic)).rejects.toThrow(TrafficError)
+      await expect(simulate(dear, traffic)).rejects.toThrow(
+        /^line 1: the engine refused its usage: The usage prices this call/,
+      )
+      const { summary } = await simulate(dear, traffic, { skipInvalid: true })
+      // the concurrency hold was released: both later calls are admitted, one after the other
+      expect(summary).toMatchObject({ requests: 3, allowed: 2, refused: 0, failed: 1 })
+      expect(summary.allowed + summary.refused + summary.failed).toBe(summary.requests)
+      expect(summary.errors).toEqual([
+        {
+          code: 'invalid_line',
+          count: 1,
+          line: 1,
+          example: expect.stringMatching(/^line 1: the engine refused its usage/),
+        },
+      ])
+      // the refused settle charges nothing: no spend row for its user
+      const userDay = summary.spend.find((row) => row.rule === 'user-day')!
+      expect(userDay.partitions).toBe(1)
+      expect(userDay.top.map((row) => [row.partition, row.requests])).toEqual([[{ user: 'u1' }, 2]])
+    }
+  })
+
   it('holds concurrency leases for each call’s duration, and runs late lines at the previous time', async () => {
     const inflight: PolicyInput = { rules: [{ id: 'one-at-a-time', per: 'org', limits: { concurrency: 1 } }] }
     const at = (ms: number, durationMs: number) => ({ t: T0 + ms, subject: { org: 'a' }, durationMs })

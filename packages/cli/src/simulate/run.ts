@@ -46,8 +46,9 @@ export function checkSimulateOptions<O extends SimulateOptions>(given: O | null 
 /** Options of {@link simulate}. */
 export interface SimulateOptions extends CollectorOptions {
   /**
-   * Count traffic lines that are not JSON or lack a time or a subject as failed requests
-   * (`invalid_line`) instead of stopping with a `TrafficError`.
+   * Count traffic lines that are not JSON, lack a time or a subject, or give an amount the engine
+   * refuses (at the reserve's line check, or at the settle) as failed requests (`invalid_line`)
+   * instead of stopping with a `TrafficError`.
    * @default false
    * @example { skipInvalid: true }
    */
@@ -117,6 +118,7 @@ export async function replay(
     }
     const charged = collector.decision(decision, at, number, request.subject)
     if (!decision.allowed) return
+    const admitted = decision
     const id = decision.id
     const usage: Usage = {
       inputTokens: line.inputTokens,
@@ -124,7 +126,22 @@ export async function replay(
       cachedInputTokens: line.cachedInputTokens,
       units: line.units,
     }
-    const settle = async () => collector.settle(charged, (await gate.settle(id, usage)).amounts)
+    const settle = async () => {
+      let amounts: Awaited<ReturnType<typeof gate.settle>>['amounts']
+      try {
+        amounts = (await gate.settle(id, usage)).amounts
+      } catch (error) {
+        if (!(TollgateError.isInstance(error) && error.code === 'invalid_amount')) throw error
+        // usage the line check cannot price ahead (a cost past the engine's bound): the refused settle
+        // left the hold open, so it is released, and the line is bad like any other
+        await gate.release(id)
+        const bad = new TrafficError(number, `the engine refused its usage: ${error.message}`)
+        if (!options.skipInvalid) throw bad
+        collector.unsettled(admitted, bad.message, number)
+        return
+      }
+      collector.settle(charged, amounts)
+    }
     if (line.durationMs) inFlight.push({ at: at + line.durationMs, settle })
     else await settle()
   }

@@ -53,7 +53,9 @@ export function summarize(
       const metric = RANKED.find((m) => rule.limits.some((l) => l.metric === m)) ?? 'requests'
       const value = (row: PartitionSpend) =>
         metric === 'tokens' ? row.inputTokens + row.outputTokens : row[metric]
-      const partitions = s.spend.get(rule.id) ?? new Map<string, PartitionSpend>()
+      const all = s.spend.get(rule.id) ?? new Map<string, PartitionSpend>()
+      // a partition whose only calls were refused at their settle (bad lines) spent nothing
+      const partitions = new Map([...all].filter(([, row]) => row.requests > 0))
       return { rule: rule.id, metric, partitions: partitions.size, top: topOf(partitions, value, top) }
     }),
     alerts: [...s.alerts]

@@ -3,7 +3,7 @@
  * Blank lines and lines starting with `#` or `//` are skipped.
  */
 import { createReadStream } from 'node:fs'
-import type { Attributes, Subject } from '@tollgate/core'
+import { type Attributes, MAX_AMOUNT, type Subject } from '@tollgate/core'
 import { inFourDigitYears } from '../clock.js'
 
 /** One recorded (or synthetic) call. */
@@ -33,7 +33,7 @@ export interface TrafficLine {
   durationMs?: number
 }
 
-/** A traffic line that is not JSON or lacks a time or a subject. */
+/** A traffic line that is not JSON, lacks a time or a subject, or gives an amount the engine refuses. */
 export class TrafficError extends Error {
   constructor(
     /** The line number, from 1. */
@@ -56,8 +56,11 @@ export function timeOf(t: unknown): number {
   return Number.NaN
 }
 
-const AMOUNTS = ['inputTokens', 'outputTokens', 'maxOutputTokens', 'cachedInputTokens', 'durationMs'] as const
-const isAmount = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+/** Token amounts, bounded as the engine bounds them (`MAX_AMOUNT`, a trillion). */
+const AMOUNTS = ['inputTokens', 'outputTokens', 'maxOutputTokens', 'cachedInputTokens'] as const
+const isAmount = (value: unknown) =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_AMOUNT
+const isDuration = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 
 /** Check one parsed line and return its time in ms; throws a {@link TrafficError}. */
 export function checkLine(value: unknown, line: number): number {
@@ -68,12 +71,21 @@ export function checkLine(value: unknown, line: number): number {
   if (!isObject(value.subject)) throw new TrafficError(line, '"subject" must be an object of dimension → id')
   if (value.attributes !== undefined && !isObject(value.attributes))
     throw new TrafficError(line, '"attributes" must be an object')
+  // usage is checked here, before the reserve: the settle refused it only after the call was held
   for (const field of AMOUNTS) {
     if (value[field] !== undefined && !isAmount(value[field]))
-      throw new TrafficError(line, `"${field}" must be a whole number ≥ 0`)
+      throw new TrafficError(line, `"${field}" must be a whole number from 0 to ${MAX_AMOUNT}`)
   }
+  if (value.durationMs !== undefined && !isDuration(value.durationMs))
+    throw new TrafficError(line, '"durationMs" must be a whole number ≥ 0')
   if (value.units !== undefined && !(isObject(value.units) && Object.values(value.units).every(isAmount)))
-    throw new TrafficError(line, '"units" must be an object of unit → whole number ≥ 0')
+    throw new TrafficError(line, `"units" must be an object of unit → whole number from 0 to ${MAX_AMOUNT}`)
+  const input = (value.inputTokens ?? 0) as number
+  if (value.cachedInputTokens !== undefined && (value.cachedInputTokens as number) > input)
+    throw new TrafficError(
+      line,
+      `"cachedInputTokens" (${value.cachedInputTokens}) cannot exceed "inputTokens" (${input}): cached input is part of the input`,
+    )
   return at
 }
 
