@@ -91,7 +91,7 @@ export function isShadow(
 export function namedBy(rule: CompiledRule, partition: Subject, context: MatchContext): boolean {
   const named = (target: Subject) =>
     Object.entries(target).every(([d, id]) => (partition[d] ?? dimensionOf(context, d)) === id)
-  return rule.rollout !== null && rule.rollout.targets.some(named)
+  return rule.rollout?.targets.some(named) ?? false
 }
 
 /**

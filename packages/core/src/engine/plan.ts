@@ -304,10 +304,7 @@ function makePlan(
 
 /** Whether a canary rule names targets by a dimension outside its `per`. */
 function targetsBeyond(rule: CompiledRule): boolean {
-  return (
-    rule.rollout !== null &&
-    rule.rollout.targets.some((t) => Object.keys(t).some((d) => !rule.per.includes(d)))
-  )
+  return rule.rollout?.targets.some((t) => Object.keys(t).some((d) => !rule.per.includes(d))) ?? false
 }
 
 /** A counter a lane can hold: a calendar or rolling window and nothing more. */

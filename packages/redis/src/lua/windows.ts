@@ -300,7 +300,9 @@ function crossed(s, c, cap)
   local before = get(c, 'a') or 0
   local alerted = before
   if s.kind == 'sliding' then
-    while alerted > 0 and used < alerts[alerted] * cap do alerted = alerted - 1 end
+    -- re-armed by the usage before this hold (crossedAlerts in the memory store)
+    local was = used - s.amount
+    while alerted > 0 and was < alerts[alerted] * cap do alerted = alerted - 1 end
   end
   local from = alerted
   while alerted < #alerts and used >= alerts[alerted + 1] * cap do alerted = alerted + 1 end

@@ -630,8 +630,11 @@ function throttleSpec(spec: CounterSpec): CounterSpec {
 /** Alert fractions newly crossed on `cell`, each once per window (rolling windows re-arm below a threshold). */
 function crossedAlerts(spec: CounterSpec, cell: Cell, cap: number): number[] {
   const alerts = spec.alerts!
+  // a rolling window re-arms by the usage before this hold: one request taking it from below a
+  // threshold to above must cross it again (measured after the hold, it never re-armed)
+  const before = cell.used - spec.amount
   if (spec.window.kind === 'sliding')
-    while (cell.alerted > 0 && cell.used < alerts[cell.alerted - 1]! * cap) cell.alerted--
+    while (cell.alerted > 0 && before < alerts[cell.alerted - 1]! * cap) cell.alerted--
   const crossed: number[] = []
   while (cell.alerted < alerts.length && cell.used >= alerts[cell.alerted]! * cap)
     crossed.push(alerts[cell.alerted++]!)

@@ -16,6 +16,7 @@ import {
   reserveOk,
   type Suite,
   settle,
+  sliding,
   snapshot,
 } from './specs.js'
 
@@ -38,6 +39,16 @@ export function describeCompanions(suite: Suite): void {
       expect(await crossedBy([id(), id(), id()])).toEqual([[], [], []])
       clock.set(minute(clock.now()).bounds[2]!)
       expect(await crossedBy([id(), id(), id()])).toEqual([[], [0.5], [0.8]])
+    })
+
+    it('a rolling window re-arms a fraction that one hold takes it back over', async () => {
+      // re-armed by the usage after the hold, a jump from below the threshold to above never fired again
+      const { store, clock, key, id } = await harness(suite)
+      const spec = counter(key(), sliding(60_000, 1_000), 100, 60, { alerts: [0.5] })
+      expect((await reserveOk(store, id(), [spec]))[0]!.crossed).toEqual([0.5])
+      clock.advance(120_000) // the window is empty again
+      expect((await reserveOk(store, id(), [spec]))[0]!.crossed).toEqual([0.5])
+      expect((await reserveOk(store, id(), [asking(spec, 10)]))[0]!.crossed).toEqual([])
     })
 
     it('one hold crossing several fractions reports them all, in order', async () => {
