@@ -721,6 +721,9 @@ describe('store failures', () => {
       code: 'store_unavailable',
       status: 503,
       retryable: true,
+      // the rule that fails closed, and its partition, as any refusal by a rule names them
+      rule: 'project-budget',
+      partition: { project: 'p1' },
     })
     const open = createTollgate({ policy: { rules: base.rules.slice(0, 2) }, store: broken() })
     const d = await open.reserve(ask())

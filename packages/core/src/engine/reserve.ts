@@ -125,11 +125,13 @@ export async function decide(
     if (local && (i < 0 || local.closed === 'enforce'))
       return decideLocally(engine, asked, model, access.downgrade, plan, amounts, meta)
     if (i >= 0) {
-      const rule = used[i]!.rule.id
-      const message = `The quota store is unavailable and rule "${rule}" fails closed.`
+      const { rule, matched } = used[i]!
+      const message = `The quota store is unavailable and rule "${rule.id}" fails closed.`
+      // the rule's metric and partition, as a refusal by a rule names them (the body said `partition: null`)
+      const where = { retryAfterMs: 1_000, metric: specs[i]!.metric, partition: matched.partition }
       return refuse(
         asked,
-        [refusal('store_unavailable', 'store_unavailable', message, rule, { retryAfterMs: 1_000 })],
+        [refusal('store_unavailable', 'store_unavailable', message, rule.id, where)],
         'store_unavailable',
       )
     }
