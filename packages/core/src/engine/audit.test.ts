@@ -136,3 +136,19 @@ describe('the decision record', () => {
     expect(decisions[0]!.subject).toEqual({ team: 't1', user: 'u1' })
   })
 })
+
+describe('the settle record', () => {
+  it('says cost null when no rule counts cost, as documented (it said 0)', async () => {
+    const settles: SettleRecord[] = []
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'day', per: 'user', limits: { tokens: 1000 }, window: 'day' }] },
+      onSettle: (r) => settles.push(r),
+    })
+    const d = await gate.reserve({
+      subject: { user: 'u1' },
+      estimate: { inputTokens: 1, maxOutputTokens: 1 },
+    })
+    await gate.settle(d.allowed ? d.id : '', { inputTokens: 1, outputTokens: 1 })
+    expect(settles[0]!.cost).toBeNull()
+  })
+})

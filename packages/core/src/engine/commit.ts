@@ -127,6 +127,10 @@ function closed(
   return answer
 }
 
+/** Whether any rule of the policy limits cost. */
+const countsCost = (engine: Engine) =>
+  engine.policy.rules.some((r) => r.limits.some((l) => l.metric === 'cost'))
+
 /** Hands the settle record to `onSettle`, when one is set. */
 async function record(
   engine: Engine,
@@ -149,7 +153,8 @@ async function record(
     model: entry.model ?? null,
     estimate: entry.amounts,
     actual,
-    cost: 'cost' in actual ? actual.cost! : null,
+    // null when no rule counts cost (amounts always carry a cost, 0 for an unpriced model)
+    cost: countsCost(engine) ? (actual.cost ?? 0) : null,
     overrun: result.overrun,
     late: result.late,
     estimated: usage?.estimated === true,
