@@ -53,6 +53,28 @@ describe('handleRequest: refusals', () => {
     expect((await gate.usage({ subject }))[0]!.used).toBe(0)
   })
 
+  it('answers 400 when a value function throws (a body without JSON), and tells onError', async () => {
+    // `model: (req) => req.body.model` on a request with no JSON body threw out of the middleware: a 500
+    const errors: unknown[] = []
+    const { gate } = testGate()
+    const admission = await handleRequest(request(), {
+      gate,
+      identify,
+      model: () => {
+        throw new TypeError("Cannot read properties of undefined (reading 'model')")
+      },
+      onError: (e) => errors.push(e),
+    })
+    expect(admission.allowed).toBe(false)
+    if (admission.allowed) return
+    expect(admission.response.status).toBe(400)
+    expect(await admission.response.json()).toMatchObject({
+      error: { code: 'invalid_request', type: 'invalid_request_error' },
+    })
+    expect(errors).toHaveLength(1)
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(0)
+  })
+
   it("refuses a feature outside the key's allowed features before reserving", async () => {
     const keys = memoryKeyRegistry()
     const { key } = await keys.issue({ subject, features: ['chat'] })

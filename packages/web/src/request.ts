@@ -162,11 +162,27 @@ export async function handleRequest<In = Request>(
   const identified = await identifyRequest(request, options.identify, options.onError)
   if (!identified.ok) return refused(identified.response)
   const { identity } = identified
-  const [model, feature, estimate] = await Promise.all([
-    resolve(options.model, input),
-    resolve(options.feature, input),
-    resolve(options.estimate, input),
-  ])
+  let values: [string | undefined, string | undefined, Estimate | undefined]
+  try {
+    values = await Promise.all([
+      resolve(options.model, input),
+      resolve(options.feature, input),
+      resolve(options.estimate, input),
+    ])
+  } catch (error) {
+    // a value function that throws reads the request, mostly its body (`req.body.model` with no
+    // JSON body): a 400 the client can act on, the error to `onError` (it was a 500 with a stack)
+    callHook(options.onError, error)
+    return refused(
+      errorResponse(
+        new TollgateError(
+          'invalid_request',
+          'The request could not be read for its model, feature or estimate.',
+        ),
+      ),
+    )
+  }
+  const [model, feature, estimate] = values
   const featureRefusal = checkFeature(identity, feature)
   if (featureRefusal) return refused(featureRefusal)
   const { subject, attributes } = identity
