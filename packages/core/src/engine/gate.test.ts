@@ -933,3 +933,32 @@ describe('a rule with a throttle and a fallback', () => {
     ])
   })
 })
+
+describe('refusals before the limits', () => {
+  it('carry the request’s limits and rate-limit headers, as every response does', async () => {
+    // a per-call cap or a model rule refused with no RateLimit or x-ratelimit-* headers
+    const { gate } = setup({
+      models,
+      caps: [{ maxInputTokens: 1000 }],
+      plans: { free: { models: ['gpt-4o-mini'] } },
+      rules: [{ id: 'user-day', per: 'user', limits: { requests: 5 }, window: 'day' }],
+    })
+    expect((await gate.reserve({ subject: { user: 'u1' }, model: 'gpt-4o-mini' })).allowed).toBe(true)
+    const tooLarge = await gate.reserve({ subject: { user: 'u1' }, estimate: { inputTokens: 5000 } })
+    const premium = await gate.reserve({
+      subject: { user: 'u1' },
+      attributes: { plan: 'free' },
+      model: 'gpt-4o',
+    })
+    for (const d of [tooLarge, premium]) {
+      expect(d.allowed).toBe(false)
+      expect(d.limits).toMatchObject([{ rule: 'user-day', metric: 'requests', limit: 5, used: 1 }])
+      expect(d.headers).toMatchObject({
+        'ratelimit-policy': '"user-day.requests";q=5;w=86400',
+        'x-ratelimit-remaining-requests': '4',
+      })
+    }
+    expect(tooLarge).toMatchObject({ code: 'request_too_large' })
+    expect(premium).toMatchObject({ code: 'model_not_allowed' })
+  })
+})

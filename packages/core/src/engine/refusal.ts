@@ -2,12 +2,14 @@
  * Refusals: the decision a violation makes, identity blocks first, and the violations, warnings
  * and alerts a store's answer holds.
  */
-import type { Decision, DeniedDecision, Subject, Violation, Warning } from '../decision.js'
+import type { Decision, DeniedDecision, Violation, Warning } from '../decision.js'
 import type { ReasonCode } from '../errors.js'
 import { limitsOf, type StoreAnswer } from './allowed.js'
 import type { Engine } from './context.js'
 import { baseCode, byWait, denied, refusal, violation } from './decide.js'
 import { blocksOf, slotsOf } from './plan.js'
+import { limitsNow } from './report.js'
+import type { ReserveRequest } from './types.js'
 
 /** What a refusal needs of the request being decided. */
 export interface Asked {
@@ -45,13 +47,25 @@ export function blockRefusal(asked: Asked, marker: string, code: string): Denied
   return refuse(asked, [refusal(code, base, message, null)], base)
 }
 
-/** A refusal decided before the store: identity blocks still come first. */
-export async function refuseLocally(asked: Asked, subject: Subject, v: Violation, base: ReasonCode) {
-  const { store, call } = asked.engine
+/**
+ * A refusal decided before the store (a per-call cap, model access): identity blocks still come
+ * first, and the decision carries the request's limits as they stand, so that its response has
+ * rate-limit headers like every other (a store that cannot be read leaves them out).
+ */
+export async function refuseLocally(
+  asked: Asked,
+  request: Omit<ReserveRequest, 'estimate'>,
+  v: Violation,
+  base: ReasonCode,
+) {
+  const { engine } = asked
+  const { store, call } = engine
   const block = await Promise.resolve()
-    .then(() => call(() => store.blocked(blocksOf(subject)), '', null))
+    .then(() => call(() => store.blocked(blocksOf(request.subject)), '', null))
     .catch(() => null)
-  return block ? blockRefusal(asked, block.marker, block.code) : refuse(asked, [v], base)
+  if (block) return blockRefusal(asked, block.marker, block.code)
+  const limits = await limitsNow(engine, request).catch(() => [])
+  return refuse(asked, [v], base, limits)
 }
 
 /**

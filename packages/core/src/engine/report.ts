@@ -85,6 +85,21 @@ export async function usage(
   request = snapshotRequest(request as ReserveRequest) // read once: checked is what is used
   checkRequest(request, engine.maxIdLength)
   readEstimate((request as ReserveRequest).estimate) // checked, not used
+  const { slots, states, now } = await readLimits(engine, request)
+  return slots.map((slot, i) => usageState(limitState(slot, states[i]!), states[i]!, now))
+}
+
+/** The state of every rule that applies to a checked request, as a decision lists its limits. */
+export async function limitsNow(
+  engine: Engine,
+  request: Omit<ReserveRequest, 'estimate'>,
+): Promise<LimitState[]> {
+  const { slots, states } = await readLimits(engine, request)
+  return slots.map((slot, i) => limitState(slot, states[i]!))
+}
+
+/** The counters of every rule that applies to a checked request, read from the store. */
+async function readLimits(engine: Engine, request: Omit<ReserveRequest, 'estimate'>) {
   const { policy, store } = engine
   const model = resolveModel(policy, request.model)
   const context: MatchContext = {
@@ -101,7 +116,7 @@ export async function usage(
     await engine.call(() => store.read(slots.map((s) => s.spec)), '', null),
     slots.length,
   )
-  return slots.map((slot, i) => usageState(limitState(slot, states[i]!), states[i]!, now))
+  return { slots, states, now }
 }
 
 /** The partitions of a rule that used the most of one metric in the current window. */

@@ -61,7 +61,7 @@ export async function decide(
 
   if (policy.caps.length > 0) {
     const capRefusal = checkCaps(policy, request.estimate, context)
-    if (capRefusal) return refuseLocally(asked, request.subject, capRefusal, 'request_too_large')
+    if (capRefusal) return refuseLocally(asked, request, capRefusal, 'request_too_large')
   }
 
   const access =
@@ -71,7 +71,7 @@ export async function decide(
   if (!access.ok)
     return refuseLocally(
       asked,
-      request.subject,
+      request,
       refusal('model_not_allowed', 'model_not_allowed', access.message, access.rule),
       'model_not_allowed',
     )
@@ -88,7 +88,7 @@ export async function decide(
       const message = `Model "${model ?? '(none)'}" has no price, and the policy refuses unpriced models.`
       return refuseLocally(
         asked,
-        request.subject,
+        request,
         refusal('model_not_allowed', 'model_not_allowed', message, 'unpriced'),
         'model_not_allowed',
       )
