@@ -107,10 +107,14 @@ describe('the fast path', () => {
   // that its store no longer keeps
   // without a money rule the lane also takes unpriced calls, whose amounts differ in tokens only
   const moneyless = { ...policy, rules: policy.rules!.filter((rule) => rule.id !== 'org-spend') }
+  // with calendar windows only, the lane holds again in the cells it last held in, and settles
+  // from its ticket (store.ts, `holdAgain` and `closeHeld`)
+  const calendar = { ...policy, rules: policy.rules!.filter((rule) => rule.id !== 'user-burst') }
   it.each([
     ['', undefined, policy, 150],
     [', with 4 counters kept', 4, policy, 60],
     [', without a money rule', undefined, moneyless, 100],
+    [', on calendar windows only', undefined, calendar, 100],
   ])('answers every step as the general path does%s', async (_, maxCounters, rules, numRuns) => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
@@ -370,5 +374,31 @@ describe("the lane's homes", () => {
     const usage = await gate.usage({ subject: { user: 'a' } })
     expect(usage.find((l) => l.metric === 'requests')?.used).toBe(1)
     expect(usage.find((l) => l.metric === 'tokens')?.used).toBe(10)
+  })
+})
+
+describe("the lane's held cells", () => {
+  it('are held in again only while they are their counters’ windows (two policies share a key)', async () => {
+    // two gates on one store whose rule `u` counts the same key over another window: each one's
+    // windows replace the other's, so a cell the lane held in last may be gone by its next reserve
+    const run = async (shared: (store: Store) => Store) => {
+      const clock = fakeClock()
+      clock.advance(90_000) // a minute that does not start the hour
+      const store = memoryStore({ clock })
+      const gate = (window: string) =>
+        createTollgate({
+          policy: { rules: [{ id: 'u', per: 'user', limits: { requests: 100 }, window }] },
+          store: shared(store),
+          clock,
+        })
+      const [minute, hour] = [gate('minute'), gate('hour')]
+      const subject = { user: 'a' }
+      for (const g of [minute, minute, hour, minute, minute, hour, hour, minute])
+        expect((await g.reserve({ subject })).allowed).toBe(true)
+      return [await minute.usage({ subject }), await hour.usage({ subject })]
+    }
+    const [fast, general] = [await run((store) => store), await run((store) => ({ ...store }))]
+    expect(fast).toEqual(general)
+    expect(fast[0]![0]).toMatchObject({ metric: 'requests', used: 1 })
   })
 })

@@ -31,6 +31,28 @@ export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest):
   // every field read once: what is checked is what is held (a getter cannot answer twice)
   const { subject, model: asked, feature, attributes, attempt, estimate } = request
   const model = resolveModel(policy, asked)
+  // a known plan vouches for the subject's ids (read once, by the look-up that found it); a new
+  // plan is made from a copy of the ids checked. The rest of the request is checked every time.
+  const plan =
+    attributes === undefined && typeof subject === 'object' && subject !== null
+      ? plans.knownOf(model, feature, subject)
+      : undefined
+  if (plan !== undefined) checkParts(subject, asked, feature, attributes, attempt, maxIdLength, true)
+  const found = plan ?? planOf(engine, model, subject, asked, feature, attributes, attempt)
+  return planned(engine, lane, found, model, estimate)
+}
+
+/** The plan of a request whose plan was not found from its parts (its context is needed). */
+function planOf(
+  engine: Engine,
+  model: string | undefined,
+  subject: ReserveRequest['subject'],
+  asked: string | undefined,
+  feature: string | undefined,
+  attributes: ReserveRequest['attributes'],
+  attempt: number | undefined,
+): Plan {
+  const { policy, plans, maxIdLength } = engine
   const context: MatchContext = {
     subject,
     attributes: attributes ?? NO_ATTRIBUTES,
@@ -38,12 +60,21 @@ export function decideFast(engine: Engine, lane: Lane, request: ReserveRequest):
     tier: tierOf(policy, model),
     feature,
   }
-  // a known plan vouches for the subject's ids (read once, by the walk that found it); a new plan
-  // is made from a copy of the ids checked. The rest of the request is checked every time.
-  const known = plans.known(context)
+  const known = attributes === undefined ? undefined : plans.known(context)
   if (known === undefined) context.subject = copySubject(subject)
   checkParts(context.subject, asked, feature, attributes, attempt, maxIdLength, known !== undefined)
-  const plan = known ?? plans.of(context)
+  return known ?? plans.of(context)
+}
+
+/** The lane's decision for a request whose plan is found (`undefined`: the general path decides). */
+function planned(
+  engine: Engine,
+  lane: Lane,
+  plan: Plan,
+  model: string | undefined,
+  estimate: ReserveRequest['estimate'],
+): Allowed | undefined {
+  const { policy } = engine
   if (!plan.plain) return undefined
   const { amounts, unpriced } = estimateAmounts(policy, model, readEstimate(estimate))
   if (unpriced && plan.costly) return undefined // the general path refuses or flags it

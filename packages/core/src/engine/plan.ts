@@ -21,6 +21,7 @@ import {
   type WindowCache,
 } from './counters.js'
 import type { Sent } from './fast.js'
+import { PlanIndex } from './plan-index.js'
 
 /** One counter of a plan: everything of its spec that does not change from call to call. */
 export interface Template {
@@ -88,11 +89,15 @@ export class Plans {
   private readonly byText = new Map<string, Plan>()
   private count = 0
   private readonly parts = new Map<string, { trie: Trie<Part>; size: number }>()
+  /** Plans the trie found, by one id of the subject: what the hot path asks first. */
+  private readonly index: PlanIndex<Plan>
 
   constructor(
     private readonly policy: CompiledPolicy,
     private readonly max = MAX_PLANS,
-  ) {}
+  ) {
+    this.index = new PlanIndex(max)
+  }
 
   /** Trie nodes held, the rules' parts included: for tests. */
   get nodes(): number {
@@ -113,10 +118,12 @@ export class Plans {
     if (!node) return plan // not reached: `found` was not null, so nothing is keyed by text
     if (++this.count > this.max) {
       this.root = new Trie()
+      this.index.clear()
       this.count = 0
       return plan
     }
     node.leaf = plan
+    this.index.learn(context.subject)
     return plan
   }
 
@@ -127,6 +134,37 @@ export class Plans {
    */
   known(context: MatchContext): Plan | undefined {
     return this.walk(context, false)?.leaf
+  }
+
+  /**
+   * {@link known} for a request without attributes, from its parts (`model` already resolved),
+   * each of the subject's ids read once: the hot path looks its plan up before it makes a match
+   * context, which only making a plan needs. Asks the flat index first (see `plan-index.ts`).
+   */
+  knownOf(model: string | undefined, feature: string | undefined, subject: Subject): Plan | undefined {
+    const { index } = this
+    let plan = index.find(model, feature, subject)
+    if (plan === undefined) {
+      // the trie's walk, reading each id once and only as far as the trie goes (into the index's
+      // scratch, for `add`): a subject with no plan yet is read by the copy that plans it
+      let node = this.root.child(model)
+      if (node !== undefined) node = node.child(feature)
+      const { dimensions, ids } = index
+      let n = 0
+      for (const dimension in subject) {
+        if (node === undefined) break
+        const id = subject[dimension]
+        dimensions[n] = dimension
+        ids[n++] = id
+        node = node.child(id)
+        if (node !== undefined && node.dimension !== dimension) node = undefined
+      }
+      index.length = n
+      plan = node?.leaf
+      if (plan !== undefined) index.add(model, feature, plan)
+      index.release()
+    }
+    return plan
   }
 
   /**

@@ -112,6 +112,8 @@ interface Record extends Expiring, Due {
   specs: CounterSpec[]
   cells: (Cell | undefined)[]
   starts: number[]
+  /** The lane's ticket for `specs` when all are calendar windows: a settle reads its arrays. */
+  ticket: Ticket | undefined
 }
 
 /** A hold as `charge` sees it; one object reused for every call (the store never interleaves). */
@@ -206,6 +208,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     }
   }
   const close = (record: Record, amounts: globalThis.Record<string, number> | null, brief: boolean) => {
+    const { ticket } = record
+    if (ticket !== undefined && record.state === 'held' && overrides.size === 0)
+      return closeHeld(record, ticket, amounts, brief)
     let counters: CommitCounter[] = brief ? NO_COUNTERS : []
     const { specs, cells } = record
     for (let i = 0; i < specs.length; i++) {
@@ -265,6 +270,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     id: string | undefined,
     cells: (Cell | undefined)[],
     starts: number[],
+    ticket?: Ticket,
   ): string => {
     const expiresAt = now + input.ttlMs
     const record: Record = {
@@ -276,6 +282,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       specs: input.counters,
       cells,
       starts,
+      ticket: ticket?.fixed ? ticket : undefined,
       forgetAt: Number.POSITIVE_INFINITY, // a held reservation stays until it is closed or expires
       seen: false,
       due: undefined,
@@ -311,12 +318,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     return (n >= 0 ? slots.closed(n, now) : undefined) ?? closed.get(id, now)
   }
   /**
-   * The homes the lane last found for a counters array, by position: the engine sends the same
-   * array again while no spec changed, so the next reserve reads each home without a look-up. A
-   * home is used from here only while the cache still keeps it (`forgetAt` in the future: a home
-   * the cache dropped has `-Infinity`, one not yet added `0`); otherwise it is looked up again.
+   * What the lane last found for a counters array (see `Ticket`): the engine sends the same array
+   * again while no spec changed, so the next reserve reads each home without a look-up. A home is
+   * used from here only while the cache still keeps it (`forgetAt` in the future: a home the cache
+   * dropped has `-Infinity`, one not yet added `0`); otherwise it is looked up again.
    */
-  const laneCache = new WeakMap<readonly CounterSpec[], (Home | undefined)[]>()
+  const laneCache = new WeakMap<readonly CounterSpec[], Ticket>()
   /** Scratch of the lane's first pass: the home and window index of each counter. */
   const laneHomes: (Home | undefined)[] = []
   const laneAt: number[] = []
@@ -445,11 +452,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         if (blocks.size > 0) for (const marker of input.blocks) if (blocks.has(marker)) return undefined
         const specs = input.counters
         const count = specs.length
-        let known = laneCache.get(specs)
-        if (known === undefined) {
-          known = new Array(count).fill(undefined)
-          laneCache.set(specs, known)
+        let ticket = laneCache.get(specs)
+        if (ticket === undefined) {
+          ticket = newTicket(specs)
+          laneCache.set(specs, ticket)
+        } else if (now < ticket.until && overrides.size === 0 && trips.size === 0) {
+          const held = holdAgain(ticket, out)
+          if (held) return remember(input, undefined, ticket.cells, ticket.starts, ticket)
         }
+        const known = ticket.homes
         // First pass: every counter must be a plain calendar or rolling window that admits. Nothing
         // changes but the dropping of rolling slots already out of their window, as any look does.
         for (let i = 0; i < count; i++) {
@@ -476,8 +487,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           if (used + spec.amount > capOf(spec)) return undefined
           laneHomes[i] = home
         }
-        const cells: Cell[] = new Array(count)
-        const starts: number[] = new Array(count)
+        // the cells and starts of the last reservation on these counters, while they are the same
+        // (the same windows): records never change them, so they can share one pair of arrays
+        let { cells, starts } = ticket
+        let same = cells.length === count
+        if (!same) {
+          cells = new Array(count)
+          starts = new Array(count)
+        }
+        let until = Number.POSITIVE_INFINITY // the earliest end of a calendar window held, if all are
         for (let i = 0, o = 0; i < count; i++, o += LANE_FIELDS) {
           const spec = specs[i]!
           const home = laneHomes[i]!
@@ -487,13 +505,29 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
               ? holdFixed(spec, home, laneAt[i]!, graceMs, out, o)
               : holdSliding(spec, home, now, graceMs, out, o)
           if (!home.seen) homes.add(nameOf(spec), home, now)
-          cells[i] = cell
-          starts[i] = out[o + 4]!
+          if (same && (cells[i] !== cell || starts[i] !== out[o + 4])) {
+            same = false
+            cells = cells.slice(0, i)
+            starts = starts.slice(0, i)
+          }
+          if (!same) {
+            cells[i] = cell
+            starts[i] = out[o + 4]!
+          }
           out[o] = capOf(spec)
           out[o + 1] = cell.used
           out[o + 2] = cell.held
+          const end = out[o + 3]!
+          ticket.resets[i] = end
+          if (spec.window.kind !== 'fixed') until = Number.NEGATIVE_INFINITY
+          else if (end < until) until = end // NaN (a lifetime window) never ends
         }
-        return remember(input, undefined, cells, starts)
+        if (!same) {
+          ticket.cells = cells
+          ticket.starts = starts
+        }
+        ticket.until = until
+        return remember(input, undefined, cells, starts, ticket)
       },
     },
 
@@ -609,6 +643,112 @@ function milliseconds(name: string, value: unknown): number {
 
 /** Shared empty list for counters that crossed no alert. */
 const NONE: number[] = []
+/**
+ * What the lane knows of a counters array: each counter's home, amount and cap (specs never
+ * change), and the cells it last held in with their windows' starts and ends. While those cells
+ * are their homes' current windows (`until`: the first of them to end, when all are calendar
+ * windows), the next reserve holds in them again without reading the specs (`holdAgain`).
+ */
+interface Ticket {
+  homes: (Home | undefined)[]
+  /** Every counter is a calendar window (so a held record's settle is {@link closeHeld}'s). */
+  fixed: boolean
+  metrics: string[]
+  amounts: number[]
+  caps: number[]
+  cells: Cell[]
+  starts: number[]
+  /** Each window's end as the lane reports it (`NaN` for a lifetime window). */
+  resets: number[]
+  /** The cells may be held in again while the store's time is before this. */
+  until: number
+}
+const NO_CELLS: Cell[] = []
+const NO_STARTS: number[] = []
+
+function newTicket(specs: readonly CounterSpec[]): Ticket {
+  return {
+    homes: specs.map(() => undefined),
+    fixed: specs.every((spec) => spec.window.kind === 'fixed'),
+    metrics: specs.map((spec) => spec.metric),
+    amounts: specs.map((spec) => spec.amount),
+    caps: specs.map((spec) => spec.cap),
+    cells: NO_CELLS, // never written to: the first hold makes the arrays
+    starts: NO_STARTS,
+    resets: specs.map(() => 0),
+    until: Number.NEGATIVE_INFINITY,
+  }
+}
+
+/**
+ * Hold again in the cells of a ticket's last reservation (the caller checked that their windows
+ * still run, and that no override or breaker is set): `true` when every home still keeps its cell
+ * and every cell admits its amount, having held each and written the lane's answer to `out`;
+ * `false`, having changed nothing, when the lane's full path must decide.
+ */
+function holdAgain(ticket: Ticket, out: number[]): boolean {
+  const { homes, cells, amounts, caps } = ticket
+  const count = cells.length
+  if (count !== homes.length) return false
+  for (let i = 0; i < count; i++) {
+    const home = homes[i]!
+    const cell = cells[i]!
+    // a home the cache dropped has forgetAt -Infinity; one whose window moved on has a new cell
+    if (home.fixed !== cell || home.forgetAt === Number.NEGATIVE_INFINITY) return false
+    if (cell.used + amounts[i]! > caps[i]!) return false
+  }
+  const { starts, resets } = ticket
+  for (let i = 0, o = 0; i < count; i++, o += LANE_FIELDS) {
+    const cell = cells[i]!
+    const amount = amounts[i]!
+    homes[i]!.seen = true
+    cell.used += amount
+    cell.held += amount
+    out[o] = caps[i]!
+    out[o + 1] = cell.used
+    out[o + 2] = cell.held
+    out[o + 3] = resets[i]!
+    out[o + 4] = starts[i]!
+  }
+  return true
+}
+
+/**
+ * Close a held reservation on calendar windows, no override set (the store's `close` for the
+ * common case, from its ticket's arrays rather than its specs): charge each cell the actual
+ * amount for its metric in place of the hold, and list the counters past their cap (all when
+ * not `brief`).
+ */
+function closeHeld(
+  record: Record,
+  ticket: Ticket,
+  amounts: globalThis.Record<string, number> | null,
+  brief: boolean,
+): CommitCounter[] {
+  let counters: CommitCounter[] = brief ? NO_COUNTERS : []
+  const { cells } = record
+  const { metrics, caps } = ticket
+  const holds = ticket.amounts
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells[i]!
+    const held = holds[i]!
+    const target = amounts === null ? 0 : (amounts[metrics[i]!] ?? held)
+    cell.used += target - held
+    cell.held -= held
+    const over = cell.used - caps[i]!
+    if (brief && over <= 0) continue
+    if (counters === NO_COUNTERS) counters = []
+    counters.push({
+      key: record.specs[i]!.key,
+      metric: metrics[i]!,
+      held,
+      charged: target,
+      overdraft: Math.max(0, over),
+    })
+  }
+  return counters
+}
+
 /** Shared empty list for a brief commit with nothing past its cap (replaced, never pushed to). */
 const NO_COUNTERS: CommitCounter[] = []
 

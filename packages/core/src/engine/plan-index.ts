@@ -1,0 +1,154 @@
+/**
+ * The hot path's look-up of known plans: one Map keyed by one id of the subject, then a
+ * comparison of the request's parts. The plans' trie (`plan.ts`) takes a step per model, feature
+ * and id, each a node of its own and often a Map of its own: in the memory headline that walk,
+ * scattered in memory, cost about a sixth of a reserve+settle, where this index costs one look-up.
+ * The trie stays the plans' home: this index only remembers what the trie found.
+ */
+import type { Subject } from '../decision.js'
+
+/** Where a plan was found before: its request's parts, in the subject's own order. */
+interface Entry<P> {
+  model: string | undefined
+  feature: string | undefined
+  dimensions: string[]
+  ids: string[]
+  plan: P
+}
+
+/** Most entries under one id (past it, the trie answers for that id's other shapes). */
+const PER_ID = 8
+/** Distinct ids counted per dimension to choose the key (see {@link PlanIndex.learn}). */
+const COUNTED = 4_096
+
+export class PlanIndex<P> {
+  private byId = new Map<string, Entry<P>[]>()
+  private entries = 0
+  /** The dimension whose id keys the index: the one with the most distinct ids among plans made. */
+  private key: string | undefined = undefined
+  private readonly distinct = new Map<string, Set<string>>()
+  /**
+   * The subject as last read by {@link read}: its dimensions and ids in order. Each id is read
+   * once per request, here; a miss walks the trie from these, not from the subject again.
+   */
+  readonly dimensions: string[] = []
+  readonly ids: unknown[] = []
+  length = 0
+
+  constructor(private readonly max: number) {}
+
+  /** Read `subject`'s dimensions and ids once, into {@link dimensions} and {@link ids}. */
+  read(subject: Subject): void {
+    const { dimensions, ids } = this
+    let n = 0
+    for (const dimension in subject) {
+      dimensions[n] = dimension
+      ids[n] = subject[dimension]
+      n++
+    }
+    this.length = n
+  }
+
+  /**
+   * The plan for a request with these parts, when this index has it. The key id picks the
+   * candidates; each candidate is then compared with every id, each read once in that pass (a
+   * candidate found is one whose ids are all the ones read there).
+   */
+  find(model: string | undefined, feature: string | undefined, subject: Subject): P | undefined {
+    const { key } = this
+    if (key === undefined) return undefined
+    const id = subject[key]
+    if (typeof id !== 'string') return undefined
+    const list = this.byId.get(id)
+    if (list === undefined) return undefined
+    // one candidate in the common case; with several, the ids are read into the scratch first
+    if (list.length === 1) {
+      const entry = list[0]!
+      if (entry.model !== model || entry.feature !== feature) return undefined
+      const { dimensions, ids } = entry
+      let i = 0
+      for (const dimension in subject) {
+        if (dimensions[i] !== dimension || ids[i] !== subject[dimension]) return undefined
+        i++
+      }
+      return i === ids.length ? entry.plan : undefined
+    }
+    this.read(subject)
+    return this.found(list, model, feature)
+  }
+
+  /** The entry of `list` for the request last {@link read}. */
+  private found(list: Entry<P>[], model: string | undefined, feature: string | undefined): P | undefined {
+    const { dimensions, ids, length } = this
+    search: for (let e = 0; e < list.length; e++) {
+      const entry = list[e]!
+      if (entry.model !== model || entry.feature !== feature || entry.ids.length !== length) continue
+      for (let i = 0; i < length; i++)
+        if (entry.ids[i] !== ids[i] || entry.dimensions[i] !== dimensions[i]) continue search
+      return entry.plan
+    }
+    return undefined
+  }
+
+  /** Remember `plan` (found in the trie) for the request last {@link read}. */
+  add(model: string | undefined, feature: string | undefined, plan: P): void {
+    const { key, length } = this
+    if (key === undefined) return
+    const at = this.dimensions.indexOf(key)
+    if (at < 0 || at >= length) return
+    const id = this.ids[at] as string // the trie found a plan: every id is a string it was made with
+    let list = this.byId.get(id)
+    if (list === undefined) {
+      if (this.entries >= this.max) this.clear()
+      list = []
+      this.byId.set(id, list)
+    } else if (list.length >= PER_ID) return
+    list.push({
+      model,
+      feature,
+      dimensions: this.dimensions.slice(0, length),
+      ids: this.ids.slice(0, length) as string[],
+      plan,
+    })
+    this.entries++
+  }
+
+  /**
+   * Count a new plan's ids, and key the index by the dimension with the most distinct ids so far
+   * (starting over when that changes): a user id picks out a plan among few, an org id among many.
+   */
+  learn(subject: Subject): void {
+    let best = this.key === undefined ? 0 : (this.distinct.get(this.key)?.size ?? 0)
+    let key = this.key
+    for (const dimension in subject) {
+      let seen = this.distinct.get(dimension)
+      if (seen === undefined) {
+        seen = new Set()
+        this.distinct.set(dimension, seen)
+      }
+      if (seen.size < COUNTED) seen.add(subject[dimension]!)
+      if (seen.size > best) {
+        best = seen.size
+        key = dimension
+      }
+    }
+    if (key !== this.key) {
+      this.key = key
+      this.clear()
+    }
+  }
+
+  /** Forget every entry (the trie started over, or the key changed). */
+  clear(): void {
+    this.byId = new Map()
+    this.entries = 0
+  }
+
+  /** Let go of the last request's ids when it had many (a hostile subject): the arrays only grow. */
+  release(): void {
+    if (this.dimensions.length > 64) {
+      this.dimensions.length = 0
+      this.ids.length = 0
+    }
+  }
+}
