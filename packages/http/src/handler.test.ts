@@ -246,6 +246,13 @@ describe('the body', () => {
     expect((await errorOf(commit)).message).toMatch(/amounts\["tokens"\] must be a non-negative safe integer/)
     const override = await post(`${url}/setOverride`, JSON.stringify({ key: 'k' }))
     expect((await errorOf(override)).message).toMatch(/cap must be a finite number/)
+    // an adjustment past what the engine ever makes (a credit of 1e9 currency units, in micro-units)
+    // would soon take a counter out of the safe integers, where small charges stop counting
+    for (const amount of [9e15, -9e15, 1e15 + 1]) {
+      const adjust = await post(`${url}/adjust`, JSON.stringify({ counter: spec, amount }))
+      expect(adjust.status).toBe(400)
+      expect((await errorOf(adjust)).message).toMatch(/amount must be a whole number from -1e15 to 1e15/)
+    }
     expect(await used(store)).toBe(0)
   })
 })

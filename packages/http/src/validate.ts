@@ -23,7 +23,11 @@ const boolean: Check = (v, path) => (typeof v === 'boolean' ? null : must(path, 
 const finite: Check = (v, path) =>
   typeof v === 'number' && Number.isFinite(v) ? null : must(path, 'a finite number')
 
-const integer: Check = (v, path) => (Number.isSafeInteger(v) ? null : must(path, 'a safe integer'))
+/** An adjustment: at most what the engine adjusts by (a credit of 1e9 currency units in micro-units). */
+const adjustment: Check = (v, path) =>
+  Number.isSafeInteger(v) && Math.abs(v as number) <= 1e15
+    ? null
+    : must(path, 'a whole number from -1e15 to 1e15')
 
 const count: Check = (v, path) =>
   Number.isSafeInteger(v) && (v as number) >= 0 ? null : must(path, 'a non-negative safe integer')
@@ -119,7 +123,7 @@ export const checks: Record<Operation, Check> = {
   reserve: object({ id: string, counters: list(counterSpec), ttlMs: count, blocks: list(string), meta }),
   commit: object({ id: string, amounts }),
   read: object({ counters: list(counterSpec) }),
-  adjust: object({ counter: counterSpec, amount: integer }),
+  adjust: object({ counter: counterSpec, amount: adjustment }),
   setOverride: object({ key: string, cap: nullable(finite), scope: optional(string) }),
   block: object({ marker: string, code: nullable(string) }),
   blocked: object({ markers: list(string) }),

@@ -7,7 +7,8 @@ import { NAME_PATTERN } from '../policy/schema.js'
 import type { CounterSpec } from '../store/contract.js'
 import { readAnswer, timeOf } from './answers.js'
 import type { Engine } from './context.js'
-import { scopeOf, windowSpec } from './counters.js'
+import { windowSpec } from './counters.js'
+import { resolveModel } from './models.js'
 import type { CounterRef } from './types.js'
 import { checkAmount, checkIdMap, checkRuleRef } from './validate.js'
 
@@ -27,14 +28,20 @@ export async function counterOf(
     const what = metric ? `no "${metric}" limit` : 'several metrics: name one'
     throw new TollgateError('invalid_request', `Rule "${rule.id}" has ${what}.`)
   }
-  const { tenant } = engine.policy
-  const needs = tenant !== undefined && rule.per.length > 0 ? [...rule.per, tenant] : rule.per
+  const { policy } = engine
+  const { tenant } = policy
+  // as a reserve counts it: a model named by its alias is the model, and the counter lives under
+  // the tenant only when the rule counts per an id of the subject (not per model, tier or feature)
+  const scoped = tenant !== undefined && rule.per.some((d) => !REQUEST_DIMENSIONS.has(d))
+  const needs = scoped ? [...rule.per, tenant] : rule.per
   const missing = needs.find((d) => typeof ref.subject[d] !== 'string' || ref.subject[d] === '')
   if (missing)
     throw new TollgateError('invalid_subject', `Rule "${rule.id}" counts per "${missing}": give its id.`)
+  const model = ref.subject.model
+  const ids = model === undefined ? ref.subject : { ...ref.subject, model: resolveModel(policy, model)! }
   const now = timeOf(await engine.store.now())
   const spec: CounterSpec = {
-    key: counterKey(rule.id, limit.metric, partitionKey(rule.per, ref.subject)),
+    key: counterKey(rule.id, limit.metric, partitionKey(rule.per, ids)),
     metric: limit.metric,
     amount: 0,
     cap: limit.cap,
@@ -42,10 +49,15 @@ export async function counterOf(
     window: windowSpec(rule, limit.metric, limit.cap, now, engine.windows),
     expiry: 'keep',
   }
-  const scope = scopeOf(engine.policy, rule, ref.subject)
-  if (scope !== undefined) spec.scope = scope
+  if (scoped) spec.scope = ref.subject[tenant]!
   return { rule, spec }
 }
+
+/** The most a balance may hold, in micro-units: 1e9 currency units, the most a policy states. */
+const MAX_BALANCE = 1e15
+
+/** Dimensions a request names apart from its subject: a rule per these alone is shared by tenants. */
+const REQUEST_DIMENSIONS: ReadonlySet<string> = new Set(['model', 'tier', 'feature'])
 
 /**
  * What is left of a balance rule for a request, in micro-units: 0 when the rule does not apply
@@ -83,8 +95,19 @@ export async function credit(engine: Engine, ref: Omit<CounterRef, 'metric'>, am
   if (!Number.isFinite(amount) || toMicros(amount) < 1 || amount > 1e9) {
     throw new TollgateError('invalid_amount', 'credit an amount from 0.000001 up to 1e9 currency units')
   }
-  const state = await engine.call(() => engine.store.adjust(spec, -toMicros(amount)), '', null)
-  return { balance: state.cap - state.used }
+  const micros = toMicros(amount)
+  const state = await engine.call(() => engine.store.adjust(spec, -micros), '', null)
+  const balance = state.cap - state.used
+  if (balance > MAX_BALANCE) {
+    // past what a policy could state, the counter would soon leave the safe integers (and charges
+    // of a micro-unit would stop counting): taken back, and refused
+    await engine.call(() => engine.store.adjust(spec, micros), '', null)
+    throw new TollgateError(
+      'invalid_amount',
+      `a balance holds at most 1e9 currency units; this credit would make it ${balance / 1e6}`,
+    )
+  }
+  return { balance }
 }
 
 export async function block(

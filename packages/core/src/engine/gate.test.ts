@@ -441,6 +441,22 @@ describe('admin', () => {
     expect((await gate.usage(u1('a')))[0]).toMatchObject({ limit: 1, used: 1 })
     expect((await gate.usage(u1('b')))[0]).toMatchObject({ limit: 5, used: 5 })
   })
+
+  it('overrides the counter a reserve counts in: a model by its alias, a rule per model shared by tenants', async () => {
+    const { gate } = setup({
+      tenant: 'org',
+      models: { 'gpt-4o-mini': { aliases: ['fast'] } },
+      rules: [{ id: 'per-model', per: 'model', limits: { requests: 1 }, window: 'day' }],
+    })
+    const call = (org: string, model: string) => ({ subject: { org, user: 'u' }, model })
+    // no tenant needed (the counter is every tenant's), and the alias names the model
+    await gate.override({ rule: 'per-model', subject: { model: 'fast' } }, 3)
+    expect(await gate.reserve(call('a', 'fast'))).toMatchObject({ allowed: true })
+    expect(await gate.reserve(call('b', 'gpt-4o-mini'))).toMatchObject({ allowed: true })
+    expect(await gate.reserve(call('a', 'gpt-4o-mini'))).toMatchObject({ allowed: true })
+    expect(await gate.reserve(call('b', 'fast'))).toMatchObject({ allowed: false, rule: 'per-model' })
+    expect((await gate.usage(call('a', 'fast')))[0]).toMatchObject({ limit: 3, used: 3 })
+  })
 })
 
 describe('money overrides', () => {
@@ -476,7 +492,21 @@ describe('credit', () => {
         code: 'invalid_amount',
         message: 'credit an amount from 0.000001 up to 1e9 currency units',
       })
-    expect(await gate.credit(ref, 1e9)).toEqual({ balance: 1e15 + 1 })
+    expect(await gate.credit(ref, 999_999_999.999999)).toEqual({ balance: 1e15 })
+  })
+
+  it('never lets a balance grow past 1e9 currency units (past it, small charges stopped counting)', async () => {
+    const { gate } = setup({
+      currency: 'USD',
+      rules: [{ id: 'prepaid', per: 'project', balance: true, limits: { cost: 0 } }],
+    })
+    const ref = { rule: 'prepaid', subject: { project: 'p1' } }
+    for (let i = 1; i <= 10; i++) expect(await gate.credit(ref, 1e8)).toEqual({ balance: i * 1e14 })
+    await expect(gate.credit(ref, 0.000001)).rejects.toMatchObject({
+      code: 'invalid_amount',
+      message: expect.stringContaining('at most 1e9 currency units'),
+    })
+    expect((await gate.usage({ subject: { project: 'p1' } }))[0]).toMatchObject({ remaining: 1e15 })
   })
 })
 

@@ -137,9 +137,10 @@ export class Plans {
   }
 
   /**
-   * {@link known} for a request without attributes, from its parts (`model` already resolved),
-   * each of the subject's ids read once: the hot path looks its plan up before it makes a match
-   * context, which only making a plan needs. Asks the flat index first (see `plan-index.ts`).
+   * {@link known} for a request without attributes, from its parts (`model` already resolved):
+   * the hot path looks its plan up before it makes a match context, which only making a plan
+   * needs. Asks the flat index first (see `plan-index.ts`), then walks the trie. A plan found
+   * vouches for the ids as the pass that found it read them, each once in that pass.
    */
   knownOf(model: string | undefined, feature: string | undefined, subject: Subject): Plan | undefined {
     const { index } = this

@@ -65,6 +65,36 @@ describe('usage', () => {
   })
 })
 
+describe('a zero limit', () => {
+  it('has no utilization (null, as documented), whether or not anything was used', async () => {
+    const { gate, spend } = setup()
+    await gate.override({ rule: 'rpm', subject: { user: 'u1' } }, 0)
+    const rpm = async () =>
+      (await gate.usage({ subject: { user: 'u1', project: 'p1' } })).find((l) => l.rule === 'rpm')
+    expect(await rpm()).toMatchObject({ limit: 0, used: 0, utilization: null })
+    await gate.override({ rule: 'rpm', subject: { user: 'u1' } }, null)
+    await spend('u1', 'p1', 10)
+    await gate.override({ rule: 'rpm', subject: { user: 'u1' } }, 0)
+    expect(await rpm()).toMatchObject({ limit: 0, used: 1, utilization: null })
+    expect(JSON.parse(JSON.stringify(await rpm()))).toMatchObject({ utilization: null })
+  })
+
+  it('a rule of several metrics asks which one to list', async () => {
+    const { gate } = setup()
+    const several = createTollgate({
+      policy: { rules: [{ id: 'r', per: 'user', limits: { requests: 1, tokens: 1 }, window: 'day' }] },
+      store: memoryStore(),
+    })
+    await expect(several.top({ rule: 'r' })).rejects.toMatchObject({
+      code: 'invalid_request',
+      message: 'Rule "r" has several metrics: name one.',
+    })
+    await expect(gate.top({ rule: 'rpm', metric: 'tokens' })).rejects.toMatchObject({
+      message: 'Rule "rpm" has no "tokens" limit.',
+    })
+  })
+})
+
 describe('top', () => {
   it('lists the busiest partitions of a rule, biggest first', async () => {
     const { gate, spend } = setup()

@@ -60,8 +60,8 @@ export interface TopQuery {
 
 /** The state of a limit with its utilization and projection, from what the store read. */
 export function usageState(limit: LimitState, state: CounterState, now: number): UsageState {
-  const utilization =
-    limit.limit > 0 ? limit.used / limit.limit : limit.used > 0 ? Number.POSITIVE_INFINITY : 0
+  // no share of a zero limit (as documented): 0 or Infinity read as "idle" or broke JSON (null)
+  const utilization = limit.limit > 0 ? limit.used / limit.limit : null
   let projected: number | null = null
   let exhaustsAt: number | null = null
   if (limit.kind === 'calendar' && limit.resetAt !== null) {
@@ -130,8 +130,10 @@ export async function top(engine: Engine, query: TopQuery): Promise<PartitionUsa
   const metric =
     query.metric ?? (rule.limits.length === 1 ? rule.limits[0]!.metric : rule.balance ? 'cost' : undefined)
   const limit = rule.limits.find((l) => l.metric === metric)
-  if (!limit)
-    throw new TollgateError('invalid_request', `Rule "${rule.id}" has no "${metric}" limit: name one.`)
+  if (!limit) {
+    const what = metric === undefined ? 'several metrics: name one' : `no "${metric}" limit`
+    throw new TollgateError('invalid_request', `Rule "${rule.id}" has ${what}.`)
+  }
   const count = query.limit ?? 10
   if (!Number.isInteger(count) || count < 1 || count > 10_000)
     throw new TollgateError('invalid_request', 'limit must be a whole number from 1 to 10000')

@@ -129,7 +129,14 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
     names?.map((name) => (name.startsWith('tier:') ? name : canonical(name)))
   const tiers = new Set([...models.values()].map((m) => m.tier).filter(Boolean))
   for (const [alias, model] of aliases) {
-    if (!known(model))
+    const next = aliases.get(model)
+    // resolved one step, as requests are: an alias of an alias named no model, and was unpriced
+    if (next !== undefined)
+      issues.push({
+        path: ['aliases', alias],
+        message: `alias points at "${model}", itself an alias of "${next}": name the model`,
+      })
+    else if (!known(model))
       issues.push({ path: ['aliases', alias], message: `alias points at unknown model "${model}"` })
   }
   const checkModels = (names: string[] | undefined, path: (string | number)[]) =>

@@ -147,6 +147,43 @@ describe('parsePolicy', () => {
     ])
   })
 
+  it('refuses text holding more than one policy: a second YAML document, a JSON key given twice', () => {
+    const yaml = 'rules: []\n---\nrules: [{ id: a, per: user, limits: { requests: -1 }, window: "-5m" }]\n'
+    expect(problems(yaml)).toEqual([
+      ': the text holds 2 YAML documents (separated by "---"): a policy is one',
+    ])
+    expect(() => parsePolicy('---\nrules: []\n')).not.toThrow() // one document, marked
+    const json = JSON.stringify({
+      rules: [{ id: 'a', per: 'user', limits: { requests: 10 }, window: 'day' }],
+    })
+      .replace('"requests":10', '"requests":10,"requests":100000')
+      .replace('{"rules"', '{"units":[],"rules"')
+      .replace('"units":[]', '"units":[],"u\\u006eits":["x"]')
+    expect(problems(json)).toEqual([
+      'units: the key "units" is given twice (JSON would keep the last one silently)',
+      'rules.0.limits.requests: the key "requests" is given twice (JSON would keep the last one silently)',
+    ])
+    // keys inside strings, and the same key in two objects, are no repeats
+    expect(() =>
+      parsePolicy(
+        '{"rules":[{"id":"a","message":"x\\",\\"message\\":\\"y","per":"user","limits":{"requests":1},"window":"day"},{"id":"b","per":"user","limits":{"requests":1},"window":"day"}]}',
+      ),
+    ).not.toThrow()
+  })
+
+  it('refuses an alias of an alias (resolved one step, it named no model and was called unpriced)', () => {
+    const rule = { id: 'a', per: 'user', limits: { requests: 1 }, window: 'day' }
+    const models = { 'gpt-4o-mini': { price: { input: 1, output: 1 }, aliases: ['mini'] } }
+    expect(problems({ models, aliases: { fast: 'mini' }, rules: [rule] })).toEqual([
+      'aliases.fast: alias points at "mini", itself an alias of "gpt-4o-mini": name the model',
+    ])
+    expect(problems({ aliases: { a: 'b', b: 'a' }, rules: [rule] })).toEqual([
+      'aliases.a: alias points at "b", itself an alias of "a": name the model',
+      'aliases.b: alias points at "a", itself an alias of "b": name the model',
+    ])
+    expect(() => parsePolicy({ models, aliases: { fast: 'gpt-4o-mini' }, rules: [rule] })).not.toThrow()
+  })
+
   it('names the calendar units when a window is neither one nor a duration', () => {
     const rule = { id: 'a', per: 'user', limits: { requests: 1 } }
     for (const window of ['year', 'daily', 'Minute', '0s'])

@@ -2,7 +2,7 @@
  * Load a policy from an object, JSON or YAML text. A bad policy is refused with one
  * `TollgateError` (code `invalid_policy`) that lists every problem with its path.
  */
-import { CST, Lexer, parseDocument } from 'yaml'
+import { CST, Lexer, parseAllDocuments } from 'yaml'
 import { type Issue, TollgateError } from '../errors.js'
 import { type CompiledPolicy, compilePolicy } from './compile.js'
 import { type PolicyInput, policySchema, ruleSchema } from './schema.js'
@@ -29,7 +29,7 @@ export function parsePolicy(input: PolicyInput | CompiledPolicy | string): Compi
       })
     }
     try {
-      data = json ? JSON.parse(input) : readYaml(input)
+      data = json ? readJson(input) : readYaml(input)
       if (data === null || data === undefined || typeof data === 'string') {
         const message =
           typeof data === 'string'
@@ -108,11 +108,75 @@ function laterProblems(data: unknown, found: readonly Issue[]): Issue[] {
  * also write those warnings to the process (`process.emitWarning`), once per call.
  */
 function readYaml(text: string): unknown {
-  const doc = parseDocument(text, { logLevel: 'silent' })
+  const docs = parseAllDocuments(text, { logLevel: 'silent' })
+  // a second document (after `---`) was dropped without a word, however wrong it was
+  if (docs.length > 1) {
+    const message = `the text holds ${docs.length} YAML documents (separated by "---"): a policy is one`
+    throw new TollgateError('invalid_policy', `Policy is not valid JSON or YAML: ${message}`, {
+      issues: [{ path: [], message }],
+    })
+  }
+  const doc = docs[0]
+  if (doc === undefined) return null
   const problem = doc.errors[0] ?? doc.warnings[0]
   if (problem) throw problem
   return doc.toJS()
 }
+
+/**
+ * JSON text as data, refused when an object repeats a key: `JSON.parse` keeps the last of two
+ * without a word (`{"requests": 10, "requests": 100000}` loaded a cap of 100000), where YAML refuses
+ * them. The keys are found by a scan of the text `JSON.parse` accepted (strings skipped whole).
+ */
+function readJson(text: string): unknown {
+  const data: unknown = JSON.parse(text)
+  const issues: Issue[] = []
+  const open: { keys: Set<string> | undefined; at: string | number }[] = []
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    const top = open[open.length - 1]
+    if (c === QUOTE) {
+      let end = i + 1
+      while (text.charCodeAt(end) !== QUOTE) end += text.charCodeAt(end) === BACKSLASH ? 2 : 1
+      let next = end + 1
+      while (next < text.length && JSON_SPACE.has(text.charCodeAt(next))) next++
+      if (top?.keys !== undefined && text.charCodeAt(next) === COLON) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string
+        if (top.keys.has(key))
+          issues.push({
+            path: [...open.slice(0, -1).map((frame) => frame.at), key],
+            message: `the key "${key}" is given twice (JSON would keep the last one silently)`,
+          })
+        top.keys.add(key)
+        top.at = key
+      }
+      i = end
+    } else if (c === BRACE) open.push({ keys: new Set(), at: '' })
+    else if (c === BRACKET) open.push({ keys: undefined, at: 0 })
+    else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) open.pop()
+    else if (c === COMMA && top !== undefined && top.keys === undefined) top.at = (top.at as number) + 1
+  }
+  if (issues.length > 0) {
+    const lines = issues.map((issue) => `  - ${issue.path.join('.') || '(policy)'}: ${issue.message}`)
+    throw new TollgateError(
+      'invalid_policy',
+      `Invalid policy (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`,
+      { issues },
+    )
+  }
+  return data
+}
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const COLON = 0x3a
+const COMMA = 0x2c
+const BRACE = 0x7b
+const CLOSE_BRACE = 0x7d
+const BRACKET = 0x5b
+const CLOSE_BRACKET = 0x5d
+/** Whitespace JSON allows between tokens: space, tab, line feed, carriage return. */
+const JSON_SPACE: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0d])
 
 /** The deepest nesting of collections a YAML policy may have (real ones have fewer than ten). */
 const MAX_NESTING = 64

@@ -145,7 +145,15 @@ end
 function charge(e, c, id, target)
   local delta = target - e.charged
   if e.kind == 'bucket' then
-    set(c, 't', (c.f.t or 0) + delta * e.interval)
+    -- a refund gives back only what of the hold has not refilled since, never past full (now); a
+    -- charge past the estimate counts from now when the bucket refilled (memory: bucketCharge)
+    local t = c.f.t or 0
+    if delta >= 0 then
+      set(c, 't', math.max(t, now) + delta * e.interval)
+    elseif t > now then
+      local left = math.max(0, e.start + e.charged * e.interval - now)
+      set(c, 't', math.max(now, t - math.min(-delta * e.interval, left)))
+    end
   elseif e.kind == 'lease' then
     local a = get(c, 'i' .. id)
     if a then

@@ -299,19 +299,20 @@ export function hold(spec: CounterSpec, look: Look, id: string, now: number): nu
 
 /**
  * Move a hold on `cell` from `charged` (currently counted, of which `open` is still a hold)
- * to `target`. Leases are removed whatever the target.
+ * to `target`, at `now`. Leases are removed whatever the target.
  */
 export function charge(
   entry: { window: CounterSpec['window']; windowStart: number; charged: number; open: number },
   cell: Cell,
   id: string,
   target: number,
+  now: number,
 ): void {
   const delta = target - entry.charged
   const { window } = entry
   switch (window.kind) {
     case 'bucket':
-      cell.tat = (cell.tat ?? 0) + delta * window.intervalMs
+      cell.tat = bucketCharge(cell.tat ?? 0, entry, delta, window.intervalMs, now)
       return
     case 'lease': {
       const lease = cell.leases!.get(id)
@@ -427,4 +428,25 @@ export function holdSliding(
   const forgetAt = (slot + 1) * slotMs + sizeMs + graceMs
   if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
   return cell
+}
+
+/**
+ * A token bucket's arrival time after charging `delta` units (a refund when negative) at `now`, for
+ * a hold of `charged` units placed at `windowStart`. A refund gives back only what of that hold the
+ * bucket has not refilled since (at most what a hold placed then has left, `windowStart + charged ×
+ * interval − now`), and never makes the bucket fuller than full: a hold refilled long ago, given
+ * back, let a burst pass the cap. A charge past the estimate counts from `now` when the bucket has
+ * refilled meanwhile, as a new hold would.
+ */
+export function bucketCharge(
+  tat: number,
+  hold: { windowStart: number; charged: number },
+  delta: number,
+  intervalMs: number,
+  now: number,
+): number {
+  if (delta >= 0) return Math.max(tat, now) + delta * intervalMs
+  const left = Math.max(0, hold.windowStart + hold.charged * intervalMs - now)
+  const back = Math.min(-delta * intervalMs, left)
+  return tat > now ? Math.max(now, tat - back) : tat
 }

@@ -230,7 +230,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         const hold = entryOf(record, i)
         held = hold.charged
         target = amounts === null ? 0 : (amounts[spec.metric] ?? held)
-        charge(hold, cell, record.id, target)
+        charge(hold, cell, record.id, target, now)
       }
       const cap = capOf(spec)
       const over = kind !== 'bucket' && kind !== 'lease' ? cell.used - cap : 0
@@ -252,7 +252,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const cell = cells[i]
       if (cell === undefined) continue
       const hold = entryOf(record, i) // still held: charged and open are the amount
-      charge(hold, cell, record.id, returnsOnExpiry(specs[i]!) ? 0 : hold.charged)
+      charge(hold, cell, record.id, returnsOnExpiry(specs[i]!) ? 0 : hold.charged, now)
     }
     record.state = 'expired'
     record.forgetAt = now + idempotencyMs

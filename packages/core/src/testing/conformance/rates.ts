@@ -144,6 +144,40 @@ export function describeRates(suite: Suite): void {
       await reserveOk(store, id(), [asking(spec, 3)])
     })
 
+    it('a release or a settle below the hold gives back only what has not refilled: never past the burst', async () => {
+      const { store, clock, key, id } = await harness(suite)
+      const spec = counter(key(), bucket(INTERVAL), 6, 1, { metric: 'requests' })
+      const old = id()
+      const low = id()
+      await reserveOk(store, old, [spec])
+      await reserveOk(store, low, [asking(spec, 3)])
+      clock.advance(10 * INTERVAL) // full again: both holds have refilled
+      for (let i = 0; i < 6; i++) await reserveOk(store, id(), [spec])
+      await reserveDenied(store, id(), [spec])
+      closed(await release(store, old), 'released')
+      closed(await settle(store, low, { requests: 0 }), 'settled')
+      await reserveDenied(store, id(), [spec]) // was admitted: 7 and more within a burst of 6
+      // half refilled: a release gives back what is still out, no more
+      const half = id()
+      clock.advance(6 * INTERVAL)
+      await reserveOk(store, half, [asking(spec, 4)])
+      clock.advance(2 * INTERVAL) // 2 of its 4 have refilled: 4 free
+      closed(await release(store, half), 'released') // the 2 still out: 6 free, the burst
+      for (let i = 0; i < 6; i++) await reserveOk(store, id(), [spec])
+      await reserveDenied(store, id(), [spec])
+    })
+
+    it('a settle past the estimate after the bucket refilled counts from now, as a new hold would', async () => {
+      const { store, clock, key, id } = await harness(suite)
+      const spec = counter(key(), bucket(INTERVAL), 6, 1, { metric: 'requests' })
+      const late = id()
+      await reserveOk(store, late, [spec])
+      clock.advance(10 * INTERVAL)
+      closed(await settle(store, late, { requests: 4 }), 'settled') // 3 units past its hold, charged now
+      for (let i = 0; i < 3; i++) await reserveOk(store, id(), [spec])
+      await reserveDenied(store, id(), [spec])
+    })
+
     it('an amount above the burst is refused with no retry time', async () => {
       const { store, key, id } = await harness(suite)
       const [refused] = await reserveDenied(store, id(), [counter(key(), bucket(INTERVAL), 5, 6)])
