@@ -8,10 +8,14 @@ import type { KeyGrant } from './keys.js'
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
-const isText = (value: unknown): boolean => typeof value === 'string' && value.length > 0
+/** A non-empty string: an id, a plan, a feature. */
+export const isText = (value: unknown): boolean => typeof value === 'string' && value.length > 0
 
-/** An attribute value a policy can match on (see `Attributes` in `@tollgate/core`). */
-const isAttribute = (value: unknown): boolean =>
+/**
+ * An attribute value a policy can match on (see `Attributes` in `@tollgate/core`): a string, a
+ * finite number, a boolean, `null` (from JS or JSON) or a list of strings.
+ */
+export const isAttribute = (value: unknown): boolean =>
   value === null ||
   typeof value === 'string' ||
   typeof value === 'boolean' ||

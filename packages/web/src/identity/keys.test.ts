@@ -64,6 +64,62 @@ describe('memoryKeyRegistry', () => {
     expect(await keys.verify('sk-legacy-0123456789abcdef')).toMatchObject({ status: 'active', keyId })
   })
 
+  it('refuses to import a key no header can carry (space, control, non-ASCII), and stores nothing', async () => {
+    // each was stored and verified as active, yet every request with it over HTTP got 401
+    const keys = memoryKeyRegistry()
+    const bad = [
+      'legacy key with spaces 0123',
+      ' leadingspace-abcdefghijklmn',
+      'trailingspace-abcdefghijklmn ',
+      'tab\tinside-abcdefghijklmnopq',
+      'newline-end-abcdefghijklmnop\n',
+      'cr\rinside-abcdefghijklmnopqr',
+      'nul\0inside-abcdefghijklmnopq',
+      'del\x7finside-abcdefghijklmnopq',
+      'clé-secrète-0123456789abc',
+      'key-🔑-0123456789abcdefg',
+      'zero\u200bwidth-abcdefghijklmnop',
+      'nbsp\u00a0inside-abcdefghijklmno',
+    ]
+    for (const key of bad) {
+      const error = await keys.add(key, grant).catch((e: unknown) => e)
+      expect(error, JSON.stringify(key)).toBeInstanceOf(TypeError)
+      expect((error as TypeError).message).toMatch(/printable ASCII/)
+      expect((error as TypeError).message).not.toContain(key.trim()) // never echoes the secret
+    }
+    expect(await keys.list()).toEqual([])
+    // every printable ASCII character but the space is fine, and works from either header
+    const punctuated = `!"#$%&'()*+,-./:;<=>?@[\\]^_\`{|}~09AZaz`
+    await keys.add(punctuated, grant)
+    for (const header of ['authorization', 'x-api-key'])
+      expect((await apiKeyIdentity(keys, { header })(bearer(punctuated, header))).ok).toBe(true)
+  })
+
+  it('any key it imports can be presented in a header, and works (property)', async () => {
+    const keys = memoryKeyRegistry()
+    const identify = apiKeyIdentity(keys)
+    const viaHeader = apiKeyIdentity(keys, { header: 'x-api-key' })
+    const char = fc.oneof(
+      { weight: 9, arbitrary: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)) },
+      { weight: 1, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }) },
+    )
+    await fc.assert(
+      fc.asyncProperty(fc.array(char, { minLength: 20, maxLength: 40 }), async (chars) => {
+        const key = chars.join('')
+        const added = await keys.add(key, grant).then(
+          () => true,
+          () => false,
+        )
+        // accepted exactly when a header carries it as it is
+        expect(added).toBe(/^[\x21-\x7e]+$/.test(key))
+        if (!added) return
+        expect((await identify(bearer(key))).ok).toBe(true)
+        expect((await viaHeader(bearer(key, 'x-api-key'))).ok).toBe(true)
+      }),
+      { numRuns: 200 },
+    )
+  })
+
   it('refuses a grant no request could use, naming the part, and stores nothing', async () => {
     const keys = memoryKeyRegistry()
     const cycle: Record<string, unknown> = {}

@@ -182,7 +182,13 @@ export interface KeyRegistry extends Omit<KeyStorage, 'scan' | 'claimRotation'> 
    * @example const { key, keyId } = await keys.issue({ subject: { tenant: 'acme' }, plan: 'starter' })
    */
   issue(grant: KeyGrant, options?: IssueOptions): Promise<{ key: string; keyId: string }>
-  /** Store the hash of an existing key (at least 20 characters: short keys could be guessed from their hash). */
+  /**
+   * Store the hash of an existing key: 20 to 512 characters (short keys could be guessed from their
+   * hash), each printable ASCII other than the space (`!` to `~`, what a header carries as it is).
+   * Throws a `TypeError` for any other key (a space, a tab, a line break, `é`, an emoji), which no
+   * request could present, and for a grant no request could use.
+   * @example await keys.add('sk-legacy-0123456789abcdef', { subject: { tenant: 'acme' } })
+   */
   add(key: string, grant: KeyGrant, options?: AddOptions): Promise<{ keyId: string }>
   /** Check a presented key: constant-time comparison of SHA-256 digests, then revocation, expiry, rotation. */
   verify(key: string): Promise<KeyCheck>
@@ -284,8 +290,7 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
     },
     async add(key, grant, given) {
       const options = given ?? {}
-      if (typeof key !== 'string' || key.length < MIN_KEY_LENGTH || key.length > MAX_KEY_LENGTH)
-        throw new TypeError(`an API key has ${MIN_KEY_LENGTH} to ${MAX_KEY_LENGTH} characters`)
+      checkKey(key)
       checkGrant(grant, 'add')
       return { keyId: await store(key, grant, expiry(options.expiresAt)) }
     },
@@ -355,6 +360,26 @@ export function keyRegistry(storage: KeyStorage, options: KeyRegistryOptions = {
 const DEFAULT_GRACE_MS = 86_400_000
 /** What a key's prefix may hold: characters a header carries as they are, and that `Bearer` keeps whole. */
 const KEY_PREFIX = /^[A-Za-z0-9_.~-]{0,64}$/
+/**
+ * What a key given to `add` may hold: printable ASCII without the space (`!` to `~`), the characters
+ * a header value carries as they are and that `Bearer <key>` keeps whole.
+ */
+const KEY_TEXT = /^[\x21-\x7e]+$/
+
+/**
+ * Throws a `TypeError` unless `key` is a key a request can present: 20 to 512 printable ASCII
+ * characters without spaces. A space, a tab, a line break or a character outside ASCII made a key
+ * that verified as active yet was refused (401) on every request, as no header carries it intact.
+ * The message never quotes the key.
+ */
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length < MIN_KEY_LENGTH || key.length > MAX_KEY_LENGTH)
+    throw new TypeError(`an API key has ${MIN_KEY_LENGTH} to ${MAX_KEY_LENGTH} characters`)
+  if (!KEY_TEXT.test(key))
+    throw new TypeError(
+      'an API key is made only of printable ASCII characters other than the space ("!" to "~"): a space, a tab, a line break or a character outside ASCII cannot be sent in a header',
+    )
+}
 /** How long a rotation's claim (`KeyStorage.claimRotation`) holds a key: far longer than a rotation takes. */
 const ROTATION_CLAIM_MS = 60_000
 

@@ -2,6 +2,8 @@ import { createHmac } from 'node:crypto'
 import { fakeClock } from '@tollgate/core/testing'
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { handleRequest } from '../request.js'
+import { testGate } from '../test/fixtures.js'
 import type { NonceStore } from './nonces.js'
 import { type Assertion, type SignIdentityOptions, signedIdentity, signIdentity } from './signed.js'
 import type { Identify } from './types.js'
@@ -49,6 +51,31 @@ describe('signedIdentity: JWT', () => {
     }
     const { features: _, ...without } = claims
     expect(await call(identify, await hs256(without))).not.toHaveProperty('features')
+    // entries that are no feature name are left out of a list
+    expect(await call(identify, await hs256({ ...claims, features: ['chat', '', 1] }))).toMatchObject({
+      ok: true,
+      features: ['chat'],
+    })
+  })
+
+  it('refuses with 401, naming the field, what a claims mapping returns with malformed features or attributes', async () => {
+    const mapped = (extra: Record<string, unknown>) =>
+      signedIdentity({
+        jwt: { secret, claims: (p) => ({ subject: { user: String(p.sub) }, ...extra }) as never },
+        clock,
+      })
+    expect(await call(mapped({ features: 'chat' }), await hs256())).toMatchObject({
+      ok: false,
+      status: 401,
+      message: /features must be a list of non-empty strings/,
+    })
+    expect(await call(mapped({ attributes: { plan: ['a', 1] } }), await hs256())).toMatchObject({
+      ok: false,
+      status: 401,
+      message: /attributes\.plan must be/,
+    })
+    // a claim that is missing maps to an undefined attribute: absent, as before
+    expect(await call(mapped({ attributes: { plan: undefined } }), await hs256())).toMatchObject({ ok: true })
   })
 
   it('refuses a tampered token, a wrong secret, and "alg: none"', async () => {
@@ -189,6 +216,13 @@ describe('signedIdentity: JWT', () => {
         expect(() => signedIdentity(options), `${JSON.stringify(options)}`).toThrow(/must be a header name/)
   })
 })
+
+/** Headers signed as an upstream of its own would sign them: any JSON, no checks. */
+function foreignSigned(body: unknown, at: number, nonce: string): Record<string, string> {
+  const value = Buffer.from(JSON.stringify(body)).toString('base64url')
+  const mac = createHmac('sha256', secret).update(`${at}.${nonce}.${value}`).digest('hex')
+  return { 'x-tollgate-identity': value, 'x-tollgate-signature': `t=${at},n=${nonce},v1=${mac}` }
+}
 
 describe('signedIdentity: HMAC header', () => {
   const hmacClock = fakeClock('2026-01-05T00:00:00Z')
@@ -334,6 +368,71 @@ describe('signedIdentity: HMAC header', () => {
     expect(await identify(request(await sign()))).toMatchObject({ ok: true }) // the same, well made
   })
 
+  it('refuses, with 401 naming the field, a signed assertion with malformed features or attributes', async () => {
+    // signed by an upstream of its own (signIdentity refuses them); each was answered 503 "try again
+    // shortly", so clients retried for ever
+    const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
+    const subject = { user: 'u1' }
+    const cases: [unknown, RegExp][] = [
+      [{ subject, features: 'chat' }, /features must be a list of non-empty strings/],
+      [{ subject, features: ['chat', 1] }, /features must be a list of non-empty strings/],
+      [{ subject, features: ['chat', ''] }, /features must be a list of non-empty strings/],
+      [{ subject, features: null }, /features must be a list of non-empty strings/],
+      [{ subject, features: { chat: true } }, /features must be a list of non-empty strings/],
+      [{ subject, attributes: 'pro' }, /attributes must be an object of name → value/],
+      [{ subject, attributes: ['pro'] }, /attributes must be an object of name → value/],
+      [{ subject, attributes: { plan: ['a', 1] } }, /attributes\.plan must be a string, a finite number/],
+      [{ subject, attributes: { plan: { tier: 'pro' } } }, /attributes\.plan must be/],
+    ]
+    for (const [body, message] of cases) {
+      const nonce = `n-${Math.random().toString(36).slice(2)}-0123456789`
+      const headers = foreignSigned(body, hmacClock.now(), nonce)
+      expect(await identify(request(headers)), JSON.stringify(body)).toMatchObject({
+        ok: false,
+        status: 401,
+        code: 'unauthenticated',
+        message: expect.stringMatching(message),
+      })
+    }
+    // well made, the same are accepted: null attributes (a JSON encoder's "none") as none
+    const fine = {
+      subject,
+      features: ['chat'],
+      attributes: { plan: 'pro', seats: 3, trial: false, tags: ['a'], none: null },
+    }
+    expect(await identify(request(foreignSigned(fine, hmacClock.now(), 'fine-0123456789abcdef')))).toEqual({
+      ok: true,
+      ...fine,
+    })
+    expect(
+      await identify(
+        request(foreignSigned({ subject, attributes: null }, hmacClock.now(), 'null-0123456789abcd')),
+      ),
+    ).toEqual({ ok: true, subject, attributes: {} })
+  })
+
+  it('answers a malformed signed assertion 401 through the web layer, never a retryable 503', async () => {
+    const { gate } = testGate()
+    const errors: unknown[] = []
+    const options = {
+      gate,
+      identify: signedIdentity({ hmac: { secret } }),
+      onError: (e: unknown) => errors.push(e),
+    }
+    for (const body of [
+      { subject: { user: 'u1' }, features: 'chat' },
+      { subject: { user: 'u1' }, attributes: 'pro' },
+    ]) {
+      const headers = foreignSigned(body, Date.now(), `w-${Math.random().toString(36).slice(2)}-0123456789`)
+      const admission = await handleRequest(new Request('http://x/', { method: 'POST', headers }), options)
+      expect(admission.allowed).toBe(false)
+      if (admission.allowed) continue
+      expect(admission.response.status).toBe(401)
+      expect(await admission.response.json()).toMatchObject({ error: { code: 'unauthenticated' } })
+    }
+    expect(errors).toEqual([])
+  })
+
   it('signIdentity refuses a nonce that is too short', async () => {
     await expect(sign(assertion, { nonce: 'short' })).rejects.toThrow(/16 to 128/)
   })
@@ -348,6 +447,20 @@ describe('signedIdentity: HMAC header', () => {
       [assertion, { nonce: Object.create(null) }, /16 to 128/],
       [assertion, { header: 'x bad' }, /header must be a header name/],
       [assertion, { signatureHeader: 'sig:' }, /signatureHeader must be a header name/],
+      // features and attributes: each request with them was answered 503 (or matched nothing)
+      [{ ...assertion, features: 'chat' as never }, {}, /features must be a list of non-empty strings/],
+      [{ ...assertion, features: ['chat', 1] as never }, {}, /features must be a list of non-empty strings/],
+      [{ ...assertion, features: [''] }, {}, /features must be a list of non-empty strings/],
+      [{ ...assertion, features: null as never }, {}, /features must be a list of non-empty strings/],
+      [{ ...assertion, attributes: 'pro' as never }, {}, /attributes must be an object of name → value/],
+      [{ ...assertion, attributes: ['pro'] as never }, {}, /attributes must be an object/],
+      [{ ...assertion, attributes: new Map() as never }, {}, /attributes must be an object/],
+      [{ ...assertion, attributes: new Date() as never }, {}, /attributes must be an object/],
+      [{ ...assertion, attributes: { plan: ['a', 1] } as never }, {}, /attributes\.plan must be a string/],
+      [{ ...assertion, attributes: { seats: Number.NaN } }, {}, /attributes\.seats must be/],
+      [{ ...assertion, attributes: { seats: Infinity } }, {}, /attributes\.seats must be/],
+      [{ ...assertion, attributes: { plan: { tier: 'pro' } } as never }, {}, /attributes\.plan must be/],
+      [{ ...assertion, attributes: { plan: () => 'pro' } as never }, {}, /attributes\.plan must be/],
     ]
     for (const [a, extra, message] of cases) {
       const error = await sign(a, extra).catch((e: unknown) => e)
@@ -355,6 +468,12 @@ describe('signedIdentity: HMAC header', () => {
       expect((error as TypeError).message).toMatch(message)
     }
     await expect(signIdentity(assertion, undefined as never)).rejects.toBeInstanceOf(TypeError)
+    // what Assertion allows is signed, down to an object without a prototype
+    const attributes = Object.assign(Object.create(null), { plan: 'pro', seats: 3, trial: true, tags: ['a'] })
+    await expect(sign({ ...assertion, features: [], attributes })).resolves.toHaveProperty(
+      'x-tollgate-identity',
+    )
+    await expect(sign({ ...assertion, features: ['chat'], attributes: {} })).resolves.toBeTruthy()
     // a fractional time is floored, as before
     expect((await sign(assertion, { now: hmacClock.now() + 0.7 }))['x-tollgate-signature']).toMatch(
       new RegExp(`^t=${hmacClock.now()},`),

@@ -16,6 +16,7 @@ import {
   toBase64Url,
   toHex,
 } from './digest.js'
+import { isAttribute, isText } from './grant.js'
 import { memoryNonceStore, type NonceStore } from './nonces.js'
 import {
   checkHeaderName,
@@ -27,10 +28,19 @@ import {
   unauthenticated,
 } from './types.js'
 
-/** What a verified token or header says about its bearer. */
+/**
+ * What a verified token or header says about its bearer. `signIdentity` refuses to sign, and
+ * `signedIdentity` refuses with 401, an assertion whose `features` or `attributes` are not as below.
+ */
 export interface Assertion {
+  /** Dimension → non-empty id; at least one. @example { tenant: 'acme', user: 'u1' } */
   subject: Record<string, string>
+  /**
+   * A plain object of name → string, finite number, boolean, `null` or list of strings (`null`
+   * for the whole object is none). @default none @example { plan: 'pro', seats: 3 }
+   */
   attributes?: Attributes
+  /** Features the bearer may use, each a non-empty string. @default every feature @example ['chat'] */
   features?: readonly string[]
 }
 
@@ -58,7 +68,9 @@ export interface JwtIdentityOptions {
    * Claims → identity. `null` refuses the token.
    * @default `sub` as `user`, string `tenant`/`org`/`team`/`project` claims as those dimensions,
    * string `plan`/`environment` as attributes, a string-array `features` claim as allowed features
-   * (a `features` claim that is no array allows none)
+   * (a `features` claim that is no array allows none; entries that are not non-empty strings are
+   * left out). What it returns is checked as an HMAC assertion is: no usable subject, or malformed
+   * `features` or `attributes` (see {@link Assertion}), refuses the token with 401.
    * @example (claims) => ({ subject: { org: String(claims.org_id), user: String(claims.sub) } })
    */
   claims?: (payload: JWTPayload) => Assertion | null
@@ -126,14 +138,46 @@ export function defaultClaims(payload: JWTPayload): Assertion | null {
   }
   // a features claim that is no list allows no feature: read as absent, it lifted every restriction
   const given = payload.features
+  // its entries that are no feature name (not a non-empty string) are left out, as they match nothing
   const features =
-    given === undefined ? undefined : Array.isArray(given) ? given.filter((f) => typeof f === 'string') : []
+    given === undefined ? undefined : Array.isArray(given) ? given.filter((f): f is string => isText(f)) : []
   return { subject, attributes, ...(features ? { features } : {}) }
 }
 
+/** An object made by `{…}`, `JSON.parse` or `Object.create(null)`: not an array, a `Map`, a `Date`. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}
+
+/**
+ * What is wrong with an assertion's `features` or `attributes`, naming the field, or `undefined`.
+ * Absent features allow every feature; `null` attributes are none (what JSON encoders write for an
+ * empty map), and an `undefined` attribute value is absent (JSON leaves it out).
+ */
+function assertionProblem(assertion: { features?: unknown; attributes?: unknown }): string | undefined {
+  const { features, attributes } = assertion
+  // a features value that is no list is never read as absent: that would allow every feature
+  if (features !== undefined && !(Array.isArray(features) && features.every(isText)))
+    return 'features must be a list of non-empty strings'
+  if (attributes === undefined || attributes === null) return undefined
+  if (!isPlainObject(attributes)) return 'attributes must be an object of name → value'
+  for (const [name, value] of Object.entries(attributes))
+    if (value !== undefined && !isAttribute(value))
+      return `attributes.${name} must be a string, a finite number, a boolean, null or a list of strings`
+  return undefined
+}
+
+/**
+ * The identity an assertion makes, or 401 when it names no subject or has malformed `features` or
+ * `attributes` (an invalid assertion, as a tampered one: never an outage to retry).
+ */
 function fromAssertion(assertion: Assertion | null): IdentityResult {
-  if (!assertion || !isUsableSubject(assertion.subject))
+  if (typeof assertion !== 'object' || assertion === null || !isUsableSubject(assertion.subject))
     return unauthenticated('The identity assertion names no subject.')
+  const problem = assertionProblem(assertion)
+  if (problem) return unauthenticated(`Invalid identity assertion: its ${problem}.`)
   return identified(assertion.subject, assertion.attributes ?? {}, assertion.features)
 }
 
@@ -247,7 +291,10 @@ function hmacIdentity(options: HmacIdentityOptions, clock: Clock | undefined): I
 
 /**
  * Identity asserted by a trusted upstream: a JWT verified with `jose`, or an HMAC-signed header.
- * A missing, tampered, expired or stale assertion, or a replayed HMAC header, is refused with 401.
+ * A missing, tampered, expired or stale assertion, or a replayed HMAC header, is refused with 401;
+ * so is an assertion (an HMAC header's, or what a JWT `claims` mapping returns) with no usable
+ * subject, `features` that are not a list of non-empty strings, or `attributes` that are not an
+ * object of strings, finite numbers, booleans, `null` and lists of strings (the message names the field).
  *
  * @example
  * signedIdentity({ jwt: { secret: process.env.JWT_SECRET!, issuer: 'https://auth.example.com', audience: 'tollgate' } })
@@ -279,6 +326,11 @@ export type SignIdentityOptions = Pick<HmacIdentityOptions, 'secret' | 'header' 
  * The headers a trusted upstream sends for {@link signedIdentity}'s `hmac` mode: a fresh timestamp
  * and nonce per request (sign each request; a signed header is accepted once).
  *
+ * Throws a `TypeError` for what every receiver would refuse: an assertion without a usable subject,
+ * `features` that are not a list of non-empty strings, `attributes` that are not a plain object of
+ * strings, finite numbers, booleans, `null` and lists of strings, a bad `now`, nonce, header name or
+ * secret.
+ *
  * @example
  * const headers = await signIdentity({ subject: { tenant: 'acme', user: 'u1' } }, { secret })
  * await fetch(url, { headers: { ...headers, 'content-type': 'application/json' }, method: 'POST', body })
@@ -292,6 +344,8 @@ export async function signIdentity(
   // what the receiving side would refuse on every request is refused here, where the mistake is
   if (typeof assertion !== 'object' || assertion === null || !isUsableSubject(assertion.subject))
     throw new TypeError('signIdentity: the assertion needs a subject of dimension → non-empty id')
+  const problem = assertionProblem(assertion)
+  if (problem) throw new TypeError(`signIdentity: the assertion's ${problem}`)
   const header = options.header ?? DEFAULT_HEADER
   const signatureHeader = options.signatureHeader ?? DEFAULT_SIGNATURE_HEADER
   checkHeaderName('signIdentity', 'header', header)
