@@ -18,13 +18,22 @@ const file = (name: string, text: string) => {
   return path
 }
 
-function tollgate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Run `tollgate args`, with `env` added to the environment (e.g. a time zone). */
+function tollgateWith(
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', bin, ...args], { cwd: root }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', bin, ...args],
+      { cwd: root, env: { ...process.env, ...env } },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     )
   })
 }
+
+const tollgate = (...args: string[]) => tollgateWith({}, ...args)
 
 const good = file(
   'good.yaml',
@@ -180,6 +189,59 @@ describe('tollgate (child process)', () => {
     expect((await tollgate('simulate', good, traffic, '--report', earlier)).code).toBe(0)
     expect(readFileSync(earlier, 'utf8')).toMatch(/^<!doctype html>[\s\S]*<\/html>\s*$/i)
   }, 60_000)
+
+  it('times: the same instant in every time zone, no offset read as UTC; impossible dates refused (Date.parse read the local zone and rolled Feb 31 over)', async () => {
+    const newYork = { TZ: 'America/New_York' }
+    const noon = Date.UTC(2024, 2, 10, 12)
+    const local = file(
+      'local-times.jsonl',
+      ['2024-03-10 12:00', '2024-03-10T12:05', '2024-03-10 12:10:00+00:00']
+        .map((t) => JSON.stringify({ t, subject: { org: 'a', user: 'u' }, inputTokens: 1 }))
+        .join('\n'),
+    )
+    for (const env of [newYork, { TZ: 'Asia/Kolkata' }, { TZ: 'UTC' }]) {
+      const run = await tollgateWith(env, 'simulate', good, local, '--json')
+      expect(run, env.TZ).toMatchObject({ code: 0, stderr: '' })
+      expect(JSON.parse(run.stdout), env.TZ).toMatchObject({ requests: 3, from: noon, to: noon + 600_000 })
+    }
+    const request = JSON.stringify({ subject: { org: 'a', user: 'u' } })
+    for (const text of ['2024-03-10 12:00', '2024-03-10T12:00', '2024-03-10T08:00-04:00', '1710072000000']) {
+      const run = await tollgateWith(newYork, 'explain', good, '--request', request, '--at', text, '--json')
+      expect(run.code, text).toBe(0)
+      expect(JSON.parse(run.stdout).at, text).toBe(noon)
+    }
+    const midnight = await tollgateWith(
+      newYork,
+      'explain',
+      good,
+      '--request',
+      request,
+      '--at',
+      '2024-03-10',
+      '--json',
+    )
+    expect(JSON.parse(midnight.stdout).at).toBe(Date.UTC(2024, 2, 10))
+
+    // impossible or unknown times: a bad traffic line (exit 1, its number), a bad --at (exit 64)
+    for (const t of [
+      'Sun Feb 31 2024',
+      '2024-02-31',
+      '2024-13-01 00:00',
+      '2024-03-10 25:00',
+      '2024-03-10T12:60Z',
+    ]) {
+      const bad = file('bad-time.jsonl', JSON.stringify({ t, subject: { org: 'a', user: 'u' } }))
+      const run = await tollgateWith(newYork, 'simulate', good, bad)
+      expect(run, t).toMatchObject({ code: 1, stdout: '' })
+      expect(run.stderr, t).toContain(`line 1: "t" must be ms since the epoch or an ISO 8601 time`)
+      expect(run.stderr, t).toContain('UTC')
+      expect(run.stderr, t).toContain(JSON.stringify(t))
+      const at = await tollgateWith(newYork, 'explain', good, '--request', request, '--at', t)
+      expect(at, t).toMatchObject({ code: 64, stdout: '' })
+      expect(at.stderr, t).toContain('--at must be ms since the epoch or an ISO 8601 time')
+      expect(at.stderr, t).toContain(JSON.stringify(t))
+    }
+  }, 120_000)
 
   it('explain: prints the steps; a malformed request exits 1, a bad command line 64', async () => {
     const request = JSON.stringify({

@@ -6,7 +6,6 @@ import { existsSync, readFileSync } from 'node:fs'
 import { open, readFile, rm } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { type CompiledPolicy, parsePolicy, TollgateError } from '@tollgate/core'
-import { inFourDigitYears } from './clock.js'
 import { explain } from './explain/explain.js'
 import { formatExplanation } from './explain/format.js'
 import type { ExplainInput } from './explain/types.js'
@@ -17,6 +16,7 @@ import { simulateFile } from './simulate/file.js'
 import { renderReport } from './simulate/report.js'
 import { formatSummary } from './simulate/summary.js'
 import { TrafficError } from './simulate/traffic.js'
+import { parseTime, timeError } from './time.js'
 
 /** Exit codes of the `tollgate` command. */
 export const EXIT = {
@@ -60,7 +60,7 @@ Commands:
       --workers <n|auto>            threads to shard the replay by tenant (default auto, 1 to turn off)
       --json                        print the summary as JSON
   explain <policy> --request <json> which rules apply to a request, in order, and what each decides
-      --at <time>                   the request's time, ISO or ms (default now)
+      --at <time>                   the request's time: ISO 8601 (UTC without an offset) or ms (default now)
       --json                        print the explanation as JSON
 
 Exit codes: 0 ok, 1 errors in the policy or input, 2 warnings with lint --strict, 64 bad command line.`
@@ -199,12 +199,9 @@ async function explainCommand(args: string[], io: Io): Promise<number> {
     throw new UsageError(
       '--request needs a JSON object with a "subject", e.g. {"subject":{"user":"u1"},"model":"gpt-4o"}',
     )
-  const at =
-    values.at === undefined ? Date.now() : /^\d+$/.test(values.at) ? Number(values.at) : Date.parse(values.at)
-  if (!inFourDigitYears(at))
-    throw new UsageError(
-      `--at takes an ISO time or ms since the epoch, in the years 1000 to 9999, got "${values.at}"`,
-    )
+  const time = values.at === undefined ? { ok: true as const, at: Date.now() } : parseTime(values.at)
+  if (!time.ok) throw new UsageError(timeError('--at', time.reason))
+  const { at } = time
   const policy = await loadPolicy(policyFile!, io)
   if (!policy) return EXIT.error
   const explanation = await explain(policy, request, { at })

@@ -4,12 +4,14 @@
  */
 import { createReadStream } from 'node:fs'
 import { type Attributes, MAX_AMOUNT, type Subject } from '@tollgate/core'
-import { inFourDigitYears } from '../clock.js'
+import { parseTime, timeError } from '../time.js'
 
 /** One recorded (or synthetic) call. */
 export interface TrafficLine {
   /**
-   * When the call was made: ms since the epoch, or an ISO 8601 string.
+   * When the call was made: ms since the epoch (a number, or a string of digits), or an ISO 8601
+   * date-time (`T` or a space, `Z`, `±HH:MM` or no offset: UTC) or date (midnight UTC), in the
+   * years 1000 to 9999. Impossible dates (February 31) are refused; the local time zone is never used.
    * @example "2026-01-05T09:30:00Z"
    */
   t: number | string
@@ -49,13 +51,6 @@ export class TrafficError extends Error {
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
-/** Milliseconds since the epoch of a traffic time, `NaN` when it is not one. */
-export function timeOf(t: unknown): number {
-  if (typeof t === 'number') return t
-  if (typeof t === 'string') return /^\d+$/.test(t) ? Number(t) : Date.parse(t)
-  return Number.NaN
-}
-
 /** Token amounts, bounded as the engine bounds them (`MAX_AMOUNT`, a trillion). */
 const AMOUNTS = ['inputTokens', 'outputTokens', 'maxOutputTokens', 'cachedInputTokens'] as const
 const isAmount = (value: unknown) =>
@@ -65,9 +60,9 @@ const isDuration = (value: unknown) => typeof value === 'number' && Number.isSaf
 /** Check one parsed line and return its time in ms; throws a {@link TrafficError}. */
 export function checkLine(value: unknown, line: number): number {
   if (!isObject(value)) throw new TrafficError(line, 'not a JSON object')
-  const at = timeOf(value.t)
-  if (!inFourDigitYears(at))
-    throw new TrafficError(line, '"t" must be ms since the epoch or an ISO time, in the years 1000 to 9999')
+  const time = parseTime(value.t)
+  if (!time.ok) throw new TrafficError(line, timeError('"t"', time.reason))
+  const { at } = time
   if (!isObject(value.subject)) throw new TrafficError(line, '"subject" must be an object of dimension → id')
   if (value.attributes !== undefined && !isObject(value.attributes))
     throw new TrafficError(line, '"attributes" must be an object')
