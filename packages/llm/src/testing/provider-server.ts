@@ -25,6 +25,14 @@ export type Reply =
       /** After the events: `end` the response, `cut` (destroy the socket), or `hold` it open. */
       after?: 'end' | 'cut' | 'hold'
     }
+  | {
+      /** A body that never ends: this text is sent as-is (e.g. the start of a JSON reply), then… */
+      partial: string
+      /** …the socket is destroyed (`cut`), or the response held open until the client goes away (`hold`). */
+      after: 'cut' | 'hold'
+      /** @default 'application/json' */
+      contentType?: string
+    }
 
 export interface Received {
   method: string
@@ -86,6 +94,12 @@ export async function startProviderServer(): Promise<ProviderServer> {
       return
     }
     const closed = once(res, 'close')
+    if ('partial' in reply) {
+      res.writeHead(200, { 'content-type': reply.contentType ?? 'application/json' })
+      await new Promise<void>((resolve) => res.write(reply.partial, () => resolve()))
+      await finish(reply.after, closed)
+      return
+    }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
     for (const item of reply.events) {
       const frame = reply.named
@@ -95,19 +109,21 @@ export async function startProviderServer(): Promise<ProviderServer> {
       if (res.destroyed) return
     }
     const after = reply.after ?? 'end'
-    if (after === 'cut') {
-      res.socket?.destroy()
-      return
-    }
-    if (after === 'hold') {
+    if (after !== 'end') return finish(after, closed)
+    if (reply.done ?? !reply.named) res.write('data: [DONE]\n\n')
+    res.end()
+
+    /** End a response mid-way: destroy its socket, or wait for the client to go away. */
+    async function finish(after: 'cut' | 'hold', closed: Promise<unknown>) {
+      if (after === 'cut') {
+        res.socket?.destroy()
+        return
+      }
       const index = held++
       const mine = generation
       await closed
       if (mine === generation) hold(index).resolve()
-      return
     }
-    if (reply.done ?? !reply.named) res.write('data: [DONE]\n\n')
-    res.end()
   }
 
   server.listen(0, '127.0.0.1')

@@ -6,7 +6,7 @@
  * `inputTokens` is every input token and `cachedInputTokens` the cache reads.
  */
 import type { Usage } from '@tollgate/core'
-import { countStreamed, type Meter, type MeteredUsage, num, obj, str } from './meter.js'
+import { countStreamed, type Meter, type MeteredUsage, num, obj, str, TextLog } from './meter.js'
 
 /** Input counts read so far; `undefined` when Anthropic has not reported one (not the same as 0). */
 interface Reported {
@@ -51,7 +51,7 @@ export function anthropicMeter(margin = 0.2): Meter {
   let reported: Reported | null = null
   /** The output of the last `message_delta` (or of the whole message), when it carried a count. */
   let output: number | undefined
-  let text = ''
+  const text = new TextLog()
   return {
     push(item) {
       const event = obj(item)
@@ -61,12 +61,12 @@ export function anthropicMeter(margin = 0.2): Meter {
           break
         case 'content_block_delta': {
           const delta = obj(event.delta)
-          text += str(delta?.text) + str(delta?.partial_json) + str(delta?.thinking)
+          text.add(str(delta?.text) + str(delta?.partial_json) + str(delta?.thinking))
           break
         }
         case 'content_block_start': {
           const block = obj(event.content_block)
-          text += str(block?.text) + str(block?.thinking)
+          text.add(str(block?.text) + str(block?.thinking))
           break
         }
         case 'message_delta':
@@ -82,15 +82,16 @@ export function anthropicMeter(margin = 0.2): Meter {
       output = num(obj(message?.usage)?.output_tokens)
       for (const item of Array.isArray(message?.content) ? message.content : []) {
         const block = obj(item)
-        text += str(block?.text) + str(block?.thinking)
-        if (block?.type === 'tool_use') text += JSON.stringify(block.input ?? {})
+        text.add(str(block?.text) + str(block?.thinking))
+        if (block?.type === 'tool_use') text.add(JSON.stringify(block.input ?? {}))
       }
     },
     finish() {
       if (output !== undefined) return { ...toUsage(reported, output), estimated: false }
-      const streamed = Math.ceil(countStreamed(text, 'o200k_base') * (1 + margin))
+      const streamed = Math.ceil(countStreamed(text.text, 'o200k_base') * (1 + margin))
       return { ...toUsage(reported, streamed), estimated: true }
     },
-    text: () => text,
+    text: () => text.text,
+    newText: () => text.take(),
   }
 }

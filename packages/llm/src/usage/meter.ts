@@ -32,6 +32,37 @@ export interface Meter {
   finish(): MeteredUsage
   /** The output text observed so far (for stream cut-off; a meter without it is never cut off). */
   text?(): string
+  /**
+   * The output text observed since the previous call (all of it on the first): what stream
+   * cut-off counts after each item, so its work per item follows the item's text, not the whole
+   * text so far. A meter without it is read through `text()`.
+   */
+  newText?(): string
+}
+
+/**
+ * A meter's output text: all of it, and what was added since the last `take()`. The second copy is
+ * kept only once `take()` was called (a stream that is cut off), and holds one item's text.
+ *
+ * @example
+ * const log = new TextLog(); log.add('Hello'); log.take() // 'Hello'
+ */
+export class TextLog {
+  #all = ''
+  #fresh: string | undefined
+  add(piece: string): void {
+    if (!piece) return
+    this.#all += piece
+    if (this.#fresh !== undefined) this.#fresh += piece
+  }
+  get text(): string {
+    return this.#all
+  }
+  take(): string {
+    const fresh = this.#fresh ?? this.#all
+    this.#fresh = ''
+    return fresh
+  }
 }
 
 /** Counting streamed text happens once per call, after the stream: a wider budget than estimates. */

@@ -5,7 +5,7 @@
  */
 import type { Usage } from '@tollgate/core'
 import type { EncodingName } from '../tokens/encoding.js'
-import { countStreamed, type Meter, type MeteredUsage, num, obj, str } from './meter.js'
+import { countStreamed, type Meter, type MeteredUsage, num, obj, str, TextLog } from './meter.js'
 
 /**
  * Turn an OpenAI usage object (either API's field names) into core usage. A count it does not
@@ -49,20 +49,20 @@ function finish(
  */
 export function chatCompletionMeter(encoding: EncodingName, hideUsageChunk = false): Meter {
   let reported: ReturnType<typeof openAIUsage> = null
-  let text = ''
+  const text = new TextLog()
   /** A streamed delta or a whole message: text, refusal, reasoning, audio transcript, tool calls. */
   const addChoice = (delta: Record<string, unknown> | undefined) => {
     if (!delta) return
-    text += str(delta.content) + str(delta.refusal) + str(delta.reasoning_content)
+    text.add(str(delta.content) + str(delta.refusal) + str(delta.reasoning_content))
     // sent for audio output, though not in the SDK's types: the audio itself is not text
-    text += str(obj(delta.audio)?.transcript)
+    text.add(str(obj(delta.audio)?.transcript))
     for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
       const fn = obj(obj(call)?.function)
       const custom = obj(obj(call)?.custom)
-      text += str(fn?.name) + str(fn?.arguments) + str(custom?.name) + str(custom?.input)
+      text.add(str(fn?.name) + str(fn?.arguments) + str(custom?.name) + str(custom?.input))
     }
     const legacy = obj(delta.function_call)
-    text += str(legacy?.name) + str(legacy?.arguments)
+    text.add(str(legacy?.name) + str(legacy?.arguments))
   }
   return {
     push(item) {
@@ -82,8 +82,9 @@ export function chatCompletionMeter(encoding: EncodingName, hideUsageChunk = fal
       for (const choice of Array.isArray(completion?.choices) ? completion.choices : [])
         addChoice(obj(obj(choice)?.message))
     },
-    finish: () => finish(reported, text, encoding),
-    text: () => text,
+    finish: () => finish(reported, text.text, encoding),
+    text: () => text.text,
+    newText: () => text.take(),
   }
 }
 
@@ -120,22 +121,24 @@ function outputText(item: Record<string, unknown> | undefined): string {
 /** A meter for the Responses API: usage from the final event, or counted from the text deltas. */
 export function responseMeter(encoding: EncodingName): Meter {
   let reported: ReturnType<typeof openAIUsage> = null
-  let text = ''
+  const text = new TextLog()
   return {
     push(item) {
       const event = obj(item)
       const type = str(event?.type)
-      if (TEXT_EVENTS.has(type)) text += str(event?.delta)
+      if (TEXT_EVENTS.has(type)) text.add(str(event?.delta))
       else if (FINAL_EVENTS.has(type)) reported = openAIUsage(obj(event?.response)?.usage) ?? reported
       return true
     },
     result(value) {
       const response = obj(value)
       reported = openAIUsage(response?.usage)
-      for (const item of Array.isArray(response?.output) ? response.output : []) text += outputText(obj(item))
+      for (const item of Array.isArray(response?.output) ? response.output : [])
+        text.add(outputText(obj(item)))
     },
-    finish: () => finish(reported, text, encoding),
-    text: () => text,
+    finish: () => finish(reported, text.text, encoding),
+    text: () => text.text,
+    newText: () => text.take(),
   }
 }
 

@@ -137,7 +137,7 @@ export async function openAttempt<O extends WrapOptions>(
   const finish = async (end: CallEnd, error?: unknown, release = options.failedAttempts === 'release') => {
     if (finished) return
     finished = true
-    await close(ctx, info, allowed, prepared.meter, end, error, shrunkTo, release)
+    await close(ctx, info, allowed, prepared.meter, streaming, end, error, shrunkTo, release)
   }
   let call: SdkPromise
   try {
@@ -164,6 +164,7 @@ async function close<O extends WrapOptions>(
   attempt: AttemptInfo,
   decision: AllowedDecision,
   meter: Meter,
+  streaming: boolean,
   end: CallEnd,
   error: unknown,
   shrunkTo: number | undefined,
@@ -182,6 +183,9 @@ async function close<O extends WrapOptions>(
       result = await gate.settle(id, metered.usage)
     } else {
       metered = meter.finish()
+      // a whole result whose body broke (or was aborted) before it was read: none of the output
+      // was seen, so it keeps its estimate (left out of the settle), flagged — not the 0 of no text
+      if (!streaming && end !== 'completed') metered = withoutOutput(metered)
       if (metered.estimated && end !== 'completed' && options.unfinishedStreams === 'reserved')
         metered = { ...metered, usage: {} }
       const usage: Usage = { ...metered.usage }
@@ -209,4 +213,10 @@ async function close<O extends WrapOptions>(
     result,
     ...(failure === undefined ? {} : { error: failure }),
   })
+}
+
+/** `metered` with its output left out (the settle keeps the output's estimate), flagged. */
+function withoutOutput(metered: MeteredUsage): MeteredUsage {
+  const { outputTokens: _, ...usage } = metered.usage
+  return { ...metered, usage, estimated: true }
 }

@@ -20,7 +20,7 @@ import type { AttemptOptions, CallInfo, PerCall, WrapOptions } from './options.j
 import { GatedPromise, type WithResponse } from './promise.js'
 import { settleFromResponse } from './raw.js'
 import { classify, retryDelay, sleep } from './retry.js'
-import { meterStream } from './stream.js'
+import { isAbort, meterStream } from './stream.js'
 
 export type { Adapter, SdkMethod } from './attempt.js'
 
@@ -200,8 +200,9 @@ async function parsed(ready: Promise<Attempt>): Promise<unknown> {
   try {
     data = await attempt.call
   } catch (error) {
-    // the provider answered, but its body could not be read: settle what the meter has (the estimate)
-    await attempt.finish('broken', error)
+    // the provider answered, but its body could not be read whole: nothing of the output was
+    // seen, so the settle keeps the output's estimate, flagged (`close` in attempt.ts)
+    await attempt.finish(isAbort(error) ? 'aborted' : 'broken', error)
     throw error
   }
   if (attempt.streaming) return meterStream(data, attempt.meter, attempt.finish, attempt.cut)

@@ -25,17 +25,26 @@ export interface CutOff {
 /** Counting deltas as they arrive: a stream's worth of text within one budget. */
 const DELTA_BUDGET = { maxExactChars: 262_144, timeBudgetMs: 25 }
 
-/** A check that answers `true` once the output streamed so far reaches the allowance. */
+/**
+ * A check that answers `true` once the output streamed so far reaches the allowance. It counts
+ * the text each item added (`newText()`): the work per item follows the item, not the stream.
+ */
 function overBudget(meter: Meter, cut: CutOff): () => boolean {
   const counter = createCounter(cut.encoding, DELTA_BUDGET)
   let seen = 0
   let tokens = 0
+  const added = meter.newText
+    ? () => meter.newText!()
+    : () => {
+        // a meter without `newText` (custom): the new part of its whole text
+        const text = meter.text?.() ?? ''
+        const fresh = text.slice(seen)
+        seen = text.length
+        return fresh
+      }
   return () => {
-    const text = meter.text?.() ?? ''
-    if (text.length > seen) {
-      tokens += counter.count(text.slice(seen))
-      seen = text.length
-    }
+    const text = added()
+    if (text) tokens += counter.count(text)
     return Math.ceil(tokens * (1 + cut.margin)) >= cut.allowance
   }
 }
@@ -87,7 +96,8 @@ export function meterStream<S>(stream: S, meter: Meter, onEnd: StreamEnd, cut?: 
   return { controller, [Symbol.asyncIterator]: () => iterate() } as unknown as S
 }
 
-function isAbort(error: unknown): boolean {
+/** Whether `error` is the caller's abort (the SDKs' `APIUserAbortError`, or fetch's `AbortError`). */
+export function isAbort(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false
   const name = (error as { name?: unknown }).name
   const kind = (error as { constructor?: { name?: unknown } }).constructor?.name
