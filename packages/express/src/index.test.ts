@@ -41,6 +41,8 @@ let state: TestGate
 let events: SettleEvent[]
 let waiters: ((e: SettleEvent) => void)[]
 let signals: AbortSignal[]
+/** Calls the `/doc` route made (each one a paid model call). */
+let modelCalls: number
 const settled = () => new Promise<SettleEvent>((resolve) => waiters.push(resolve))
 const tokens = () => used(state.gate, subject, 'user-daily', 'tokens')
 
@@ -59,7 +61,7 @@ function app(express: typeof express5, identify: Identify = apiKeyIdentity(keys)
     tollgate({
       gate: state.gate,
       identify,
-      model: (req) => req.body?.model,
+      model: (req) => req.body?.model ?? req.query.model, // GET routes name it in the query
       estimate: (req) => ({ inputTokens: 100, maxOutputTokens: req.body?.max_tokens ?? 200 }),
       meter: () => sseMeter(charMeter()),
       onSettle: (e) => {
@@ -78,7 +80,16 @@ function app(express: typeof express5, identify: Identify = apiKeyIdentity(keys)
     res.write(sse({ delta: 'hello' }))
     res.write(sse({ delta: ' world' }))
     if (req.query.hold) return // stays open until the client goes away
-    res.end(sse({ usage: { inputTokens: 80, outputTokens: 2 } }))
+    // `bare`: no usage event (a proxy that drops it): output is counted from the streamed text
+    res.end(req.query.bare ? undefined : sse({ usage: { inputTokens: 80, outputTokens: 2 } }))
+  })
+  // a GET route that calls the model; Express runs it for HEAD too, and sends no body then
+  app.get('/doc', (req, res) => {
+    modelCalls++
+    res.json({ model: req.tollgate!.model })
+  })
+  app.get('/missing', (_req, res) => {
+    res.status(404).json({ error: 'no such document' })
   })
   app.post('/boom', () => {
     throw new Error('route failed')
@@ -143,6 +154,7 @@ for (const [name, express, pkg, major] of versions) {
       events = []
       waiters = []
       signals = []
+      modelCalls = 0
       slowCall()
       server = app(express).listen(0, '127.0.0.1')
       await once(server, 'listening')
@@ -213,6 +225,27 @@ for (const [name, express, pkg, major] of versions) {
       expect(await response.text()).toContain('hello')
       expect(await done).toMatchObject({ reason: 'complete', usage: { inputTokens: 80, outputTokens: 2 } })
       expect(await tokens()).toBe(82)
+      expect(state.records).toMatchObject([{ event: 'settle', estimated: false }])
+    })
+
+    it('flags as estimated a settle whose output was counted from the stream, or kept at the estimate', async () => {
+      // the core settle record said `estimated: false`: audit's spend_estimated missed it
+      let done = settled()
+      const response = await post('/stream?bare=1')
+      expect(await response.text()).toContain('world')
+      expect(await done).toMatchObject({ reason: 'complete', usage: { outputTokens: 11, estimated: true } })
+      expect(state.records.at(-1)).toMatchObject({ event: 'settle', estimated: true })
+      expect(await tokens()).toBe(111) // counted, never zero
+      done = settled()
+      await (await post('/chat')).json() // usage the route reported
+      await done
+      expect(state.records.at(-1)).toMatchObject({ event: 'settle', estimated: false })
+      done = settled()
+      await (
+        await fetch(`${base}/doc?model=gpt-4o-mini`, { headers: { authorization: `Bearer ${key}` } })
+      ).json()
+      await done // nothing reported or measured: the estimate
+      expect(state.records.at(-1)).toMatchObject({ event: 'settle', estimated: true })
     })
 
     it('a client that disconnects mid-stream: the hold is settled from what was sent', async () => {
@@ -226,6 +259,7 @@ for (const [name, express, pkg, major] of versions) {
       controller.abort()
       // input keeps its estimate (100); output is what was streamed: 'hello' + ' world' = 11
       expect(await done).toMatchObject({ outcome: 'settled', reason: 'aborted', usage: { outputTokens: 11 } })
+      expect(state.records).toMatchObject([{ event: 'settle', estimated: true }])
       expect(await tokens()).toBe(111)
       expect(signals[0]!.aborted).toBe(true)
     })
@@ -273,6 +307,31 @@ for (const [name, express, pkg, major] of versions) {
       expect(await done).toMatchObject({ outcome: 'released', reason: 'aborted' })
       expect(await tokens()).toBe(0)
       expect(signals).toEqual([]) // the route never ran
+    })
+
+    it('a HEAD request to a GET route settles at the estimate: the route ran (it was released, so limits never applied)', async () => {
+      const head = (path: string) =>
+        fetch(`${base}${path}?model=gpt-4o-mini`, {
+          method: 'HEAD',
+          headers: { authorization: `Bearer ${key}` },
+        })
+      const statuses: number[] = []
+      for (let i = 0; i < 4; i++) {
+        const done = settled()
+        const response = await head('/doc')
+        statuses.push(response.status)
+        expect(await response.text()).toBe('')
+        if (response.status === 200) expect(await done).toMatchObject({ outcome: 'settled', usage: {} })
+      }
+      expect(statuses).toEqual([200, 200, 200, 429]) // 3 requests a minute
+      expect(modelCalls).toBe(3)
+      expect(await tokens()).toBe(900) // the estimate (100 + 200) each, never zero
+      expect(state.records).toMatchObject(Array(3).fill({ event: 'settle', estimated: true }))
+      state.clock.advance('2m') // the rolling minute has passed
+      const done = settled()
+      expect((await head('/missing')).status).toBe(404)
+      expect(await done).toMatchObject({ outcome: 'released' }) // an error status: nothing billed
+      expect(await tokens()).toBe(900)
     })
 
     it('releases the hold when the route throws (500)', async () => {

@@ -89,14 +89,20 @@ const ABANDONED_ROUTE_MS = 30_000
  * but the hold waits for the route to end its response (and closes with what it reported by then)
  * or to close the hold itself, else {@link ABANDONED_ROUTE_MS} (then at the estimate). Closing it
  * at the disconnect released a call the route was still making: its usage, reported later, was
- * dropped.
+ * dropped. A `HEAD` request (Express runs the `GET` route for it, and `res.send`/`res.json` send no
+ * body) answered below status 400 settles with what the route reported, else at the estimate, as
+ * `finishResponse` does for Hono and Next: released because no byte was sent, it was never counted
+ * (its limits never applied, while the route called the model every time).
  */
-function watch(res: ExpressResponse, tap: ResponseTap): void {
+function watch(req: ExpressRequest, res: ExpressResponse, tap: ResponseTap): void {
   const write = res.write
   const end = res.end
+  const head = req.method === 'HEAD'
   let sent = 0
   let ended = false
   let gone = false
+  /** Whether the end keeps the hold although no body was sent: the route answered a `HEAD`. */
+  const answered = () => head && ended && res.statusCode < 400
   res.write = function (this: ExpressResponse, chunk: unknown, ...rest: unknown[]) {
     const data = bytes(chunk, rest[0])
     if (data) {
@@ -111,16 +117,16 @@ function watch(res: ExpressResponse, tap: ResponseTap): void {
     ended = true
     const answer = (end as (...args: unknown[]) => ExpressResponse).call(this, chunk, ...rest)
     // the route is done: a hold left open by a disconnect closes with what it reported
-    if (gone) void tap.end('aborted', res.statusCode)
+    if (gone) void tap.end('aborted', res.statusCode, answered())
     return answer
   } as typeof res.end
   res.once('finish', () => {
-    if (!gone) void tap.end('complete', res.statusCode)
+    if (!gone) void tap.end('complete', res.statusCode, answered())
   })
   res.once('close', () => {
-    if (res.writableFinished && !gone) return void tap.end('complete', res.statusCode)
+    if (res.writableFinished && !gone) return void tap.end('complete', res.statusCode, answered())
     gone = true
-    if (ended || sent > 0) return void tap.end('aborted', res.statusCode)
+    if (ended || sent > 0) return void tap.end('aborted', res.statusCode, answered())
     tap.abort()
     setTimeout(() => void tap.end('aborted', res.statusCode, true), ABANDONED_ROUTE_MS).unref()
   })
@@ -152,7 +158,7 @@ export function tollgate(options: ExpressTollgateOptions): RequestHandler {
         if (left(res)) return admission.tap.end('aborted', 499)
         req.tollgate = admission.handle
         for (const [name, value] of Object.entries(admission.handle.headers)) res.setHeader(name, value)
-        watch(res, admission.tap)
+        watch(req, res, admission.tap)
         next()
       })
       .catch(next)

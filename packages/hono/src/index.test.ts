@@ -17,7 +17,7 @@ async function until(condition: () => boolean): Promise<void> {
 const subject = { user: 'u1', tenant: 't1' }
 
 function setup() {
-  const { gate, clock } = testGate()
+  const { gate, clock, records } = testGate()
   const waiters: ((e: SettleEvent) => void)[] = []
   const settled = () => new Promise<SettleEvent>((resolve) => waiters.push(resolve))
   const app = new Hono<TollgateEnv>()
@@ -46,6 +46,8 @@ function setup() {
       await stream.writeSSE({ data: JSON.stringify({ delta: 'abc' }) })
       await stream.writeSSE({ data: JSON.stringify({ delta: 'defg' }) })
       if (c.req.query('hold')) await new Promise<void>((resolve) => stream.onAbort(resolve))
+      if (c.req.query('usage'))
+        await stream.writeSSE({ data: JSON.stringify({ usage: { inputTokens: 80, outputTokens: 7 } }) })
     }),
   )
   app.onError((error, c) => c.json({ error: { message: error.message, type: 'server_error' } }, 500))
@@ -64,7 +66,7 @@ function setup() {
       body: JSON.stringify({ model: 'gpt-4o-mini' }),
     })
   const tokens = () => used(gate, subject, 'user-daily', 'tokens')
-  return { app, gate, clock, post, token, settled, tokens }
+  return { app, gate, clock, records, post, token, settled, tokens }
 }
 
 describe('@tollgate/hono with app.request', () => {
@@ -109,13 +111,15 @@ describe('@tollgate/hono with app.request', () => {
   })
 
   it('settles a streamed response when it ends, and from what was sent when the client cancels', async () => {
-    const { post, token, settled, tokens } = setup()
+    const { post, token, settled, tokens, records } = setup()
     let done = settled()
     const full = await post('/v1/stream', await token())
     expect(full.headers.get('ratelimit')).not.toBeNull()
     expect(await full.text()).toContain('defg')
-    expect(await done).toMatchObject({ reason: 'complete', usage: { outputTokens: 7 } })
+    expect(await done).toMatchObject({ reason: 'complete', usage: { outputTokens: 7, estimated: true } })
     expect(await tokens()).toBe(107)
+    // counted from the text, not reported: flagged in the settle record (it said `estimated: false`)
+    expect(records.at(-1)).toMatchObject({ event: 'settle', estimated: true })
 
     done = settled()
     const held = await post('/v1/stream?hold=1', await token())
@@ -125,11 +129,17 @@ describe('@tollgate/hono with app.request', () => {
     await reader.cancel()
     expect(await done).toMatchObject({ reason: 'aborted', usage: { outputTokens: 7 } })
     expect(await tokens()).toBe(214)
+    expect(records.at(-1)).toMatchObject({ event: 'settle', estimated: true })
+
+    done = settled()
+    await (await post('/v1/stream?usage=1', await token())).text()
+    expect(await done).toMatchObject({ reason: 'complete', usage: { inputTokens: 80, outputTokens: 7 } })
+    expect(records.at(-1)).toMatchObject({ event: 'settle', estimated: false }) // the stream's usage
   })
 
   it('closes the hold of a HEAD request to a GET route at once (Hono sends no body for it)', async () => {
     // the tapped body was never read: no settle came, and the hold stayed until its TTL
-    const { gate, clock, token, tokens } = setup()
+    const { gate, clock, records, token, tokens } = setup()
     const app = new Hono<TollgateEnv>()
     app.use(
       '/g/*',
@@ -151,6 +161,7 @@ describe('@tollgate/hono with app.request', () => {
     await until(() => events.length === 1)
     expect(events[0]).toMatchObject({ outcome: 'settled', reason: 'complete', usage: {} })
     expect(await tokens()).toBe(300) // the route ran: the estimate, never zero
+    expect(records.at(-1)).toMatchObject({ event: 'settle', estimated: true })
     await app.request('/g/missing', { method: 'HEAD', headers: auth })
     await until(() => events.length === 2)
     expect(events[1]).toMatchObject({ outcome: 'released' })

@@ -9,7 +9,7 @@ const subject = { tenant: 't1', user: 'u1' }
 const encoder = new TextEncoder()
 
 async function setup() {
-  const { gate } = testGate()
+  const { gate, records } = testGate()
   const keys = memoryKeyRegistry()
   const { key, keyId } = await keys.issue({ subject, features: ['chat'] })
   const waiters: ((e: SettleEvent) => void)[] = []
@@ -32,14 +32,14 @@ async function setup() {
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
     })
   const tokens = () => used(gate, subject, 'user-daily', 'tokens')
-  return { gate, keys, key, keyId, options, request, settled, tokens }
+  return { gate, records, keys, key, keyId, options, request, settled, tokens }
 }
 
 const context: RouteContext<{ id: string }> = { params: Promise.resolve({ id: 'c1' }) }
 
 describe('@tollgate/next: withTollgate on an App Router route handler', () => {
   it('passes the hold and the route params; settles the reported usage; headers are valid', async () => {
-    const { options, request, settled, tokens } = await setup()
+    const { options, request, settled, tokens, records } = await setup()
     const POST = withTollgate<NextRequest, RouteContext<{ id: string }>>(
       async (req, { params, tollgate }) => {
         expectTypeOf(req).toEqualTypeOf<NextRequest>()
@@ -56,6 +56,7 @@ describe('@tollgate/next: withTollgate on an App Router route handler', () => {
     expect(await response.json()).toEqual({ id: 'c1', model: 'gpt-4o-mini', messages: 1 })
     expect(await done).toMatchObject({ outcome: 'settled', usage: { inputTokens: 50, outputTokens: 25 } })
     expect(await tokens()).toBe(75)
+    expect(records).toMatchObject([{ event: 'settle', estimated: false }]) // reported
   })
 
   it('refuses without calling the handler: no key (401), revoked key (403), rate limit (429)', async () => {
@@ -77,8 +78,25 @@ describe('@tollgate/next: withTollgate on an App Router route handler', () => {
     expect(calls).toBe(3)
   })
 
+  it('flags as estimated a streamed body settled from its counted text (read to the end)', async () => {
+    // the settle record said `estimated: false`: audit's spend_estimated query missed it
+    const { options, request, settled, tokens, records } = await setup()
+    const POST = withTollgate(
+      () =>
+        new Response(`data: ${JSON.stringify({ delta: 'no usage' })}\n\ndata: [DONE]\n\n`, {
+          headers: { 'content-type': 'text/event-stream' },
+        }),
+      options,
+    )
+    const done = settled()
+    expect(await (await POST(request(), context)).text()).toContain('no usage')
+    expect(await done).toMatchObject({ reason: 'complete', usage: { outputTokens: 8, estimated: true } })
+    expect(records).toMatchObject([{ event: 'settle', estimated: true }])
+    expect(await tokens()).toBe(108)
+  })
+
   it('settles a streamed body from what was sent when the client goes away', async () => {
-    const { options, request, settled, tokens } = await setup()
+    const { options, request, settled, tokens, records } = await setup()
     const POST = withTollgate(
       () =>
         new Response(
@@ -97,6 +115,7 @@ describe('@tollgate/next: withTollgate on an App Router route handler', () => {
     const done = settled()
     await reader.cancel()
     expect(await done).toMatchObject({ reason: 'aborted', usage: { outputTokens: 8 } })
+    expect(records).toMatchObject([{ event: 'settle', estimated: true }])
     expect(await tokens()).toBe(108)
   })
 

@@ -32,7 +32,10 @@ export interface SettleEvent {
   subject: Subject
   outcome: 'settled' | 'released'
   reason: SettleReason
-  /** What was settled (`{}` keeps the estimate), `null` for a release. */
+  /**
+   * What was settled, `null` for a release. `estimated: true` when any of it was not reported by the
+   * provider: counted from the streamed text, or the estimate kept (`{ estimated: true }`).
+   */
   usage: Usage | null
   /** Bytes of the response body sent when the hold was closed. */
   sent: number
@@ -93,7 +96,8 @@ export interface ResponseTap {
   /**
    * The response ended. Unless the route closed the hold: settle with reported usage (over what
    * the meter measured); else release when nothing was sent or the status is 400 or more (unless
-   * `keep`: the route may still be calling the model); else settle with the estimate — never zero.
+   * `keep`: the route may still be calling the model, or answered a `HEAD`); else settle with the
+   * estimate — never zero. Usage counted or kept at the estimate is flagged `estimated`.
    * Never rejects (errors go to `onError`).
    */
   end(reason: Exclude<SettleReason, 'handler'>, status: number, keep?: boolean): Promise<void>
@@ -120,6 +124,26 @@ export interface HandleInit {
 }
 
 const encoder = new TextEncoder()
+
+/** The hold's estimate, settled when nothing was reported or measured: flagged, not the provider's. */
+const theEstimate = (): Usage => ({ estimated: true })
+
+/**
+ * What the route reported over what the meter measured, flagged `estimated` when the route flagged
+ * it, or when the meter counted usage (rather than read the provider's) that the report does not
+ * replace. Spread as it was, a counted settle reached the gate as reported usage.
+ */
+function merged(measured: Usage | undefined, reported: Usage | undefined): Usage {
+  const usage: Usage = { ...measured, ...reported }
+  const counted =
+    measured?.estimated === true &&
+    Object.keys(measured).some(
+      (field) => field !== 'estimated' && reported?.[field as keyof Usage] === undefined,
+    )
+  if (counted || reported?.estimated === true) usage.estimated = true
+  else delete usage.estimated
+  return usage
+}
 
 /**
  * A signal that aborts with the request's or ours. Not `AbortSignal.any`: Next.js 15's Edge
@@ -189,7 +213,7 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
       return reported
     },
     report,
-    settle: (usage) => close(usage ?? reported ?? {}, 'handler'),
+    settle: (usage) => close(usage ?? reported ?? theEstimate(), 'handler'),
     release: () => close(null, 'handler'),
     async run(fn) {
       let value: Awaited<ReturnType<typeof fn>>
@@ -199,7 +223,7 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
         await close(reported ?? null, 'handler').catch(storeDown)
         throw error
       }
-      await close(reported ?? {}, 'handler').catch(storeDown)
+      await close(reported ?? theEstimate(), 'handler').catch(storeDown)
       return value
     },
   }
@@ -223,17 +247,17 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
       })
       const usage =
         reported || measured
-          ? { ...measured, ...reported }
+          ? merged(measured, reported)
           : !keep && (sent === 0 || status >= 400)
             ? null
-            : {}
+            : theEstimate()
       await close(usage, reason).then(
         () => undefined,
         async (error) => {
           callHook(init.onError, error)
           // a report the gate refused: the call was made, so settle at what was measured, else the estimate
           if (!closing && usage !== null)
-            await close(measured ?? {}, reason).then(
+            await close(measured ?? theEstimate(), reason).then(
               () => undefined,
               (again) => callHook(init.onError, again),
             )

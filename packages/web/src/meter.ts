@@ -8,7 +8,11 @@ import type { Usage } from '@tollgate/core'
 export interface StreamMeter {
   /** One chunk of the body, as it was sent. */
   write(chunk: Uint8Array): void
-  /** Usage measured so far; `undefined` when nothing could be measured (the estimate then applies). */
+  /**
+   * Usage measured so far; `undefined` when nothing could be measured (the estimate then applies).
+   * Set `estimated: true` on it when any of it was counted or guessed rather than reported by the
+   * provider (the settle record is then flagged).
+   */
   usage(): Usage | undefined
 }
 
@@ -18,7 +22,8 @@ export interface StreamMeter {
  */
 export interface EventMeter {
   push(item: unknown): unknown
-  finish(): { usage: Usage }
+  /** `estimated`: the usage was counted from the streamed text, not reported by the provider. */
+  finish(): { usage: Usage; estimated?: boolean }
 }
 
 /** Longest SSE line kept; longer lines are skipped (bounded memory on hostile streams). */
@@ -27,7 +32,8 @@ const MAX_LINE = 1 << 20
 /**
  * A meter for a server-sent event body: every `data:` line that holds JSON goes to `meter`
  * (`[DONE]` and other text are skipped). Usage is the meter's — the provider's usage when the
- * stream carried it, else output counted from the streamed text — once at least one event was seen.
+ * stream carried it, else output counted from the streamed text, flagged `estimated` — once at
+ * least one event was seen.
  *
  * @example
  * import { chatCompletionMeter } from '@tollgate/llm'
@@ -62,6 +68,11 @@ export function sseMeter(meter: EventMeter): StreamMeter {
         skipping = true
       }
     },
-    usage: () => (events > 0 ? meter.finish().usage : undefined),
+    usage() {
+      if (events === 0) return undefined
+      const { usage, estimated } = meter.finish()
+      // the meter's flag lives beside its usage: dropped, a counted settle was recorded as reported
+      return estimated ? { ...usage, estimated: true } : usage
+    },
   }
 }

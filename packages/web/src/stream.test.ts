@@ -11,6 +11,12 @@ const subject = { tenant: 't1', user: 'u1' }
 const request = () => new Request('http://x/chat', { headers: { 'x-tenant': 't1', 'x-user': 'u1' } })
 const encoder = new TextEncoder()
 
+/** Waits for `condition`, turn by turn of the event loop (no timer). */
+async function until(condition: () => boolean): Promise<void> {
+  for (let turn = 0; turn < 10_000 && !condition(); turn++) await new Promise((r) => setImmediate(r))
+  if (!condition()) throw new Error('the condition never held')
+}
+
 /** A body that sends `events` as SSE, then ends (or fails, or stays open until cancelled). */
 function sse(events: object[], after: 'end' | 'error' | 'open' = 'end'): ReadableStream<Uint8Array> {
   let i = 0
@@ -32,7 +38,7 @@ describe('gateFetch: the handler', () => {
 })
 
 function setup(extra: Partial<TollgateOptions> = {}) {
-  const { gate } = testGate()
+  const { gate, clock, records } = testGate()
   const events: SettleEvent[] = []
   let notify: (e: SettleEvent) => void = () => undefined
   const options: TollgateOptions = {
@@ -49,7 +55,7 @@ function setup(extra: Partial<TollgateOptions> = {}) {
   }
   const settled = () => new Promise<SettleEvent>((resolve) => (notify = resolve))
   const tokens = () => used(gate, subject, 'user-daily', 'tokens')
-  return { gate, events, options, settled, tokens }
+  return { gate, clock, records, events, options, settled, tokens }
 }
 
 describe('gateFetch / finishResponse', () => {
@@ -154,6 +160,55 @@ describe('gateFetch / finishResponse', () => {
     }, options)
     await expect(reported(request())).rejects.toThrow(TypeError)
     expect(await tokens()).toBe(15)
+  })
+
+  it("flags as estimated, in the gate's settle record, any usage the provider did not report", async () => {
+    // settles counted from the streamed text said `estimated: false`: audit's spend_estimated missed them
+    const { options, records, clock } = setup()
+    const flagged = async (route: Parameters<typeof gateFetch>[0], extra: Partial<TollgateOptions> = {}) => {
+      clock.advance('60s') // past the 3 requests a minute
+      const before = records.length
+      const response = await gateFetch(route, { ...options, ...extra })(request())
+      await response.text().catch(() => undefined)
+      await until(() => records.length > before)
+      expect(records.at(-1)!.event).toBe('settle')
+      return records.at(-1)!.estimated
+    }
+    const stream = (events: object[], after?: 'error') => () => new Response(sse(events, after))
+    // the provider's usage: reported by the stream, or by the route
+    expect(await flagged(stream([{ delta: 'ab' }, { usage: { inputTokens: 7, outputTokens: 2 } }]))).toBe(
+      false,
+    )
+    expect(
+      await flagged((_req, tollgate) => {
+        tollgate.report({ inputTokens: 9, outputTokens: 3 }) // covers what the meter counted
+        return new Response(sse([{ delta: 'abc' }]))
+      }),
+    ).toBe(false)
+    // output counted from the text: read to the end, failed mid-way, or with only input reported
+    expect(await flagged(stream([{ delta: 'abc' }]))).toBe(true)
+    expect(await flagged(stream([{ delta: 'abc' }], 'error'))).toBe(true)
+    expect(
+      await flagged((_req, tollgate) => {
+        tollgate.report({ inputTokens: 9 })
+        return new Response(sse([{ delta: 'abc' }]))
+      }),
+    ).toBe(true)
+    // the whole estimate: nothing reported or measured, by the response's end or the route's close
+    expect(await flagged(() => new Response('some reply'), { meter: undefined })).toBe(true)
+    expect(
+      await flagged(async (_req, tollgate) => {
+        await tollgate.run(() => 'nothing reported')
+        return new Response('some reply')
+      }),
+    ).toBe(true)
+    // a route's own flag is kept
+    expect(
+      await flagged((_req, tollgate) => {
+        tollgate.report({ outputTokens: 4, estimated: true })
+        return Response.json({})
+      }),
+    ).toBe(true)
   })
 
   it('without a meter, a sent body settles the estimate (never zero)', async () => {

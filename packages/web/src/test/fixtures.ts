@@ -1,5 +1,11 @@
 /** Test helper: a gate on the memory store with a fake clock, and a policy with every kind of refusal. */
-import { createTollgate, type PolicyInput, type Subject, type Tollgate } from '@tollgate/core'
+import {
+  createTollgate,
+  type PolicyInput,
+  type SettleRecord,
+  type Subject,
+  type Tollgate,
+} from '@tollgate/core'
 import { type FakeClock, fakeClock } from '@tollgate/core/testing'
 import type { EventMeter } from '../meter.js'
 
@@ -22,11 +28,14 @@ export const testPolicy: PolicyInput = {
 export interface TestGate {
   gate: Tollgate
   clock: FakeClock
+  /** The gate's settle and release records (`onSettle`), in order. */
+  records: SettleRecord[]
 }
 
 export function testGate(policy: PolicyInput = testPolicy): TestGate {
   const clock = fakeClock()
-  return { gate: createTollgate({ policy, clock }), clock }
+  const records: SettleRecord[] = []
+  return { gate: createTollgate({ policy, clock, onSettle: (r) => records.push(r) }), clock, records }
 }
 
 /** `used` (settled plus held) of one rule's metric for a subject. */
@@ -43,7 +52,10 @@ export async function held(gate: Tollgate, subject: Subject, rule: string, metri
   return states.find((s) => s.rule === rule && s.metric === metric)?.held ?? 0
 }
 
-/** An event meter that counts one output token per character of `delta`, or takes `usage` when sent. */
+/**
+ * An event meter that counts one output token per character of `delta` (flagged `estimated`, as
+ * `@tollgate/llm`'s meters flag output counted from text), or takes `usage` when sent.
+ */
 export function charMeter(): EventMeter {
   let output = 0
   let usage: { inputTokens: number; outputTokens: number } | undefined
@@ -53,6 +65,7 @@ export function charMeter(): EventMeter {
       output += event.delta?.length ?? 0
       if (event.usage) usage = event.usage
     },
-    finish: () => ({ usage: usage ?? { outputTokens: output } }),
+    finish: () =>
+      usage ? { usage, estimated: false } : { usage: { outputTokens: output }, estimated: true },
   }
 }
