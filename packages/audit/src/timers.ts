@@ -11,10 +11,14 @@ export function defaultBackoffMs(attempt: number): number {
 
 type Handle = ReturnType<typeof setTimeout> & { ref?(): unknown; unref?(): unknown }
 
-/** A set of waits; `keepAlive()` makes the pending ones and all later ones hold the process. */
+/**
+ * A set of waits; `keepAlive()` makes the pending ones and all later ones hold the process, and
+ * `hold()` does the same until the function it returns is called (an awaited `flush()`).
+ */
 export function waits() {
   const pending = new Set<Handle>()
   let alive = false
+  let holders = 0
   return {
     sleep(ms: number): Promise<void> {
       if (ms <= 0) return Promise.resolve()
@@ -23,13 +27,23 @@ export function waits() {
           pending.delete(handle)
           resolve()
         }, ms)
-        if (!alive) handle.unref?.()
+        if (!alive && holders === 0) handle.unref?.()
         pending.add(handle)
       })
     },
     keepAlive(): void {
       alive = true
       for (const handle of pending) handle.ref?.()
+    },
+    hold(): () => void {
+      holders++
+      for (const handle of pending) handle.ref?.()
+      let released = false
+      return () => {
+        if (released) return
+        released = true
+        if (--holders === 0 && !alive) for (const handle of pending) handle.unref?.()
+      }
     },
   }
 }

@@ -235,7 +235,12 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   }
 
   const flush = async () => {
-    while ((queue.size > 0 || draining) && !givenUp) await drain()
+    const release = timers.hold() // an awaited flush holds the process open, as a close does
+    try {
+      while ((queue.size > 0 || draining) && !givenUp) await drain()
+    } finally {
+      release()
+    }
   }
 
   const close = async () => {

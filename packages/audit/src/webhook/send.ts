@@ -170,7 +170,14 @@ export function alertWebhook(options: AlertWebhookOptions): AlertWebhook {
   }
 
   const flush = async () => {
-    while (pending.size > 0) await Promise.all(pending)
+    // an awaited flush holds the process open, as a close does: a retry waiting out its back-off
+    // was cut short (the process exited, the alert neither sent nor reported)
+    const release = timers.hold()
+    try {
+      while (pending.size > 0) await Promise.all(pending)
+    } finally {
+      release()
+    }
   }
   const hook = (alert: Alert) => {
     if (closed || pending.size >= maxPending) {
