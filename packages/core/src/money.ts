@@ -1,7 +1,7 @@
 /**
  * Money is held as integer micro-units of the policy's currency (1 USD = 1,000,000).
- * Prices are held as micro-units per million tokens, so that cost is an exact integer
- * product rounded up once.
+ * Prices are held as micro-units per million tokens, so that each part of a cost is an exact
+ * integer product rounded up once (a call's cost is the sum of its rounded parts).
  */
 
 /** Micro-units per currency unit. */

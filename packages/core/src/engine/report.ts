@@ -47,7 +47,7 @@ export interface PartitionUsage {
 /** What `gate.top` reports on. */
 export interface TopQuery {
   rule: string
-  /** @default the rule's only metric, or `cost` when it has one */
+  /** @default the rule's only metric, or `cost` for balances (a rule of several metrics asks for one) */
   metric?: string
   /**
    * Only partitions with these ids, e.g. `{ project: 'p1' }` for the users of one project, or
