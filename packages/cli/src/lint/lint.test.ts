@@ -219,6 +219,8 @@ describe('lintPolicy: other smells', () => {
       only({ models: { a: { tier: 'x' }, b: priced.m }, rules: [cost] }).map((w) => w.path.join('.')),
     ).toEqual(['models.a'])
     expect(codes({ rules: [cost] })).toEqual(['no-prices'])
+    // models, none of them priced: the same finding, once (it said unpriced-model per model)
+    expect(codes({ models: { a: { tier: 'x' }, b: { tier: 'y' } }, rules: [cost] })).toEqual(['no-prices'])
     expect(codes({ models: { a: {} }, rules: [{ ...cost, match: { model: 'b' } }] })).toEqual([
       'unknown-match-value',
     ])

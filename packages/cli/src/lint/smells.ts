@@ -79,10 +79,12 @@ export function unpricedModels(policy: CompiledPolicy): Finding[] {
       : action === 'reserve'
         ? `is charged a flat ${amount / 1e6} ${policy.currency} a call`
         : 'is admitted and charged nothing (flagged `unpriced_model`)'
-  if (policy.models.size === 0)
-    return [
-      warning('no-prices', ['models'], `A cost rule exists but no model has a price: every call ${outcome}.`),
-    ]
+  const noPrices = warning(
+    'no-prices',
+    ['models'],
+    `A cost rule exists but no model has a price: every call ${outcome}.`,
+  )
+  if (policy.models.size === 0) return [noPrices]
   const findings: Finding[] = []
   for (const [model, entry] of policy.models) {
     if (entry.price) continue
@@ -101,7 +103,9 @@ export function unpricedModels(policy: CompiledPolicy): Finding[] {
         ),
       )
   }
-  return findings
+  // no model priced: one finding for the policy (as without a models table), not one per model
+  const priced = [...policy.models.values()].some((entry) => entry.price)
+  return !priced && findings.length > 0 ? [noPrices] : findings
 }
 
 /** Below this, a price per million tokens (in currency units) is far under any model's (the cheapest are about 0.01). */

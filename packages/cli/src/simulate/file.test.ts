@@ -80,6 +80,21 @@ describe('simulateFile', () => {
     expect({ ...one.summary, elapsedMs: 0, workers: 0 }).toEqual({ ...summary, elapsedMs: 0, workers: 0 })
   }, 60_000)
 
+  it('counts a line with a malformed tenant id as failed, in worker threads as in one thread', async () => {
+    // a list as the tenant's id crashed the worker that hashed it (the run died with a stack trace)
+    const lines = [
+      { t: T0, subject: { org: 'a', key: 'k1' } },
+      { t: T0 + 1000, subject: { org: ['a'], key: 'k2' } },
+      { t: T0 + 2000, subject: { org: 7, key: 'k3' } },
+      { t: T0 + 3000, subject: { org: 'b', key: 'k4' } },
+    ]
+    const path = write('malformed-tenant.jsonl', lines)
+    const one = await simulateFile(policy, path, { workers: 1 })
+    const two = await simulateFile(policy, path, { workers: 2 })
+    expect(one.summary).toMatchObject({ requests: 4, allowed: 2, failed: 2 })
+    expect({ ...two.summary, elapsedMs: 0, workers: 0 }).toEqual({ ...one.summary, elapsedMs: 0, workers: 0 })
+  }, 60_000)
+
   it('replays in one thread when two shards counted the same partition', async () => {
     // a rule per model counts across tenants: two orgs in two shards share its partition
     const perModel: PolicyInput = {

@@ -77,9 +77,13 @@ export interface Shard {
  */
 export type Traffic = Iterable<TrafficLine | string> | AsyncIterable<TrafficLine | string | readonly string[]>
 
-/** FNV-1a of a string, for assigning tenants to shards. */
-export function shardOf(id: string | undefined, count: number): number {
-  if (id === undefined) return 0
+/**
+ * FNV-1a of a string, for assigning tenants to shards. An id that is no string (missing, or a
+ * malformed line's list or number) goes to shard 0, where the engine refuses it as one thread
+ * would: it crashed the worker, and the whole run, instead of counting one failed line.
+ */
+export function shardOf(id: unknown, count: number): number {
+  if (typeof id !== 'string') return 0
   let h = 0x811c9dc5
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
   return (h >>> 0) % count
