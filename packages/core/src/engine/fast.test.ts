@@ -290,11 +290,14 @@ describe("the lane's reservation ids", () => {
       if (!d.allowed) throw new Error('refused')
       ids.push(d.id)
     }
-    // kept open: the lane's ring (128, the power of two from 100) and the 100 beyond it in the
-    // store's cache; the older ones expired when dropped
+    // kept open: the lane's ring (128, the power of two from 100) and up to 100 beyond it in the
+    // store's cache (which drops 6, a sixteenth, when full); the older ones expired when dropped
     const tokens = () =>
       gate.usage({ subject: { user: 'a' } }).then((u) => u.find((l) => l.metric === 'tokens')!)
-    expect(await tokens()).toMatchObject({ used: 20_000 * 20, held: (128 + 100) * 20 })
+    const kept = await tokens()
+    expect(kept.used).toBe(20_000 * 20)
+    expect(kept.held).toBeGreaterThanOrEqual((128 + 94) * 20)
+    expect(kept.held).toBeLessThanOrEqual((128 + 100) * 20)
     expect(await gate.settle(ids[0]!, {})).toMatchObject({ status: 'unknown' })
     expect(await gate.settle(ids.at(-1)!, { inputTokens: 1, outputTokens: 1 })).toMatchObject({
       status: 'settled',

@@ -27,6 +27,20 @@ describe('ClockCache', () => {
     })
   }
 
+  it('drops a sixteenth of its bound in one pass, not one entry per add (each pass walks the Map)', () => {
+    let dropped = 0
+    const cache = new ClockCache<Expiring>(1_024, false, () => dropped++)
+    for (let i = 0; i < 1_024; i++) cache.add(`k${i}`, entry(), 0)
+    expect(dropped).toBe(0)
+    cache.add('one more', entry(), 0)
+    expect(dropped).toBe(64)
+    for (let i = 0; i < 63; i++) cache.add(`m${i}`, entry(), 0)
+    expect(dropped).toBe(64) // room was made for these
+    expect(cache.size).toBe(1_024)
+    cache.add('past it again', entry(), 0)
+    expect(dropped).toBe(128)
+  })
+
   it('never evicts the entry it is adding, even when every other one was seen', () => {
     const cache = new ClockCache<Expiring>(1)
     cache.add('a', entry(), 0)

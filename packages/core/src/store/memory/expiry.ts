@@ -2,7 +2,7 @@
  * Open reservations by the whole second they expire in, so that expiry needs no timer per
  * reservation and no per-id set: each second's items are a plain list, an item closed early is
  * only counted out (`remove`), and a list is compacted once more than half of it is gone, so it
- * never holds more than twice its open items.
+ * never holds more than twice its open items (the list being added to: or 64 more).
  */
 import { TimeHeap } from './heap.js'
 
@@ -20,8 +20,21 @@ export interface Due {
 }
 
 const SECOND = 1_000
-/** Lists shorter than this are never compacted (their items go when the second passes). */
+
+/** The list items are being added to is compacted only past this many gone (see `remove`). */
 const COMPACT_FROM = 64
+
+/** Take the items no longer listed out of a bucket's list, in place (a new list each time is garbage). */
+function compact(bucket: Bucket): void {
+  const { items } = bucket
+  let kept = 0
+  for (let i = 0; i < items.length; i++) {
+    const listed = items[i]!
+    if (listed.due === bucket) items[kept++] = listed
+  }
+  items.length = kept
+  bucket.gone = 0
+}
 
 export class Expiries<T extends Due> {
   private readonly heap = new TimeHeap()
@@ -47,7 +60,11 @@ export class Expiries<T extends Due> {
         this.buckets.set(second, bucket)
         this.heap.push(second)
       }
+      // the list items went to until now is left to `remove`'s rule for the others: compacted now
+      // if more than half of it is gone
+      const previous = this.last
       this.last = bucket
+      if (previous !== undefined && previous.gone * 2 > previous.items.length) compact(previous)
     }
     bucket.items.push(item)
     item.due = bucket
@@ -59,17 +76,12 @@ export class Expiries<T extends Due> {
     if (bucket === undefined) return
     item.due = undefined
     bucket.gone++
-    if (bucket.gone >= COMPACT_FROM && bucket.gone * 2 > bucket.items.length) {
-      // in place: a burst of reserves settled at once compacts often, and a new list each time is garbage
-      const { items } = bucket
-      let kept = 0
-      for (let i = 0; i < items.length; i++) {
-        const listed = items[i]!
-        if (listed.due === bucket) items[kept++] = listed
-      }
-      items.length = kept
-      bucket.gone = 0
-    }
+    // Once more than half is gone. The list items are being added to waits for COMPACT_FROM gone
+    // (a reserve settled at once would compact it, and shrink it, every time); any other list, however
+    // short: short lists left alone kept every item closed early (its meta and cells with it) until
+    // their second passed, a TTL's worth of reservations whatever `maxReservations` said.
+    if (bucket.gone * 2 > bucket.items.length && (bucket !== this.last || bucket.gone >= COMPACT_FROM))
+      compact(bucket)
   }
 
   /** Hand every item due at or before `now` to `expire`, once, taking it off its list. */

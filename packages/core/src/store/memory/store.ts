@@ -56,9 +56,9 @@ export interface MemoryStoreOptions {
    */
   clock?: Clock
   /**
-   * Most counter windows kept. Past it the oldest window not read since the last
-   * eviction pass is forgotten (and its count with it), so size it above your live
-   * partitions × rules. Roughly 200 bytes a fixed window, 1 kB a rolling one.
+   * Most counter windows kept. Past it a sixteenth of them is forgotten at once (and their
+   * counts with them), the oldest not read since the last eviction pass first, so size it above
+   * your live partitions × rules. Roughly 200 bytes a fixed window, 1 kB a rolling one.
    * @default 1_000_000
    * @example memoryStore({ maxCounters: 100_000 }) // about 20 MB of fixed windows at most
    */
@@ -68,8 +68,8 @@ export interface MemoryStoreOptions {
    * idempotent settle and release (about 20 bytes each as hashes, 4 bits each for ids the lane
    * made). A reservation takes about 0.5 kB, up to 3 kB when each call has partitions of its own
    * (it keeps its counters' specs); the lane's ring (the power of two at or above this bound, at
-   * most 16,384) comes on top. Past the bound the oldest reservation not read since the last pass
-   * is dropped; an open one dropped expires at once, as at its TTL (token and cost holds stay
+   * most 16,384) comes on top. Past the bound a sixteenth of them is dropped at once, the oldest
+   * not read since the last pass first; an open one dropped expires at once, as at its TTL (token and cost holds stay
    * charged unless `expiry: release`; leases free), so size it above the calls open at once.
    * @default 1_000_000
    * @example memoryStore({ maxReservations: 50_000 })

@@ -21,4 +21,11 @@ describe('Tombstones', () => {
     expect(tombstones.get('b0', 30_000)).toBeUndefined()
     expect(tombstones.get('b80', 30_000)).toBe('released')
   })
+
+  it('remembers nothing with a horizon of 0 (its time slice of 0 kept every id for ever)', () => {
+    const tombstones = new Tombstones(0, 100)
+    tombstones.add('a', 'settled', 0)
+    expect(tombstones.get('a', 0)).toBeUndefined()
+    expect(tombstones.get('a', 30 * 86_400_000)).toBeUndefined()
+  })
 })

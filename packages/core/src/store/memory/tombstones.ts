@@ -42,6 +42,7 @@ export class Tombstones {
   }
 
   add(id: string, state: Closed, now: number): void {
+    if (this.horizonMs === 0) return // remembered for no time at all (a slice of 0 made NaN, kept for ever)
     this.forget(now)
     let last = this.tables.at(-1)
     if (!last || last.until < now + this.horizonMs || last.size >= this.perTable) {
