@@ -1,9 +1,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { type PolicyInput, parsePolicy } from '@tollgate/core'
 import { describe, expect, it } from 'vitest'
-import { shardDimension, simulateFile } from './file.js'
+import { allShards, shardDimension, simulateFile } from './file.js'
 import { shardOf } from './run.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-file-'))
@@ -117,4 +118,17 @@ describe('simulateFile', () => {
     const one = await simulateFile(perModel, path, { workers: 1 })
     expect({ ...one.summary, elapsedMs: 0 }).toEqual({ ...summary, elapsedMs: 0 })
   }, 60_000)
+
+  it('stops the other workers when one shard fails', async () => {
+    // real threads: one fails at once, one would run until stopped (a shard with a long file left)
+    const failing = new Worker(
+      "require('node:worker_threads').parentPort.postMessage({ ok: false, traffic: { line: 7, message: 'bad line' }, message: '' })",
+      { eval: true },
+    )
+    const endless = new Worker('setInterval(() => {}, 1_000)', { eval: true })
+    const exited = new Promise<number>((resolve) => endless.once('exit', resolve))
+    await expect(allShards([failing, endless])).rejects.toThrow(/line 7/)
+    expect(endless.threadId).toBe(-1) // stopped by then, not left running
+    expect(await exited).toBe(1) // `terminate()` ends a thread with code 1
+  })
 })

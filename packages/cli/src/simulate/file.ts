@@ -63,24 +63,40 @@ async function sharded(
 ): Promise<SimulationState[]> {
   const track = policy.rules.filter((rule) => !rule.per.includes(dimension)).map((rule) => rule.id)
   const { top, series, bucketMs, skipInvalid } = options
-  const runs = Array.from({ length: count }, (_, index) => {
-    const worker = startWorker({
+  const workers = Array.from({ length: count }, (_, index) =>
+    startWorker({
       source: policy.source,
       path,
       options: { top, series, bucketMs, skipInvalid },
       shard: { index, count, dimension, track },
-    })
-    return new Promise<SimulationState>((resolve, reject) => {
-      worker.once('message', (reply: WorkerReply) => {
-        if (reply.ok) resolve(reply.state)
-        else if (reply.traffic) reject(new TrafficError(reply.traffic.line, reply.traffic.message))
-        else reject(new Error(reply.message))
-      })
-      worker.once('error', reject)
-      worker.once('exit', (code) => reject(new Error(`simulation worker exited with code ${code}`)))
-    })
-  })
-  return Promise.all(runs)
+    }),
+  )
+  return allShards(workers)
+}
+
+/**
+ * Every worker's state, in order; at the first failure the other workers are stopped (they would
+ * otherwise replay to the end of their shard, and keep the process alive, for an answer no one reads).
+ */
+export async function allShards(workers: Worker[]): Promise<SimulationState[]> {
+  const runs = workers.map(
+    (worker) =>
+      new Promise<SimulationState>((resolve, reject) => {
+        worker.once('message', (reply: WorkerReply) => {
+          if (reply.ok) resolve(reply.state)
+          else if (reply.traffic) reject(new TrafficError(reply.traffic.line, reply.traffic.message))
+          else reject(new Error(reply.message))
+        })
+        worker.once('error', reject)
+        worker.once('exit', (code) => reject(new Error(`simulation worker exited with code ${code}`)))
+      }),
+  )
+  try {
+    return await Promise.all(runs)
+  } catch (error) {
+    await Promise.all(workers.map((worker) => worker.terminate()))
+    throw error
+  }
 }
 
 /**
