@@ -95,6 +95,12 @@ interface DecisionBase {
   shadowViolations: Violation[]
   /** Markers such as `unpriced_model` or `store_degraded`. */
   flags: string[]
+  /**
+   * The model swap the policy made, `null` when none. On an allowed decision, why `model` differs
+   * from `requestedModel`; on a refusal, model access had downgraded the request (to `downgrade.to`)
+   * before the limits refused it: what was refused was the cheaper model.
+   */
+  downgrade: Downgrade | null
 }
 
 /** The call may go ahead: its estimate is held on every matched limit until it is settled. */
@@ -103,7 +109,6 @@ export interface AllowedDecision extends DecisionBase {
   reservation: Reservation
   /** Model to call, after any downgrade. */
   model: string
-  downgrade: Downgrade | null
   warnings: Warning[]
 }
 

@@ -31,6 +31,7 @@ export interface AuditRecord {
   /** True when the request would have been refused had shadow rules been enforced. */
   shadow: boolean
   flags: string[]
+  /** The decision's model swap, if any: on a refusal, the downgrade model access made before the limits refused. */
   downgrade: { from: string; to: string; reason: string } | null
   /** Which attempt of one original action this was (1 for the first call). */
   attempt: number
@@ -85,7 +86,7 @@ export function auditRecord(decision: Decision, request: ReserveRequest, at: num
     shadowRules: decision.shadowViolations.map((v) => v.rule),
     shadow: decision.shadowViolations.length > 0,
     flags: decision.flags,
-    downgrade: decision.allowed && decision.downgrade ? { ...decision.downgrade } : null,
+    downgrade: decision.downgrade ? { ...decision.downgrade } : null,
     attempt: request.attempt ?? 1,
   }
 }

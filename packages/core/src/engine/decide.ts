@@ -2,7 +2,7 @@
  * Turning counter results into decisions: reason codes, statuses, messages, the
  * primary violation (the longest wait, so `Retry-After` is never a lie), headers.
  */
-import type { DeniedDecision, LimitState, Subject, Violation } from '../decision.js'
+import type { DeniedDecision, Downgrade, LimitState, Subject, Violation } from '../decision.js'
 import { type ReasonCode, statusOf } from '../errors.js'
 import { type HeaderOptions, rateLimitHeaders, retryHeaders } from '../headers.js'
 import { fromMicros } from '../money.js'
@@ -117,6 +117,7 @@ export interface DenialInput {
   limits: LimitState[]
   shadowViolations: Violation[]
   flags: string[]
+  downgrade: Downgrade | null
   now: number
   headerOptions: HeaderOptions | undefined
   violations: Violation[]
@@ -136,9 +137,13 @@ export function denied(input: DenialInput): DeniedDecision {
     limits: input.limits,
     shadowViolations: input.shadowViolations,
     flags: input.flags,
+    downgrade: input.downgrade,
     code: primary.code,
     status: primary.status,
-    message: primary.message,
+    message:
+      input.downgrade === null
+        ? primary.message
+        : `${primary.message} (Model access had changed "${input.downgrade.from}" to "${input.downgrade.to}".)`,
     rule: primary.rule === '' ? null : primary.rule,
     partition: primary.metric === '' ? null : primary.partition,
     violations: input.violations,

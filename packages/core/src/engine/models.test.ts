@@ -4,6 +4,7 @@ import { TollgateError } from '../errors.js'
 import type { PolicyInput } from '../policy/schema.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
+import type { AuditRecord } from './audit.js'
 import { createTollgate } from './gate.js'
 import { MAX_COST } from './models.js'
 
@@ -189,6 +190,35 @@ describe('an alias written where a model is named', () => {
       model: 'gpt-4o-mini',
       downgrade: { from: 'gpt-4o', to: 'gpt-4o-mini', reason: 'access' },
     })
+  })
+
+  it('refused by the limits after a downgrade, names it in the decision, message and record', async () => {
+    const records: AuditRecord[] = []
+    const gate = createTollgate({
+      policy: {
+        models,
+        aliases,
+        access: [
+          { match: { tier: 'premium' }, require: { flags: ['vip'] }, otherwise: { downgrade: 'fast' } },
+        ],
+        rules: [
+          { id: 'cheap', per: 'user', match: { model: 'fast' }, limits: { requests: 1 }, window: 'day' },
+        ],
+      },
+      store: memoryStore({ clock: fakeClock() }),
+      onDecision: (record) => void records.push(record),
+    })
+    expect(await ask(gate, 'smart')).toMatchObject({ allowed: true, downgrade: { to: 'gpt-4o-mini' } })
+    const refused = await ask(gate, 'smart')
+    const downgrade = { from: 'gpt-4o', to: 'gpt-4o-mini', reason: 'access', rule: expect.any(String) }
+    expect(refused).toMatchObject({ allowed: false, rule: 'cheap', downgrade })
+    expect(refused.allowed || refused.message).toMatch(/changed "gpt-4o" to "gpt-4o-mini"/)
+    expect(records[1]).toMatchObject({ decision: 'refuse', downgrade: { from: 'gpt-4o', to: 'gpt-4o-mini' } })
+    // asked for the cheaper model itself: no downgrade, and the message says nothing of one
+    const direct = await ask(gate, 'fast')
+    expect(direct).toMatchObject({ allowed: false, rule: 'cheap', downgrade: null })
+    expect(direct.allowed || direct.message).not.toMatch(/changed/)
+    expect(records[2]).toMatchObject({ decision: 'refuse', downgrade: null })
   })
 
   it('in a match, applies to the model (the cap or rule never applied)', async () => {

@@ -2,7 +2,7 @@
  * Refusals: the decision a violation makes, identity blocks first, and the violations, warnings
  * and alerts a store's answer holds.
  */
-import type { Decision, DeniedDecision, Violation, Warning } from '../decision.js'
+import type { Decision, DeniedDecision, Downgrade, Violation, Warning } from '../decision.js'
 import type { ReasonCode } from '../errors.js'
 import { limitsOf, type StoreAnswer } from './allowed.js'
 import type { Engine } from './context.js'
@@ -18,6 +18,8 @@ export interface Asked {
   flags: string[]
   now: number
   engine: Engine
+  /** The downgrade model access made before the limits were checked, if any. */
+  downgrade: Downgrade | null
 }
 
 export function refuse(
@@ -33,6 +35,7 @@ export function refuse(
     limits,
     shadowViolations: shadow,
     flags: asked.flags,
+    downgrade: asked.downgrade,
     now: asked.now,
     headerOptions: asked.engine.options.headers,
     violations,
@@ -44,7 +47,8 @@ export function blockRefusal(asked: Asked, marker: string, code: string): Denied
   const what = marker.slice(0, marker.indexOf('='))
   const base: ReasonCode = code === 'key_revoked' ? 'key_revoked' : 'blocked'
   const message = `This ${what} is ${base === 'key_revoked' ? 'revoked' : 'blocked'}.`
-  return refuse(asked, [refusal(code, base, message, null)], base)
+  // a block refuses whatever the model: no downgrade is part of it
+  return refuse({ ...asked, downgrade: null }, [refusal(code, base, message, null)], base)
 }
 
 /**

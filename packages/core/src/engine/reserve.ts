@@ -56,6 +56,7 @@ export async function decide(
     flags: [],
     now: timeOf(typeof storeNow === 'number' ? storeNow : await storeNow),
     engine,
+    downgrade: null,
   }
   const { flags } = asked
 
@@ -76,6 +77,7 @@ export async function decide(
       'model_not_allowed',
     )
   const model = access.model
+  asked.downgrade = access.downgrade
   if (model !== context.model) {
     context.model = model
     context.tier = tierOf(policy, model)
