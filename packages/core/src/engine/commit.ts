@@ -74,7 +74,13 @@ function close(
   }
   const amounts = usage === null ? null : actualAmounts(policy, entry.model, entry.amounts, usage)
   const input: StoreCommit = { id, amounts, brief: true }
-  const answer = entry.local ? engine.local!.commit(input) : storeCommit(engine, input)
+  // a commit that lands after the timeout still closed the reservation: its record is emitted then
+  const late = (result: StoreCommitResult) => {
+    if (result.status !== 'settled' && result.status !== 'released') return
+    const answered = closed(engine, id, usage, entry, amounts, result)
+    if (answered instanceof Promise) answered.catch(() => {})
+  }
+  const answer = entry.local ? engine.local!.commit(input) : storeCommit(engine, input, late)
   if (answer instanceof Promise)
     return answer.then((result) => closed(engine, id, usage, entry, amounts, result))
   return closed(engine, id, usage, entry, amounts, answer)
@@ -161,12 +167,25 @@ async function record(
   } satisfies SettleRecord)
 }
 
-/** One store commit within the timeout; a synchronous store answers with no promise in between. */
-function storeCommit(engine: Engine, input: StoreCommit): Promise<StoreCommitResult> | StoreCommitResult {
+/**
+ * One store commit within the timeout; a synchronous store answers with no promise in between.
+ * When the store answers only after the timeout (the caller already told `store_unavailable`),
+ * `late` gets that answer.
+ */
+function storeCommit(
+  engine: Engine,
+  input: StoreCommit,
+  late: (result: StoreCommitResult) => void,
+): Promise<StoreCommitResult> | StoreCommitResult {
   const { store, call } = engine
   try {
     const answer = store.commit(input)
-    return answer instanceof Promise ? call.wait(answer, '', null) : answer
+    if (!(answer instanceof Promise)) return answer
+    return call.wait(answer, '', null).catch((error: unknown) => {
+      // timed out: the store's answer, if it still comes, is the late one (a store that failed never calls `late`)
+      answer.then(late, () => {})
+      throw error
+    })
   } catch (error) {
     return call.fail(error)
   }

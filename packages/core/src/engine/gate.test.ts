@@ -4,6 +4,7 @@ import type { PolicyInput } from '../policy/schema.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import { unhandledRejections } from '../testing/unhandled.js'
+import type { SettleRecord } from './audit.js'
 import { createTollgate } from './gate.js'
 import type { ReserveRequest } from './types.js'
 
@@ -823,6 +824,73 @@ describe('store failures', () => {
   })
 })
 
+describe('a settle the store answers after the timeout', () => {
+  /** A memory store whose first commit answers `delayMs` late (fake timers), or fails then when `fails`. */
+  const slowCommits = (delayMs: number, fails = false) => {
+    const inner = memoryStore({ clock: fakeClock() })
+    let commits = 0
+    return {
+      ...inner,
+      commit: (input: Parameters<typeof inner.commit>[0]) =>
+        commits++ > 0
+          ? inner.commit(input)
+          : new Promise<Awaited<ReturnType<typeof inner.commit>>>((resolve, reject) =>
+              setTimeout(() => (fails ? reject(new Error('lost')) : resolve(inner.commit(input))), delayMs),
+            ),
+    }
+  }
+
+  it('emits its settle record when the answer lands, once, even when the settle is retried', async () => {
+    const { vi } = await import('vitest')
+    vi.useFakeTimers()
+    try {
+      const records: SettleRecord[] = []
+      const store = slowCommits(400)
+      const gate = createTollgate({ policy: base, store, timeoutMs: 250, onSettle: (r) => records.push(r) })
+      const decision = await gate.reserve(ask())
+      if (!decision.allowed) throw new Error('refused')
+      const settle = gate.settle(decision.id, { inputTokens: 90, outputTokens: 40 })
+      const told = expect(settle).rejects.toMatchObject({ code: 'store_unavailable' })
+      await vi.advanceTimersByTimeAsync(250)
+      await told
+      expect(records).toEqual([]) // not yet landed
+      await vi.advanceTimersByTimeAsync(150)
+      expect(records).toHaveLength(1)
+      // a retry (told store_unavailable, the caller settles again) finds it closed: no second record
+      expect(await gate.settle(decision.id, { inputTokens: 90, outputTokens: 40 })).toMatchObject({
+        status: 'duplicate',
+      })
+      expect(records).toHaveLength(1)
+      expect(records[0]).toMatchObject({ id: decision.id, event: 'settle', status: 'settled' })
+      expect(records[0]!.actual).toMatchObject({ inputTokens: 90, outputTokens: 40 })
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('emits none when the store fails after the timeout', async () => {
+    const { vi } = await import('vitest')
+    vi.useFakeTimers()
+    try {
+      const records: SettleRecord[] = []
+      const gate = createTollgate({
+        policy: base,
+        store: slowCommits(400, true),
+        timeoutMs: 250,
+        onSettle: (r) => records.push(r),
+      })
+      const decision = await gate.reserve(ask())
+      if (!decision.allowed) throw new Error('refused')
+      const told = expect(gate.release(decision.id)).rejects.toMatchObject({ code: 'store_unavailable' })
+      await vi.advanceTimersByTimeAsync(1_000)
+      await told
+      expect(records).toEqual([])
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})
+
 describe('createTollgate', () => {
   it('refuses options that cannot work when the gate is made, naming the option', () => {
     const bad: [string, Record<string, unknown>][] = [
@@ -838,6 +906,8 @@ describe('createTollgate', () => {
       ['timeoutMs', { timeoutMs: Number.NaN }],
       ['timeoutMs', { timeoutMs: -1 }],
       ['timeoutMs', { timeoutMs: '1s' }],
+      ['timeoutMs', { timeoutMs: 2 ** 31 }], // a timer would fire at once: every call timed out
+      ['timeoutMs', { timeoutMs: Number.POSITIVE_INFINITY }],
       ['maxIdLength', { maxIdLength: 0 }],
       ['maxIdLength', { maxIdLength: Number.NaN }],
     ]

@@ -33,9 +33,14 @@ export function checkOptions(options: TollgateOptions): void {
       refuse(`${hook} must be a function`)
   if (
     timeoutMs !== undefined &&
-    !(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)
+    !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS)
   )
-    refuse(`timeoutMs must be a positive number of milliseconds, got ${shown(timeoutMs)}`)
+    refuse(
+      `timeoutMs must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS} (about 24.8 days), got ${shown(timeoutMs)}`,
+    )
   if (maxIdLength !== undefined && !(Number.isSafeInteger(maxIdLength) && maxIdLength >= 1))
     refuse(`maxIdLength must be a whole number of at least 1, got ${shown(maxIdLength)}`)
 }
+
+/** The longest delay a timer can wait: past it, Node fires at once (every call would time out). */
+const MAX_TIMEOUT_MS = 2_147_483_647

@@ -204,7 +204,8 @@ export interface TollgateOptions {
    */
   onStoreError?: (error: unknown) => void
   /**
-   * Longest wait for the store before its failure counts as an outage.
+   * Longest wait for the store before its failure counts as an outage: more than 0 and at most
+   * 2,147,483,647 ms (the longest a timer waits).
    * @default 1000
    * @example 250
    */
