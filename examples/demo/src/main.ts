@@ -2,8 +2,9 @@
  * The demo: a day of traffic from three workspaces on the in-memory store, with a fake
  * clock, printing every decision Tollgate makes and the state of each workspace at the end.
  */
-import { type Alert, createTollgate, fromMicros, type ReserveRequest } from '@tollgate/core'
-import { fakeClock } from '@tollgate/core/testing'
+// fakeClock from the main entry: `@tollgate/core/testing` also holds the store conformance suite,
+// which needs vitest and fast-check
+import { type Alert, createTollgate, fakeClock, fromMicros, type ReserveRequest } from '@tollgate/core'
 import { policy } from './policy.js'
 
 const clock = fakeClock('2026-11-23T08:00:00Z')

@@ -21,3 +21,13 @@ export const policy = definePolicy({
 
 export const gate = createTollgate({ policy })
 export const keys = memoryKeyRegistry()
+
+/**
+ * A key to try the route with: `DEMO_API_KEY=<20 or more characters> next dev` (or `next start`)
+ * stores it for a free-plan project; send it as `Authorization: Bearer <key>`. Without it the
+ * registry is empty and every request is refused with 401 (issue keys with `keys.issue`).
+ */
+const demoKey = process.env.DEMO_API_KEY
+export const ready = demoKey
+  ? keys.add(demoKey, { subject: { project: 'demo', user: 'you' }, plan: 'free', name: 'demo' })
+  : Promise.resolve()

@@ -7,7 +7,7 @@ import { withTollgate } from '@tollgate/next'
 import { apiKeyIdentity, readJson } from '@tollgate/web'
 import type { NextRequest } from 'next/server.js'
 import { complete } from '../../../lib/model.js'
-import { gate, keys } from '../../../lib/tollgate.js'
+import { gate, keys, ready } from '../../../lib/tollgate.js'
 
 // ioredis and node:crypto-backed stores need Node.js; see docs/adapters.md for the Edge runtime
 export const runtime = 'nodejs'
@@ -18,6 +18,7 @@ interface ChatBody {
   max_tokens?: number
 }
 const body = async (request: NextRequest) => ((await readJson(request)) ?? {}) as ChatBody
+const byKey = apiKeyIdentity(keys)
 
 export const POST = withTollgate(
   async (request, { tollgate }) => {
@@ -31,7 +32,10 @@ export const POST = withTollgate(
   },
   {
     gate,
-    identify: apiKeyIdentity(keys),
+    identify: async (request) => {
+      await ready // the demo key (DEMO_API_KEY), once stored
+      return byKey(request)
+    },
     feature: 'chat',
     model: async (request) => (await body(request)).model ?? 'gpt-4o-mini',
     estimate: async (request) => {
