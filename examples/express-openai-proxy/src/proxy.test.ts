@@ -206,6 +206,21 @@ describe('express-openai-proxy with the official openai client', () => {
     expect((await usage(key, { method: 'POST' })).status).toBe(405)
   })
 
+  it('answers a body that is no JSON with an OpenAI-shaped 400, never an HTML page', async () => {
+    const { key } = await client('t-json')
+    const response = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: '{"model":',
+    })
+    expect(response.status).toBe(400)
+    expect(response.headers.get('content-type')).toMatch(/application\/json/)
+    const body = await response.json()
+    expect(body).toMatchObject({ error: { type: 'invalid_request_error' } })
+    expect(JSON.stringify(body)).not.toMatch(/at .*\.js/) // no stack trace
+    expect(upstream.requests).toHaveLength(0)
+  })
+
   it('refuses unknown (401) and revoked (403) keys without retrying or reaching the upstream', async () => {
     const stranger = new OpenAI({
       apiKey: 'sk-not-a-key-of-this-proxy',

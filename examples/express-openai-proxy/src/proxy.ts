@@ -9,7 +9,12 @@ import type { Tollgate } from '@tollgate/core'
 import { tollgate, usageRoute } from '@tollgate/express'
 import { chatCompletionMeter, encodingForModel, estimateChatCompletion, openAIUsage } from '@tollgate/llm'
 import { apiKeyIdentity, type KeyRegistry, type SettleEvent, sseMeter } from '@tollgate/web'
-import express, { type Express } from 'express'
+import express, {
+  type Express,
+  type Response as ExpressResponse,
+  type NextFunction,
+  type Request,
+} from 'express'
 
 export interface ProxyOptions {
   gate: Tollgate
@@ -93,5 +98,17 @@ export function createProxy(options: ProxyOptions): Express {
       }
     },
   )
+  // a body that is no JSON (or too large) is answered as OpenAI answers it, not with Express's HTML page
+  app.use((error: unknown, _req: Request, res: ExpressResponse, next: NextFunction) => {
+    if (res.headersSent) return next(error)
+    const type = (error as { type?: unknown } | null)?.type
+    if (type === 'entity.parse.failed')
+      return void res
+        .status(400)
+        .json(openAIError('The request body is not valid JSON.', 'invalid_request_error'))
+    if (type === 'entity.too.large')
+      return void res.status(413).json(openAIError('The request body is too large.', 'invalid_request_error'))
+    res.status(500).json(openAIError('The proxy failed.', 'server_error'))
+  })
   return app
 }
