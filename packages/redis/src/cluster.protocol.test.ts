@@ -152,6 +152,44 @@ describe('the Cluster protocol', () => {
     expect(await store.lookup('r1')).toBeNull()
   })
 
+  it('a step whose answer is lost is taken back as well, and its resend holds nothing', async () => {
+    let reserves = 0
+    let resend: (() => Promise<unknown>) | undefined
+    const losing = instrument(client, (name, call) => {
+      if (name !== 'reserve' || ++reserves !== 2) return call()
+      resend = call
+      // Redis runs the tenant's step; its answer is lost with the connection.
+      return call().then(() => {
+        throw new Error('Connection is closed.')
+      })
+    })
+    const p = prefix.next()
+    const clock = fakeClock()
+    const store = redisStore({ client: losing, prefix: p, clock })
+    const observer = redisStore({ client, prefix: p, clock })
+    const specs = [spec('g'), spec('t', { scope: 'acme' })]
+    const look = async () => (await observer.read(specs)).map((s) => [s.used, s.held])
+    await expect(store.reserve(reserveOf('lost', specs))).rejects.toThrow('Connection is closed.')
+    // Both steps are taken back in the background (bounded polling).
+    let states: number[][] = []
+    for (let i = 0; i < 100; i++) {
+      states = await look()
+      if (states.every(([used, held]) => used === 0 && held === 0)) break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    expect(states).toEqual([
+      [0, 0],
+      [0, 0],
+    ])
+    expect(await observer.lookup('lost')).toBeNull()
+    // ioredis sends the step again (after a reconnect): the id is closed in its slot, nothing is held.
+    expect(((await resend!()) as unknown[])[0]).toBe('again')
+    expect(await look()).toEqual([
+      [0, 0],
+      [0, 0],
+    ])
+  })
+
   it('a process that dies between two steps leaves a hold that expires with the TTL', async () => {
     let reserves = 0
     const dying = instrument(client, (name, call) =>

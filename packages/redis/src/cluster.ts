@@ -31,7 +31,7 @@ import type {
   StoreReserve,
   StoreReserveResult,
 } from '@tollgate/core'
-import { commitRows, counterResult, pushSpec, type Reply, ROW, ROW_BEFORE, state } from './codec.js'
+import { commitRows, counterResult, pushSpec, type Reply, ROW, ROW_BEFORE, replayed, state } from './codec.js'
 import { encodeId, overrideKey } from './keys.js'
 import type { Runtime, ScriptOps } from './store.js'
 
@@ -47,7 +47,7 @@ const REMEMBERED = 10_000
 const noop = () => {}
 
 export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
-  const { shared, tag, script, within, client } = runtime
+  const { shared, tag, script, within, client, abandon } = runtime
   /** Reservation id → its slot tags, shared first, for reservations this process made. */
   const known = new Map<string, string[]>()
   const remember = (id: string, tags: string[]) => {
@@ -73,6 +73,17 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
   /** Returns the holds of `groups` and forgets the reservation there. */
   const cancel = (id: string, groups: Group[]) =>
     Promise.all(groups.map((g) => script('commit', g.tag, [encodeId(id), 'cancel']).catch(noop)))
+
+  /**
+   * After a step that failed: the groups `held` are cancelled, and the step `lost` (sent, no answer:
+   * it may have landed, or land later if resent) is abandoned: cancelled if it landed, its id
+   * remembered as closed in its slot so that a resent step holds nothing. In the background, once
+   * the client is ready again (the failure was most likely the connection), with bounded retries.
+   */
+  const giveUp = (id: string, held: Group[], lost: Group | undefined) => {
+    for (const g of held) abandon(g.tag + id, () => script('commit', g.tag, [id, 'cancel']))
+    if (lost) abandon(lost.tag + id, () => script('commit', lost.tag, [id, 'abandon']))
+  }
 
   return {
     lookup: single.lookup,
@@ -146,14 +157,22 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
       let now = 0
       for (const [k, g] of groups.entries()) {
         let reply: Reply[]
+        let lost = false
         try {
-          reply = await script('reserve', g.tag, argsOf(g, 'p'), late(g))
+          reply = await script('reserve', g.tag, argsOf(g, 'p'), late(g), () => {
+            lost = true
+          })
         } catch (error) {
-          cancel(input.id, held)
+          giveUp(id, held, lost ? g : undefined)
           throw error
         }
         const status = reply[0] as string
         now = Number(reply[1])
+        // The id is closed in this slot already (see the reserve script): nothing held here.
+        if (status === 'again') {
+          await cancel(input.id, held)
+          throw replayed(input.id)
+        }
         if (status === 'blocked')
           return { status, now, block: input.blocks[reply[2] as number]!, code: reply[3] as string }
         if (status === 'skew') {

@@ -7,6 +7,18 @@ import { decodeId, encodeId } from './keys.js'
 
 export type Reply = string | number | null | Reply[]
 
+/**
+ * A reserve under an id that is closed already (settled, released, expired, or abandoned after its
+ * answer was lost): the scripts hold nothing and answer `again`. The engine never reuses an id that
+ * way (it tries an id again only after `skew`, which stores nothing); the answer reaches a caller of
+ * the store's own that does, or nobody (a reserve ioredis resent after its caller was told it failed).
+ */
+export function replayed(id: string): Error {
+  return new Error(
+    `tollgate: reservation id ${JSON.stringify(id)} was used before and is closed; nothing was held`,
+  )
+}
+
 /** Arguments per counter (see {@link pushSpec} and the scripts' `readSpec`). */
 export const SPEC_FIELDS = 8
 

@@ -2,6 +2,8 @@
  * Bounded Redis calls: every call waits for the connection when it is being made, but never
  * longer than `timeoutMs`, and a call that times out is not cancelled (Redis may still apply
  * it): its late answer goes to a callback, so that a hold nobody waits for any more can be returned.
+ * A call sent that ends without an answer from Redis (it timed out, or its connection was lost:
+ * Redis may have run it, or may run it when ioredis resends it) is reported to another callback.
  */
 import type { Cluster, Redis } from 'ioredis'
 import { explainReplyError } from './server.js'
@@ -25,8 +27,18 @@ export type Client = Pick<Redis, 'status' | 'on' | 'off' | 'connect' | 'defineCo
   get(key: string): Promise<string | null>
 }
 
-/** Runs `work` within the timeout; `late` receives an answer that arrives after the call gave up. */
-export type Within = <T>(work: () => Promise<T>, late?: (value: T) => void) => Promise<T>
+/**
+ * Runs `work` within the timeout; `late` receives an answer that arrives after the call gave up;
+ * `lost` is called (once) when `work` was started but the call ends without an answer from Redis:
+ * it timed out, or it failed with anything but a Redis error reply (a connection closed, a stream
+ * not writeable, ioredis' `MaxRetriesPerRequestError`…).
+ */
+export type Within = <T>(work: () => Promise<T>, late?: (value: T) => void, lost?: () => void) => Promise<T>
+
+/** Whether an error is Redis' own answer (an error reply): the command reached Redis and was answered. */
+export function answered(error: unknown): boolean {
+  return (error as Error | null | undefined)?.name === 'ReplyError'
+}
 
 const noop = () => {}
 
@@ -47,9 +59,17 @@ export function bounded(redis: Redis | Cluster, timeoutMs: number): Within {
     for (const resume of all) resume()
   }
 
-  return <T>(work: () => Promise<T>, late?: (value: T) => void): Promise<T> =>
+  return <T>(work: () => Promise<T>, late?: (value: T) => void, lost?: () => void): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       let done = false
+      /** `work` was started (its command handed to ioredis); `gone`: reported to `lost`. */
+      let sent = false
+      let gone = false
+      const lose = () => {
+        if (gone || !lost) return
+        gone = true
+        lost()
+      }
       const finish = (error: unknown, value?: T) => {
         if (done) return
         done = true
@@ -67,6 +87,7 @@ export function bounded(redis: Redis | Cluster, timeoutMs: number): Within {
           finish(error)
           return
         }
+        sent = true
         pending.then(
           (value) => {
             if (done) late?.(value)
@@ -74,9 +95,12 @@ export function bounded(redis: Redis | Cluster, timeoutMs: number): Within {
           },
           (error) => {
             // A script Redis refused: on a server older than Redis 7, say so (see server.ts).
-            if ((error as Error | undefined)?.name === 'ReplyError')
+            if (answered(error))
               explainReplyError(redis, error).then((explained) => finish(explained), finish)
-            else finish(error ?? new Error('Redis call failed'))
+            else {
+              lose()
+              finish(error ?? new Error('Redis call failed'))
+            }
           },
         )
       }
@@ -94,16 +118,16 @@ export function bounded(redis: Redis | Cluster, timeoutMs: number): Within {
         }
         waiting.add(resume)
       }
-      const timer = setTimeout(
-        () =>
-          finish(
-            new RedisStoreError(
-              `Redis did not answer within ${timeoutMs} ms (status "${client.status}").`,
-              'timeout',
-            ),
+      const timer = setTimeout(() => {
+        // Sent and not answered: Redis may still run it. Not sent (waiting for the connection): nothing to undo.
+        if (sent) lose()
+        finish(
+          new RedisStoreError(
+            `Redis did not answer within ${timeoutMs} ms (status "${client.status}").`,
+            'timeout',
           ),
-        timeoutMs,
-      )
+        )
+      }, timeoutMs)
       timer.unref?.()
       if (client.status === 'wait') client.connect().catch(noop)
       if (client.status === 'ready' || client.status === 'end') resume()

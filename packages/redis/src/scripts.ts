@@ -56,7 +56,8 @@ const RESERVE_BODY = /* lua */ `
 -- before the hold too), the position of each counter in the whole reservation (comma list), number of
 -- extra override names to report (other groups' counters, see overrideKey), names…, number of other slot groups, their tags…, number of
 -- extra calendar bounds to check for skew (the other groups' fixed windows), bounds…
--- Answer: status, now, then ROW values per counter (see codec.ts), then (Cluster) the extra overrides.
+-- Answer: status, now, then ROW values per counter (see codec.ts), then (Cluster) the extra overrides;
+-- { 'again', now } for an id closed before (see below).
 sweep()
 -- What the sweep changed is written now: calendar windows are then read straight from Redis (peekFixed).
 if #order > 0 then flush() end
@@ -82,6 +83,24 @@ if cluster then
   for i = 1, tonumber(ARGV[q]) do bounds[i] = numbers(ARGV[q + i]) end
 end
 
+-- The same id again: a reserve replayed after its answer was lost (ioredis resends an unanswered
+-- command after a reconnect, a caller may retry), or one the store abandoned meanwhile. It changes
+-- nothing. An open reservation answers 'ok' as its first reserve did (each counter as it is now, with
+-- that hold, nothing refusing); a closed one, a remembered id (<tag>:d:<id>, which an abandon leaves
+-- too) or a held one past its expiry answers 'again'. A dry evaluation (Cluster) holds nothing anyway.
+local again = false
+if not dry then
+  local key = recordKey(id)
+  if call('EXISTS', key, HT .. ':d:' .. id) > 0 then
+    local v = call('HMGET', key, 's', 'e')
+    if v[1] ~= 'held' or tonumber(v[2]) <= now then
+      flush()
+      return { 'again', fmt(now) }
+    end
+    again = true
+  end
+end
+
 -- Block markers, breakers and overrides of every counter (and the extra keys), in one MGET: block
 -- keys first, then trip keys, then override keys, which only the shared slot holds (elsewhere the caps
 -- sent are in force).
@@ -96,7 +115,7 @@ if SHARED then
 end
 local found = mget(names)
 for i = 1, nblocks do
-  if found[i] then
+  if found[i] and not again then
     flush()
     return { 'blocked', fmt(now), i - 1, found[i] }
   end
@@ -137,7 +156,10 @@ for i, s in ipairs(specs) do
   }
   if pre then r.before = { out(look.used), out(look.held), look.resetAt and out(look.resetAt) or false } end
   local trippedUntil = found[TRIPS + i] and tonumber(found[TRIPS + i])
-  if trippedUntil and trippedUntil > now then
+  if again then
+    -- a replay refuses, trips and throttles nothing: its reservation holds already
+    r.denied, r.retry = false, nil
+  elseif trippedUntil and trippedUntil > now then
     r.denied = true
     r.tripped = true
     r.retry = breakerWait(trippedUntil - now, look.denied, look.retry)
@@ -164,7 +186,7 @@ for i, s in ipairs(specs) do
 end
 
 local entries = {}
-if not refused and not dry then
+if not refused and not dry and not again then
   for i, s in ipairs(specs) do
     local r = results[i]
     if not r.denied then -- a shadow counter that would refuse holds nothing
@@ -257,22 +279,27 @@ return reply
 `
 
 const COMMIT_BODY = /* lua */ `
--- ARGV[6] id, [7] 'settle', 'release' or 'cancel', then metric, amount pairs (settle only). A '!' after
+-- ARGV[6] id, [7] 'settle', 'release', 'cancel' or 'abandon', then metric, amount pairs (settle only). A '!' after
 -- settle or release: brief, the rows of counters charged past their cap only (the engine reads no other).
 -- 'cancel' (Redis Cluster: compensation of a reserve refused in another slot) releases every hold
--- and forgets the reservation, as if it had never been made. Answers carry the record's other slot
--- groups (g) last, so that a commit on a Cluster finds every part of a reservation.
+-- and forgets the reservation, as if it had never been made. 'abandon' (a reserve whose answer was
+-- lost: it may have landed, or land later if resent) cancels it too, and remembers the id as released
+-- (<tag>:d:<id>, for idempotencyMs) even when the reserve never landed, so that a reserve arriving
+-- later under the id holds nothing. Answers carry the record's other slot groups (g) last, so that a
+-- commit on a Cluster finds every part of a reservation.
 sweep()
 local id = ARGV[6]
 local brief = string.byte(ARGV[7], -1) == 33
 local mode = brief and string.sub(ARGV[7], 1, -2) or ARGV[7]
-local cancel = mode == 'cancel'
+local abandon = mode == 'abandon'
+local cancel = abandon or mode == 'cancel'
 local release = cancel or mode == 'release'
 local amounts = {}
 for i = 8, #ARGV, 2 do amounts[ARGV[i]] = tonumber(ARGV[i + 1]) end
 -- The entries stay arrays (see entryArray) unless a path below needs them as maps (entryOf).
 local r = current(loadRecord(id, true))
 if not r then
+  if abandon then call('SET', HT .. ':d:' .. id, 'released', 'PX', fmt(IDEM)) end
   flush()
   return { 'unknown' }
 end
@@ -343,6 +370,7 @@ if cancel then
   end
   call('DEL', r.key)
   call('ZREM', INDEX, id)
+  if abandon then call('SET', HT .. ':d:' .. id, 'released', 'PX', fmt(IDEM)) end
 else
   saveRecord(r)
 end

@@ -18,6 +18,7 @@ import type {
 } from '@tollgate/core'
 import { checkClock } from '@tollgate/core'
 import type { Cluster, Redis } from 'ioredis'
+import { type Abandon, abandoner } from './abandon.js'
 import { clusterOps } from './cluster.js'
 import {
   commitRows,
@@ -27,6 +28,7 @@ import {
   pushSpec,
   type Reply,
   ROW,
+  replayed,
   state,
 } from './codec.js'
 import { bounded, type Client, type Within } from './connection.js'
@@ -154,8 +156,19 @@ export interface Runtime {
   /** The hash tag of a counter's scope. */
   tag(scope: string | undefined): string
   within: Within
-  /** Runs a script in the slot of `tag` (its expiry index `<tag>:x` is the routing key). */
-  script(name: ScriptName, tag: string, args: string[], late?: (reply: Reply[]) => void): Promise<Reply[]>
+  /**
+   * Runs a script in the slot of `tag` (its expiry index `<tag>:x` is the routing key); `late` and
+   * `lost` as {@link Within}'s.
+   */
+  script(
+    name: ScriptName,
+    tag: string,
+    args: string[],
+    late?: (reply: Reply[]) => void,
+    lost?: () => void,
+  ): Promise<Reply[]>
+  /** Background clean-up of reserves whose answer was lost, sent once the client is ready (abandon.ts). */
+  abandon: Abandon
 }
 
 /** The operations that run scripts: the standalone ones, or the Cluster protocol over them. */
@@ -259,20 +272,22 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
     slot: string,
     args: string[],
     late?: (reply: Reply[]) => void,
+    lost?: () => void,
   ): Promise<Reply[]> => {
     // ioredis flattens array arguments: no copy of the list here. The test clock is read at send time.
     const call = () =>
       scripts[COMMANDS[name].name]!(`${slot}:x`, clock ? String(clock.now()) : '', common, args) as Promise<
         Reply[]
       >
-    const reply = await within(call, late)
+    const reply = await within(call, late, lost)
     // Every answer but commit's carries the server time (reserve: second place): learn the offset.
     if (!clock && name !== 'commit' && name !== 'leanCommit')
       offset = Number(reply[name === 'reserve' || name === 'fast' ? 1 : 0]) - Date.now()
     return reply
   }
 
-  const runtime: Runtime = { client, shared, tag, within, script }
+  const abandon = abandoner(client, timeoutMs)
+  const runtime: Runtime = { client, shared, tag, within, script, abandon }
 
   /** Reserves and commits waiting for the end of this tick, to go to Redis in one batch script. */
   let queue: Queued[] = []
@@ -336,7 +351,7 @@ function makeStore(options: RedisStoreOptions, lean: boolean): RedisStore {
     })
   const batched: Batched | undefined =
     options.batch === true && !isCluster
-      ? (op, args, late) => within(() => enqueue(op, args), late)
+      ? (op, args, late, lost) => within(() => enqueue(op, args), late, lost)
       : undefined
 
   const standalone = scriptOps(runtime, batched, lean)
@@ -390,19 +405,20 @@ interface Queued {
   reject(error: unknown): void
 }
 
-/** Runs a reserve or commit in the next batch, within the call's own timeout. */
-type Batched = (op: Op, args: string[], late?: (reply: Reply[]) => void) => Promise<Reply[]>
+/** Runs a reserve or commit in the next batch, within the call's own timeout (`late`, `lost`: see Within). */
+type Batched = (
+  op: Op,
+  args: string[],
+  late?: (reply: Reply[]) => void,
+  lost?: () => void,
+) => Promise<Reply[]>
 
 /** The script operations with every key in one slot: a standalone Redis, or the shared slot of a Cluster. */
-function scriptOps({ shared, tag, script }: Runtime, batched?: Batched, lean = true): ScriptOps {
+function scriptOps({ shared, tag, script, abandon }: Runtime, batched?: Batched, lean = true): ScriptOps {
   return {
     async reserve(input: StoreReserve): Promise<StoreReserveResult> {
-      const args = [
-        encodeId(input.id),
-        String(input.ttlMs),
-        JSON.stringify(input.meta),
-        String(input.blocks.length),
-      ]
+      const id = encodeId(input.id)
+      const args = [id, String(input.ttlMs), JSON.stringify(input.meta), String(input.blocks.length)]
       for (const marker of input.blocks) args.push(encodeId(marker))
       args.push(String(input.counters.length))
       // The common case (calendar windows, nothing else) goes to the lean reserve, which answers alike.
@@ -412,14 +428,21 @@ function scriptOps({ shared, tag, script }: Runtime, batched?: Batched, lean = t
       // A hold that lands after this call gave up is returned at once: nobody will settle it.
       const late = (reply: Reply[]) => {
         if (reply[0] !== 'ok') return
-        script('commit', shared, [encodeId(input.id), 'release']).catch(noop)
+        script('commit', shared, [id, 'release']).catch(noop)
       }
+      // Sent, and no answer came (a timeout, a connection lost after the command was written): the
+      // reserve may have landed, or land later if resent. Nobody will settle it: once the client is
+      // ready again, its holds are returned and its id remembered as closed, so that a resent reserve
+      // holds nothing (the scripts answer 'again' for it).
+      const lost = () => abandon(shared + id, () => script('commit', shared, [id, 'abandon']))
       const reply = batched
-        ? await batched(fast ? 'f' : 'r', args, late)
-        : await script(fast ? 'fast' : 'reserve', shared, args, late)
+        ? await batched(fast ? 'f' : 'r', args, late, lost)
+        : await script(fast ? 'fast' : 'reserve', shared, args, late, lost)
       const status = reply[0] as string
       const now = Number(reply[1])
       if (status === 'skew') return { status, now }
+      // The id was closed before (settled, released, expired, or abandoned above): nothing was held.
+      if (status === 'again') throw replayed(input.id)
       if (status === 'blocked')
         return { status, now, block: input.blocks[reply[2] as number]!, code: reply[3] as string }
       const counters = input.counters.map((spec, i) => counterResult(spec, reply, 2 + i * ROW))

@@ -6,13 +6,13 @@ import { ARGS, NOW_AND_NUMBERS } from './base.js'
  * slot groups, and nothing is due for expiry. It answers exactly as the commit script does (same reads
  * and writes in the same order, same record, TTLs and answer) without making the shared prelude: a
  * few locals instead of some forty functions. Anything else (a due reservation to sweep, a held record
- * past its expiry, another window kind, a key twice, a Cluster home record, a cancel) runs the general
+ * past its expiry, another window kind, a key twice, a Cluster home record, a cancel or an abandon) runs the general
  * commit, `general()`, before anything is written, at the same instant. `fast.test.ts` checks that both
  * commits agree on random sequences.
  */
 export const LEAN_COMMIT_BODY = /* lua */ `
--- ARGV as the commit script's: [6] id, [7] 'settle', 'release' or 'cancel' ('!' after: brief), then
--- metric, amount pairs.
+-- ARGV as the commit script's: [6] id, [7] 'settle', 'release', 'cancel' or 'abandon' ('!' after:
+-- brief), then metric, amount pairs.
 ${ARGS}${NOW_AND_NUMBERS}
 -- The general commit at this call's instant (it reads its time from ARGV[1]). Only before any write.
 local function fallback()
@@ -23,7 +23,7 @@ end
 local id = ARGV[6]
 local brief = string.byte(ARGV[7], -1) == 33
 local mode = brief and string.sub(ARGV[7], 1, -2) or ARGV[7]
-if mode == 'cancel' then return fallback() end
+if mode ~= 'settle' and mode ~= 'release' then return fallback() end
 -- The sweep: with nothing due (the common case) it reads the index and changes nothing.
 if #call('ZRANGEBYSCORE', INDEX, '-inf', fmt(now), 'LIMIT', '0', fmt(SWEEP)) > 0 then
   return fallback()

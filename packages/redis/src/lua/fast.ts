@@ -23,6 +23,15 @@ export const FAST_CORE = /* lua */ `
 -- FAST_FIELDS per counter: key, tag, metric, amount, cap, mode (k/r expiry then 1/0 enforce), bounds.
 -- Answer: as the reserve script's (ROW values per counter, calendar windows read straight: flag 16).
 local id, ttl, meta = ARGV[6], tonumber(ARGV[7]), ARGV[8]
+-- The same id again (a replay, see the reserve script): held, it answers 'ok' and holds nothing more;
+-- closed, remembered or past its expiry, 'again'. One EXISTS in the common case.
+local rkey = recordKey(id)
+local again = false
+if call('EXISTS', rkey, HT .. ':d:' .. id) > 0 then
+  local v = call('HMGET', rkey, 's', 'e')
+  if v[1] ~= 'held' or tonumber(v[2]) <= now then return { 'again', fmt(now) } end
+  again = true
+end
 local nblocks = tonumber(ARGV[9])
 local base = 11 + nblocks
 local n = tonumber(ARGV[base - 1])
@@ -37,7 +46,7 @@ for i = 1, n do
 end
 local found = mget(names)
 for i = 1, nblocks do
-  if found[i] then
+  if found[i] and not again then
     return { 'blocked', fmt(now), i - 1, found[i] }
   end
 end
@@ -97,7 +106,10 @@ for i = 1, n do
   q = q + 7
 end
 
-if not refused then
+if again then
+  -- A replay: nothing refuses or waits (flags and retry of every row), nothing is held again.
+  for f = 8, r, 7 do reply[f], reply[f + 1] = 16, false end
+elseif not refused then
   -- Hold on every counter that does not refuse (a shadow counter that would refuse holds nothing).
   local entries = {}
   q = base
@@ -122,10 +134,9 @@ if not refused then
     r = r + 7
     q = q + 7
   end
-  local key = recordKey(id)
   local expiresAt = now + ttl
-  call('HSET', key, 's', 'held', 'e', fmt(expiresAt), 'm', meta, 'x', cmsgpack.pack(entries))
-  index(key, id, expiresAt, math.ceil(ttl + IDEM))
+  call('HSET', rkey, 's', 'held', 'e', fmt(expiresAt), 'm', meta, 'x', cmsgpack.pack(entries))
+  index(rkey, id, expiresAt, math.ceil(ttl + IDEM))
 else
   reply[1] = 'denied'
 end
