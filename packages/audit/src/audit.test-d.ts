@@ -1,6 +1,13 @@
 import { type Alert, createTollgate, type TollgateOptions } from '@tollgate/core'
 import { describe, expectTypeOf, it } from 'vitest'
-import { alertWebhook, auditTo, callbackSink, jsonLinesSink, postgresSink } from './index.js'
+import {
+  alertWebhook,
+  auditTo,
+  callbackSink,
+  jsonLinesSink,
+  type PostgresSinkOptions,
+  postgresSink,
+} from './index.js'
 
 describe('types', () => {
   it('auditTo spreads into createTollgate options; a webhook is an onAlert', () => {
@@ -20,5 +27,20 @@ describe('types', () => {
     expectTypeOf(postgresSink({ pool }).pending).toEqualTypeOf<number>()
     // @ts-expect-error a pool needs query
     postgresSink({ pool: {} })
+  })
+
+  it('postgresSink takes exactly one of pool or connectionString', () => {
+    const pool = { query: async () => ({ rows: [], rowCount: 0 }) }
+    postgresSink({ pool, table: 'audit' })
+    postgresSink({ connectionString: 'postgres://audit@db/billing', batchSize: 100 })
+    // @ts-expect-error neither
+    postgresSink({})
+    // @ts-expect-error neither
+    postgresSink({ table: 'audit' })
+    // @ts-expect-error both
+    postgresSink({ pool, connectionString: 'postgres://audit@db/billing' })
+    // @ts-expect-error a connection string from process.env may be unset (the sink throws then)
+    postgresSink({ connectionString: process.env.DATABASE_URL })
+    expectTypeOf<{ createTable: false }>().not.toExtend<PostgresSinkOptions>()
   })
 })

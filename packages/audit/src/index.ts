@@ -5,7 +5,7 @@
  *
  * @example
  * import { auditTo, jsonLinesSink, postgresSink, alertWebhook } from '@tollgate/audit'
- * const sink = postgresSink({ connectionString: process.env.DATABASE_URL })
+ * const sink = postgresSink({ connectionString: process.env.DATABASE_URL! })
  * const gate = createTollgate({ policy, ...auditTo(sink), onAlert: alertWebhook({ url, secret }) })
  */
 export { type CallbackSinkOptions, callbackSink } from './callback.js'

@@ -20,6 +20,7 @@ export type {
   TollgateHandle,
 } from './handle.js'
 export { type HeaderIdentityOptions, headerIdentity } from './identity/header.js'
+export type { CryptoKey, JSONWebKeySet, JWK, JWTPayload } from './identity/jwt-types.js'
 export {
   type AddOptions,
   type ApiKeyIdentityOptions,

@@ -19,7 +19,13 @@ const policy = {
   ...testPolicy,
   rules: [
     ...testPolicy.rules!,
-    { id: 'user-frontier', per: 'user', match: { model: 'gpt-4o' }, limits: { requests: 5 }, window: 'day' },
+    {
+      id: 'user-frontier',
+      per: 'user',
+      match: { model: 'gpt-4o' },
+      limits: { requests: 5 },
+      window: 'day' as const,
+    },
   ],
 }
 

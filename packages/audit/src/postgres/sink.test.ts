@@ -246,7 +246,7 @@ describe('postgresSink', () => {
     expect(() => auditTableSql({ table: 'a.b.c' })).toThrow(TypeError)
     expect(() => auditTableSql({ dimensions: ["user' OR 1"] })).toThrow(TypeError)
     expect(auditTableSql({ table: 'billing.audit' })).toContain('"billing"."audit"')
-    expect(() => postgresSink({ table: 'x' })).toThrow(TypeError)
+    expect(() => postgresSink({ table: 'x' } as never)).toThrow(TypeError) // the type refuses it too
     expect(() => postgresSink({ pool, batchSize: 5_000 })).toThrow(RangeError)
     // these threw a bare TypeError ("table.split is not a function"), or failed each write later
     const none = Object.create(null)

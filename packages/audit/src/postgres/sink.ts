@@ -10,74 +10,85 @@ import { type OwnedPool, openPool, type PgQueryable } from './client.js'
 import { MAX_BATCH, merge, mergeUnder, type PendingRow, recordsOf, upsertSql, values } from './rows.js'
 import { type AuditTableOptions, createAuditTable, quoteTable } from './table.js'
 
-/** Options of {@link postgresSink}. Give `pool` or `connectionString`. */
-export interface PostgresSinkOptions extends AuditTableOptions {
-  /**
-   * A `pg` Pool (or anything with its `query`). The sink does not end it: you do, after
-   * `close()`. Attach your own `pool.on('error')` handler, as `pg` asks.
-   * @default none (give this or `connectionString`)
-   * @example postgresSink({ pool: new pg.Pool({ connectionString: process.env.DATABASE_URL }) })
-   */
-  pool?: PgQueryable
-  /**
-   * A connection string; the sink creates its own `pg` Pool (the `pg` package must be installed)
-   * and ends it on `close()`.
-   * @default none (give this or `pool`)
-   * @example postgresSink({ connectionString: 'postgres://audit@db/billing' })
-   */
-  connectionString?: string
-  /**
-   * Create the table and its index when missing, before the first write. Turn it off when a
-   * migration owns the table (`auditTableSql()` gives the statement).
-   * @default true
-   * @example postgresSink({ pool, createTable: false })
-   */
-  createTable?: boolean
-  /**
-   * Most rows in one `INSERT` (at most 2,621: PostgreSQL takes 65,535 parameters).
-   * A full batch is written at once; a partial one after `flushIntervalMs`.
-   * @default 500
-   * @example postgresSink({ pool, batchSize: 1000 })
-   */
-  batchSize?: number
-  /**
-   * Longest time a record waits in memory before a write is started.
-   * @default 1000
-   * @example postgresSink({ pool, flushIntervalMs: 250 })
-   */
-  flushIntervalMs?: number
-  /**
-   * Most rows held in memory (queued and being written) while the database is slow or away.
-   * When full, a record for a new id drops the oldest queued row, reported to `onError` with
-   * code `queue_full` and the dropped records. A decision and its settle share one row.
-   * @default 100_000
-   * @example postgresSink({ pool, maxQueue: 1_000_000 })
-   */
-  maxQueue?: number
-  /**
-   * Wait before retry number `attempt` (1, 2, …) of a failed write. Writes are retried until
-   * they succeed (or `close()` times out); rows are never given up on a failed write.
-   * @default exponential from 100 ms, doubling, capped at 30 s, with jitter
-   * @example postgresSink({ pool, backoffMs: (attempt) => Math.min(60_000, 1_000 * attempt) })
-   */
-  backoffMs?: (attempt: number) => number
-  /**
-   * Longest time `close()` keeps retrying. Past it, the rows not written are reported to
-   * `onError` (code `close_timeout`, with the records) and `close()` resolves. Rows being
-   * written at that moment are reported too, though they may still land.
-   * @default 30_000
-   * @example postgresSink({ pool, closeTimeoutMs: 120_000 })
-   */
-  closeTimeoutMs?: number
-  /**
-   * Told about every failed write (`write_failed`, retried), dropped row (`queue_full`,
-   * `record_rejected` for a row the database refuses, e.g. a NUL character in an id) and
-   * `close_timeout`. Never called from the engine's path.
-   * @default errors are ignored
-   * @example postgresSink({ pool, onError: (e) => log.warn({ code: e.code, err: e.cause }) })
-   */
-  onError?: (error: AuditError) => void
-}
+/**
+ * Options of {@link postgresSink}: exactly one of `pool` or `connectionString` (the type refuses
+ * none, or both), the table, and how rows are written.
+ */
+export type PostgresSinkOptions = (
+  | {
+      /**
+       * A `pg` Pool (or anything with its `query`). The sink does not end it: you do, after
+       * `close()`. Attach your own `pool.on('error')` handler, as `pg` asks. Not with `connectionString`.
+       * @example postgresSink({ pool: new pg.Pool({ connectionString: process.env.DATABASE_URL }) })
+       */
+      pool: PgQueryable
+      /** Not with `pool`: give exactly one of `pool` or `connectionString`. */
+      connectionString?: undefined
+    }
+  | {
+      /** Not with `connectionString`: give exactly one of `pool` or `connectionString`. */
+      pool?: undefined
+      /**
+       * A connection string; the sink creates its own `pg` Pool (the `pg` package must be installed)
+       * and ends it on `close()`. Not with `pool`.
+       * @example postgresSink({ connectionString: 'postgres://audit@db/billing' })
+       */
+      connectionString: string
+    }
+) &
+  AuditTableOptions & {
+    /**
+     * Create the table and its index when missing, before the first write. Turn it off when a
+     * migration owns the table (`auditTableSql()` gives the statement).
+     * @default true
+     * @example postgresSink({ pool, createTable: false })
+     */
+    createTable?: boolean
+    /**
+     * Most rows in one `INSERT` (at most 2,621: PostgreSQL takes 65,535 parameters).
+     * A full batch is written at once; a partial one after `flushIntervalMs`.
+     * @default 500
+     * @example postgresSink({ pool, batchSize: 1000 })
+     */
+    batchSize?: number
+    /**
+     * Longest time a record waits in memory before a write is started.
+     * @default 1000
+     * @example postgresSink({ pool, flushIntervalMs: 250 })
+     */
+    flushIntervalMs?: number
+    /**
+     * Most rows held in memory (queued and being written) while the database is slow or away.
+     * When full, a record for a new id drops the oldest queued row, reported to `onError` with
+     * code `queue_full` and the dropped records. A decision and its settle share one row.
+     * @default 100_000
+     * @example postgresSink({ pool, maxQueue: 1_000_000 })
+     */
+    maxQueue?: number
+    /**
+     * Wait before retry number `attempt` (1, 2, …) of a failed write. Writes are retried until
+     * they succeed (or `close()` times out); rows are never given up on a failed write.
+     * @default exponential from 100 ms, doubling, capped at 30 s, with jitter
+     * @example postgresSink({ pool, backoffMs: (attempt) => Math.min(60_000, 1_000 * attempt) })
+     */
+    backoffMs?: (attempt: number) => number
+    /**
+     * Longest time `close()` keeps retrying. Past it, the rows not written are reported to
+     * `onError` (code `close_timeout`, with the records) and `close()` resolves. Rows being
+     * written at that moment are reported too, though they may still land.
+     * @default 30_000
+     * @example postgresSink({ pool, closeTimeoutMs: 120_000 })
+     */
+    closeTimeoutMs?: number
+    /**
+     * Told about every failed write (`write_failed`, retried), dropped row (`queue_full`,
+     * `record_rejected` for a row the database refuses, e.g. a NUL character in an id) and
+     * `close_timeout`. Never called from the engine's path.
+     * @default errors are ignored
+     * @example postgresSink({ pool, onError: (e) => log.warn({ code: e.code, err: e.cause }) })
+     */
+    onError?: (error: AuditError) => void
+  }
 
 /** A PostgreSQL sink; `pending` is how many rows are waiting or being written. */
 export interface PostgresSink extends AuditSink {

@@ -175,8 +175,9 @@ describe('signedIdentity: JWT', () => {
   })
 
   it('needs exactly one key and one mode', () => {
-    expect(() => signedIdentity({ jwt: {} })).toThrow(/exactly one/)
-    expect(() => signedIdentity({ jwt: { secret, jwks: { keys: [] } } })).toThrow(/exactly one/)
+    // the type refuses these too (index.test-d.ts); a JavaScript caller gets a TypeError
+    expect(() => signedIdentity({ jwt: {} as never })).toThrow(/exactly one/)
+    expect(() => signedIdentity({ jwt: { secret, jwks: { keys: [] } } as never })).toThrow(/exactly one/)
     expect(() => signedIdentity({} as never)).toThrow(/exactly one/)
     expect(() => signedIdentity(undefined as never)).toThrow(/exactly one/)
     // jose refused these on every request (a TypeError out of each): refused once, up front

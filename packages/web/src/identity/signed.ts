@@ -6,7 +6,7 @@
  * replayed.
  */
 import { type Attributes, type Clock, checkClock } from '@tollgate/core'
-import type { CryptoKey, JSONWebKeySet, JWTPayload, JWTVerifyOptions } from 'jose'
+import type { JWTVerifyOptions } from 'jose'
 import {
   checkSecret,
   equalDigests,
@@ -17,6 +17,7 @@ import {
   toHex,
 } from './digest.js'
 import { isAttribute, isText } from './grant.js'
+import type { CryptoKey, JSONWebKeySet, JWTPayload } from './jwt-types.js'
 import { memoryNonceStore, type NonceStore } from './nonces.js'
 import {
   checkHeaderName,
@@ -44,14 +45,36 @@ export interface Assertion {
   features?: readonly string[]
 }
 
-/** JWT verification; give exactly one of `secret`, `publicKey`, `jwks`. */
-export interface JwtIdentityOptions {
-  /** Shared secret for HS256. @default none @example process.env.IDENTITY_JWT_SECRET */
-  secret?: string | Uint8Array
-  /** Public key for RS256: PEM (SPKI) text or a `CryptoKey`. @default none @example fs.readFileSync('upstream.pub.pem', 'utf8') */
-  publicKey?: string | CryptoKey
-  /** A JSON Web Key Set held locally (keys picked by `kid`). @default none @example await (await fetch(jwksUrl)).json() */
-  jwks?: JSONWebKeySet
+/**
+ * JWT verification: exactly one key source, `secret` (HS256), `publicKey` (RS256) or `jwks` (the
+ * type refuses none, or two), and the checks every source shares.
+ */
+export type JwtIdentityOptions = (
+  | {
+      /** Shared secret for HS256, at least 32 bytes. Not with `publicKey` or `jwks`. @example process.env.IDENTITY_JWT_SECRET! */
+      secret: string | Uint8Array
+      /** Not with `secret`: give exactly one key source. */
+      publicKey?: undefined
+      /** Not with `secret`: give exactly one key source. */
+      jwks?: undefined
+    }
+  | {
+      /** Not with `publicKey`: give exactly one key source. */
+      secret?: undefined
+      /** Public key for RS256: PEM (SPKI) text or a `CryptoKey`. Not with `secret` or `jwks`. @example fs.readFileSync('upstream.pub.pem', 'utf8') */
+      publicKey: string | CryptoKey
+      /** Not with `publicKey`: give exactly one key source. */
+      jwks?: undefined
+    }
+  | {
+      /** Not with `jwks`: give exactly one key source. */
+      secret?: undefined
+      /** Not with `jwks`: give exactly one key source. */
+      publicKey?: undefined
+      /** A JSON Web Key Set held locally (keys picked by `kid`). Not with `secret` or `publicKey`. @example await (await fetch(jwksUrl)).json() */
+      jwks: JSONWebKeySet
+    }
+) & {
   /** Accepted `iss`. @default any @example 'https://auth.example.com' */
   issuer?: string | string[]
   /** Accepted `aud`. @default any @example 'tollgate' */
@@ -78,7 +101,7 @@ export interface JwtIdentityOptions {
 
 /** HMAC-signed identity header; see {@link signIdentity} for the upstream side. */
 export interface HmacIdentityOptions {
-  /** Shared secret (at least 32 bytes of entropy). @example process.env.IDENTITY_HMAC_SECRET */
+  /** Shared secret (at least 32 bytes of entropy). @example process.env.IDENTITY_HMAC_SECRET! */
   secret: string | Uint8Array
   /** Header with the base64url JSON assertion. @default 'x-tollgate-identity' @example 'x-identity' */
   header?: string
@@ -105,10 +128,28 @@ export interface HmacIdentityOptions {
   nonces?: NonceStore
 }
 
-/** Options of {@link signedIdentity}: `jwt` or `hmac`. */
+/** Options of {@link signedIdentity}: exactly one of `jwt` or `hmac` (the type refuses none, or both). */
 export type SignedIdentityOptions = (
-  | { jwt: JwtIdentityOptions; hmac?: undefined }
-  | { hmac: HmacIdentityOptions; jwt?: undefined }
+  | {
+      /**
+       * Verify a JWT from the request's `authorization` header (or `header`), with exactly one key
+       * source: `secret` (HS256), `publicKey` (RS256) or `jwks`. Not with `hmac`.
+       * @example { secret: process.env.IDENTITY_JWT_SECRET!, issuer: 'https://auth.example.com', audience: 'tollgate' }
+       */
+      jwt: JwtIdentityOptions
+      /** Not with `jwt`: give exactly one of `jwt` or `hmac`. */
+      hmac?: undefined
+    }
+  | {
+      /**
+       * Verify an identity header signed with HMAC-SHA256 over a timestamp and a nonce (what
+       * {@link signIdentity} makes upstream); stale or replayed signatures are refused. Not with `jwt`.
+       * @example { secret: process.env.IDENTITY_HMAC_SECRET!, nonces: redisNonceStore({ client: redis }) }
+       */
+      hmac: HmacIdentityOptions
+      /** Not with `hmac`: give exactly one of `jwt` or `hmac`. */
+      jwt?: undefined
+    }
 ) & {
   /** Time for expiry and replay checks. @default systemClock @example fakeClock() */
   clock?: Clock
