@@ -3,7 +3,13 @@
  * forged, tampered or replayed answer is refused), input JSON cannot carry refused before sending,
  * and the store time learned from answers.
  */
-import { type CounterSpec, memoryStore } from '@tollgate/core'
+import {
+  type CounterSpec,
+  createTollgate,
+  memoryStore,
+  type PolicyInput,
+  TollgateError,
+} from '@tollgate/core'
 import { fakeClock } from '@tollgate/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { httpStore } from './client.js'
@@ -142,6 +148,38 @@ describe('httpStore', () => {
     ).rejects.toMatchObject({ code: 'signature' })
   })
 
+  it('reads every finite store time the server signs: fractions past 9 decimals, exponent forms', async () => {
+    const clock = fakeClock(0)
+    for (let i = 0; i < 3; i++) clock.advance(0.1) // 0.30000000000000004
+    const memory = memoryStore({ clock })
+    const store = httpStore({ url: server.mount(memory), secret: SECRET, clockMaxAgeMs: 0 })
+    expect(await store.reserve(reserveInput('fraction'))).toMatchObject({ status: 'ok', now: 0.1 + 0.2 })
+    expect(await memory.lookup('fraction')).toMatchObject({ state: 'held' })
+
+    let time = 0
+    const odd = httpStore({
+      url: server.mount({ ...memoryStore(), now: () => time }),
+      secret: SECRET,
+      clockMaxAgeMs: 0,
+    })
+    for (const t of [0.1 + 0.2, 1e21, 1.5e-7, -1.5e-7, 5e-324, Number.MAX_VALUE, -Number.MAX_VALUE, 1e300]) {
+      time = t
+      // lookup answers with the store's now() in its signature header
+      await expect(odd.lookup('none'), String(t)).resolves.toBeNull()
+      expect(await odd.now()).toBe(t) // asked: not the local fallback of a failed request
+      await expect(odd.read([spec])).resolves.toHaveLength(1)
+    }
+  })
+
+  it('refuses a timeoutMs past the longest timer delay (every call timed out at once)', async () => {
+    for (const timeoutMs of [2_147_483_648, 86_400_000 * 30, Number.MAX_SAFE_INTEGER])
+      expect(() => httpStore({ url: 'http://x', secret: SECRET, timeoutMs })).toThrow(
+        new TypeError('httpStore: timeoutMs is a positive number of ms, at most 2147483647'),
+      )
+    const store = httpStore({ url: server.mount(memoryStore()), secret: SECRET, timeoutMs: 2_147_483_647 })
+    expect(await store.lookup('x')).toBeNull() // the longest delay a timer keeps works
+  })
+
   it('checks its options', () => {
     expect(() => httpStore({ url: 'ftp://x', secret: SECRET })).toThrow(/http: or https:/)
     expect(() => httpStore({ url: 'not a url', secret: SECRET })).toThrow()
@@ -159,5 +197,76 @@ describe('httpStore', () => {
     )
     expect(httpStore({ url: new URL('http://x/store'), secret: SECRET }).url).toBe('http://x/store')
     expect(httpStore({ url: 'https://x.test/store/?a=1#b', secret: SECRET }).url).toBe('https://x.test/store')
+  })
+})
+
+describe('a request body over the store server’s maxBodyBytes', () => {
+  const policy: PolicyInput = {
+    models: { m: { price: { input: 1, output: 1 } } },
+    rules: [{ id: 'rpm', per: 'user', limits: { requests: 2 }, window: 'minute' }], // fails open
+  }
+  const ask = (user: string) => ({
+    subject: { user },
+    model: 'm',
+    estimate: { inputTokens: 10, maxOutputTokens: 10 },
+  })
+
+  it('is a store_error the caller sees, naming both sizes: the gate admits nothing', async () => {
+    const backend = memoryStore({ clock: fakeClock() })
+    const reserves: string[] = []
+    const watched = {
+      ...backend,
+      reserve(input: Parameters<typeof backend.reserve>[0]) {
+        reserves.push(input.id)
+        return backend.reserve(input)
+      },
+    }
+    const { calls, fetcher } = countingFetch()
+    const errors: unknown[] = []
+    const gate = createTollgate({
+      policy,
+      store: httpStore({
+        url: server.mount(watched, { maxBodyBytes: 2_048 }),
+        secret: SECRET,
+        fetch: fetcher,
+      }),
+      onStoreError: (error) => errors.push(error),
+    })
+    const long = 'u'.repeat(3_000) // an id the engine takes, in a body the server does not
+    for (let i = 0; i < 3; i++) {
+      const error = await gate.reserve(ask(long)).catch((e: unknown) => e)
+      expect(TollgateError.isInstance(error)).toBe(true)
+      expect(error).toMatchObject({
+        code: 'store_error',
+        message: expect.stringMatching(
+          /^The reserve request to the HTTP store is \d{4,} bytes, over the store server's limit of 2048 bytes \(its maxBodyBytes\)/,
+        ),
+      })
+      expect(HttpStoreError.isInstance((error as Error).cause)).toBe(true)
+      expect((error as Error).cause).toMatchObject({
+        code: 'status',
+        status: 413,
+        serverCode: 'payload_too_large',
+      })
+    }
+    expect(reserves).toEqual([]) // nothing reached the store, nothing was admitted
+    expect(errors).toHaveLength(3) // the hook still hears of it
+    expect(calls.filter((c) => c === 'commit')).toEqual([]) // a refused body is not released
+    // a short id on the same gate is decided as usual
+    expect(await gate.reserve(ask('u1'))).toMatchObject({ allowed: true, flags: [] })
+    expect(reserves).toHaveLength(1)
+  })
+
+  it('a 413 from a proxy in front of the store server is a store_error too', async () => {
+    const proxied = countingFetch(
+      () => new Response('<html>413 Request Entity Too Large</html>', { status: 413 }),
+    )
+    const store = httpStore({ url: server.mount(memoryStore()), secret: SECRET, fetch: proxied.fetcher })
+    await expect(store.lookup('x')).rejects.toMatchObject({
+      code: 'store_error',
+      message: expect.stringMatching(
+        /is \d+ bytes, over what the store server \(or a proxy in front of it\) accepts/,
+      ),
+    })
   })
 })

@@ -3,7 +3,7 @@
  * it runs on Node, Next.js Edge, Vercel Edge, Cloudflare Workers, Deno and Bun. Every store call
  * is one signed `POST` to a `storeHandler`; every answer is signed too and carries the store's time.
  */
-import type { RemoteStore, StoreReserveResult } from '@tollgate/core'
+import { type RemoteStore, type StoreReserveResult, TollgateError } from '@tollgate/core'
 import { HttpStoreError } from './errors.js'
 import {
   answerMessage,
@@ -41,7 +41,8 @@ export interface HttpStoreOptions {
   /**
    * Most time one store call may take, signing and reading the answer included; after it the
    * request is aborted and the call rejects with an {@link HttpStoreError} (`timeout`), so the gate
-   * applies each rule's failure mode. Keep it below the gate's `timeoutMs`.
+   * applies each rule's failure mode. Keep it below the gate's `timeoutMs`. A positive number of ms,
+   * at most 2147483647 (the longest timer delay; a longer one would fire at once).
    * @default 1_000
    * @example 300
    */
@@ -78,13 +79,19 @@ const describe = (error: unknown) => {
   return typeof detail === 'string' ? detail : String(error)
 }
 
-/** The server's `{ error: { code, message } }`, or nothing recognisable. */
-function serverError(bytes: Uint8Array): { code?: string; message?: string } {
+/** The longest delay `setTimeout` keeps (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMEOUT_MS = 2_147_483_647
+
+/** The server's `{ error: { code, message, maxBodyBytes? } }`, or nothing recognisable. */
+function serverError(bytes: Uint8Array): { code?: string; message?: string; maxBodyBytes?: number } {
   try {
-    const { error } = JSON.parse(decoder.decode(bytes)) as { error?: { code?: unknown; message?: unknown } }
+    const { error } = JSON.parse(decoder.decode(bytes)) as {
+      error?: { code?: unknown; message?: unknown; maxBodyBytes?: unknown }
+    }
     return {
       ...(typeof error?.code === 'string' ? { code: error.code.slice(0, 64) } : {}),
       ...(typeof error?.message === 'string' ? { message: error.message.slice(0, 500) } : {}),
+      ...(Number.isSafeInteger(error?.maxBodyBytes) ? { maxBodyBytes: error?.maxBodyBytes as number } : {}),
     }
   } catch {
     return {}
@@ -92,9 +99,27 @@ function serverError(bytes: Uint8Array): { code?: string; message?: string } {
 }
 
 /**
+ * Whether a reserve that failed with `error` may still have been applied by the store, so that its
+ * hold must be released: anything but an input refused before sending, a connection refused (nothing
+ * was sent) or a 4xx answer (the server, or a proxy before it, refused the request). A timeout, a
+ * connection lost after sending, a 5xx (from the store server or a gateway that gave up waiting for
+ * it), and an answer that fails its signature or the protocol all may follow a hold that landed.
+ */
+function mayHaveLanded(error: unknown): boolean {
+  if (!HttpStoreError.isInstance(error)) return false // refused before sending (input, a 413)
+  if (error.code === 'status')
+    return !(error.status !== undefined && error.status >= 400 && error.status < 500)
+  if (error.code === 'network') return describe(error.cause) !== 'ECONNREFUSED'
+  return true
+}
+
+/**
  * A store that talks to a `storeHandler` over HTTP. Errors reject with {@link HttpStoreError} (or a
  * `TypeError` for input JSON cannot carry, such as `NaN`); the gate answers them with each rule's
- * failure mode. A reserve that timed out is released in the background, in case it landed.
+ * failure mode. A request body the server refuses as too large (413) rejects with a `TollgateError`
+ * `store_error` instead, which the gate passes to its caller: that input can never be carried. A
+ * reserve that failed after it may have landed (timeout, lost connection, 5xx, a bad answer) is
+ * released in the background.
  *
  * @example
  * import { createTollgate } from '@tollgate/core'
@@ -119,8 +144,9 @@ export function httpStore(options: HttpStoreOptions): HttpStore {
   const key = hmacKey(options.secret, 'httpStore')
   const timeoutMs = options.timeoutMs ?? 1_000
   const clockMaxAgeMs = options.clockMaxAgeMs ?? 60_000
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
-    throw new TypeError('httpStore: timeoutMs is a positive number of ms')
+  // setTimeout fires at once for a delay past 2^31 - 1 ms: every call would time out
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS)
+    throw new TypeError(`httpStore: timeoutMs is a positive number of ms, at most ${MAX_TIMEOUT_MS}`)
   if (typeof clockMaxAgeMs !== 'number' || !(clockMaxAgeMs >= 0))
     throw new TypeError('httpStore: clockMaxAgeMs is a number of ms >= 0')
   const fetcher = options.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init))
@@ -157,17 +183,32 @@ export function httpStore(options: HttpStoreOptions): HttpStore {
       })
     }
     if (response.status !== 200) {
-      const { code, message } = serverError(answer)
-      throw new HttpStoreError(
+      const { code, message, maxBodyBytes } = serverError(answer)
+      const error = new HttpStoreError(
         'status',
         `The store server answered ${response.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : '.'}`,
         { status: response.status, ...(code ? { serverCode: code } : {}) },
       )
+      // Too large for the store server (or a proxy before it): no outage, this input cannot be carried.
+      // A store_error reaches the caller; failure modes would let it through (or refuse it) forever.
+      if (response.status === 413) {
+        const limit =
+          maxBodyBytes === undefined
+            ? 'over what the store server (or a proxy in front of it) accepts'
+            : `over the store server's limit of ${maxBodyBytes} bytes (its maxBodyBytes)`
+        throw new TollgateError(
+          'store_error',
+          `The ${operation} request to the HTTP store is ${body.byteLength} bytes, ${limit}: it cannot be ` +
+            'sent (long ids or keys make large bodies).',
+          { cause: error },
+        )
+      }
+      throw error
     }
     const signature = parseAnswerSignature(response.headers.get(SIGNATURE_HEADER))
     if (
       !signature ||
-      !(await verify(await key, signature.mac, answerMessage(n, 200, signature.time, answer)))
+      !(await verify(await key, signature.mac, answerMessage(n, 200, signature.text, answer)))
     )
       throw new HttpStoreError('signature', 'The answer is not signed by the store server.')
     let parsed: { result?: unknown }
@@ -211,9 +252,10 @@ export function httpStore(options: HttpStoreOptions): HttpStore {
       try {
         return await call<StoreReserveResult>('reserve', input)
       } catch (error) {
-        // the hold may have landed after we gave up: return it (a release of an unknown id is harmless)
-        if (HttpStoreError.isInstance(error) && (error.code === 'timeout' || error.code === 'network'))
-          call('commit', { id: input.id, amounts: null }).catch(done)
+        // the hold may have landed though no valid answer came back (a timeout, a gateway's 5xx, an
+        // answer that fails its check): return it. Releasing is idempotent, and harmless for an id
+        // the store never saw.
+        if (mayHaveLanded(error)) call('commit', { id: input.id, amounts: null }).catch(done)
         throw error
       }
     },

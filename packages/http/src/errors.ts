@@ -1,4 +1,7 @@
-/** The one error `httpStore` throws; the gate turns it into `store_unavailable` and applies failure modes. */
+/**
+ * The error `httpStore` throws for a call that failed; the gate turns it into `store_unavailable` and
+ * applies failure modes. (A body too large for the server is a `TollgateError` `store_error` instead.)
+ */
 
 const marker = Symbol.for('tollgate.HttpStoreError')
 
@@ -7,7 +10,9 @@ const marker = Symbol.for('tollgate.HttpStoreError')
  * - `timeout`: no answer within `timeoutMs`;
  * - `network`: the request could not be sent or its answer not read (refused, reset, DNS…);
  * - `status`: the server answered with an error status (`status` and the server's `serverCode`
- *   say which: 400 bad input, 401 bad signature or clock, 413 too large, 500 the store failed…);
+ *   say which: 400 bad input, 401 bad signature or clock, 500 the store failed…). A 413 (body too
+ *   large) is not one of these: `httpStore` throws a `TollgateError` `store_error` for it, which the
+ *   gate passes to its caller, with this error as its `cause`;
  * - `signature`: the answer's signature is missing or wrong (not the store server, or tampered);
  * - `protocol`: the answer is not what the protocol says.
  */

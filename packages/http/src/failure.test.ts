@@ -8,11 +8,12 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { type CounterSpec, createTollgate, memoryStore, type PolicyInput } from '@tollgate/core'
 import { fakeClock } from '@tollgate/core/testing'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { httpStore } from './client.js'
 import { HttpStoreError } from './errors.js'
 import { storeHandler } from './handler.js'
 import { toNodeListener } from './node.js'
+import { SIGNATURE_HEADER } from './protocol.js'
 import { SECRET, startServer } from './test/server.js'
 
 const TIMEOUT = 200
@@ -158,5 +159,76 @@ describe('a reserve answered too late', () => {
     expect(await memory.lookup('late')).toMatchObject({ state: 'released' })
     expect((await memory.read([spec]))[0]).toMatchObject({ used: 0, held: 0 })
     unstall()
+  })
+})
+
+describe('a reserve that landed but got no valid answer back', () => {
+  const signed = (response: Response) => response.headers.get(SIGNATURE_HEADER) ?? ''
+  /** What a proxy (or a broken path) puts in place of the store server's answer to the reserve. */
+  const answers: Record<string, (response: Response) => Response | Promise<Response>> = {
+    'a gateway 504': () => new Response('<html>504 Gateway Time-out</html>', { status: 504 }),
+    'a gateway 502': () => new Response('Bad Gateway', { status: 502 }),
+    'a 500 store_error': () =>
+      Response.json({ error: { code: 'store_error', message: 'The store failed.' } }, { status: 500 }),
+    'an answer whose signature fails': async (response) =>
+      new Response(await response.arrayBuffer(), {
+        status: 200,
+        headers: { [SIGNATURE_HEADER]: signed(response).replace(/v1=[0-9a-f]{4}/, 'v1=0000') },
+      }),
+    'an answer whose t= is malformed': async (response) =>
+      new Response(await response.arrayBuffer(), {
+        status: 200,
+        headers: { [SIGNATURE_HEADER]: signed(response).replace(/^t=[^,]*/, 't=soon') },
+      }),
+  }
+
+  for (const [what, replace] of Object.entries(answers)) {
+    it(`is released after ${what}`, async () => {
+      const memory = memoryStore({ clock: fakeClock() })
+      const handler = storeHandler(memory, { secret: SECRET })
+      const url = await listen(
+        toNodeListener(async (request) => {
+          const response = await handler(request) // the store applies the call…
+          return request.url.endsWith('/reserve') ? replace(response) : response // …the answer is lost
+        }),
+      )
+      const store = httpStore({ url, secret: SECRET, timeoutMs: 10 * AT_ONCE })
+      const id = `landed-${what}`
+      const error = await store
+        .reserve({ id, counters: [spec], ttlMs: 60_000, blocks: [], meta: { model: 'm' } })
+        .catch((e: unknown) => e)
+      expect(HttpStoreError.isInstance(error)).toBe(true)
+      // the release goes out in the background
+      await vi.waitFor(async () => expect(await memory.lookup(id)).toMatchObject({ state: 'released' }), {
+        timeout: AT_ONCE,
+        interval: 5,
+      })
+      expect((await memory.read([spec]))[0]).toMatchObject({ used: 0, held: 0 })
+    })
+  }
+
+  it('a reserve the server refused (4xx) is not released: it cannot have landed', async () => {
+    const memory = memoryStore({ clock: fakeClock() })
+    const commits: unknown[] = []
+    const url = await listen(
+      toNodeListener(
+        storeHandler(
+          {
+            ...memory,
+            commit(input) {
+              commits.push(input)
+              return memory.commit(input)
+            },
+          },
+          { secret: SECRET },
+        ),
+      ),
+    )
+    const store = httpStore({ url, secret: SECRET })
+    const bad = { id: 'bad', counters: [{ ...spec, amount: -1 }], ttlMs: 1, blocks: [], meta: { model: 'm' } }
+    await expect(store.reserve(bad)).rejects.toMatchObject({ code: 'status', status: 400 })
+    // a call sent after the refusal is served; a release would have been sent before it
+    await store.commit({ id: 'other', amounts: null })
+    expect(commits).toEqual([{ id: 'other', amounts: null }])
   })
 })

@@ -1,8 +1,9 @@
 /**
  * `storeHandler(store, options)`: serves any Tollgate store over HTTP as `(Request) => Response`.
  * Every request must be signed (see protocol.ts); the handler checks, in order: method and
- * operation, signature header and timestamp, body size, signature, nonce, JSON and shape; then it
- * runs the one store call and signs the answer. Errors never carry a store's internals.
+ * operation, signature header and timestamp, body size, signature, timestamp again (the body may have
+ * taken a while) and nonce, JSON and shape; then it runs the one store call and signs the answer.
+ * Errors never carry a store's internals.
  */
 import {
   type CounterSpec,
@@ -39,13 +40,16 @@ export interface StoreHandlerOptions {
   secret: Secret | readonly Secret[]
   /**
    * Accepted distance between a request's timestamp and this server's clock, both ways, in ms.
-   * Older (or future) requests are refused with 401; nonces are remembered this long.
+   * Older (or future) requests are refused with 401: when the headers arrive, and again once the
+   * body is read, as the nonce is claimed. Nonces are remembered until their timestamp is this far
+   * behind, so a copy of a request is refused by its nonce or by its time.
    * @default 60_000
    * @example 30_000
    */
   maxSkewMs?: number
   /**
-   * Largest request body accepted, in bytes; larger ones are refused with 413 before they are read.
+   * Largest request body accepted, in bytes; larger ones are refused with 413 before they are read
+   * (the answer names this limit, and `httpStore` throws a `store_error` naming both sizes).
    * @default 1_048_576 (1 MiB)
    * @example 256 * 1024
    */
@@ -107,9 +111,15 @@ const calls: { [O in Operation]: (store: Store, body: Bodies[O]) => unknown } = 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
-const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}) =>
+const refuse = (
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+  fields: Record<string, unknown> = {},
+) =>
   Response.json(
-    { error: { code, message } },
+    { error: { code, message, ...fields } },
     { status, headers: { 'cache-control': 'no-store', ...headers } },
   )
 
@@ -176,6 +186,9 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
     callHook(options.onError, error, operation) // the hook's own failure changes nothing
   }
 
+  const outsideWindow = () =>
+    refuse(401, 'unauthorized', 'The request timestamp is outside the accepted window.')
+
   /** The key whose signature matches, or `null`. */
   const verifying = async (mac: string, message: Uint8Array): Promise<HmacKey | null> => {
     for (const key of keys) if (await verify(await key, mac, message)) return key
@@ -189,9 +202,7 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
     if (!isOperation(operation)) return refuse(404, 'not_found', 'No such store operation.')
     const signature = parseRequestSignature(request.headers.get(SIGNATURE_HEADER))
     if (!signature) return refuse(401, 'unauthorized', 'Missing or malformed request signature.')
-    const at = now()
-    if (Math.abs(at - signature.timestamp) > maxSkewMs)
-      return refuse(401, 'unauthorized', 'The request timestamp is outside the accepted window.')
+    if (Math.abs(now() - signature.timestamp) > maxSkewMs) return outsideWindow()
 
     let body: Uint8Array | null
     try {
@@ -199,14 +210,20 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
     } catch {
       return refuse(400, 'bad_request', 'The request body could not be read.')
     }
-    if (body === null) return refuse(413, 'payload_too_large', `The body is over ${maxBodyBytes} bytes.`)
+    if (body === null)
+      return refuse(413, 'payload_too_large', `The body is over ${maxBodyBytes} bytes.`, {}, { maxBodyBytes })
     const key = await verifying(
       signature.mac,
       requestMessage(path, signature.timestamp, signature.nonce, body),
     )
     if (!key) return refuse(401, 'unauthorized', 'Bad request signature.')
+    // The window holds when the nonce is claimed, not only when the headers came: a body sent slowly
+    // would otherwise arrive after the first use's nonce was forgotten, and replay it.
+    const claimedAt = now()
+    if (Math.abs(claimedAt - signature.timestamp) > maxSkewMs) return outsideWindow()
     try {
-      const ttl = signature.timestamp + maxSkewMs - at + 1
+      // kept until no copy can pass the check above: past timestamp + maxSkewMs
+      const ttl = signature.timestamp + maxSkewMs - claimedAt + 1
       if (!(await nonces.claim(signature.nonce, ttl)))
         return refuse(401, 'unauthorized', 'This request was already received (a replay).')
     } catch (error) {
@@ -233,19 +250,22 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
       // could fail after a hold was placed
       const given = operation === 'now' ? result : (result as { now?: unknown } | null)?.now
       time = typeof given === 'number' ? given : await store.now()
+      // the answer's `t=` is String(time), which the client reads back for every finite number
+      if (!Number.isFinite(time)) throw new TypeError(`The store answered a time of ${time}.`)
       text = JSON.stringify({ result: result ?? null })
     } catch (error) {
       report(error, operation)
       return refuse(500, 'store_error', 'The store failed.')
     }
     const bytes = encoder.encode(text)
-    const mac = await sign(key, answerMessage(signature.nonce, 200, time, bytes))
+    const t = String(time) // the exact text signed and sent
+    const mac = await sign(key, answerMessage(signature.nonce, 200, t, bytes))
     return new Response(bytes, {
       status: 200,
       headers: {
         'content-type': 'application/json',
         'cache-control': 'no-store',
-        [SIGNATURE_HEADER]: `t=${time},v1=${mac}`,
+        [SIGNATURE_HEADER]: `t=${t},v1=${mac}`,
       },
     })
   }

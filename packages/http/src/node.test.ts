@@ -36,7 +36,10 @@ describe('toNodeListener', () => {
     )
     const store = httpStore({ url, secret: SECRET })
     for (let i = 0; i < 20; i++) await store.setOverride(`k${i}`, i)
-    await expect(store.lookup('\uD800'.repeat(600_000))).rejects.toMatchObject({ status: 413 })
+    await expect(store.lookup('\uD800'.repeat(600_000))).rejects.toMatchObject({
+      code: 'store_error', // a body too large is no outage
+      cause: { status: 413 },
+    })
     await expect(store.read([{ bad: true } as never])).rejects.toMatchObject({ status: 400 })
     for (let i = 0; i < 5; i++) await store.blocked(['m'])
     expect(connections()).toBeLessThanOrEqual(2) // the 413 closes its connection (its body is left unread)

@@ -6,7 +6,9 @@
  * `"tollgate-store-v1\nPOST\n<path>\n<t>\n<n>\n" + body bytes`.
  * Answer header `x-tollgate-store-signature: t=<store time>,v1=<hex>` signs
  * `"tollgate-store-v1 answer\n<request nonce>\n<status>\n<t>\n" + body bytes`, so an answer cannot
- * be forged nor replayed to another request.
+ * be forged nor replayed to another request. `<t>` is the store time as JavaScript writes a number
+ * (`String(time)`: `1767571200000`, `0.30000000000000004`, `1e+21`, `5e-324`); the client verifies
+ * the signature over the exact text of the header.
  */
 import { STORE_OPERATIONS } from '@tollgate/core'
 
@@ -52,8 +54,11 @@ function concat(head: string, body: Uint8Array): Uint8Array {
 export const requestMessage = (path: string, timestamp: number, nonce: string, body: Uint8Array) =>
   concat(`${VERSION}\nPOST\n${path}\n${timestamp}\n${nonce}\n`, body)
 
-/** The bytes an answer signature covers. */
-export const answerMessage = (nonce: string, status: number, time: number, body: Uint8Array) =>
+/**
+ * The bytes an answer signature covers. `time` is the store time, or the exact `t=` text of an
+ * answer's header (a number is written as `String(time)`, the form the server puts in the header).
+ */
+export const answerMessage = (nonce: string, status: number, time: number | string, body: Uint8Array) =>
   concat(`${VERSION} answer\n${nonce}\n${status}\n${time}\n`, body)
 
 const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
@@ -80,7 +85,12 @@ export function nonce(): string {
 }
 
 const REQUEST_SIGNATURE = /^t=(\d{1,16}),n=([0-9A-Za-z_-]{16,128}),v1=([0-9a-f]{64})$/
-const ANSWER_SIGNATURE = /^t=(-?\d{1,16}(?:\.\d{1,9})?),v1=([0-9a-f]{64})$/
+/**
+ * `t=` is any finite number as `String(number)` writes it: an optional minus, digits, an optional
+ * fraction and an optional exponent (`-1.5e-7`, `0.30000000000000004`, `1.7976931348623157e+308`).
+ * That text is at most 25 characters; the bounds only keep the pattern cheap.
+ */
+const ANSWER_SIGNATURE = /^t=(-?\d{1,25}(?:\.\d{1,25})?(?:e[+-]\d{1,3})?),v1=([0-9a-f]{64})$/
 
 /** The parts of a request's signature header, or `null` when it is missing or malformed. */
 export function parseRequestSignature(
@@ -90,10 +100,17 @@ export function parseRequestSignature(
   return parts ? { timestamp: Number(parts[1]), nonce: parts[2]!, mac: parts[3]! } : null
 }
 
-/** The parts of an answer's signature header, or `null` when it is missing or malformed. */
-export function parseAnswerSignature(header: string | null): { time: number; mac: string } | null {
+/**
+ * The parts of an answer's signature header, or `null` when it is missing, malformed, or its time is
+ * not a finite number. `text` is the time exactly as written, which the signature covers.
+ */
+export function parseAnswerSignature(
+  header: string | null,
+): { time: number; text: string; mac: string } | null {
   const parts = header === null ? null : ANSWER_SIGNATURE.exec(header.trim())
-  return parts ? { time: Number(parts[1]), mac: parts[2]! } : null
+  if (!parts) return null
+  const time = Number(parts[1])
+  return Number.isFinite(time) ? { time, text: parts[1]!, mac: parts[2]! } : null
 }
 
 /**
