@@ -39,7 +39,8 @@ export interface Violation {
   rule: string
   metric: string
   partition: Subject
-  code: ReasonCode | string
+  /** The reason code: a {@link ReasonCode}, or the rule's own `code` (e.g. `USER_QUOTA_EXCEEDED`). */
+  code: ReasonCode | (string & {})
   status: number
   message: string
   /** How long waiting would take to let this request through; `null` when waiting does not help. */
@@ -82,7 +83,8 @@ export interface Reservation {
   amounts: Amounts
 }
 
-interface DecisionBase {
+/** What every decision carries, allowed or denied. */
+export interface DecisionBase {
   /** Decision id, also the audit record id. */
   id: string
   /** Model asked for (alias resolved). */
@@ -115,7 +117,8 @@ export interface AllowedDecision extends DecisionBase {
 /** The call must not be made: why (`code`, `message`), which HTTP `status`, and when to retry. Nothing was held. */
 export interface DeniedDecision extends DecisionBase {
   allowed: false
-  code: ReasonCode | string
+  /** The reason code: a {@link ReasonCode}, or the deciding rule's own `code` (e.g. `USER_QUOTA_EXCEEDED`). */
+  code: ReasonCode | (string & {})
   status: number
   message: string
   /** The rule that decided (the one with the longest wait). */

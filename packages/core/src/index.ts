@@ -12,6 +12,7 @@ export type {
   AllowedDecision,
   Amounts,
   Decision,
+  DecisionBase,
   DeniedDecision,
   Downgrade,
   LimitState,
@@ -46,16 +47,58 @@ export {
   statusOf,
   TollgateError,
   type TollgateErrorCode,
+  type TollgateErrorOptions,
   type UsageErrorCode,
 } from './errors.js'
 export { formatResetDuration, type HeaderOptions, rateLimitHeaders, retryHeaders } from './headers.js'
 export { callHook } from './hooks.js'
 export { blockKey, counterKey, escapeId, parsePartition, partitionKey, unescapeId } from './keys.js'
 export { costOf, fromMicros, MICROS, toMicros } from './money.js'
-export type { CompiledPolicy, CompiledRule } from './policy/compile.js'
+export type {
+  AccessEntry,
+  CapEntry,
+  CompiledPolicy,
+  CompiledRule,
+  Otherwise,
+  Price,
+  WindowDef,
+} from './policy/compile.js'
+export type {
+  AccessInput,
+  AccessRequirementInput,
+  BalanceRequirementInput,
+  BaselineInput,
+  BucketWindowInput,
+  CapInput,
+  CircuitInput,
+  DefaultsInput,
+  DurationInput,
+  DurationString,
+  DurationUnit,
+  HoldsInput,
+  MatchInput,
+  ModelInput,
+  OtherwiseInput,
+  PlanInput,
+  PolicyInput,
+  PriceInput,
+  RollingWindowInput,
+  RolloutInput,
+  RuleInput,
+  ThrottleInput,
+  UnpricedInput,
+  WindowInput,
+  WindowUnit,
+} from './policy/input.js'
 export { definePolicy, parsePolicy } from './policy/load.js'
-export type { Attributes, AttributeValue } from './policy/match.js'
-export type { MatchInput, PolicyInput, RuleInput } from './policy/schema.js'
+export type {
+  Attributes,
+  AttributeValue,
+  JsonObject,
+  JsonValue,
+  MatchContext,
+  Matcher,
+} from './policy/match.js'
 export { policySchema } from './policy/schema.js'
 export type * from './store/contract.js'
 export { LANE_FIELDS, STORE_OPERATIONS } from './store/contract.js'

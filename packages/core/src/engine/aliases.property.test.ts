@@ -30,7 +30,7 @@ function aliased(policy: PolicyInput, pick: () => boolean): PolicyInput {
   if (models.length === 0) return policy
   const copy = structuredClone(policy) as Record<string, unknown> & PolicyInput
   const name = (model: string) => (models.includes(model) && pick() ? aliasOf(model) : model)
-  const names = (list: string | string[] | undefined) =>
+  const names = (list: string | readonly string[] | undefined) =>
     list === undefined ? undefined : typeof list === 'string' ? name(list) : list.map(name)
   const aliases: Record<string, string> = { ...copy.aliases }
   for (const [i, model] of models.entries()) {

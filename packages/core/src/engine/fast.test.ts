@@ -6,7 +6,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Decision } from '../decision.js'
-import type { PolicyInput } from '../policy/schema.js'
+import type { PolicyInput, WindowInput } from '../policy/input.js'
 import type { Store } from '../store/contract.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
@@ -331,7 +331,7 @@ describe("the lane's reservation ids", () => {
   it('expire, then settle late, then forget', async () => {
     const clock = fakeClock()
     const store = memoryStore({ clock, idempotencyMs: 60_000 })
-    const policy = { rules: [{ ...plain.rules[0]!, holds: { ttl: '10s' } }] }
+    const policy: PolicyInput = { rules: [{ ...plain.rules[0]!, holds: { ttl: '10s' } }] }
     const gate = createTollgate({ policy, store, clock })
     const d = await gate.reserve(request('a'))
     if (!d.allowed) throw new Error('refused')
@@ -388,7 +388,7 @@ describe("the lane's held cells", () => {
       const clock = fakeClock()
       clock.advance(90_000) // a minute that does not start the hour
       const store = memoryStore({ clock })
-      const gate = (window: string) =>
+      const gate = (window: WindowInput) =>
         createTollgate({
           policy: { rules: [{ id: 'u', per: 'user', limits: { requests: 100 }, window }] },
           store: shared(store),

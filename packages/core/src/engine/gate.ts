@@ -6,6 +6,7 @@
 
 import type { Decision } from '../decision.js'
 import { TollgateError } from '../errors.js'
+import type { PolicyInput } from '../policy/input.js'
 import * as admin from './admin.js'
 import { recordTime } from './answers.js'
 import { auditRecord } from './audit.js'
@@ -24,6 +25,17 @@ import { readUsage, snapshotRequest } from './validate.js'
  * const gate = createTollgate({ policy, store: memoryStore({ clock }), onAlert: console.warn })
  * const decision = await gate.reserve({ subject: { user: 'u1' }, model: 'gpt-4o-mini', estimate: { inputTokens: 900 } })
  */
+export function createTollgate(options: TollgateOptions<PolicyInput>): Tollgate
+/**
+ * Create a gate for a policy and a store.
+ *
+ * @example
+ * const gate = createTollgate({ policy: readFileSync('policy.yaml', 'utf8'), store: memoryStore({ clock }) })
+ */
+export function createTollgate(options: TollgateOptions): Tollgate
+// The first signature types a policy written in the call as a `PolicyInput` alone: its fields show
+// their documentation, and a mistake is reported against them (against the union, TypeScript matched
+// the object with `CompiledPolicy` and reported its fields instead).
 export function createTollgate(options: TollgateOptions): Tollgate {
   const engine = createEngine(options)
 

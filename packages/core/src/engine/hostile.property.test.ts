@@ -8,6 +8,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { TollgateError } from '../errors.js'
+import type { PolicyInput } from '../policy/input.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import { replaceAt } from '../testing/replace.js'
@@ -80,7 +81,7 @@ describe('the gate on hostile input', () => {
   })
 
   it('an attribute with no prototype matches nothing, instead of throwing a TypeError (found by the property)', async () => {
-    const policy = {
+    const policy: PolicyInput = {
       rules: [{ id: 'pro', match: { plan: 'pro' }, per: 'user', limits: { requests: 1 }, window: 'day' }],
     }
     const gate = createTollgate({ policy })

@@ -17,7 +17,7 @@ export interface Estimate {
   /**
    * Input (prompt) tokens.
    * @default 0
-   * @example estimateOpenAI(body).inputTokens // from @tollgate/llm
+   * @example estimateChatCompletion(body).inputTokens // from @tollgate/llm
    */
   inputTokens?: number
   /**
@@ -146,13 +146,18 @@ export interface CommitResult {
   overdraft: { rule: string; metric: string; amount: number }[]
 }
 
-/** Options of {@link createTollgate}. */
-export interface TollgateOptions {
+/**
+ * Options of {@link createTollgate}. `P` is what `policy` may be: any of the three forms unless
+ * narrowed (`TollgateOptions<PolicyInput>` is what an object written in the call is checked against).
+ */
+export interface TollgateOptions<
+  P extends PolicyInput | CompiledPolicy | string = PolicyInput | CompiledPolicy | string,
+> {
   /**
    * The policy: an object, JSON or YAML text, or the result of `parsePolicy`.
    * @example createTollgate({ policy: { rules: [{ id: 'rpm', per: 'user', limits: { requests: 60 }, window: '60s' }] } })
    */
-  policy: PolicyInput | CompiledPolicy | string
+  policy: P
   /**
    * Where counters live.
    * @default memoryStore({ clock })

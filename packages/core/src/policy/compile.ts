@@ -6,8 +6,9 @@ import { parseDuration, parseRate } from '../duration.js'
 import type { Issue } from '../errors.js'
 import { toMicros } from '../money.js'
 import type { CalendarUnit } from '../windows/calendar.js'
+import type { MatchInput, PolicyInput } from './input.js'
 import { compileMatch, type Matcher } from './match.js'
-import type { MatchInput, PolicyInput, RuleInput } from './schema.js'
+import type { PolicyData, RuleData } from './schema.js'
 
 /** Metrics every policy knows. */
 export const BUILTIN_METRICS = [
@@ -101,7 +102,7 @@ const DEFAULT_SLOTS = 60
 const DEFAULT_OUTPUT_TOKENS = 1_024
 
 /** Compile a schema-valid policy, adding cross-field problems to `issues`. */
-export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPolicy {
+export function compilePolicy(policy: PolicyData, issues: Issue[]): CompiledPolicy {
   const units = new Set(policy.units ?? [])
   const models = new Map<string, { tier: string | undefined; price: Price | undefined }>()
   const aliases = new Map<string, string>()
@@ -201,7 +202,9 @@ export function compilePolicy(policy: PolicyInput, issues: Issue[]): CompiledPol
   }
 
   return {
-    source: policy,
+    // the policy as written, once checked: its windows and durations are ones the schema accepted
+    // (a few of them are not spelt out by the types, e.g. a sum of three durations, '1d2h30m')
+    source: policy as PolicyInput,
     currency: policy.currency ?? 'USD',
     tenant: policy.tenant,
     rules,
@@ -237,9 +240,9 @@ function otherwiseOf(
 }
 
 function compileRule(
-  rule: RuleInput,
+  rule: RuleData,
   zone: string,
-  defaults: NonNullable<PolicyInput['defaults']>,
+  defaults: NonNullable<PolicyData['defaults']>,
   units: Set<string>,
   path: (string | number)[],
   issues: Issue[],
@@ -310,7 +313,7 @@ function compileRule(
 }
 
 function windowOf(
-  rule: RuleInput,
+  rule: RuleData,
   zone: string,
   onlyConcurrency: boolean,
   problem: (where: string[], message: string) => void,
@@ -350,7 +353,7 @@ const CALENDAR_MS = {
 
 /** A circuit's trailing baseline, checked against the rule's window. */
 function baselineOf(
-  rule: RuleInput,
+  rule: RuleData,
   window: WindowDef,
   problem: (where: string[], message: string) => void,
 ): CompiledRule['baseline'] {

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { TollgateError } from '../errors.js'
+import type { RuleInput } from './input.js'
 import { parsePolicy } from './load.js'
 
 const yaml = `
@@ -172,7 +173,7 @@ describe('parsePolicy', () => {
   })
 
   it('refuses an alias of an alias (resolved one step, it named no model and was called unpriced)', () => {
-    const rule = { id: 'a', per: 'user', limits: { requests: 1 }, window: 'day' }
+    const rule: RuleInput = { id: 'a', per: 'user', limits: { requests: 1 }, window: 'day' }
     const models = { 'gpt-4o-mini': { price: { input: 1, output: 1 }, aliases: ['mini'] } }
     expect(problems({ models, aliases: { fast: 'mini' }, rules: [rule] })).toEqual([
       'aliases.fast: alias points at "mini", itself an alias of "gpt-4o-mini": name the model',
@@ -192,7 +193,7 @@ describe('parsePolicy', () => {
           /^rules\.0\.window: not a window: a calendar unit \("minute", "hour", "day", "week", "month" or "lifetime"\) or a duration/,
         ),
       ])
-    for (const window of ['month', 'lifetime', '90s', 90_000])
+    for (const window of ['month', 'lifetime', '90s', 90_000] as const)
       expect(() => parsePolicy({ rules: [{ ...rule, window }] })).not.toThrow()
   })
 
@@ -214,7 +215,7 @@ describe('parsePolicy', () => {
   })
 
   it('refuses dimensions named like what every object has, and __proto__ keys, which would match everyone', () => {
-    const rule = { id: 'a', limits: { requests: 1 }, window: 'minute' }
+    const rule = { id: 'a', limits: { requests: 1 }, window: 'minute' } as const
     const named = 'a dimension cannot be named like a property of every JavaScript object'
     expect(problems({ rules: [{ ...rule, per: 'constructor' }] })).toEqual([
       expect.stringContaining(`rules.0.per: ${named}`),
@@ -254,7 +255,7 @@ describe('parsePolicy', () => {
   })
 
   it('refuses a price above 0 that rounds to 0 micro-units: the model would cost nothing', () => {
-    const rules = [{ id: 'b', limits: { cost: 10 }, window: 'month' }]
+    const rules = [{ id: 'b', limits: { cost: 10 }, window: 'month' }] as const
     expect(problems({ models: { m: { price: { input: 0.00000015, output: 0.6 } } }, rules })).toEqual([
       expect.stringMatching(/^models\.m\.price\.input: above 0 but under 0\.0000005 per million tokens/),
     ])
@@ -267,7 +268,7 @@ describe('parsePolicy', () => {
   })
 
   it('refuses an unpriced "reserve" with no amount: it held and charged 0, an unpriced model counted free', () => {
-    const rules = [{ id: 'b', limits: { cost: 10 }, window: 'month' }]
+    const rules = [{ id: 'b', limits: { cost: 10 }, window: 'month' }] as const
     const needs = 'unpriced.amount: action "reserve" needs an amount above 0 to hold and charge for each call'
     expect(problems({ unpriced: { action: 'reserve' }, rules })).toEqual([needs])
     expect(problems({ unpriced: { action: 'reserve', amount: 0 }, rules })).toEqual([needs])

@@ -5,8 +5,17 @@
 import { CST, Lexer, parseAllDocuments } from 'yaml'
 import { type Issue, TollgateError } from '../errors.js'
 import { type CompiledPolicy, compilePolicy } from './compile.js'
-import { type PolicyInput, policySchema, ruleSchema } from './schema.js'
+import type { PolicyInput } from './input.js'
+import { policySchema, ruleSchema } from './schema.js'
 
+/**
+ * Validate and compile a policy. Strings are read as JSON when they start with `{`,
+ * otherwise as YAML. A compiled policy passes through unchanged.
+ *
+ * @example
+ * const policy = parsePolicy({ rules: [{ id: 'daily', per: 'user', limits: { tokens: 5000 }, window: 'day' }] })
+ */
+export function parsePolicy(input: PolicyInput): CompiledPolicy
 /**
  * Validate and compile a policy. Strings are read as JSON when they start with `{`,
  * otherwise as YAML. A compiled policy passes through unchanged.
@@ -14,6 +23,10 @@ import { type PolicyInput, policySchema, ruleSchema } from './schema.js'
  * @example
  * const policy = parsePolicy(readFileSync('policy.yaml', 'utf8'))
  */
+export function parsePolicy(input: PolicyInput | CompiledPolicy | string): CompiledPolicy
+// The first signature types a policy written in the call as a `PolicyInput` alone: its fields show
+// their documentation, and a mistake is reported against them (against the union, TypeScript matched
+// the object with `CompiledPolicy` and reported its fields instead).
 export function parsePolicy(input: PolicyInput | CompiledPolicy | string): CompiledPolicy {
   if (isCompiled(input)) return input
   let data: unknown = input
@@ -225,7 +238,16 @@ function deepLine(text: string): number | undefined {
   return undefined
 }
 
-/** Identity helper that type-checks a policy object written in TypeScript. */
+/**
+ * Identity helper that type-checks a policy object written in TypeScript and keeps its literal
+ * types. Lists and objects may be readonly at any depth, so an `as const` policy is a policy. An
+ * editor shows the fields' documentation where the object is typed as a {@link PolicyInput}
+ * (`satisfies PolicyInput`, or written in `createTollgate` or `parsePolicy`); here it shows the
+ * object's own types.
+ *
+ * @example
+ * const policy = definePolicy({ rules: [{ id: 'daily', per: 'user', limits: { tokens: 5000 }, window: 'day' }] })
+ */
 export function definePolicy<const T extends PolicyInput>(policy: T): T {
   return policy
 }

@@ -2,11 +2,28 @@
  * `match` conditions compiled to a predicate over the request's context.
  */
 import type { Subject } from '../decision.js'
-import type { MatchInput } from './schema.js'
+import type { MatchInput } from './input.js'
 
-/** Attribute values a request may carry (plan, environment, flags, anything). */
-export type AttributeValue = string | number | boolean | readonly string[]
-/** A request's attributes: name → value, matched by rules' `match.attributes`. */
+/** A value JSON can write: a string, a number, a boolean, `null`, or a list or object of them. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | JsonObject
+/** A JSON object: name → JSON value (a property set to `undefined` is left out, as JSON leaves it). */
+export interface JsonObject {
+  readonly [key: string]: JsonValue | undefined
+}
+
+/**
+ * The value of one attribute of a request. Strings, finite numbers, booleans and lists of strings
+ * are what rules match on; `null` and `undefined` are taken as absent values; other JSON (objects,
+ * lists of numbers) is accepted but matches nothing.
+ * @example 'pro'
+ * @example ['beta', 'enterprise']
+ */
+export type AttributeValue = string | number | boolean | readonly string[] | null | undefined | JsonValue
+/**
+ * A request's attributes: name → value, matched by rules' `match` (`plan`, `environment`,
+ * `flags`, `attributes`).
+ * @example { plan: 'pro', environment: 'production', flags: ['beta'] }
+ */
 export type Attributes = Readonly<Record<string, AttributeValue>>
 
 /** The attributes of a request that gives none (one object, so that a plan look-up can tell it at once). */

@@ -72,7 +72,8 @@ export const matchSchema = z.strictObject({
   attributes: z.record(z.string(), oneOrMany(z.union([z.string(), z.number(), z.boolean()]))).optional(),
 })
 
-const CALENDAR_UNITS = ['minute', 'hour', 'day', 'week', 'month', 'lifetime'] as const
+/** The calendar units of a window (`WindowUnit` in `input.ts`). */
+export const CALENDAR_UNITS = ['minute', 'hour', 'day', 'week', 'month', 'lifetime'] as const
 /** A calendar unit or a rolling duration, refused with one message naming both (`year` is neither). */
 const calendarOrDuration = z
   .union([z.enum(CALENDAR_UNITS), z.string(), z.number()])
@@ -249,9 +250,13 @@ export const policySchema = z.strictObject({
   rules: z.array(ruleSchema),
 })
 
-/** A policy as written (input of {@link parsePolicy}). */
-export type PolicyInput = z.input<typeof policySchema>
-/** One rule as written (an entry of `rules`). */
-export type RuleInput = z.input<typeof ruleSchema>
-/** A rule's `match` as written. */
-export type MatchInput = z.input<typeof matchSchema>
+/**
+ * The policy as the schema hands it over once it is valid: what `compilePolicy` reads. The types
+ * users write policies in are the hand-written ones of `input.ts` (documented field by field, readonly
+ * at any depth); `input.test-d.ts` checks that they and `z.input<typeof policySchema>` agree.
+ */
+export type PolicyData = z.output<typeof policySchema>
+/** One rule as the schema hands it over. */
+export type RuleData = z.output<typeof ruleSchema>
+
+export type { MatchInput, PolicyInput, RuleInput } from './input.js'

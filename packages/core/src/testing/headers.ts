@@ -4,84 +4,13 @@
  * sf-string parameters), and a vitest check of every rate-limit and retry header's syntax.
  */
 import { expect } from 'vitest'
+import { type Member, parseSfList } from './structured-fields.js'
 
-type ParamValue = number | string
-export interface Member {
-  name: string
-  params: Record<string, ParamValue>
-}
+export type { Member, ParamValue } from './structured-fields.js'
+export { parseSfList }
 
-export function parseSfList(input: string): Member[] {
-  if (!/^[\x20-\x7e\t]*$/.test(input)) throw new Error('field value has invalid characters')
-  let pos = 0
-  const src = input.replace(/^ +| +$/g, '')
-  const fail = (why: string): never => {
-    throw new Error(`${why} at ${pos} in ${JSON.stringify(src)}`)
-  }
-  const peek = () => src[pos]
-  const ows = () => {
-    while (peek() === ' ' || peek() === '\t') pos++
-  }
-  const parseString = (): string => {
-    if (peek() !== '"') fail('expected sf-string')
-    pos++
-    let out = ''
-    for (;;) {
-      const ch = src[pos++]
-      if (ch === undefined) fail('unterminated sf-string')
-      if (ch === '"') return out
-      if (ch === '\\') {
-        const next = src[pos++]
-        if (next !== '"' && next !== '\\') fail('bad escape in sf-string')
-        out += next
-      } else {
-        const c = ch!.charCodeAt(0)
-        if (c < 0x20 || c > 0x7e) fail('bad character in sf-string')
-        out += ch
-      }
-    }
-  }
-  const parseInteger = (): number => {
-    const m = /^-?[0-9]{1,15}(?![0-9.])/.exec(src.slice(pos))
-    if (!m) fail('expected sf-integer')
-    pos += m![0].length
-    return Number(m![0])
-  }
-  const parseKey = (): string => {
-    const m = /^[a-z*][a-z0-9_\-.*]*/.exec(src.slice(pos))
-    if (!m) fail('expected lowercase key')
-    pos += m![0].length
-    return m![0]
-  }
-  const parseParams = (): Record<string, ParamValue> => {
-    const params: Record<string, ParamValue> = {}
-    while (peek() === ';') {
-      pos++
-      while (peek() === ' ') pos++
-      const key = parseKey()
-      if (key in params) fail(`duplicate parameter ${key}`)
-      if (peek() !== '=') fail(`parameter ${key} has no value`)
-      pos++
-      params[key] = peek() === '"' ? parseString() : parseInteger()
-    }
-    return params
-  }
-  const members: Member[] = []
-  if (src === '') fail('empty list')
-  for (;;) {
-    const name = parseString()
-    members.push({ name, params: parseParams() })
-    ows()
-    if (pos === src.length) return members
-    if (peek() !== ',') fail('expected ","')
-    pos++
-    ows()
-    if (pos === src.length) fail('trailing comma')
-  }
-}
-
-/** Reads a header from a `Headers` or a plain (Node) header object. */
-type HeaderSource = Headers | Record<string, string | string[] | number | undefined>
+/** Response headers: a `Headers` or a plain (Node) header object. */
+export type HeaderSource = Headers | Record<string, string | string[] | number | undefined>
 const get = (headers: HeaderSource, name: string): string | undefined => {
   if (headers instanceof Headers) return headers.get(name) ?? undefined
   const value = headers[name]
@@ -91,7 +20,8 @@ const get = (headers: HeaderSource, name: string): string | undefined => {
 /**
  * Checks the IETF fields against the draft-11 grammar (same names in both, `q`/`w`/`qu` and `r`/`t`
  * parameters, non-negative sf-integers), the OpenAI values, and the retry headers when present.
- * Returns the parsed IETF lists.
+ * Returns the parsed IETF lists. It needs vitest: under `require()` (CommonJS) it throws an error
+ * saying to import `@tollgate/core/testing` from an ES module.
  */
 export function checkRateLimitHeaders(headers: HeaderSource): { policy: Member[]; current: Member[] } {
   const policy = parseSfList(get(headers, 'ratelimit-policy')!)

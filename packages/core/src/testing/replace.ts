@@ -11,8 +11,13 @@
  * `value` itself is never changed.
  *
  * @example
- * fc.property(fc.array(fc.nat(20), { maxLength: 5 }), fc.anything(), (path, value) =>
- *   refusedCleanly(() => parsePolicy(replaceAt(policy, path, value))))
+ * // a policy with any value anywhere is read, or refused with `invalid_policy`, never another error
+ * const readOrRefused = (input: unknown) => {
+ *   try { parsePolicy(input as PolicyInput); return true }
+ *   catch (error) { return TollgateError.isInstance(error) && error.code === 'invalid_policy' }
+ * }
+ * fc.assert(fc.property(fc.array(fc.nat(20), { maxLength: 5 }), fc.anything(), (path, value) =>
+ *   readOrRefused(replaceAt(policy, path, value))))
  */
 export function replaceAt(value: unknown, path: readonly number[], replacement: unknown): unknown {
   if (path.length === 0 || typeof value !== 'object' || value === null) return replacement

@@ -23,7 +23,9 @@ beforeEach(() => {
 })
 
 function setup() {
-  const policy = { rules: [{ id: 'daily-tokens', per: 'user', limits: { tokens: 100_000 }, window: 'day' }] }
+  const policy = {
+    rules: [{ id: 'daily-tokens', per: 'user', limits: { tokens: 100_000 }, window: 'day' as const }],
+  }
   const gate = createTollgate({ policy: withDefaultPrices(policy), clock: fakeClock() })
   const events: SettleEvent[] = []
   const client = new OpenAI({ apiKey: 'test', baseURL: `${server.url}/v1`, maxRetries: 0 })

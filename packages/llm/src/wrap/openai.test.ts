@@ -297,7 +297,10 @@ describe('wrapOpenAI: chat completions', () => {
 
   it.each([429, 500])('charges nothing but the request when the API answers %i', async (status) => {
     const policy = {
-      rules: [...basePolicy.rules!, { id: 'rpd', per: 'user', limits: { requests: 100 }, window: 'day' }],
+      rules: [
+        ...basePolicy.rules!,
+        { id: 'rpd', per: 'user', limits: { requests: 100 }, window: 'day' as const },
+      ],
     }
     const { openai, events, used } = setup({}, policy)
     server.reply({ json: { error: { message: 'nope', type: 'server_error', code: null } }, status })

@@ -5,7 +5,7 @@
  * @example
  * // redis-store.test.ts
  * import { describeStoreConformance } from '@tollgate/core/testing'
- * describeStoreConformance('redisStore', (clock) => redisStore({ client, prefix: randomPrefix(), clock }))
+ * describeStoreConformance('redisStore', (clock) => redisStore({ client, prefix: `test-${crypto.randomUUID()}`, clock }))
  */
 import { describe } from 'vitest'
 import type { Store } from '../../store/contract.js'
@@ -32,7 +32,8 @@ export interface ConformanceOptions {
 /**
  * Registers vitest describe/it blocks checking `makeStore` against the store contract.
  * `makeStore` gets a fresh fake clock per test and must return a fresh, empty store that
- * takes its time from that clock.
+ * takes its time from that clock. It needs vitest: under `require()` (CommonJS) it throws an
+ * error saying to import `@tollgate/core/testing` from an ES module.
  */
 export function describeStoreConformance(
   name: string,
