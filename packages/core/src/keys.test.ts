@@ -48,3 +48,11 @@ describe('keys', () => {
     )
   })
 })
+
+describe('escapeId', () => {
+  it('never lets a key separator through, whatever else the id holds', () => {
+    for (const id of ['a:b', ':', 'a:b%', 'x:y=z', 'user:42', '{a}', 'a,b'])
+      expect(escapeId(id)).not.toMatch(/[:=,{}]/)
+    expect(escapeId('a:b')).toBe('a%003ab')
+  })
+})

@@ -60,6 +60,20 @@ describe('a store that answers but cannot work', () => {
 })
 
 describe('local fallback', () => {
+  it('enforces the share rounded down: four processes at a quarter never pass the cap together', async () => {
+    const clock = fakeClock()
+    const { store } = flaky(memoryStore({ clock }))
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'rpm', per: 'user', limits: { requests: 10 }, window: 'minute' }] },
+      store,
+      clock,
+      localFallback: { share: 0.25 }, // 4 × 2 = 8 ≤ 10; rounded up, 4 × 3 = 12 would over-admit
+    })
+    let allowed = 0
+    for (let i = 0; i < 5; i++) if ((await gate.reserve({ subject: { user: 'u' } })).allowed) allowed++
+    expect(allowed).toBe(2)
+  })
+
   it('enforces its share of each cap locally while the store is down, then goes back to the store', async () => {
     const clock = fakeClock()
     const { store, up } = flaky(memoryStore({ clock }))

@@ -380,6 +380,66 @@ describe("the lane's homes", () => {
   })
 })
 
+describe('the lane, where a mutation audit found no test', () => {
+  it('settles a rolling hold in the slot it was placed in, when two holds share a cell a slot apart', async () => {
+    const clock = fakeClock()
+    const gate = createTollgate({
+      policy: {
+        rules: [{ id: 'roll', per: 'user', limits: { tokens: 1000 }, window: { rolling: '60s', slots: 6 } }],
+      },
+      store: memoryStore({ clock }),
+    })
+    const ask = (inputTokens: number) => ({
+      subject: { user: 'u' },
+      estimate: { inputTokens, maxOutputTokens: 0 },
+    })
+    const a = await gate.reserve(ask(100)) // slot [0s, 10s)
+    clock.advance('10s')
+    const b = await gate.reserve(ask(100)) // slot [10s, 20s), the same counter
+    expect(a.allowed && b.allowed).toBe(true)
+    await gate.settle(a.id, { inputTokens: 100, outputTokens: 0 })
+    await gate.settle(b.id, { inputTokens: 900, outputTokens: 0 }) // b used 900, at 10s
+    clock.set(clock.now() + 60_000) // 70s: a's slot has left the window, b's 900 has not
+    expect((await gate.usage(ask(1))).find((l) => l.metric === 'tokens')).toMatchObject({ used: 900 })
+    expect((await gate.reserve(ask(200))).allowed).toBe(false) // 900 + 200 within 60s would pass 1000
+  })
+
+  it('keeps a rolling count for the whole window, also one longer than graceMs', async () => {
+    const clock = fakeClock()
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'roll', per: 'user', limits: { requests: 1 }, window: '2h' }] },
+      store: memoryStore({ clock, graceMs: 0 }),
+    })
+    const ask = { subject: { user: 'u' } }
+    const first = await gate.reserve(ask)
+    expect(first.allowed).toBe(true)
+    await gate.settle(first.id, {})
+    clock.advance('90m') // still inside the two-hour window
+    expect((await gate.reserve(ask)).allowed).toBe(false)
+  })
+
+  it("settles a hold in its own cell, not in the cell its counters' latest hold went to", async () => {
+    const clock = fakeClock()
+    // room for one counter: a user's home is dropped as soon as another user's is kept
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'day', per: 'user', limits: { tokens: 1000 }, window: 'day' }] },
+      store: memoryStore({ clock, maxCounters: 1 }),
+    })
+    const ask = (user: string) => ({ subject: { user }, estimate: { inputTokens: 500, maxOutputTokens: 0 } })
+    const a = await gate.reserve(ask('u'))
+    expect(a.allowed).toBe(true)
+    expect((await gate.reserve(ask('v'))).allowed).toBe(true) // u's home is dropped
+    const b = await gate.reserve(ask('u')) // a new home and cell for u, the same counters
+    expect(b.allowed).toBe(true)
+    expect(await gate.settle(a.id, { inputTokens: 0, outputTokens: 0 })).toMatchObject({ status: 'settled' })
+    // whatever a's dropped cell does, u's current day still counts b's 500 held
+    expect((await gate.usage(ask('u'))).find((l) => l.metric === 'tokens')).toMatchObject({
+      used: 500,
+      held: 500,
+    })
+  })
+})
+
 describe("the lane's held cells", () => {
   it('are held in again only while they are their counters’ windows (two policies share a key)', async () => {
     // two gates on one store whose rule `u` counts the same key over another window: each one's

@@ -344,3 +344,16 @@ describe('parsePolicy: YAML warnings', () => {
     expect(warnings).toEqual([])
   })
 })
+
+describe('alert thresholds', () => {
+  it('that repeat are refused (one crossing would fire the same threshold twice)', () => {
+    const rule = {
+      id: 'r',
+      per: 'user',
+      limits: { requests: 10 },
+      window: 'day',
+      alerts: [0.8, 0.8],
+    } as const
+    expect(() => parsePolicy({ rules: [rule] })).toThrow(/rules\.0\.alerts: thresholds must ascend/)
+  })
+})
