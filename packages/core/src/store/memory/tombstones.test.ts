@@ -22,6 +22,13 @@ describe('Tombstones', () => {
     expect(tombstones.get('b80', 30_000)).toBe('released')
   })
 
+  it('remembers an id closed between two time slices for its whole horizon', () => {
+    // slices of 1 s (24 s / 24): closed at 0.5 s, the id is kept until at least 24.5 s
+    const tombstones = new Tombstones(24_000, 80)
+    tombstones.add('a', 'settled', 500)
+    expect(tombstones.get('a', 24_499)).toBe('settled')
+  })
+
   it('remembers nothing with a horizon of 0 (its time slice of 0 kept every id for ever)', () => {
     const tombstones = new Tombstones(0, 100)
     tombstones.add('a', 'settled', 0)
