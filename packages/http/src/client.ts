@@ -119,7 +119,8 @@ function mayHaveLanded(error: unknown): boolean {
  * failure mode. A request body the server refuses as too large (413) rejects with a `TollgateError`
  * `store_error` instead, which the gate passes to its caller: that input can never be carried. A
  * reserve that failed after it may have landed (timeout, lost connection, 5xx, a bad answer) is
- * released in the background.
+ * abandoned in the background (`commit` with `abandon: true`): released if it landed, and its id
+ * remembered so that the reserve, should it land later, holds nothing.
  *
  * @example
  * import { createTollgate } from '@tollgate/core'
@@ -253,9 +254,11 @@ export function httpStore(options: HttpStoreOptions): HttpStore {
         return await call<StoreReserveResult>('reserve', input)
       } catch (error) {
         // the hold may have landed though no valid answer came back (a timeout, a gateway's 5xx, an
-        // answer that fails its check): return it. Releasing is idempotent, and harmless for an id
-        // the store never saw.
-        if (mayHaveLanded(error)) call('commit', { id: input.id, amounts: null }).catch(done)
+        // answer that fails its check), or may still land (a reserve still on its way to the store):
+        // abandon it. The store returns the hold if it is there, and remembers the id as released
+        // either way, so that a reserve arriving after this holds nothing. Idempotent. A store server
+        // of an older version ignores `abandon`: a plain release, which a later reserve outlives.
+        if (mayHaveLanded(error)) call('commit', { id: input.id, amounts: null, abandon: true }).catch(done)
         throw error
       }
     },

@@ -6,7 +6,14 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type CounterSpec, createTollgate, memoryStore, type PolicyInput } from '@tollgate/core'
+import {
+  type CounterSpec,
+  createTollgate,
+  memoryStore,
+  type PolicyInput,
+  type Store,
+  type StoreCommit,
+} from '@tollgate/core'
 import { fakeClock } from '@tollgate/core/testing'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { httpStore } from './client.js'
@@ -159,6 +166,104 @@ describe('a reserve answered too late', () => {
     expect(await memory.lookup('late')).toMatchObject({ state: 'released' })
     expect((await memory.read([spec]))[0]).toMatchObject({ used: 0, held: 0 })
     unstall()
+  })
+})
+
+describe('a reserve still on its way to the store when the client gives up', () => {
+  /** A concurrency lease: one call at a time. A stray hold refuses every next call with a 429. */
+  const lease: CounterSpec = {
+    key: 'calls',
+    metric: 'concurrency',
+    amount: 1,
+    cap: 1,
+    enforce: true,
+    window: { kind: 'lease', ttlMs: 600_000 },
+    expiry: 'keep',
+  }
+  const reserveOf = (id: string) => ({
+    id,
+    counters: [lease],
+    ttlMs: 600_000,
+    blocks: [],
+    meta: { model: 'm' },
+  })
+
+  /**
+   * A store server whose reserves reach the store only when `arrive()` is called (a slow hop, a
+   * queue in front of it), long after the client gave up; `landed` resolves once the store ran it.
+   */
+  async function slowReserves(store: Store) {
+    const handler = storeHandler(store, { secret: SECRET })
+    let arrive = () => {}
+    const arrival = new Promise<void>((resolve) => {
+      arrive = resolve
+    })
+    let landed!: Promise<Response>
+    const url = await listen(
+      toNodeListener(async (request) => {
+        if (!request.url.endsWith('/reserve')) return handler(request)
+        // the request in full, then held back: the client's abort cannot stop it any more
+        const copy = new Request(request.url, {
+          method: 'POST',
+          headers: request.headers,
+          body: await request.arrayBuffer(),
+        })
+        landed = arrival.then(() => handler(copy))
+        return landed
+      }),
+    )
+    return { url, arrive, landed: () => landed }
+  }
+
+  it('is abandoned: the reserve that lands after the abandon holds nothing, and the lease stays free', async () => {
+    const memory = memoryStore({ clock: fakeClock() })
+    const commits: StoreCommit[] = []
+    const server = await slowReserves({
+      ...memory,
+      commit(input) {
+        commits.push(input)
+        return memory.commit(input)
+      },
+    })
+    const store = httpStore({ url: server.url, secret: SECRET, timeoutMs: TIMEOUT })
+    await expect(store.reserve(reserveOf('slow'))).rejects.toMatchObject({ code: 'timeout' })
+    // the abandon goes out in the background and reaches the store first
+    await vi.waitFor(() => expect(commits).toHaveLength(1), { timeout: AT_ONCE, interval: 5 })
+    expect(commits).toEqual([{ id: 'slow', amounts: null, abandon: true }])
+    server.arrive()
+    expect((await server.landed()).status).toBe(409) // the store refused the closed id; nobody listens
+    expect((await memory.read([lease]))[0]).toMatchObject({ used: 0, held: 0 })
+    expect(await memory.lookup('slow')).toMatchObject({ state: 'released' })
+    // the user's next call gets the lease
+    expect(await memory.reserve(reserveOf('next'))).toMatchObject({ status: 'ok' })
+  })
+
+  it('a store server of an older version (abandon ignored) gets a plain release: a landed hold is returned', async () => {
+    const memory = memoryStore({ clock: fakeClock() })
+    const commits: StoreCommit[] = []
+    // as an older server does: the commit's body without the field it does not know
+    const older: Store = {
+      ...memory,
+      commit({ id, amounts }) {
+        commits.push({ id, amounts })
+        return memory.commit({ id, amounts })
+      },
+    }
+    const handler = storeHandler(older, { secret: SECRET })
+    const url = await listen(
+      toNodeListener(async (request) => {
+        const response = await handler(request)
+        return request.url.endsWith('/reserve') ? new Response('Bad Gateway', { status: 502 }) : response
+      }),
+    )
+    const store = httpStore({ url, secret: SECRET, timeoutMs: 10 * AT_ONCE })
+    await expect(store.reserve(reserveOf('old'))).rejects.toMatchObject({ code: 'status', status: 502 })
+    await vi.waitFor(async () => expect(await memory.lookup('old')).toMatchObject({ state: 'released' }), {
+      timeout: AT_ONCE,
+      interval: 5,
+    })
+    expect(commits).toEqual([{ id: 'old', amounts: null }])
+    expect((await memory.read([lease]))[0]).toMatchObject({ used: 0, held: 0 })
   })
 })
 

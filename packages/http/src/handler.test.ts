@@ -257,6 +257,41 @@ describe('the body', () => {
   })
 })
 
+describe('a commit with abandon', () => {
+  const commit = (url: string, body: object) => post(`${url}/commit`, JSON.stringify(body))
+
+  it('is checked: a boolean, and true only with amounts: null', async () => {
+    const { store, url } = fresh()
+    await post(`${url}/reserve`, reserveBody('held'))
+    const wrong = await commit(url, { id: 'held', amounts: null, abandon: 'yes' })
+    expect(wrong.status).toBe(400)
+    expect((await errorOf(wrong)).message).toMatch(/abandon must be a boolean/)
+    const settling = await commit(url, { id: 'held', amounts: { tokens: 1 }, abandon: true })
+    expect(settling.status).toBe(400)
+    expect((await errorOf(settling)).message).toMatch(/abandon must be true only with amounts: null/)
+    expect(await used(store)).toBe(5)
+    const ok = await commit(url, { id: 'held', amounts: { tokens: 1 }, abandon: false })
+    expect(await ok.json()).toMatchObject({ result: { status: 'settled' } })
+    expect(await used(store)).toBe(1)
+  })
+
+  it('reaches the store: an id abandoned before its reserve arrives holds nothing', async () => {
+    const { store, url } = fresh()
+    const abandoned = await commit(url, { id: 'lost', amounts: null, abandon: true })
+    expect(await abandoned.json()).toMatchObject({ result: { status: 'unknown' } })
+    // refused as a closed id: 409, so that a client knows nothing landed
+    const late = await post(`${url}/reserve`, reserveBody('lost'))
+    expect(late.status).toBe(409)
+    expect((await errorOf(late)).code).toBe('reservation_closed')
+    expect(await used(store)).toBe(0)
+    // as an older client sends it (no abandon): a plain release, which the reserve outlives
+    const released = await commit(url, { id: 'old', amounts: null })
+    expect(await released.json()).toMatchObject({ result: { status: 'unknown' } })
+    expect((await post(`${url}/reserve`, reserveBody('old'))).status).toBe(200)
+    expect(await used(store)).toBe(5)
+  })
+})
+
 describe('routing and errors', () => {
   it('answers 405 to other methods and 404 to unknown operations', async () => {
     const { url } = fresh()

@@ -254,6 +254,14 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
       if (!Number.isFinite(time)) throw new TypeError(`The store answered a time of ${time}.`)
       text = JSON.stringify({ result: result ?? null })
     } catch (error) {
+      // a reserve under an id the store knows as closed (see the store contract): nothing landed,
+      // so the client has nothing to take back (a 4xx, where a 5xx would make it abandon the id)
+      if (operation === 'reserve' && (error as { code?: unknown } | null)?.code === 'reservation_closed')
+        return refuse(
+          409,
+          'reservation_closed',
+          'This reservation id was used before and is closed; nothing was held.',
+        )
       report(error, operation)
       return refuse(500, 'store_error', 'The store failed.')
     }

@@ -118,10 +118,20 @@ const amounts: Check = (v, path) => {
 
 const meta: Check = (v, path) => object({ model: string })(v, path)
 
+/**
+ * A settle or release, or an abandon (`abandon: true`, only with `amounts: null`). A body without
+ * `abandon` is a plain commit, as older clients send it.
+ */
+const commit: Check = (v, path) =>
+  object({ id: string, amounts, abandon: optional(boolean) })(v, path) ??
+  ((v as { abandon?: boolean }).abandon === true && (v as { amounts: unknown }).amounts !== null
+    ? must('abandon', 'true only with amounts: null (an abandon releases)')
+    : null)
+
 /** The check of each operation's body. */
 export const checks: Record<Operation, Check> = {
   reserve: object({ id: string, counters: list(counterSpec), ttlMs: count, blocks: list(string), meta }),
-  commit: object({ id: string, amounts }),
+  commit,
   read: object({ counters: list(counterSpec) }),
   adjust: object({ counter: counterSpec, amount: adjustment }),
   setOverride: object({ key: string, cap: nullable(finite), scope: optional(string) }),

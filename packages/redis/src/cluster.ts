@@ -31,7 +31,17 @@ import type {
   StoreReserve,
   StoreReserveResult,
 } from '@tollgate/core'
-import { commitRows, counterResult, pushSpec, type Reply, ROW, ROW_BEFORE, replayed, state } from './codec.js'
+import {
+  commitMode,
+  commitRows,
+  counterResult,
+  pushSpec,
+  type Reply,
+  ROW,
+  ROW_BEFORE,
+  replayed,
+  state,
+} from './codec.js'
 import { encodeId, overrideKey } from './keys.js'
 import type { Runtime, ScriptOps } from './store.js'
 
@@ -205,7 +215,7 @@ export function clusterOps(runtime: Runtime, single: ScriptOps): ScriptOps {
     },
 
     async commit(input: StoreCommit): Promise<StoreCommitResult> {
-      const args = [encodeId(input.id), input.amounts === null ? 'release' : 'settle']
+      const args = [encodeId(input.id), commitMode(input)]
       if (input.amounts !== null) {
         for (const metric of Object.keys(input.amounts))
           args.push(encodeId(metric), String(input.amounts[metric]))

@@ -2,7 +2,7 @@
  * Script arguments and answers: counter specs as the 8 arguments `readSpec` reads, and the
  * rows the scripts answer with, as the store contract's types.
  */
-import type { CommitCounter, CounterResult, CounterSpec, CounterState } from '@tollgate/core'
+import type { CommitCounter, CounterResult, CounterSpec, CounterState, StoreCommit } from '@tollgate/core'
 import { decodeId, encodeId } from './keys.js'
 
 export type Reply = string | number | null | Reply[]
@@ -14,9 +14,22 @@ export type Reply = string | number | null | Reply[]
  * the store's own that does, or nobody (a reserve ioredis resent after its caller was told it failed).
  */
 export function replayed(id: string): Error {
-  return new Error(
-    `tollgate: reservation id ${JSON.stringify(id)} was used before and is closed; nothing was held`,
+  // `code` as the store contract names it, so that a store server answers it as a refusal (4xx)
+  return Object.assign(
+    new Error(
+      `tollgate: reservation id ${JSON.stringify(id)} was used before and is closed; nothing was held`,
+    ),
+    { code: 'reservation_closed' },
   )
+}
+
+/**
+ * The commit script's mode for a contract commit: `settle`, `release`, or `abandon` (the contract's
+ * `abandon: true` with `amounts: null`: the mode the store's own clean-up of a lost reserve sends).
+ */
+export function commitMode(input: StoreCommit): 'settle' | 'release' | 'abandon' {
+  if (input.amounts !== null) return 'settle'
+  return input.abandon === true ? 'abandon' : 'release'
 }
 
 /** Arguments per counter (see {@link pushSpec} and the scripts' `readSpec`). */

@@ -127,6 +127,8 @@ describe('a reserve replayed under its id', () => {
         expect(unbucketed(await usedHeld(store, specs))).toEqual(unbucketed(empty))
         // Closed: a replay holds nothing and says so; the release stays the last word.
         await expect(store.reserve(input)).rejects.toThrow(/was used before and is closed/)
+        // the code the store contract names, which a storeHandler answers with a 409
+        await expect(store.reserve(input)).rejects.toMatchObject({ code: 'reservation_closed' })
         expect(unbucketed(await usedHeld(store, specs))).toEqual(unbucketed(empty))
         expect(await store.lookup(input.id)).toMatchObject({ state: 'released' })
         // No breaker was tripped by the replays: a new reservation at the cap passes.

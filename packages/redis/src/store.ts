@@ -21,6 +21,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { type Abandon, abandoner } from './abandon.js'
 import { clusterOps } from './cluster.js'
 import {
+  commitMode,
   commitRows,
   counterResult,
   fastEligible,
@@ -451,7 +452,7 @@ function scriptOps({ shared, tag, script, abandon }: Runtime, batched?: Batched,
 
     async commit(input: StoreCommit): Promise<StoreCommitResult> {
       // Brief ('!'): the answer lists only the counters charged past their cap, all the caller reads.
-      const mode = input.amounts === null ? 'release' : 'settle'
+      const mode = commitMode(input)
       const args = [encodeId(input.id), input.brief === true ? `${mode}!` : mode]
       if (input.amounts !== null) {
         for (const metric of Object.keys(input.amounts))

@@ -133,10 +133,25 @@ export type StoreReserveResult =
   | { status: 'blocked'; now: number; block: string; code: string }
   | { status: 'skew'; now: number }
 
-/** Input of {@link Store.commit}: settle with actual amounts per metric, or release (`amounts: null`). */
+/**
+ * Input of {@link Store.commit}: settle with actual amounts per metric, or release (`amounts: null`),
+ * or abandon (`amounts: null, abandon: true`).
+ */
 export interface StoreCommit {
   id: string
   amounts: Record<string, number> | null
+  /**
+   * Abandon a reservation whose reserve may still be on its way to the store: its answer was lost
+   * (a timeout, a dropped connection, a proxy's 5xx), so the reserve may have landed, or may land
+   * after this commit. Only with `amounts: null`. It releases the reservation if it is held (or
+   * expired), as a release does, and answers as a release would; and it remembers the id as
+   * released either way, also when the store does not know it yet (the answer is then `unknown`),
+   * for as long as closed ids are remembered, so that a reserve arriving later under the id holds
+   * nothing (see {@link Store.reserve}). Idempotent: abandoning again answers `duplicate`.
+   * A store without it (or that ignores it) makes it a plain release: the same for a held
+   * reservation, but a reserve landing after it then holds until its TTL.
+   */
+  abandon?: boolean
   /**
    * The caller reads only the counters charged past their cap: a store may leave the others
    * out of `counters`. Stores that ignore it list every counter, as without it.
@@ -190,9 +205,16 @@ export const STORE_OPERATIONS = [
 
 /** The storage adapter contract. Every method may answer synchronously or with a promise. */
 export interface Store {
-  /** Place a hold on every counter or on none, atomically. */
+  /**
+   * Place a hold on every counter or on none, atomically. Idempotent by id: a reserve under the id
+   * of an open reservation (a replay) holds nothing more and answers `ok` with each counter as it is
+   * now, nothing refusing; one under a closed id (settled, released, expired or abandoned, while the
+   * store remembers it) changes nothing and throws an error whose `code` is `'reservation_closed'`
+   * (a store server answers it with a 4xx: the reserve did not land). Ids a refused reserve
+   * (`denied`, `blocked`, `skew`) used are free: it stored nothing.
+   */
   reserve(input: StoreReserve): Promise<StoreReserveResult> | StoreReserveResult
-  /** Settle or release a reservation. Idempotent by id. */
+  /** Settle, release or abandon a reservation (see {@link StoreCommit.abandon}). Idempotent by id. */
   commit(input: StoreCommit): Promise<StoreCommitResult> | StoreCommitResult
   /** Read the state of counters without changing them. */
   read(counters: CounterSpec[]): Promise<CounterState[]> | CounterState[]

@@ -55,6 +55,86 @@ describe('memoryStore only', () => {
     expect((await store.read([counter]))[0]!.used).toBe(1_000)
   })
 
+  it('ids abandoned before their reserve are remembered as closed ids are, within maxReservations', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock, maxReservations: 100 })
+    const counter = spec('k', clock.now())
+    const input = (id: string) => ({
+      id,
+      counters: [counter],
+      ttlMs: 60_000,
+      blocks: [],
+      meta: { model: 'm' },
+    })
+    for (let n = 0; n < 1_000; n++)
+      expect(await store.commit({ id: `lost${n}`, amounts: null, abandon: true })).toEqual({
+        status: 'unknown',
+      })
+    // the newest are remembered as released: their reserve, arriving late, holds nothing
+    expect(() => store.reserve(input('lost999'))).toThrow(/closed; nothing was held/)
+    let thrown: unknown
+    try {
+      store.reserve(input('lost999'))
+    } catch (error) {
+      thrown = error
+    }
+    expect(thrown).toMatchObject({ code: 'reservation_closed' })
+    expect(await store.commit({ id: 'lost999', amounts: null })).toEqual({
+      status: 'duplicate',
+      previous: 'released',
+    })
+    expect((await store.read([counter]))[0]).toMatchObject({ used: 0, held: 0 })
+    // the oldest are forgotten (bounded memory): an id is then free again
+    expect((await store.reserve(input('lost0'))).status).toBe('ok')
+    expect((await store.read([counter]))[0]).toMatchObject({ used: 1, held: 1 })
+    // forgotten after idempotencyMs too
+    const short = memoryStore({ clock, idempotencyMs: 1_000 })
+    await short.commit({ id: 'gone', amounts: null, abandon: true })
+    clock.advance(3_601_000)
+    expect((await short.reserve(input('gone'))).status).toBe('ok')
+  })
+
+  it('abandon: true only releases (a settle with it settles), and a plain release remembers no unknown id', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    const counter = spec('k', clock.now())
+    const input = (id: string) => ({
+      id,
+      counters: [counter],
+      ttlMs: 60_000,
+      blocks: [],
+      meta: { model: 'm' },
+    })
+    expect(await store.commit({ id: 'plain', amounts: null })).toEqual({ status: 'unknown' })
+    expect((await store.reserve(input('plain'))).status).toBe('ok') // a release before the reserve did not stop it
+    await store.reserve(input('settled'))
+    expect(await store.commit({ id: 'settled', amounts: { tokens: 3 }, abandon: true })).toMatchObject({
+      status: 'settled',
+    })
+    expect((await store.read([counter]))[0]).toMatchObject({ used: 4, held: 1 })
+  })
+
+  it('a reserve under the id of a reservation the lane made: held, ok and nothing more; closed, it throws', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    const counter = { ...spec('k', clock.now()), amount: 5, cap: 5 }
+    const laneInput = { counters: [counter], ttlMs: 60_000, blocks: [], meta: { model: 'm' } }
+    store.lane!.now()
+    const id = store.lane!.reserve(laneInput, [])!
+    expect(id).toBeTypeOf('string')
+    const again = await store.reserve({ id, ...laneInput })
+    expect(again).toMatchObject({ status: 'ok', counters: [{ used: 5, held: 5, denied: false }] })
+    expect((await store.read([counter]))[0]).toMatchObject({ used: 5, held: 5 })
+    expect(await store.commit({ id, amounts: null, abandon: true })).toMatchObject({ status: 'released' })
+    expect(() => store.reserve({ id, ...laneInput })).toThrow(/closed; nothing was held/)
+    expect((await store.read([counter]))[0]).toMatchObject({ used: 0, held: 0 })
+    // past its TTL (before the sweep has processed it), a held reservation is closed too
+    store.lane!.now()
+    const late = store.lane!.reserve(laneInput, [])!
+    clock.advance(60_000)
+    expect(() => store.reserve({ id: late, ...laneInput })).toThrow(/closed; nothing was held/)
+  })
+
   it('an open reservation dropped past maxReservations expires at once, and only once', async () => {
     const clock = fakeClock()
     const store = memoryStore({ clock, maxReservations: 10 })

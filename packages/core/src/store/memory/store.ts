@@ -65,7 +65,7 @@ export interface MemoryStoreOptions {
   maxCounters?: number
   /**
    * Most reservations kept, open or expired, and separately most closed ids remembered for
-   * idempotent settle and release (about 20 bytes each as hashes, 4 bits each for ids the lane
+   * idempotent settle, release and reserve (about 20 bytes each as hashes, 4 bits each for ids the lane
    * made). A reservation takes about 0.5 kB, up to 3 kB when each call has partitions of its own
    * (it keeps its counters' specs); the lane's ring (the power of two at or above this bound, at
    * most 16,384) comes on top. Past the bound a sixteenth of them is dropped at once, the oldest
@@ -76,8 +76,8 @@ export interface MemoryStoreOptions {
    */
   maxReservations?: number
   /**
-   * How long a settled or released reservation id is remembered, so that a duplicate
-   * settle or release is recognised.
+   * How long a settled, released or abandoned reservation id is remembered, so that a duplicate
+   * settle or release is recognised and a reserve under it holds nothing.
    * @default 86_400_000 (24 hours)
    * @example memoryStore({ idempotencyMs: 3_600_000 }) // an hour
    */
@@ -318,6 +318,40 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     return (n >= 0 ? slots.closed(n, now) : undefined) ?? closed.get(id, now)
   }
   /**
+   * A reserve under an id the store knows, as the Redis store answers it: the reservation is open
+   * (a reserve replayed after its answer was lost), so nothing is held again and nothing refuses,
+   * trips or throttles, and the answer is `ok` with each counter as it is now (this hold included),
+   * or `skew`; or it is closed (settled, released, expired, abandoned while its reserve was on its
+   * way, or held past its expiry), so nothing changes and the reserve throws. `record` is the open
+   * or expired reservation, `undefined` for a closed id.
+   */
+  const replay = (input: StoreReserve, record: Record | undefined): StoreReserveResult => {
+    if (record === undefined || record.state !== 'held' || record.expiresAt <= now)
+      throw Object.assign(
+        new Error(
+          `tollgate: reservation id ${JSON.stringify(input.id)} was used before and is closed; nothing was held`,
+        ),
+        { code: 'reservation_closed' },
+      )
+    for (const spec of input.counters) {
+      if (spec.window.kind === 'fixed' && locate(spec.window.bounds, now) < 0) return { status: 'skew', now }
+    }
+    const look = newLook()
+    const counters = input.counters.map((spec): CounterResult => {
+      const { home: _, ...state } = stateOf(spec, spec.amount, look)
+      return {
+        ...state,
+        denied: false,
+        retryAfterMs: null,
+        crossed: NONE,
+        tripped: false,
+        trippedNow: false,
+        throttled: false,
+      }
+    })
+    return { status: 'ok', now, counters }
+  }
+  /**
    * What the lane last found for a counters array (see `Ticket`): the engine sends the same array
    * again while no spec changed, so the next reserve reads each home without a look-up. A home is
    * used from here only while the cache still keeps it (`forgetAt` in the future: a home the cache
@@ -352,6 +386,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
 
     reserve(input: StoreReserve): StoreReserveResult {
       tick()
+      // The same id again (a replay: see `replay`). Ids the engine makes are new: one Map look-up,
+      // then the closed ids' tables. The lane makes its own ids and never comes here.
+      const known = find(input.id)
+      if (known !== undefined || closedOf(input.id) !== undefined) return replay(input, known)
       for (const marker of input.blocks) {
         const code = blocks.get(marker)
         if (code !== undefined) return { status: 'blocked', now, block: marker, code }
@@ -538,7 +576,11 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const record = asked !== undefined && asked.id === id && asked.forgetAt > now ? asked : find(id)
       if (!record) {
         const state = closedOf(id)
-        return state ? { status: 'duplicate', previous: state } : { status: 'unknown' }
+        if (state) return { status: 'duplicate', previous: state }
+        // abandoned before its reserve arrived (if it ever does): remembered as released, so that
+        // the reserve holds nothing (see `replay`)
+        if (input.abandon === true && input.amounts === null) closed.add(id, 'released', now)
+        return { status: 'unknown' }
       }
       const late = record.state === 'expired'
       due.remove(record)

@@ -8,7 +8,8 @@
  *
  * Two different ids share a hash with odds of about n / 2^51 per look-up of an id never closed
  * here (n ids kept: 4e-10 at a million); such an id would answer `duplicate` instead of `unknown`,
- * both of which change nothing.
+ * both of which change nothing, and a reserve under it would throw as for a closed id (the store
+ * unavailable for that one call: its failure modes apply).
  */
 export type Closed = 'settled' | 'released'
 

@@ -16,6 +16,7 @@ import { describeExpiry } from './expiry.js'
 import { describeKeys } from './keys.js'
 import { describeProperties } from './properties.js'
 import { describeRates } from './rates.js'
+import { describeReplays } from './replays.js'
 import { describeReservations } from './reservations.js'
 import { describeScan } from './scan.js'
 import { describeFixedWindows } from './windows.js'
@@ -46,6 +47,7 @@ export function describeStoreConformance(
   const suite = { makeStore, numRuns }
   describe(`store conformance: ${name}`, () => {
     describeReservations(suite)
+    describeReplays(suite)
     describeExpiry(suite)
     describeFixedWindows(suite)
     describeRates(suite)
