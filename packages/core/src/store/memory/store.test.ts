@@ -8,6 +8,42 @@ import { memoryStore } from './store.js'
 
 describeStoreConformance('memoryStore', (clock) => memoryStore({ clock }))
 
+describe('the lane declines what only the general path reports', () => {
+  const base: CounterSpec = {
+    key: 'r:requests:user=u',
+    metric: 'requests',
+    amount: 1,
+    cap: 1,
+    enforce: true,
+    window: { kind: 'fixed', bounds: [0, Number.MAX_SAFE_INTEGER] },
+    expiry: 'keep',
+  }
+  const laneReserve = (store: ReturnType<typeof memoryStore>, spec: CounterSpec) => {
+    store.lane!.now()
+    return store.lane!.reserve({ counters: [spec], ttlMs: 60_000, blocks: [], meta: { model: '' } }, [])
+  }
+
+  it('a counter with alerts (its crossings are reported by the general path)', () => {
+    expect(laneReserve(memoryStore({ clock: fakeClock() }), { ...base, alerts: [0.5] })).toBeUndefined()
+  })
+
+  it('a counter whose breaker is open (a policy sharing the store may have dropped the breaker)', () => {
+    const store = memoryStore({ clock: fakeClock() })
+    const tripping = { ...base, trip: { cooldownMs: 60_000 } }
+    const input = (id: string) => ({
+      id,
+      counters: [tripping],
+      ttlMs: 60_000,
+      blocks: [],
+      meta: { model: '' },
+    })
+    expect(store.reserve(input('a')).status).toBe('ok')
+    expect(store.reserve(input('b')).status).toBe('denied') // trips the breaker
+    store.commit({ id: 'a', amounts: null }) // room again, but the breaker is open for its cool-down
+    expect(laneReserve(store, base)).toBeUndefined()
+  })
+})
+
 describe('memoryStore only', () => {
   const spec = (key: string, now: number): CounterSpec => ({
     key,

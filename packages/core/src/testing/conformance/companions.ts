@@ -62,6 +62,21 @@ export function describeCompanions(suite: Suite): void {
       expect(last!.crossed).toEqual([])
     })
 
+    it('usage reaching a fraction exactly fires it, an alert at 1 as the cap is reached', async () => {
+      const { store, clock, key, id } = await harness(suite)
+      const spec = counter(key(), day(clock.now()), 10, 5, { alerts: [0.5, 1] })
+      expect((await reserveOk(store, id(), [spec]))[0]!.crossed).toEqual([0.5])
+      expect((await reserveOk(store, id(), [spec]))[0]!.crossed).toEqual([1])
+    })
+
+    it('a rolling window resting exactly on a fraction does not re-arm it', async () => {
+      const { store, key, id } = await harness(suite)
+      const spec = counter(key(), sliding(60_000, 1_000), 10, 5, { alerts: [0.5] })
+      expect((await reserveOk(store, id(), [spec]))[0]!.crossed).toEqual([0.5]) // 5 of 10: exactly 50%
+      // 6 of 10: usage never went below 50%, so nothing fires again
+      expect((await reserveOk(store, id(), [asking(spec, 1)]))[0]!.crossed).toEqual([])
+    })
+
     it('many small reserves report each fraction exactly once', async () => {
       const { store, clock, key, id } = await harness(suite)
       const spec = counter(key(), lifetime(), 1_000, 7, { alerts: [0.5, 0.8] })
@@ -172,6 +187,19 @@ export function describeCompanions(suite: Suite): void {
       }
       expect(admitted).toBeLessThanOrEqual(throttle.limit + 10 * throttle.limit)
       expect(admitted).toBeGreaterThanOrEqual(10 * throttle.limit - throttle.limit)
+    })
+  })
+
+  describe('throttle from `at`', () => {
+    it('counts the reservation that reaches at × cap', async () => {
+      const { store, clock, key, id } = await harness(suite)
+      const spec = counter(key(), day(clock.now()), 10, 1, {
+        throttle: { at: 0.5, limit: 1, periodMs: MINUTE },
+      })
+      // four below 50%; the fifth reaches it and takes the throttle's one token; the sixth waits
+      for (let i = 0; i < 5; i++) expect((await reserveOk(store, id(), [spec]))[0]!.throttled).toBe(false)
+      const [refused] = await reserveDenied(store, id(), [spec])
+      expect(refused).toMatchObject({ denied: true, throttled: true })
     })
   })
 
