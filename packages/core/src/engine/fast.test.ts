@@ -404,6 +404,30 @@ describe('the lane, where a mutation audit found no test', () => {
     expect((await gate.reserve(ask(200))).allowed).toBe(false) // 900 + 200 within 60s would pass 1000
   })
 
+  it('settles a custom unit at what was used, a builtin metric beside it too', async () => {
+    const clock = fakeClock()
+    const gate = createTollgate({
+      policy: {
+        units: ['image_final'],
+        rules: [{ id: 'img', per: 'user', limits: { image_final: 100, tokens: 1000 }, window: 'day' }],
+      },
+      store: memoryStore({ clock }),
+    })
+    const ask = {
+      subject: { user: 'u' },
+      estimate: { inputTokens: 10, maxOutputTokens: 0, units: { image_final: 2 } },
+    }
+    for (let i = 0; i < 3; i++) {
+      // the same request each time: the lane holds again in the cells it held in last
+      const decision = await gate.reserve(ask)
+      if (!decision.allowed) throw new Error('refused')
+      await gate.settle(decision.id, { inputTokens: 7, outputTokens: 0, units: { image_final: 5 } })
+    }
+    const usage = await gate.usage(ask)
+    expect(usage.find((l) => l.metric === 'image_final')).toMatchObject({ used: 15, held: 0 })
+    expect(usage.find((l) => l.metric === 'tokens')).toMatchObject({ used: 21, held: 0 })
+  })
+
   it('keeps a rolling count for the whole window, also one longer than graceMs', async () => {
     const clock = fakeClock()
     const gate = createTollgate({
