@@ -128,7 +128,8 @@ describe('simulateFile', () => {
     const endless = new Worker('setInterval(() => {}, 1_000)', { eval: true })
     const exited = new Promise<number>((resolve) => endless.once('exit', resolve))
     await expect(allShards([failing, endless])).rejects.toThrow(/line 7/)
-    // stopped: `terminate()` ends a thread with code 1 (left running, it would never exit)
-    expect(await exited).toBe(1)
+    // stopped (left running, it would never exit and the test would time out); the exit code is 1,
+    // or 0 when the thread was stopped before it ran any code
+    expect([0, 1]).toContain(await exited)
   }, 30_000)
 })
