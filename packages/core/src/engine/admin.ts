@@ -39,7 +39,7 @@ export async function counterOf(
     throw new TollgateError('invalid_subject', `Rule "${rule.id}" counts per "${missing}": give its id.`)
   const model = ref.subject.model
   const ids = model === undefined ? ref.subject : { ...ref.subject, model: resolveModel(policy, model)! }
-  const now = timeOf(await engine.store.now())
+  const now = timeOf(await engine.call(() => engine.store.now(), '', null))
   const spec: CounterSpec = {
     key: counterKey(rule.id, limit.metric, partitionKey(rule.per, ids)),
     metric: limit.metric,

@@ -19,14 +19,27 @@ export function timeOf(answer: unknown): number {
 
 /**
  * The store's time for a record of what already happened (an audit or settle record): the local
- * clock when the store cannot tell, for the decision or settle it describes is made and must stand.
+ * clock when the store cannot tell within `timeoutMs`, for the decision or settle it describes is
+ * made and must stand (a clock that never answered held the reserve's answer back for good).
  */
-export async function recordTime(store: Store): Promise<number> {
+export async function recordTime(store: Store, timeoutMs: number): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined
   try {
-    const answer: unknown = await store.now()
+    const read: unknown = store.now()
+    const answer: unknown =
+      read instanceof Promise
+        ? await Promise.race([
+            read,
+            new Promise((resolve) => {
+              timer = setTimeout(resolve, timeoutMs)
+            }),
+          ])
+        : read
     return typeof answer === 'number' && Number.isFinite(answer) ? answer : Date.now()
   } catch {
     return Date.now()
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -147,7 +147,7 @@ async function record(
 ): Promise<void> {
   const hook = engine.options.onSettle
   if (!hook) return
-  const at = await recordTime(engine.store)
+  const at = await recordTime(engine.store, engine.timeoutMs)
   const actual: Record<string, number> = {}
   for (const metric in entry.amounts) actual[metric] = result.amounts[metric] ?? 0
   for (const metric in result.amounts) actual[metric] = result.amounts[metric]!

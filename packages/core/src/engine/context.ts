@@ -31,6 +31,8 @@ export interface Engine {
   policy: CompiledPolicy
   store: Store
   options: TollgateOptions
+  /** How long a store call may take (`options.timeoutMs`, 1 s by default). */
+  timeoutMs: number
   /** Runs a store call within the timeout; see `guard`. */
   call: Guard
   /** The store's lane, when the gate may use it (see `fast.ts`). */
@@ -76,11 +78,13 @@ export function createEngine(options: TollgateOptions): Engine {
       'The memory store and the gate were given different clocks; pass one clock to memoryStore().',
     )
   }
+  const timeoutMs = options.timeoutMs ?? 1_000
   return {
     policy,
     store,
     options,
-    call: guard(options.timeoutMs ?? 1_000, options.onStoreError),
+    timeoutMs,
+    call: guard(timeoutMs, options.onStoreError),
     lane: laneOf(policy, store),
     local: localStoreOf(options),
     windows: new WindowCache(),

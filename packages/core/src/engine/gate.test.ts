@@ -763,6 +763,34 @@ describe('store failures', () => {
     expect(errors).toHaveLength(1)
   })
 
+  it("applies the failure modes when the store's clock fails or never answers (it threw raw, or hung past timeoutMs)", async () => {
+    const clocks = {
+      throws: () => {
+        throw new Error('ECONNRESET')
+      },
+      rejects: () => Promise.reject(new Error('ECONNRESET')),
+      hangs: () => new Promise<number>(() => {}),
+    }
+    for (const [how, now] of Object.entries(clocks)) {
+      const errors: unknown[] = []
+      const store = { ...memoryStore(), now }
+      const options = { store, timeoutMs: 50, onStoreError: (e: unknown) => errors.push(e) }
+      const closed = createTollgate({ policy: base, ...options })
+      expect(await closed.reserve(ask()), how).toMatchObject({ allowed: false, code: 'store_unavailable' })
+      const open = createTollgate({ policy: { rules: base.rules.slice(0, 2) }, ...options })
+      expect(await open.reserve(ask()), how).toMatchObject({ allowed: true, flags: ['store_degraded'] })
+      // reads answer a typed error within the timeout too
+      const usage = await open.usage({ subject: ask().subject }).catch((e: unknown) => e)
+      expect(TollgateError.isInstance(usage) && usage.code, how).toBe('store_unavailable')
+      expect(errors, how).toHaveLength(3)
+      // a decision's record is stamped with the local time when the store cannot tell it
+      const records: { at: number }[] = []
+      const audited = createTollgate({ ...options, policy: base, onDecision: (r) => records.push(r) })
+      expect(await audited.reserve(ask()), how).toMatchObject({ code: 'store_unavailable' })
+      expect(records[0]?.at, how).toBeTypeOf('number')
+    }
+  })
+
   it('answers store_unavailable whatever a store throws (an object with no prototype made settle throw a TypeError)', async () => {
     for (const thrown of [Object.create(null), { message: Object.create(null) }, Symbol('down'), undefined]) {
       const store = memoryStore()

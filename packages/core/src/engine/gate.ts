@@ -57,7 +57,10 @@ export function createTollgate(options: TollgateOptions): Tollgate {
     const request = snapshotRequest(given)
     const decision = await decideAny(request)
     // the decision is made (and may hold): a store that cannot tell the time now never undoes it
-    engine.emit(options.onDecision, auditRecord(decision, request, await recordTime(engine.store)))
+    engine.emit(
+      options.onDecision,
+      auditRecord(decision, request, await recordTime(engine.store, engine.timeoutMs)),
+    )
     return decision
   }
   const reserve = options.onDecision ? audited : decideAny

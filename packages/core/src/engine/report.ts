@@ -110,7 +110,7 @@ async function readLimits(engine: Engine, request: Omit<ReserveRequest, 'estimat
     feature: request.feature,
   }
   const matched = matchRules(policy, context, true)
-  const now = timeOf(await store.now())
+  const now = timeOf(await engine.call(() => store.now(), '', null))
   const slots = buildSlots(policy, request.subject, matched, {}, now, engine.windows, true)
   const states = readAnswer(
     await engine.call(() => store.read(slots.map((s) => s.spec)), '', null),
@@ -143,7 +143,7 @@ export async function top(engine: Engine, query: TopQuery): Promise<PartitionUsa
   const narrowed =
     first !== undefined && where[first] !== undefined ? `${escapeId(first)}=${escapeId(where[first])}` : ''
   const prefix = counterKey(rule.id, limit.metric, narrowed)
-  const now = timeOf(await store.now())
+  const now = timeOf(await engine.call(() => store.now(), '', null))
   const probe: CounterSpec = {
     key: rule.per.length > 1 && narrowed !== '' ? `${prefix},` : prefix,
     metric: limit.metric,

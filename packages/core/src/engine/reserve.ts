@@ -49,12 +49,23 @@ export async function decide(
     tier: tierOf(policy, requested),
     feature: request.feature,
   }
-  const storeNow = store.now()
+  // a store whose clock fails is a store that does not answer: the failure modes below decide, at
+  // the local time (the windows offered then are the local clock's)
+  let clockFailure: unknown
+  let storeNow: number
+  try {
+    const read = call(() => store.now(), '', null)
+    storeNow = timeOf(typeof read === 'number' ? read : await read)
+  } catch (error) {
+    if (TollgateError.isInstance(error) && error.code === 'store_error') throw error
+    clockFailure = error
+    storeNow = Date.now()
+  }
   const asked: Asked = {
     id,
     requestedModel: requested ?? '',
     flags: [],
-    now: timeOf(typeof storeNow === 'number' ? storeNow : await storeNow),
+    now: storeNow,
     engine,
     downgrade: null,
   }
@@ -102,6 +113,7 @@ export async function decide(
   let { used, specs } = specsOf(plan, amounts, asked.now, engine.windows)
   let result: StoreReserveResult
   try {
+    if (clockFailure !== undefined) throw clockFailure
     if (plan.baselines) {
       const read = call(() => store.read(specs), '', null)
       applyBaselines(used, specs, readAnswer(read instanceof Promise ? await read : read, specs.length))
