@@ -12,6 +12,7 @@ import {
   signedIdentity,
   signIdentity,
   sseMeter,
+  unauthenticated,
 } from '@tollgate/web'
 import express5 from 'express'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -138,6 +139,26 @@ const post = (
 beforeAll(async () => {
   ;({ key, keyId } = await keys.issue(grant))
 })
+
+/**
+ * Sends `POST path` with these header lines as they are (fetch joins a repeated header into one
+ * line; a client or proxy may send it twice) and answers the status and body.
+ */
+async function rawPost(url: string, path: string, lines: [string, string][]) {
+  const socket = connect(Number(new URL(url).port), '127.0.0.1')
+  let answer = ''
+  socket.on('data', (chunk) => {
+    answer += chunk
+  })
+  const head = lines.map(([name, value]) => `${name}: ${value}\r\n`).join('')
+  // written, not ended: a client that half-closes is gone for Node, which answers nothing
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nhost: localhost\r\n${head}content-length: 0\r\nconnection: close\r\n\r\n`,
+  )
+  await once(socket, 'close')
+  const [, status] = /^HTTP\/1\.1 (\d{3}) /.exec(answer) ?? []
+  return { status: Number(status), body: answer.slice(answer.indexOf('\r\n\r\n') + 4) }
+}
 
 /** Listen on port 0 (closed after the test); the base URL. */
 async function listen(handler: ReturnType<typeof app>): Promise<string> {
@@ -356,6 +377,59 @@ for (const [name, express, pkg, major] of versions) {
       expect(answer).toMatch(/^HTTP\/1\.1 400 /)
       expect(answer).toContain('"code":"invalid_request"')
       expect(events).toEqual([]) // nothing was held
+    })
+
+    it('identity sees a repeated header joined as fetch does (Hono, Next): two Authorization headers are a 401', async () => {
+      // Node's req.headers keeps only the first `authorization`: Express admitted with the first key,
+      // where Hono and Next see `Bearer k1, Bearer k2`, which apiKeyIdentity refuses
+      const other = await keys.issue({ subject: { tenant: 't1', user: 'u2' } })
+      for (const second of [other.key, key]) {
+        const answer = await rawPost(base, '/chat?model=gpt-4o-mini', [
+          ['authorization', `Bearer ${key}`],
+          ['Authorization', `Bearer ${second}`],
+        ])
+        expect(answer.status).toBe(401)
+        expect(JSON.parse(answer.body)).toMatchObject({
+          error: { type: 'authentication_error', code: 'unauthenticated' },
+        })
+      }
+      expect(events).toEqual([]) // nothing held
+      // every header identity may read is the one value a web Request has for these lines
+      const lines: [string, string][] = [
+        ['authorization', 'Bearer a'],
+        ['authorization', 'Bearer b'],
+        ['x-user-id', 'd1'],
+        ['X-User-Id', 'd2'],
+        ['from', 'one@example.com'],
+        ['from', 'two@example.com'],
+        ['cookie', 'a=1'],
+        ['cookie', 'b=2'],
+        ['x-single', 'only'],
+      ]
+      const seen: Headers[] = []
+      const url = await listen(
+        app(express, (request) => {
+          seen.push(request.headers)
+          return unauthenticated('recorded')
+        }),
+      )
+      expect((await rawPost(url, '/chat?model=gpt-4o-mini', lines)).status).toBe(401)
+      const fetched = new Headers(lines)
+      for (const name of ['authorization', 'x-user-id', 'from', 'cookie', 'x-single'])
+        expect([name, seen[0]!.get(name)]).toEqual([name, fetched.get(name)])
+      // a header an earlier middleware set (a session turned into a key) is still the one used
+      const session = express()
+      session.use((req, _res, next) => {
+        req.headers.authorization = `Bearer ${key}`
+        next()
+      })
+      session.use(app(express))
+      const sessionUrl = await listen(session as ReturnType<typeof app>)
+      const admitted = await rawPost(sessionUrl, '/chat?model=gpt-4o-mini', [
+        ['authorization', 'Bearer tg_unknownunknownunknownunknown'],
+        ['authorization', 'Bearer tg_otherotherotherotherother'],
+      ])
+      expect(admitted.status).toBe(200)
     })
 
     it('refuses a revoked key with 403 at once', async () => {

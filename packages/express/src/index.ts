@@ -35,17 +35,48 @@ declare global {
 export type ExpressTollgateOptions = TollgateOptions<ExpressRequest>
 
 /**
+ * Every value of each header of `req` as received, by lower-case name: what `req.headersDistinct`
+ * holds, read from `req.rawHeaders` (empty for a request made by hand without them).
+ */
+function received(req: ExpressRequest): Map<string, string[]> {
+  const values = new Map<string, string[]>()
+  const raw: readonly string[] = Array.isArray(req.rawHeaders) ? req.rawHeaders : []
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    const list = values.get(name)
+    if (list) list.push(raw[i + 1]!)
+    else values.set(name, [raw[i + 1]!])
+  }
+  return values
+}
+
+/**
+ * The value a web `Request` has for a header whose `req.headers` entry is `value` and whose values
+ * as sent are `sent`: a header sent more than once is joined with `, ` as fetch does (Hono and Next
+ * see that). Node's `req.headers` keeps only the first of
+ * some (`authorization`, `proxy-authorization`, `from`, `user-agent`, …), so two `Authorization`
+ * headers admitted the first key on Express, where the other adapters refuse `Bearer k1, Bearer k2`
+ * (401). A value an earlier middleware set in `req.headers` is kept as it is.
+ */
+function headerValue(value: string | string[], sent: readonly string[] | undefined): string {
+  if (Array.isArray(value)) return value.join(', ')
+  return sent && sent.length > 1 && value === sent[0] ? sent.join(', ') : value
+}
+
+/**
  * A web `Request` with the headers, method and URL of `req` (no body: identity reads headers), or
  * `undefined` when its target is no URL: Node accepts some that WHATWG URLs refuse, such as
  * `GET http://host:99999/ HTTP/1.1`, and those are answered 400 (they threw, and became a 500).
  * fetch refuses CONNECT, TRACE and TRACK: they become `unsafe` (identity does not depend on the method).
+ * Repeated headers are joined as fetch joins them ({@link headerValue}).
  */
 function toWebRequest(req: ExpressRequest, unsafe = 'GET'): Request | undefined {
   const target = req.originalUrl || req.url
   if (!URL.canParse(target, 'http://localhost')) return undefined
   const headers = new Headers()
+  const sent = received(req)
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value)
+    if (value !== undefined) headers.set(name, headerValue(value, sent.get(name)))
   }
   const url = new URL(target, 'http://localhost')
   return new Request(url, {

@@ -167,6 +167,50 @@ describe('@tollgate/hono with app.request', () => {
     expect(events[1]).toMatchObject({ outcome: 'released' })
   })
 
+  it('a route that forgets `return` gets Hono’s own error (500), as behind any middleware, and its hold is closed as failed', async () => {
+    // the middleware set `c.res` from Hono's empty placeholder: the client got `200 ""`
+    const { gate, clock, token, tokens } = setup()
+    const events: SettleEvent[] = []
+    const errors: Error[] = []
+    const app = new Hono<TollgateEnv>()
+    app.onError((error, c) => {
+      errors.push(error)
+      return c.json({ error: { message: error.message, type: 'server_error' } }, 500)
+    })
+    app.use(
+      '/n/*',
+      tollgate({
+        gate,
+        identify: signedIdentity({ jwt: { secret }, clock }),
+        model: () => 'gpt-4o-mini',
+        estimate: { inputTokens: 100, maxOutputTokens: 200 },
+        onSettle: (e) => events.push(e),
+      }),
+    )
+    app.use('/plain/*', async (_c, next) => {
+      await next() // any middleware: Hono reports the forgotten `return` itself
+    })
+    for (const path of ['/n/forgot', '/plain/forgot'])
+      app.post(path, async (c) => {
+        c.get('tollgate')?.report({ inputTokens: 40, outputTokens: 5 })
+        c.json({ reply: 'hi' }) // no `return`
+      })
+    const auth = { authorization: `Bearer ${await token()}` }
+    const plain = await app.request('/plain/forgot', { method: 'POST', headers: auth })
+    const gated = await app.request('/n/forgot', { method: 'POST', headers: auth })
+    expect([plain.status, gated.status]).toEqual([500, 500])
+    expect(await gated.json()).toEqual(await plain.json())
+    expect(errors.map((e) => e.message)).toEqual(Array(2).fill(expect.stringMatching(/forget to return/)))
+    await until(() => events.length === 1)
+    // the route ran: what it reported is settled, the rest released (as for a route that throws)
+    expect(events[0]).toMatchObject({
+      outcome: 'settled',
+      reason: 'failed',
+      usage: { inputTokens: 40, outputTokens: 5 },
+    })
+    expect(await tokens()).toBe(45)
+  })
+
   it('releases when the route throws', async () => {
     const { post, token, settled, tokens } = setup()
     const done = settled()

@@ -37,6 +37,8 @@ export type HonoTollgateOptions = TollgateOptions<Context>
 /**
  * Hono middleware: a refused request gets its 401/402/403/413/429/503 response; an admitted one
  * continues with `c.get('tollgate')` set. The body of the route's response is watched to settle.
+ * A route that answers nothing (a forgotten `return`) is left to Hono, which reports it as behind
+ * any middleware (an `Error` to `app.onError`, 500); its hold is closed as a failed call.
  *
  * @example
  * app.use('/v1/*', tollgate({ gate, identify, model: async (c) => (await c.req.json()).model }))
@@ -52,6 +54,14 @@ export function tollgate(options: HonoTollgateOptions): MiddlewareHandler<Tollga
     } catch (error) {
       await admission.tap.end('failed', 500)
       throw error
+    }
+    if (!c.finalized) {
+      // The route answered nothing (a forgotten `return`): `c.res` is only Hono's placeholder, and
+      // setting it sent a silent `200 ""`. Left unset, Hono reports the mistake as it does behind
+      // any middleware ("Context is not finalized…", to `app.onError`, 500); the route may have
+      // called the model, so the hold closes as a failed call (what it reported is settled).
+      await admission.tap.end('failed', 500)
+      return
     }
     c.res = finishResponse(admission, c.res, c.req.method)
   }
