@@ -148,6 +148,20 @@ describe('httpStore', () => {
     ).rejects.toMatchObject({ code: 'signature' })
   })
 
+  it('during a secret rotation, clients on the old and the new secret are served and verify their answers', async () => {
+    const next = 'next-secret-0123456789abcdefghijklmnopqrstuvwxyz'
+    const clock = fakeClock()
+    const memory = memoryStore({ clock })
+    const url = server.mount(memory, { secret: [next, SECRET] }) // the new one first, the old one kept
+    for (const [i, secret] of [SECRET, next].entries()) {
+      const store = httpStore({ url, secret, clockMaxAgeMs: 0 })
+      expect(await store.blocked(['user=u1'])).toBeNull()
+      expect(await store.reserve(reserveInput(`rotating-${i}`))).toMatchObject({ status: 'ok' })
+      expect(await store.now()).toBe(clock.now())
+    }
+    expect((await memory.read([spec]))[0]).toMatchObject({ used: 10 })
+  })
+
   it('reads every finite store time the server signs: fractions past 9 decimals, exponent forms', async () => {
     const clock = fakeClock(0)
     for (let i = 0; i < 3; i++) clock.advance(0.1) // 0.30000000000000004

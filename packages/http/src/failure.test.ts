@@ -109,6 +109,29 @@ describe('a store server that is down', () => {
     expect(String((errors[0] as Error).message)).toMatch(/store server could not be reached/)
     expect(Date.now() - started).toBeLessThan(AT_ONCE)
   })
+
+  it('a reserve refused at connect (ECONNREFUSED: nothing was sent) is not abandoned', async () => {
+    const gone = await startServer()
+    const url = gone.mount(memoryStore())
+    await gone.close() // nothing listens on the port: every connection is refused
+    const sent: string[] = []
+    const store = httpStore({
+      url,
+      secret: SECRET,
+      timeoutMs: 10 * AT_ONCE,
+      fetch: (input, init) => {
+        sent.push(new URL(input).pathname.split('/').pop()!)
+        return fetch(input, init)
+      },
+    })
+    const error = await store
+      .reserve({ id: 'r', counters: [spec], ttlMs: 1_000, blocks: [], meta: { model: 'm' } })
+      .catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'network', message: expect.stringMatching(/\(ECONNREFUSED\)/) })
+    // a call made after the refusal fails the same way; an abandon would have gone out before it
+    await expect(store.lookup('r')).rejects.toMatchObject({ code: 'network' })
+    expect(sent).toEqual(['reserve', 'lookup'])
+  })
 })
 
 describe('a store server that never answers', () => {
@@ -135,6 +158,43 @@ describe('a store server that never answers', () => {
     started = Date.now()
     expect(await closed.reserve(ask)).toMatchObject({ allowed: false, code: 'store_unavailable' })
     expect(Date.now() - started).toBeLessThan(timeoutMs + slack)
+  })
+
+  it('a call that times out aborts its request: the server sees the connection go, none is left open', async () => {
+    const closed: string[] = []
+    const url = await listen((req, res) => {
+      res.on('close', () => closed.push(req.url!)) // never answered: only an abort closes it
+    })
+    const store = httpStore({ url, secret: SECRET, timeoutMs: TIMEOUT })
+    await expect(store.lookup('x')).rejects.toMatchObject({ code: 'timeout' })
+    await vi.waitFor(() => expect(closed).toEqual(['/lookup']), { timeout: AT_ONCE, interval: 5 })
+  })
+})
+
+describe('a store whose clock fails', () => {
+  it('a reserve that held answers with the time it gave: served, not a 500 the client would abandon', async () => {
+    const clock = fakeClock()
+    const memory = memoryStore({ clock })
+    const errors: unknown[] = []
+    const clockless: Store = {
+      ...memory,
+      now() {
+        throw new Error('TIME failed')
+      },
+    }
+    const url = await listen(
+      toNodeListener(storeHandler(clockless, { secret: SECRET, onError: (e) => errors.push(e) })),
+    )
+    const store = httpStore({ url, secret: SECRET, timeoutMs: 10 * AT_ONCE })
+    const input = { id: 'held', counters: [spec], ttlMs: 60_000, blocks: [], meta: { model: 'm' } }
+    expect(await store.reserve(input)).toMatchObject({ status: 'ok', now: clock.now() })
+    expect(errors).toEqual([])
+    // a call whose answer carries no time needs the store's clock: it fails (500), without details
+    await expect(store.lookup('held')).rejects.toMatchObject({ code: 'status', status: 500 })
+    expect(errors).toEqual([new Error('TIME failed')])
+    // the hold stays: nothing was abandoned
+    expect(await memory.lookup('held')).toMatchObject({ state: 'held' })
+    expect((await memory.read([spec]))[0]).toMatchObject({ used: 5, held: 5 })
   })
 })
 

@@ -7,9 +7,10 @@ import { request as nodeRequest } from 'node:http'
 import { type CounterSpec, memoryStore, type Store } from '@tollgate/core'
 import { fakeClock, unhandledRejections } from '@tollgate/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { httpStore } from './client.js'
 import { storeHandler } from './handler.js'
 import { memoryNonces } from './nonces.js'
-import { SIGNATURE_HEADER } from './protocol.js'
+import { answerMessage, hmacKey, parseAnswerSignature, SIGNATURE_HEADER, verify } from './protocol.js'
 import { SECRET, startServer, type TestServer } from './test/server.js'
 import { post, signatureFor } from './test/signed.js'
 
@@ -111,6 +112,38 @@ describe('authentication', () => {
     expect(await used(store)).toBe(5)
   })
 
+  it('remembers a nonce through the last ms its timestamp is accepted: a copy then is a replay', async () => {
+    const wall = fakeClock(Date.now())
+    const { store, url } = fresh({ clock: wall, maxSkewMs: 30_000 })
+    const target = `${url}/adjust` // not idempotent: a copy that got through would count twice
+    const body = new TextEncoder().encode(JSON.stringify({ counter: spec, amount: 1 }))
+    // a client clock behind the server's, on time, and ahead: the window ends at timestamp + 30 s
+    for (const [i, lag] of [-10_000, 0, 10_000].entries()) {
+      const timestamp = wall.now() + lag
+      const headers = { [SIGNATURE_HEADER]: await signatureFor(target, body, { timestamp }) }
+      const send = () => fetch(target, { method: 'POST', headers, body })
+      expect((await send()).status).toBe(200)
+      wall.set(timestamp + 30_000) // the timestamp check still passes at this very ms…
+      const copy = await send()
+      expect(copy.status, `lag ${lag}`).toBe(401)
+      expect((await errorOf(copy)).message).toMatch(/already received \(a replay\)/) // …the nonce refuses it
+      expect(await used(store)).toBe(i + 1)
+    }
+  })
+
+  it('refuses nonces shorter than 16 or longer than 128 characters, as malformed', async () => {
+    const { store, url } = fresh()
+    for (const nonce of ['a', 'a'.repeat(15), 'a'.repeat(129)]) {
+      const response = await post(`${url}/reserve`, reserveBody(), { nonce })
+      expect(response.status, `${nonce.length} characters`).toBe(401)
+      expect((await errorOf(response)).message).toBe('Missing or malformed request signature.')
+    }
+    expect(await used(store)).toBe(0)
+    expect((await post(`${url}/reserve`, reserveBody('16'), { nonce: 'b'.repeat(16) })).status).toBe(200)
+    expect((await post(`${url}/reserve`, reserveBody('128'), { nonce: 'c'.repeat(128) })).status).toBe(200)
+    expect(await used(store)).toBe(10)
+  })
+
   it('with a shared nonce store, a request replayed to another store server is refused there too', async () => {
     const [one, two] = [await startServer(), await startServer()]
     try {
@@ -141,12 +174,50 @@ describe('authentication', () => {
     expect(await errorOf(third)).toEqual({ code: 'unavailable', message: 'Too many requests in flight.' })
   })
 
+  it('makes room in a full nonce cache by forgetting expired nonces kept behind a live one', async () => {
+    const wall = fakeClock(Date.now())
+    const { url } = fresh({ clock: wall, maxSkewMs: 30_000, nonces: memoryNonces(2, () => wall.now()) })
+    const t = wall.now()
+    // each nonce is kept until its own timestamp leaves the window, so the cache's oldest entry can
+    // outlive a newer one: a client clock 30 s ahead (kept 60 s), then one 30 s behind (kept 1 ms)
+    expect((await post(`${url}/now`, '{}', { timestamp: t + 30_000 })).status).toBe(200)
+    expect((await post(`${url}/now`, '{}', { timestamp: t - 30_000 })).status).toBe(200)
+    wall.advance(2) // the newer nonce has expired, the older one has not
+    const third = await post(`${url}/now`, '{}', { timestamp: wall.now() })
+    expect(third.status).toBe(200) // room made by forgetting the expired nonce
+    // two live nonces again: the cache is full and still refuses rather than forgetting one
+    expect((await post(`${url}/now`, '{}', { timestamp: wall.now() })).status).toBe(503)
+  })
+
   it('accepts any of several secrets (rotation) and signs the answer with the one that matched', async () => {
     const next = 'next-secret-0123456789abcdefghijklmnopqrstuvwxyz'
     const { url } = fresh({ secret: [next, SECRET] })
     expect((await post(`${url}/now`, '{}')).status).toBe(200)
     expect((await post(`${url}/now`, '{}', { secret: next })).status).toBe(200)
     expect((await post(`${url}/now`, '{}', { secret: 'x'.repeat(40) })).status).toBe(401)
+    // the answer's signature verifies with the secret the request was signed with, not another one:
+    // a client still on the old secret must be able to check it
+    const keys = { next: await hmacKey(next, 'test'), old: await hmacKey(SECRET, 'test') }
+    for (const [name, secret, other] of [
+      ['next', next, keys.old],
+      ['old', SECRET, keys.next],
+    ] as const) {
+      const nonce = `rotation-${name}-nonce-0123456789`
+      const response = await post(`${url}/now`, '{}', { secret, nonce })
+      const body = new Uint8Array(await response.arrayBuffer())
+      const signature = parseAnswerSignature(response.headers.get(SIGNATURE_HEADER))!
+      const signed = answerMessage(nonce, 200, signature.text, body)
+      expect(await verify(keys[name], signature.mac, signed), `signed with ${name}`).toBe(true)
+      expect(await verify(other, signature.mac, signed), `not signed with the other`).toBe(false)
+    }
+    // end to end: clients on either secret are served, each verifying its answers
+    for (const secret of [SECRET, next]) {
+      const client = httpStore({ url, secret, clockMaxAgeMs: 0 })
+      expect(await client.reserve(JSON.parse(reserveBody(`by-${secret.slice(0, 4)}`)))).toMatchObject({
+        status: 'ok',
+      })
+      expect(await client.now()).toBe(1767571200000)
+    }
   })
 
   it('refuses short secrets and bad options at construction', () => {
@@ -183,6 +254,18 @@ describe('the body', () => {
     expect(await errorOf(response)).toMatchObject({ code: 'payload_too_large' })
     expect(await used(store)).toBe(0)
     expect((await post(`${url}/reserve`, reserveBody())).status).toBe(200)
+  })
+
+  it('of exactly maxBodyBytes is read and served: the limit is the largest body accepted', async () => {
+    const { store, url } = fresh({ maxBodyBytes: 1_024 })
+    const sized = (id: string, bytes: number) => reserveBody(id).padEnd(bytes, ' ') // JSON allows the spaces
+    const exact = await post(`${url}/reserve`, sized('exact', 1_024))
+    expect(exact.status).toBe(200)
+    expect(await exact.json()).toMatchObject({ result: { status: 'ok' } })
+    expect(await used(store)).toBe(5)
+    const over = await post(`${url}/reserve`, sized('over', 1_025))
+    expect(over.status).toBe(413)
+    expect(await used(store)).toBe(5)
   })
 
   it('streamed without a length is cut off at maxBodyBytes with 413', async () => {
