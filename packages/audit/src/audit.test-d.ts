@@ -1,9 +1,11 @@
 import { type Alert, createTollgate, type TollgateOptions } from '@tollgate/core'
 import { describe, expectTypeOf, it } from 'vitest'
 import {
+  type AuditSink,
   alertWebhook,
   auditTo,
   callbackSink,
+  closeOnExit,
   jsonLinesSink,
   type PostgresSinkOptions,
   postgresSink,
@@ -20,6 +22,14 @@ describe('types', () => {
     const webhook = alertWebhook({ url: 'https://example.com/hook', secret: process.env.SECRET! })
     expectTypeOf(webhook).toExtend<(alert: Alert) => void>()
     createTollgate({ policy: { rules: [] }, ...hooks, onAlert: webhook })
+  })
+
+  it('jsonLinesSink reports pending records and takes its bounds', () => {
+    const sink = jsonLinesSink(process.stdout, { maxQueue: 10_000, closeTimeoutMs: 5_000 })
+    expectTypeOf(sink.pending).toEqualTypeOf<number>()
+    expectTypeOf(sink).toExtend<AuditSink>()
+    postgresSink({ connectionString: 'postgres://audit@db/billing', writeTimeoutMs: 30_000 })
+    closeOnExit([sink], { timeoutMs: 25_000 })
   })
 
   it('postgresSink takes a pool or a connection string, and reports pending rows', () => {

@@ -10,7 +10,7 @@
  */
 export { type CallbackSinkOptions, callbackSink } from './callback.js'
 export { AuditError, type AuditErrorCode } from './errors.js'
-export { type JsonLinesSinkOptions, jsonLinesSink } from './jsonl.js'
+export { type JsonLinesSink, type JsonLinesSinkOptions, jsonLinesSink } from './jsonl.js'
 export type { PgQueryable } from './postgres/client.js'
 export { type PostgresSink, type PostgresSinkOptions, postgresSink } from './postgres/sink.js'
 export { type AuditTableOptions, auditTableSql, createAuditTable } from './postgres/table.js'

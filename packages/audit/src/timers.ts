@@ -16,33 +16,48 @@ type Handle = ReturnType<typeof setTimeout> & { ref?(): unknown; unref?(): unkno
  * `hold()` does the same until the function it returns is called (an awaited `flush()`).
  */
 export function waits() {
-  const pending = new Set<Handle>()
+  const pending = new Map<Handle, () => void>()
   let alive = false
   let holders = 0
+  /** Calls `fn` after `ms`, unless the function it returns is called first. */
+  const after = (ms: number, fn: () => void): (() => void) => {
+    const handle: Handle = setTimeout(() => {
+      pending.delete(handle)
+      fn()
+    }, ms)
+    if (!alive && holders === 0) handle.unref?.()
+    pending.set(handle, fn)
+    return () => {
+      clearTimeout(handle)
+      pending.delete(handle)
+    }
+  }
   return {
+    after,
     sleep(ms: number): Promise<void> {
       if (ms <= 0) return Promise.resolve()
-      return new Promise((resolve) => {
-        const handle: Handle = setTimeout(() => {
-          pending.delete(handle)
-          resolve()
-        }, ms)
-        if (!alive && holders === 0) handle.unref?.()
-        pending.add(handle)
-      })
+      return new Promise((resolve) => void after(ms, resolve))
+    },
+    /** Runs every pending wait now (once a sink gave up, nothing is worth waiting for). */
+    wake(): void {
+      for (const [handle, fn] of [...pending]) {
+        clearTimeout(handle)
+        pending.delete(handle)
+        fn()
+      }
     },
     keepAlive(): void {
       alive = true
-      for (const handle of pending) handle.ref?.()
+      for (const handle of pending.keys()) handle.ref?.()
     },
     hold(): () => void {
       holders++
-      for (const handle of pending) handle.ref?.()
+      for (const handle of pending.keys()) handle.ref?.()
       let released = false
       return () => {
         if (released) return
         released = true
-        if (--holders === 0 && !alive) for (const handle of pending) handle.unref?.()
+        if (--holders === 0 && !alive) for (const handle of pending.keys()) handle.unref?.()
       }
     },
   }

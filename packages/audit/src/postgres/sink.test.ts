@@ -258,6 +258,10 @@ describe('postgresSink', () => {
     for (const flushIntervalMs of [Number.NaN, -1, none, 2 ** 31])
       expect(() => postgresSink({ pool, flushIntervalMs })).toThrow(/flushIntervalMs must be a number of ms/)
     expect(() => postgresSink({ pool, closeTimeoutMs: Number.NaN })).toThrow(/closeTimeoutMs must be/)
+    for (const writeTimeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, '10s' as never])
+      expect(() => postgresSink({ pool, writeTimeoutMs })).toThrow(
+        /writeTimeoutMs must be a number of ms above 0/,
+      )
     expect(() => postgresSink({ pool, backoffMs: 100 as never })).toThrow(/backoffMs must be a function/)
     expect(() => postgresSink({ pool, onError: console as never })).toThrow(/onError must be a function/)
   })

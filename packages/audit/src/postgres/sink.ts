@@ -1,12 +1,12 @@
 /**
  * The PostgreSQL sink: records queue in memory (merged by id), go out in batched multi-row
- * upserts, and a failed write is retried with backoff without losing its rows. `close()`
- * writes everything that is left.
+ * upserts, and a failed write (or one past `writeTimeoutMs`) is retried with backoff without
+ * losing its rows. `close()` writes everything that is left, or gives up at its deadline.
  */
 import { AuditError, report } from '../errors.js'
 import type { AuditSink } from '../sink.js'
 import { defaultBackoffMs, waits } from '../timers.js'
-import { type OwnedPool, openPool, type PgQueryable } from './client.js'
+import { type Abort, type OwnedPool, openPool, type PgQueryable, queryWithin } from './client.js'
 import { MAX_BATCH, merge, mergeUnder, type PendingRow, recordsOf, upsertSql, values } from './rows.js'
 import { type AuditTableOptions, createAuditTable, quoteTable } from './table.js'
 
@@ -18,8 +18,11 @@ export type PostgresSinkOptions = (
   | {
       /**
        * A `pg` Pool (or anything with its `query`). The sink does not end it: you do, after
-       * `close()`. Attach your own `pool.on('error')` handler, as `pg` asks. Not with `connectionString`.
-       * @example postgresSink({ pool: new pg.Pool({ connectionString: process.env.DATABASE_URL }) })
+       * `close()`. Attach your own `pool.on('error')` handler, as `pg` asks, and give it a
+       * `connectionTimeoutMillis` (`pg` waits for ever to connect by default). A write past
+       * `writeTimeoutMs` releases its client with the error, so the pool discards it. Not with
+       * `connectionString`.
+       * @example postgresSink({ pool: new pg.Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 10_000 }) })
        */
       pool: PgQueryable
       /** Not with `pool`: give exactly one of `pool` or `connectionString`. */
@@ -30,7 +33,8 @@ export type PostgresSinkOptions = (
       pool?: undefined
       /**
        * A connection string; the sink creates its own `pg` Pool (the `pg` package must be installed)
-       * and ends it on `close()`. Not with `pool`.
+       * and ends it on `close()`. The pool gives up connecting after `writeTimeoutMs`, and TCP
+       * keepalive is on. Not with `pool`.
        * @example postgresSink({ connectionString: 'postgres://audit@db/billing' })
        */
       connectionString: string
@@ -73,9 +77,25 @@ export type PostgresSinkOptions = (
      */
     backoffMs?: (attempt: number) => number
     /**
+     * Longest time one write may take, connecting included. A write that has not answered by
+     * then (a connection that went silent, a lock held for long) fails: it is reported to
+     * `onError` (`write_failed`) and retried with backoff on a fresh connection, its rows kept.
+     * With a `pg` Pool (the sink's own, or one you pass) the late write's client is released with
+     * the error, so the pool discards it and closes its socket; with anything else that has only
+     * `query`, the late statement is left to finish on its own (on a single `Client`, later
+     * writes queue behind it: pass a Pool). The server is not told: a statement given up may
+     * still land later, which is harmless (the upsert keeps what is stored). Set
+     * `statement_timeout` on the database role to have the server cancel it too.
+     * @default 10_000
+     * @example postgresSink({ pool, writeTimeoutMs: 30_000 })
+     */
+    writeTimeoutMs?: number
+    /**
      * Longest time `close()` keeps retrying. Past it, the rows not written are reported to
      * `onError` (code `close_timeout`, with the records) and `close()` resolves. Rows being
-     * written at that moment are reported too, though they may still land.
+     * written at that moment are reported too, though they may still land. The write in progress
+     * is given up (as past `writeTimeoutMs`), and a pool the sink made from `connectionString` is
+     * torn down without waiting: its connections' sockets are destroyed, so the process can exit.
      * @default 30_000
      * @example postgresSink({ pool, closeTimeoutMs: 120_000 })
      */
@@ -126,6 +146,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new RangeError('maxQueue must be a whole number ≥ 1')
   const flushIntervalMs = options.flushIntervalMs ?? 1000
   const closeTimeoutMs = options.closeTimeoutMs ?? 30_000
+  const writeTimeoutMs = options.writeTimeoutMs ?? 10_000
   // timers with a NaN or an object for a delay fire at once, or throw later, on every write
   for (const [name, ms] of [
     ['flushIntervalMs', flushIntervalMs],
@@ -133,6 +154,9 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   ] as const)
     if (typeof ms !== 'number' || !(ms >= 0) || ms > MAX_TIMER_MS)
       throw new RangeError(`${name} must be a number of ms from 0 to ${MAX_TIMER_MS}`)
+  // 0 would give every write up at once: nothing would ever be written
+  if (typeof writeTimeoutMs !== 'number' || !(writeTimeoutMs > 0) || writeTimeoutMs > MAX_TIMER_MS)
+    throw new RangeError(`writeTimeoutMs must be a number of ms above 0, at most ${MAX_TIMER_MS}`)
   for (const name of ['backoffMs', 'onError'] as const)
     if (options[name] !== undefined && typeof options[name] !== 'function')
       throw new TypeError(`postgresSink: ${name} must be a function`)
@@ -149,19 +173,38 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   let closing: Promise<void> | undefined
   let givenUp = false
   const timers = waits()
+  /** Gives up the statement running now (close() past its deadline). */
+  let abort: Abort | undefined
+  const stopped = () => new Error('close() gave up before this write')
+
+  /** The pool's `query`, each statement bounded by `writeTimeoutMs` (see `queryWithin`). */
+  const bounded = (db: PgQueryable): PgQueryable => ({
+    query: async (text, params) => {
+      if (givenUp) throw stopped()
+      return (await queryWithin(db, text, params ?? [], {
+        ms: writeTimeoutMs,
+        after: timers.after,
+        running: (next) => {
+          abort = next
+        },
+      })) as Awaited<ReturnType<PgQueryable['query']>>
+    },
+  })
 
   const prepare = async (): Promise<PgQueryable> => {
     if (!pool) {
-      owned = await openPool(options.connectionString!, (cause) =>
+      owned = await openPool(options.connectionString!, writeTimeoutMs, (cause) =>
         fail(new AuditError('write_failed', 'an idle PostgreSQL connection failed', { cause })),
       )
-      pool = owned
+      pool = owned.pool
+      if (givenUp) owned.destroy() // close() gave up while pg was loading
     }
+    const db = bounded(pool)
     if (!ready) {
-      await createAuditTable(pool, options)
+      await createAuditTable(db, options)
       ready = true
     }
-    return pool
+    return db
   }
 
   const write = async (rows: PendingRow[]) => {
@@ -218,7 +261,9 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         }
         attempt = 0
       } catch (cause) {
-        if (!givenUp) requeue(inFlight)
+        // past close()'s deadline the rows were reported as given up: nothing more to say or retry
+        if (givenUp) return
+        requeue(inFlight)
         attempt++
         fail(new AuditError('write_failed', 'an audit write failed; retrying', { cause, attempt }))
         inFlight = []
@@ -260,21 +305,32 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     const timedOut = new Promise<boolean>((resolve) => {
       deadline = setTimeout(() => resolve(true), closeTimeoutMs)
     })
-    const late = await Promise.race([flush().then(() => false), timedOut])
-    clearTimeout(deadline)
-    if (late) {
-      givenUp = true
-      // Rows being written right now are counted as given up, though they may still land.
-      const lost = [...inFlight, ...queue.values()].flatMap(recordsOf)
-      queue.clear()
-      inFlight = []
-      fail(
-        new AuditError('close_timeout', `close() gave up on ${lost.length} audit records`, { records: lost }),
-      )
-      void owned?.end().catch(() => {})
-      return
+    try {
+      const late = await Promise.race([flush().then(() => false), timedOut])
+      if (late) {
+        givenUp = true
+        // Rows being written right now are counted as given up, though they may still land.
+        const lost = [...inFlight, ...queue.values()].flatMap(recordsOf)
+        queue.clear()
+        inFlight = []
+        fail(
+          new AuditError('close_timeout', `close() gave up on ${lost.length} audit records`, {
+            records: lost,
+          }),
+        )
+        // the write in progress may never answer: give it up (a pool you passed discards its
+        // client), and tear down our own pool without waiting, so nothing keeps the process alive
+        abort?.(stopped())
+        owned?.destroy()
+        timers.wake() // a retry's back-off ends now, instead of holding the process up to 30 s
+        return
+      }
+      // everything is written; a pool whose connections went silent since would not end: the
+      // deadline still holds
+      if (owned && (await Promise.race([owned.end().then(() => false), timedOut]))) owned.destroy()
+    } finally {
+      clearTimeout(deadline)
     }
-    await owned?.end()
   }
 
   return {

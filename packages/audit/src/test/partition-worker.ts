@@ -1,0 +1,57 @@
+/**
+ * A child process for the partition test: a PostgreSQL sink made from a connection string through
+ * the test's proxy writes one row, says `ready`, and waits for `frozen` on stdin (the proxy then
+ * answers nothing). It writes ten more rows and closes with a short `closeTimeoutMs`, says `closed`
+ * with what it was told, and then has nothing left to do: the process must exit by itself.
+ * Mode `stuck`: close() finds the write still waiting for an answer. Mode `backoff`: the write
+ * timed out, and close() finds the retry waiting out a one-minute back-off.
+ */
+import type { AuditRecord } from '@tollgate/core'
+import { postgresSink } from '../postgres/sink.js'
+import { connectionString } from './pg.js'
+
+const [port, table, mode] = process.argv.slice(2) as [string, string, 'stuck' | 'backoff']
+const errors: string[] = []
+const sink = postgresSink({
+  connectionString: connectionString(Number(port)),
+  table,
+  flushIntervalMs: 5,
+  // stuck: far away, only close() giving up may end the write
+  ...(mode === 'stuck' ? { writeTimeoutMs: 60_000 } : { writeTimeoutMs: 100, backoffMs: () => 60_000 }),
+  closeTimeoutMs: 300,
+  onError: (e) => errors.push(`${e.code}:${e.records.length}`),
+})
+const record = (id: string): AuditRecord => ({
+  event: 'decision',
+  id,
+  at: Date.UTC(2026, 0, 5),
+  decision: 'allow',
+  code: null,
+  status: 200,
+  rule: null,
+  partition: null,
+  subject: { user: id },
+  requestedModel: 'small',
+  model: 'small',
+  feature: null,
+  environment: null,
+  estimate: { requests: 1 },
+  shadowRules: [],
+  shadow: false,
+  flags: [],
+  downgrade: null,
+  attempt: 1,
+})
+
+sink.write(record('before'))
+await sink.flush()
+process.stdout.write('ready\n')
+let input = ''
+for await (const chunk of process.stdin) {
+  input += String(chunk)
+  if (input.includes('frozen')) break
+}
+for (let i = 0; i < 10; i++) sink.write(record(`during-${i}`))
+await new Promise((resolve) => setTimeout(resolve, 50)) // the write is under way, and stuck
+await sink.close()
+process.stdout.write(`closed; errors ${errors.join(' ')}\n`)
