@@ -143,6 +143,23 @@ describe('Anthropic usage', () => {
     })
   })
 
+  it('never counts more 1-hour cache writes than cache writes in all (an inconsistent report)', () => {
+    const meter = anthropicMeter()
+    meter.result({
+      usage: {
+        input_tokens: 10,
+        cache_creation_input_tokens: 50,
+        cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 80 },
+        output_tokens: 7,
+      },
+    })
+    expect(meter.finish()).toEqual({
+      usage: { inputTokens: 60, outputTokens: 7 },
+      cacheWriteTokens: { '5m': 0, '1h': 50 },
+      estimated: false,
+    })
+  })
+
   it('counts the output of a message that carries no usage from its text, never 0', () => {
     const meter = anthropicMeter(0.2)
     meter.result({

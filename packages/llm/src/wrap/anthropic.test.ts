@@ -174,6 +174,54 @@ describe('wrapAnthropic', () => {
     expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 30, outputTokens: streamed })
   })
 
+  it('reports a stream aborted with the SDK’s own abort error as its reason as aborted, not broken', async () => {
+    const { anthropic, events } = setup()
+    server.reply({
+      events: anthropicEvents(['One ', 'two ', 'three'], { input_tokens: 30, output_tokens: 1 }, null),
+      named: true,
+      after: 'hold',
+    })
+    const stream = await anthropic.messages.create({ ...body, stream: true })
+    const reason = new Anthropic.APIUserAbortError()
+    let text = ''
+    const iterated = (async () => {
+      for await (const event of stream)
+        if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
+          text += event.delta.text
+          if (text === 'One two ') stream.controller.abort(reason)
+        }
+    })()
+    // the body read fails with the abort's reason, which the SDK (looking for an `AbortError`) throws on
+    await expect(iterated).rejects.toBe(reason)
+    await server.holdClosed(0)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({ end: 'aborted', outcome: 'settled', metered: { estimated: true } })
+    expect(events[0]!.error).toBe(reason)
+    const streamed = Math.ceil(countTokens('One two ').tokens * 1.2)
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens: 30, outputTokens: streamed })
+  })
+
+  it('keeps the whole hold, cost included, of an unfinished stream that wrote the cache, with unfinishedStreams: reserved', async () => {
+    const { anthropic, events, used } = setup({ unfinishedStreams: 'reserved' })
+    const start = { input_tokens: 8, cache_creation_input_tokens: 10, output_tokens: 1 }
+    server.reply({
+      events: anthropicEvents(['One ', 'two ', 'three'], start, null),
+      named: true,
+      after: 'hold',
+    })
+    const stream = await anthropic.messages.create({ ...body, stream: true })
+    for await (const event of stream) if (event.type === 'content_block_delta') break
+    await server.holdClosed(0)
+    const held = events[0]!.decision.reservation.amounts
+    expect(events[0]).toMatchObject({ end: 'aborted', outcome: 'settled', metered: { estimated: true } })
+    expect(events[0]!.result!.amounts).toMatchObject({
+      inputTokens: held.inputTokens,
+      outputTokens: held.outputTokens,
+      cost: held.cost,
+    })
+    expect(await used('monthly-cost')).toMatchObject({ used: held.cost, held: 0 })
+  })
+
   it('settles a stream the server cuts from what arrived', async () => {
     const { anthropic, events } = setup()
     server.reply({
@@ -203,6 +251,31 @@ describe('wrapAnthropic', () => {
     })
     await expect(anthropic.messages.create(body)).rejects.toMatchObject({ status: 529 })
     expect(events[0]).toMatchObject({ end: 'failed', outcome: 'settled', result: { amounts: { tokens: 0 } } })
+    expect(await used('daily-tokens')).toMatchObject({ used: 0, held: 0 })
+  })
+
+  it('releases the whole hold of a call the SDK refuses to send: not even the request is counted', async () => {
+    // the SDK throws at once, before any request, for a long call that is not streamed
+    const rules = [
+      ...basePolicy.rules!,
+      { id: 'rpd', per: 'user', limits: { requests: 100 }, window: 'day' as const },
+    ]
+    const { anthropic, events, used } = setup({}, { rules })
+    const long = { ...body, max_tokens: 32_000 }
+    const error = await anthropic.messages.create(long).catch((e) => e)
+    expect(error).toBeInstanceOf(Anthropic.AnthropicError)
+    expect(error.message).toMatch(/^Streaming is required/)
+    expect(server.requests).toHaveLength(0)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({
+      end: 'failed',
+      outcome: 'released',
+      metered: null,
+      result: { status: 'released' },
+      error,
+    })
+    expect(events[0]!.decision.reservation.amounts.outputTokens).toBe(32_000)
+    expect(await used('rpd')).toMatchObject({ used: 0, held: 0 })
     expect(await used('daily-tokens')).toMatchObject({ used: 0, held: 0 })
   })
 

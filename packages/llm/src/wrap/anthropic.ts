@@ -29,12 +29,16 @@ const messages: Adapter<AnthropicWrapOptions> = {
     if (inject) next.max_tokens = estimate.maxOutputTokens
     return { body: next, meter: anthropicMeter(wrap.margin ?? 0.2) }
   },
-  /** Cache writes cost more than input (1.25× for 5 minutes, 2× for 1 hour): priced here. */
+  /**
+   * Cache writes cost more than input (1.25× for 5 minutes, 2× for 1 hour): priced here, when the
+   * usage settled has both counts. A usage that leaves one out keeps its estimate (an unfinished
+   * stream with `unfinishedStreams: 'reserved'` settles none): the settle prices that, not this.
+   */
   cost(metered, decision, gate) {
     const writes = metered.cacheWriteTokens
     const price = gate.policy.models.get(decision.model)?.price
-    if (!writes || !price) return undefined
-    const { inputTokens = 0, cachedInputTokens = 0, outputTokens = 0 } = metered.usage
+    const { inputTokens, cachedInputTokens = 0, outputTokens } = metered.usage
+    if (!writes || !price || inputTokens === undefined || outputTokens === undefined) return undefined
     const plain = inputTokens - cachedInputTokens - writes['5m'] - writes['1h']
     return (
       costOf(plain, price.input) +

@@ -53,6 +53,8 @@ const budget = (micros: number): RuleInput => ({
   window: 'month',
 })
 const words = (n: number) => Array.from({ length: n }, () => ' word')
+/** A rule in shadow: it never refuses, so it must never bound a call's output either. */
+const shadow = (rule: RuleInput): RuleInput => ({ ...rule, id: `${rule.id}-shadow`, mode: 'shadow' })
 
 describe('cutOffStreams', () => {
   it('ends a chat stream whose output reaches the tokens left, and settles what was streamed', async () => {
@@ -93,6 +95,35 @@ describe('cutOffStreams', () => {
     expect(events[0]!.result!.amounts.cost).toBe(inputCost + 36)
   })
 
+  it('never cuts a stream for a limit in shadow, however tight: only enforced limits bound it', async () => {
+    const body = { model: 'gpt-4o-mini', messages, stream: true as const }
+    const input = estimateChatCompletion(body, exact).inputTokens
+    // tokens and cost rules in shadow that the stream runs past; the enforced limit leaves 120
+    const rules = [
+      daily(input + 120),
+      shadow(daily(input + 60)),
+      shadow(budget(costOf(input, MINI.input) + 6)),
+    ]
+    const { openai, events } = setup(rules, { cutOffStreams: true, maxOutputTokens: 50 })
+    server.reply({ events: words(200).map((w) => chatChunk(w)), after: 'hold' })
+    let chunks = 0
+    for await (const _ of await openai.chat.completions.create(body)) chunks++
+    await server.holdClosed(0)
+    expect(chunks).toBe(120)
+    expect(events[0]).toMatchObject({ end: 'cut', outcome: 'settled' })
+
+    // with the shadow rules alone, nothing bounds the output: the stream runs to its end
+    server.reset()
+    const alone = setup(rules.slice(1), { cutOffStreams: true, maxOutputTokens: 50 })
+    server.reply({ events: words(200).map((w) => chatChunk(w)) })
+    chunks = 0
+    for await (const _ of await alone.openai.chat.completions.create(body)) chunks++
+    expect(chunks).toBe(200)
+    expect(alone.events[0]).toMatchObject({ end: 'completed' })
+    // the cost rule in shadow would have refused even the 50 tokens reserved
+    expect(alone.events[0]!.decision.shadowViolations.map((v) => v.rule)).toEqual(['budget-shadow'])
+  })
+
   it('leaves streams alone without the option, or when no limit bounds the output', async () => {
     const { openai, events } = setup([{ id: 'rpm', per: 'user', limits: { requests: 10 }, window: '60s' }], {
       cutOffStreams: true,
@@ -119,6 +150,32 @@ describe('shrinkOutput', () => {
       shrunkTo: 300,
       decision: { reservation: { amounts: { outputTokens: 300 } } },
     })
+  })
+
+  it('shrinks to exactly `min` when that is all the tokens left allow', async () => {
+    const { openai, events } = setup([daily(input + 300)], { shrinkOutput: { min: 300 } })
+    server.reply({ json: chatCompletion('Once', openAIUsage(input, 1)) })
+    await openai.chat.completions.create(chatBody)
+    expect(server.requests[0]!.body.max_tokens).toBe(300)
+    expect(events[0]!.shrunkTo).toBe(300)
+  })
+
+  it('shrinks to what the enforced limits allow, never to what a limit in shadow would', async () => {
+    const inputCost = costOf(input, MINI.input)
+    const rules = [daily(input + 300), shadow(daily(input + 100)), shadow(budget(inputCost + 12))]
+    const { openai, events } = setup(rules, { shrinkOutput: true })
+    server.reply({ json: chatCompletion('Once', openAIUsage(input, 1)) })
+    await openai.chat.completions.create(chatBody)
+    expect(server.requests[0]!.body.max_tokens).toBe(300)
+    expect(events[0]).toMatchObject({
+      shrunkTo: 300,
+      decision: { reservation: { amounts: { outputTokens: 300 } } },
+    })
+    // both rules in shadow would have refused the call: they are reported, and bound nothing
+    expect(events[0]!.decision.shadowViolations.map((v) => v.rule).sort()).toEqual([
+      'budget-shadow',
+      'daily-shadow',
+    ])
   })
 
   it('splits the cap between choices, in the field the caller used', async () => {

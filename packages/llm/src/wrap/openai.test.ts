@@ -240,6 +240,29 @@ describe('wrapOpenAI: chat completions', () => {
     expect(events[0]!.result!.amounts.outputTokens).toBe(countTokens('One two ').tokens)
   })
 
+  it('reports a stream aborted with the SDK’s own abort error as its reason as aborted, not broken', async () => {
+    // the OpenAI SDK's APIUserAbortError sets no `name`: only its class tells it is an abort
+    const { openai, events } = setup()
+    server.reply({ events: [chatChunk('One '), chatChunk('two '), chatChunk('three')], after: 'hold' })
+    const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+    const reason = new OpenAI.APIUserAbortError()
+    expect(reason.name).not.toBe('APIUserAbortError')
+    let text = ''
+    const iterated = (async () => {
+      for await (const chunk of stream) {
+        text += chunk.choices[0]!.delta.content
+        if (text === 'One two ') stream.controller.abort(reason)
+      }
+    })()
+    // the body read fails with the abort's reason, which the SDK (looking for an `AbortError`) throws on
+    await expect(iterated).rejects.toBe(reason)
+    await server.holdClosed(0)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({ end: 'aborted', outcome: 'settled', metered: { estimated: true } })
+    expect(events[0]!.error).toBe(reason)
+    expect(events[0]!.result!.amounts.outputTokens).toBe(countTokens('One two ').tokens)
+  })
+
   it('counts the transcript of streamed audio when a stream is broken off before its usage', async () => {
     const { openai, events } = setup()
     // audio deltas carry a transcript (not in the SDK's types, sent by the API for audio output)
@@ -278,6 +301,22 @@ describe('wrapOpenAI: chat completions', () => {
       inputTokens: held.inputTokens,
       outputTokens: held.outputTokens,
     })
+  })
+
+  it('settles a stream that ran to its end without usage from its text, with unfinishedStreams: reserved', async () => {
+    // `reserved` is for streams that do not finish: a completed one is not charged its whole hold
+    const { openai, events, used } = setup({ unfinishedStreams: 'reserved' })
+    server.reply({ events: [chatChunk('Hello there, '), chatChunk('general Kenobi.')] })
+    const body = { model: 'gpt-4o-mini', messages, stream: true as const }
+    const stream = await openai.chat.completions.create(body)
+    for await (const _ of stream);
+    const outputTokens = countTokens('Hello there, general Kenobi.').tokens
+    const inputTokens = estimateChatCompletion(body, exact).inputTokens
+    expect(events[0]).toMatchObject({ end: 'completed', metered: { estimated: true } })
+    expect(events[0]!.metered!.usage).toMatchObject({ outputTokens })
+    expect(events[0]!.decision.reservation.amounts.outputTokens).toBe(1024)
+    expect(events[0]!.result!.amounts).toMatchObject({ inputTokens, outputTokens })
+    expect(await used('daily-tokens')).toMatchObject({ used: inputTokens + outputTokens, held: 0 })
   })
 
   it('settles a stream the server cuts mid-way from what arrived', async () => {
