@@ -39,6 +39,29 @@ async function keysOf(p: string) {
   )
 }
 
+describe('open reservations', () => {
+  for (const lean of [true, false]) {
+    it(`live their TTL plus idempotencyMs in Redis, for a late settle (${lean ? 'lean' : 'general'} reserve)`, async () => {
+      // Redis drops a record by its key's TTL, on its own clock whatever the test clock says: the
+      // TTL it set is read back instead of waiting for it.
+      const p = prefix.next()
+      const clock = fakeClock()
+      const options = { client, prefix: p, clock, idempotencyMs: 3_600_000 }
+      const store = lean ? redisStore(options) : redisStoreWithoutLeanScripts(options)
+      const gate = createTollgate({ policy, store })
+      const held = await gate.reserve(ask) // calendar windows only: the lean reserve takes it
+      if (!held.allowed) throw new Error('refused')
+      const ttl = held.reservation.expiresAt - clock.now()
+      expect(ttl).toBe(600_000) // the default hold TTL
+      const life = await client.pttl(`{${p}}:r:${held.id}`)
+      expect(life).toBeGreaterThan(ttl + 3_590_000)
+      expect(life).toBeLessThanOrEqual(ttl + 3_600_000)
+      // the expiry index lives at least as long as its records
+      expect(await client.pttl(`{${p}}:x`)).toBeGreaterThanOrEqual(life - 1_000)
+    })
+  }
+})
+
 describe('closed reservations', () => {
   for (const lean of [true, false]) {
     it(`leave only their state for idempotencyMs (${lean ? 'lean' : 'general'} commit)`, async () => {

@@ -41,8 +41,8 @@ const ready = (client: Redis) =>
     : new Promise<void>((resolve) => client.once('ready', () => resolve()))
 
 /** Polls `check` until it holds (at most about 5 s): for a client to reconnect and its clean-up to land. */
-async function eventually(check: () => Promise<boolean>): Promise<boolean> {
-  for (let i = 0; i < 250; i++) {
+async function eventually(check: () => Promise<boolean>, ms = 5_000): Promise<boolean> {
+  for (let i = 0; i < ms / 20; i++) {
     if (await check().catch(() => false)) return true
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
@@ -197,6 +197,41 @@ describe('a reserve whose answer is lost', () => {
       ])
     })
   }
+
+  it('has its clean-up tried again when an attempt fails, until it lands', async () => {
+    // Redis refuses the first attempt: the client's user may not run scripts for a moment (NOPERM).
+    await direct.call('ACL', 'SETUSER', 'app', 'reset', 'on', '>secret', '~*', '&*', '+@all')
+    const client = clientOf({ username: 'app', password: 'secret' })
+    await ready(client)
+    const p = prefix()
+    // timeoutMs is also the pause between two attempts while the client stays ready
+    const store = redisStore({ client, prefix: p, clock: fakeClock(START), timeoutMs: 200 })
+    const observer = redisStore({ client: direct, prefix: p, clock: fakeClock(START) })
+    await store.reserve(reserveOf('warm', [counter('warm', { kind: 'fixed', bounds: LIFETIME })]))
+    const input = reserveOf('retried', calendar('retried'))
+    proxy.refuse(true)
+    proxy.dropReplyOf('retried:life')
+    await expect(store.reserve(input)).rejects.toThrow()
+    expect(await observer.lookup(input.id)).toMatchObject({ state: 'held' })
+    await direct.call('ACL', 'LOG', 'RESET')
+    await direct.call('ACL', 'SETUSER', 'app', '-evalsha', '-eval')
+    proxy.refuse(false)
+    // the first attempt, refused (EVAL: ioredis sends a script in full on a new connection)
+    const denied = async () => /"eval(sha)?"/.test(JSON.stringify(await direct.call('ACL', 'LOG')))
+    expect(await eventually(denied, 2_000)).toBe(true)
+    expect(await observer.lookup(input.id)).toMatchObject({ state: 'held' })
+    await direct.call('ACL', 'SETUSER', 'app', '+evalsha', '+eval')
+    const cleaned = await eventually(
+      async () => (await observer.lookup(input.id))?.state === 'released',
+      2_000,
+    )
+    expect(cleaned).toBe(true)
+    expect(await usedHeld(observer, input.counters)).toEqual([
+      [0, 0],
+      [0, 0],
+    ])
+    await expect(store.reserve(input)).rejects.toMatchObject({ code: 'reservation_closed' })
+  })
 
   it('is resent by ioredis (its default) and holds once', async () => {
     for (const batch of [false, true]) {
