@@ -13,9 +13,12 @@ export type AuditErrorCode =
   | 'queue_full'
   /** The database refused a record itself (a data error); it was dropped (it is in `records`). */
   | 'record_rejected'
-  /** `close()` gave up waiting; the records not written are in `records`. */
+  /**
+   * `close()` or `flush()` gave up waiting at `closeTimeoutMs`; the records not written are in
+   * `records`, an alert not delivered in `alert` (one report per alert).
+   */
   | 'close_timeout'
-  /** A record arrived after `close()`; it was not written. */
+  /** A record or an alert arrived after `close()`; it was not written or sent. */
   | 'closed'
   /** An alert could not be delivered after every retry, or was refused (4xx). */
   | 'delivery_failed'
@@ -29,7 +32,7 @@ export class AuditError extends Error {
   readonly records: readonly AuditEvent[]
   /** The attempt that failed, for retried writes and deliveries (1 for the first). */
   readonly attempt: number
-  /** The alert that was not delivered (`delivery_failed`), else `null`. */
+  /** The alert that was not delivered (`delivery_failed`, `close_timeout`, `closed`), else `null`. */
   readonly alert: Alert | null
 
   constructor(

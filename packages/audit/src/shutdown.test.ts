@@ -85,7 +85,7 @@ describe('closeOnExit', () => {
   }, 30_000)
 
   it('raises the signal again once timeoutMs has passed, though a close() is still running', async () => {
-    // the webhook's close() waits five minutes for a retry
+    // the webhook's close() waits for a retry until its closeTimeoutMs (30 s), far past 500 ms
     const { child, said, exited } = await stallWorker(['500'])
     try {
       child.kill('SIGTERM')

@@ -20,7 +20,12 @@ export interface Answer {
 
 export async function hookServer(answer: (attempt: number, received: Received) => Answer) {
   const received: Received[] = []
+  let aborted = 0
   const server = createServer((request, response) => {
+    // the client gave up (aborted, timed out) before this request was answered
+    response.on('close', () => {
+      if (!response.writableFinished) aborted++
+    })
     const chunks: Buffer[] = []
     request.on('data', (chunk: Buffer) => chunks.push(chunk))
     request.on('end', () => {
@@ -37,6 +42,10 @@ export async function hookServer(answer: (attempt: number, received: Received) =
   return {
     url: `http://127.0.0.1:${port}/hooks/tollgate`,
     received,
+    /** Requests whose connection the client closed before they were answered. */
+    get aborted() {
+      return aborted
+    },
     async close() {
       server.closeAllConnections()
       server.close()

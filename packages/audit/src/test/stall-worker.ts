@@ -1,8 +1,9 @@
 /**
  * A child process for the shutdown tests: an alerts webhook whose endpoint answers 503 with
- * `Retry-After: 300`, so its `close()` waits five minutes for the retry. It hooks `closeOnExit`
- * (with `timeoutMs` from argv, when given), says `ready` once the first delivery was refused and
- * `closing` when the close begins, and waits like a server until a signal ends it.
+ * `Retry-After: 300`, so its `close()` waits for the retry until its `closeTimeoutMs` (30 s). It
+ * hooks `closeOnExit` (with `timeoutMs` from argv, when given), says `ready` once the first
+ * delivery was refused and `closing` when the close begins, and waits like a server until a
+ * signal ends it.
  */
 import type { Alert } from '@tollgate/core'
 import { closeOnExit } from '../shutdown.js'

@@ -199,12 +199,23 @@ describe('alertWebhook', () => {
       ['onDelivered', { onDelivered: true }],
       ['headers', { headers: 'authorization: x' }],
       ['url', { url: undefined }],
+      // as the sinks': a number of ms a timer keeps (a NaN deadline fired at once, 2 ** 31 too)
+      ['closeTimeoutMs', { closeTimeoutMs: -1 }],
+      ['closeTimeoutMs', { closeTimeoutMs: Number.NaN }],
+      ['closeTimeoutMs', { closeTimeoutMs: 2 ** 31 }],
+      ['closeTimeoutMs', { closeTimeoutMs: '1s' }],
+      ['closeTimeoutMs', { closeTimeoutMs: Object.create(null) }],
     ]
     for (const [name, extra] of bad)
       expect(() => alertWebhook({ url: 'http://127.0.0.1:1/', secret, ...extra } as never), name).toThrow(
         new RegExp(`^alertWebhook: ${name} must`),
       )
-    expect(() => alertWebhook({ url: 'http://127.0.0.1:1/', secret, retries: 0, timeoutMs: 1 })).not.toThrow()
+    expect(() =>
+      alertWebhook({ url: 'http://127.0.0.1:1/', secret, retries: 0, timeoutMs: 1, closeTimeoutMs: 0 }),
+    ).not.toThrow()
+    expect(() =>
+      alertWebhook({ url: 'http://127.0.0.1:1/', secret, closeTimeoutMs: 2 ** 31 - 1 }),
+    ).not.toThrow()
   })
 
   it('reports alerts after close instead of sending them', async () => {
