@@ -19,7 +19,9 @@ const sink = postgresSink({
   table,
   flushIntervalMs: 5,
   // stuck: far away, only close() giving up may end the write
-  ...(mode === 'stuck' ? { writeTimeoutMs: 60_000 } : { writeTimeoutMs: 100, backoffMs: () => (frozen ? 60_000 : 10) }),
+  ...(mode === 'stuck'
+    ? { writeTimeoutMs: 60_000 }
+    : { writeTimeoutMs: 100, backoffMs: () => (frozen ? 60_000 : 10) }),
   closeTimeoutMs: 300,
   onError: (e) => errors.push(`${e.code}:${e.records.length}`),
 })
