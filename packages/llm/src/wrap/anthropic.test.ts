@@ -1,5 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk'
-import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
+import { costOf, createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
 import { fakeClock } from '@tollgate/core/testing'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { estimateAnthropicMessage } from '../estimate/anthropic.js'
@@ -203,6 +203,7 @@ describe('wrapAnthropic', () => {
 
   it('keeps the whole hold, cost included, of an unfinished stream that wrote the cache, with unfinishedStreams: reserved', async () => {
     const { anthropic, events, used } = setup({ unfinishedStreams: 'reserved' })
+    // 18 input tokens reported, 10 of them cache writes: below the 20 held
     const start = { input_tokens: 8, cache_creation_input_tokens: 10, output_tokens: 1 }
     server.reply({
       events: anthropicEvents(['One ', 'two ', 'three'], start, null),
@@ -213,14 +214,92 @@ describe('wrapAnthropic', () => {
     for await (const event of stream) if (event.type === 'content_block_delta') break
     await server.holdClosed(0)
     const held = events[0]!.decision.reservation.amounts
+    expect(held).toMatchObject({ inputTokens: 20, outputTokens: 512 })
     expect(events[0]).toMatchObject({ end: 'aborted', outcome: 'settled', metered: { estimated: true } })
+    // the held tokens, the cache writes reported among them priced as cache writes (1.25× input):
+    // a little above the hold's cost, which priced all input as plain input
+    const cost = costOf(10, 5_000_000) + costOf(10, 6_250_000) + costOf(512, 25_000_000)
+    expect(cost).toBeGreaterThan(held.cost!)
+    expect(events[0]!.result!.amounts).toMatchObject({
+      inputTokens: held.inputTokens,
+      outputTokens: held.outputTokens,
+      cost,
+    })
+    expect(await used('monthly-cost')).toMatchObject({ used: cost, held: 0 })
+  })
+
+  it('never settles below the hold’s cost for an unfinished stream that read the cache, with unfinishedStreams: reserved', async () => {
+    const { anthropic, events } = setup({ unfinishedStreams: 'reserved' })
+    // 17 input tokens reported, 15 of them cache reads: the 20 held, priced with those reads, cost less than the hold
+    const start = { input_tokens: 2, cache_read_input_tokens: 15, output_tokens: 1 }
+    server.reply({ events: anthropicEvents(['One ', 'two'], start, null), named: true, after: 'hold' })
+    for await (const event of await anthropic.messages.create({ ...body, stream: true }))
+      if (event.type === 'content_block_delta') break
+    await server.holdClosed(0)
+    const held = events[0]!.decision.reservation.amounts
+    expect(events[0]).toMatchObject({ end: 'aborted', metered: { usage: { cachedInputTokens: 15 } } })
     expect(events[0]!.result!.amounts).toMatchObject({
       inputTokens: held.inputTokens,
       outputTokens: held.outputTokens,
       cost: held.cost,
     })
-    expect(await used('monthly-cost')).toMatchObject({ used: held.cost, held: 0 })
   })
+
+  it.each(['aborted', 'broken'] as const)(
+    'settles the input message_start reported and the output streamed past a smaller hold, for a stream %s, with unfinishedStreams: reserved',
+    async (end) => {
+      // 4 output tokens and about 20 input tokens held; message_start reports 900 input tokens and
+      // 20 words stream before the stream stops. `reserved` settled the hold, below what `streamed` settles
+      const deltas = Array.from({ length: 20 }, () => ' word')
+      const stop = async (mode: 'streamed' | 'reserved') => {
+        server.reset()
+        const { anthropic, events, used } = setup({ unfinishedStreams: mode })
+        server.reply({
+          events: anthropicEvents(deltas, { input_tokens: 900, output_tokens: 1 }, null),
+          named: true,
+          after: end === 'aborted' ? 'hold' : 'cut',
+        })
+        const stream = await anthropic.messages.create({ ...body, max_tokens: 4, stream: true })
+        let text = ''
+        const read = (async () => {
+          for await (const event of stream)
+            if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
+              text += event.delta.text
+              if (end === 'aborted' && text === deltas.join('')) break
+            }
+        })()
+        if (end === 'broken') await expect(read).rejects.toThrow()
+        else {
+          await read
+          await server.holdClosed(0)
+        }
+        expect(events).toHaveLength(1)
+        expect(events[0]).toMatchObject({ end, outcome: 'settled', metered: { estimated: true } })
+        return { event: events[0]!, text, cost: await used('monthly-cost') }
+      }
+      const streamed = await stop('streamed')
+      const reserved = await stop('reserved')
+      const held = reserved.event.decision.reservation.amounts
+      expect(held).toMatchObject({ inputTokens: 20, outputTokens: 4 })
+      const outputTokens = Math.ceil(countTokens(reserved.text).tokens * 1.2)
+      expect(outputTokens).toBeGreaterThan(12)
+      // claude-opus-4-5: $5 / $25 per million tokens
+      const cost = costOf(900, 5_000_000) + costOf(outputTokens, 25_000_000)
+      expect(reserved.event.result!.amounts).toMatchObject({
+        inputTokens: 900,
+        outputTokens,
+        tokens: 900 + outputTokens,
+        cost,
+      })
+      expect(reserved.event.metered!.usage).toMatchObject({ inputTokens: 900, outputTokens })
+      // never below what `streamed` settles, field by field
+      for (const field of ['inputTokens', 'outputTokens', 'tokens', 'cost'])
+        expect(reserved.event.result!.amounts[field], field).toBeGreaterThanOrEqual(
+          streamed.event.result!.amounts[field]!,
+        )
+      expect(reserved.cost).toMatchObject({ used: cost, held: 0 })
+    },
+  )
 
   it('settles a stream the server cuts from what arrived', async () => {
     const { anthropic, events } = setup()

@@ -31,8 +31,9 @@ const messages: Adapter<AnthropicWrapOptions> = {
   },
   /**
    * Cache writes cost more than input (1.25× for 5 minutes, 2× for 1 hour): priced here, when the
-   * usage settled has both counts. A usage that leaves one out keeps its estimate (an unfinished
-   * stream with `unfinishedStreams: 'reserved'` settles none): the settle prices that, not this.
+   * usage settled has both counts. A usage that leaves one out keeps its estimate: the settle
+   * prices that, not this. (With `unfinishedStreams: 'reserved'` an unfinished stream settles both,
+   * each at least the hold's, and never a cost below the hold's.)
    */
   cost(metered, decision, gate) {
     const writes = metered.cacheWriteTokens

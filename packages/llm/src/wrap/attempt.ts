@@ -7,9 +7,11 @@
  */
 import {
   type AllowedDecision,
+  type Amounts,
   type Attributes,
   type CommitResult,
   callHook,
+  costOf,
   type Subject,
   type Tollgate,
   TollgateError,
@@ -186,12 +188,22 @@ async function close<O extends WrapOptions>(
       // a whole result whose body broke (or was aborted) before it was read: none of the output
       // was seen, so it keeps its estimate (left out of the settle), flagged — not the 0 of no text
       if (!streaming && end !== 'completed') metered = withoutOutput(metered)
-      if (metered.estimated && end !== 'completed' && options.unfinishedStreams === 'reserved')
-        metered = { ...metered, usage: {} }
+      // `unfinishedStreams: 'reserved'`: input, output and cost each settle the hold's, or what was
+      // reported or streamed where that is more — never less than `streamed` would settle
+      const held =
+        metered.estimated && end !== 'completed' && options.unfinishedStreams === 'reserved'
+          ? decision.reservation.amounts
+          : undefined
+      if (held) metered = atLeastHeld(metered, held)
       const usage: Usage = { ...metered.usage }
       if (metered.estimated) usage.estimated = true
       const cost = adapter.cost?.(metered, decision, gate)
       if (cost !== undefined) usage.cost = cost
+      if (held) {
+        // cache reads, priced below input, can bring the cost of the tokens under the hold's: not below it
+        const priced = usage.cost ?? tableCost(usage, gate.policy.models.get(decision.model)?.price)
+        if (priced !== undefined && held.cost !== undefined && priced < held.cost) usage.cost = held.cost
+      }
       result = await gate.settle(id, usage)
     }
   } catch (settleError) {
@@ -213,6 +225,37 @@ async function close<O extends WrapOptions>(
     result,
     ...(failure === undefined ? {} : { error: failure }),
   })
+}
+
+/**
+ * `metered` settling, token by token, the larger of the hold and what was reported or counted:
+ * `unfinishedStreams: 'reserved'`. Input and output left out are the hold's. Cache reads and
+ * writes stay as reported (they are part of the input, which only grows).
+ */
+function atLeastHeld(metered: MeteredUsage, held: Amounts): MeteredUsage {
+  const atLeast = (counted: number | undefined, reserved: number | undefined) =>
+    Math.max(counted ?? 0, reserved ?? 0)
+  const usage: Usage = {
+    ...metered.usage,
+    inputTokens: atLeast(metered.usage.inputTokens, held.inputTokens),
+    outputTokens: atLeast(metered.usage.outputTokens, held.outputTokens),
+  }
+  return { ...metered, usage }
+}
+
+/** What the settle prices `usage` at from the price table (as the engine does); `undefined` without a price. */
+function tableCost(
+  usage: Usage,
+  price: { input: number; output: number; cachedInput: number } | undefined,
+): number | undefined {
+  if (!price) return undefined
+  const input = usage.inputTokens ?? 0
+  const cached = usage.cachedInputTokens ?? 0
+  return (
+    costOf(Math.max(0, input - cached), price.input) +
+    costOf(cached, price.cachedInput) +
+    costOf(usage.outputTokens ?? 0, price.output)
+  )
 }
 
 /** `metered` with its output left out (the settle keeps the output's estimate), flagged. */

@@ -73,6 +73,31 @@ describe('cutOffStreams', () => {
     expect(await used('daily')).toMatchObject({ used: input + 80, held: 0 })
   })
 
+  it('settles what was streamed, not the smaller hold, of a stream it cuts, with unfinishedStreams: reserved', async () => {
+    // the cut comes once the output reaches what the budget left, counting the call's own hold: at
+    // or past the hold's output. `reserved` settled the 50 held, below the 80 streamed
+    const body = { model: 'gpt-4o-mini', messages, stream: true as const }
+    const input = estimateChatCompletion(body, exact).inputTokens
+    const { openai, events, used } = setup([daily(input + 80)], {
+      cutOffStreams: true,
+      maxOutputTokens: 50,
+      unfinishedStreams: 'reserved',
+    })
+    server.reply({ events: words(200).map((w) => chatChunk(w)), after: 'hold' })
+    let text = ''
+    for await (const chunk of await openai.chat.completions.create(body))
+      text += chunk.choices[0]!.delta.content
+    await server.holdClosed(0)
+    expect(text).toBe(words(80).join(''))
+    expect(events[0]).toMatchObject({ end: 'cut', outcome: 'settled', metered: { estimated: true } })
+    expect(events[0]!.result!.amounts).toMatchObject({
+      inputTokens: input,
+      outputTokens: 80,
+      cost: costOf(input, MINI.input) + costOf(80, MINI.output),
+    })
+    expect(await used('daily')).toMatchObject({ used: input + 80, held: 0 })
+  })
+
   it('turns a cost limit into output tokens at the model’s price (Responses API)', async () => {
     const body = { model: 'gpt-4o-mini', input: 'Tell me a long story.', stream: true as const }
     const inputCost = costOf(estimateResponse(body, exact).inputTokens, MINI.input)

@@ -1,4 +1,4 @@
-import { createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
+import { costOf, createTollgate, type PolicyInput, TollgateError } from '@tollgate/core'
 import { fakeClock, unhandledRejections } from '@tollgate/core/testing'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -296,11 +296,9 @@ describe('wrapOpenAI: chat completions', () => {
     for await (const _ of stream) break
     await server.holdClosed(0)
     const held = events[0]!.decision.reservation.amounts
-    expect(events[0]).toMatchObject({ end: 'aborted', metered: { estimated: true, usage: {} } })
-    expect(events[0]!.result!.amounts).toMatchObject({
-      inputTokens: held.inputTokens,
-      outputTokens: held.outputTokens,
-    })
+    const kept = { inputTokens: held.inputTokens, outputTokens: held.outputTokens }
+    expect(events[0]).toMatchObject({ end: 'aborted', metered: { estimated: true, usage: kept } })
+    expect(events[0]!.result!.amounts).toMatchObject({ ...kept, cost: held.cost })
   })
 
   it('settles a stream that ran to its end without usage from its text, with unfinishedStreams: reserved', async () => {
@@ -318,6 +316,57 @@ describe('wrapOpenAI: chat completions', () => {
     expect(events[0]!.result!.amounts).toMatchObject({ inputTokens, outputTokens })
     expect(await used('daily-tokens')).toMatchObject({ used: inputTokens + outputTokens, held: 0 })
   })
+
+  it.each(['aborted', 'broken'] as const)(
+    'settles the output streamed past a smaller hold, for a stream %s, with unfinishedStreams: reserved',
+    async (end) => {
+      // no cap in the request: 8 output tokens reserved; 20 streamed before the stream stopped.
+      // `reserved` settled the 8 of the hold, below the 20 that `streamed` settles
+      const words = Array.from({ length: 20 }, () => ' word')
+      const stop = async (mode: 'streamed' | 'reserved') => {
+        server.reset()
+        const { openai, events, used } = setup({ unfinishedStreams: mode, maxOutputTokens: 8 })
+        server.reply({ events: words.map((w) => chatChunk(w)), after: end === 'aborted' ? 'hold' : 'cut' })
+        const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+        let text = ''
+        const read = (async () => {
+          for await (const chunk of stream) {
+            text += chunk.choices[0]!.delta.content
+            if (end === 'aborted' && text === words.join('')) break
+          }
+        })()
+        if (end === 'broken') await expect(read).rejects.toThrow()
+        else {
+          await read
+          await server.holdClosed(0)
+        }
+        expect(events).toHaveLength(1)
+        expect(events[0]).toMatchObject({ end, outcome: 'settled', metered: { estimated: true } })
+        return { event: events[0]!, text, daily: await used('daily-tokens') }
+      }
+      const streamed = await stop('streamed')
+      const reserved = await stop('reserved')
+      const held = reserved.event.decision.reservation.amounts
+      const outputTokens = countTokens(reserved.text).tokens
+      expect(held.outputTokens).toBe(8)
+      expect(outputTokens).toBeGreaterThan(12)
+      const inputTokens = held.inputTokens!
+      // gpt-4o-mini: $0.15 / $0.60 per million tokens
+      expect(reserved.event.result!.amounts).toMatchObject({
+        inputTokens,
+        outputTokens,
+        tokens: inputTokens + outputTokens,
+        cost: costOf(inputTokens, 150_000) + costOf(outputTokens, 600_000),
+      })
+      expect(reserved.event.metered!.usage).toMatchObject({ inputTokens, outputTokens })
+      // never below what `streamed` settles, field by field
+      for (const field of ['inputTokens', 'outputTokens', 'tokens', 'cost'])
+        expect(reserved.event.result!.amounts[field], field).toBeGreaterThanOrEqual(
+          streamed.event.result!.amounts[field]!,
+        )
+      expect(reserved.daily).toMatchObject({ used: inputTokens + outputTokens, held: 0 })
+    },
+  )
 
   it('settles a stream the server cuts mid-way from what arrived', async () => {
     const { openai, events } = setup()

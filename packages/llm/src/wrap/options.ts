@@ -164,9 +164,13 @@ export interface WrapOptions extends CountOptions {
    */
   opaquePartTokens?: number
   /**
-   * What an aborted or broken stream settles when the provider sent no usage: output counted
-   * from the streamed text (`streamed`), or the whole reservation (`reserved`, budget-safe for
-   * reasoning models whose hidden reasoning tokens are billed but never streamed).
+   * What a stream that does not run to its end — aborted, broken, or cut off by `cutOffStreams`
+   * — settles when the provider sent no output usage. `streamed`: the usage the provider reported
+   * so far, output counted from the streamed text. `reserved`: the whole reservation, or more where
+   * what was reported or streamed is more — input tokens, output tokens and cost each at least the
+   * hold's and at least what `streamed` settles (budget-safe for reasoning models, whose hidden
+   * reasoning tokens are billed but never streamed). A stream that runs to its end without usage
+   * settles its text either way.
    * @default 'streamed'
    * @example { unfinishedStreams: 'reserved' }
    */
