@@ -4,6 +4,7 @@
  * is one signed `POST` to a `storeHandler`; every answer is signed too and carries the store's time.
  */
 import { type RemoteStore, type StoreReserveResult, TollgateError } from '@tollgate/core'
+import { abandoner } from './abandon.js'
 import { HttpStoreError } from './errors.js'
 import {
   answerMessage,
@@ -120,7 +121,9 @@ function mayHaveLanded(error: unknown): boolean {
  * `store_error` instead, which the gate passes to its caller: that input can never be carried. A
  * reserve that failed after it may have landed (timeout, lost connection, 5xx, a bad answer) is
  * abandoned in the background (`commit` with `abandon: true`): released if it landed, and its id
- * remembered so that the reserve, should it land later, holds nothing.
+ * remembered so that the reserve, should it land later, holds nothing. An abandon that fails (the
+ * server still away) is sent again after `timeoutMs / 2`, then twice as long each time, or as soon as
+ * the server answers another call: 5 attempts in all, at most 10,000 waiting, on unref'd timers.
  *
  * @example
  * import { createTollgate } from '@tollgate/core'
@@ -238,12 +241,25 @@ export function httpStore(options: HttpStoreOptions): HttpStore {
         reject(new HttpStoreError('timeout', `The store server did not answer within ${timeoutMs} ms.`))
       }, timeoutMs)
     })
+    let result: T
     try {
-      return (await Promise.race([exchange(operation, text, controller.signal), expired])) as T
+      result = (await Promise.race([exchange(operation, text, controller.signal), expired])) as T
     } finally {
       clearTimeout(timer)
     }
+    abandons.answered() // the server answers: abandons waiting for it go out now
+    return result
   }
+
+  /**
+   * Abandons of reserves that may have landed without an answer. The first is sent at once; one
+   * that fails is sent again after timeoutMs / 2, then twice as long each time (± 25 %), or as soon
+   * as the server answers another call: 5 attempts in all, 10,000 abandons waiting at most.
+   */
+  const abandons = abandoner({
+    send: (id) => call('commit', { id, amounts: null, abandon: true }),
+    firstDelayMs: timeoutMs / 2,
+  })
 
   const done = () => undefined
 
@@ -256,9 +272,10 @@ export function httpStore(options: HttpStoreOptions): HttpStore {
         // the hold may have landed though no valid answer came back (a timeout, a gateway's 5xx, an
         // answer that fails its check), or may still land (a reserve still on its way to the store):
         // abandon it. The store returns the hold if it is there, and remembers the id as released
-        // either way, so that a reserve arriving after this holds nothing. Idempotent. A store server
-        // of an older version ignores `abandon`: a plain release, which a later reserve outlives.
-        if (mayHaveLanded(error)) call('commit', { id: input.id, amounts: null, abandon: true }).catch(done)
+        // either way, so that a reserve arriving after this holds nothing. Idempotent: one that fails
+        // (the server still away) is sent again later. A store server of an older version ignores
+        // `abandon`: a plain release, which a later reserve outlives.
+        if (mayHaveLanded(error)) abandons.abandon(input.id)
         throw error
       }
     },

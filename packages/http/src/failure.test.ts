@@ -4,7 +4,7 @@
  * timeout, the gate applies each rule's failure mode (rate limits open, budgets closed), and a hold
  * that landed after its reserve gave up is returned. Tests wait real time only for the timeouts.
  */
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
   type CounterSpec,
@@ -395,5 +395,162 @@ describe('a reserve that landed but got no valid answer back', () => {
     // a call sent after the refusal is served; a release would have been sent before it
     await store.commit({ id: 'other', amounts: null })
     expect(commits).toEqual([{ id: 'other', amounts: null }])
+  })
+})
+
+describe('an abandon that fails (the store server still away)', () => {
+  /** A concurrency lease: one call at a time. A stray hold refuses every next call with a 429. */
+  const lease: CounterSpec = {
+    key: 'calls',
+    metric: 'concurrency',
+    amount: 1,
+    cap: 1,
+    enforce: true,
+    window: { kind: 'lease', ttlMs: 600_000 },
+    expiry: 'keep',
+  }
+  const reserveOf = (id: string) => ({
+    id,
+    counters: [lease],
+    ttlMs: 600_000,
+    blocks: [],
+    meta: { model: 'm' },
+  })
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+  /**
+   * A store server whose reserves land but lose their answer (a gateway's 504), and whose first
+   * `failures` commits never reach the store: `fail` answers them instead (a gateway's 502, a
+   * dropped connection), as while the store server is still away. `sent` counts the commits that
+   * arrived, `commits` those the store ran.
+   */
+  async function flaky(failures: number, fail: (req: IncomingMessage, res: ServerResponse) => void) {
+    const memory = memoryStore({ clock: fakeClock() })
+    const commits: StoreCommit[] = []
+    const handler = storeHandler(
+      {
+        ...memory,
+        commit(input) {
+          commits.push(input)
+          return memory.commit(input)
+        },
+      },
+      { secret: SECRET },
+    )
+    const serve = toNodeListener(async (request) => {
+      const response = await handler(request) // the store applies the call…
+      return request.url.endsWith('/reserve') ? new Response('Gateway Time-out', { status: 504 }) : response
+    })
+    const sent: string[] = []
+    const url = await listen((req, res) => {
+      if (req.url?.endsWith('/commit')) {
+        sent.push(req.url)
+        if (sent.length <= failures) return fail(req, res)
+      }
+      return serve(req, res)
+    })
+    return { memory, url, sent, commits }
+  }
+  const badGateway = (_: IncomingMessage, res: ServerResponse) => res.writeHead(502).end('Bad Gateway')
+  const dropped = (req: IncomingMessage) => req.socket.destroy()
+
+  /**
+   * A client that counts the abandons it sends (`attempts`), warmed up (its key made, a connection
+   * open) so that its first call is not slow on a busy machine.
+   */
+  async function client(url: string, timeoutMs: number) {
+    const attempts: string[] = []
+    const store = httpStore({
+      url,
+      secret: SECRET,
+      timeoutMs,
+      fetch: (input, init) => {
+        if (input.endsWith('/commit')) attempts.push(input)
+        return fetch(input, init)
+      },
+    })
+    await store.read([lease]).catch(() => {})
+    return { store, attempts }
+  }
+  /** A reserve that lands but whose answer is lost: the client abandons it. */
+  async function lose(store: ReturnType<typeof httpStore>, id: string) {
+    const error = await store.reserve(reserveOf(id)).catch((e: unknown) => e)
+    // the gateway's 504 (a timeout, on a machine too busy to answer within timeoutMs, is abandoned too)
+    expect(HttpStoreError.isInstance(error)).toBe(true)
+  }
+  const abandonOf = (id: string) => ({ id, amounts: null, abandon: true })
+  /** What reached the store: the abandon of `id`, once (more if an answer was late: it is idempotent). */
+  const onlyAbandons = (commits: StoreCommit[], id: string) =>
+    expect(commits).toEqual(commits.map(() => abandonOf(id)))
+
+  it('is tried again after a gateway 502: the hold is returned and the lease is free', async () => {
+    const server = await flaky(2, badGateway)
+    const { store, attempts } = await client(server.url, 300)
+    await lose(store, 'away')
+    await vi.waitFor(
+      async () => expect(await server.memory.lookup('away')).toMatchObject({ state: 'released' }),
+      { timeout: 3 * AT_ONCE, interval: 5 },
+    )
+    expect(attempts.length).toBeGreaterThanOrEqual(3) // two failed, the third reached the store
+    expect(server.commits).toContainEqual(abandonOf('away'))
+    onlyAbandons(server.commits, 'away')
+    expect((await server.memory.read([lease]))[0]).toMatchObject({ used: 0, held: 0 })
+    expect(await server.memory.reserve(reserveOf('next'))).toMatchObject({ status: 'ok' })
+  })
+
+  it('is tried again after its connection dropped', async () => {
+    const server = await flaky(1, dropped)
+    const { store, attempts } = await client(server.url, 300)
+    await lose(store, 'dropped')
+    await vi.waitFor(
+      async () => expect(await server.memory.lookup('dropped')).toMatchObject({ state: 'released' }),
+      { timeout: 3 * AT_ONCE, interval: 5 },
+    )
+    expect(attempts.length).toBeGreaterThanOrEqual(2)
+    onlyAbandons(server.commits, 'dropped')
+    expect((await server.memory.read([lease]))[0]).toMatchObject({ used: 0, held: 0 })
+  })
+
+  it('is tried 5 times at most, spread out, then left to the TTL', async () => {
+    const server = await flaky(Number.POSITIVE_INFINITY, badGateway)
+    // retries wait about timeoutMs / 2, then twice as long each time: 7.5 × timeoutMs (± 25 %) in all
+    const timeoutMs = 60
+    const { store, attempts } = await client(server.url, timeoutMs)
+    const started = Date.now()
+    await lose(store, 'gone')
+    await vi.waitFor(() => expect(attempts).toHaveLength(5), { timeout: 3 * AT_ONCE, interval: 5 })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(0.75 * 7.5 * timeoutMs - 5) // not all at once
+    await sleep(10 * timeoutMs) // longer than a sixth wait would be: nothing more goes out
+    expect(attempts).toHaveLength(5)
+    expect(server.commits).toEqual([])
+    expect((await server.memory.lookup('gone'))?.state).not.toBe('released')
+  })
+
+  it('is sent at once when the server answers another call, not after its wait', async () => {
+    const server = await flaky(1, badGateway)
+    const { store, attempts } = await client(server.url, 10 * AT_ONCE) // the first retry would wait 5 s
+    await lose(store, 'back')
+    await vi.waitFor(() => expect(server.sent).toHaveLength(1), { timeout: AT_ONCE, interval: 5 })
+    await sleep(20)
+    expect(attempts).toHaveLength(1) // waiting
+    // the server answers: the abandon waiting for it goes out with no more wait
+    await store.read([lease])
+    await vi.waitFor(
+      async () => expect(await server.memory.lookup('back')).toMatchObject({ state: 'released' }),
+      { timeout: AT_ONCE, interval: 5 },
+    )
+    expect(attempts).toHaveLength(2)
+    expect(server.commits).toEqual([abandonOf('back')])
+  })
+
+  it('is not tried again when the server refused it (4xx): the same request would be refused again', async () => {
+    const server = await flaky(1, (_, res) => res.writeHead(400).end('{"error":{"code":"bad_request"}}'))
+    const timeoutMs = 300
+    const { store, attempts } = await client(server.url, timeoutMs)
+    await lose(store, 'refused')
+    await vi.waitFor(() => expect(server.sent).toHaveLength(1), { timeout: AT_ONCE, interval: 5 })
+    await sleep(2 * timeoutMs) // four times the first wait
+    expect(attempts).toHaveLength(1)
+    expect(server.sent).toHaveLength(1)
   })
 })
