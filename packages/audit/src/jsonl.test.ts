@@ -194,6 +194,30 @@ describe('jsonLinesSink', () => {
     await sink.close()
   })
 
+  it('when the queue is full, drops the oldest waiting record, not the newest, and keeps the newest waiting', async () => {
+    // a stream that takes one write and never calls it back: r1 is handed to it, the rest wait
+    const stalled = new Writable({
+      highWaterMark: 1,
+      write(_chunk, _encoding, _callback) {},
+    })
+    const errors: AuditError[] = []
+    const sink = jsonLinesSink(stalled, { maxQueue: 3, closeTimeoutMs: 0, onError: (e) => errors.push(e) })
+    const records = Array.from({ length: 6 }, (_, i) => decision(i + 1))
+    for (const record of records) sink.write(record)
+
+    // r1 in the stream and r2, r3 waiting fill the queue; r4, r5, r6 each push out the oldest waiting
+    const full = errors.filter((e) => e.code === 'queue_full')
+    expect(full.map((e) => ids(e.records))).toEqual([['r2'], ['r3'], ['r4']])
+    expect(sink.pending).toBe(3)
+
+    // what is left is the line handed to the stream and the two newest records
+    await within(sink.flush(), 1_000, 'flush() on a stream that never calls back')
+    const gaveUp = errors.filter((e) => e.code === 'close_timeout')
+    expect(gaveUp.map((e) => ids(e.records))).toEqual([['r1', 'r5', 'r6']])
+    expect(sink.pending).toBe(0)
+    await sink.close()
+  })
+
   it('close() gives up after closeTimeoutMs on a stream that never drains, reports what it gave up, and ends the stream', async () => {
     const { socket, read } = await stalledSocket()
     const errors: AuditError[] = []

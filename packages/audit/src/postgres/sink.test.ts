@@ -105,6 +105,37 @@ describe('postgresSink', () => {
     expect(stored.get('decision-first')?.decision).toEqual(decision('decision-first'))
   })
 
+  it('a settle whose decision never reached the sink still stores its model and estimate', async () => {
+    // the decision was dropped (queue_full) or written before the sink was attached: spend by
+    // model, and estimate against actual, must still see this row
+    const name = table('settle_only')
+    const sink = postgresSink({ pool, table: name })
+    const alone = settle('settle-only', {
+      model: 'gpt-4o',
+      estimate: { requests: 1, tokens: 300, cost: 500 },
+      actual: { requests: 1, tokens: 350, cost: 700 },
+      cost: 700,
+    })
+    sink.write(alone)
+    await sink.close()
+    const { rows } = await pool.query(
+      `SELECT id, decision, decided_at, requested_model, model, estimate, actual, cost::text FROM "${name}"`,
+    )
+    expect(rows).toEqual([
+      {
+        id: 'settle-only',
+        decision: null,
+        decided_at: null,
+        requested_model: null,
+        model: 'gpt-4o',
+        estimate: { requests: 1, tokens: 300, cost: 500 },
+        actual: { requests: 1, tokens: 350, cost: 700 },
+        cost: '700',
+      },
+    ])
+    expect((await storedRecords(pool, name)).get('settle-only')).toEqual({ settle: alone })
+  })
+
   it('fills the subject columns and keeps cost as exact micro-units', async () => {
     const name = table('columns')
     const sink = postgresSink({ pool, table: name })

@@ -1,6 +1,6 @@
 import type { Alert } from '@tollgate/core'
 import { unhandledRejections } from '@tollgate/core/testing'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { AuditError } from '../errors.js'
 import { hookServer } from '../test/server.js'
 import { type AlertDelivery, alertWebhook, retryAfterMs } from './send.js'
@@ -22,6 +22,7 @@ const alert: Alert = {
 
 const servers: { close(): Promise<void> }[] = []
 afterEach(async () => {
+  vi.useRealTimers()
   for (const server of servers.splice(0)) await server.close()
 })
 async function server(...args: Parameters<typeof hookServer>) {
@@ -154,6 +155,77 @@ describe('alertWebhook', () => {
     await webhook.flush()
     expect(hook.received).toHaveLength(1)
     expect(errors[0]).toMatchObject({ code: 'delivery_failed' })
+  })
+
+  it('retries a 408 (Request Timeout), as a timeout, up to the retries', async () => {
+    const hook = await server((attempt) => ({ status: attempt <= 2 ? 408 : 204 }))
+    const delivered: number[] = []
+    const errors: AuditError[] = []
+    const webhook = alertWebhook({
+      url: hook.url,
+      secret,
+      backoffMs: () => 0,
+      onDelivered: (d) => delivered.push(d.attempts),
+      onError: (e) => errors.push(e),
+    })
+    webhook(alert)
+    await webhook.flush()
+    expect(hook.received).toHaveLength(3)
+    expect(delivered).toEqual([3])
+    expect(errors).toEqual([])
+
+    // always 408: retried until the retries are spent, then given up as any retryable failure
+    const busy = await server(() => ({ status: 408 }))
+    const given: AuditError[] = []
+    const again = alertWebhook({
+      url: busy.url,
+      secret,
+      retries: 2,
+      backoffMs: () => 0,
+      onError: (e) => given.push(e),
+    })
+    again(alert)
+    await again.flush()
+    expect(busy.received).toHaveLength(3)
+    expect(given).toHaveLength(1)
+    expect(given[0]).toMatchObject({ code: 'delivery_failed', attempt: 3, alert })
+    expect(String((given[0]!.cause as Error).message)).toContain('408')
+  })
+
+  it('by default waits out Retry-After at most 5 minutes: Retry-After: 86400 retries after 300 s, not a day', async () => {
+    let calls = 0
+    let firstCall: () => void = () => {}
+    const called = new Promise<void>((resolve) => {
+      firstCall = resolve
+    })
+    const delivered: number[] = []
+    const errors: AuditError[] = []
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const webhook = alertWebhook({
+      url: 'https://ops.example.com/hooks/tollgate',
+      secret,
+      // no backoffMs: the default one, which reads Retry-After
+      fetch: async () => {
+        calls++
+        firstCall()
+        return calls === 1
+          ? new Response(null, { status: 503, headers: { 'retry-after': '86400' } })
+          : new Response(null, { status: 204 })
+      },
+      onDelivered: (d) => delivered.push(d.attempts),
+      onError: (e) => errors.push(e),
+    })
+    webhook(alert)
+    await called
+    await new Promise((resolve) => setImmediate(resolve)) // the 503 is read, and the retry's wait starts
+
+    await vi.advanceTimersByTimeAsync(299_999)
+    expect(calls).toBe(1) // Retry-After is honoured, up to its cap
+    await vi.advanceTimersByTimeAsync(1)
+    expect(calls).toBe(2) // 5 minutes on, not a day
+    expect(delivered).toEqual([2])
+    expect(errors).toEqual([])
+    await webhook.close()
   })
 
   it('retries network errors and timeouts', async () => {
