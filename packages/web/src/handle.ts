@@ -73,7 +73,8 @@ export interface TollgateHandle {
   /** Usage reported so far (merged field by field). */
   readonly reported: Usage | undefined
   /**
-   * Report usage without closing; the response's end settles with it. Later fields replace earlier ones.
+   * Report usage without closing; the response's end settles with it. Later fields replace earlier
+   * ones; fields given as `undefined` are ignored.
    * @example handle.report({ inputTokens: usage.prompt_tokens, outputTokens: usage.completion_tokens })
    */
   report(usage: Usage): void
@@ -193,8 +194,10 @@ export function createHandle(init: HandleInit): { handle: TollgateHandle; tap: R
     if (!(TollgateError.isInstance(error) && error.code === 'store_unavailable')) throw error
     callHook(init.onError, error)
   }
+  /** Fields given as `undefined` are absent: they replace neither an earlier report nor what the meter measured. */
   const report = (usage: Usage) => {
-    reported = { ...reported, ...usage }
+    const given = Object.entries(usage ?? {}).filter(([, value]) => value !== undefined)
+    reported = { ...reported, ...Object.fromEntries(given) }
   }
 
   const handle: TollgateHandle = {

@@ -234,3 +234,72 @@ describe('gateFetch / finishResponse', () => {
     expect(await tokens()).toBe(101)
   })
 })
+
+describe('finishResponse: error answers and HEAD requests', () => {
+  it('meters the body of an error answer the route reported some usage for, and settles when it ends', async () => {
+    const { options, settled, tokens, events } = setup()
+    const body = `${'data: {"delta":"'}${'z'.repeat(120)}"}\n\ndata: {"error":"upstream failed"}\n\n`
+    const handler = gateFetch((_req, tollgate) => {
+      tollgate.report({ inputTokens: 50 })
+      return new Response(body, { status: 500, headers: { 'content-type': 'text/event-stream' } })
+    }, options)
+    const response = await handler(request())
+    expect(response.status).toBe(500)
+    expect(events).toHaveLength(0) // held until the body is sent
+    expect(await tokens()).toBe(300)
+    const done = settled()
+    expect(await response.text()).toBe(body)
+    // reported input, output counted from what the body streamed (not the 200 estimated)
+    expect(await done).toMatchObject({
+      outcome: 'settled',
+      reason: 'complete',
+      usage: { inputTokens: 50, outputTokens: 120, estimated: true },
+      sent: encoder.encode(body).length,
+    })
+    expect(await tokens()).toBe(170)
+  })
+
+  it('a HEAD answered 400 or more with nothing reported is released; below 400, the estimate is settled', async () => {
+    const { options, settled, tokens, clock } = setup({ meter: undefined })
+    let cancelled = 0
+    const body = () => new ReadableStream({ cancel: () => void cancelled++ })
+    const handler = gateFetch(
+      (req) => new Response(body(), { status: Number(new URL(req.url).searchParams.get('s') ?? 200) }),
+      options,
+    )
+    const at = (status: number) =>
+      handler(new Request(`http://x/chat?s=${status}`, { method: 'HEAD', headers: request().headers }))
+    for (const status of [404, 400, 503]) {
+      clock.advance('60s') // past the 3 requests a minute
+      const done = settled()
+      const response = await at(status)
+      expect(response.status).toBe(status)
+      expect(response.body).toBeNull()
+      expect(await done, `HEAD answered ${status}`).toMatchObject({
+        outcome: 'released',
+        reason: 'complete',
+        usage: null,
+      })
+      expect(await tokens(), `HEAD answered ${status}`).toBe(0)
+    }
+    expect(cancelled).toBe(3) // nobody reads a HEAD's body: cancelled, not left tapped
+    // the route ran (Hono and Next run the GET route for a HEAD), its body is just not sent
+    clock.advance('60s')
+    const done = settled()
+    await at(200)
+    expect(await done).toMatchObject({ outcome: 'settled', usage: { estimated: true }, sent: 0 })
+    expect(await tokens()).toBe(300)
+  })
+
+  it('a HEAD answered 404 settles what the route reported', async () => {
+    const { options, settled, tokens } = setup()
+    const handler = gateFetch((_req, tollgate) => {
+      tollgate.report({ inputTokens: 40, outputTokens: 0 })
+      return new Response('not found', { status: 404 })
+    }, options)
+    const done = settled()
+    await handler(new Request('http://x/chat', { method: 'HEAD', headers: request().headers }))
+    expect(await done).toMatchObject({ outcome: 'settled', usage: { inputTokens: 40, outputTokens: 0 } })
+    expect(await tokens()).toBe(40)
+  })
+})
