@@ -91,6 +91,39 @@ describe('handleRequest: refusals', () => {
     expect((await handleRequest(req(), { ...options, feature: 'chat' })).allowed).toBe(true)
   })
 
+  it('an identity allowed no feature (features: []) is refused every feature; absent features allow any', async () => {
+    const keys = memoryKeyRegistry()
+    const { key } = await keys.issue({ subject, features: [] })
+    const { options, gate } = setup({ identify: apiKeyIdentity(keys, { keyDimension: false }) })
+    const req = () => new Request('http://x/', { headers: { authorization: `Bearer ${key}` } })
+    for (const feature of ['chat', 'images', '']) {
+      const refused = await handleRequest(req(), { ...options, feature })
+      expect(refused.allowed, feature).toBe(false)
+      if (refused.allowed) return
+      expect(refused.response.status).toBe(403)
+      expect(await refused.response.json()).toMatchObject({
+        error: { code: 'feature_not_allowed', message: `This key may not use the feature "${feature}".` },
+      })
+    }
+    // an identify of its own that answers features: [] is refused the same way
+    const none = await handleRequest(request(), {
+      ...options,
+      identify: () => identified(subject, {}, []),
+      feature: 'chat',
+    })
+    expect(none).toMatchObject({ allowed: false, response: { status: 403 } })
+    expect(await used(gate, subject, 'user-rpm', 'requests')).toBe(0)
+    // a route that names no feature is not a feature the identity is refused
+    expect((await handleRequest(req(), options)).allowed).toBe(true)
+    // no features list at all: every feature
+    const any = await handleRequest(request(), {
+      ...options,
+      identify: () => identified(subject),
+      feature: 'x',
+    })
+    expect(any.allowed).toBe(true)
+  })
+
   it('turns engine errors into their status, and denials into responses with the decision', async () => {
     const { options } = setup()
     const noUser = await handleRequest(request(), {

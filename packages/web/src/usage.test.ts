@@ -361,6 +361,35 @@ describe('usageHandler: CORS', () => {
     expect(post.headers.get('allow')).toBe('GET, HEAD, OPTIONS')
   })
 
+  it('an origins function allows an origin only when it answers exactly true, never a truthy value', async () => {
+    // an async function (a Promise), a regex match or a count allowed every origin, with credentials
+    const answers: [string, (origin: string) => unknown][] = [
+      ['a Promise of false', async () => false],
+      ['a Promise of true', async () => true],
+      ['a match', (origin) => origin.match(/evil/)],
+      ['1', () => 1],
+      ['"true"', () => 'true'],
+      ['an object', () => ({})],
+    ]
+    for (const [what, origins] of answers) {
+      const { get } = await setup({ cors: { origins: origins as never, credentials: true } })
+      const response = await get('', undefined, { headers: { origin: 'https://evil.example' } })
+      expect(response.status, what).toBe(200)
+      expect(response.headers.get('access-control-allow-origin'), what).toBeNull()
+      expect(response.headers.get('access-control-allow-credentials'), what).toBeNull()
+      const preflight = await get('', null, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
+      })
+      expect(preflight.status, what).toBe(403)
+      expect(preflight.headers.get('access-control-allow-origin'), what).toBeNull()
+    }
+    const { get } = await setup({ cors: { origins: (origin) => origin === dashboard, credentials: true } })
+    const allowed = await get('', undefined, { headers: { origin: dashboard } })
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(dashboard)
+    expect(allowed.headers.get('access-control-allow-credentials')).toBe('true')
+  })
+
   it('without cors, no CORS headers at all', async () => {
     const { get } = await setup()
     const response = await get('', undefined, { headers: { origin: dashboard } })

@@ -39,4 +39,26 @@ describe('headerIdentity', () => {
     expect(await identify(request({ 'x-tenant-id': 'acme' }))).toMatchObject({ ok: false, status: 401 })
     expect(await identify(request({ 'x-tenant-id': 'acme', 'x-user-id': '  ' }))).toMatchObject({ ok: false })
   })
+
+  it('trims ids; an id of only whitespace (NBSP included, which Headers keeps) is a 401', async () => {
+    // a header's byte 0xA0 reaches Node as U+00A0, which Headers does not strip but trim() does
+    const identify = headerIdentity({ trusted: true, headers: { tenant: 'x-tenant-id' } })
+    const request = (tenant: string) => new Request('http://x/', { headers: { 'x-tenant-id': tenant } })
+    expect(request('\u00a0').headers.get('x-tenant-id')).toBe('\u00a0')
+    for (const blank of ['\u00a0', '\u00a0\u00a0', ' \u00a0\t', '\u00a0 \u00a0'])
+      expect(await identify(request(blank)), JSON.stringify(blank)).toEqual({
+        ok: false,
+        code: 'unauthenticated',
+        status: 401,
+        message: 'Missing identity header "x-tenant-id".',
+      })
+    for (const padded of ['acme', ' acme ', '\u00a0acme\u00a0', '\tacme\u00a0 '])
+      expect(await identify(request(padded)), JSON.stringify(padded)).toEqual({
+        ok: true,
+        subject: { tenant: 'acme' },
+        attributes: {},
+      })
+    // an id with whitespace inside keeps it
+    expect(await identify(request(' a\u00a0b '))).toMatchObject({ subject: { tenant: 'a\u00a0b' } })
+  })
 })

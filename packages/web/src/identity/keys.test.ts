@@ -64,6 +64,25 @@ describe('memoryKeyRegistry', () => {
     expect(await keys.verify('sk-legacy-0123456789abcdef')).toMatchObject({ status: 'active', keyId })
   })
 
+  it('a key of exactly 512 characters (the longest add takes) verifies; 513 is refused by add and unknown to verify', async () => {
+    const keys = memoryKeyRegistry()
+    const longest = `sk_${'a'.repeat(509)}`
+    expect(longest).toHaveLength(512)
+    const { keyId } = await keys.add(longest, grant)
+    expect(await keys.verify(longest)).toEqual({ status: 'active', keyId, lineage: keyId, grant })
+    expect(await apiKeyIdentity(keys)(bearer(longest))).toMatchObject({ ok: true, subject: { key: keyId } })
+    expect((await apiKeyIdentity(keys, { header: 'x-api-key' })(bearer(longest, 'x-api-key'))).ok).toBe(true)
+    const tooLong = `${longest}b`
+    await expect(keys.add(tooLong, grant)).rejects.toThrow(/20 to 512/)
+    // even a record stored under its id (by hand, or another version) is never looked at
+    await keys.put({ keyId: await keyIdOf(tooLong), hash: toHex(await sha256(tooLong)), grant, createdAt: 0 })
+    expect(await keys.verify(tooLong)).toEqual({ status: 'unknown' })
+    // the shortest add takes verifies too
+    const shortest = 'k'.repeat(20)
+    await keys.add(shortest, grant)
+    expect(await keys.verify(shortest)).toMatchObject({ status: 'active' })
+  })
+
   it('refuses to import a key no header can carry (space, control, non-ASCII), and stores nothing', async () => {
     // each was stored and verified as active, yet every request with it over HTTP got 401
     const keys = memoryKeyRegistry()
@@ -186,6 +205,75 @@ describe('apiKeyIdentity', () => {
     })
     await keys.revoke(keyId)
     expect(await identify(bearer(key))).toMatchObject({ ok: false, status: 403, code: 'key_revoked' })
+  })
+
+  it('reads "Authorization: Bearer <key>" only when the whole value is that: trailing text is a 401', async () => {
+    const keys = memoryKeyRegistry()
+    const { key } = await keys.issue(grant)
+    const identify = apiKeyIdentity(keys)
+    const as = (authorization: string) => identify(new Request('http://x/', { headers: { authorization } }))
+    for (const value of [`Bearer ${key}`, `bearer ${key}`, `BEARER \t ${key}`, `Bearer  ${key}  `])
+      expect((await as(value)).ok, JSON.stringify(value)).toBe(true)
+    for (const value of [
+      `Bearer ${key} junk`,
+      `Bearer ${key}\tjunk`,
+      `Bearer ${key} ${key}`,
+      `Bearer ${key},Bearer other`,
+      `Bearer${key}`,
+      `Token ${key}`,
+      `${key}`,
+      'Bearer',
+    ])
+      expect(await as(value), JSON.stringify(value)).toMatchObject({
+        ok: false,
+        status: 401,
+        code: 'unauthenticated',
+      })
+    // a key another header carries is its whole (trimmed) value, a Bearer prefix included
+    const raw = apiKeyIdentity(keys, { header: 'x-api-key' })
+    expect((await raw(bearer(key, 'x-api-key'))).ok).toBe(true)
+    expect(await raw(bearer(`Bearer ${key}`, 'x-api-key'))).toMatchObject({ ok: false, status: 401 })
+  })
+
+  it('the header option names authorization in any case: the Bearer scheme is still read', async () => {
+    const keys = memoryKeyRegistry()
+    const { key, keyId } = await keys.issue(grant)
+    for (const header of ['Authorization', 'AUTHORIZATION', 'authorization']) {
+      const identify = apiKeyIdentity(keys, { header })
+      expect(await identify(bearer(key)), header).toMatchObject({ ok: true, subject: { key: keyId } })
+      // the raw key without the scheme is no credential in authorization, whatever the option's case
+      const bare = new Request('http://x/', { headers: { authorization: key } })
+      expect(await identify(bare), header).toMatchObject({
+        ok: false,
+        status: 401,
+        message: 'Missing API key: send it as "Authorization: Bearer <key>".',
+      })
+    }
+  })
+
+  it("a grant's own value for the key dimension wins over the key's id", async () => {
+    const keys = memoryKeyRegistry({ clock: fakeClock() })
+    const shared = { subject: { tenant: 'acme', key: 'shared-ci' } }
+    const a = await keys.issue(shared)
+    const b = await keys.issue(shared)
+    const identify = apiKeyIdentity(keys)
+    for (const { key } of [a, b])
+      expect(await identify(bearer(key))).toEqual({
+        ok: true,
+        subject: { tenant: 'acme', key: 'shared-ci' },
+        attributes: {},
+      })
+    // also under a dimension of another name, and for a rotated key
+    const owner = await keys.issue({ subject: { tenant: 'acme', owner: 'team-7' } })
+    const byOwner = apiKeyIdentity(keys, { keyDimension: 'owner' })
+    expect(await byOwner(bearer(owner.key))).toMatchObject({ subject: { tenant: 'acme', owner: 'team-7' } })
+    expect(await byOwner(bearer(a.key))).toMatchObject({
+      subject: { tenant: 'acme', key: 'shared-ci', owner: a.keyId },
+    })
+    const rotated = await keys.rotate(a.keyId)
+    expect(await identify(bearer(rotated.key))).toMatchObject({
+      subject: { tenant: 'acme', key: 'shared-ci' },
+    })
   })
 
   it('refuses, when it is made, a registry without verify, a header name no request can carry and a bad dimension', () => {
@@ -394,6 +482,73 @@ describe('expiry, rotation and listing (memory)', () => {
     await keys.rotate(old.keyId)
     await keys.revoke(old.keyId)
     expect(await apiKeyIdentity(keys)(bearer(old.key))).toMatchObject({ status: 403, code: 'key_revoked' })
+  })
+
+  it('a key both revoked and expired (or past its grace) answers revoked: 403 key_revoked, listed as revoked', async () => {
+    const clock = fakeClock()
+    const keys = memoryKeyRegistry({ clock })
+    const identify = apiKeyIdentity(keys)
+    const expiring = await keys.issue(grant, { expiresAt: clock.now() + 1000 })
+    clock.advance(1)
+    const rotating = await keys.issue(grant)
+    clock.advance(1)
+    const replacement = await keys.rotate(rotating.keyId, { graceMs: 1000 })
+    await keys.revoke(expiring.keyId)
+    await keys.revoke(rotating.keyId)
+    clock.advance(5000)
+    for (const { key, keyId } of [expiring, rotating]) {
+      expect(await keys.verify(key)).toEqual({ status: 'revoked', keyId })
+      expect(await identify(bearer(key))).toEqual({
+        ok: false,
+        code: 'key_revoked',
+        status: 403,
+        message: 'This API key has been revoked.',
+      })
+    }
+    expect((await keys.list()).map((k) => [k.keyId, k.status])).toEqual([
+      [expiring.keyId, 'revoked'],
+      [rotating.keyId, 'revoked'],
+      [replacement.keyId, 'active'],
+    ])
+    // expired and past its grace, not revoked: expired
+    const both = await keys.issue(grant, { expiresAt: clock.now() + 1000 })
+    await keys.rotate(both.keyId, { graceMs: 10 })
+    clock.advance(1000)
+    expect(await keys.verify(both.key)).toMatchObject({ status: 'expired', keyId: both.keyId })
+  })
+
+  it('a key revoked while it is being rotated leaves no live replacement: rotate throws, the new key is revoked', async () => {
+    // another process revokes the old key between this rotation's writes (a storage without claims)
+    const records = new Map<string, StoredKey>()
+    const revoked = new Set<string>()
+    let target: string | undefined
+    const keys = keyRegistry(
+      {
+        find: (id) => {
+          const record = records.get(id)
+          return record ? { ...record, revoked: revoked.has(id) } : null
+        },
+        put: (record) => {
+          const { revoked: _, ...rest } = record
+          records.set(record.keyId, rest)
+          if (target !== undefined && record.rotatedFrom === target) revoked.add(target)
+        },
+        revoke: (id) => void revoked.add(id),
+        scan: () => Array.from(records.values(), (r) => ({ ...r, revoked: revoked.has(r.keyId) })),
+      },
+      { clock: fakeClock() },
+    )
+    const old = await keys.issue(grant)
+    target = old.keyId
+    await expect(keys.rotate(old.keyId)).rejects.toThrow(
+      `rotate: key ${old.keyId} was revoked during the rotation`,
+    )
+    const made = [...records.values()].filter((r) => r.rotatedFrom === old.keyId)
+    expect(made).toHaveLength(1)
+    const newKeyId = made[0]!.keyId
+    expect(revoked.has(newKeyId)).toBe(true)
+    expect(await keys.verify(old.key)).toEqual({ status: 'revoked', keyId: old.keyId })
+    expect((await keys.list()).filter((k) => k.status === 'active')).toEqual([])
   })
 
   it('lists keys by tenant or subject with their state, never hashes or keys', async () => {

@@ -434,6 +434,26 @@ describe('signedIdentity: HMAC header', () => {
     expect(errors).toEqual([])
   })
 
+  it('refuses a nonce shorter than 16 or longer than 128 characters, even under a valid MAC', async () => {
+    // another signer than signIdentity (which refuses such nonces) must get the same answer
+    const identify = signedIdentity({ hmac: { secret }, clock: hmacClock })
+    const value = Buffer.from(JSON.stringify(assertion)).toString('base64url')
+    const signed = (nonce: string) => {
+      const at = hmacClock.now()
+      const mac = createHmac('sha256', secret).update(`${at}.${nonce}.${value}`).digest('hex')
+      return request({ 'x-tollgate-identity': value, 'x-tollgate-signature': `t=${at},n=${nonce},v1=${mac}` })
+    }
+    for (const nonce of ['a', 'a1', 'n'.repeat(15), 'N'.repeat(129), 'n'.repeat(1000)])
+      expect(await identify(signed(nonce)), `${nonce.length} characters`).toEqual({
+        ok: false,
+        code: 'unauthenticated',
+        status: 401,
+        message: 'Malformed identity signature.',
+      })
+    for (const nonce of ['s'.repeat(16), 'L'.repeat(128), 'Az09_-Az09_-Az09'])
+      expect(await identify(signed(nonce)), `${nonce.length} characters`).toEqual({ ok: true, ...assertion })
+  })
+
   it('signIdentity refuses a nonce that is too short', async () => {
     await expect(sign(assertion, { nonce: 'short' })).rejects.toThrow(/16 to 128/)
   })
