@@ -4,13 +4,13 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import type { AuditRecord } from '@tollgate/core'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { callbackSink } from './callback.js'
 import type { AuditError } from './errors.js'
 import { jsonLinesSink } from './jsonl.js'
 import { type AuditEvent, auditTo } from './sink.js'
 import { within } from './test/proxy.js'
+import { decisionRecord } from './test/records.js'
 import { playTraffic } from './test/traffic.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-audit-'))
@@ -55,27 +55,7 @@ async function stalledSocket() {
 
 /** Decisions of about 256 KB each: a few of them fill the kernel's socket buffers. */
 const big = 'x'.repeat(256 * 1024)
-const decision = (i: number): AuditRecord => ({
-  event: 'decision',
-  id: `r${i}`,
-  at: Date.UTC(2026, 0, 5),
-  decision: 'allow',
-  code: null,
-  status: 200,
-  rule: null,
-  partition: null,
-  subject: { user: 'u1' },
-  requestedModel: 'small',
-  model: 'small',
-  feature: big,
-  environment: null,
-  estimate: { requests: 1 },
-  shadowRules: [],
-  shadow: false,
-  flags: [],
-  downgrade: null,
-  attempt: 1,
-})
+const decision = (i: number) => decisionRecord(`r${i}`, { subject: { user: 'u1' }, feature: big })
 const ids = (records: readonly { id: string }[]) => records.map((r) => r.id)
 
 const lines = (text: string) =>

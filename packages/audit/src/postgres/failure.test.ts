@@ -7,13 +7,13 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import type { AuditRecord } from '@tollgate/core'
 import pg from 'pg'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import type { AuditError } from '../errors.js'
 import { auditTo } from '../sink.js'
 import { connectionString, dropTable, PG, storedRecords, tableName, testPool } from '../test/pg.js'
 import { tcpProxy, waitFor, within } from '../test/proxy.js'
+import { decisionRecord } from '../test/records.js'
 import { playTraffic } from '../test/traffic.js'
 import { postgresSink } from './sink.js'
 
@@ -37,27 +37,7 @@ function table(label: string) {
   return name
 }
 
-const decision = (id: string): AuditRecord => ({
-  event: 'decision',
-  id,
-  at: Date.UTC(2026, 0, 5),
-  decision: 'allow',
-  code: null,
-  status: 200,
-  rule: null,
-  partition: null,
-  subject: { user: id },
-  requestedModel: 'small',
-  model: 'small',
-  feature: null,
-  environment: null,
-  estimate: { requests: 1 },
-  shadowRules: [],
-  shadow: false,
-  flags: [],
-  downgrade: null,
-  attempt: 1,
-})
+const decision = (id: string) => decisionRecord(id)
 
 describe('postgresSink when writes fail', () => {
   it('keeps and retries rows while the database is unreachable; nothing is lost', async () => {

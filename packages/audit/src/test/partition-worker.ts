@@ -6,9 +6,9 @@
  * Mode `stuck`: close() finds the write still waiting for an answer. Mode `backoff`: the write
  * timed out, and close() finds the retry waiting out a one-minute back-off.
  */
-import type { AuditRecord } from '@tollgate/core'
 import { postgresSink } from '../postgres/sink.js'
 import { connectionString } from './pg.js'
+import { decisionRecord } from './records.js'
 
 const [port, table, mode] = process.argv.slice(2) as [string, string, 'stuck' | 'backoff']
 const errors: string[] = []
@@ -25,29 +25,8 @@ const sink = postgresSink({
   closeTimeoutMs: 300,
   onError: (e) => errors.push(`${e.code}:${e.records.length}`),
 })
-const record = (id: string): AuditRecord => ({
-  event: 'decision',
-  id,
-  at: Date.UTC(2026, 0, 5),
-  decision: 'allow',
-  code: null,
-  status: 200,
-  rule: null,
-  partition: null,
-  subject: { user: id },
-  requestedModel: 'small',
-  model: 'small',
-  feature: null,
-  environment: null,
-  estimate: { requests: 1 },
-  shadowRules: [],
-  shadow: false,
-  flags: [],
-  downgrade: null,
-  attempt: 1,
-})
 
-sink.write(record('before'))
+sink.write(decisionRecord('before'))
 await sink.flush()
 process.stdout.write('ready\n')
 let input = ''
@@ -57,7 +36,7 @@ for await (const chunk of process.stdin) {
 }
 frozen = true
 errors.length = 0 // what the start may have hit is not what this test is about
-for (let i = 0; i < 10; i++) sink.write(record(`during-${i}`))
+for (let i = 0; i < 10; i++) sink.write(decisionRecord(`during-${i}`))
 await new Promise((resolve) => setTimeout(resolve, 50)) // the write is under way, and stuck
 await sink.close()
 process.stdout.write(`closed; errors ${errors.join(' ')}\n`)
