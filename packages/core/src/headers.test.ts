@@ -158,6 +158,11 @@ describe('rateLimitHeaders', () => {
     expect(reset([used('rph', NOW + 3_540_000), used('rpm', NOW + 30_000)])).toBe('59m0s')
     // one that never resets (a lifetime allowance) binds for good: no reset to wait for
     expect(reset([used('rpm', NOW + 30_000), used('life', null)])).toBeUndefined()
+    // in either order: listed first, the lifetime limit is still the one reported (no reset)
+    expect(reset([used('life', null), used('rpm', NOW + 30_000)])).toBeUndefined()
+    expect(
+      reset([used('life', null), used('rpm', NOW + 30_000), used('rph', NOW + 3_540_000)]),
+    ).toBeUndefined()
     // fewer remaining still comes first, whatever the resets
     expect(
       reset([limit({ rule: 'a', remaining: 1, resetAt: NOW + 5_000 }), used('rph', NOW + 3_540_000)]),

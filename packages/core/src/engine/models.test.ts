@@ -236,3 +236,44 @@ describe('an alias written where a model is named', () => {
     expect(await ask(ruled, 'fast')).toMatchObject({ allowed: true })
   })
 })
+
+describe('a tier rule and a model with no tier', () => {
+  const policy: PolicyInput = {
+    models: {
+      big: { tier: 'premium', price: { input: 1, output: 1 } },
+      plain: { price: { input: 1, output: 1 } },
+    },
+    rules: [
+      {
+        id: 'premium-daily',
+        per: 'user',
+        match: { tier: 'premium' },
+        limits: { requests: 10 },
+        window: 'day',
+      },
+      { id: 'credits', per: 'user', match: { tier: 'premium' }, limits: { cost: 50 }, balance: true },
+    ],
+    access: [{ require: { balance: { rule: 'credits', atLeast: 1 } } }],
+  }
+  const ask = (model: string) => ({
+    subject: { user: 'u' },
+    model,
+    estimate: { inputTokens: 1, maxOutputTokens: 1 },
+  })
+
+  it('the balance a premium rule holds never lets an untiered model past access: model_not_allowed', async () => {
+    const gate = createTollgate({ policy, store: memoryStore({ clock: fakeClock() }) })
+    // the credits balance applies to premium models only: for "plain" there is no balance to require
+    expect(await gate.reserve(ask('plain'))).toMatchObject({ allowed: false, code: 'model_not_allowed' })
+    expect(await gate.reserve(ask('big'))).toMatchObject({ allowed: true, model: 'big' })
+  })
+
+  it('gate.usage lists no premium rule for the untiered model, and both with no model named', async () => {
+    const gate = createTollgate({ policy, store: memoryStore({ clock: fakeClock() }) })
+    expect(await gate.usage({ subject: { user: 'u' }, model: 'plain' })).toEqual([])
+    const rules = (await gate.usage({ subject: { user: 'u' }, model: 'big' })).map((limit) => limit.rule)
+    expect(rules.sort()).toEqual(['credits', 'premium-daily'])
+    const loose = (await gate.usage({ subject: { user: 'u' } })).map((limit) => limit.rule)
+    expect(loose.sort()).toEqual(['credits', 'premium-daily'])
+  })
+})

@@ -357,3 +357,85 @@ describe('alert thresholds', () => {
     expect(() => parsePolicy({ rules: [rule] })).toThrow(/rules\.0\.alerts: thresholds must ascend/)
   })
 })
+
+describe('the bounds of a rule', () => {
+  const base = { id: 'r', per: 'user', limits: { requests: 10 }, window: 'day' } as const
+  const refused = (rule: Record<string, unknown>) => problems({ rules: [{ ...base, ...rule }] })
+
+  it('refuse a status outside 400–599: a refusal answered 200 or 302 would read as a success', () => {
+    expect(refused({ status: 200 })).toEqual(['rules.0.status: Too small: expected number to be >=400'])
+    expect(refused({ status: 399 })).toEqual(['rules.0.status: Too small: expected number to be >=400'])
+    expect(refused({ status: 600 })).toEqual(['rules.0.status: Too big: expected number to be <=599'])
+    expect(parsePolicy({ rules: [{ ...base, status: 400 }] }).rules[0]!.status).toBe(400)
+    expect(parsePolicy({ rules: [{ ...base, status: 599 }] }).rules[0]!.status).toBe(599)
+  })
+
+  it('refuse a rollout sample above 1 (50 meant as 50 % would enforce every partition)', () => {
+    expect(refused({ rollout: { sample: 50 } })).toEqual([
+      'rules.0.rollout.sample: Too big: expected number to be <=1',
+    ])
+    expect(refused({ rollout: { sample: 1.01 } })).toEqual([
+      'rules.0.rollout.sample: Too big: expected number to be <=1',
+    ])
+    expect(parsePolicy({ rules: [{ ...base, rollout: { sample: 1 } }] }).rules[0]!.rollout).toEqual({
+      sample: 1,
+      targets: [],
+    })
+  })
+
+  it('refuse an alert or throttle threshold of 0: it would fire on every call', () => {
+    expect(refused({ alerts: [0] })).toEqual(['rules.0.alerts.0: Too small: expected number to be >0'])
+    expect(refused({ alerts: [0, 0.5] })).toEqual(['rules.0.alerts.0: Too small: expected number to be >0'])
+    expect(refused({ throttle: { at: 0, rate: '10/s' } })).toEqual([
+      'rules.0.throttle.at: Too small: expected number to be >0',
+    ])
+    expect(refused({ alerts: [1.5] })).toEqual(['rules.0.alerts.0: Too big: expected number to be <=1'])
+    expect(parsePolicy({ rules: [{ ...base, alerts: [0.001, 1] }] }).rules[0]!.alerts).toEqual([0.001, 1])
+  })
+
+  it('refuse more than 600 slots in a rolling window (counters stay small)', () => {
+    expect(refused({ window: { rolling: '1h', slots: 100_000 } })).toEqual([
+      'rules.0.window.slots: Too big: expected number to be <=600',
+    ])
+    expect(refused({ window: { rolling: '1h', slots: 601 } })).toEqual([
+      'rules.0.window.slots: Too big: expected number to be <=600',
+    ])
+    const window = parsePolicy({ rules: [{ ...base, window: { rolling: '1h', slots: 600 } }] }).rules[0]!
+      .window
+    expect(window).toEqual({ kind: 'rolling', sizeMs: 3_600_000, slotMs: 6000 })
+  })
+
+  it('refuse a rule with no limits: it would enforce nothing', () => {
+    expect(refused({ limits: {} })).toEqual(['rules.0.limits: give at least one limit'])
+  })
+})
+
+describe('compiling a rule', () => {
+  const base = { id: 'r', per: 'user', limits: { requests: 10 }, window: 'day' } as const
+
+  it('rounds a rolling slot up, so a window never has more slots than asked for', () => {
+    const windowOf = (window: unknown) =>
+      parsePolicy({ rules: [{ ...base, window } as RuleInput] }).rules[0]!.window
+    // 1000 ms over 600 slots: 2 ms slots (500 of them), not 1 ms slots (1000, above the 600 allowed)
+    expect(windowOf({ rolling: '1s', slots: 600 })).toEqual({ kind: 'rolling', sizeMs: 1000, slotMs: 2 })
+    // 100 s over the default 60 slots: 1667 ms, not 1666
+    expect(windowOf('100s')).toEqual({ kind: 'rolling', sizeMs: 100_000, slotMs: 1667 })
+    expect(windowOf({ rolling: '7ms', slots: 3 })).toEqual({ kind: 'rolling', sizeMs: 7, slotMs: 3 })
+  })
+
+  it("takes a rule's own holds over the defaults, field by field", () => {
+    const policy = parsePolicy({
+      defaults: { holds: { ttl: '1h', expiry: 'release' } },
+      rules: [
+        { ...base, id: 'own', holds: { ttl: '30s', expiry: 'keep' } },
+        { ...base, id: 'ttl-only', holds: { ttl: '30s' } },
+        { ...base, id: 'none' },
+      ],
+    })
+    expect(policy.rules.map((rule) => [rule.id, rule.ttlMs, rule.expiry])).toEqual([
+      ['own', 30_000, 'keep'],
+      ['ttl-only', 30_000, 'release'],
+      ['none', 3_600_000, 'release'],
+    ])
+  })
+})
