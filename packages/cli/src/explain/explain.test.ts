@@ -221,6 +221,68 @@ describe('explain', () => {
     expect(e.decision).toMatchObject({ allowed: false, code: 'USER_QUOTA', status: 429, rule: 'user-day' })
   })
 
+  it('labels a balance rule with a circuit circuit_open, the code the engine refuses with', async () => {
+    const circuit: PolicyInput = {
+      models: { big: { tier: 'premium', price: { input: 1, output: 1 } } },
+      rules: [
+        { id: 'credits', per: 'user', limits: { cost: 0 }, balance: true, circuit: { cooldown: '1m' } },
+      ],
+    }
+    const input = { subject: { user: 'u' }, model: 'big', inputTokens: 1000 }
+    const e = await explain(circuit, input, { at: AT })
+    const step = e.steps.find((s) => s.label === 'credits')!
+    expect(step.outcome).toBe('refuse')
+    expect(step.limits?.map((l) => l.code)).toEqual(['circuit_open'])
+    const engine = await createTollgate({ policy: circuit, clock: virtualClock(AT) }).reserve({
+      ...input,
+      estimate: { inputTokens: 1000 },
+    })
+    expect(engine).toMatchObject({ allowed: false, code: 'circuit_open' })
+    expect(e.decision).toMatchObject({ allowed: false, code: 'circuit_open', rule: 'credits' })
+  })
+
+  it('lets a balance of exactly require.balance.atLeast through the access entry, as the engine does', async () => {
+    const exact = (opening: number): PolicyInput => ({
+      models: { big: { tier: 'premium', price: { input: 1, output: 1 } } },
+      access: [{ require: { balance: { rule: 'credits', atLeast: 5 } }, otherwise: 'refuse' }],
+      rules: [{ id: 'credits', per: 'user', limits: { cost: opening }, balance: true }],
+    })
+    for (const [opening, outcome] of [
+      [5, 'pass'],
+      [4, 'refuse'],
+    ] as const) {
+      const input = { subject: { user: 'u' }, model: 'big' }
+      const e = await explain(exact(opening), input, { at: AT })
+      expect(
+        e.steps.filter((s) => s.step === 'access').map((s) => [s.label, s.outcome]),
+        `${opening}`,
+      ).toEqual([['access.0', outcome]])
+      const engine = await createTollgate({ policy: exact(opening), clock: virtualClock(AT) }).reserve(input)
+      expect(engine.allowed, `${opening}`).toBe(outcome === 'pass')
+      expect(e.decision.allowed, `${opening}`).toBe(outcome === 'pass')
+    }
+  })
+
+  it('refuses a downgrade to a model already tried (here the one asked for), as the engine does', async () => {
+    const loop: PolicyInput = {
+      models: {
+        big: { tier: 'premium', price: { input: 1, output: 1 } },
+        small: { price: { input: 0.1, output: 0.1 } },
+      },
+      access: [{ allow: ['small'], otherwise: { downgrade: 'big' } }],
+      rules: [],
+    }
+    const input = { subject: { user: 'u' }, model: 'big' }
+    const e = await explain(loop, input, { at: AT })
+    const access = e.steps.filter((s) => s.step === 'access')
+    expect(access.map((s) => [s.label, s.model, s.outcome])).toEqual([['access.0', 'big', 'refuse']])
+    expect(access[0]!.detail).toContain('model_not_allowed')
+    expect(access[0]!.detail).not.toContain('downgrade to')
+    const engine = await createTollgate({ policy: loop, clock: virtualClock(AT) }).reserve(input)
+    expect(engine).toMatchObject({ allowed: false, code: 'model_not_allowed' })
+    expect(e.decision).toMatchObject({ allowed: false, code: 'model_not_allowed' })
+  })
+
   it('enforces a canary for a target named by a dimension outside its per, as the engine does', async () => {
     const canary: PolicyInput = {
       rules: [

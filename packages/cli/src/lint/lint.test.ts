@@ -191,6 +191,42 @@ describe('lintPolicy: child cap above its parent', () => {
     }
     expect(codes(policy)).toEqual(['child-cap-above-parent'])
   })
+
+  it('does not nest two names of one rank in the dimension chain (org and workspace are alternatives)', () => {
+    expect(codes({ rules: [rule('org', ['org'], 100), rule('ws', ['workspace'], 200)] })).toEqual([])
+    expect(codes({ rules: [rule('ws', ['workspace'], 100), rule('org', ['org'], 200)] })).toEqual([])
+    // a lower rank still nests under either of them
+    expect(codes({ rules: [rule('ws', ['workspace'], 100), rule('user', ['user'], 200)] })).toEqual([
+      'child-cap-above-parent',
+    ])
+  })
+
+  it('stays quiet under a parent that only runs as a canary (rollout sample), as under a shadow one', () => {
+    expect(
+      codes({
+        rules: [rule('org', ['org'], 100, { rollout: { sample: 0.1 } }), rule('user', ['org', 'user'], 200)],
+      }),
+    ).toEqual([])
+    // the same pair without the rollout is warned about
+    expect(codes({ rules: [rule('org', ['org'], 100), rule('user', ['org', 'user'], 200)] })).toEqual([
+      'child-cap-above-parent',
+    ])
+  })
+
+  it('stays quiet when the child match also counts requests the parent never sees (a wider plan list)', () => {
+    const pair = (child: string | string[]) =>
+      codes({
+        plans: { free: {}, pro: {} },
+        rules: [
+          rule('org', ['org'], 100, { match: { plan: 'pro' } }),
+          rule('user', ['org', 'user'], 200, { match: { plan: child } }),
+        ],
+      })
+    expect(pair(['free', 'pro'])).toEqual([])
+    expect(pair(['pro', 'free'])).toEqual([])
+    expect(pair('pro')).toEqual(['child-cap-above-parent'])
+    expect(pair(['pro'])).toEqual(['child-cap-above-parent'])
+  })
 })
 
 describe('lintPolicy: other smells', () => {
@@ -267,6 +303,36 @@ describe('lintPolicy: other smells', () => {
       ['ignored-alerts', 'rules.3.alerts'],
     ])
     expect(warnings[3]!.message).toContain('throttles from 80% but alerts at 90%')
+  })
+
+  it('flags an alert at the very fraction the throttle starts from (it fires with the slowdown, not ahead)', () => {
+    const at = (alerts: number[]) =>
+      only({
+        rules: [
+          {
+            id: 't',
+            per: 'user',
+            limits: { requests: 100 },
+            window: 'day',
+            alerts,
+            throttle: { at: 0.8, rate: '1/s' },
+          },
+        ],
+      }).map((w) => [w.code, w.path.join('.')])
+    expect(at([0.8])).toEqual([['thresholds-out-of-order', 'rules.0.throttle.at']])
+    expect(at([0.5, 0.8])).toEqual([['thresholds-out-of-order', 'rules.0.throttle.at']])
+    expect(at([0.5, 0.79])).toEqual([])
+  })
+
+  it('reports a tier list with one typo as an unknown value, not as a rule that never matches', () => {
+    const warnings = only({
+      models: { m: { tier: 'fast' } },
+      rules: [{ id: 't', match: { tier: ['fast', 'fsat'] }, limits: { requests: 100 }, window: 'day' }],
+    })
+    expect(warnings.map((w) => [w.code, w.path.join('.')])).toEqual([
+      ['unknown-match-value', 'rules.0.match.tier'],
+    ])
+    expect(warnings[0]!.message).not.toContain('never applies')
   })
 
   it('flags contradictory rollouts, useless fallbacks, ignored time zones and zero caps', () => {

@@ -119,6 +119,46 @@ describe('simulateFile', () => {
     expect({ ...one.summary, elapsedMs: 0 }).toEqual({ ...summary, elapsedMs: 0 })
   }, 60_000)
 
+  it('counts an out-of-order line once, and names the same first partition at a cap, in worker threads as in one thread', async () => {
+    // x in shard 0, y in shard 1: both first reach the cap at the same ms, y's refusal on the earlier
+    // line (3); the last line is late and runs at the previous time (it was counted once per shard,
+    // and the merge kept shard 0's org on a tie of times)
+    const x = orgs.find((org) => shardOf(org, 2) === 0)!
+    const y = orgs.find((org) => shardOf(org, 2) === 1)!
+    const capped: PolicyInput = {
+      tenant: 'org',
+      rules: [{ id: 'org-minute', per: 'org', limits: { requests: 1 }, window: 'minute' }],
+    }
+    // and the same with the orgs' lines swapped, whichever shard the merge starts from
+    for (const [early, late] of [
+      [y, x],
+      [x, y],
+    ] as const) {
+      const lines = [
+        { t: T0 + 5000, subject: { org: early } },
+        { t: T0 + 5000, subject: { org: late } },
+        { t: T0 + 6000, subject: { org: early } },
+        { t: T0 + 6000, subject: { org: late } },
+        { t: T0 + 1000, subject: { org: late } },
+      ]
+      const path = write(`late-and-tied-${early}.jsonl`, lines)
+      const one = await simulateFile(capped, path, { workers: 1 })
+      const two = await simulateFile(capped, path, { workers: 2 })
+      expect(two.summary.workers).toBe(2)
+      expect(one.summary).toMatchObject({ requests: 5, allowed: 2, refused: 3, outOfOrder: 1 })
+      expect(one.summary.capsHit.map((hit) => [hit.rule, hit.partition, hit.firstAt])).toEqual([
+        ['org-minute', { org: early }, T0 + 6000],
+      ])
+      expect(two.summary.outOfOrder).toBe(1)
+      expect(two.summary.capsHit.map((hit) => hit.partition)).toEqual([{ org: early }])
+      expect({ ...two.summary, elapsedMs: 0, workers: 0 }).toEqual({
+        ...one.summary,
+        elapsedMs: 0,
+        workers: 0,
+      })
+    }
+  }, 60_000)
+
   it('stops the other workers when one shard fails', async () => {
     // real threads: one fails at once, one would run until stopped (a shard with a long file left)
     const failing = new Worker(

@@ -259,6 +259,33 @@ describe('simulate', () => {
     }
   })
 
+  it('ranks spend for a tokens rule by input plus output tokens', async () => {
+    // a has more input tokens, b more in all: b spent more
+    const tokens: PolicyInput = {
+      rules: [{ id: 'tok', per: 'user', limits: { tokens: 1e6 }, window: 'day' }],
+    }
+    const { summary } = await simulate(tokens, [
+      { t: T0, subject: { user: 'a' }, inputTokens: 900, outputTokens: 0 },
+      { t: T0, subject: { user: 'b' }, inputTokens: 100, outputTokens: 2000 },
+    ])
+    expect(summary.spend[0]!.metric).toBe('tokens')
+    expect(
+      summary.spend[0]!.top.map((row) => [row.partition.user, row.inputTokens, row.outputTokens]),
+    ).toEqual([
+      ['b', 100, 2000],
+      ['a', 900, 0],
+    ])
+    const top1 = await simulate(
+      tokens,
+      [
+        { t: T0, subject: { user: 'a' }, inputTokens: 900, outputTokens: 0 },
+        { t: T0, subject: { user: 'b' }, inputTokens: 100, outputTokens: 2000 },
+      ],
+      { top: 1 },
+    )
+    expect(top1.summary.spend[0]!.top.map((row) => row.partition.user)).toEqual(['b'])
+  })
+
   it('holds concurrency leases for each call’s duration, and runs late lines at the previous time', async () => {
     const inflight: PolicyInput = { rules: [{ id: 'one-at-a-time', per: 'org', limits: { concurrency: 1 } }] }
     const at = (ms: number, durationMs: number) => ({ t: T0 + ms, subject: { org: 'a' }, durationMs })
