@@ -5,9 +5,9 @@
  * delivery was refused and `closing` when the close begins, and waits like a server until a
  * signal ends it.
  */
-import type { Alert } from '@tollgate/core'
 import { closeOnExit } from '../shutdown.js'
 import { alertWebhook } from '../webhook/send.js'
+import { thresholdAlert } from './records.js'
 import { hookServer } from './server.js'
 
 const [timeoutMs] = process.argv.slice(2)
@@ -20,18 +20,7 @@ const hook = await hookServer(() => {
   return { status: 503, headers: { 'retry-after': '300' } }
 })
 const webhook = alertWebhook({ url: hook.url, secret: 'whsec_stall_worker_of_32_bytes_or_more' })
-const alert: Alert = {
-  type: 'threshold',
-  rule: 'team-day',
-  owner: null,
-  scope: 'team=t1',
-  metric: 'tokens',
-  partition: { team: 't1' },
-  threshold: 0.5,
-  used: 500,
-  limit: 1_000,
-  at: Date.now(),
-}
+const alert = thresholdAlert()
 webhook(alert)
 await firstAttempt
 closeOnExit(

@@ -4,9 +4,9 @@
  * with `closeTimeoutMs` from argv, says `closed` and what `onError` was told, and then has
  * nothing left to do: it exits only if nothing of the webhook keeps it alive.
  */
-import type { Alert } from '@tollgate/core'
 import type { AuditError } from '../errors.js'
 import { alertWebhook } from '../webhook/send.js'
+import { thresholdAlert } from './records.js'
 
 const [url, closeTimeoutMs] = process.argv.slice(2) as [string, string]
 const errors: AuditError[] = []
@@ -16,18 +16,7 @@ const webhook = alertWebhook({
   closeTimeoutMs: Number(closeTimeoutMs),
   onError: (e) => errors.push(e),
 })
-const alert: Alert = {
-  type: 'threshold',
-  rule: 'team-day',
-  owner: null,
-  scope: 'team=t1',
-  metric: 'tokens',
-  partition: { team: 't1' },
-  threshold: 0.5,
-  used: 500,
-  limit: 1_000,
-  at: Date.now(),
-}
+const alert = thresholdAlert()
 webhook(alert)
 await webhook.close()
 process.stdout.write(

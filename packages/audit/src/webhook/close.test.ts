@@ -7,28 +7,17 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import type { Alert } from '@tollgate/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { AuditError } from '../errors.js'
 import { within } from '../test/proxy.js'
+import { thresholdAlert } from '../test/records.js'
 import { type Answer, hookServer, type Received } from '../test/server.js'
 import { type AlertDelivery, alertWebhook } from './send.js'
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
 const WORKER = fileURLToPath(new URL('../test/webhook-close-worker.ts', import.meta.url))
 const secret = 'whsec_test_5f2_of_32_bytes_or_more!'
-const alertFor = (rule: string): Alert => ({
-  type: 'threshold',
-  rule,
-  owner: 'ml@example.com',
-  scope: 'team=t1',
-  metric: 'tokens',
-  partition: { team: 't1' },
-  threshold: 0.5,
-  used: 520,
-  limit: 1000,
-  at: Date.UTC(2026, 0, 5, 12),
-})
+const alertFor = (rule: string) => thresholdAlert({ rule })
 /** What an endpoint that wants the sender to come back in five minutes answers. */
 const busy: Answer = { status: 503, headers: { 'retry-after': '300' } }
 const ruleOf = (received: Received) => (JSON.parse(received.body) as AlertDelivery).alert.rule

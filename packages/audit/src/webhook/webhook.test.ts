@@ -1,24 +1,13 @@
-import type { Alert } from '@tollgate/core'
 import { unhandledRejections } from '@tollgate/core/testing'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { AuditError } from '../errors.js'
+import { thresholdAlert } from '../test/records.js'
 import { hookServer } from '../test/server.js'
 import { type AlertDelivery, alertWebhook, retryAfterMs } from './send.js'
 import { SIGNATURE_HEADER, signAlert, verifyAlertSignature } from './sign.js'
 
 const secret = 'whsec_test_5f2_of_32_bytes_or_more!'
-const alert: Alert = {
-  type: 'threshold',
-  rule: 'team-day',
-  owner: 'ml@example.com',
-  scope: 'team=t1',
-  metric: 'tokens',
-  partition: { team: 't1' },
-  threshold: 0.5,
-  used: 520,
-  limit: 1000,
-  at: Date.UTC(2026, 0, 5, 12),
-}
+const alert = thresholdAlert()
 
 const servers: { close(): Promise<void> }[] = []
 afterEach(async () => {
