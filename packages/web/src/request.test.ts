@@ -140,6 +140,43 @@ describe('handleRequest: refusals', () => {
   })
 })
 
+describe('handleRequest: a meter factory that throws', () => {
+  it('releases the reservation and throws the error: nothing stays held until the TTL', async () => {
+    // the meter was made after the reserve, and its error left the hold open for ten minutes
+    const { gate, options } = setup()
+    const broken = new Error('meter factory broke')
+    await expect(
+      handleRequest(request(), {
+        ...options,
+        meter: () => {
+          throw broken
+        },
+      }),
+    ).rejects.toBe(broken)
+    expect(await held(gate, subject, 'user-daily', 'tokens')).toBe(0)
+    expect(await used(gate, subject, 'user-daily', 'tokens')).toBe(0)
+    expect(await used(gate, subject, 'user-rpm', 'requests')).toBe(0)
+  })
+
+  it('still throws the meter’s error when the release fails too, and tells onError of the release', async () => {
+    const errors: unknown[] = []
+    const { gate, options } = setup({ onError: (error) => errors.push(error) })
+    const broken = new Error('meter factory broke')
+    const releaseFailure = new Error('store down')
+    const failingGate = { ...gate, release: () => Promise.reject(releaseFailure) }
+    await expect(
+      handleRequest(request(), {
+        ...options,
+        gate: failingGate,
+        meter: () => {
+          throw broken
+        },
+      }),
+    ).rejects.toBe(broken)
+    expect(errors).toEqual([releaseFailure])
+  })
+})
+
 describe('the handle', () => {
   it('carries the decision, subject, model and the headers to send', async () => {
     const { admit } = setup({ feature: 'chat', headers: { openai: false } })

@@ -53,6 +53,8 @@ export interface TollgateOptions<In = Request> {
   headers?: HeaderConfig
   /**
    * A meter for the response body, so that a stream ended early is settled from what was sent.
+   * Made once the request is admitted; a factory that throws releases the reservation and the
+   * error reaches the caller (the adapters answer 500).
    * @default none (a body that was sent settles the estimate)
    * @example () => sseMeter(chatCompletionMeter('o200k_base'))
    */
@@ -194,6 +196,15 @@ export async function handleRequest<In = Request>(
     throw error
   }
   if (!decision.allowed) return refused(denialResponse(decision, options.headers), decision)
+  let meter: ReturnType<NonNullable<TollgateOptions['meter']>> | undefined
+  try {
+    meter = options.meter?.(input)
+  } catch (error) {
+    // the route never runs: its hold goes back now (it stayed held until its TTL), and the
+    // factory's error goes on to the caller; a release that fails too is told to onError
+    await options.gate.release(decision.id).catch((failure: unknown) => callHook(options.onError, failure))
+    throw error
+  }
   const { handle, tap } = createHandle({
     gate: options.gate,
     decision,
@@ -202,7 +213,7 @@ export async function handleRequest<In = Request>(
     feature,
     estimate: estimate ?? {},
     headers: selectHeaders(decision.headers, options.headers),
-    meter: options.meter?.(input),
+    meter,
     signal: request.signal,
     onSettle: options.onSettle,
     onError: options.onError,
