@@ -15,7 +15,7 @@ import {
   unauthenticated,
 } from '@tollgate/web'
 import express5 from 'express'
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { charMeter, type TestGate, testGate, used } from '../../web/src/test/fixtures.js'
 import { tollgate } from './index.js'
 
@@ -353,6 +353,119 @@ for (const [name, express, pkg, major] of versions) {
       expect((await head('/missing')).status).toBe(404)
       expect(await done).toMatchObject({ outcome: 'released' }) // an error status: nothing billed
       expect(await tokens()).toBe(900)
+    })
+
+    it('a client that leaves before any byte, whose route never ends: settled at the estimate after 30 s (fake timers)', async () => {
+      // the route may still be calling the model: the hold waits for it, but not forever
+      const controller = new AbortController()
+      const response = post('/slow', { signal: controller.signal }).catch(() => undefined)
+      await slow.running
+      vi.useFakeTimers({ toFake: ['setTimeout'] })
+      try {
+        controller.abort()
+        await response
+        await until(() => signals[0]!.aborted)
+        await vi.advanceTimersByTimeAsync(29_999)
+        for (let turn = 0; turn < 100; turn++) await new Promise((r) => setImmediate(r))
+        expect(events).toEqual([]) // still waiting for the route
+        await vi.advanceTimersByTimeAsync(1)
+        await until(() => events.length === 1)
+      } finally {
+        vi.useRealTimers()
+      }
+      expect(events[0]).toMatchObject({ outcome: 'settled', reason: 'aborted', usage: { estimated: true } })
+      expect(await tokens()).toBe(300) // the estimate: the call may have run, never zero
+      slow.answer() // the route ends late: the hold is closed already, nothing changes
+      for (let turn = 0; turn < 100; turn++) await new Promise((r) => setImmediate(r))
+      expect(state.records).toHaveLength(1)
+      expect(await tokens()).toBe(300)
+    })
+
+    it('a HEAD request answered 400 is released, as any error status', async () => {
+      const handler = app(express)
+      handler.get('/invalid', (_req, res) => {
+        res.status(400).json({ error: 'bad query' })
+      })
+      const url = await listen(handler)
+      const done = settled()
+      const response = await fetch(`${url}/invalid?model=gpt-4o-mini`, {
+        method: 'HEAD',
+        headers: { authorization: `Bearer ${key}` },
+      })
+      expect(response.status).toBe(400)
+      expect(await done).toMatchObject({ outcome: 'released' })
+      expect(await tokens()).toBe(0)
+    })
+
+    it('counts what a route writes with an encoding as the bytes sent (latin1 strings, as a byte-relaying proxy writes)', async () => {
+      // the chunk was counted as UTF-8 whatever its encoding: mis-decoded text, wrong output tokens
+      const handler = app(express)
+      const relayed = (text: string) => Buffer.from(text).toString('latin1')
+      handler.post('/relay', (_req, res) => {
+        res.setHeader('content-type', 'text/event-stream')
+        res.write(relayed(sse({ delta: 'héllo' })), 'latin1')
+        res.end(relayed(sse({ delta: ' wörld' })), 'latin1')
+      })
+      const url = await listen(handler)
+      const done = settled()
+      const response = await post('/relay', { base: url })
+      expect(await response.text()).toBe(sse({ delta: 'héllo' }) + sse({ delta: ' wörld' }))
+      expect(await done).toMatchObject({
+        reason: 'complete',
+        usage: { outputTokens: 11, estimated: true },
+        sent: Buffer.byteLength(sse({ delta: 'héllo' }) + sse({ delta: ' wörld' })),
+      })
+      expect(await tokens()).toBe(111)
+    })
+
+    it('identity sees the URL as sent, also when the middleware is mounted under a path (as Hono and Next do)', async () => {
+      // req.url is relative to the mount path: an identity (or usage query) read from the URL saw `/chat`
+      const seen: string[] = []
+      const mounted = express()
+      mounted.use(
+        '/v1',
+        app(express, (request) => {
+          seen.push(request.url)
+          return unauthenticated('recorded')
+        }),
+      )
+      const url = await listen(mounted as ReturnType<typeof app>)
+      expect((await post('/v1/chat?model=gpt-4o-mini', { base: url })).status).toBe(401)
+      const sent = new URL(seen[0]!)
+      expect(sent.pathname + sent.search).toBe('/v1/chat?model=gpt-4o-mini')
+    })
+
+    it('an error while admitting (a meter factory that throws) goes to the Express error handler, not an unhandled rejection', async () => {
+      // without it the request was never answered: the client hung, and the process saw an unhandled rejection
+      const errors: unknown[] = []
+      const handler = express()
+      handler.use(express.json())
+      handler.use(
+        tollgate({
+          gate: state.gate,
+          identify: apiKeyIdentity(keys),
+          model: 'gpt-4o-mini',
+          meter: () => {
+            throw new Error('no meter for this route')
+          },
+        }),
+      )
+      handler.post('/chat', (_req, res) => {
+        modelCalls++
+        res.json({ ok: true })
+      })
+      handler.use(
+        (error: Error, _req: express5.Request, res: express5.Response, _next: express5.NextFunction) => {
+          errors.push(error)
+          res.status(500).json({ error: { message: error.message, type: 'server_error' } })
+        },
+      )
+      const url = await listen(handler as ReturnType<typeof app>)
+      const response = await post('/chat', { base: url })
+      expect(response.status).toBe(500)
+      expect(await response.json()).toMatchObject({ error: { message: 'no meter for this route' } })
+      expect(errors).toHaveLength(1)
+      expect(modelCalls).toBe(0) // the route never ran
     })
 
     it('releases the hold when the route throws (500)', async () => {

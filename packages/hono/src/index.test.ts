@@ -211,6 +211,54 @@ describe('@tollgate/hono with app.request', () => {
     expect(await tokens()).toBe(45)
   })
 
+  it('closes the hold as failed when the route throws no Error (Hono rethrows it past app.onError)', async () => {
+    // Hono hands only `Error`s to onError: anything else comes out of `next()` and out of the app
+    const { gate, clock, token, tokens } = setup()
+    const events: SettleEvent[] = []
+    const handled: unknown[] = []
+    const app = new Hono<TollgateEnv>()
+    app.onError((error, c) => {
+      handled.push(error)
+      return c.json({ error: { message: error.message, type: 'server_error' } }, 500)
+    })
+    app.use(
+      '/x/*',
+      tollgate({
+        gate,
+        identify: signedIdentity({ jwt: { secret }, clock }),
+        model: () => 'gpt-4o-mini',
+        estimate: { inputTokens: 100, maxOutputTokens: 200 },
+        onSettle: (e) => events.push(e),
+      }),
+    )
+    app.post('/x/refused', () => {
+      throw 'the provider refused' // a rejection with a string, as some clients do
+    })
+    app.post('/x/partial', (c) => {
+      c.get('tollgate').report({ inputTokens: 40, outputTokens: 5 })
+      throw { code: 'stream_cut' }
+    })
+    const auth = { authorization: `Bearer ${await token()}` }
+    await expect(app.request('/x/refused', { method: 'POST', headers: auth })).rejects.toBe(
+      'the provider refused',
+    )
+    await until(() => events.length === 1)
+    expect(events[0]).toMatchObject({ outcome: 'released', reason: 'failed' })
+    expect(await tokens()).toBe(0)
+    await expect(app.request('/x/partial', { method: 'POST', headers: auth })).rejects.toEqual({
+      code: 'stream_cut',
+    })
+    await until(() => events.length === 2)
+    // the route ran: what it reported is settled, the rest released
+    expect(events[1]).toMatchObject({
+      outcome: 'settled',
+      reason: 'failed',
+      usage: { inputTokens: 40, outputTokens: 5 },
+    })
+    expect(await tokens()).toBe(45)
+    expect(handled).toEqual([])
+  })
+
   it('releases when the route throws', async () => {
     const { post, token, settled, tokens } = setup()
     const done = settled()

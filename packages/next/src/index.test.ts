@@ -119,6 +119,38 @@ describe('@tollgate/next: withTollgate on an App Router route handler', () => {
     expect(await tokens()).toBe(108)
   })
 
+  it('closes the hold of a HEAD request at once: settled at the estimate below 400, else released', async () => {
+    // Next runs the GET handler for HEAD and sends no body: left tapped, nobody read it, and the
+    // hold waited for its TTL
+    const { options, settled, tokens, records, key } = await setup()
+    const GET = withTollgate(
+      (req) =>
+        req.nextUrl.searchParams.get('missing')
+          ? Response.json({ error: 'no such document' }, { status: 404 })
+          : Response.json({ model: 'gpt-4o-mini' }),
+      { ...options, model: 'gpt-4o-mini' },
+    )
+    const head = (query = '') =>
+      new NextRequest(`http://localhost/api/doc${query}`, {
+        method: 'HEAD',
+        headers: { authorization: `Bearer ${key}` },
+      })
+    let done = settled()
+    const response = await GET(head(), context)
+    expect(response.status).toBe(200)
+    expect(response.body).toBeNull()
+    checkRateLimitHeaders(response.headers)
+    expect(await done).toMatchObject({ outcome: 'settled', reason: 'complete', usage: { estimated: true } })
+    expect(await tokens()).toBe(300) // the handler ran: the estimate, never zero
+    expect(records).toMatchObject([{ event: 'settle', estimated: true }])
+    done = settled()
+    const missing = await GET(head('?missing=1'), context)
+    expect(missing.status).toBe(404)
+    expect(missing.body).toBeNull()
+    expect(await done).toMatchObject({ outcome: 'released' })
+    expect(await tokens()).toBe(300)
+  })
+
   it('releases when the handler throws', async () => {
     const { options, request, settled, tokens } = await setup()
     const POST = withTollgate(() => {
