@@ -3,9 +3,16 @@
  * `memory-floor.mjs`, `redis-layout.mjs`, `redis-minimal.mjs`), the same as the memory suite's in
  * `memory.ts`: six limits (user, team and org rules, each with requests and tokens over calendar
  * minutes, never binding), 1000 users in 50 teams in 5 orgs, one estimate and one usage report;
- * and the loops those tools share.
+ * and the loops those tools share. `BENCH_USERS` changes the number of users (to see how a tool's
+ * figures change with the partitions active at once; the headline is 1000), and `BENCH_MAX_PLANS`
+ * the gate's `maxPlans`.
  */
-export const subjects = Array.from({ length: 1000 }, (_, i) => ({
+function users() {
+  const n = Number(process.env.BENCH_USERS ?? 1000)
+  if (!Number.isSafeInteger(n) || n < 50) throw new Error('BENCH_USERS must be a whole number of at least 50')
+  return n
+}
+export const subjects = Array.from({ length: users() }, (_, i) => ({
   org: `org-${(i % 50) % 5}`,
   team: `team-${i % 50}`,
   user: `user-${i}`,
@@ -51,7 +58,9 @@ export async function consumeSix(six, s) {
  * of `@tollgate/core`), continuing the subject rotation from one call to the next.
  */
 export function gateChunk(lib, size) {
-  const gate = lib.createTollgate({ policy, store: lib.memoryStore() })
+  const maxPlans =
+    process.env.BENCH_MAX_PLANS === undefined ? {} : { maxPlans: Number(process.env.BENCH_MAX_PLANS) }
+  const gate = lib.createTollgate({ policy, store: lib.memoryStore(), ...maxPlans })
   let n = 0
   return async () => {
     for (let i = 0; i < size; i++) {

@@ -316,7 +316,7 @@ function fullerChunk() {
   let n = 0
   return async () => {
     for (let i = 0; i < CHUNK; i++) {
-      const d = await gate.reserve({ subject: subjects[n++ % 1000], estimate })
+      const d = await gate.reserve({ subject: subjects[n++ % subjects.length], estimate })
       if (!d.allowed) throw new Error('refused')
       await gate.settle(d.id, usage)
     }
@@ -327,7 +327,7 @@ function floorChunk() {
   let n = 0
   return async () => {
     for (let i = 0; i < CHUNK; i++) {
-      const d = await gate.reserve(subjects[n++ % 1000])
+      const d = await gate.reserve(subjects[n++ % subjects.length])
       if (!d.allowed) throw new Error('refused')
       await gate.settle(d.id, ACTUAL)
     }

@@ -88,7 +88,7 @@ export function createEngine(options: TollgateOptions): Engine {
     lane: laneOf(policy, store),
     local: localStoreOf(options),
     windows: new WindowCache(),
-    plans: new Plans(policy),
+    plans: new Plans(policy, options.maxPlans),
     held: new BoundedMap<string, Held>(100_000),
     maxIdLength: options.maxIdLength ?? 16_384,
     nextId: idMaker(),

@@ -189,8 +189,8 @@ function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Spec
     specs: specs.specs,
     from,
     until,
-    metrics,
-    values,
+    metrics: metrics.slice(), // made to fit (see makePlan)
+    values: values.slice(),
     builtin,
     // a copy: the call's amounts are the caller's too (its decision's reservation)
     builtinAmounts:

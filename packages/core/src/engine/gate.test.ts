@@ -5,6 +5,7 @@ import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import { unhandledRejections } from '../testing/unhandled.js'
 import type { SettleRecord } from './audit.js'
+import { createEngine } from './context.js'
 import { createTollgate } from './gate.js'
 import type { ReserveRequest } from './types.js'
 
@@ -938,6 +939,10 @@ describe('createTollgate', () => {
       ['timeoutMs', { timeoutMs: Number.POSITIVE_INFINITY }],
       ['maxIdLength', { maxIdLength: 0 }],
       ['maxIdLength', { maxIdLength: Number.NaN }],
+      ['maxPlans', { maxPlans: 0 }],
+      ['maxPlans', { maxPlans: 2.5 }],
+      ['maxPlans', { maxPlans: Number.POSITIVE_INFINITY }],
+      ['maxPlans', { maxPlans: '1000' }],
     ]
     for (const [name, options] of bad) {
       let thrown: unknown
@@ -951,8 +956,66 @@ describe('createTollgate', () => {
     }
     const clock = fakeClock()
     expect(() =>
-      createTollgate({ policy: base, store: memoryStore({ clock }), clock, timeoutMs: 50, maxIdLength: 1 }),
+      createTollgate({
+        policy: base,
+        store: memoryStore({ clock }),
+        clock,
+        timeoutMs: 50,
+        maxIdLength: 1,
+        maxPlans: 1,
+      }),
     ).not.toThrow()
+  })
+})
+
+describe('maxPlans', () => {
+  it('bounds the plans kept, and every decision stays right as they are made again', async () => {
+    // past the bound every plan is forgotten at once: counts live in the store, never in a plan
+    const clock = fakeClock()
+    const policy: PolicyInput = {
+      rules: [
+        { id: 'user', per: 'user', limits: { requests: 3 }, window: 'day' },
+        { id: 'team', per: 'team', limits: { requests: 10 }, window: 'day' },
+      ],
+    }
+    const gate = createTollgate({ policy, store: memoryStore({ clock }), clock, maxPlans: 2 })
+    const admitted = new Map<string, number>()
+    // five users take turns, so each call finds its plan forgotten by the others
+    for (let round = 0; round < 4; round++)
+      for (let u = 0; u < 5; u++) {
+        const user = `u${u}`
+        const decision = await gate.reserve({ subject: { user, team: 't' } })
+        if (decision.allowed) {
+          admitted.set(user, (admitted.get(user) ?? 0) + 1)
+          await gate.settle(decision.id)
+        } else expect(['user', 'team']).toContain(decision.rule)
+      }
+    // the team's cap binds first, after ten calls; no user went past three
+    expect([...admitted.values()].reduce((a, b) => a + b, 0)).toBe(10)
+    for (const count of admitted.values()) expect(count).toBeLessThanOrEqual(3)
+    const usage = await gate.usage({ subject: { user: 'u0', team: 't' } })
+    expect(usage.find((l) => l.rule === 'team')?.used).toBe(10)
+  })
+
+  it('is the bound of the gate’s plans (the default keeps 50,000)', () => {
+    const policy: PolicyInput = {
+      rules: [{ id: 'user', per: 'user', limits: { requests: 3 }, window: 'day' }],
+    }
+    const plansOf = (maxPlans: number | undefined) => {
+      const { plans } = createEngine({ policy, store: memoryStore(), ...(maxPlans ? { maxPlans } : {}) })
+      const context = (user: string) => ({
+        subject: { user },
+        attributes: {},
+        model: undefined,
+        tier: undefined,
+        feature: undefined,
+      })
+      for (let u = 0; u < 300; u++) plans.of(context(`u${u}`))
+      return plans.nodes
+    }
+    // nodes: the plans' trie and the rules' parts; 300 users make 300 of each past the bound
+    expect(plansOf(undefined)).toBeGreaterThan(600)
+    expect(plansOf(100)).toBeLessThan(450)
   })
 })
 

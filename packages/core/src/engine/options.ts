@@ -17,7 +17,7 @@ const refuse = (message: string): never => {
 /** Throws `invalid_request` for the first option that cannot work. */
 export function checkOptions(options: TollgateOptions): void {
   if (typeof options !== 'object' || options === null) refuse('options must be an object')
-  const { store, clock, timeoutMs, maxIdLength } = options
+  const { store, clock, timeoutMs, maxIdLength, maxPlans } = options
   if (store !== undefined) {
     if (typeof store !== 'object' || store === null) refuse('store must be a store object')
     for (const method of STORE_OPERATIONS)
@@ -40,6 +40,8 @@ export function checkOptions(options: TollgateOptions): void {
     )
   if (maxIdLength !== undefined && !(Number.isSafeInteger(maxIdLength) && maxIdLength >= 1))
     refuse(`maxIdLength must be a whole number of at least 1, got ${shown(maxIdLength)}`)
+  if (maxPlans !== undefined && !(Number.isSafeInteger(maxPlans) && maxPlans >= 1))
+    refuse(`maxPlans must be a whole number of at least 1, got ${shown(maxPlans)}`)
 }
 
 /** The longest delay a timer can wait: past it, Node fires at once (every call would time out). */

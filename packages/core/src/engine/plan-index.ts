@@ -106,12 +106,30 @@ export class PlanIndex<P> {
     list.push({
       model,
       feature,
-      dimensions: this.dimensions.slice(0, length),
+      dimensions: this.dimensionsAlike(),
       ids: this.ids.slice(0, length) as string[],
       plan,
     })
     this.entries++
   }
+
+  /**
+   * The dimensions last {@link read}, as a list shared with the entry added before when it has the
+   * same ones: most entries do (every user's plan names `org`, `team`, `user`), and an entry is
+   * kept per plan, thousands at once. Entries never change their lists.
+   */
+  private dimensionsAlike(): string[] {
+    const { dimensions, length } = this
+    const last = this.lastDimensions
+    if (last.length === length) {
+      let i = 0
+      while (i < length && last[i] === dimensions[i]) i++
+      if (i === length) return last
+    }
+    this.lastDimensions = dimensions.slice(0, length)
+    return this.lastDimensions
+  }
+  private lastDimensions: string[] = []
 
   /**
    * Count a new plan's ids, and key the index by the dimension with the most distinct ids so far

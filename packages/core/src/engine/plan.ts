@@ -73,7 +73,7 @@ export interface Plan {
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
-/** Most plans remembered per gate; past it they are all forgotten at once. */
+/** Most plans remembered per gate by default (`maxPlans`); past it they are all forgotten at once. */
 const MAX_PLANS = 50_000
 /** Requests whose shape would make a longer cache key are planned every time. */
 const MAX_KEY = 2_048
@@ -91,12 +91,15 @@ export class Plans {
   private readonly parts = new Map<string, { trie: Trie<Part>; size: number }>()
   /** Plans the trie found, by one id of the subject: what the hot path asks first. */
   private readonly index: PlanIndex<Plan>
+  /** Most parts per rule: never fewer than the plans, which would make them over and over. */
+  private readonly maxParts: number
 
   constructor(
     private readonly policy: CompiledPolicy,
     private readonly max = MAX_PLANS,
   ) {
     this.index = new PlanIndex(max)
+    this.maxParts = Math.max(MAX_PARTS, max)
   }
 
   /** Trie nodes held, the rules' parts included: for tests. */
@@ -113,7 +116,7 @@ export class Plans {
     if (found?.leaf !== undefined) return found.leaf
     // planned before any node is made: a request that cannot be planned (it throws) leaves nothing
     // behind, so that failing requests with ever new ids cannot grow the trie
-    const plan = makePlan(this.policy, context, this.parts)
+    const plan = makePlan(this.policy, context, this.parts, this.maxParts)
     const node = this.walk(context, true)
     if (!node) return plan // not reached: `found` was not null, so nothing is keyed by text
     if (++this.count > this.max) {
@@ -189,10 +192,10 @@ export class Plans {
 
   private ofText(context: MatchContext): Plan {
     const key = shapeKey(context)
-    if (key === undefined) return makePlan(this.policy, context, this.parts)
+    if (key === undefined) return makePlan(this.policy, context, this.parts, this.maxParts)
     let plan = this.byText.get(key)
     if (plan === undefined) {
-      plan = makePlan(this.policy, context, this.parts)
+      plan = makePlan(this.policy, context, this.parts, this.maxParts)
       if (this.byText.size >= this.max) this.byText.clear()
       this.byText.set(key, plan)
     }
@@ -280,7 +283,8 @@ interface Part {
 /**
  * Parts by rule, then by the counters' scope (a tenant) and the partition's ids: a plan
  * missed for a new request shape still reuses every rule's part (and its key strings, whose
- * hashes the store's maps have already computed). Each rule's cache starts over past {@link MAX_PARTS}.
+ * hashes the store's maps have already computed). Each rule's cache starts over past `maxParts`
+ * ({@link MAX_PARTS}, or the gate's `maxPlans` when larger).
  */
 const MAX_PARTS = 100_000
 
@@ -288,6 +292,7 @@ function makePlan(
   policy: CompiledPolicy,
   context: MatchContext,
   parts: Map<string, { trie: Trie<Part>; size: number }>,
+  maxParts: number,
 ): Plan {
   const matched: Matched[] = []
   const templates: Template[] = []
@@ -297,7 +302,7 @@ function makePlan(
   for (const rule of policy.rules) {
     if (!rule.match(context, false)) continue
     let cache = parts.get(rule.id)
-    if (cache === undefined || cache.size > MAX_PARTS) {
+    if (cache === undefined || cache.size > maxParts) {
       cache = { trie: new Trie(), size: 0 }
       parts.set(rule.id, cache)
     }
@@ -338,7 +343,18 @@ function makePlan(
   }
   const blocks = blocksOf(context.subject)
   const plain = templates.every(isPlain)
-  return { matched, templates, blocks, ttlMs: ttlMs || 600_000, costly, baselines, plain, sent: undefined }
+  // copies the size of their contents: a list grown by `push` keeps room for 17, and a plan is
+  // kept for every request shape (thousands at once), so its lists are made to fit
+  return {
+    matched: matched.slice(),
+    templates: templates.slice(),
+    blocks: blocks.slice(),
+    ttlMs: ttlMs || 600_000,
+    costly,
+    baselines,
+    plain,
+    sent: undefined,
+  }
 }
 
 /** Whether a canary rule names targets by a dimension outside its `per`. */
@@ -403,7 +419,7 @@ function makePart(policy: CompiledPolicy, rule: CompiledRule, context: MatchCont
       })
     }
   }
-  return { matched: m, templates }
+  return { matched: m, templates: templates.slice() } // made to fit (see makePlan)
 }
 
 /** Block markers of every id of a subject. */
@@ -456,7 +472,7 @@ export function specsOf(
     if (!t.baseline) t.spec = spec // a baseline's cap is set per call
     specs.push(spec)
   }
-  return { used, specs }
+  return { used, specs: specs.slice() } // made to fit: a plan keeps them (see makePlan)
 }
 
 /** Slots (template and spec together) for reports: built only when a decision's limits are read. */

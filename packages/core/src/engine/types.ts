@@ -227,6 +227,16 @@ export interface TollgateOptions<
    * @example 256
    */
   maxIdLength?: number
+  /**
+   * Most request shapes (model, feature, subject ids) whose plan the gate remembers. Past it every
+   * plan is forgotten at once and made again on the next call of each shape: a process with more
+   * shapes in turn than this makes a plan on every call, about ten times slower. Size it above the
+   * partitions active at once in one process (a plan takes about 4 kB with its counters). Beyond
+   * it the gate still decides right, only slower.
+   * @default 50000
+   * @example 200_000 // up to about 800 MB of plans, for 200,000 users active at once per process
+   */
+  maxPlans?: number
 }
 
 /** Options of {@link TollgateOptions.localFallback}. */

@@ -3,7 +3,7 @@ import { createTollgate } from '../../engine/gate.js'
 import { describeStoreConformance } from '../../testing/conformance/index.js'
 import { fakeClock } from '../../testing/fake-clock.js'
 import { calendarBounds } from '../../windows/calendar.js'
-import type { CounterSpec } from '../contract.js'
+import type { CounterSpec, CounterState } from '../contract.js'
 import { memoryStore } from './store.js'
 
 describeStoreConformance('memoryStore', (clock) => memoryStore({ clock }))
@@ -41,6 +41,50 @@ describe('the lane declines what only the general path reports', () => {
     expect(store.reserve(input('b'))).toMatchObject({ status: 'denied' }) // trips the breaker
     store.commit({ id: 'a', amounts: null }) // room again, but the breaker is open for its cool-down
     expect(laneReserve(store, base)).toBeUndefined()
+  })
+})
+
+describe('the lane’s tickets', () => {
+  it('share their lists between counters alike, never between other caps or amounts', () => {
+    // a ticket's metrics, amounts and caps are one copy for every partition of the same rules
+    const clock = fakeClock()
+    const store = memoryStore({ clock })
+    const counters = (key: string, amount: number, cap: number): CounterSpec[] => [
+      {
+        key,
+        metric: 'tokens',
+        amount,
+        cap,
+        enforce: true,
+        window: { kind: 'fixed', bounds: [0, Number.MAX_SAFE_INTEGER] },
+        expiry: 'keep',
+      },
+    ]
+    const admitted = (specs: CounterSpec[], times: number) => {
+      let n = 0
+      for (let i = 0; i < times; i++) {
+        store.lane!.now()
+        const id = store.lane!.reserve(
+          { counters: specs, ttlMs: 60_000, blocks: [], meta: { model: '' } },
+          [],
+        )
+        if (id !== undefined) {
+          n++
+          // settled at half the hold: the settle reads the hold's amount from the ticket's lists
+          const settled = store.commit({ id, amounts: { tokens: specs[0]!.amount / 2 }, brief: true })
+          // within its cap: a brief commit lists no counter (one listed would be an overdraft)
+          expect(settled).toMatchObject({ status: 'settled', counters: [] })
+        }
+      }
+      return n
+    }
+    // each array sent again and again, as a plan does: the second call on holds again from its ticket
+    expect(admitted(counters('free:u1', 2, 4), 10)).toBe(3) // 1, 2, 3 charged; 3 + 2 > 4
+    expect(admitted(counters('free:u2', 2, 4), 10)).toBe(3)
+    expect(admitted(counters('pro:u3', 2, 10), 10)).toBe(9)
+    expect(admitted(counters('big:u4', 4, 10), 10)).toBe(4) // 2 charged a call; 8 + 4 > 10
+    expect((store.read(counters('pro:u3', 0, 10)) as CounterState[])[0]).toMatchObject({ used: 9, held: 0 })
+    expect((store.read(counters('big:u4', 0, 10)) as CounterState[])[0]).toMatchObject({ used: 8, held: 0 })
   })
 })
 
