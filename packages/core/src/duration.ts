@@ -17,13 +17,22 @@ const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g
 /** Milliseconds in a duration, or `null` when it is not one. */
 export function parseDuration(value: string | number): number | null {
   if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : null
+  const total = spanOf(value)
+  return total !== null && total > 0 ? total : null
+}
+
+/**
+ * Milliseconds in a duration string, zero included (`'0s'`: a policy's durations are never zero,
+ * a fake clock may well advance by nothing), or `null` when it is not one.
+ */
+export function spanOf(value: unknown): number | null {
   if (typeof value !== 'string') return null
   const text = value.trim()
   if (!whole.test(text)) return null
   let total = 0
   for (const [, amount, unit] of text.matchAll(part)) total += Number(amount) * (unitMs[unit!] ?? 0)
   total = Math.round(total)
-  return total > 0 && Number.isSafeInteger(total) ? total : null
+  return Number.isSafeInteger(total) ? total : null
 }
 
 /** A rate such as `'50/1m'` or `'10/s'`: `limit` units per `periodMs`. */

@@ -1,12 +1,12 @@
 /** A clock that only moves when told to: time in tests never comes from a sleep. */
-import { parseDuration } from '../duration.js'
+import { spanOf } from '../duration.js'
 import { shown } from '../errors.js'
 
 /** A clock tests move by hand: pass it to the store (and the gate) instead of sleeping. */
 export interface FakeClock {
   /** The current time, ms since epoch. */
   now(): number
-  /** Move forward by milliseconds or a duration such as `'90s'`. */
+  /** Move forward by milliseconds or a duration such as `'90s'` (0 and `'0s'` leave it where it is). */
   advance(by: number | string): number
   /** Jump to an instant (ms since epoch, or an ISO string). Never backwards. */
   set(to: number | string | Date): number
@@ -35,7 +35,7 @@ export function fakeClock(start: number | string | Date = '2026-01-05T00:00:00.0
   return {
     now: () => now,
     advance(by) {
-      const ms = typeof by === 'number' ? by : typeof by === 'string' ? parseDuration(by) : null
+      const ms = typeof by === 'number' ? by : spanOf(by)
       if (ms === null || !Number.isFinite(ms) || ms < 0)
         throw new Error(`fakeClock.advance: not a duration: ${shown(by)}`)
       if (now + ms > MAX_DATE)

@@ -9,6 +9,9 @@ import { type Member, parseSfList } from './structured-fields.js'
 export type { Member, ParamValue } from './structured-fields.js'
 export { parseSfList }
 
+/** The quota units draft-11 registers for `qu`. */
+const QUOTA_UNITS = ['requests', 'content-bytes', 'concurrent-requests']
+
 /** Response headers: a `Headers` or a plain (Node) header object. */
 export type HeaderSource = Headers | Record<string, string | string[] | number | undefined>
 const get = (headers: HeaderSource, name: string): string | undefined => {
@@ -19,18 +22,28 @@ const get = (headers: HeaderSource, name: string): string | undefined => {
 
 /**
  * Checks the IETF fields against the draft-11 grammar (same names in both, `q`/`w`/`qu` and `r`/`t`
- * parameters, non-negative sf-integers), the OpenAI values, and the retry headers when present.
- * Returns the parsed IETF lists. It needs vitest: under `require()` (CommonJS) it throws an error
+ * parameters, non-negative sf-integers, a registered `qu`), the OpenAI values, and the retry
+ * headers when present. Returns the parsed IETF lists (empty when neither IETF field is sent, as
+ * with every limit in shadow mode or `ietf: false`; one without the other fails). It needs vitest: under `require()` (CommonJS) it throws an error
  * saying to import `@tollgate/core/testing` from an ES module.
  */
 export function checkRateLimitHeaders(headers: HeaderSource): { policy: Member[]; current: Member[] } {
-  const policy = parseSfList(get(headers, 'ratelimit-policy')!)
-  const current = parseSfList(get(headers, 'ratelimit')!)
+  const policyText = get(headers, 'ratelimit-policy')
+  const currentText = get(headers, 'ratelimit')
+  // neither is fine (every limit in shadow mode, or `ietf: false`); one without the other is not
+  expect(
+    { ratelimitPolicy: policyText !== undefined, ratelimit: currentText !== undefined },
+    'RateLimit-Policy and RateLimit are sent together or not at all',
+  ).toEqual({ ratelimitPolicy: currentText !== undefined, ratelimit: policyText !== undefined })
+  const policy = policyText === undefined ? [] : parseSfList(policyText)
+  const current = currentText === undefined ? [] : parseSfList(currentText)
   expect(current.map((m) => m.name)).toEqual(policy.map((m) => m.name))
   for (const { params } of policy) {
     expect(Object.keys(params).every((k) => ['q', 'w', 'qu'].includes(k))).toBe(true)
     expect(Number.isSafeInteger(params.q) && (params.q as number) >= 0).toBe(true)
     if ('w' in params) expect(Number.isSafeInteger(params.w) && (params.w as number) > 0).toBe(true)
+    // the quota units the draft registers
+    if ('qu' in params) expect(QUOTA_UNITS).toContain(params.qu)
   }
   for (const { params } of current) {
     expect(Object.keys(params).every((k) => ['r', 't'].includes(k))).toBe(true)
