@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { PolicyInput } from '../policy/schema.js'
+import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import type { AuditRecord, SettleRecord } from './audit.js'
 import { createTollgate } from './gate.js'
@@ -150,5 +151,26 @@ describe('the settle record', () => {
     })
     await gate.settle(d.allowed ? d.id : '', { inputTokens: 1, outputTokens: 1 })
     expect(settles[0]!.cost).toBeNull()
+  })
+})
+
+describe('the settle record of a call made while the store was down (mutation audit)', () => {
+  it('says what the call used, not what was estimated', async () => {
+    const store = memoryStore({ clock: fakeClock(Date.UTC(2026, 0, 5, 12)) })
+    const down = () => Promise.reject(new Error('ECONNREFUSED'))
+    const settles: SettleRecord[] = []
+    const gate = createTollgate({
+      policy: { ...policy, rules: [policy.rules[0]!] }, // a token rule: it fails open
+      store: { ...store, lane: undefined, reserve: down, commit: down },
+      onSettle: (r) => settles.push(r),
+    })
+    const d = await gate.reserve(request)
+    expect(d).toMatchObject({ allowed: true, flags: ['store_degraded'] })
+    expect(await gate.settle(d.id, { inputTokens: 100, outputTokens: 50 })).toMatchObject({
+      status: 'degraded',
+    })
+    expect(settles).toMatchObject([
+      { event: 'settle', status: 'degraded', actual: { inputTokens: 100, outputTokens: 50, tokens: 150 } },
+    ])
   })
 })

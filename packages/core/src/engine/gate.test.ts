@@ -1153,3 +1153,242 @@ describe('refusals before the limits', () => {
     expect(premium).toMatchObject({ code: 'model_not_allowed' })
   })
 })
+
+describe('settle amounts (mutation audit)', () => {
+  it('settles at the estimate when given no usage, and measures each overrun from its own estimate', async () => {
+    const { gate } = setup()
+    const d = await gate.reserve(ask({ estimate: { inputTokens: 300, maxOutputTokens: 100 } }))
+    const settled = await gate.settle(d.id)
+    expect(settled).toMatchObject({ status: 'settled', overrun: {}, overdraft: [] })
+    expect(settled.amounts).toMatchObject({ inputTokens: 300, outputTokens: 100, tokens: 400 })
+    const tokens = async () =>
+      (await gate.usage(ask())).find((l) => l.rule === 'user-day' && l.metric === 'tokens')
+    expect(await tokens()).toMatchObject({ used: 400, held: 0 })
+    const e = await gate.reserve(ask({ estimate: { inputTokens: 100, maxOutputTokens: 300 } }))
+    if (!e.allowed) throw new Error(`refused: ${e.code}`)
+    const over = await gate.settle(e.id, { inputTokens: 150, outputTokens: 350 })
+    expect(over.overrun).toEqual({
+      inputTokens: 50,
+      outputTokens: 50,
+      tokens: 100,
+      cost: over.amounts.cost! - e.reservation.amounts.cost!,
+    })
+    expect(await tokens()).toMatchObject({ used: 900, held: 0 })
+  })
+
+  it('reports no overrun of a custom unit used exactly as estimated', async () => {
+    const gate = createTollgate({
+      policy: {
+        units: ['images'],
+        models: { m: { price: { input: 1, output: 2, units: { images: 40 } } } },
+        rules: [{ id: 'spend', per: 'user', limits: { cost: 100, images: 10 }, window: 'day' }],
+      },
+      clock: fakeClock(),
+    })
+    const d = await gate.reserve({
+      subject: { user: 'u' },
+      model: 'm',
+      estimate: { inputTokens: 10, maxOutputTokens: 10, units: { images: 2 } },
+    })
+    const settled = await gate.settle(d.id, { inputTokens: 10, outputTokens: 10, units: { images: 2 } })
+    expect(settled.overrun).toEqual({})
+  })
+})
+
+describe('run (mutation audit)', () => {
+  it('settles what was reported when the call throws after reporting', async () => {
+    const { gate } = setup()
+    await expect(
+      gate.run(ask(), async ({ report }) => {
+        report({ inputTokens: 40, outputTokens: 2 })
+        throw new Error('stream broke')
+      }),
+    ).rejects.toThrow('stream broke')
+    const tokens = (await gate.usage(ask())).find((l) => l.rule === 'user-day' && l.metric === 'tokens')
+    expect(tokens).toMatchObject({ used: 42, held: 0 })
+  })
+
+  it('refuses, where it is made, a report of more cached tokens than the estimated input', async () => {
+    const { gate } = setup()
+    const value = await gate.run(ask(), async ({ report }) => {
+      expect(() => report({ cachedInputTokens: 101 })).toThrow(/cachedInputTokens/)
+      report({ cachedInputTokens: 100, outputTokens: 1 })
+      return 'ok'
+    })
+    expect(value).toBe('ok')
+  })
+})
+
+describe('per-call caps (mutation audit)', () => {
+  const rules: PolicyInput['rules'] = [
+    { id: 'user-day', per: 'user', limits: { requests: 100 }, window: 'day' },
+  ]
+  const call = (inputTokens: number, maxOutputTokens?: number): ReserveRequest => ({
+    subject: { user: 'u1' },
+    model: 'gpt-4o-mini',
+    estimate: maxOutputTokens === undefined ? { inputTokens } : { inputTokens, maxOutputTokens },
+  })
+
+  it('admit a call at each cap and refuse one a token past it, on the fast path too', async () => {
+    const { gate } = setup({ models, rules, caps: [{ maxInputTokens: 100, maxOutputTokens: 100 }] })
+    // the first request of a plan: a store lane would hold it if caps were not checked
+    expect(await gate.reserve(call(101, 0))).toMatchObject({
+      allowed: false,
+      code: 'request_too_large',
+      status: 413,
+    })
+    expect(await gate.reserve(call(0, 101))).toMatchObject({ allowed: false, code: 'request_too_large' })
+    expect(await gate.reserve(call(100, 100))).toMatchObject({ allowed: true })
+  })
+
+  it('count input and output against maxTokens, with the cap’s own code', async () => {
+    const { gate } = setup({ models, rules, caps: [{ maxTokens: 150, code: 'CALL_TOO_BIG' }] })
+    expect(await gate.reserve(call(100, 50))).toMatchObject({ allowed: true })
+    expect(await gate.reserve(call(100, 51))).toMatchObject({
+      allowed: false,
+      code: 'CALL_TOO_BIG',
+      status: 413,
+    })
+  })
+
+  it('count the default output tokens when the request names no maximum', async () => {
+    const { gate } = setup({
+      models,
+      rules,
+      defaults: { maxOutputTokens: 200 },
+      caps: [{ maxOutputTokens: 100 }],
+    })
+    expect(await gate.reserve(call(10))).toMatchObject({ allowed: false, code: 'request_too_large' })
+    expect(await gate.reserve(call(10, 100))).toMatchObject({ allowed: true })
+  })
+})
+
+describe('fallback models (mutation audit)', () => {
+  const policy: PolicyInput = {
+    models: { ...models, tiny: { tier: 'tiny', price: { input: 0.01, output: 0.01 } } },
+    rules: [
+      {
+        id: 'frontier-day',
+        per: 'user',
+        match: { tier: 'frontier' },
+        limits: { requests: 1 },
+        window: 'day',
+        fallback: 'gpt-4o-mini',
+      },
+      {
+        id: 'low-day',
+        per: 'user',
+        match: { tier: 'low' },
+        limits: { requests: 1 },
+        window: 'day',
+        fallback: 'tiny',
+      },
+    ],
+  }
+  const big = { subject: { user: 'u1' }, model: 'gpt-4o' }
+
+  it('serves a rule’s fallback once, says why, and refuses as the rule did when the fallback is refused too', async () => {
+    const { gate } = setup(policy)
+    expect(await gate.reserve(big)).toMatchObject({ allowed: true, model: 'gpt-4o', downgrade: null })
+    expect(await gate.reserve(big)).toMatchObject({
+      allowed: true,
+      model: 'gpt-4o-mini',
+      requestedModel: 'gpt-4o',
+      downgrade: { from: 'gpt-4o', to: 'gpt-4o-mini', reason: 'fallback', rule: 'frontier-day' },
+    })
+    // the fallback's own rule refuses it: no second hop to its fallback, the first refusal stands
+    expect(await gate.reserve(big)).toMatchObject({
+      allowed: false,
+      code: 'quota_exceeded',
+      rule: 'frontier-day',
+    })
+  })
+})
+
+describe('refusal codes and statuses (mutation audit)', () => {
+  it('a rule’s own status, and quota_exceeded for a lifetime window', async () => {
+    const { gate } = setup({
+      rules: [
+        { id: 'paid', per: 'user', limits: { requests: 1 }, window: 'day', status: 402 },
+        { id: 'trial', per: 'project', limits: { requests: 1 }, window: 'lifetime' },
+      ],
+    })
+    expect((await gate.reserve({ subject: { user: 'u1', project: 'p1' } })).allowed).toBe(true)
+    expect(await gate.reserve({ subject: { user: 'u1', project: 'p2' } })).toMatchObject({
+      allowed: false,
+      rule: 'paid',
+      status: 402,
+    })
+    expect(await gate.reserve({ subject: { user: 'u2', project: 'p1' } })).toMatchObject({
+      allowed: false,
+      rule: 'trial',
+      code: 'quota_exceeded',
+      status: 429,
+    })
+  })
+
+  it('attempt is a whole number from 1 to 1000, both ends included', async () => {
+    const { gate } = setup()
+    expect((await gate.reserve(ask({ attempt: 1000 }))).allowed).toBe(true)
+    await expect(gate.reserve(ask({ attempt: 1001 }))).rejects.toMatchObject({ code: 'invalid_request' })
+  })
+})
+
+describe('refusal retryability and stores that list every counter (mutation audit)', () => {
+  it('a concurrency refusal is retryable: a lease frees up', async () => {
+    const { gate } = setup({ rules: [{ id: 'one-at-a-time', per: 'user', limits: { concurrency: 1 } }] })
+    expect((await gate.reserve(ask())).allowed).toBe(true)
+    const refused = await gate.reserve(ask())
+    expect(refused).toMatchObject({
+      allowed: false,
+      code: 'concurrency_limited',
+      status: 429,
+      retryable: true,
+    })
+  })
+
+  it('reports no overdraft for counters a store lists with none (a store may ignore `brief`)', async () => {
+    const real = memoryStore({ clock: fakeClock() })
+    const store = {
+      ...real,
+      lane: undefined,
+      commit: (input: Parameters<typeof real.commit>[0]) => real.commit({ ...input, brief: false }),
+    }
+    const gate = createTollgate({ policy: base, store })
+    const d = await gate.reserve(ask())
+    expect(await gate.settle(d.id, { inputTokens: 10, outputTokens: 10 })).toMatchObject({
+      status: 'settled',
+      overdraft: [],
+    })
+  })
+})
+
+describe('a reserve the store answers after the timeout (mutation audit)', () => {
+  it('releases the hold when it lands: the caller was told store_unavailable and holds nothing', async () => {
+    const { vi } = await import('vitest')
+    vi.useFakeTimers()
+    try {
+      const inner = memoryStore({ clock: fakeClock() })
+      const store = {
+        ...inner,
+        lane: undefined,
+        reserve: (input: Parameters<typeof inner.reserve>[0]) =>
+          new Promise<Awaited<ReturnType<typeof inner.reserve>>>((resolve) =>
+            setTimeout(() => resolve(inner.reserve(input)), 400),
+          ),
+      }
+      const gate = createTollgate({ policy: base, store, timeoutMs: 250 })
+      const pending = gate.reserve(ask())
+      await vi.advanceTimersByTimeAsync(250)
+      expect(await pending).toMatchObject({ allowed: false, code: 'store_unavailable' })
+      await vi.advanceTimersByTimeAsync(200) // the hold lands, and is released
+      const limits = await gate.usage(ask())
+      expect(limits.find((l) => l.rule === 'user-day' && l.metric === 'requests')).toMatchObject({
+        used: 0,
+        held: 0,
+      })
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})

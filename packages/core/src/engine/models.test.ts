@@ -277,3 +277,57 @@ describe('a tier rule and a model with no tier', () => {
     expect(loose.sort()).toEqual(['credits', 'premium-daily'])
   })
 })
+
+describe('the cost a settle charges (mutation audit)', () => {
+  const priced: PolicyInput = {
+    units: ['images'],
+    models: { m: { price: { input: 1, output: 1, units: { images: 0.5 } } } },
+    rules: [{ id: 'spend', per: 'user', limits: { cost: 1_000 }, window: 'month' }],
+  }
+  const reserve = async (gate: ReturnType<typeof createTollgate>) => {
+    const d = await gate.reserve({
+      subject: { user: 'u' },
+      model: 'm',
+      estimate: { inputTokens: 1_000_000, maxOutputTokens: 0, units: { images: 2 } },
+    })
+    if (!d.allowed) throw new Error(d.message)
+    return d
+  }
+
+  it('is the cost the usage reports, over what the price would make of it', async () => {
+    const gate = createTollgate({ policy: priced, clock: fakeClock() })
+    const d = await reserve(gate)
+    expect(d.reservation.amounts.cost).toBe(2_000_000)
+    const settled = await gate.settle(d.id, { inputTokens: 1_000_000, outputTokens: 0, cost: 123 })
+    expect(settled.amounts.cost).toBe(123)
+  })
+
+  it('prices a unit the usage leaves out at its estimate', async () => {
+    const gate = createTollgate({ policy: priced, clock: fakeClock() })
+    const d = await reserve(gate)
+    // 1M input tokens at 1, and the 2 images estimated at 0.5 each: 2 currency units
+    const settled = await gate.settle(d.id, { inputTokens: 1_000_000, outputTokens: 0 })
+    expect(settled.amounts).toMatchObject({ images: 2, cost: 2_000_000 })
+  })
+})
+
+describe('model access that downgrades in a circle (mutation audit)', () => {
+  it('refuses at the entry that would go back to a model already tried, naming it', async () => {
+    const gate = createTollgate({
+      policy: {
+        models: { a: { price: { input: 1, output: 1 } }, b: { price: { input: 1, output: 1 } } },
+        access: [
+          { match: { model: 'a' }, allow: [], otherwise: { downgrade: 'b' } },
+          { match: { model: 'b' }, allow: [], otherwise: { downgrade: 'a' } },
+        ],
+        rules: [{ id: 'day', per: 'user', limits: { requests: 10 }, window: 'day' }],
+      },
+      clock: fakeClock(),
+    })
+    expect(await gate.reserve({ subject: { user: 'u' }, model: 'a' })).toMatchObject({
+      allowed: false,
+      code: 'model_not_allowed',
+      rule: 'access.1',
+    })
+  })
+})

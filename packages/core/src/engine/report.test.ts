@@ -188,3 +188,36 @@ describe('top with a tenant', () => {
     ])
   })
 })
+
+describe('a hold still open (mutation audit)', () => {
+  it('is counted once: in used, utilization and remaining, for usage and top alike', async () => {
+    const { gate } = setup()
+    const subject = { user: 'u1', project: 'p1' }
+    const d = await gate.reserve({
+      subject,
+      model: 'gpt-4o-mini',
+      estimate: { inputTokens: 2_000, maxOutputTokens: 0 },
+    })
+    expect(d.allowed).toBe(true)
+    const day = (await gate.usage({ subject })).find((l) => l.rule === 'user-day')
+    expect(day).toMatchObject({ used: 2_000, held: 2_000, remaining: 8_000, utilization: 0.2 })
+    expect(await gate.top({ rule: 'user-day' })).toEqual([
+      expect.objectContaining({
+        partition: { user: 'u1' },
+        used: 2_000,
+        held: 2_000,
+        remaining: 8_000,
+        utilization: 0.2,
+      }),
+    ])
+  })
+
+  it('says exhausted now when the limit is reached exactly at the start of the window', async () => {
+    const { gate, spend } = setup()
+    await spend('u1', 'p1', 10_000)
+    const day = (await gate.usage({ subject: { user: 'u1', project: 'p1' } })).find(
+      (l) => l.rule === 'user-day',
+    )
+    expect(day).toMatchObject({ used: 10_000, limit: 10_000, exhaustsAt: DAY_START })
+  })
+})
