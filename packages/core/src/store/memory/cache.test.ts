@@ -63,4 +63,13 @@ describe('ClockCache', () => {
     expect(c!.forgetAt).toBe(Number.NEGATIVE_INFINITY)
     expect([a, b, d].map((e) => e!.forgetAt)).toEqual([Infinity, Infinity, Infinity])
   })
+
+  it('drops an expired entry before a live one, even when the expired one was read', () => {
+    const cache = new ClockCache<Expiring>(2)
+    cache.add('old', entry(5), 0)
+    cache.get('old', 0) // seen, but it expires at 5
+    cache.add('live', entry(), 0)
+    cache.add('new', entry(), 10)
+    expect([...cache.entries(10)].map(([key]) => key)).toEqual(['live', 'new'])
+  })
 })

@@ -57,4 +57,12 @@ describe('Marks', () => {
     expect(marks.get('user-99999', 99_999)).toBe(100_009)
     expect(marks.has('user-0')).toBe(false)
   })
+
+  it('a pass drops only the marks that have ended, not one ending a millisecond later', () => {
+    const marks = new Marks()
+    marks.set('soon', 1, 0)
+    for (let i = 0; i < 1_024; i++) marks.set(`gone-${i}`, 0, 0) // the last of these starts a pass
+    expect(marks.size).toBe(1)
+    expect(marks.get('soon', 0)).toBe(1)
+  })
 })

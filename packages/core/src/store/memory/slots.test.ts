@@ -121,4 +121,14 @@ describe('Slots', () => {
       { numRuns: 60 },
     )
   })
+
+  it('remembers a closed id for its horizon, to the millisecond', () => {
+    const slots = new Slots<Item>(100, 30_000)
+    const item = { n: -1, id: '' }
+    item.n = slots.add(item).n
+    expect(slots.take(item)).toBe(true)
+    expect(slots.close(item.n, 'released', 1_000)).toBe(true)
+    expect(slots.closed(item.n, 30_999)).toBe('released')
+    expect(slots.closed(item.n, 31_000)).toBeUndefined()
+  })
 })

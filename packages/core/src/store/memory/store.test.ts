@@ -1,9 +1,10 @@
+import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
 import { createTollgate } from '../../engine/gate.js'
 import { describeStoreConformance } from '../../testing/conformance/index.js'
 import { fakeClock } from '../../testing/fake-clock.js'
 import { calendarBounds } from '../../windows/calendar.js'
-import type { CounterSpec, CounterState } from '../contract.js'
+import type { CounterSpec, CounterState, StoreReserveResult } from '../contract.js'
 import { memoryStore } from './store.js'
 
 describeStoreConformance('memoryStore', (clock) => memoryStore({ clock }))
@@ -329,5 +330,336 @@ describe('memoryStore only', () => {
       timeout.mockRestore()
       interval.mockRestore()
     }
+  })
+})
+
+describe('the lane answers and counts as the general path does', () => {
+  // a store reserving through its lane and a twin reserving through `reserve`, on one clock: every
+  // answer and every read must agree
+  const t0 = Date.UTC(2026, 0, 5)
+  const fixed: CounterSpec = {
+    key: 'f',
+    metric: 'tokens',
+    amount: 2,
+    cap: 7,
+    enforce: true,
+    // windows of 10 s, for long enough
+    window: { kind: 'fixed', bounds: Array.from({ length: 2_000 }, (_, i) => t0 + i * 10_000) },
+    expiry: 'keep',
+  }
+  const rolling: CounterSpec = {
+    key: 'r',
+    metric: 'requests',
+    amount: 1,
+    cap: 4,
+    enforce: true,
+    window: { kind: 'sliding', sizeMs: 30_000, slotMs: 5_000 },
+    expiry: 'release',
+  }
+  const half: CounterSpec = {
+    ...fixed,
+    key: 'h',
+    amount: 1,
+    cap: 12,
+    // windows of 30 s: a ticket holding in both may hold again only until the 10 s one ends
+    window: { kind: 'fixed', bounds: Array.from({ length: 700 }, (_, i) => t0 + i * 30_000) },
+  }
+  const life: CounterSpec = {
+    ...fixed,
+    key: 'l',
+    amount: 1,
+    cap: 9,
+    window: { kind: 'fixed', bounds: [0, Number.MAX_SAFE_INTEGER] },
+  }
+  // the same arrays sent again and again, as the engine does: the lane holds again from its ticket
+  const plans: CounterSpec[][] = [
+    [fixed],
+    [rolling],
+    [fixed, rolling],
+    [rolling, life],
+    [life],
+    [fixed, half],
+  ]
+  const all = [fixed, rolling, half, life]
+  type Step =
+    | { kind: 'reserve'; plan: number }
+    | { kind: 'commit'; pick: number; amount: number | null }
+    | { kind: 'advance'; ms: number }
+    | { kind: 'override'; cap: number | null }
+    | { kind: 'read' }
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    { weight: 5, arbitrary: fc.record({ kind: fc.constant('reserve' as const), plan: fc.nat(5) }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant('commit' as const),
+        pick: fc.nat(),
+        amount: fc.option(fc.nat(3)),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('advance' as const),
+        // whole seconds too, so that windows end and slots leave exactly at a reserve
+        ms: fc.oneof(
+          fc.nat(12_000),
+          fc.nat(12).map((s) => s * 1_000),
+        ),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('override' as const),
+        cap: fc.option(fc.integer({ min: 2, max: 9 })),
+      }),
+    },
+    // a read drops a rolling window's old slots: not after every step, so that the lane must
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('read' as const) }) },
+  )
+
+  // grace 0 forgets a home as its window ends (a home kept a slot too short shows); a grace of a
+  // minute keeps the home, and its last window's cell, when the next window starts
+  it.each([0, 60_000])(
+    'for calendar and rolling windows, held again, settled, released and expired (grace %i)',
+    (graceMs) => {
+      fc.assert(
+        fc.property(fc.array(step, { minLength: 20, maxLength: 200 }), (steps) => {
+          const clock = fakeClock(t0)
+          const lane = memoryStore({ clock, graceMs })
+          const twin = memoryStore({ clock, graceMs })
+          /** Open ids: the lane's and the twin's. */
+          const open: [string, string][] = []
+          let n = 0
+          const out: number[] = []
+          for (const s of steps) {
+            if (s.kind === 'advance') clock.advance(s.ms)
+            else if (s.kind === 'read') expect(lane.read(all)).toEqual(twin.read(all))
+            else if (s.kind === 'override') {
+              // the calendar window's cap overridden, or the override lifted
+              lane.setOverride('f', s.cap)
+              twin.setOverride('f', s.cap)
+            } else if (s.kind === 'reserve') {
+              const counters = plans[s.plan]!
+              const input = { counters, ttlMs: 20_000, blocks: [], meta: { model: '' } }
+              const id = `t${n++}`
+              const expected = twin.reserve({ id, ...input }) as StoreReserveResult
+              lane.lane!.now()
+              const made = lane.lane!.reserve(input, out)
+              if (made === undefined) {
+                // the lane declines only what the general path refuses
+                expect(expected.status).toBe('denied')
+                expect(lane.reserve({ id, ...input })).toEqual(expected)
+                continue
+              }
+              expect(expected.status).toBe('ok')
+              if (expected.status !== 'ok') continue
+              const answered = counters.map((_, i) => {
+                const [cap, used, held, resetAt, windowStart] = out.slice(i * 5, i * 5 + 5)
+                return { cap, used, held, resetAt: Number.isNaN(resetAt) ? null : resetAt, windowStart }
+              })
+              expect(answered).toEqual(
+                expected.counters.map(({ cap, used, held, resetAt, windowStart }) => ({
+                  cap,
+                  used,
+                  held,
+                  resetAt,
+                  windowStart,
+                })),
+              )
+              open.push([made, id])
+            } else {
+              if (open.length === 0) continue
+              const [made, id] = open.splice(s.pick % open.length, 1)[0]!
+              const amounts = s.amount === null ? null : { tokens: s.amount, requests: s.amount }
+              expect(lane.commit({ id: made, amounts })).toEqual(twin.commit({ id, amounts }))
+            }
+          }
+          expect(lane.read(all)).toEqual(twin.read(all))
+        }),
+        { numRuns: 200 },
+      )
+    },
+  )
+})
+
+describe('the counters’ edges', () => {
+  const t0 = Date.UTC(2026, 0, 5)
+  const input = (id: string, counters: CounterSpec[], ttlMs = 60_000) => ({
+    id,
+    counters,
+    ttlMs,
+    blocks: [],
+    meta: { model: '' },
+  })
+
+  it('a calendar window refusing an amount of exactly its cap says when it resets', () => {
+    const clock = fakeClock(t0)
+    const store = memoryStore({ clock })
+    const day: CounterSpec = {
+      key: 'd',
+      metric: 'tokens',
+      amount: 1,
+      cap: 5,
+      enforce: true,
+      window: { kind: 'fixed', bounds: [t0, t0 + 60_000] },
+      expiry: 'keep',
+    }
+    expect(store.reserve(input('a', [day]))).toMatchObject({ status: 'ok' })
+    clock.advance(15_000)
+    // the whole cap fits in the next window: waiting helps
+    expect(store.reserve(input('b', [{ ...day, amount: 5 }]))).toMatchObject({
+      status: 'denied',
+      counters: [{ denied: true, retryAfterMs: 45_000 }],
+    })
+    // more than the cap never fits
+    expect(store.reserve(input('c', [{ ...day, amount: 6 }]))).toMatchObject({
+      status: 'denied',
+      counters: [{ denied: true, retryAfterMs: null }],
+    })
+  })
+
+  it('a lease refusal waits for the earliest lease to end when that is under a second', () => {
+    const clock = fakeClock(t0)
+    const store = memoryStore({ clock })
+    const lease: CounterSpec = {
+      key: 'c',
+      metric: 'concurrency',
+      amount: 1,
+      cap: 1,
+      enforce: true,
+      window: { kind: 'lease', ttlMs: 300 },
+      expiry: 'keep',
+    }
+    expect(store.reserve(input('a', [lease]))).toMatchObject({ status: 'ok' })
+    clock.advance(100)
+    expect(store.reserve(input('b', [lease]))).toMatchObject({
+      status: 'denied',
+      counters: [{ retryAfterMs: 200 }],
+    })
+    clock.advance(200) // the lease's TTL: it is free
+    expect(store.reserve(input('c', [lease]))).toMatchObject({ status: 'ok' })
+  })
+
+  it('a late settle of a hold whose slot has left the rolling window changes nothing', () => {
+    const clock = fakeClock(t0)
+    const store = memoryStore({ clock })
+    const rolling: CounterSpec = {
+      key: 'r',
+      metric: 'tokens',
+      amount: 3,
+      cap: 10,
+      enforce: true,
+      window: { kind: 'sliding', sizeMs: 60_000, slotMs: 10_000 },
+      expiry: 'keep',
+    }
+    expect(store.reserve(input('a', [rolling], 5_000))).toMatchObject({ status: 'ok' })
+    expect(store.reserve(input('b', [rolling], 5_000))).toMatchObject({ status: 'ok' })
+    clock.advance(70_000) // both expired (kept charged), and their slot has left the window
+    expect((store.read([rolling]) as CounterState[])[0]).toMatchObject({ used: 0, held: 0 })
+    expect(store.commit({ id: 'a', amounts: { tokens: 9 } })).toMatchObject({ status: 'settled', late: true })
+    expect(store.commit({ id: 'b', amounts: null })).toMatchObject({ status: 'released', late: true })
+    expect((store.read([rolling]) as CounterState[])[0]).toMatchObject({ used: 0, held: 0 })
+    expect(store.reserve(input('c', [{ ...rolling, amount: 10 }]))).toMatchObject({ status: 'ok' })
+  })
+
+  it('an adjustment of a token bucket that has refilled counts from now', () => {
+    const clock = fakeClock(t0)
+    const store = memoryStore({ clock })
+    const bucket: CounterSpec = {
+      key: 'b',
+      metric: 'requests',
+      amount: 1,
+      cap: 10,
+      enforce: true,
+      window: { kind: 'bucket', intervalMs: 1_000 },
+      expiry: 'keep',
+    }
+    expect(store.reserve(input('a', [bucket]))).toMatchObject({ status: 'ok' })
+    store.commit({ id: 'a', amounts: { requests: 1 } })
+    clock.advance(60_000) // refilled long ago
+    store.adjust(bucket, 5)
+    expect((store.read([bucket]) as CounterState[])[0]).toMatchObject({ used: 5 })
+    // the five are spent now: six more do not fit in a burst of ten
+    for (let i = 0; i < 5; i++)
+      expect(store.reserve(input(`b${i}`, [bucket]))).toMatchObject({ status: 'ok' })
+    expect(store.reserve(input('over', [bucket]))).toMatchObject({ status: 'denied' })
+  })
+
+  const laneInput = (counters: CounterSpec[], ttlMs = 60_000) => ({
+    counters,
+    ttlMs,
+    blocks: [],
+    meta: { model: '' },
+  })
+  const day = (key: string): CounterSpec => ({
+    key,
+    metric: 'tokens',
+    amount: 1,
+    cap: 100,
+    enforce: true,
+    window: { kind: 'fixed', bounds: [t0, t0 + 86_400_000] },
+    expiry: 'keep',
+  })
+
+  it('a replayed reserve at the instant its reservation expires throws, before any sweep', () => {
+    const clock = fakeClock(t0 + 500) // expiring between two whole seconds: not swept yet
+    const store = memoryStore({ clock })
+    expect(store.reserve(input('a', [day('k')], 1_000))).toMatchObject({ status: 'ok' })
+    clock.advance(1_000)
+    expect(() => store.reserve(input('a', [day('k')], 1_000))).toThrow(/closed; nothing was held/)
+  })
+
+  it('the lane holds again only in a home the store still keeps', () => {
+    const clock = fakeClock(t0)
+    const store = memoryStore({ clock, maxCounters: 1 })
+    const a = [day('a')]
+    const b = [day('b')]
+    const out: number[] = []
+    for (const counters of [a, a, b, a]) {
+      store.lane!.now()
+      expect(store.lane!.reserve(laneInput(counters), out)).toBeTypeOf('string')
+    }
+    // a's home was dropped for b's; a's last hold went to a new home, not the dropped one's cell
+    expect((store.read(a) as CounterState[])[0]).toMatchObject({ used: 1, held: 1 })
+    expect(out.slice(0, 3)).toEqual([100, 1, 1])
+  })
+
+  it('a settle with abandon: true of an unknown id remembers nothing', () => {
+    const store = memoryStore({ clock: fakeClock(t0) })
+    expect(store.commit({ id: 'early', amounts: { tokens: 3 }, abandon: true })).toEqual({
+      status: 'unknown',
+    })
+    expect(store.reserve(input('early', [day('k')]))).toMatchObject({ status: 'ok' })
+  })
+
+  it('keeps a lane reservation still open when the ring comes round to its slot', () => {
+    // a ring of 4: the fifth reservation takes the first one's slot
+    const store = memoryStore({ clock: fakeClock(t0), maxReservations: 4 })
+    const counters = [day('k')]
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) {
+      store.lane!.now()
+      ids.push(store.lane!.reserve(laneInput(counters), [])!)
+    }
+    for (const id of ids)
+      expect(store.commit({ id, amounts: { tokens: 2 } })).toMatchObject({ status: 'settled' })
+    expect((store.read(counters) as CounterState[])[0]).toMatchObject({ used: 10, held: 0 })
+  })
+
+  it('forgets an expired lane reservation idempotencyMs after its expiry, to the millisecond', () => {
+    const clock = fakeClock(t0)
+    const store = memoryStore({ clock, idempotencyMs: 5_000 })
+    const counters = [day('k')]
+    store.lane!.now()
+    const id = store.lane!.reserve(laneInput(counters, 1_000), [])!
+    clock.advance(1_000) // expired at the sweep of this second
+    store.lane!.now()
+    clock.advance(4_999)
+    store.lane!.now()
+    expect(store.lane!.meta(id)).toEqual({ model: '' })
+    clock.advance(1) // between the engine's meta and its commit, the reservation is forgotten
+    expect(store.commit({ id, amounts: { tokens: 0 } })).toEqual({ status: 'unknown' })
   })
 })

@@ -35,4 +35,12 @@ describe('Tombstones', () => {
     expect(tombstones.get('a', 0)).toBeUndefined()
     expect(tombstones.get('a', 30 * 86_400_000)).toBeUndefined()
   })
+
+  it('keeps every id up to its bound, and forgets them at their horizon, not before', () => {
+    // slices of 1 s: closed at 0, an id is kept until 24 s exactly
+    const tombstones = new Tombstones(24_000, 80)
+    for (let i = 0; i < 80; i++) tombstones.add(`c${i}`, 'settled', 0)
+    for (let i = 0; i < 80; i++) expect(tombstones.get(`c${i}`, 23_999), `c${i}`).toBe('settled')
+    expect(tombstones.get('c0', 24_000)).toBeUndefined()
+  })
 })
