@@ -83,8 +83,9 @@ export interface MemoryStoreOptions {
    */
   idempotencyMs?: number
   /**
-   * How long a closed calendar or rolling window is kept after it ends, so that a late
-   * settle still adjusts it in usage reports.
+   * How long a counter is kept after its window ends. A late settle of a rolling window's hold
+   * adjusts the slots still kept; a calendar window's late settle reaches its window through the
+   * reservation itself, so for calendar windows this only keeps the counter in memory longer.
    * @default 3_600_000 (1 hour)
    * @example memoryStore({ graceMs: 600_000 }) // ten minutes
    */
