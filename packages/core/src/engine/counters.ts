@@ -33,25 +33,31 @@ const NEVER = Number.MAX_SAFE_INTEGER
 export function matchRules(policy: CompiledPolicy, context: MatchContext, loose = false): Matched[] {
   const matched: Matched[] = []
   for (const rule of policy.rules) {
-    if (!rule.match(context, loose)) continue
-    const partition: Record<string, string> = {}
-    let missing: string | undefined
-    for (const dimension of rule.per) {
-      const id = dimensionOf(context, dimension)
-      if (id === undefined) missing = dimension
-      else partition[dimension] = id
-    }
-    if (missing !== undefined) {
-      if (loose) continue
-      throw new TollgateError(
-        'invalid_subject',
-        `Rule "${rule.id}" counts per "${missing}", but the request has no "${missing}".`,
-      )
-    }
-    const key = partitionKey(rule.per, partition)
-    matched.push({ rule, partition, partitionKey: key, shadow: isShadow(rule, partition, key, context) })
+    const m = matchRule(rule, context, loose)
+    if (m !== undefined) matched.push(m)
   }
   return matched
+}
+
+/** {@link matchRules} for one rule: its match, or `undefined` when it does not apply. */
+export function matchRule(rule: CompiledRule, context: MatchContext, loose = false): Matched | undefined {
+  if (!rule.match(context, loose)) return undefined
+  const partition: Record<string, string> = {}
+  let missing: string | undefined
+  for (const dimension of rule.per) {
+    const id = dimensionOf(context, dimension)
+    if (id === undefined) missing = dimension
+    else partition[dimension] = id
+  }
+  if (missing !== undefined) {
+    if (loose) return undefined
+    throw new TollgateError(
+      'invalid_subject',
+      `Rule "${rule.id}" counts per "${missing}", but the request has no "${missing}".`,
+    )
+  }
+  const key = partitionKey(rule.per, partition)
+  return { rule, partition, partitionKey: key, shadow: isShadow(rule, partition, key, context) }
 }
 
 /**

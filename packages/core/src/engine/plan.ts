@@ -14,7 +14,7 @@ import type { CounterSpec, CounterState, ThrottleSpec, WindowSpec } from '../sto
 import {
   dimensionOf,
   type Matched,
-  matchRules,
+  matchRule,
   namedBy,
   type Slot,
   scopeOf,
@@ -378,7 +378,7 @@ function isPlain(t: Template): boolean {
 
 /** The match and counter templates of one rule for the partition a request falls in. */
 function makePart(policy: CompiledPolicy, rule: CompiledRule, context: MatchContext): Part {
-  const m = matchRules({ ...policy, rules: [rule] }, context)[0]!
+  const m = matchRule(rule, context)! // the plan matched the rule: it applies
   const templates: Template[] = []
   const scope = scopeOf(policy, rule, context.subject)
   for (const { metric, cap } of rule.limits) {
