@@ -16,6 +16,31 @@ async function until(condition: () => boolean): Promise<void> {
 }
 const subject = { user: 'u1', tenant: 't1' }
 
+/**
+ * A Hono app whose `prefix/*` routes are behind the gate of `setup()`, with an error handler that
+ * records the errors Hono hands it and answers 500.
+ */
+function gatedApp(prefix: string, { gate, clock }: ReturnType<typeof setup>) {
+  const events: SettleEvent[] = []
+  const handled: Error[] = []
+  const app = new Hono<TollgateEnv>()
+  app.onError((error, c) => {
+    handled.push(error)
+    return c.json({ error: { message: error.message, type: 'server_error' } }, 500)
+  })
+  app.use(
+    `${prefix}/*`,
+    tollgate({
+      gate,
+      identify: signedIdentity({ jwt: { secret }, clock }),
+      model: () => 'gpt-4o-mini',
+      estimate: { inputTokens: 100, maxOutputTokens: 200 },
+      onSettle: (e) => events.push(e),
+    }),
+  )
+  return { app, events, handled }
+}
+
 function setup() {
   const { gate, clock, records } = testGate()
   const waiters: ((e: SettleEvent) => void)[] = []
@@ -169,24 +194,9 @@ describe('@tollgate/hono with app.request', () => {
 
   it('a route that forgets `return` gets Hono’s own error (500), as behind any middleware, and its hold is closed as failed', async () => {
     // the middleware set `c.res` from Hono's empty placeholder: the client got `200 ""`
-    const { gate, clock, token, tokens } = setup()
-    const events: SettleEvent[] = []
-    const errors: Error[] = []
-    const app = new Hono<TollgateEnv>()
-    app.onError((error, c) => {
-      errors.push(error)
-      return c.json({ error: { message: error.message, type: 'server_error' } }, 500)
-    })
-    app.use(
-      '/n/*',
-      tollgate({
-        gate,
-        identify: signedIdentity({ jwt: { secret }, clock }),
-        model: () => 'gpt-4o-mini',
-        estimate: { inputTokens: 100, maxOutputTokens: 200 },
-        onSettle: (e) => events.push(e),
-      }),
-    )
+    const context = setup()
+    const { token, tokens } = context
+    const { app, events, handled: errors } = gatedApp('/n', context)
     app.use('/plain/*', async (_c, next) => {
       await next() // any middleware: Hono reports the forgotten `return` itself
     })
@@ -213,24 +223,9 @@ describe('@tollgate/hono with app.request', () => {
 
   it('closes the hold as failed when the route throws no Error (Hono rethrows it past app.onError)', async () => {
     // Hono hands only `Error`s to onError: anything else comes out of `next()` and out of the app
-    const { gate, clock, token, tokens } = setup()
-    const events: SettleEvent[] = []
-    const handled: unknown[] = []
-    const app = new Hono<TollgateEnv>()
-    app.onError((error, c) => {
-      handled.push(error)
-      return c.json({ error: { message: error.message, type: 'server_error' } }, 500)
-    })
-    app.use(
-      '/x/*',
-      tollgate({
-        gate,
-        identify: signedIdentity({ jwt: { secret }, clock }),
-        model: () => 'gpt-4o-mini',
-        estimate: { inputTokens: 100, maxOutputTokens: 200 },
-        onSettle: (e) => events.push(e),
-      }),
-    )
+    const context = setup()
+    const { token, tokens } = context
+    const { app, events, handled } = gatedApp('/x', context)
     app.post('/x/refused', () => {
       throw 'the provider refused' // a rejection with a string, as some clients do
     })
