@@ -69,6 +69,18 @@ describe('a reservation past its expiry that the sweep has not reached yet', () 
       expect(await store.read([counter('k', 0, 100)])).toMatchObject([{ used: 2, held: 0 }])
     })
 
+    it(`answers a replay of its reserve as closed from its expiresAt on (${name})`, async () => {
+      const clock = fakeClock(START)
+      const store = make(clock)
+      const specs = [counter('k', 1, 100)]
+      for (const id of ['a', 'b']) expect((await store.reserve(reserveOf(id, specs))).status).toBe('ok')
+      clock.advance(TTL)
+      // At the expiry of a and b: the sweep of this call expires a only; b is due at this very instant.
+      const replay = async () => store.reserve(reserveOf('b', specs)) // the memory store throws at once
+      await expect(replay()).rejects.toMatchObject({ code: 'reservation_closed' })
+      expect(await store.read([counter('k', 0, 100)])).toMatchObject([{ used: 2, held: 0 }])
+    })
+
     it(`is late from its expiresAt on, not a millisecond before (${name})`, async () => {
       const clock = fakeClock(START)
       const store = make(clock)
@@ -102,6 +114,40 @@ describe('the expiry sweep', () => {
       expect(await store.read([counter('k', 0, 100)])).toMatchObject([{ used: 1, held: 1 }])
       expect(await store.lookup('b')).toMatchObject({ state: 'expired' })
       expect(await client.zrange(`{${store.prefix}}:x`, 0, -1)).toEqual([])
+    })
+
+    it(`expires at most sweepLimit reservations per call, the earliest due first (${name})`, async () => {
+      const clock = fakeClock(START)
+      const store = make(clock) // sweepLimit: 1
+      const specs = [counter('k', 1, 100, { expiry: 'release' })]
+      await store.reserve(reserveOf('b', specs))
+      await store.reserve(reserveOf('a', specs, TTL - 1_000)) // due first
+      clock.advance(TTL + 1_000)
+      const tag = `{${store.prefix}}`
+      // one call: one sweep of one reservation (a's hold returned, b's still held)
+      expect(await store.read([counter('k', 0, 100)])).toMatchObject([{ used: 1, held: 1 }])
+      expect(await client.hget(`${tag}:r:a`, 's')).toBe('expired')
+      expect(await client.hget(`${tag}:r:b`, 's')).toBe('held')
+      expect(await client.zrange(`${tag}:x`, 0, -1)).toEqual(['b'])
+      // the next call reaches b
+      expect(await store.read([counter('k', 0, 100)])).toMatchObject([{ used: 0, held: 0 }])
+      expect(await client.hget(`${tag}:r:b`, 's')).toBe('expired')
+    })
+  }
+})
+
+describe('a reserve after a reservation has expired', () => {
+  for (const [name, make] of Object.entries(flavours)) {
+    it(`finds the hold it returned (expiry: release) and is admitted (${name})`, async () => {
+      const clock = fakeClock(START)
+      const store = make(clock)
+      const full = [counter('k', 10, 10, { expiry: 'release' })]
+      expect((await store.reserve(reserveOf('a', full))).status).toBe('ok')
+      expect((await store.reserve(reserveOf('b', full))).status).toBe('denied')
+      clock.advance(TTL + 1_000)
+      // no other call between: this reserve's own sweep returns a's hold first
+      expect((await store.reserve(reserveOf('c', full))).status).toBe('ok')
+      expect(await store.read([counter('k', 0, 10)])).toMatchObject([{ used: 10, held: 10 }])
     })
   }
 })

@@ -110,3 +110,86 @@ describe('closed reservations', () => {
     expect(await store.lookup(id)).toMatchObject({ state: 'settled', meta: { model: 'm' } })
   })
 })
+
+describe('calendar windows', () => {
+  const START = Date.parse('2026-03-02T10:00:00.000Z')
+  const STOP = START + 60_000
+  const GRACE = 120_000
+  const flavours = [
+    ['lean reserve', true, false],
+    ['general reserve', false, false],
+    ['general reserve, with alerts', false, true],
+  ] as const
+  for (const [name, lean, alerts] of flavours) {
+    it(`live until their end plus graceMs, for a late settle (${name})`, async () => {
+      // As above, the TTL Redis set is read back: it counts on Redis' own clock.
+      const p = prefix.next()
+      const clock = fakeClock(START)
+      const options = { client, prefix: p, clock, graceMs: GRACE }
+      const store = lean ? redisStore(options) : redisStoreWithoutLeanScripts(options)
+      const counter = {
+        key: 'k',
+        metric: 'tokens',
+        amount: 1,
+        cap: 100,
+        enforce: true,
+        window: { kind: 'fixed' as const, bounds: [START - 1_000, STOP] },
+        expiry: 'keep' as const,
+        ...(alerts ? { alerts: [0.5] } : {}),
+      }
+      const reserve = { id: 'r', counters: [counter], ttlMs: 1_000, blocks: [], meta: { model: 'm' } }
+      expect((await store.reserve(reserve)).status).toBe('ok')
+      const life = await client.pttl(`{${p}}:f:${START - 1_000}:k`)
+      expect(life).toBeGreaterThan(STOP - START + GRACE - 1_000)
+      expect(life).toBeLessThanOrEqual(STOP - START + GRACE)
+      // a second hold in the window does not move its deadline
+      clock.advance(10_000)
+      expect((await store.reserve({ ...reserve, id: 's' })).status).toBe('ok')
+      expect(await client.pttl(`{${p}}:f:${START - 1_000}:k`)).toBeGreaterThan(STOP - START + GRACE - 1_000)
+    })
+  }
+})
+
+describe('expired reservations', () => {
+  for (const lean of [true, false]) {
+    it(`live idempotencyMs from their expiry, for a late settle (${lean ? 'lean' : 'general'} reserve)`, async () => {
+      const p = prefix.next()
+      const clock = fakeClock()
+      const options = { client, prefix: p, clock, idempotencyMs: 3_600_000 }
+      const store = lean ? redisStore(options) : redisStoreWithoutLeanScripts(options)
+      const gate = createTollgate({ policy, store })
+      const held = await gate.reserve(ask)
+      if (!held.allowed) throw new Error('refused')
+      clock.advance('2h') // swept late: nothing called the store in between
+      expect(await store.lookup(held.id)).toMatchObject({ state: 'expired' })
+      // its life starts again at the expiry (the reserve gave it the hold TTL plus idempotencyMs)
+      const life = await client.pttl(`{${p}}:r:${held.id}`)
+      expect(life).toBeGreaterThan(3_590_000)
+      expect(life).toBeLessThanOrEqual(3_600_000)
+      expect(await gate.settle(held.id, { inputTokens: 10 })).toMatchObject({ status: 'settled', late: true })
+    })
+  }
+})
+
+describe('lease counters', () => {
+  it('live as long as their leases, however short graceMs', async () => {
+    const p = prefix.next()
+    const store = redisStore({ client, prefix: p, clock: fakeClock(), graceMs: 1_000 })
+    const lease = {
+      key: 'k',
+      metric: 'concurrency',
+      amount: 1,
+      cap: 5,
+      enforce: true,
+      window: { kind: 'lease' as const, ttlMs: 60_000 },
+      expiry: 'release' as const,
+    }
+    const reserve = { id: 'r', counters: [lease], ttlMs: 60_000, blocks: [], meta: { model: 'm' } }
+    expect((await store.reserve(reserve)).status).toBe('ok')
+    for (const key of [`{${p}}:m:k`, `{${p}}:l:k`]) {
+      const life = await client.pttl(key)
+      expect(life, key).toBeGreaterThan(60_000)
+      expect(life, key).toBeLessThanOrEqual(61_000)
+    }
+  })
+})

@@ -138,6 +138,25 @@ describe('a reserve replayed under its id', () => {
     })
   }
 
+  for (const [name, make] of Object.entries(flavours)) {
+    it(`is not refused by a block set since: it was admitted before the block (${name})`, async () => {
+      const store = make(direct, prefix())
+      await store.block('marker', 'blocked')
+      for (const specs of [calendar('c'), general('g')]) {
+        const input = reserveOf(`b-${specs.length}`, specs)
+        const first = await store.reserve(input)
+        expect(first.status).toBe('ok')
+        expect(await store.reserve({ ...input, blocks: ['marker'] })).toEqual(first)
+        expect(await usedHeld(store, specs.slice(0, 1))).toEqual([[10, 10]])
+        expect(
+          await store.reserve({ ...reserveOf(`new-${specs.length}`, []), blocks: ['marker'] }),
+        ).toMatchObject({
+          status: 'blocked',
+        })
+      }
+    })
+  }
+
   it('twice in one batch script: the second answers as the first, one hold', async () => {
     const store = flavours.batch(direct, prefix())
     for (const specs of [calendar('c'), general('g')]) {

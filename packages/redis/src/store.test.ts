@@ -80,6 +80,35 @@ describe('time from Redis', () => {
     expect(Math.abs(store.now() - server)).toBeLessThan(1_000)
   })
 
+  it('the scripts read Redis TIME to the millisecond', async () => {
+    const store = redisStore({ client, prefix: prefix.next() })
+    const serverNow = async () => {
+      const [seconds, micros] = await client.time()
+      return Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000)
+    }
+    const counter = {
+      key: 'k',
+      metric: 'requests',
+      amount: 1,
+      cap: 1,
+      enforce: true,
+      window: { kind: 'fixed' as const, bounds: [0, 1] },
+      expiry: 'keep' as const,
+    }
+    const before = await serverNow()
+    const skew = await store.reserve({
+      id: 'r',
+      counters: [counter],
+      ttlMs: 1_000,
+      blocks: [],
+      meta: { model: 'm' },
+    })
+    const after = await serverNow()
+    expect(skew.status).toBe('skew')
+    expect(skew.now).toBeGreaterThanOrEqual(before)
+    expect(skew.now).toBeLessThanOrEqual(after)
+  })
+
   it('the engine runs on Redis time', async () => {
     const policy: PolicyInput = {
       models: { m: { price: { input: 1, output: 1 } } },
