@@ -33,15 +33,24 @@ const USERS = 1_000
 const TEAMS = 50
 const ORGS = 5
 /** User i belongs to team i mod 50, which belongs to org (i mod 50) mod 5. */
-const subjects: Subject[] = Array.from({ length: USERS }, (_, i) => ({
+const subjectOf = (i: number): Subject => ({
   org: `org-${(i % TEAMS) % ORGS}`,
   team: `team-${i % TEAMS}`,
   user: `user-${i}`,
-}))
-/** The next subject in the rotation, one counter per task. */
-const rotation = () => {
+})
+const subjects: Subject[] = Array.from({ length: USERS }, (_, i) => subjectOf(i))
+/** Users of the tasks that show how the figures change with the partitions active at once. */
+const MANY_USERS = 10_000
+const many: Subject[] = Array.from({ length: MANY_USERS }, (_, i) => subjectOf(i))
+/** The next subject in the rotation (of `over`, the headline's users by default), one counter per task. */
+const rotation = (over: Subject[] = subjects) => {
   let n = 0
-  return () => subjects[n++ % USERS]!
+  return () => over[n++ % over.length]!
+}
+/** A user never seen before at every call: what a long tail of users calling once each costs. */
+const newcomers = () => {
+  let n = 0
+  return () => subjectOf(USERS + MANY_USERS + n++)
 }
 
 const LIMITS = { requests: 1e9, tokens: 1e12 }
@@ -180,6 +189,37 @@ function addTasks(bench: Bench): void {
   }
 }
 
+/**
+ * How the figures change with the partitions active at once, against RLF doing the same: run after
+ * the headline and the interleaved comparison, in a bench of their own, because a new user per call
+ * leaves RLF a timer per key for a minute, which slows whatever runs next.
+ */
+function addScaleTasks(bench: Bench): void {
+  for (const [name, next] of [
+    [`${MANY_USERS.toLocaleString('en-US')} users`, rotation(many)],
+    ['a new user each call', newcomers()],
+  ] as const) {
+    const g = fresh(gate)
+    bench.add(
+      `tollgate reserve+settle (${name})`,
+      batch(async () => {
+        const id = admitted(await g.get().reserve({ subject: next(), estimate }))
+        await g.get().settle(id, usage)
+      }),
+      g.hooks,
+    )
+    const l = fresh(limiters)
+    bench.add(
+      `rlf 6× consume (sequential, ${name})`,
+      batch(async () => {
+        const subject = next()
+        for (const { limiter, dimension, cost } of l.get()) await limiter.consume(subject[dimension]!, cost)
+      }),
+      l.hooks,
+    )
+  }
+}
+
 /** Chunks of the interleaved comparison, and iterations per chunk. */
 const CHUNKS = Number(process.env.BENCH_CHUNKS ?? 16)
 const CHUNK = 50_000
@@ -250,6 +290,19 @@ export async function run(): Promise<void> {
       `rlf 6× consume (sequential) ${Math.round(pairs.rlf).toLocaleString('en-US')}/s) ` +
       `${pairs.ratio >= TARGET ? 'meets' : 'misses'} the target`,
   )
+  // how the figures change with the partitions active at once (no target: the headline has it)
+  const scaleBench = new Bench({ name: 'memory-scale', time: TIME_MS, warmupTime: WARMUP_MS })
+  addScaleTasks(scaleBench)
+  await scaleBench.run()
+  const scaleRows = scaleBench.tasks.map((task) => rowOf(task, CALLS))
+  printTable('\nmemory — as the users taking turns grow (run after the rest)', scaleRows)
+  const scaleOps = (name: string) => scaleRows.find((r: Row) => r.name === name)!.opsPerSec
+  const scale: Record<string, number> = {}
+  for (const name of [`${MANY_USERS.toLocaleString('en-US')} users`, 'a new user each call'])
+    scale[name] =
+      scaleOps(`tollgate reserve+settle (${name})`) / scaleOps(`rlf 6× consume (sequential, ${name})`)
+  console.log('\nscale (tollgate reserve+settle / rlf 6× consume, sequential; no target):')
+  for (const [name, ratio] of Object.entries(scale)) console.log(`  ${name}: ${ratio.toPrecision(3)}×`)
   const path = new URL('./results/memory.json', import.meta.url)
   await writeJson(path, {
     suite: 'memory',
@@ -265,6 +318,8 @@ export async function run(): Promise<void> {
     target: TARGET,
     tasks: rows,
     ratios,
+    scaleTasks: scaleRows,
+    scale,
     interleaved: pairs,
   })
   console.log(
