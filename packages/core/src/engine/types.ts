@@ -231,10 +231,10 @@ export interface TollgateOptions<
    * Most request shapes (model, feature, subject ids) whose plan the gate remembers. Past it every
    * plan is forgotten at once and made again on the next call of each shape: a process with more
    * shapes in turn than this makes a plan on every call, about ten times slower. Size it above the
-   * partitions active at once in one process (a plan takes about 4 kB with its counters). Beyond
+   * partitions active at once in one process (a plan takes about 3 kB with its counters). Beyond
    * it the gate still decides right, only slower.
    * @default 50000
-   * @example 200_000 // up to about 800 MB of plans, for 200,000 users active at once per process
+   * @example 200_000 // up to about 650 MB of plans, for 200,000 users active at once per process
    */
   maxPlans?: number
 }
