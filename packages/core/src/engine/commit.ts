@@ -5,7 +5,14 @@
 
 import type { Amounts } from '../decision.js'
 import { TollgateError } from '../errors.js'
-import type { ReservationMeta, StoreCommit, StoreCommitResult, StoredReservation } from '../store/contract.js'
+import type {
+  CommitCounter,
+  Lane,
+  ReservationMeta,
+  StoreCommit,
+  StoreCommitResult,
+  StoredReservation,
+} from '../store/contract.js'
 import { recordTime } from './answers.js'
 import type { SettleRecord } from './audit.js'
 import type { Engine, Held } from './context.js'
@@ -35,8 +42,9 @@ function commitNow(engine: Engine, id: string, given: Usage | null): Promise<Com
   const { store, call, held } = engine
   const entry: Held | undefined = held.size === 0 ? undefined : held.get(id)
   if (entry) return close(engine, id, usage, entry)
-  const meta = engine.lane?.meta(id)
-  if (meta) return close(engine, id, usage, heldOf(meta))
+  const { lane } = engine
+  const meta = lane?.meta(id)
+  if (meta) return closeOnLane(engine, lane!, id, usage, heldOf(meta))
   // made by another process, or by the store's lane (which keeps nothing here): the store's record says
   const found = call(() => store.lookup(id), '', null)
   if (found instanceof Promise) return found.then((stored) => closeStored(engine, id, usage, stored))
@@ -52,9 +60,15 @@ function closeStored(
   return stored ? close(engine, id, usage, heldOf(stored.meta)) : none
 }
 
-/** What the engine needs of a reservation, from its meta in the store. */
+/**
+ * What the engine needs of a reservation, from its meta in the store: the meta itself when it is
+ * the engine's own (`{ model, amounts }`, as every reserve writes it), which saves a settle an object.
+ */
 function heldOf(meta: ReservationMeta): Held {
-  return { model: meta.model || undefined, amounts: (meta.amounts ?? {}) as Amounts }
+  const { model, amounts } = meta
+  if (typeof model === 'string' && typeof amounts === 'object' && amounts !== null)
+    return meta as unknown as Held
+  return { model: typeof model === 'string' ? model : '', amounts: (amounts ?? {}) as Amounts }
 }
 
 /** Close a reservation this process knows about (`entry`). */
@@ -69,21 +83,70 @@ function close(
     held.delete(id)
     const degraded: CommitResult = { ...none, status: 'degraded' }
     // nothing was held, but the call was made: its record still says what it used
-    const spent = usage === null ? {} : actualAmounts(policy, entry.model, entry.amounts, usage)
+    const spent = usage === null ? {} : actualAmounts(policy, entry.model || undefined, entry.amounts, usage)
     return record(engine, id, entry, usage, { ...degraded, amounts: spent }).then(() => degraded)
   }
-  const amounts = usage === null ? null : actualAmounts(policy, entry.model, entry.amounts, usage)
+  const amounts =
+    usage === null ? null : actualAmounts(policy, entry.model || undefined, entry.amounts, usage)
+  return commitAmounts(engine, id, usage, entry, amounts)
+}
+
+/**
+ * Close a reservation the store's lane has just found (`lane.meta`): in one step on the lane,
+ * or by the store's commit when the lane declines.
+ */
+function closeOnLane(
+  engine: Engine,
+  lane: Lane,
+  id: string,
+  usage: Usage | null,
+  entry: Held,
+): Promise<CommitResult> | CommitResult {
+  const amounts =
+    usage === null
+      ? null
+      : actualAmounts(engine.policy, entry.model || undefined, entry.amounts, usage, entry.units === true)
+  const counters = lane.close(id, amounts)
+  if (counters === undefined) return commitAmounts(engine, id, usage, entry, amounts)
+  const status = amounts === null ? 'released' : 'settled'
+  return answerOf(engine, id, usage, entry, amounts, status, false, counters)
+}
+
+/** Commit `amounts` (`null`: release) to the store holding the reservation. */
+function commitAmounts(
+  engine: Engine,
+  id: string,
+  usage: Usage | null,
+  entry: Held,
+  amounts: Record<string, number> | null,
+): Promise<CommitResult> | CommitResult {
   const input: StoreCommit = { id, amounts, brief: true }
-  // a commit that lands after the timeout still closed the reservation: its record is emitted then
+  const answer = entry.local ? engine.local!.commit(input) : storeCommit(engine, input)
+  if (answer instanceof Promise) return waitClosed(engine, answer, input, usage, entry)
+  return closed(engine, id, usage, entry, amounts, answer)
+}
+
+/**
+ * `close` for a store that answers with a promise (kept apart: its closures would cost every
+ * synchronous settle an allocation). A commit that lands after the timeout still closed the
+ * reservation: its record is emitted then.
+ */
+function waitClosed(
+  engine: Engine,
+  answer: Promise<StoreCommitResult>,
+  input: StoreCommit,
+  usage: Usage | null,
+  entry: Held,
+): Promise<CommitResult> {
+  const { id, amounts } = input
   const late = (result: StoreCommitResult) => {
     if (result.status !== 'settled' && result.status !== 'released') return
     const answered = closed(engine, id, usage, entry, amounts, result)
     if (answered instanceof Promise) answered.catch(() => {})
   }
-  const answer = entry.local ? engine.local!.commit(input) : storeCommit(engine, input, late)
-  if (answer instanceof Promise)
-    return answer.then((result) => closed(engine, id, usage, entry, amounts, result))
-  return closed(engine, id, usage, entry, amounts, answer)
+  // the local fallback store is in memory: no timeout
+  const timed = entry.local ? answer : withLate(engine, answer, late)
+  return timed.then((result) => closed(engine, id, usage, entry, amounts, result))
 }
 
 /** What a commit answers, from the store's answer. */
@@ -99,6 +162,20 @@ function closed(
   if (held.size > 0) held.delete(id) // an empty map would still hash the id
   if (result.status === 'unknown') return none
   if (result.status === 'duplicate') return { ...none, status: 'duplicate' }
+  return answerOf(engine, id, usage, entry, amounts, result.status, result.late, result.counters)
+}
+
+/** What a commit that closed the reservation answers. */
+function answerOf(
+  engine: Engine,
+  id: string,
+  usage: Usage | null,
+  entry: Held,
+  amounts: Record<string, number> | null,
+  status: 'settled' | 'released',
+  late: boolean,
+  counters: readonly CommitCounter[],
+): Promise<CommitResult> | CommitResult {
   const overrun: Record<string, number> = {}
   if (amounts !== null) {
     // only what usage reports can move past the estimate: tokens, cost and custom units
@@ -116,13 +193,13 @@ function closed(
     }
   }
   const answer: CommitResult = {
-    status: result.status,
-    late: result.late,
+    status,
+    late,
     amounts: amounts ?? {},
     overrun,
     overdraft: [],
   }
-  for (const c of result.counters)
+  for (const c of counters)
     if (c.overdraft > 0)
       answer.overdraft.push({
         rule: c.key.slice(0, c.key.indexOf(':')),
@@ -156,7 +233,7 @@ async function record(
     id,
     at,
     status: result.status as SettleRecord['status'],
-    model: entry.model ?? null,
+    model: entry.model || null,
     estimate: entry.amounts,
     actual,
     // null when no rule counts cost (amounts always carry a cost, 0 for an unpriced model)
@@ -167,26 +244,28 @@ async function record(
   } satisfies SettleRecord)
 }
 
-/**
- * One store commit within the timeout; a synchronous store answers with no promise in between.
- * When the store answers only after the timeout (the caller already told `store_unavailable`),
- * `late` gets that answer.
- */
-function storeCommit(
-  engine: Engine,
-  input: StoreCommit,
-  late: (result: StoreCommitResult) => void,
-): Promise<StoreCommitResult> | StoreCommitResult {
+/** One store commit; a synchronous store answers with no promise in between. */
+function storeCommit(engine: Engine, input: StoreCommit): Promise<StoreCommitResult> | StoreCommitResult {
   const { store, call } = engine
   try {
-    const answer = store.commit(input)
-    if (!(answer instanceof Promise)) return answer
-    return call.wait(answer, '', null).catch((error: unknown) => {
-      // timed out: the store's answer, if it still comes, is the late one (a store that failed never calls `late`)
-      answer.then(late, () => {})
-      throw error
-    })
+    return store.commit(input)
   } catch (error) {
     return call.fail(error)
   }
+}
+
+/**
+ * A store commit's answer within the timeout. When the store answers only after the timeout (the
+ * caller already told `store_unavailable`), `late` gets that answer.
+ */
+function withLate(
+  engine: Engine,
+  answer: Promise<StoreCommitResult>,
+  late: (result: StoreCommitResult) => void,
+): Promise<StoreCommitResult> {
+  return engine.call.wait(answer, '', null).catch((error: unknown) => {
+    // timed out: the store's answer, if it still comes, is the late one (a store that failed never calls `late`)
+    answer.then(late, () => {})
+    throw error
+  })
 }

@@ -19,8 +19,11 @@ import type { TollgateOptions } from './types.js'
 
 /** What this process remembers of a reservation it made, so settle needs no look-up. */
 export interface Held {
-  model: string | undefined
+  /** The model served, `''` for none (as in a reservation's meta in the store). */
+  model: string
   amounts: Amounts
+  /** The estimate gave custom units (see `metaOf`: read only on the lane's settle). */
+  units?: true
   /** Admitted while the store was down: nothing is held, settle has nothing to do. */
   degraded?: boolean
   /** Held on the local fallback store (the store was down): settled there. */

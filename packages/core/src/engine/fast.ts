@@ -8,11 +8,11 @@
 
 import type { CompiledPolicy } from '../policy/compile.js'
 import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
-import type { CounterSpec, Lane, Store } from '../store/contract.js'
+import type { CounterSpec, Lane, LaneReserve, Store } from '../store/contract.js'
 import { LANE_FIELDS } from '../store/contract.js'
 import { Allowed } from './allowed.js'
 import type { Engine } from './context.js'
-import { estimateAmounts, resolveModel, tierOf } from './models.js'
+import { estimateAmounts, metaOf, resolveModel, tierOf } from './models.js'
 import { type Plan, specsOf, type Template } from './plan.js'
 import type { ReserveRequest } from './types.js'
 import { checkParts, checkRequest, copySubject, readEstimate } from './validate.js'
@@ -76,39 +76,34 @@ function planned(
 ): Allowed | undefined {
   const { policy } = engine
   if (!plan.plain) return undefined
-  const { amounts, unpriced } = estimateAmounts(policy, model, readEstimate(estimate))
+  const read = readEstimate(estimate)
+  const { amounts, unpriced } = estimateAmounts(policy, model, read)
   if (unpriced && plan.costly) return undefined // the general path refuses or flags it
   const now = lane.now()
-  const { used, specs } =
+  const found =
     sentAgain(plan, amounts, now) ?? sent(plan, amounts, specsOf(plan, amounts, now, engine.windows))
+  const { used, specs } = found
+  // the plan's own input while it sends the same specs again (the lane keeps its memo there)
+  const input = found.input ?? { counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, memo: undefined }
   const packed: number[] = new Array(specs.length * LANE_FIELDS)
-  const id = lane.reserve(
-    { counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, meta: { model: model ?? '', amounts } },
-    packed,
-  )
+  const id = lane.reserve(input, metaOf(model, amounts, read), packed)
   if (id === undefined) return undefined
   // nothing in `engine.held`: settle reads the lane's record back from the store (`lookup`)
   return new Allowed(
-    {
-      id,
-      requestedModel: model ?? '',
-      model: model ?? '',
-      downgrade: null,
-      reservation: { id, expiresAt: now + plan.ttlMs, amounts },
-      warnings: [],
-      shadowViolations: [],
-      flags: [],
-    },
+    { id, expiresAt: now + plan.ttlMs, amounts },
+    model ?? '',
     { used, specs, packed },
     now,
     engine.options.headers,
   )
 }
 
-type Specs = { used: Template[]; specs: CounterSpec[] }
+type Specs = { used: Template[]; specs: CounterSpec[]; input?: LaneReserve }
 
 /** What a plan last sent to the lane (see {@link sentAgain}). */
 export interface Sent extends Specs {
+  /** The lane's input for these specs, sent again with them. */
+  input: LaneReserve
   /** While `now` is in [from, until), every counter's window layout still holds. */
   from: number
   until: number
@@ -161,7 +156,10 @@ function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: n
   return last
 }
 
-/** Remember what `plan` sent for `amounts`, when it holds every template (no custom unit left out). */
+/**
+ * Remember what `plan` sent for `amounts`, when it holds every template (no custom unit left out),
+ * and answer it (with the lane's input to send again).
+ */
 function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Specs): Specs {
   const { templates } = plan
   if (specs.used !== templates) {
@@ -184,9 +182,10 @@ function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Spec
   let builtin = 0
   for (const metric of metrics)
     builtin = Object.hasOwn(BUILTIN_BITS, metric) ? builtin | BUILTIN_BITS[metric]! : -1
-  plan.sent = {
+  const sentNow: Sent = {
     used: specs.used,
     specs: specs.specs,
+    input: { counters: specs.specs, ttlMs: plan.ttlMs, blocks: plan.blocks, memo: undefined },
     from,
     until,
     metrics: metrics.slice(), // made to fit (see makePlan)
@@ -205,5 +204,6 @@ function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Spec
           }
         : undefined,
   }
-  return specs
+  plan.sent = sentNow
+  return sentNow
 }

@@ -5,7 +5,7 @@
 import type { Decision, Downgrade } from '../decision.js'
 import { TollgateError } from '../errors.js'
 import type { ReservationMeta } from '../store/contract.js'
-import { Allowed, type StoreAnswer } from './allowed.js'
+import { allowedOf, type StoreAnswer } from './allowed.js'
 import type { Engine } from './context.js'
 import { type Plan, specsOf } from './plan.js'
 import { type Asked, refusalOf } from './refusal.js'
@@ -43,8 +43,8 @@ export async function decideLocally(
   asked.now = result.now
   const answer: StoreAnswer = { used, specs, counters: result.counters }
   if (result.status === 'denied') return refusalOf(engine, asked, answer).refuseAll()
-  engine.held.set(asked.id, { model, amounts, local: true })
-  return new Allowed(
+  engine.held.set(asked.id, { model: model ?? '', amounts, local: true })
+  return allowedOf(
     {
       id: asked.id,
       requestedModel: asked.requestedModel,

@@ -108,12 +108,16 @@ export function estimateAmounts(
   return { amounts, unpriced: price === undefined }
 }
 
-/** Actual amounts per metric from reported usage; absent fields keep what was held. */
+/**
+ * Actual amounts per metric from reported usage; absent fields keep what was held. `units: false`
+ * when `held` is known to have no custom units (see {@link metaOf}), which saves looking for them.
+ */
 export function actualAmounts(
   policy: CompiledPolicy,
   model: string | undefined,
   held: Readonly<Record<string, number>>,
   usage: Usage,
+  units = true,
 ): Record<string, number> {
   const inputTokens = usage.inputTokens ?? held.inputTokens ?? 0
   const outputTokens = usage.outputTokens ?? held.outputTokens ?? 0
@@ -124,12 +128,14 @@ export function actualAmounts(
       `usage.cachedInputTokens (${usage.cachedInputTokens}) cannot exceed the call's input tokens (${inputTokens}${usage.inputTokens === undefined ? ', the estimate' : ''})`,
     )
   }
-  const amounts: Record<string, number> = {
-    ...held,
-    inputTokens,
-    outputTokens,
-    tokens: inputTokens + outputTokens,
-  }
+  const { requests, concurrency, cost } = held
+  // a literal where the estimate's builtins are all there (always, but in a foreign store's meta):
+  // a spread of `held` cost every settle a slow copy
+  const amounts: Record<string, number> =
+    requests !== undefined && concurrency !== undefined && cost !== undefined
+      ? { requests, concurrency, inputTokens, outputTokens, tokens: inputTokens + outputTokens, cost }
+      : { ...held, inputTokens, outputTokens, tokens: inputTokens + outputTokens }
+  if (units) for (const metric in held) if (!(metric in amounts)) amounts[metric] = held[metric]!
   for (const unit in usage.units) amounts[unit] = usage.units[unit]!
   const price = priceOf(policy, model)
   if (usage.cost !== undefined) amounts.cost = usage.cost
@@ -168,4 +174,19 @@ function priceCall(
     )
   }
   return cost
+}
+
+/**
+ * A reservation's meta as the engine writes it to the store: the model (`''` for none) and the
+ * amounts held, with `units: true` when the estimate gave custom units. A settle through the memory
+ * store's lane (which keeps this very object) looks for custom units in the amounts only then; any
+ * other settle always does, so a meta written without the mark (by an older version) loses nothing.
+ */
+export function metaOf(
+  model: string | undefined,
+  amounts: Readonly<Record<string, number>>,
+  estimate: Estimate | undefined,
+): { model: string; amounts: Readonly<Record<string, number>>; units?: true } {
+  const meta = { model: model ?? '', amounts }
+  return estimate?.units === undefined ? meta : { ...meta, units: true }
 }

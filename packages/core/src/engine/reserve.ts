@@ -8,13 +8,13 @@ import { TollgateError } from '../errors.js'
 import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import type { StoreReserve, StoreReserveResult } from '../store/contract.js'
 import { balanceOf } from './admin.js'
-import { Allowed, type StoreAnswer } from './allowed.js'
+import { allowedOf, type StoreAnswer } from './allowed.js'
 import { readAnswer, reserveAnswer, timeOf } from './answers.js'
 import { checkCaps } from './caps.js'
 import type { Engine } from './context.js'
 import { refusal } from './decide.js'
 import { decideLocally } from './local.js'
-import { decideAccess, estimateAmounts, resolveModel, tierOf } from './models.js'
+import { decideAccess, estimateAmounts, metaOf, resolveModel, tierOf } from './models.js'
 import { applyBaselines, specsOf } from './plan.js'
 import {
   type Asked,
@@ -109,7 +109,7 @@ export async function decide(
     flags.push('unpriced_model')
   }
   const { ttlMs, blocks } = plan
-  const meta = { model: model ?? '', amounts }
+  const meta = metaOf(model, amounts, request.estimate)
   let { used, specs } = specsOf(plan, amounts, asked.now, engine.windows)
   let result: StoreReserveResult
   try {
@@ -149,8 +149,8 @@ export async function decide(
         'store_unavailable',
       )
     }
-    engine.held.set(id, { model, amounts, degraded: true })
-    return new Allowed(
+    engine.held.set(id, { model: model ?? '', amounts, degraded: true })
+    return allowedOf(
       {
         id,
         requestedModel: asked.requestedModel,
@@ -184,8 +184,8 @@ export async function decide(
   }
   if (refusing) shadowViolations = sortViolations(engine, answer, now).shadowViolations
   if (crossing) warnings = warn(engine, answer, now)
-  engine.held.set(id, { model, amounts })
-  return new Allowed(
+  engine.held.set(id, { model: model ?? '', amounts })
+  return allowedOf(
     {
       id,
       requestedModel: asked.requestedModel,

@@ -280,7 +280,8 @@ export interface Lane {
   /** Read the store's clock: {@link Lane.reserve} runs at this time (call it just before). */
   now(): number
   /**
-   * Hold every counter of `input` when each admits its amount, and write what
+   * Hold every counter of `input` when each admits its amount, keeping `meta` with the new
+   * reservation (as {@link StoreReserve.meta}), and write what
    * {@link Store.reserve} would report, {@link LANE_FIELDS} numbers per counter in order:
    * cap, used, held, resetAt (`NaN` for `null`), windowStart. Returns the new reservation's
    * id, which the lane makes (so that it can find the reservation again without hashing it);
@@ -290,16 +291,31 @@ export interface Lane {
    * hold `now`, or a counter is not such a window. `now` is the time the last
    * {@link Lane.now} read.
    */
-  reserve(input: LaneReserve, out: number[]): string | undefined
+  reserve(input: LaneReserve, meta: ReservationMeta, out: number[]): string | undefined
   /**
    * The meta of an open or expired reservation, as {@link Store.lookup} would give it, or
    * `undefined` (closed, unknown: then `lookup` and `commit` say which).
    */
   meta(id: string): ReservationMeta | undefined
+  /**
+   * Settle (`amounts`) or release (`null`) the reservation `id` that {@link Lane.meta} has just
+   * found, when it is still held: what {@link Store.commit} does with `brief: true`, answering
+   * its `counters` (its status follows from `amounts`; it is never late). Returns `undefined`,
+   * having changed nothing, when anything else came in between, or the reservation expired at
+   * this call's time: then {@link Store.commit} decides.
+   */
+  close(id: string, amounts: Record<string, number> | null): CommitCounter[] | undefined
 }
 
-/** What {@link Lane.reserve} is given: a store reserve without an id (the lane makes it). */
-export type LaneReserve = Omit<StoreReserve, 'id'>
+/**
+ * What {@link Lane.reserve} is given besides the meta: a store reserve's counters, TTL and blocks.
+ * A caller that holds the same counters again sends the same object again, so that the lane finds
+ * what it worked out for them the last time in `memo` rather than looking it up.
+ */
+export interface LaneReserve extends Omit<StoreReserve, 'id' | 'meta'> {
+  /** The lane's own note on these counters: `undefined` at first, never read or written by the caller. */
+  memo: unknown
+}
 
 /** Numbers per counter in the answer of {@link Lane.reserve}. */
 export const LANE_FIELDS = 5

@@ -4,8 +4,23 @@ import { createTollgate } from '../../engine/gate.js'
 import { describeStoreConformance } from '../../testing/conformance/index.js'
 import { fakeClock } from '../../testing/fake-clock.js'
 import { calendarBounds } from '../../windows/calendar.js'
-import type { CounterSpec, CounterState, StoreReserveResult } from '../contract.js'
-import { memoryStore } from './store.js'
+import type { CounterSpec, CounterState, LaneReserve, StoreReserve, StoreReserveResult } from '../contract.js'
+import { type MemoryStore, memoryStore } from './store.js'
+
+/**
+ * `store.lane.reserve` for a store reserve's fields, sending the same input object again for the
+ * same counters array (and TTL and blocks), as the engine does: so the lane's memo is used.
+ */
+const inputs = new WeakMap<CounterSpec[], LaneReserve>()
+function laneReserve(store: MemoryStore, given: Omit<StoreReserve, 'id'>, out: number[]): string | undefined {
+  const { counters, ttlMs, blocks, meta } = given
+  let input = inputs.get(counters)
+  if (input === undefined || input.ttlMs !== ttlMs || input.blocks.join() !== blocks.join()) {
+    input = { counters, ttlMs, blocks, memo: undefined }
+    inputs.set(counters, input)
+  }
+  return store.lane!.reserve(input, meta, out)
+}
 
 describeStoreConformance('memoryStore', (clock) => memoryStore({ clock }))
 
@@ -19,13 +34,13 @@ describe('the lane declines what only the general path reports', () => {
     window: { kind: 'fixed', bounds: [0, Number.MAX_SAFE_INTEGER] },
     expiry: 'keep',
   }
-  const laneReserve = (store: ReturnType<typeof memoryStore>, spec: CounterSpec) => {
+  const reserveOne = (store: ReturnType<typeof memoryStore>, spec: CounterSpec) => {
     store.lane!.now()
-    return store.lane!.reserve({ counters: [spec], ttlMs: 60_000, blocks: [], meta: { model: '' } }, [])
+    return laneReserve(store, { counters: [spec], ttlMs: 60_000, blocks: [], meta: { model: '' } }, [])
   }
 
   it('a counter with alerts (its crossings are reported by the general path)', () => {
-    expect(laneReserve(memoryStore({ clock: fakeClock() }), { ...base, alerts: [0.5] })).toBeUndefined()
+    expect(reserveOne(memoryStore({ clock: fakeClock() }), { ...base, alerts: [0.5] })).toBeUndefined()
   })
 
   it('a counter whose breaker is open (a policy sharing the store may have dropped the breaker)', () => {
@@ -41,7 +56,7 @@ describe('the lane declines what only the general path reports', () => {
     expect(store.reserve(input('a'))).toMatchObject({ status: 'ok' })
     expect(store.reserve(input('b'))).toMatchObject({ status: 'denied' }) // trips the breaker
     store.commit({ id: 'a', amounts: null }) // room again, but the breaker is open for its cool-down
-    expect(laneReserve(store, base)).toBeUndefined()
+    expect(reserveOne(store, base)).toBeUndefined()
   })
 })
 
@@ -65,10 +80,7 @@ describe('the lane’s tickets', () => {
       let n = 0
       for (let i = 0; i < times; i++) {
         store.lane!.now()
-        const id = store.lane!.reserve(
-          { counters: specs, ttlMs: 60_000, blocks: [], meta: { model: '' } },
-          [],
-        )
+        const id = laneReserve(store, { counters: specs, ttlMs: 60_000, blocks: [], meta: { model: '' } }, [])
         if (id !== undefined) {
           n++
           // settled at half the hold: the settle reads the hold's amount from the ticket's lists
@@ -201,7 +213,7 @@ describe('memoryStore only', () => {
     const counter = { ...spec('k', clock.now()), amount: 5, cap: 5 }
     const laneInput = { counters: [counter], ttlMs: 60_000, blocks: [], meta: { model: 'm' } }
     store.lane!.now()
-    const id = store.lane!.reserve(laneInput, [])!
+    const id = laneReserve(store, laneInput, [])!
     expect(id).toBeTypeOf('string')
     const again = await store.reserve({ id, ...laneInput })
     expect(again).toMatchObject({ status: 'ok', counters: [{ used: 5, held: 5, denied: false }] })
@@ -211,7 +223,7 @@ describe('memoryStore only', () => {
     expect((await store.read([counter]))[0]).toMatchObject({ used: 0, held: 0 })
     // past its TTL (before the sweep has processed it), a held reservation is closed too
     store.lane!.now()
-    const late = store.lane!.reserve(laneInput, [])!
+    const late = laneReserve(store, laneInput, [])!
     clock.advance(60_000)
     expect(() => store.reserve({ id: late, ...laneInput })).toThrow(/closed; nothing was held/)
   })
@@ -446,7 +458,7 @@ describe('the lane answers and counts as the general path does', () => {
               const id = `t${n++}`
               const expected = twin.reserve({ id, ...input }) as StoreReserveResult
               lane.lane!.now()
-              const made = lane.lane!.reserve(input, out)
+              const made = laneReserve(lane, input, out)
               if (made === undefined) {
                 // the lane declines only what the general path refuses
                 expect(expected.status).toBe('denied')
@@ -619,11 +631,26 @@ describe('the counters’ edges', () => {
     const out: number[] = []
     for (const counters of [a, a, b, a]) {
       store.lane!.now()
-      expect(store.lane!.reserve(laneInput(counters), out)).toBeTypeOf('string')
+      expect(laneReserve(store, laneInput(counters), out)).toBeTypeOf('string')
     }
     // a's home was dropped for b's; a's last hold went to a new home, not the dropped one's cell
     expect((store.read(a) as CounterState[])[0]).toMatchObject({ used: 1, held: 1 })
     expect(out.slice(0, 3)).toEqual([100, 1, 1])
+  })
+
+  it('a lane input sent to another store holds on that store, never through the first one’s memo', () => {
+    const clock = fakeClock(t0)
+    const first = memoryStore({ clock })
+    const second = memoryStore({ clock })
+    const counters = [day('k')]
+    // one input object, as a plan keeps it, sent to two stores in turn
+    const input = { counters, ttlMs: 60_000, blocks: [], memo: undefined }
+    for (const store of [first, first, second, second, first]) {
+      store.lane!.now()
+      expect(store.lane!.reserve(input, { model: '' }, [])).toBeTypeOf('string')
+    }
+    expect((first.read(counters) as CounterState[])[0]).toMatchObject({ used: 3, held: 3 })
+    expect((second.read(counters) as CounterState[])[0]).toMatchObject({ used: 2, held: 2 })
   })
 
   it('a settle with abandon: true of an unknown id remembers nothing', () => {
@@ -641,7 +668,7 @@ describe('the counters’ edges', () => {
     const ids: string[] = []
     for (let i = 0; i < 5; i++) {
       store.lane!.now()
-      ids.push(store.lane!.reserve(laneInput(counters), [])!)
+      ids.push(laneReserve(store, laneInput(counters), [])!)
     }
     for (const id of ids)
       expect(store.commit({ id, amounts: { tokens: 2 } })).toMatchObject({ status: 'settled' })
@@ -653,7 +680,7 @@ describe('the counters’ edges', () => {
     const store = memoryStore({ clock, idempotencyMs: 5_000 })
     const counters = [day('k')]
     store.lane!.now()
-    const id = store.lane!.reserve(laneInput(counters, 1_000), [])!
+    const id = laneReserve(store, laneInput(counters, 1_000), [])!
     clock.advance(1_000) // expired at the sweep of this second
     store.lane!.now()
     clock.advance(4_999)

@@ -267,20 +267,22 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
    * when `id` is `undefined` (the lane makes the id, which `remember` returns).
    */
   const remember = (
-    input: LaneReserve,
+    counters: CounterSpec[],
+    ttlMs: number,
+    meta: ReservationMeta,
     id: string | undefined,
     cells: (Cell | undefined)[],
     starts: number[],
     ticket?: Ticket,
   ): string => {
-    const expiresAt = now + input.ttlMs
+    const expiresAt = now + ttlMs
     const record: Record = {
       id: id ?? '',
       n: -1,
       state: 'held',
       expiresAt,
-      meta: input.meta,
-      specs: input.counters,
+      meta,
+      specs: counters,
       cells,
       starts,
       ticket: ticket?.fixed ? ticket : undefined,
@@ -297,6 +299,16 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     } else records.add(id, record, now)
     due.add(record, expiresAt)
     return record.id
+  }
+  /** Settle (`amounts`) or release (`null`) an open or expired reservation, and remember it closed. */
+  const finish = (record: Record, amounts: globalThis.Record<string, number> | null, brief: boolean) => {
+    due.remove(record)
+    const counters = close(record, amounts, brief)
+    const state = amounts === null ? 'released' : 'settled'
+    const { n, id } = record
+    if (n < 0 || !slots.take(record)) records.delete(id)
+    if (n < 0 || !slots.close(n, state, now)) closed.add(id, state, now)
+    return counters
   }
   /** The open or expired reservation of `id`. */
   const find = (id: string): Record | undefined => {
@@ -352,13 +364,6 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     })
     return { status: 'ok', now, counters }
   }
-  /**
-   * What the lane last found for a counters array (see `Ticket`): the engine sends the same array
-   * again while no spec changed, so the next reserve reads each home without a look-up. A home is
-   * used from here only while the cache still keeps it (`forgetAt` in the future: a home the cache
-   * dropped has `-Infinity`, one not yet added `0`); otherwise it is looked up again.
-   */
-  const laneCache = new WeakMap<readonly CounterSpec[], Ticket>()
   /** The lists every ticket of the same counters' metrics, amounts and caps shares (see `Shared`). */
   const shared = new Map<string, Shared>()
   /** Scratch of the lane's first pass: the home and window index of each counter. */
@@ -476,7 +481,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         result.held = cell.held
         if (spec.alerts) result.crossed = crossedAlerts(spec, cell, result.cap)
       }
-      remember(input, input.id, cells, starts)
+      remember(input.counters, input.ttlMs, input.meta, input.id, cells, starts)
       return { status: 'ok', now, counters }
     },
 
@@ -489,17 +494,27 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         metaOf = record
         return record?.meta
       },
-      reserve(input: LaneReserve, out: number[]): string | undefined {
+      close(id: string, amounts: globalThis.Record<string, number> | null): CommitCounter[] | undefined {
+        const record = metaOf
+        tick() // forgets `metaOf`; may expire the record (then no longer held: the commit decides)
+        if (record === undefined || record.id !== id || record.state !== 'held') return undefined
+        return finish(record, amounts, true)
+      },
+      reserve(input: LaneReserve, meta: ReservationMeta, out: number[]): string | undefined {
         if (blocks.size > 0) for (const marker of input.blocks) if (blocks.has(marker)) return undefined
         const specs = input.counters
+        const { ttlMs } = input
         const count = specs.length
-        let ticket = laneCache.get(specs)
-        if (ticket === undefined) {
+        // what this lane last found for these counters (see `Ticket`): the caller sends the same
+        // input object again while no spec changed, so the next reserve reads each home without a
+        // look-up. A ticket is for one specs array on one store: any other gets a new one.
+        let ticket = input.memo as Ticket | undefined
+        if (ticket === undefined || ticket.specs !== specs || ticket.owner !== shared) {
           ticket = newTicket(specs, shared)
-          laneCache.set(specs, ticket)
+          input.memo = ticket
         } else if (now < ticket.until && overrides.size === 0 && trips.size === 0) {
           const held = holdAgain(ticket, out)
-          if (held) return remember(input, undefined, ticket.cells, ticket.starts, ticket)
+          if (held) return remember(specs, ttlMs, meta, undefined, ticket.cells, ticket.starts, ticket)
         }
         const known = ticket.homes
         // First pass: every counter must be a plain calendar or rolling window that admits. Nothing
@@ -568,7 +583,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           ticket.starts = starts
         }
         ticket.until = until
-        return remember(input, undefined, cells, starts, ticket)
+        return remember(specs, ttlMs, meta, undefined, cells, starts, ticket)
       },
     },
 
@@ -586,13 +601,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         return { status: 'unknown' }
       }
       const late = record.state === 'expired'
-      due.remove(record)
-      const counters = close(record, input.amounts, input.brief === true)
-      const state = input.amounts === null ? 'released' : 'settled'
-      const { n } = record
-      if (n < 0 || !slots.take(record)) records.delete(id)
-      if (n < 0 || !slots.close(n, state, now)) closed.add(id, state, now)
-      return { status: state, late, counters }
+      const counters = finish(record, input.amounts, input.brief === true)
+      return { status: input.amounts === null ? 'released' : 'settled', late, counters }
     },
 
     read(specs: CounterSpec[]): CounterState[] {
@@ -695,6 +705,10 @@ const NONE: number[] = []
  * windows), the next reserve holds in them again without reading the specs (`holdAgain`).
  */
 interface Ticket {
+  /** The counters this ticket is for. */
+  specs: readonly CounterSpec[]
+  /** The store whose homes and cells it holds (its `shared` map, one per store). */
+  owner: unknown
   homes: (Home | undefined)[]
   /** Every counter is a calendar window (so a held record's settle is {@link closeHeld}'s). */
   fixed: boolean
@@ -761,6 +775,8 @@ function newTicket(specs: readonly CounterSpec[], shared: Map<string, Shared>): 
   // a literal, not a spread: an object built by a spread is slower to read (bench/README.md)
   const { metrics, codes, amounts, caps } = sharedOf(specs, shared)
   return {
+    specs,
+    owner: shared,
     homes: specs.map(() => undefined),
     fixed: specs.every((spec) => spec.window.kind === 'fixed'),
     metrics,
