@@ -428,6 +428,33 @@ describe('the lane, where a mutation audit found no test', () => {
     expect(usage.find((l) => l.metric === 'tokens')).toMatchObject({ used: 21, held: 0 })
   })
 
+  it('a settle on the lane answers the held custom units it was not told of, and none it never held', async () => {
+    const gate = createTollgate({
+      policy: {
+        units: ['image_final'],
+        rules: [{ id: 'img', per: 'user', limits: { image_final: 100, tokens: 1000 }, window: 'day' }],
+      },
+      store: memoryStore({ clock: fakeClock() }),
+    })
+    const subject = { user: 'u' }
+    const onUnits = await gate.reserve({
+      subject,
+      estimate: { inputTokens: 10, maxOutputTokens: 0, units: { image_final: 2 } },
+    })
+    if (!onUnits.allowed) throw new Error('refused')
+    // the usage does not report the unit: it is charged at the hold, and the answer says so
+    const settled = await gate.settle(onUnits.id, { inputTokens: 7, outputTokens: 0 })
+    expect(settled.amounts).toMatchObject({ image_final: 2, inputTokens: 7, tokens: 7 })
+    const plain = await gate.reserve({ subject, estimate: { inputTokens: 10, maxOutputTokens: 0 } })
+    if (!plain.allowed) throw new Error('refused')
+    const noUnits = await gate.settle(plain.id, { inputTokens: 7, outputTokens: 0 })
+    expect(Object.keys(noUnits.amounts).sort()).toEqual(
+      ['concurrency', 'cost', 'inputTokens', 'outputTokens', 'requests', 'tokens'].sort(),
+    )
+    const usage = await gate.usage({ subject })
+    expect(usage.find((l) => l.metric === 'image_final')).toMatchObject({ used: 2, held: 0 })
+  })
+
   it('keeps a rolling count for the whole window, also one longer than graceMs', async () => {
     const clock = fakeClock()
     const gate = createTollgate({
