@@ -62,13 +62,22 @@ function closeStored(
 
 /**
  * What the engine needs of a reservation, from its meta in the store: the meta itself when it is
- * the engine's own (`{ model, amounts }`, as every reserve writes it), which saves a settle an object.
+ * shaped as the engine writes it (`{ model, amounts, units? }`), which saves a settle an object;
+ * otherwise a copy of its model and amounts alone. A meta is any JSON a store kept: a key the
+ * engine reads of a held entry (`degraded`, `local`) must never come from it.
  */
 function heldOf(meta: ReservationMeta): Held {
   const { model, amounts } = meta
-  if (typeof model === 'string' && typeof amounts === 'object' && amounts !== null)
+  if (
+    typeof model === 'string' &&
+    typeof amounts === 'object' &&
+    amounts !== null &&
+    meta.degraded === undefined &&
+    meta.local === undefined
+  )
     return meta as unknown as Held
-  return { model: typeof model === 'string' ? model : '', amounts: (amounts ?? {}) as Amounts }
+  // `units`: the amounts may hold custom units (a settle looks for them)
+  return { model: typeof model === 'string' ? model : '', amounts: (amounts ?? {}) as Amounts, units: true }
 }
 
 /** Close a reservation this process knows about (`entry`). */

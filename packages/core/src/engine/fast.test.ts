@@ -10,6 +10,7 @@ import type { PolicyInput, WindowInput } from '../policy/input.js'
 import type { Store } from '../store/contract.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
+import type { SettleRecord } from './audit.js'
 import { createTollgate } from './gate.js'
 import type { Tollgate } from './types.js'
 
@@ -453,6 +454,60 @@ describe('the lane, where a mutation audit found no test', () => {
     )
     const usage = await gate.usage({ subject })
     expect(usage.find((l) => l.metric === 'image_final')).toMatchObject({ used: 2, held: 0 })
+  })
+
+  // guards lane.close's tick(): a hold past its TTL that no sweep has expired yet is settled late
+  it('settles late a lane hold past its TTL, with no store call in between to sweep it', async () => {
+    const clock = fakeClock()
+    const gate = createTollgate({
+      policy: {
+        rules: [{ id: 'day', per: 'user', limits: { tokens: 1000 }, window: 'day', holds: { ttl: '10s' } }],
+      },
+      store: memoryStore({ clock }),
+    })
+    const decision = await gate.reserve({
+      subject: { user: 'u' },
+      estimate: { inputTokens: 10, maxOutputTokens: 0 },
+    })
+    if (!decision.allowed) throw new Error('refused')
+    clock.advance('11s')
+    expect(await gate.settle(decision.id, { inputTokens: 7, outputTokens: 0 })).toMatchObject({
+      status: 'settled',
+      late: true,
+    })
+  })
+
+  // guards the meta's '' for no model: the settle record of a lane reservation says null, as ever
+  it('records model null for the settle of a lane reservation made without a model', async () => {
+    const records: SettleRecord[] = []
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'day', per: 'user', limits: { tokens: 1000 }, window: 'day' }] },
+      store: memoryStore({ clock: fakeClock() }),
+      onSettle: (r) => records.push(r),
+    })
+    const decision = await gate.reserve({
+      subject: { user: 'u' },
+      estimate: { inputTokens: 10, maxOutputTokens: 0 },
+    })
+    if (!decision.allowed) throw new Error('refused')
+    await gate.settle(decision.id, { inputTokens: 7, outputTokens: 0 })
+    expect(records).toHaveLength(1)
+    expect(records[0]!.model).toBeNull()
+  })
+
+  // guards the blocks of the lane input a plan does not remember (its estimate left a custom unit out)
+  it('refuses a blocked subject on the lane when the estimate leaves a custom unit out', async () => {
+    const gate = createTollgate({
+      policy: {
+        units: ['image_final'],
+        rules: [{ id: 'img', per: 'user', limits: { image_final: 100, tokens: 1000 }, window: 'day' }],
+      },
+      store: memoryStore({ clock: fakeClock() }),
+    })
+    const ask = { subject: { user: 'u' }, estimate: { inputTokens: 10, maxOutputTokens: 0 } }
+    expect(await gate.reserve(ask)).toMatchObject({ allowed: true })
+    await gate.block('user', 'u', 'key_revoked')
+    expect(await gate.reserve(ask)).toMatchObject({ allowed: false, code: 'key_revoked' })
   })
 
   it('keeps a rolling count for the whole window, also one longer than graceMs', async () => {

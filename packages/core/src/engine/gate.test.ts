@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { TollgateError } from '../errors.js'
 import type { PolicyInput } from '../policy/schema.js'
 import { memoryStore } from '../store/memory/store.js'
@@ -839,7 +839,6 @@ describe('store failures', () => {
   })
 
   it('bounds a hung store by the timeout, then applies the failure mode', async () => {
-    const { vi } = await import('vitest')
     vi.useFakeTimers()
     try {
       const hung = { ...memoryStore({ clock: fakeClock() }), reserve: () => new Promise<never>(() => {}) }
@@ -870,7 +869,6 @@ describe('a settle the store answers after the timeout', () => {
   }
 
   it('emits its settle record when the answer lands, once, even when the settle is retried', async () => {
-    const { vi } = await import('vitest')
     vi.useFakeTimers()
     try {
       const records: SettleRecord[] = []
@@ -898,7 +896,6 @@ describe('a settle the store answers after the timeout', () => {
   })
 
   it('emits none when the store fails after the timeout', async () => {
-    const { vi } = await import('vitest')
     vi.useFakeTimers()
     try {
       const records: SettleRecord[] = []
@@ -1365,7 +1362,6 @@ describe('refusal retryability and stores that list every counter (mutation audi
 
 describe('a reserve the store answers after the timeout (mutation audit)', () => {
   it('releases the hold when it lands: the caller was told store_unavailable and holds nothing', async () => {
-    const { vi } = await import('vitest')
     vi.useFakeTimers()
     try {
       const inner = memoryStore({ clock: fakeClock() })
@@ -1390,5 +1386,115 @@ describe('a reserve the store answers after the timeout (mutation audit)', () =>
     } finally {
       vi.useRealTimers()
     }
+  })
+})
+
+describe('settles and decisions, where a mutation audit of the one-step lane settle found no test', () => {
+  // guards heldOf's copy of a meta the engine did not write (no amounts): its model still prices the settle
+  it('settles a reservation made on the store with a model but no amounts (or null), priced by that model', async () => {
+    const { gate, store } = setup()
+    store.reserve({ id: 'ext', counters: [], ttlMs: 60_000, blocks: [], meta: { model: 'gpt-4o-mini' } })
+    const settled = await gate.settle('ext', { inputTokens: 1000, outputTokens: 0 })
+    expect(settled).toMatchObject({ status: 'settled' })
+    // only what was reported, and its price: no builtin metric the meta never held
+    expect(settled.amounts).toStrictEqual({ inputTokens: 1000, outputTokens: 0, tokens: 1000, cost: 150 })
+    // amounts: null is no amounts either
+    store.reserve({
+      id: 'null',
+      counters: [],
+      ttlMs: 60_000,
+      blocks: [],
+      meta: { model: 'gpt-4o-mini', amounts: null },
+    })
+    expect((await gate.settle('null', { inputTokens: 1000, outputTokens: 0 })).amounts).toStrictEqual(
+      settled.amounts,
+    )
+  })
+
+  // guards allowedOf's requestedModel: an access downgrade still names the model asked for
+  it('names the model asked for in a decision downgraded by an access rule', async () => {
+    const { gate } = setup({
+      ...base,
+      access: [
+        { match: { tier: 'frontier' }, require: { flags: ['vip'] }, otherwise: { downgrade: 'gpt-4o-mini' } },
+      ],
+    })
+    expect(await gate.reserve(ask({ model: 'gpt-4o' }))).toMatchObject({
+      allowed: true,
+      model: 'gpt-4o-mini',
+      requestedModel: 'gpt-4o',
+      downgrade: { from: 'gpt-4o', to: 'gpt-4o-mini', reason: 'access' },
+    })
+  })
+
+  // guards the local fallback's settle bypassing the timeout (it is no remote store)
+  it('waits for a local fallback store that answers a settle after timeoutMs', async () => {
+    vi.useFakeTimers()
+    try {
+      const clock = fakeClock()
+      const down = {
+        ...memoryStore({ clock }),
+        lane: undefined,
+        reserve: () => Promise.reject(new Error('down')),
+      }
+      const inner = memoryStore({ clock })
+      const slow = {
+        ...inner,
+        commit: (input: Parameters<typeof inner.commit>[0]) =>
+          new Promise<Awaited<ReturnType<typeof inner.commit>>>((resolve) =>
+            setTimeout(() => resolve(inner.commit(input)), 400),
+          ),
+      }
+      const gate = createTollgate({
+        policy: { rules: [{ id: 'rpm', per: 'user', limits: { requests: 10 }, window: 'minute' }] },
+        store: down,
+        clock,
+        timeoutMs: 250,
+        localFallback: { share: 0.5, store: slow },
+      })
+      const decision = await gate.reserve({ subject: { user: 'u' } })
+      expect(decision).toMatchObject({ allowed: true, flags: ['store_degraded', 'store_fallback'] })
+      const settle = gate.settle(decision.id, {})
+      const told = expect(settle).resolves.toMatchObject({ status: 'settled' })
+      await vi.advanceTimersByTimeAsync(400)
+      await told
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})
+
+describe('a store meta with keys the engine does not write', () => {
+  const policy = { rules: [{ id: 'd', per: 'user', limits: { tokens: 1000 }, window: 'day' as const }] }
+  const amounts = { requests: 1, concurrency: 1, inputTokens: 10, outputTokens: 0, tokens: 10, cost: 0 }
+  // a store without a lane: the settle reads the meta back with lookup
+  const setup = () => {
+    const store = { ...memoryStore({ clock: fakeClock() }), lane: undefined }
+    return { store, gate: createTollgate({ policy, store }) }
+  }
+
+  it('settles on the store a meta that carries `local: true`', async () => {
+    const { store, gate } = setup()
+    store.reserve({
+      id: 'ext',
+      counters: [],
+      ttlMs: 60_000,
+      blocks: [],
+      meta: { model: '', amounts, local: true },
+    })
+    expect(await gate.settle('ext', { inputTokens: 7, outputTokens: 0 })).toMatchObject({ status: 'settled' })
+  })
+
+  it('settles on the store a meta that carries `degraded: true`', async () => {
+    const { store, gate } = setup()
+    store.reserve({
+      id: 'ext',
+      counters: [],
+      ttlMs: 60_000,
+      blocks: [],
+      meta: { model: '', amounts, degraded: true },
+    })
+    expect(await gate.settle('ext', { inputTokens: 7, outputTokens: 0 })).toMatchObject({ status: 'settled' })
+    expect(await store.lookup('ext')).toMatchObject({ state: 'settled' })
   })
 })

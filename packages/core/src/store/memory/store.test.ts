@@ -653,6 +653,42 @@ describe('the counters’ edges', () => {
     expect((second.read(counters) as CounterState[])[0]).toMatchObject({ used: 2, held: 2 })
   })
 
+  // guards the memo's specs check: an input object given new counters holds on those, not the memo's
+  it('a lane input whose counters were replaced holds on the new counters', () => {
+    const store = memoryStore({ clock: fakeClock(t0) })
+    const a = [day('a')]
+    const b = [day('b')]
+    const input: LaneReserve = { counters: a, ttlMs: 60_000, blocks: [], memo: undefined }
+    for (const counters of [a, a, b]) {
+      input.counters = counters
+      store.lane!.now()
+      expect(store.lane!.reserve(input, { model: '' }, [])).toBeTypeOf('string')
+    }
+    expect((store.read(a) as CounterState[])[0]).toMatchObject({ used: 2, held: 2 })
+    expect((store.read(b) as CounterState[])[0]).toMatchObject({ used: 1, held: 1 })
+  })
+
+  // guards lane.close's checks: it closes only the record lane.meta has just found, for that id
+  it('lane.close declines an id lane.meta did not just find, and changes nothing', () => {
+    const store = memoryStore({ clock: fakeClock(t0) })
+    const lane = store.lane!
+    const counters = [day('k')]
+    const ids: string[] = []
+    for (let i = 0; i < 2; i++) {
+      lane.now()
+      ids.push(laneReserve(store, laneInput(counters), [])!)
+    }
+    const [a, b] = ids as [string, string]
+    expect(lane.meta(a)).toBeDefined()
+    expect(lane.close(b, null)).toBeUndefined() // another id than the one just found
+    lane.now()
+    expect(lane.close(a, null)).toBeUndefined() // found, but something came in between
+    expect((store.read(counters) as CounterState[])[0]).toMatchObject({ used: 2, held: 2 })
+    expect(lane.meta(a)).toBeDefined()
+    expect(lane.close(a, null)).toEqual([])
+    expect((store.read(counters) as CounterState[])[0]).toMatchObject({ used: 1, held: 1 })
+  })
+
   it('a settle with abandon: true of an unknown id remembers nothing', () => {
     const store = memoryStore({ clock: fakeClock(t0) })
     expect(store.commit({ id: 'early', amounts: { tokens: 3 }, abandon: true })).toEqual({
