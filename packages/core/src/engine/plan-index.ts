@@ -22,7 +22,8 @@ const PER_ID = 8
 const COUNTED = 4_096
 
 export class PlanIndex<P> {
-  private byId = new Map<string, Entry<P>[]>()
+  /** Entries by their key id: the entry itself while it is the only one (most ids), else a list. */
+  private byId = new Map<string, Entry<P> | Entry<P>[]>()
   private entries = 0
   /** The dimension whose id keys the index: the one with the most distinct ids among plans made. */
   private key: string | undefined = undefined
@@ -59,11 +60,11 @@ export class PlanIndex<P> {
     if (key === undefined) return undefined
     const id = subject[key]
     if (typeof id !== 'string') return undefined
-    const list = this.byId.get(id)
-    if (list === undefined) return undefined
+    const listed = this.byId.get(id)
+    if (listed === undefined) return undefined
     // one candidate in the common case; with several, the ids are read into the scratch first
-    if (list.length === 1) {
-      const entry = list[0]!
+    if (!Array.isArray(listed)) {
+      const entry = listed
       if (entry.model !== model || entry.feature !== feature) return undefined
       const { dimensions, ids } = entry
       let i = 0
@@ -74,7 +75,7 @@ export class PlanIndex<P> {
       return i === ids.length ? entry.plan : undefined
     }
     this.read(subject)
-    return this.found(list, model, feature)
+    return this.found(listed, model, feature)
   }
 
   /** The entry of `list` for the request last {@link read}. */
@@ -97,19 +98,20 @@ export class PlanIndex<P> {
     const at = this.dimensions.indexOf(key)
     if (at < 0 || at >= length) return
     const id = this.ids[at] as string // the trie found a plan: every id is a string it was made with
-    let list = this.byId.get(id)
-    if (list === undefined) {
-      if (this.entries >= this.max) this.clear()
-      list = []
-      this.byId.set(id, list)
-    } else if (list.length >= PER_ID) return
-    list.push({
+    const listed = this.byId.get(id)
+    if (Array.isArray(listed) && listed.length >= PER_ID) return
+    const entry: Entry<P> = {
       model,
       feature,
       dimensions: this.dimensionsAlike(),
       ids: this.ids.slice(0, length) as string[],
       plan,
-    })
+    }
+    if (listed === undefined) {
+      if (this.entries >= this.max) this.clear()
+      this.byId.set(id, entry)
+    } else if (Array.isArray(listed)) listed.push(entry)
+    else this.byId.set(id, [listed, entry])
     this.entries++
   }
 
