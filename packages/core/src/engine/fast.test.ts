@@ -381,6 +381,16 @@ describe("the lane's homes", () => {
   })
 })
 
+/** A gate on the memory store (its lane) counting a custom unit `image_final` and tokens per user and day. */
+const imageGate = () =>
+  createTollgate({
+    policy: {
+      units: ['image_final'],
+      rules: [{ id: 'img', per: 'user', limits: { image_final: 100, tokens: 1000 }, window: 'day' }],
+    },
+    store: memoryStore({ clock: fakeClock() }),
+  })
+
 describe('the lane, where a mutation audit found no test', () => {
   it('settles a rolling hold in the slot it was placed in, when two holds share a cell a slot apart', async () => {
     const clock = fakeClock()
@@ -406,14 +416,7 @@ describe('the lane, where a mutation audit found no test', () => {
   })
 
   it('settles a custom unit at what was used, a builtin metric beside it too', async () => {
-    const clock = fakeClock()
-    const gate = createTollgate({
-      policy: {
-        units: ['image_final'],
-        rules: [{ id: 'img', per: 'user', limits: { image_final: 100, tokens: 1000 }, window: 'day' }],
-      },
-      store: memoryStore({ clock }),
-    })
+    const gate = imageGate()
     const ask = {
       subject: { user: 'u' },
       estimate: { inputTokens: 10, maxOutputTokens: 0, units: { image_final: 2 } },
@@ -430,13 +433,7 @@ describe('the lane, where a mutation audit found no test', () => {
   })
 
   it('a settle on the lane answers the held custom units it was not told of, and none it never held', async () => {
-    const gate = createTollgate({
-      policy: {
-        units: ['image_final'],
-        rules: [{ id: 'img', per: 'user', limits: { image_final: 100, tokens: 1000 }, window: 'day' }],
-      },
-      store: memoryStore({ clock: fakeClock() }),
-    })
+    const gate = imageGate()
     const subject = { user: 'u' }
     const onUnits = await gate.reserve({
       subject,
@@ -497,13 +494,7 @@ describe('the lane, where a mutation audit found no test', () => {
 
   // guards the blocks of the lane input a plan does not remember (its estimate left a custom unit out)
   it('refuses a blocked subject on the lane when the estimate leaves a custom unit out', async () => {
-    const gate = createTollgate({
-      policy: {
-        units: ['image_final'],
-        rules: [{ id: 'img', per: 'user', limits: { image_final: 100, tokens: 1000 }, window: 'day' }],
-      },
-      store: memoryStore({ clock: fakeClock() }),
-    })
+    const gate = imageGate()
     const ask = { subject: { user: 'u' }, estimate: { inputTokens: 10, maxOutputTokens: 0 } }
     expect(await gate.reserve(ask)).toMatchObject({ allowed: true })
     await gate.block('user', 'u', 'key_revoked')

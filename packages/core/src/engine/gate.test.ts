@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { TollgateError } from '../errors.js'
 import type { PolicyInput } from '../policy/schema.js'
+import type { ReservationMeta } from '../store/contract.js'
 import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import { unhandledRejections } from '../testing/unhandled.js'
@@ -1467,33 +1468,20 @@ describe('settles and decisions, where a mutation audit of the one-step lane set
 describe('a store meta with keys the engine does not write', () => {
   const policy = { rules: [{ id: 'd', per: 'user', limits: { tokens: 1000 }, window: 'day' as const }] }
   const amounts = { requests: 1, concurrency: 1, inputTokens: 10, outputTokens: 0, tokens: 10, cost: 0 }
-  // a store without a lane: the settle reads the meta back with lookup
-  const setup = () => {
+  // a store without a lane, holding reservation `ext` with this meta: the settle reads it with lookup
+  const setup = (meta: ReservationMeta) => {
     const store = { ...memoryStore({ clock: fakeClock() }), lane: undefined }
+    store.reserve({ id: 'ext', counters: [], ttlMs: 60_000, blocks: [], meta })
     return { store, gate: createTollgate({ policy, store }) }
   }
 
   it('settles on the store a meta that carries `local: true`', async () => {
-    const { store, gate } = setup()
-    store.reserve({
-      id: 'ext',
-      counters: [],
-      ttlMs: 60_000,
-      blocks: [],
-      meta: { model: '', amounts, local: true },
-    })
+    const { gate } = setup({ model: '', amounts, local: true })
     expect(await gate.settle('ext', { inputTokens: 7, outputTokens: 0 })).toMatchObject({ status: 'settled' })
   })
 
   it('settles on the store a meta that carries `degraded: true`', async () => {
-    const { store, gate } = setup()
-    store.reserve({
-      id: 'ext',
-      counters: [],
-      ttlMs: 60_000,
-      blocks: [],
-      meta: { model: '', amounts, degraded: true },
-    })
+    const { store, gate } = setup({ model: '', amounts, degraded: true })
     expect(await gate.settle('ext', { inputTokens: 7, outputTokens: 0 })).toMatchObject({ status: 'settled' })
     expect(await store.lookup('ext')).toMatchObject({ state: 'settled' })
   })

@@ -638,6 +638,12 @@ describe('the counters’ edges', () => {
     expect(out.slice(0, 3)).toEqual([100, 1, 1])
   })
 
+  /** Reserve `input` through `store`'s lane, which must hold it. */
+  const holdsThrough = (store: MemoryStore, input: LaneReserve) => {
+    store.lane!.now()
+    expect(store.lane!.reserve(input, { model: '' }, [])).toBeTypeOf('string')
+  }
+
   it('a lane input sent to another store holds on that store, never through the first one’s memo', () => {
     const clock = fakeClock(t0)
     const first = memoryStore({ clock })
@@ -645,10 +651,7 @@ describe('the counters’ edges', () => {
     const counters = [day('k')]
     // one input object, as a plan keeps it, sent to two stores in turn
     const input = { counters, ttlMs: 60_000, blocks: [], memo: undefined }
-    for (const store of [first, first, second, second, first]) {
-      store.lane!.now()
-      expect(store.lane!.reserve(input, { model: '' }, [])).toBeTypeOf('string')
-    }
+    for (const store of [first, first, second, second, first]) holdsThrough(store, input)
     expect((first.read(counters) as CounterState[])[0]).toMatchObject({ used: 3, held: 3 })
     expect((second.read(counters) as CounterState[])[0]).toMatchObject({ used: 2, held: 2 })
   })
@@ -661,8 +664,7 @@ describe('the counters’ edges', () => {
     const input: LaneReserve = { counters: a, ttlMs: 60_000, blocks: [], memo: undefined }
     for (const counters of [a, a, b]) {
       input.counters = counters
-      store.lane!.now()
-      expect(store.lane!.reserve(input, { model: '' }, [])).toBeTypeOf('string')
+      holdsThrough(store, input)
     }
     expect((store.read(a) as CounterState[])[0]).toMatchObject({ used: 2, held: 2 })
     expect((store.read(b) as CounterState[])[0]).toMatchObject({ used: 1, held: 1 })
