@@ -83,8 +83,11 @@ function planned(
   const found =
     sentAgain(plan, amounts, now) ?? sent(plan, amounts, specsOf(plan, amounts, now, engine.windows))
   const { used, specs } = found
-  // the plan's own input while it sends the same specs again (the lane keeps its memo there)
-  const input = found.input ?? { counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, memo: undefined }
+  // what the plan sent is the lane's input while it sends the same specs again (its memo kept there)
+  const input: LaneReserve =
+    found === plan.sent
+      ? plan.sent
+      : { counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, memo: undefined }
   const packed: number[] = new Array(specs.length * LANE_FIELDS)
   const id = lane.reserve(input, metaOf(model, amounts, read), packed)
   if (id === undefined) return undefined
@@ -98,25 +101,34 @@ function planned(
   )
 }
 
-type Specs = { used: Template[]; specs: CounterSpec[]; input?: LaneReserve }
+type Specs = { used: Template[]; specs: CounterSpec[] }
 
-/** What a plan last sent to the lane (see {@link sentAgain}). */
-export interface Sent extends Specs {
-  /** The lane's input for these specs, sent again with them. */
-  input: LaneReserve
+/**
+ * What a plan last sent to the lane (see {@link sentAgain}), and the lane's input for it, sent
+ * again with it: one object per plan (a plan is kept per user, thousands at once).
+ */
+export interface Sent extends Specs, LaneReserve {
   /** While `now` is in [from, until), every counter's window layout still holds. */
   from: number
   until: number
-  /** The plan's distinct metrics and the amount sent for each. */
-  metrics: string[]
-  values: number[]
   /**
    * When every metric is a builtin one: which ({@link BUILTIN_BITS}), and the amounts sent for all
-   * six, so that the check reads them by name; otherwise `-1` and `undefined`.
+   * six below, which the check reads by name; otherwise `-1` (and 0 below).
    */
   builtin: number
-  builtinAmounts: Readonly<Record<string, number>> | undefined
+  requests: number
+  concurrency: number
+  inputTokens: number
+  outputTokens: number
+  tokens: number
+  cost: number
+  /** Otherwise the plan's distinct metrics and the amount sent for each (empty when builtin). */
+  metrics: string[]
+  values: number[]
 }
+
+const NO_METRICS: string[] = []
+const NO_VALUES: number[] = []
 
 /** Bits of the builtin metrics in {@link Sent.builtin}. */
 const BUILTIN_BITS: Readonly<Record<string, number>> = {
@@ -138,15 +150,15 @@ const BUILTIN_BITS: Readonly<Record<string, number>> = {
 function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: number): Specs | undefined {
   const last = plan.sent
   if (last === undefined || !(last.from <= now && now < last.until)) return undefined
-  const { builtin: b, builtinAmounts: was } = last
-  if (was !== undefined) {
+  const b = last.builtin
+  if (b > 0) {
     // read by name: a look-up by a computed name costs more than the whole rest of this check
-    return ((b & 1) !== 0 && amounts.requests !== was.requests) ||
-      ((b & 2) !== 0 && amounts.concurrency !== was.concurrency) ||
-      ((b & 4) !== 0 && amounts.inputTokens !== was.inputTokens) ||
-      ((b & 8) !== 0 && amounts.outputTokens !== was.outputTokens) ||
-      ((b & 16) !== 0 && amounts.tokens !== was.tokens) ||
-      ((b & 32) !== 0 && amounts.cost !== was.cost)
+    return ((b & 1) !== 0 && amounts.requests !== last.requests) ||
+      ((b & 2) !== 0 && amounts.concurrency !== last.concurrency) ||
+      ((b & 4) !== 0 && amounts.inputTokens !== last.inputTokens) ||
+      ((b & 8) !== 0 && amounts.outputTokens !== last.outputTokens) ||
+      ((b & 16) !== 0 && amounts.tokens !== last.tokens) ||
+      ((b & 32) !== 0 && amounts.cost !== last.cost)
       ? undefined
       : last
   }
@@ -158,7 +170,7 @@ function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: n
 
 /**
  * Remember what `plan` sent for `amounts`, when it holds every template (no custom unit left out),
- * and answer it (with the lane's input to send again).
+ * and answer it (the lane's input too, sent again while it holds).
  */
 function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Specs): Specs {
   const { templates } = plan
@@ -182,27 +194,26 @@ function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Spec
   let builtin = 0
   for (const metric of metrics)
     builtin = Object.hasOwn(BUILTIN_BITS, metric) ? builtin | BUILTIN_BITS[metric]! : -1
+  const all = builtin > 0 // the amounts sent, copied: the call's amounts are its decision's too
   const sentNow: Sent = {
     used: specs.used,
     specs: specs.specs,
-    input: { counters: specs.specs, ttlMs: plan.ttlMs, blocks: plan.blocks, memo: undefined },
+    counters: specs.specs,
+    ttlMs: plan.ttlMs,
+    blocks: plan.blocks,
+    memo: undefined,
     from,
     until,
-    metrics: metrics.slice(), // made to fit (see makePlan)
-    values: values.slice(),
     builtin,
-    // a copy: the call's amounts are the caller's too (its decision's reservation)
-    builtinAmounts:
-      builtin > 0
-        ? {
-            requests: amounts.requests!,
-            concurrency: amounts.concurrency!,
-            inputTokens: amounts.inputTokens!,
-            outputTokens: amounts.outputTokens!,
-            tokens: amounts.tokens!,
-            cost: amounts.cost!,
-          }
-        : undefined,
+    requests: all ? amounts.requests! : 0,
+    concurrency: all ? amounts.concurrency! : 0,
+    inputTokens: all ? amounts.inputTokens! : 0,
+    outputTokens: all ? amounts.outputTokens! : 0,
+    tokens: all ? amounts.tokens! : 0,
+    cost: all ? amounts.cost! : 0,
+    // made to fit (see makePlan); read only when a metric is not builtin
+    metrics: all ? NO_METRICS : metrics.slice(),
+    values: all ? NO_VALUES : values.slice(),
   }
   plan.sent = sentNow
   return sentNow
