@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Slots } from './slots.js'
+import { idText, numberIn, Slots } from './slots.js'
 
 interface Item {
   n: number
@@ -24,21 +24,48 @@ describe('Slots', () => {
     expect(slots.find(made[1_300 - 1_025]!)).toBeUndefined()
     expect(slots.find(`x${made.at(-1)!.slice(1)}`)).toBeUndefined()
     const { prefix } = slots
+    expect(made.every((id) => id.length === 12 && /^[\w-]+$/.test(id))).toBe(true)
+    const last = made.at(-1)!
     for (const foreign of [
       '',
       prefix,
-      `${prefix}00`, // not canonical: the same number as "0"
-      `${prefix}01`,
-      `${prefix}A`, // base 36 is lower case
-      `${prefix}${(1_300).toString(36)}`, // not made yet
-      `${prefix}-1`,
-      `${prefix}1 `,
-      `${prefix}zzzzzzzzzzzz`, // longer than any number it makes
-      `x${made[5]!.slice(1)}`, // another prefix
-      `${prefix.slice(0, -1)}0`,
+      `${prefix}AAAA`, // too short
+      `${prefix}AAAAAA`,
+      `${prefix}AAAAAAAAA`, // the long form of a short number: one text per number
+      idText(Array.from(prefix, (c) => c.charCodeAt(0)), 1_300), // not made yet
+      `${prefix}AAAA.`,
+      `${prefix}AAAA\u00e9`,
+      `${prefix}AAAA\u4e00`,
+      `${last} `,
+      `x${last.slice(1)}`, // another prefix
+      `${prefix.slice(0, -1)}${prefix.endsWith('A') ? 'B' : 'A'}${last.slice(-5)}`, // one character off
     ])
       expect(slots.parse(foreign), foreign).toBe(-1)
     expect(new Slots<Item>(10, 1).prefix).not.toBe(prefix)
+  })
+
+  it('writes every safe number as one text of its own, and reads it back', () => {
+    const codes = Array.from('Ab-_x9Q', (c) => c.charCodeAt(0))
+    const number = fc.oneof(
+      fc.nat(2 ** 30 + 5),
+      fc.integer({ min: 2 ** 30 - 5, max: 2 ** 30 + 5 }),
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+      fc.integer({ min: Number.MAX_SAFE_INTEGER - 5, max: Number.MAX_SAFE_INTEGER }),
+    )
+    fc.assert(
+      fc.property(number, number, (n, m) => {
+        const id = idText(codes, n)
+        expect(id.startsWith('Ab-_x9Q')).toBe(true)
+        expect(id.length).toBe(n < 2 ** 30 ? 12 : 16)
+        expect(numberIn(id, 7)).toBe(n)
+        expect(idText(codes, m) === id).toBe(m === n)
+      }),
+    )
+    // past the safe integers, and texts no number is written as
+    expect(numberIn('Ab-_x9Q_________', 7)).toBe(-1)
+    expect(numberIn('Ab-_x9QAAAAAAAAA', 7)).toBe(-1)
+    expect(numberIn('Ab-_x9QAAAA_____', 7)).toBe(-1) // 2^30 - 1 in the long form
+    expect(numberIn('Ab-_x9QAAABAAAAA', 7)).toBe(2 ** 30)
   })
 
   it.each([

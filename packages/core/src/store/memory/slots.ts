@@ -1,7 +1,7 @@
 /**
  * The ids the memory store's lane makes, and where it keeps their reservations. An id is the
- * store's random prefix followed by a sequence number in base 36, so the store finds a
- * reservation by parsing the number, not by hashing the string:
+ * store's random prefix followed by a sequence number (see {@link idText}), so the store finds a
+ * reservation by decoding the number, not by hashing the string:
  *
  * - open reservations sit in a ring indexed by the number; one still open when the ring comes
  *   round to its slot again is handed back to the store (which keeps it in its keyed map);
@@ -10,10 +10,67 @@
  *   block's last close. So a closed id is remembered for at least `horizonMs` unless more than
  *   `remember` ids were made since, and for as long as its block sees closes.
  *
- * Ids made elsewhere (the engine's, another store's) never parse here: the prefix is 80
- * random bits, and only the canonical base-36 text of a number already made is accepted.
+ * Ids made elsewhere (the engine's, another store's) practically never decode here: the prefix is
+ * 42 random bits, and only the exact text of a number already made is accepted.
  */
 import type { Closed } from './tombstones.js'
+
+/** Characters of an id's prefix. */
+const PREFIX = 7
+/** The digits of ids: base64url's alphabet, so an id is safe in a URL, a header or a file name. */
+const DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+/** Each character's digit, or -1 (for character codes below 128). */
+const VALUES = new Int8Array(128).fill(-1)
+for (let digit = 0; digit < 64; digit++) VALUES[DIGITS.charCodeAt(digit)] = digit
+/** Numbers below this are written in 5 digits, the rest in 9 (the largest safe integer fits). */
+const SHORT = 2 ** 30
+
+/**
+ * The id of number `n` after the prefix of character codes `codes` (`PREFIX` of them): `n` in
+ * base 64 with {@link DIGITS}, 5 digits below 2^30 and 9 from there, so every number has one
+ * text. Below 2^30 an id is 12 characters, made in one step: V8 makes a string that short flat,
+ * where a longer concatenation is a rope that the settle's first read of the id would copy (a
+ * tenth of an in-memory reserve+settle with the 20-character hex prefix this replaced).
+ */
+export function idText(codes: readonly number[], n: number): string {
+  const c = codes
+  if (n < SHORT)
+    return String.fromCharCode(
+      c[0]!,
+      c[1]!,
+      c[2]!,
+      c[3]!,
+      c[4]!,
+      c[5]!,
+      c[6]!,
+      DIGITS.charCodeAt((n >>> 24) & 63),
+      DIGITS.charCodeAt((n >>> 18) & 63),
+      DIGITS.charCodeAt((n >>> 12) & 63),
+      DIGITS.charCodeAt((n >>> 6) & 63),
+      DIGITS.charCodeAt(n & 63),
+    )
+  let digits = ''
+  for (let k = 0, rest = n; k < 9; k++, rest = Math.floor(rest / 64)) digits = DIGITS[rest % 64]! + digits
+  return String.fromCharCode(...c) + digits
+}
+
+/**
+ * The number written after `from` characters of `id` by {@link idText}, or -1 when `id` is not
+ * such a text (of any prefix: the caller checks that).
+ */
+export function numberIn(id: string, from: number): number {
+  const length = id.length - from
+  if (length !== 5 && length !== 9) return -1
+  let n = 0
+  for (let i = from; i < id.length; i++) {
+    const c = id.charCodeAt(i)
+    const digit = c < 128 ? VALUES[c]! : -1
+    if (digit < 0) return -1
+    n = n * 64 + digit
+  }
+  // one text per number: the long form only from 2^30, and never past the safe integers
+  return length === 5 || (n >= SHORT && n <= Number.MAX_SAFE_INTEGER) ? n : -1
+}
 
 /** Most reservations in the ring; an app rarely has more open at once. */
 const RING = 1 << 14
@@ -26,6 +83,8 @@ const FIRST_BITS = 4_096
 export class Slots<R extends { n: number; id: string }> {
   /** The text every id of this store starts with. */
   readonly prefix: string
+  /** The prefix's character codes. */
+  private readonly codes: number[]
   /** The next number to give. */
   private next = 0
   private ring: (R | undefined)[]
@@ -52,10 +111,9 @@ export class Slots<R extends { n: number; id: string }> {
     sizes: { blocks?: number; firstRing?: number; firstBits?: number } = {},
   ) {
     this.blocks = sizes.blocks ?? BLOCKS
-    const bytes = globalThis.crypto.getRandomValues(new Uint8Array(10))
-    let prefix = ''
-    for (const byte of bytes) prefix += byte.toString(16).padStart(2, '0')
-    this.prefix = prefix
+    const bytes = globalThis.crypto.getRandomValues(new Uint8Array(PREFIX))
+    this.codes = Array.from(bytes, (byte) => DIGITS.charCodeAt(byte & 63))
+    this.prefix = String.fromCharCode(...this.codes)
     let ring = 1
     while (ring < Math.min(RING, remember)) ring *= 2
     this.fullRing = ring
@@ -145,12 +203,12 @@ export class Slots<R extends { n: number; id: string }> {
 
   /** The id text of number `n`. */
   idOf(n: number): string {
-    return this.prefix + n.toString(36)
+    return idText(this.codes, n)
   }
 
   /** The number of an id this store made, or -1. */
   parse(id: string): number {
-    const n = this.numberOf(id)
+    const n = numberIn(id, PREFIX)
     return n >= 0 && n < this.next && id.startsWith(this.prefix) ? n : -1
   }
 
@@ -160,25 +218,10 @@ export class Slots<R extends { n: number; id: string }> {
    * after its reserve, so usually no more than a pointer comparison).
    */
   find(id: string): R | undefined {
-    const n = this.numberOf(id)
+    const n = numberIn(id, PREFIX)
     if (n < 0) return undefined
     const record = this.ring[n & this.ringMask]
     return record !== undefined && record.n === n && record.id === id ? record : undefined
-  }
-
-  /** The number written after the prefix's length in `id`, when canonical base 36; else -1. */
-  private numberOf(id: string): number {
-    const from = this.prefix.length
-    const length = id.length - from
-    if (length < 1 || length > 11) return -1
-    let n = 0
-    for (let i = from; i < id.length; i++) {
-      const c = id.charCodeAt(i)
-      const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1
-      if (digit < 0 || (digit === 0 && i === from && length > 1)) return -1 // not canonical
-      n = n * 36 + digit
-    }
-    return n
   }
 
   /** Take `record` out of its ring slot; `false` when it is not there (it was handed back). */
