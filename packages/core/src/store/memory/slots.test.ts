@@ -32,7 +32,10 @@ describe('Slots', () => {
       `${prefix}AAAA`, // too short
       `${prefix}AAAAAA`,
       `${prefix}AAAAAAAAA`, // the long form of a short number: one text per number
-      idText(Array.from(prefix, (c) => c.charCodeAt(0)), 1_300), // not made yet
+      idText(
+        Array.from(prefix, (c) => c.charCodeAt(0)),
+        1_300,
+      ), // not made yet
       `${prefix}AAAA.`,
       `${prefix}AAAA\u00e9`,
       `${prefix}AAAA\u4e00`,
