@@ -19,6 +19,8 @@ export interface Cell {
   slots: Map<number, number> | undefined
   /** Sliding: slot index → open holds in that slot (they leave `held` when the slot leaves the window). */
   holds: Map<number, number> | undefined
+  /** Sliding: no slot in `slots` is older than this index (see {@link dropOldSlots}). */
+  oldest: number
   /** Bucket: theoretical arrival time. */
   tat: number | undefined
   /** Lease: reservation id → amount and expiry. */
@@ -109,6 +111,7 @@ export function newCell(): Cell {
     alerted: 0,
     slots: undefined,
     holds: undefined,
+    oldest: 0,
     tat: undefined,
     leases: undefined,
   }
@@ -236,17 +239,29 @@ export function inspect(
   }
 }
 
-/** Drop the slots of a rolling window's cell that have left the window at `now`. */
+/**
+ * Drop the slots of a rolling window's cell that have left the window at `now`. A slot is only ever
+ * added for the store's current time, which never goes back, so a cell's Map lists its slots oldest
+ * first (`inspect` reads them so too), and none is older than the window's start at any earlier
+ * call: while that start has not passed `cell.oldest` there is nothing to drop, and otherwise the
+ * walk stops at the first slot still in the window. Walking every slot, as this did, made a
+ * reserve on six 60-slot windows cost 360 steps.
+ */
 export function dropOldSlots(cell: Cell, window: { sizeMs: number; slotMs: number }, now: number): void {
-  const slots = cell.slots!
   const oldest = Math.floor((now - window.sizeMs) / window.slotMs)
+  if (oldest <= cell.oldest) return
+  const slots = cell.slots!
   for (const [index, value] of slots) {
-    if (index >= oldest) continue
+    if (index >= oldest) {
+      cell.oldest = index
+      return
+    }
     slots.delete(index)
     cell.used -= value
     cell.held -= cell.holds!.get(index) ?? 0
     cell.holds!.delete(index)
   }
+  cell.oldest = oldest // empty: any slot added later is the current one, no older than this
 }
 
 /** Attach a newly created cell to its home. */
