@@ -6,6 +6,7 @@
  */
 import type { CounterSpec, WindowSpec } from '../contract.js'
 import type { Expiring } from './cache.js'
+import { SlotRing } from './slot-ring.js'
 
 /** The state kept for one counter window. Fields are used by the kinds that need them. */
 export interface Cell {
@@ -15,12 +16,8 @@ export interface Cell {
   held: number
   /** Alert thresholds already fired in this window. */
   alerted: number
-  /** Sliding: slot index → amount. */
-  slots: Map<number, number> | undefined
-  /** Sliding: slot index → open holds in that slot (they leave `held` when the slot leaves the window). */
-  holds: Map<number, number> | undefined
-  /** Sliding: no slot in `slots` is older than this index (see {@link dropOldSlots}). */
-  oldest: number
+  /** Sliding: what each slot still in the window counts and holds. */
+  slots: SlotRing | undefined
   /** Bucket: theoretical arrival time. */
   tat: number | undefined
   /** Lease: reservation id → amount and expiry. */
@@ -110,8 +107,6 @@ export function newCell(): Cell {
     held: 0,
     alerted: 0,
     slots: undefined,
-    holds: undefined,
-    oldest: 0,
     tat: undefined,
     leases: undefined,
   }
@@ -157,24 +152,18 @@ export function inspect(
       const created = cell === undefined
       if (cell === undefined) {
         cell = newCell()
-        cell.slots = new Map()
-        cell.holds = new Map()
+        cell.slots = new SlotRing()
       }
       const slots = cell.slots!
       dropOldSlots(cell, window, now)
       const denied = cell.used + amount > cap
       let retryAfterMs: number | null = null
       if (denied && amount <= cap) {
-        let left = cell.used
-        for (const [index, value] of slots) {
-          left -= value
-          if (left + amount <= cap) {
-            retryAfterMs = (index + 1) * slotMs + sizeMs - now
-            break
-          }
-        }
+        // the first slot whose leaving makes room for the amount
+        const leaving = slots.leaving(cell.used, cap - amount)
+        if (leaving !== undefined) retryAfterMs = (leaving + 1) * slotMs + sizeMs - now
       }
-      const first = slots.keys().next()
+      const first = slots.first
       const slot = Math.floor(now / slotMs)
       look.created = created
       look.cell = cell
@@ -182,7 +171,7 @@ export function inspect(
       look.forgetAt = (slot + 1) * slotMs + sizeMs
       look.used = cell.used
       look.held = cell.held
-      look.resetAt = first.done ? now : (first.value + 1) * slotMs + sizeMs
+      look.resetAt = first === undefined ? now : (first + 1) * slotMs + sizeMs
       look.denied = denied
       look.retryAfterMs = retryAfterMs
       return true
@@ -239,30 +228,14 @@ export function inspect(
   }
 }
 
-/**
- * Drop the slots of a rolling window's cell that have left the window at `now`. A slot is only ever
- * added for the store's current time, which never goes back, so a cell's Map lists its slots oldest
- * first (`inspect` reads them so too), and none is older than the window's start at any earlier
- * call: while that start has not passed `cell.oldest` there is nothing to drop, and otherwise the
- * walk stops at the first slot still in the window. Walking every slot, as this did, made a
- * reserve on six 60-slot windows cost 360 steps.
- */
+/** Drop the slots of a rolling window's cell that have left the window at `now`. */
 export function dropOldSlots(cell: Cell, window: { sizeMs: number; slotMs: number }, now: number): void {
-  const oldest = Math.floor((now - window.sizeMs) / window.slotMs)
-  if (oldest <= cell.oldest) return
-  const slots = cell.slots!
-  for (const [index, value] of slots) {
-    if (index >= oldest) {
-      cell.oldest = index
-      return
-    }
-    slots.delete(index)
-    cell.used -= value
-    cell.held -= cell.holds!.get(index) ?? 0
-    cell.holds!.delete(index)
-  }
-  cell.oldest = oldest // empty: any slot added later is the current one, no older than this
+  cell.slots!.drop(Math.floor((now - window.sizeMs) / window.slotMs), dropped)
+  cell.used -= dropped.counted
+  cell.held -= dropped.held
 }
+/** What {@link dropOldSlots} last dropped (one object for every call: calls never interleave). */
+const dropped = { counted: 0, held: 0 }
 
 /** Attach a newly created cell to its home. */
 export function attach(window: WindowSpec, look: Look, home: Home): void {
@@ -298,9 +271,7 @@ export function hold(spec: CounterSpec, look: Look, id: string, now: number): nu
       cell.held += amount
       return look.resetAt ?? now + window.ttlMs
     case 'sliding': {
-      const slot = look.windowStart / window.slotMs
-      cell.slots!.set(slot, (cell.slots!.get(slot) ?? 0) + amount)
-      cell.holds!.set(slot, (cell.holds!.get(slot) ?? 0) + amount)
+      cell.slots!.add(look.windowStart / window.slotMs, amount, amount)
       cell.used += amount
       cell.held += amount
       return look.used === 0 ? look.windowStart + window.slotMs + window.sizeMs : look.resetAt
@@ -339,13 +310,10 @@ export function charge(
       return
     }
     case 'sliding': {
-      const slot = entry.windowStart / window.slotMs
-      const value = cell.slots!.get(slot)
-      if (value === undefined) return // the slot, and the hold with it, has left the window
-      cell.slots!.set(slot, value + delta)
+      // a slot no longer there has left the window, and the hold with it
+      if (!cell.slots!.charge(entry.windowStart / window.slotMs, delta, entry.open)) return
       cell.used += delta
       cell.held -= entry.open
-      cell.holds!.set(slot, cell.holds!.get(slot)! - entry.open)
       return
     }
     case 'fixed':
@@ -364,8 +332,7 @@ export function adjustCell(window: CounterSpec['window'], look: Look, amount: nu
     case 'lease':
       throw new Error('a concurrency counter cannot be adjusted')
     case 'sliding': {
-      const slot = look.windowStart / window.slotMs
-      cell.slots!.set(slot, (cell.slots!.get(slot) ?? 0) + amount)
+      cell.slots!.add(look.windowStart / window.slotMs, amount, 0)
       break
     }
     case 'fixed':
@@ -423,21 +390,18 @@ export function holdSliding(
   let cell = home.sliding
   if (cell === undefined) {
     cell = newCell()
-    cell.slots = new Map()
-    cell.holds = new Map()
+    cell.slots = new SlotRing()
     home.sliding = cell
   }
   const slots = cell.slots!
-  const holds = cell.holds!
-  const first = slots.keys().next()
+  const first = slots.first
   const slot = Math.floor(now / slotMs)
   const start = slot * slotMs
   // from the oldest slot, or from the new slot when nothing is counted
   out[o + 3] =
-    cell.used === 0 ? start + slotMs + sizeMs : first.done ? now : (first.value + 1) * slotMs + sizeMs
+    cell.used === 0 ? start + slotMs + sizeMs : first === undefined ? now : (first + 1) * slotMs + sizeMs
   out[o + 4] = start
-  slots.set(slot, (slots.get(slot) ?? 0) + spec.amount)
-  holds.set(slot, (holds.get(slot) ?? 0) + spec.amount)
+  slots.add(slot, spec.amount, spec.amount)
   cell.used += spec.amount
   cell.held += spec.amount
   const forgetAt = (slot + 1) * slotMs + sizeMs + graceMs

@@ -58,7 +58,8 @@ export interface MemoryStoreOptions {
   /**
    * Most counter windows kept. Past it a sixteenth of them is forgotten at once (and their
    * counts with them), the oldest not read since the last eviction pass first, so size it above
-   * your live partitions × rules. Roughly 200 bytes a fixed window, 1 kB a rolling one.
+   * your live partitions × rules. Roughly 200 bytes a fixed window; a rolling one adds 16 bytes
+   * a slot in use, rounded up to a power of two (about 1 kB with all 60 slots of `'60s'` in use).
    * @default 1_000_000
    * @example memoryStore({ maxCounters: 100_000 }) // about 20 MB of fixed windows at most
    */
