@@ -356,6 +356,28 @@ describe("the lane's reservation ids", () => {
 })
 
 describe("the lane's homes", () => {
+  it('stay while the lane holds in them: its holds count as reads of their homes when the store makes room', async () => {
+    const clock = fakeClock()
+    const store = memoryStore({ clock, maxCounters: 16 })
+    const gate = createTollgate({
+      policy: { rules: [{ id: 'u', per: 'user', limits: { requests: 1_000 }, window: 'hour' }] },
+      store,
+      clock,
+    })
+    const used = async (user: string) => (await gate.usage({ subject: { user } }))[0]!.used
+    // `a` reserves between newcomers, each pushing the store past its bound: the lane holds a's
+    // requests again in its cell (never reading its home), which keeps it through every eviction pass
+    for (let i = 0; i < 40; i++) {
+      expect((await gate.reserve({ subject: { user: 'a' } })).allowed).toBe(true)
+      expect((await gate.reserve({ subject: { user: `n${i}` } })).allowed).toBe(true)
+    }
+    expect(await used('a')).toBe(40)
+    // idle, it goes once newcomers push it out, and a's next reserve counts in a new window
+    for (let i = 0; i < 40; i++) await gate.reserve({ subject: { user: `m${i}` } })
+    expect((await gate.reserve({ subject: { user: 'a' } })).allowed).toBe(true)
+    expect(await used('a')).toBe(1)
+  })
+
   it('are never counted in once the store has forgotten them', async () => {
     const clock = fakeClock()
     // two counters per user and room for four: the oldest user's windows go when a third one comes

@@ -28,6 +28,13 @@ export interface Expiring {
 const PADDING = 32
 const PAD: Expiring = Object.freeze({ forgetAt: Number.POSITIVE_INFINITY, seen: true })
 
+/** Whether an entry was read since the last pass (its `seen`), clearing it. */
+function seenBit(entry: Expiring): boolean {
+  const { seen } = entry
+  entry.seen = false
+  return seen
+}
+
 export class ClockCache<V extends Expiring> {
   private readonly map = new Map<string, V>()
   /** Padding entries in `map` (see {@link PADDING}). */
@@ -36,11 +43,14 @@ export class ClockCache<V extends Expiring> {
   /**
    * `padded`: keep {@link PADDING} entries in the Map, for a cache whose entries come and go.
    * `onEvict`: told of each entry dropped to keep the bound (after its `forgetAt` is `-Infinity`).
+   * `wasSeen`: whether an entry was read since the last pass, clearing what says so (by default its
+   * `seen`), for entries whose readers mark something else of theirs.
    */
   constructor(
     private readonly max: number,
     padded = false,
     private readonly onEvict?: (value: V) => void,
+    private readonly wasSeen: (value: V) => boolean = seenBit,
   ) {
     this.padding = padded ? PADDING : 0
     const keys = this.map as unknown as Map<symbol, Expiring>
@@ -97,8 +107,7 @@ export class ClockCache<V extends Expiring> {
       if (this.size <= target || budget-- <= 0) break
       if (typeof key !== 'string') continue // padding stays
       this.map.delete(key)
-      if (entry.forgetAt > now && entry.seen) {
-        entry.seen = false
+      if (entry.forgetAt > now && this.wasSeen(entry)) {
         this.map.set(key, entry) // a second chance, at the young end
       } else this.drop(entry)
     }

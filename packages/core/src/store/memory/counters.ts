@@ -16,6 +16,16 @@ export interface Cell {
   held: number
   /** Alert thresholds already fired in this window. */
   alerted: number
+  /**
+   * Held in by the lane without reading its home (see `holdAgain`) since the cache's last eviction
+   * pass: the home counts as read.
+   */
+  seen: boolean
+  /**
+   * No longer its home's: the home keeps another window's cell now, or was dropped from the cache.
+   * (A hold placed in it still settles in it.)
+   */
+  gone: boolean
   /** Sliding: what each slot still in the window counts and holds. */
   slots: SlotRing | undefined
   /** Bucket: theoretical arrival time. */
@@ -48,6 +58,21 @@ export const newHome = (): Home => ({
   forgetAt: 0,
   seen: false,
 })
+
+/** Whether a home was read since the homes cache's last eviction pass, directly or through its calendar cell; clears both. */
+export function homeSeen(home: Home): boolean {
+  const cell = home.fixed
+  const seen = home.seen || (cell !== undefined && cell.seen)
+  home.seen = false
+  if (cell !== undefined) cell.seen = false
+  return seen
+}
+
+/** A home dropped from the cache: its cells are no longer any home's (`holdAgain` reads that). */
+export function homeGone(home: Home): void {
+  for (const cell of [home.fixed, home.sliding, home.bucket, home.lease])
+    if (cell !== undefined) cell.gone = true
+}
 
 /** What `inspect` finds: the cell a hold goes into and what it would say to the amount. */
 export interface Look {
@@ -106,6 +131,8 @@ export function newCell(): Cell {
     used: 0,
     held: 0,
     alerted: 0,
+    seen: false,
+    gone: false,
     slots: undefined,
     tat: undefined,
     leases: undefined,
@@ -243,6 +270,7 @@ export function attach(window: WindowSpec, look: Look, home: Home): void {
   look.created = false
   switch (window.kind) {
     case 'fixed':
+      if (home.fixed !== undefined) home.fixed.gone = true
       home.fixed = look.cell
       home.start = look.windowStart
       return
@@ -360,6 +388,7 @@ export function holdFixed(
   const end = bounds[at + 1]!
   let cell = home.fixed
   if (cell === undefined || home.start !== start) {
+    if (cell !== undefined) cell.gone = true
     cell = newCell()
     home.fixed = cell
     home.start = start
