@@ -9,6 +9,7 @@ import type { Subject } from '../decision.js'
 import { parsePolicy } from '../policy/load.js'
 import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import { Plans } from './plan.js'
+import { PlanIndex } from './plan-index.js'
 
 const policy = parsePolicy({
   models: { m1: { tier: 'low' }, m2: { tier: 'high' } },
@@ -112,5 +113,24 @@ describe('plans found from a request’s parts', () => {
     expect(plans.knownOf(undefined, undefined, { org: 'u1', team: 't', user: 'o' })).toBeUndefined()
     expect(plans.knownOf(undefined, undefined, { org: 'o', team: 't', user: 'u1', key: 'k' })).toBeUndefined()
     expect(plans.knownOf(undefined, undefined, { org: 'o', user: 'u1' })).toBeUndefined()
+  })
+
+  it('holds subjects of any length itself: each id in its place, every other subject missed', () => {
+    for (let length = 1; length <= 6; length++) {
+      const index = new PlanIndex<string>(100)
+      const dimensions = ['user', 'team', 'org', 'key', 'project', 'region'].slice(0, length)
+      const subject: Subject = Object.fromEntries(dimensions.map((d) => [d, `${d}-1`]))
+      index.learn(subject)
+      index.read(subject)
+      index.add(undefined, undefined, `plan ${length}`)
+      expect(index.find(undefined, undefined, { ...subject })).toBe(`plan ${length}`)
+      for (const d of dimensions) {
+        // the same ids but one (the key dimension's included), and the ids shifted by one place
+        expect(index.find(undefined, undefined, { ...subject, [d]: 'other' })).toBeUndefined()
+        const shifted = Object.fromEntries(dimensions.map((e, i) => [e, `${dimensions[(i + 1) % length]}-1`]))
+        if (length > 1) expect(index.find(undefined, undefined, shifted)).toBeUndefined()
+      }
+      expect(index.find(undefined, undefined, { ...subject, extra: 'x' })).toBeUndefined()
+    }
   })
 })

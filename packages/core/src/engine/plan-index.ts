@@ -7,14 +7,32 @@
  */
 import type { Subject } from '../decision.js'
 
-/** Where a plan was found before: its request's parts, in the subject's own order. */
+/**
+ * Where a plan was found before: its request's parts, in the subject's own order. The first
+ * {@link INLINE} ids are also fields of the entry, which is what a look-up reads for most subjects
+ * (user, team, org): reading them through the list, a second object rarely in the processor's
+ * cache, cost 2–8% of an in-memory reserve+settle (five A/B runs of builds, 2026-12-07).
+ */
 interface Entry<P> {
   model: string | undefined
   feature: string | undefined
+  /** Shared by the entries with the same dimensions (see `dimensionsAlike`). */
   dimensions: string[]
   ids: string[]
   plan: P
+  id0: string | undefined
+  id1: string | undefined
+  id2: string | undefined
+  /** How many ids. */
+  n: number
 }
+
+/** Id `i` of `entry`: the first {@link INLINE} from its fields. */
+function idOf<P>(entry: Entry<P>, i: number): string | undefined {
+  return i === 0 ? entry.id0 : i === 1 ? entry.id1 : i === 2 ? entry.id2 : entry.ids[i]
+}
+/** Ids an entry keeps in fields of its own too. */
+const INLINE = 3
 
 /** Most entries under one id (past it, the trie answers for that id's other shapes). */
 const PER_ID = 8
@@ -66,13 +84,18 @@ export class PlanIndex<P> {
     if (!Array.isArray(listed)) {
       const entry = listed
       if (entry.model !== model || entry.feature !== feature) return undefined
-      const { dimensions, ids } = entry
+      const { dimensions } = entry
       let i = 0
       for (const dimension in subject) {
-        if (dimensions[i] !== dimension || ids[i] !== subject[dimension]) return undefined
+        if (dimensions[i] !== dimension) return undefined
+        const id = subject[dimension]
+        // `idOf`, written out: the hot path's compiled code has no inlining budget left for it, and
+        // a call per id cost as much as the list read it saves (A/B of builds, 2026-12-07)
+        if ((i === 0 ? entry.id0 : i === 1 ? entry.id1 : i === 2 ? entry.id2 : entry.ids[i]) !== id)
+          return undefined
         i++
       }
-      return i === ids.length ? entry.plan : undefined
+      return i === entry.n ? entry.plan : undefined
     }
     this.read(subject)
     return this.found(listed, model, feature)
@@ -83,9 +106,9 @@ export class PlanIndex<P> {
     const { dimensions, ids, length } = this
     search: for (let e = 0; e < list.length; e++) {
       const entry = list[e]!
-      if (entry.model !== model || entry.feature !== feature || entry.ids.length !== length) continue
+      if (entry.model !== model || entry.feature !== feature || entry.n !== length) continue
       for (let i = 0; i < length; i++)
-        if (entry.ids[i] !== ids[i] || entry.dimensions[i] !== dimensions[i]) continue search
+        if (idOf(entry, i) !== ids[i] || entry.dimensions[i] !== dimensions[i]) continue search
       return entry.plan
     }
     return undefined
@@ -100,12 +123,17 @@ export class PlanIndex<P> {
     const id = this.ids[at] as string // the trie found a plan: every id is a string it was made with
     const listed = this.byId.get(id)
     if (Array.isArray(listed) && listed.length >= PER_ID) return
+    const ids = this.ids as string[]
     const entry: Entry<P> = {
       model,
       feature,
       dimensions: this.dimensionsAlike(),
-      ids: this.ids.slice(0, length) as string[],
+      ids: ids.slice(0, length),
       plan,
+      id0: length > 0 ? ids[0] : undefined,
+      id1: length > 1 ? ids[1] : undefined,
+      id2: length > 2 ? ids[2] : undefined,
+      n: length,
     }
     if (listed === undefined) {
       if (this.entries >= this.max) this.clear()
