@@ -59,7 +59,10 @@ export const newHome = (): Home => ({
   seen: false,
 })
 
-/** Whether a home was read since the homes cache's last eviction pass, directly or through its calendar cell; clears both. */
+/**
+ * Whether a home was read since the homes cache's last eviction pass, directly or through its
+ * calendar cell (see `holdAgain`); clears both.
+ */
 export function homeSeen(home: Home): boolean {
   const cell = home.fixed
   const seen = home.seen || (cell !== undefined && cell.seen)
