@@ -9,7 +9,7 @@ import type { Subject } from '../decision.js'
 
 /**
  * Where a plan was found before: its request's parts, in the subject's own order. The first
- * {@link INLINE} ids are also fields of the entry, which is what a look-up reads for most subjects
+ * three ids are also fields of the entry, which is what a look-up reads for most subjects
  * (user, team, org): reading them through the list, a second object rarely in the processor's
  * cache, cost 2–8% of an in-memory reserve+settle (five A/B runs of builds, 2026-12-07).
  */
@@ -23,16 +23,14 @@ interface Entry<P> {
   id0: string | undefined
   id1: string | undefined
   id2: string | undefined
-  /** How many ids. */
+  /** `ids.length`, read without fetching the list. */
   n: number
 }
 
-/** Id `i` of `entry`: the first {@link INLINE} from its fields. */
+/** Id `i` of `entry`: the first three from its fields. */
 function idOf<P>(entry: Entry<P>, i: number): string | undefined {
   return i === 0 ? entry.id0 : i === 1 ? entry.id1 : i === 2 ? entry.id2 : entry.ids[i]
 }
-/** Ids an entry keeps in fields of its own too. */
-const INLINE = 3
 
 /** Most entries under one id (past it, the trie answers for that id's other shapes). */
 const PER_ID = 8
