@@ -6,6 +6,10 @@
  * apart (2026-12-06). See bench/README.md.
  *
  *   node bench/ab-process.mjs <build A's dist/index.js> [<build B's dist/index.js>, default this one]
+ *
+ * `MIXED=1` first runs other paths in each process, as the memory suite's tasks do before its
+ * interleaved comparison (and an application with more than one policy would): reserve+settle on
+ * rolling windows and reserve+release, each on a gate of its own.
  */
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -17,6 +21,7 @@ const ROUNDS = 8 // per process: the first two warm up, the best of the rest cou
 /** One process's figure: the best ns per reserve+settle over its rounds. */
 async function measure(build) {
   const lib = await import(pathToFileURL(build).href)
+  if (process.env.MIXED === '1') await mixed(lib)
   const gate = lib.createTollgate({ policy, store: lib.memoryStore() })
   let n = 0
   let best = Number.POSITIVE_INFINITY
@@ -31,6 +36,20 @@ async function measure(build) {
     if (round >= 2) best = Math.min(best, ns)
   }
   return best
+}
+
+/** Other paths than the headline's, run before it (`MIXED=1`). */
+async function mixed(lib) {
+  const rolling = lib.createTollgate({
+    policy: { rules: policy.rules.map((rule) => ({ ...rule, window: '60s' })) },
+    store: lib.memoryStore(),
+  })
+  const released = lib.createTollgate({ policy, store: lib.memoryStore() })
+  for (let i = 0; i < 200_000; i++) {
+    const subject = subjects[i % 1000]
+    await rolling.settle((await rolling.reserve({ subject, estimate })).id, usage)
+    await released.release((await released.reserve({ subject, estimate })).id)
+  }
 }
 
 if (process.argv[2] === '--measure') {

@@ -8,13 +8,10 @@
 import { type Clock, checkClock, systemClock } from '../../clock.js'
 import { shown } from '../../errors.js'
 import type {
-  CommitCounter,
   CounterResult,
   CounterSpec,
   CounterState,
   Lane,
-  LaneReserve,
-  ReservationMeta,
   ScannedCounter,
   Store,
   StoreCommit,
@@ -24,30 +21,19 @@ import type {
   StoreReserveResult,
   WindowSpec,
 } from '../contract.js'
-import { LANE_FIELDS } from '../contract.js'
-import { ClockCache, type Expiring } from './cache.js'
 import {
   adjustCell,
   attach,
   type Cell,
-  charge,
-  dropOldSlots,
   type Home,
   hold,
-  holdFixed,
-  holdSliding,
-  homeGone,
-  homeSeen,
   inspect,
   type Look,
   locate,
-  newHome,
   newLook,
 } from './counters.js'
-import { type Due, Expiries } from './expiry.js'
-import { Marks } from './marks.js'
-import { Slots } from './slots.js'
-import { type Closed, Tombstones } from './tombstones.js'
+import { MemoryLane } from './lane.js'
+import { Ledger, nameOf, type Record } from './ledger.js'
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -101,29 +87,6 @@ export interface MemoryStore extends Store {
 }
 
 /**
- * An open or expired reservation. Closed ones leave only a tombstone. Its holds are kept as
- * parallel lists: the specs it was made with (never mutated after a reserve), the cell each
- * hold went into (`undefined` for a shadow counter that held nothing) and that cell's window
- * or slot start.
- */
-interface Record extends Expiring, Due {
-  id: string
-  /** The number of an id the lane made (see `Slots`), or -1. */
-  n: number
-  state: 'held' | 'expired'
-  expiresAt: number
-  meta: ReservationMeta
-  specs: CounterSpec[]
-  cells: (Cell | undefined)[]
-  starts: number[]
-  /** The lane's ticket for `specs` when all are calendar windows: a settle reads its arrays. */
-  ticket: Ticket | undefined
-}
-
-/** A hold as `charge` sees it; one object reused for every call (the store never interleaves). */
-const entry = { window: undefined as unknown as WindowSpec, windowStart: 0, charged: 0, open: 0 }
-
-/**
  * How long a breaker's refusal lasts: `wait` (the rest of its cool-down) and, past it, as long as the
  * counter itself would still refuse, so that a request made after the wait is not refused (and the
  * breaker tripped) again; `null` when the counter never admits the amount (waiting never helps).
@@ -133,78 +96,34 @@ function breakerWait(wait: number, look: Look): number | null {
   return look.retryAfterMs === null ? null : Math.max(wait, look.retryAfterMs)
 }
 
-/** What an expired reservation's unsettled hold does: leases and `release` holds go back. */
-const returnsOnExpiry = (spec: CounterSpec) => spec.expiry === 'release' || spec.window.kind === 'lease'
-
-/** Point the shared `entry` at hold `i` of a record. */
-function entryOf(record: Record, i: number): typeof entry {
-  const spec = record.specs[i]!
-  const expired = record.state === 'expired'
-  entry.window = spec.window
-  entry.windowStart = record.starts[i]!
-  entry.charged = expired && returnsOnExpiry(spec) ? 0 : spec.amount
-  entry.open = expired ? 0 : spec.amount
-  return entry
-}
-
 /** An in-process store for one process, tests and the simulator. */
 export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const clock = options.clock ?? systemClock
   checkClock('memoryStore', clock)
-  const idempotencyMs = milliseconds('idempotencyMs', options.idempotencyMs ?? 86_400_000)
-  const graceMs = milliseconds('graceMs', options.graceMs ?? 3_600_000)
-  const maxReservations = count('maxReservations', options.maxReservations ?? 1_000_000)
-  const homes = new ClockCache<Home>(
-    count('maxCounters', options.maxCounters ?? 1_000_000),
-    false,
-    homeGone,
-    homeSeen,
-  )
-  /**
-   * An open reservation dropped to keep `maxReservations` can no longer be settled: it expires at
-   * once, as it would at its TTL, so that nothing (its expiry entry included) keeps it past the bound.
-   */
-  const evicted = (record: Record) => {
-    if (record.state !== 'held') return
-    due.remove(record)
-    expire(record)
-    record.forgetAt = Number.NEGATIVE_INFINITY
-  }
-  const records = new ClockCache<Record>(maxReservations, true, evicted)
-  const closed = new Tombstones(idempotencyMs, maxReservations)
-  const slots = new Slots<Record>(maxReservations, idempotencyMs)
-  const overrides = new Map<string, number>()
-  const trips = new Marks()
-  const blocks = new Map<string, string>()
-  const due = new Expiries<Record>()
+  const ledger = new Ledger({
+    clock,
+    idempotencyMs: milliseconds('idempotencyMs', options.idempotencyMs ?? 86_400_000),
+    graceMs: milliseconds('graceMs', options.graceMs ?? 3_600_000),
+    maxReservations: count('maxReservations', options.maxReservations ?? 1_000_000),
+    maxCounters: count('maxCounters', options.maxCounters ?? 1_000_000),
+  })
+  const { homes, closed, overrides, trips, blocks, graceMs } = ledger
+  const lane = new MemoryLane(ledger)
   /** Looks reused by every reserve: the store's calls never interleave. */
   const looks: Look[] = []
-  let now = 0
 
-  /**
-   * The name a counter's home is kept under: its key, and its scope (tenant) when it has one, as
-   * the Redis store's keys carry it, so that one key under two tenants is two counters. Keys are
-   * escaped and never hold U+0000, so the name is unambiguous whatever the scope's characters.
-   * Overrides are kept under the same name.
-   */
-  const nameOf = (spec: { key: string; scope?: string | undefined }): string =>
-    spec.scope === undefined ? spec.key : `${spec.key}\u0000${spec.scope}`
-  /** The home of a counter key, or a new one (added to the cache by `keep` once it holds). */
-  const homeOf = (key: string, namespace = ''): Home =>
-    homes.get(namespace === '' ? key : namespace + key, now) ?? newHome()
-  const capOf = (spec: CounterSpec) =>
-    overrides.size === 0 ? spec.cap : (overrides.get(nameOf(spec)) ?? spec.cap)
   /** Attach a new cell, and keep its home until the window ends plus the grace for late settles. */
   const keep = (key: string, window: WindowSpec, look: Look, home: Home) => {
     attach(window, look, home)
     const forgetAt = look.forgetAt === Number.POSITIVE_INFINITY ? look.forgetAt : look.forgetAt + graceMs
     if (forgetAt > home.forgetAt) home.forgetAt = forgetAt
-    if (!home.seen) homes.add(key, home, now)
+    if (!home.seen) homes.add(key, home, ledger.now)
   }
   /** The current state of one counter, without changing it. */
   const stateOf = (spec: CounterSpec, amount: number, look: Look) => {
-    const cap = capOf(spec)
-    const home = homeOf(nameOf(spec))
+    const { now } = ledger
+    const cap = ledger.capOf(spec)
+    const home = ledger.homeOf(nameOf(spec))
     if (!inspect(spec.window, amount, cap, now, home, look))
       return { cap, used: 0, held: 0, resetAt: null, windowStart: now, home: null }
     return {
@@ -216,128 +135,6 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       home,
     }
   }
-  const close = (record: Record, amounts: globalThis.Record<string, number> | null, brief: boolean) => {
-    const { ticket } = record
-    if (ticket !== undefined && record.state === 'held' && overrides.size === 0)
-      return closeHeld(record, ticket, amounts, brief)
-    let counters: CommitCounter[] = brief ? NO_COUNTERS : []
-    const { specs, cells } = record
-    for (let i = 0; i < specs.length; i++) {
-      const cell = cells[i]
-      if (cell === undefined) continue
-      const spec = specs[i]!
-      const { kind } = spec.window
-      let held: number
-      let target: number
-      if (kind === 'fixed' && record.state === 'held') {
-        // `charge` for the common case, inline: the whole amount is still held and charged
-        held = spec.amount
-        target = amounts === null ? 0 : (amounts[spec.metric] ?? held)
-        cell.used += target - held
-        cell.held -= held
-      } else {
-        const hold = entryOf(record, i)
-        held = hold.charged
-        target = amounts === null ? 0 : (amounts[spec.metric] ?? held)
-        charge(hold, cell, record.id, target, now)
-      }
-      const cap = capOf(spec)
-      const over = kind !== 'bucket' && kind !== 'lease' ? cell.used - cap : 0
-      if (brief && over <= 0) continue
-      if (counters === NO_COUNTERS) counters = []
-      counters.push({
-        key: spec.key,
-        metric: spec.metric,
-        held,
-        charged: target,
-        overdraft: Math.max(0, over),
-      })
-    }
-    return counters
-  }
-  const expire = (record: Record) => {
-    const { specs, cells } = record
-    for (let i = 0; i < specs.length; i++) {
-      const cell = cells[i]
-      if (cell === undefined) continue
-      const hold = entryOf(record, i) // still held: charged and open are the amount
-      charge(hold, cell, record.id, returnsOnExpiry(specs[i]!) ? 0 : hold.charged, now)
-    }
-    record.state = 'expired'
-    record.forgetAt = now + idempotencyMs
-  }
-  const expireHeld = (record: Record) => {
-    if (record.state === 'held') expire(record)
-  }
-  const sweep = () => due.expireDue(now, expireHeld)
-  /**
-   * Keep a new reservation until it is closed or expires: under its id, or in the lane's ring
-   * when `id` is `undefined` (the lane makes the id, which `remember` returns).
-   */
-  const remember = (
-    counters: CounterSpec[],
-    ttlMs: number,
-    meta: ReservationMeta,
-    id: string | undefined,
-    cells: (Cell | undefined)[],
-    starts: number[],
-    ticket?: Ticket,
-  ): string => {
-    const expiresAt = now + ttlMs
-    const record: Record = {
-      id: id ?? '',
-      n: -1,
-      state: 'held',
-      expiresAt,
-      meta,
-      specs: counters,
-      cells,
-      starts,
-      ticket: ticket?.fixed ? ticket : undefined,
-      forgetAt: Number.POSITIVE_INFINITY, // a held reservation stays until it is closed or expires
-      seen: false,
-      due: undefined,
-    }
-    if (id === undefined) {
-      const { n, displaced } = slots.add(record)
-      record.n = n
-      record.id = slots.idOf(n)
-      // one made a ring ago and still kept moves to the keyed cache
-      if (displaced !== undefined && displaced.forgetAt > now) records.add(displaced.id, displaced, now)
-    } else records.add(id, record, now)
-    due.add(record, expiresAt)
-    return record.id
-  }
-  /** Settle (`amounts`) or release (`null`) an open or expired reservation, and remember it closed. */
-  const finish = (record: Record, amounts: globalThis.Record<string, number> | null, brief: boolean) => {
-    due.remove(record)
-    const counters = close(record, amounts, brief)
-    const state = amounts === null ? 'released' : 'settled'
-    const { n, id } = record
-    if (n < 0 || !slots.take(record)) records.delete(id)
-    if (n < 0 || !slots.close(n, state, now)) closed.add(id, state, now)
-    return counters
-  }
-  /** The open or expired reservation of `id`. */
-  const find = (id: string): Record | undefined => {
-    const record = slots.find(id)
-    if (record === undefined) return records.get(id, now)
-    if (record.forgetAt > now) return record
-    slots.take(record) // expired long enough ago to be forgotten
-    return undefined
-  }
-  /**
-   * The record `lane.meta` last found, until the store's next call: the engine's settle asks for
-   * a reservation's meta and then commits it, with nothing in between, so the commit needs no
-   * second look-up. Nothing else can close or drop it meanwhile: every other call starts with
-   * `tick`, which forgets it.
-   */
-  let metaOf: Record | undefined
-  /** How a reservation that is no longer kept closed, while that is remembered. */
-  const closedOf = (id: string): Closed | undefined => {
-    const n = slots.parse(id)
-    return (n >= 0 ? slots.closed(n, now) : undefined) ?? closed.get(id, now)
-  }
   /**
    * A reserve under an id the store knows, as the Redis store answers it: the reservation is open
    * (a reserve replayed after its answer was lost), so nothing is held again and nothing refuses,
@@ -347,6 +144,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
    * or expired reservation, `undefined` for a closed id.
    */
   const replay = (input: StoreReserve, record: Record | undefined): StoreReserveResult => {
+    const { now } = ledger
     if (record === undefined || record.state !== 'held' || record.expiresAt <= now)
       throw Object.assign(
         new Error(
@@ -372,40 +170,17 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     })
     return { status: 'ok', now, counters }
   }
-  /** The lists every ticket of the same counters' metrics, amounts and caps shares (see `Shared`). */
-  const shared = new Map<string, Shared>()
-  /** Scratch of the lane's first pass: the home and window index of each counter. */
-  const laneHomes: (Home | undefined)[] = []
-  const laneAt: number[] = []
-  /**
-   * Read the clock once per call and process what expired. The store's time never goes back: when
-   * the clock steps back (an NTP correction), it keeps its latest time until the clock passes it
-   * again. A counter keeps one window's cell, so going back to an earlier window would start it
-   * afresh, and coming forward again would start the later one afresh too: counts lost both ways.
-   */
-  const tick = () => {
-    metaOf = undefined
-    now = later()
-    sweep()
-    return now
-  }
-  /** The clock's time, or the store's latest time while the clock is behind it. */
-  const later = () => {
-    const read = clock.now()
-    // a NaN read (or one that is no number) keeps the last time; Math.max would give NaN
-    return typeof read === 'number' && read > now ? read : now
-  }
 
   const self: MemoryStore & { lane: Lane } = {
     clock,
-    now: later,
+    now: () => ledger.later(),
 
     reserve(input: StoreReserve): StoreReserveResult {
-      tick()
+      const now = ledger.tick()
       // The same id again (a replay: see `replay`). Ids the engine makes are new: one Map look-up,
       // then the closed ids' tables. The lane makes its own ids and never comes here.
-      const known = find(input.id)
-      if (known !== undefined || closedOf(input.id) !== undefined) return replay(input, known)
+      const known = ledger.find(input.id)
+      if (known !== undefined || ledger.closedOf(input.id) !== undefined) return replay(input, known)
       for (const marker of input.blocks) {
         const code = blocks.get(marker)
         if (code !== undefined) return { status: 'blocked', now, block: marker, code }
@@ -423,9 +198,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       let denied = false
       for (let i = 0; i < count; i++) {
         const spec = specs[i]!
-        const cap = capOf(spec)
+        const cap = ledger.capOf(spec)
         const look = looks[i]!
-        const home = homeOf(nameOf(spec))
+        const home = ledger.homeOf(nameOf(spec))
         inspect(spec.window, spec.amount, cap, now, home, look)
         look.home = home
         const result: CounterResult = {
@@ -454,7 +229,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         } else if (!look.denied && spec.throttle && look.used + spec.amount >= spec.throttle.at * cap) {
           const throttle = throttleSpec(spec)
           const gate = newLook()
-          inspect(throttle.window, throttle.amount, throttle.cap, now, homeOf(nameOf(throttle), '#'), gate)
+          inspect(
+            throttle.window,
+            throttle.amount,
+            throttle.cap,
+            now,
+            ledger.homeOf(nameOf(throttle), '#'),
+            gate,
+          )
           gates ??= new Array(count)
           gates[i] = gate
           if (gate.denied) {
@@ -479,7 +261,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         if (gate) {
           const throttle = throttleSpec(spec)
           hold(throttle, gate, input.id, now)
-          keep(`#${nameOf(throttle)}`, throttle.window, gate, homeOf(nameOf(throttle), '#'))
+          keep(`#${nameOf(throttle)}`, throttle.window, gate, ledger.homeOf(nameOf(throttle), '#'))
         }
         result.resetAt = hold(spec, look, input.id, now)
         keep(nameOf(spec), spec.window, look, look.home!)
@@ -489,119 +271,19 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         result.held = cell.held
         if (spec.alerts) result.crossed = crossedAlerts(spec, cell, result.cap)
       }
-      remember(input.counters, input.ttlMs, input.meta, input.id, cells, starts)
+      ledger.remember(input.counters, input.ttlMs, input.meta, input.id, cells, starts)
       return { status: 'ok', now, counters }
     },
 
-    lane: {
-      store: undefined as unknown as Store, // set below
-      now: tick,
-      meta(id: string) {
-        const record = find(id)
-        // the engine's settle asks for the meta, then commits: remember which record that was
-        metaOf = record
-        return record?.meta
-      },
-      close(id: string, amounts: globalThis.Record<string, number> | null): CommitCounter[] | undefined {
-        const record = metaOf
-        tick() // forgets `metaOf`; may expire the record (then no longer held: the commit decides)
-        if (record === undefined || record.id !== id || record.state !== 'held') return undefined
-        return finish(record, amounts, true)
-      },
-      reserve(input: LaneReserve, meta: ReservationMeta, out: number[]): string | undefined {
-        if (blocks.size > 0) for (const marker of input.blocks) if (blocks.has(marker)) return undefined
-        const specs = input.counters
-        const { ttlMs } = input
-        const count = specs.length
-        // what this lane last found for these counters (see `Ticket`): the caller sends the same
-        // input object again while no spec changed, so the next reserve reads each home without a
-        // look-up. A ticket is for one specs array on one store: any other gets a new one.
-        let ticket = input.memo as Ticket | undefined
-        if (ticket === undefined || ticket.specs !== specs || ticket.owner !== shared) {
-          ticket = newTicket(specs, shared)
-          input.memo = ticket
-        } else if (now < ticket.until && overrides.size === 0 && trips.size === 0) {
-          const held = holdAgain(ticket, out)
-          if (held) return remember(specs, ttlMs, meta, undefined, ticket.cells, ticket.starts, ticket)
-        }
-        const known = ticket.homes
-        // First pass: every counter must be a plain calendar or rolling window that admits. Nothing
-        // changes but the dropping of rolling slots already out of their window, as any look does.
-        for (let i = 0; i < count; i++) {
-          const spec = specs[i]!
-          const { window } = spec
-          if (spec.alerts || spec.trip || spec.throttle) return undefined
-          if (trips.size > 0 && trips.has(nameOf(spec))) return undefined
-          // a remembered home, marked seen as `homes.get` would; else the cache's
-          let home = known[i]
-          if (home !== undefined && home.forgetAt > now) home.seen = true
-          else known[i] = home = homeOf(nameOf(spec))
-          let used = 0
-          if (window.kind === 'fixed') {
-            const at = locate(window.bounds, now)
-            if (at < 0) return undefined
-            if (home.fixed !== undefined && home.start === window.bounds[at]!) used = home.fixed.used
-            laneAt[i] = at
-          } else if (window.kind === 'sliding') {
-            if (home.sliding !== undefined) {
-              dropOldSlots(home.sliding, window, now)
-              used = home.sliding.used
-            }
-          } else return undefined
-          if (used + spec.amount > capOf(spec)) return undefined
-          laneHomes[i] = home
-        }
-        // the cells and starts of the last reservation on these counters, while they are the same
-        // (the same windows): records never change them, so they can share one pair of arrays
-        let { cells, starts } = ticket
-        let same = cells.length === count
-        if (!same) {
-          cells = new Array(count)
-          starts = new Array(count)
-        }
-        let until = Number.POSITIVE_INFINITY // the earliest end of a calendar window held, if all are
-        for (let i = 0, o = 0; i < count; i++, o += LANE_FIELDS) {
-          const spec = specs[i]!
-          const home = laneHomes[i]!
-          laneHomes[i] = undefined
-          const cell =
-            spec.window.kind === 'fixed'
-              ? holdFixed(spec, home, laneAt[i]!, graceMs, out, o)
-              : holdSliding(spec, home, now, graceMs, out, o)
-          if (!home.seen) homes.add(nameOf(spec), home, now)
-          if (same && (cells[i] !== cell || starts[i] !== out[o + 4])) {
-            same = false
-            cells = cells.slice(0, i)
-            starts = starts.slice(0, i)
-          }
-          if (!same) {
-            cells[i] = cell
-            starts[i] = out[o + 4]!
-          }
-          out[o] = capOf(spec)
-          out[o + 1] = cell.used
-          out[o + 2] = cell.held
-          const end = out[o + 3]!
-          ticket.resets[i] = end
-          if (spec.window.kind !== 'fixed') until = Number.NEGATIVE_INFINITY
-          else if (end < until) until = end // NaN (a lifetime window) never ends
-        }
-        if (!same) {
-          ticket.cells = cells
-          ticket.starts = starts
-        }
-        ticket.until = until
-        return remember(specs, ttlMs, meta, undefined, cells, starts, ticket)
-      },
-    },
+    lane,
 
     commit(input: StoreCommit): StoreCommitResult {
-      const asked = metaOf
-      tick()
+      const asked = ledger.metaOf
+      const now = ledger.tick()
       const { id } = input
-      const record = asked !== undefined && asked.id === id && asked.forgetAt > now ? asked : find(id)
+      const record = asked !== undefined && asked.id === id && asked.forgetAt > now ? asked : ledger.find(id)
       if (!record) {
-        const state = closedOf(id)
+        const state = ledger.closedOf(id)
         if (state) return { status: 'duplicate', previous: state }
         // abandoned before its reserve arrived (if it ever does): remembered as released, so that
         // the reserve holds nothing (see `replay`)
@@ -609,12 +291,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         return { status: 'unknown' }
       }
       const late = record.state === 'expired'
-      const counters = finish(record, input.amounts, input.brief === true)
+      const counters = ledger.finish(record, input.amounts, input.brief === true)
       return { status: input.amounts === null ? 'released' : 'settled', late, counters }
     },
 
     read(specs: CounterSpec[]): CounterState[] {
-      tick()
+      ledger.tick()
       const look = newLook()
       return specs.map((spec) => {
         const { home: _, ...state } = stateOf(spec, 0, look)
@@ -623,7 +305,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     },
 
     adjust(spec: CounterSpec, amount: number): CounterState {
-      tick()
+      ledger.tick()
       const look = newLook()
       const { home, ...state } = stateOf(spec, 0, look)
       if (!home) return state
@@ -633,7 +315,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     },
 
     scan(counter: CounterSpec, max: number): ScannedCounter[] {
-      tick()
+      const now = ledger.tick()
       const found: ScannedCounter[] = []
       const look = newLook()
       for (const [name, home] of homes.entries(now)) {
@@ -677,14 +359,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     },
 
     lookup(id: string): StoredReservation | null {
-      tick()
-      const record = find(id)
+      const now = ledger.tick()
+      const record = ledger.find(id)
       if (record) return { id, state: record.state, expiresAt: record.expiresAt, meta: record.meta }
-      const state = closedOf(id)
+      const state = ledger.closedOf(id)
       return state ? { id, state, expiresAt: now, meta: { model: '' } } : null
     },
   }
-  self.lane.store = self
+  lane.store = self
   return self
 }
 
@@ -706,209 +388,6 @@ function milliseconds(name: string, value: unknown): number {
 
 /** Shared empty list for counters that crossed no alert. */
 const NONE: number[] = []
-/**
- * What the lane knows of a counters array: each counter's home, amount and cap (specs never
- * change), and the cells it last held in with their windows' starts and ends. While those cells
- * are their homes' current windows (`until`: the first of them to end, when all are calendar
- * windows), the next reserve holds in them again without reading the specs (`holdAgain`).
- */
-interface Ticket {
-  /** The counters this ticket is for. */
-  specs: readonly CounterSpec[]
-  /** The store whose homes and cells it holds (its `shared` map, one per store). */
-  owner: unknown
-  homes: (Home | undefined)[]
-  /** Every counter is a calendar window (so a held record's settle is {@link closeHeld}'s). */
-  fixed: boolean
-  metrics: string[]
-  /** Each counter's metric as a {@link METRIC_CODES} code (0: a custom unit), for {@link usedOf}. */
-  codes: number[]
-  amounts: number[]
-  caps: number[]
-  cells: Cell[]
-  starts: number[]
-  /** Each window's end as the lane reports it (`NaN` for a lifetime window). */
-  resets: number[]
-  /** The cells may be held in again while the store's time is before this. */
-  until: number
-}
-const NO_CELLS: Cell[] = []
-const NO_STARTS: number[] = []
-
-/**
- * A ticket's lists that only depend on its counters' metrics, amounts and caps: equal for every
- * partition of the same rules (every user's counters under one policy), so one copy is shared. A
- * ticket is kept for each plan the engine sends, thousands at once. Never changed once made.
- */
-type Shared = Pick<Ticket, 'metrics' | 'codes' | 'amounts' | 'caps'>
-/** Most distinct {@link Shared} lists kept; past it they start over (tickets keep theirs). */
-const MAX_SHARED = 4_096
-
-function sharedOf(specs: readonly CounterSpec[], shared: Map<string, Shared>): Shared {
-  // most new tickets have the lists of the one made before (a new user under the same rules):
-  // compared first, which costs less than making the key
-  const last = shared.get(LAST)
-  if (last !== undefined && alike(last, specs)) return last
-  const metrics = specs.map((spec) => spec.metric)
-  const amounts = specs.map((spec) => spec.amount)
-  const caps = specs.map((spec) => spec.cap)
-  // numbers as `join` writes them (JSON would write NaN and Infinity alike, as null)
-  const key = `${JSON.stringify(metrics)}${amounts.join()}|${caps.join()}`
-  let found = shared.get(key)
-  if (found === undefined) {
-    if (shared.size >= MAX_SHARED) shared.clear()
-    found = { metrics, codes: metrics.map((metric) => METRIC_CODES[metric] ?? 0), amounts, caps }
-    shared.set(key, found)
-  }
-  shared.set(LAST, found)
-  return found
-}
-
-/** The key under which {@link sharedOf} keeps the lists it answered last (no other key is empty). */
-const LAST = ''
-
-/** Whether `lists` are those of `specs` (metrics, amounts and caps, in order; NaN equal to NaN). */
-function alike(lists: Shared, specs: readonly CounterSpec[]): boolean {
-  const { metrics, amounts, caps } = lists
-  if (metrics.length !== specs.length) return false
-  for (let i = 0; i < specs.length; i++) {
-    const spec = specs[i]!
-    if (metrics[i] !== spec.metric || !Object.is(amounts[i], spec.amount) || !Object.is(caps[i], spec.cap))
-      return false
-  }
-  return true
-}
-
-function newTicket(specs: readonly CounterSpec[], shared: Map<string, Shared>): Ticket {
-  // a literal, not a spread: an object built by a spread is slower to read (bench/README.md)
-  const { metrics, codes, amounts, caps } = sharedOf(specs, shared)
-  return {
-    specs,
-    owner: shared,
-    homes: specs.map(() => undefined),
-    fixed: specs.every((spec) => spec.window.kind === 'fixed'),
-    metrics,
-    codes,
-    amounts,
-    caps,
-    cells: NO_CELLS, // never written to: the first hold makes the arrays
-    starts: NO_STARTS,
-    resets: specs.map(() => 0),
-    until: Number.NEGATIVE_INFINITY,
-  }
-}
-
-/**
- * Hold again in the cells of a ticket's last reservation (the caller checked that their windows
- * still run, and that no override or breaker is set): `true` when every cell is still its home's
- * and admits its amount, having held each and written the lane's answer to `out`; `false`, having
- * changed nothing, when the lane's full path must decide.
- *
- * The homes themselves are not read: a user's homes are rarely in the processor's cache, and reading
- * them was 7% of a reserve+settle. Within the windows the cells were held in, a home keeps its cell
- * unless another window's cell replaces it or the cache drops the home, either of which marks the
- * cell `gone`; a cell held in is marked `seen`, which the cache counts as a read of its home
- * (`homeSeen`).
- */
-function holdAgain(ticket: Ticket, out: number[]): boolean {
-  const { cells, amounts, caps } = ticket
-  const count = cells.length
-  for (let i = 0; i < count; i++) {
-    const cell = cells[i]!
-    if (cell.gone || cell.used + amounts[i]! > caps[i]!) return false
-  }
-  const { starts, resets } = ticket
-  for (let i = 0, o = 0; i < count; i++, o += LANE_FIELDS) {
-    const cell = cells[i]!
-    const amount = amounts[i]!
-    cell.seen = true
-    cell.used += amount
-    cell.held += amount
-    out[o] = caps[i]!
-    out[o + 1] = cell.used
-    out[o + 2] = cell.held
-    out[o + 3] = resets[i]!
-    out[o + 4] = starts[i]!
-  }
-  return true
-}
-
-/**
- * Close a held reservation on calendar windows, no override set (the store's `close` for the
- * common case, from its ticket's arrays rather than its specs): charge each cell the actual
- * amount for its metric in place of the hold, and list the counters past their cap (all when
- * not `brief`).
- */
-function closeHeld(
-  record: Record,
-  ticket: Ticket,
-  amounts: globalThis.Record<string, number> | null,
-  brief: boolean,
-): CommitCounter[] {
-  let counters: CommitCounter[] = brief ? NO_COUNTERS : []
-  const { cells } = record
-  const { metrics, codes, caps } = ticket
-  const holds = ticket.amounts
-  for (let i = 0; i < cells.length; i++) {
-    const cell = cells[i]!
-    const held = holds[i]!
-    const target = amounts === null ? 0 : (usedOf(amounts, codes[i]!, metrics[i]!) ?? held)
-    cell.used += target - held
-    cell.held -= held
-    const over = cell.used - caps[i]!
-    if (brief && over <= 0) continue
-    if (counters === NO_COUNTERS) counters = []
-    counters.push({
-      key: record.specs[i]!.key,
-      metric: metrics[i]!,
-      held,
-      charged: target,
-      overdraft: Math.max(0, over),
-    })
-  }
-  return counters
-}
-
-/** Codes of the builtin metrics (see {@link usedOf}); a custom unit has none. */
-const METRIC_CODES: Readonly<globalThis.Record<string, number>> = {
-  __proto__: null,
-  requests: 1,
-  tokens: 2,
-  inputTokens: 3,
-  outputTokens: 4,
-  cost: 5,
-  concurrency: 6,
-} as never
-
-/**
- * The amount of a metric in a settle's amounts. Builtin metrics are read by name: a look-up by a
- * computed name, six per settle, cost about 4% of a reserve+settle (an A/B of builds, 2026-12-07).
- */
-function usedOf(
-  amounts: globalThis.Record<string, number>,
-  code: number,
-  metric: string,
-): number | undefined {
-  switch (code) {
-    case 1:
-      return amounts.requests
-    case 2:
-      return amounts.tokens
-    case 3:
-      return amounts.inputTokens
-    case 4:
-      return amounts.outputTokens
-    case 5:
-      return amounts.cost
-    case 6:
-      return amounts.concurrency
-    default:
-      return Object.hasOwn(amounts, metric) ? amounts[metric] : undefined
-  }
-}
-
-/** Shared empty list for a brief commit with nothing past its cap (replaced, never pushed to). */
-const NO_COUNTERS: CommitCounter[] = []
 
 /** The companion bucket a throttle counts in: `limit` requests per `periodMs`, burst `limit`. */
 function throttleSpec(spec: CounterSpec): CounterSpec {
