@@ -13,7 +13,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { estimate, policy, subjects, usage } from './headline.mjs'
+import { estimate, otherPaths, policy, subjects, usage } from './headline.mjs'
 
 const ITERATIONS = 100_000
 const ROUNDS = 8 // per process: the first two warm up, the best of the rest counts
@@ -21,7 +21,7 @@ const ROUNDS = 8 // per process: the first two warm up, the best of the rest cou
 /** One process's figure: the best ns per reserve+settle over its rounds. */
 async function measure(build) {
   const lib = await import(pathToFileURL(build).href)
-  if (process.env.MIXED === '1') await mixed(lib)
+  if (process.env.MIXED === '1') await otherPaths(lib)
   const gate = lib.createTollgate({ policy, store: lib.memoryStore() })
   let n = 0
   let best = Number.POSITIVE_INFINITY
@@ -36,20 +36,6 @@ async function measure(build) {
     if (round >= 2) best = Math.min(best, ns)
   }
   return best
-}
-
-/** Other paths than the headline's, run before it (`MIXED=1`). */
-async function mixed(lib) {
-  const rolling = lib.createTollgate({
-    policy: { rules: policy.rules.map((rule) => ({ ...rule, window: '60s' })) },
-    store: lib.memoryStore(),
-  })
-  const released = lib.createTollgate({ policy, store: lib.memoryStore() })
-  for (let i = 0; i < 200_000; i++) {
-    const subject = subjects[i % 1000]
-    await rolling.settle((await rolling.reserve({ subject, estimate })).id, usage)
-    await released.release((await released.reserve({ subject, estimate })).id)
-  }
 }
 
 if (process.argv[2] === '--measure') {

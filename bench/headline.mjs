@@ -104,3 +104,23 @@ export async function alternate(tasks, size, rounds) {
     per: (name) => `${Math.round(median(rates[name])).toLocaleString('en-US')}/s`,
   }
 }
+
+/**
+ * Other paths than the headline's, each on a gate and memory store of its own: 200,000
+ * reserve+settle on rolling 60 s windows and as many reserve+release. Run before the headline
+ * (`MIXED=1` in `ab-process.mjs`, `BENCH_BEFORE=mixed` in `interleaved.mjs`), it shows what a
+ * process's history does to the headline's compiled code (bench/README.md, "What a process ran
+ * before").
+ */
+export async function otherPaths(lib) {
+  const rolling = lib.createTollgate({
+    policy: { rules: policy.rules.map((rule) => ({ ...rule, window: '60s' })) },
+    store: lib.memoryStore(),
+  })
+  const released = lib.createTollgate({ policy, store: lib.memoryStore() })
+  for (let i = 0; i < 200_000; i++) {
+    const subject = subjects[i % subjects.length]
+    await rolling.settle((await rolling.reserve({ subject, estimate })).id, usage)
+    await released.release((await released.reserve({ subject, estimate })).id)
+  }
+}
