@@ -5,9 +5,8 @@
  * the median of the per-pair ratios and each side's median rate.
  *
  * A process of its own because what a process ran before changes the code V8 compiles for the
- * headline: after the suite's rolling-window tasks, some calls on the headline's path looked rare
- * when V8 compiled it, were left as calls, and stayed so (bench/README.md, "What a process ran
- * before"). Both sides start from the same fresh process.
+ * headline: after the suite's other tasks it ran 10–15% slower (bench/README.md, "What a process
+ * ran before"). Both sides start from the same fresh process.
  *
  *   npx --yes pnpm@10 build && node bench/interleaved.mjs [pairs, default 16]
  *
