@@ -355,35 +355,44 @@ describe("the lane's reservation ids", () => {
   })
 })
 
-describe("the lane's homes", () => {
-  it('stay while the lane holds in them: its holds count as reads of their homes when the store makes room', async () => {
-    const clock = fakeClock()
-    const store = memoryStore({ clock, maxCounters: 16 })
-    const gate = createTollgate({
-      policy: { rules: [{ id: 'u', per: 'user', limits: { requests: 1_000 }, window: 'hour' }] },
-      store,
-      clock,
-    })
-    const used = async (user: string) => (await gate.usage({ subject: { user } }))[0]!.used
-    // `a` reserves between newcomers, each pushing the store past its bound: the lane holds a's
-    // requests again in its cell (never reading its home), which keeps it through every eviction pass
-    for (let i = 0; i < 40; i++) {
-      expect((await gate.reserve({ subject: { user: 'a' } })).allowed).toBe(true)
-      expect((await gate.reserve({ subject: { user: `n${i}` } })).allowed).toBe(true)
-    }
-    expect(await used('a')).toBe(40)
-    // idle, it goes once newcomers push it out, and a's next reserve counts in a new window
-    for (let i = 0; i < 40; i++) await gate.reserve({ subject: { user: `m${i}` } })
-    expect((await gate.reserve({ subject: { user: 'a' } })).allowed).toBe(true)
-    expect(await used('a')).toBe(1)
-  })
+/** A calendar window and a rolling one of the same length: the lane holds again in either. */
+const windows: [string, WindowInput][] = [
+  ['calendar', 'hour'],
+  ['rolling', { rolling: '1h', slots: 60 }],
+]
 
-  it('are never counted in once the store has forgotten them', async () => {
+describe("the lane's homes", () => {
+  it.each(windows)(
+    'stay while the lane holds in them (%s): its holds count as reads of their homes when the store makes room',
+    async (_, window) => {
+      const clock = fakeClock()
+      const store = memoryStore({ clock, maxCounters: 16 })
+      const gate = createTollgate({
+        policy: { rules: [{ id: 'u', per: 'user', limits: { requests: 1_000 }, window }] },
+        store,
+        clock,
+      })
+      const used = async (user: string) => (await gate.usage({ subject: { user } }))[0]!.used
+      // `a` reserves between newcomers, each pushing the store past its bound: the lane holds a's
+      // requests again in its cell (never reading its home), which keeps it through every eviction pass
+      for (let i = 0; i < 40; i++) {
+        expect((await gate.reserve({ subject: { user: 'a' } })).allowed).toBe(true)
+        expect((await gate.reserve({ subject: { user: `n${i}` } })).allowed).toBe(true)
+      }
+      expect(await used('a')).toBe(40)
+      // idle, it goes once newcomers push it out, and a's next reserve counts in a new window
+      for (let i = 0; i < 40; i++) await gate.reserve({ subject: { user: `m${i}` } })
+      expect((await gate.reserve({ subject: { user: 'a' } })).allowed).toBe(true)
+      expect(await used('a')).toBe(1)
+    },
+  )
+
+  it.each(windows)('are never counted in once the store has forgotten them (%s)', async (_, window) => {
     const clock = fakeClock()
     // two counters per user and room for four: the oldest user's windows go when a third one comes
     const store = memoryStore({ clock, maxCounters: 4 })
     const gate = createTollgate({
-      policy: { rules: [{ id: 'u', per: 'user', limits: { requests: 100, tokens: 1e6 }, window: 'hour' }] },
+      policy: { rules: [{ id: 'u', per: 'user', limits: { requests: 100, tokens: 1e6 }, window }] },
       store,
       clock,
     })
@@ -435,6 +444,33 @@ describe('the lane, where a mutation audit found no test', () => {
     clock.set(clock.now() + 60_000) // 70s: a's slot has left the window, b's 900 has not
     expect((await gate.usage(ask(1))).find((l) => l.metric === 'tokens')).toMatchObject({ used: 900 })
     expect((await gate.reserve(ask(200))).allowed).toBe(false) // 900 + 200 within 60s would pass 1000
+  })
+
+  it('reports when a rolling window frees up as the general path does, its slot emptied by releases', async () => {
+    const rules: PolicyInput = {
+      rules: [{ id: 'roll', per: 'user', limits: { requests: 5 }, window: { rolling: '60s', slots: 6 } }],
+    }
+    const { clock, fast, general } = gates(undefined, rules)
+    const t0 = clock.now() // a whole number of 10 s slots since the epoch
+    const ask = { subject: { user: 'u' } }
+    const step = async () => {
+      const [a, b] = [await fast.reserve(ask), await general.reserve(ask)]
+      expect(shape(a)).toEqual(shape(b))
+      return [a, b] as const
+    }
+    const released = async () => {
+      const [a, b] = await step()
+      await fast.release(a.allowed ? a.id : '')
+      await general.release(b.allowed ? b.id : '')
+    }
+    await released() // slot [0s, 10s) stays, counting nothing
+    clock.advance('25s')
+    await released() // slot [20s, 30s): the window counts nothing again
+    clock.advance('1s')
+    // held again in the same slot, on an empty window: it frees up when this slot leaves (90s),
+    // not when the oldest slot kept does (70s)
+    const [a] = await step()
+    expect(a.allowed && a.limits[0]!.resetAt).toBe(t0 + 90_000)
   })
 
   it('settles a custom unit at what was used, a builtin metric beside it too', async () => {

@@ -61,13 +61,14 @@ export const newHome = (): Home => ({
 
 /**
  * Whether a home was read since the homes cache's last eviction pass, directly or through its
- * calendar cell (see `holdAgain`); clears both.
+ * calendar or rolling cell (see `holdAgain`); clears all three.
  */
 export function homeSeen(home: Home): boolean {
-  const cell = home.fixed
-  const seen = home.seen || (cell !== undefined && cell.seen)
+  const { fixed, sliding } = home
+  const seen = home.seen || fixed?.seen === true || sliding?.seen === true
   home.seen = false
-  if (cell !== undefined) cell.seen = false
+  if (fixed !== undefined) fixed.seen = false
+  if (sliding !== undefined) sliding.seen = false
   return seen
 }
 

@@ -59,7 +59,7 @@ export class MemoryLane implements Lane {
       ticket = newTicket(specs, this.shared)
       input.memo = ticket
     } else if (ledger.now < ticket.until && ledger.overrides.size === 0 && ledger.trips.size === 0) {
-      const held = holdAgain(ticket, out)
+      const held = holdAgain(ticket, out, ledger.now)
       if (held)
         return ledger.remember(specs, input.ttlMs, meta, undefined, ticket.cells, ticket.starts, ticket)
     }
@@ -116,7 +116,7 @@ export class MemoryLane implements Lane {
       cells = new Array(count)
       starts = new Array(count)
     }
-    let until = Number.POSITIVE_INFINITY // the earliest end of a calendar window held, if all are
+    let until = Number.POSITIVE_INFINITY // the earliest end of a calendar window held (see `Ticket`)
     for (let i = 0, o = 0; i < count; i++, o += LANE_FIELDS) {
       const spec = specs[i]!
       const home = homes[i]!
@@ -140,8 +140,8 @@ export class MemoryLane implements Lane {
       out[o + 2] = cell.held
       const end = out[o + 3]!
       ticket.resets[i] = end
-      if (spec.window.kind !== 'fixed') until = Number.NEGATIVE_INFINITY
-      else if (end < until) until = end // NaN (a lifetime window) never ends
+      // NaN (a lifetime window) never ends; a rolling window's slot is `holdAgain`'s to check
+      if (spec.window.kind === 'fixed' && end < until) until = end
     }
     if (!same) {
       ticket.cells = cells

@@ -10,9 +10,10 @@ import type { Record } from './ledger.js'
 
 /**
  * What the lane knows of a counters array: each counter's home, amount and cap (specs never
- * change), and the cells it last held in with their windows' starts and ends. While those cells
- * are their homes' current windows (`until`: the first of them to end, when all are calendar
- * windows), the next reserve holds in them again without reading the specs (`holdAgain`).
+ * change), and the cells it last held in with their windows' (or slots') starts and ends. While
+ * those cells are their homes' current windows (`until`: the first calendar window to end; a
+ * rolling window's cell while the time is in the same slot and no slot leaves the window), the
+ * next reserve holds in them again without reading the specs (`holdAgain`).
  */
 export interface Ticket {
   /** The counters this ticket is for. */
@@ -27,22 +28,29 @@ export interface Ticket {
   codes: number[]
   amounts: number[]
   caps: number[]
+  /** A rolling window's slot and window length (`NaN` for other windows). */
+  slotMs: number[]
+  sizeMs: number[]
   cells: Cell[]
   starts: number[]
-  /** Each window's end as the lane reports it (`NaN` for a lifetime window). */
+  /** Each calendar window's end as the lane reports it (`NaN` for a lifetime window). */
   resets: number[]
-  /** The cells may be held in again while the store's time is before this. */
+  /**
+   * The cells may be held in again while the store's time is before this (the first calendar
+   * window's end; `holdAgain` checks rolling windows' slots itself).
+   */
   until: number
 }
 const NO_CELLS: Cell[] = []
 const NO_STARTS: number[] = []
 
 /**
- * A ticket's lists that only depend on its counters' metrics, amounts and caps: equal for every
- * partition of the same rules (every user's counters under one policy), so one copy is shared. A
- * ticket is kept for each plan the engine sends, thousands at once. Never changed once made.
+ * A ticket's lists that only depend on its counters' metrics, amounts, caps and rolling slots:
+ * equal for every partition of the same rules (every user's counters under one policy), so one
+ * copy is shared. A ticket is kept for each plan the engine sends, thousands at once. Never
+ * changed once made.
  */
-export type Shared = Pick<Ticket, 'metrics' | 'codes' | 'amounts' | 'caps'>
+export type Shared = Pick<Ticket, 'metrics' | 'codes' | 'amounts' | 'caps' | 'slotMs' | 'sizeMs'>
 /** Most distinct {@link Shared} lists kept; past it they start over (tickets keep theirs). */
 const MAX_SHARED = 4_096
 
@@ -54,12 +62,15 @@ function sharedOf(specs: readonly CounterSpec[], shared: Map<string, Shared>): S
   const metrics = specs.map((spec) => spec.metric)
   const amounts = specs.map((spec) => spec.amount)
   const caps = specs.map((spec) => spec.cap)
+  const slotMs = specs.map((spec) => rolling(spec).slotMs)
+  const sizeMs = specs.map((spec) => rolling(spec).sizeMs)
   // numbers as `join` writes them (JSON would write NaN and Infinity alike, as null)
-  const key = `${JSON.stringify(metrics)}${amounts.join()}|${caps.join()}`
+  const key = `${JSON.stringify(metrics)}${amounts.join()}|${caps.join()}|${slotMs.join()}|${sizeMs.join()}`
   let found = shared.get(key)
   if (found === undefined) {
     if (shared.size >= MAX_SHARED) shared.clear()
-    found = { metrics, codes: metrics.map((metric) => METRIC_CODES[metric] ?? 0), amounts, caps }
+    const codes = metrics.map((metric) => METRIC_CODES[metric] ?? 0)
+    found = { metrics, codes, amounts, caps, slotMs, sizeMs }
     shared.set(key, found)
   }
   shared.set(LAST, found)
@@ -69,13 +80,22 @@ function sharedOf(specs: readonly CounterSpec[], shared: Map<string, Shared>): S
 /** The key under which {@link sharedOf} keeps the lists it answered last (no other key is empty). */
 const LAST = ''
 
-/** Whether `lists` are those of `specs` (metrics, amounts and caps, in order; NaN equal to NaN). */
+/** A counter's rolling slot and window length, `NaN` for any other window. */
+function rolling(spec: CounterSpec): { slotMs: number; sizeMs: number } {
+  const { window } = spec
+  return window.kind === 'sliding' ? window : NOT_ROLLING
+}
+const NOT_ROLLING = { slotMs: Number.NaN, sizeMs: Number.NaN }
+
+/** Whether `lists` are those of `specs` (in order; NaN equal to NaN). */
 function alike(lists: Shared, specs: readonly CounterSpec[]): boolean {
-  const { metrics, amounts, caps } = lists
+  const { metrics, amounts, caps, slotMs, sizeMs } = lists
   if (metrics.length !== specs.length) return false
   for (let i = 0; i < specs.length; i++) {
     const spec = specs[i]!
     if (metrics[i] !== spec.metric || !Object.is(amounts[i], spec.amount) || !Object.is(caps[i], spec.cap))
+      return false
+    if (!Object.is(slotMs[i], rolling(spec).slotMs) || !Object.is(sizeMs[i], rolling(spec).sizeMs))
       return false
   }
   return true
@@ -83,7 +103,7 @@ function alike(lists: Shared, specs: readonly CounterSpec[]): boolean {
 
 export function newTicket(specs: readonly CounterSpec[], shared: Map<string, Shared>): Ticket {
   // a literal, not a spread: an object built by a spread is slower to read (bench/README.md)
-  const { metrics, codes, amounts, caps } = sharedOf(specs, shared)
+  const { metrics, codes, amounts, caps, slotMs, sizeMs } = sharedOf(specs, shared)
   return {
     specs,
     owner: shared,
@@ -93,6 +113,8 @@ export function newTicket(specs: readonly CounterSpec[], shared: Map<string, Sha
     codes,
     amounts,
     caps,
+    slotMs,
+    sizeMs,
     cells: NO_CELLS, // never written to: the first hold makes the arrays
     starts: NO_STARTS,
     resets: specs.map(() => 0),
@@ -101,10 +123,12 @@ export function newTicket(specs: readonly CounterSpec[], shared: Map<string, Sha
 }
 
 /**
- * Hold again in the cells of a ticket's last reservation (the caller checked that their windows
- * still run, and that no override or breaker is set): `true` when every cell is still its home's
- * and admits its amount, having held each and written the lane's answer to `out`; `false`, having
- * changed nothing, when the lane's full path must decide.
+ * Hold again in the cells of a ticket's last reservation at `now` (the caller checked that its
+ * calendar windows still run, and that no override or breaker is set): `true` when every cell is
+ * still its home's and admits its amount, having held each and written the lane's answer to
+ * `out`; `false`, having changed nothing, when the lane's full path must decide. A rolling
+ * window's cell is held in again only in the slot it was last held in, and while no slot is due
+ * to leave the window (the full path drops such slots first).
  *
  * The homes themselves are not read: a user's homes are rarely in the processor's cache, and reading
  * them was 7% of a reserve+settle. Within the windows the cells were held in, a home keeps its cell
@@ -112,25 +136,47 @@ export function newTicket(specs: readonly CounterSpec[], shared: Map<string, Sha
  * cell `gone`; a cell held in is marked `seen`, which the cache counts as a read of its home
  * (`homeSeen`).
  */
-export function holdAgain(ticket: Ticket, out: number[]): boolean {
-  const { cells, amounts, caps } = ticket
+export function holdAgain(ticket: Ticket, out: number[], now: number): boolean {
+  const { cells, amounts, caps, starts, slotMs, sizeMs } = ticket
   const count = cells.length
   for (let i = 0; i < count; i++) {
     const cell = cells[i]!
     if (cell.gone || cell.used + amounts[i]! > caps[i]!) return false
+    const { slots } = cell
+    // the slot `holdSliding` would hold in, and the oldest slot `dropOldSlots` would keep
+    if (
+      slots !== undefined &&
+      (Math.floor(now / slotMs[i]!) !== Math.round(starts[i]! / slotMs[i]!) ||
+        (slots.size > 0 && slots.first! < Math.floor((now - sizeMs[i]!) / slotMs[i]!)))
+    )
+      return false
   }
-  const { starts, resets } = ticket
+  const { resets } = ticket
   for (let i = 0, o = 0; i < count; i++, o += LANE_FIELDS) {
     const cell = cells[i]!
     const amount = amounts[i]!
+    const start = starts[i]!
+    const { slots } = cell
+    if (slots === undefined) out[o + 3] = resets[i]!
+    else {
+      // what `holdSliding` does in the slot it held in last
+      const slot = slotMs[i]!
+      const first = slots.first
+      out[o + 3] =
+        cell.used === 0
+          ? start + slot + sizeMs[i]!
+          : first === undefined
+            ? now
+            : (first + 1) * slot + sizeMs[i]!
+      slots.add(Math.round(start / slot), amount, amount)
+    }
     cell.seen = true
     cell.used += amount
     cell.held += amount
     out[o] = caps[i]!
     out[o + 1] = cell.used
     out[o + 2] = cell.held
-    out[o + 3] = resets[i]!
-    out[o + 4] = starts[i]!
+    out[o + 4] = start
   }
   return true
 }
