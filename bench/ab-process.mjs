@@ -7,6 +7,8 @@
  *
  *   node bench/ab-process.mjs <build A's dist/index.js> [<build B's dist/index.js>, default this one]
  *
+ * `ROLLING=1` measures the same on rolling 60 s windows instead of calendar minutes.
+ *
  * `MIXED=1` first runs other paths in each process, as the memory suite's tasks do before its
  * interleaved comparison (and an application with more than one policy would): reserve+settle on
  * rolling windows and reserve+release, each on a gate of its own.
@@ -22,7 +24,9 @@ const ROUNDS = 8 // per process: the first two warm up, the best of the rest cou
 async function measure(build) {
   const lib = await import(pathToFileURL(build).href)
   if (process.env.MIXED === '1') await otherPaths(lib)
-  const gate = lib.createTollgate({ policy, store: lib.memoryStore() })
+  const rules =
+    process.env.ROLLING === '1' ? policy.rules.map((rule) => ({ ...rule, window: '60s' })) : policy.rules
+  const gate = lib.createTollgate({ policy: { rules }, store: lib.memoryStore() })
   let n = 0
   let best = Number.POSITIVE_INFINITY
   for (let round = 0; round < ROUNDS; round++) {
