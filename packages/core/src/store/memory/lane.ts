@@ -12,7 +12,7 @@ export class MemoryLane implements Lane {
   /** The store this lane belongs to (set by the store once it is made). */
   store: Store
   private readonly ledger: Ledger
-  /** The lists every ticket of the same counters' metrics, amounts and caps shares (see `Shared`). */
+  /** The lists every ticket of alike counters shares (see `Shared`). */
   private readonly shared: Map<string, Shared>
   /** Scratch of {@link afresh}'s first pass: the home and window index of each counter. */
   private readonly homes: (Home | undefined)[]
@@ -69,7 +69,7 @@ export class MemoryLane implements Lane {
   /**
    * {@link reserve} when its ticket cannot hold again as it is (see `holdAgain`): each counter
    * looked at, then held. Apart, so that `reserve`, which answers most calls without it, stays
-   * small enough to be compiled into its caller whatever windows other policies use.
+   * small.
    */
   private afresh(
     input: LaneReserve,
