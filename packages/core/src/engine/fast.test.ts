@@ -473,6 +473,32 @@ describe('the lane, where a mutation audit found no test', () => {
     expect(a.allowed && a.limits[0]!.resetAt).toBe(t0 + 90_000)
   })
 
+  it("drops a rolling window's oldest slot within the slot it holds in, as the general path does", async () => {
+    // 10 s in 3 slots: slots of 3,334 ms, so a slot leaves the window 2 ms before a slot starts
+    const rules: PolicyInput = {
+      rules: [{ id: 'roll', per: 'user', limits: { requests: 5 }, window: { rolling: '10s', slots: 3 } }],
+    }
+    const { clock, fast, general } = gates(undefined, rules)
+    const slotMs = 3_334
+    const step = async () => {
+      const [a, b] = [
+        await fast.reserve({ subject: { user: 'u' } }),
+        await general.reserve({ subject: { user: 'u' } }),
+      ]
+      expect(shape(a)).toEqual(shape(b))
+      return a
+    }
+    const base = (Math.floor(clock.now() / slotMs) + 1) * slotMs // the start of a slot k
+    clock.set(base)
+    await step() // slot k
+    clock.set(base + 3 * slotMs)
+    await step() // slot k + 3; slot k is still in the window
+    clock.set(base + slotMs + 10_000)
+    // still slot k + 3, and slot k has just left the window: counted 2 (this hold and the last)
+    const a = await step()
+    expect(a.allowed && a.limits[0]!.used).toBe(2)
+  })
+
   it('settles a custom unit at what was used, a builtin metric beside it too', async () => {
     const gate = imageGate()
     const ask = {
