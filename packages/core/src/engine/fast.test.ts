@@ -12,7 +12,7 @@ import { memoryStore } from '../store/memory/store.js'
 import { fakeClock } from '../testing/fake-clock.js'
 import type { SettleRecord } from './audit.js'
 import { createTollgate } from './gate.js'
-import type { Tollgate } from './types.js'
+import type { ReserveRequest, Tollgate } from './types.js'
 
 const policy: PolicyInput = {
   models: { m: { price: { input: 2, output: 3 } } },
@@ -101,6 +101,13 @@ function gates(maxCounters?: number, rules: PolicyInput = policy) {
     fast: createTollgate({ policy: rules, store: fast, clock }),
     general: createTollgate({ policy: rules, store: wrapped, clock }),
   }
+}
+
+/** `request` reserved on both gates of {@link gates}, which must decide it alike: both decisions. */
+async function reserveBoth(fast: Tollgate, general: Tollgate, request: ReserveRequest) {
+  const decisions = [await fast.reserve(request), await general.reserve(request)] as const
+  expect(shape(decisions[0])).toEqual(shape(decisions[1]))
+  return decisions
 }
 
 describe('the fast path', () => {
@@ -453,11 +460,7 @@ describe('the lane, where a mutation audit found no test', () => {
     const { clock, fast, general } = gates(undefined, rules)
     const t0 = clock.now() // a whole number of 10 s slots since the epoch
     const ask = { subject: { user: 'u' } }
-    const step = async () => {
-      const [a, b] = [await fast.reserve(ask), await general.reserve(ask)]
-      expect(shape(a)).toEqual(shape(b))
-      return [a, b] as const
-    }
+    const step = () => reserveBoth(fast, general, ask)
     const released = async () => {
       const [a, b] = await step()
       await fast.release(a.allowed ? a.id : '')
@@ -480,14 +483,7 @@ describe('the lane, where a mutation audit found no test', () => {
     }
     const { clock, fast, general } = gates(undefined, rules)
     const slotMs = 3_334
-    const step = async () => {
-      const [a, b] = [
-        await fast.reserve({ subject: { user: 'u' } }),
-        await general.reserve({ subject: { user: 'u' } }),
-      ]
-      expect(shape(a)).toEqual(shape(b))
-      return a
-    }
+    const step = async () => (await reserveBoth(fast, general, { subject: { user: 'u' } }))[0]
     const base = (Math.floor(clock.now() / slotMs) + 1) * slotMs // the start of a slot k
     clock.set(base)
     await step() // slot k
