@@ -32,7 +32,7 @@ async function measure(build) {
   for (let round = 0; round < ROUNDS; round++) {
     const started = performance.now()
     for (let i = 0; i < ITERATIONS; i++) {
-      const d = await gate.reserve({ subject: subjects[n++ % 1000], estimate })
+      const d = await gate.reserve({ subject: subjects[n++ % subjects.length], estimate })
       if (!d.allowed) throw new Error(`refused: ${d.code}`)
       await gate.settle(d.id, usage)
     }

@@ -360,6 +360,46 @@ describe("the lane's reservation ids", () => {
     expect(await store.lookup(e.id)).toBeNull()
     expect(await gate.settle(e.id, {})).toMatchObject({ status: 'unknown' })
   })
+
+  // the ring lists for expiry the reservations that expire in the order they were made; one with
+  // a shorter TTL than one before it, and one the ring hands to the store's cache, expire anyway
+  it('expire each at its TTL, made in order or not, in the ring or past it', async () => {
+    const clock = fakeClock() // on a whole second: a hold expires at its TTL to the millisecond
+    const store = memoryStore({ clock, maxReservations: 100 }) // a ring of 128
+    const rule = (feature: string, ttl: '10s' | '60s'): PolicyInput['rules'][number] => ({
+      id: feature,
+      per: 'user',
+      match: { feature },
+      limits: { tokens: 1e12 },
+      window: 'day',
+      holds: { ttl },
+    })
+    const gate = createTollgate({ policy: { rules: [rule('long', '60s'), rule('short', '10s')] }, store })
+    const reserve = async (feature: string) => {
+      const d = await gate.reserve({ ...request('a'), feature })
+      if (!d.allowed) throw new Error('refused')
+      return d.id
+    }
+    const state = async (id: string) => (await store.lookup(id))?.state
+    const long = await reserve('long')
+    const short = await reserve('short') // expires before the one made before it
+    const later = await reserve('long')
+    clock.advance(9_999)
+    expect([await state(long), await state(short), await state(later)]).toEqual(['held', 'held', 'held'])
+    clock.advance(1)
+    expect([await state(long), await state(short), await state(later)]).toEqual(['held', 'expired', 'held'])
+    clock.advance(49_999)
+    expect(await state(long)).toBe('held')
+    clock.advance(1)
+    expect([await state(long), await state(later)]).toEqual(['expired', 'expired'])
+    // more open than the ring holds: those it hands on expire from the store's cache
+    const open: string[] = []
+    for (let i = 0; i < 300; i++) open.push(await reserve(i % 2 === 0 ? 'long' : 'short'))
+    clock.advance('60s')
+    const states = new Set(await Promise.all(open.map(state)))
+    expect(states.has('held')).toBe(false)
+    expect(states.has('expired')).toBe(true)
+  })
 })
 
 /** A calendar window and a rolling one of the same length: the lane holds again in either. */

@@ -21,6 +21,11 @@ export interface Due {
 
 const SECOND = 1_000
 
+/** The instant an item expiring at `expiresAt` is handed to expire at: the whole second after. */
+export function dueAt(expiresAt: number): number {
+  return Math.ceil(expiresAt / SECOND) * SECOND
+}
+
 /** The list items are being added to is compacted only past this many gone (see `remove`). */
 const COMPACT_FROM = 64
 
@@ -51,7 +56,7 @@ export class Expiries<T extends Due> {
 
   /** List `item` to expire at `expiresAt` (ms since epoch), rounded up to the second. */
   add(item: T, expiresAt: number): void {
-    const second = Math.ceil(expiresAt / SECOND) * SECOND
+    const second = dueAt(expiresAt)
     let bucket = this.last
     if (bucket === undefined || bucket.second !== second) {
       bucket = this.buckets.get(second)

@@ -201,6 +201,22 @@ export class Slots<R extends { n: number; id: string }> {
     return result as { n: number; displaced: R | undefined }
   }
 
+  /** How many numbers were given: every number below this one. */
+  get made(): number {
+    return this.next
+  }
+
+  /** Numbers below this one are no longer in the ring (each made way for a newer one). */
+  get oldest(): number {
+    return Math.max(0, this.next - this.ring.length)
+  }
+
+  /** The record of number `n` while it is in its ring slot. */
+  at(n: number): R | undefined {
+    const record = this.ring[n & this.ringMask]
+    return record !== undefined && record.n === n ? record : undefined
+  }
+
   /** The id text of number `n`. */
   idOf(n: number): string {
     return idText(this.codes, n)
