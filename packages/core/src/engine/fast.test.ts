@@ -118,11 +118,42 @@ describe('the fast path', () => {
   // with calendar windows only, the lane holds again in the cells it last held in, and settles
   // from its ticket (store.ts, `holdAgain` and `closeHeld`)
   const calendar = { ...policy, rules: policy.rules!.filter((rule) => rule.id !== 'user-burst') }
+  // priced calls hold for 90 s, the others for 30 s: the lane's ring lists for expiry those made in
+  // the order they expire, the store's lists the others (`Ledger.expireRing`); holds given back
+  // at expiry show in the usage compared
+  const ttls: PolicyInput = {
+    models: policy.models,
+    rules: [
+      {
+        id: 'user-rpm',
+        per: 'user',
+        limits: { requests: 8, tokens: 600 },
+        window: 'minute',
+        holds: { ttl: '30s', expiry: 'release' },
+      },
+      {
+        id: 'team-hour',
+        per: 'team',
+        limits: { tokens: 1_500 },
+        window: 'hour',
+        holds: { ttl: '20s', expiry: 'release' },
+      },
+      {
+        id: 'model-day',
+        per: 'user',
+        match: { model: 'm' },
+        limits: { tokens: 2_000 },
+        window: 'day',
+        holds: { ttl: '90s' },
+      },
+    ],
+  }
   it.each([
     ['', undefined, policy, 150],
     [', with 4 counters kept', 4, policy, 60],
     [', without a money rule', undefined, moneyless, 100],
     [', on calendar windows only', undefined, calendar, 100],
+    [', with two hold TTLs', undefined, ttls, 300],
   ])('answers every step as the general path does%s', async (_, maxCounters, rules, numRuns) => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
