@@ -267,7 +267,7 @@ async function interleaved(): Promise<{ ratio: number; tollgate: number; rlf: nu
 }
 
 /** Fresh processes that each run {@link interleaved}'s comparison (see {@link freshProcesses}). */
-const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 3)
+const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 5)
 
 type Pairs = { ratio: number; tollgate: number; rlf: number }
 
