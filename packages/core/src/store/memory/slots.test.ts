@@ -163,4 +163,38 @@ describe('Slots', () => {
     expect(slots.closed(item.n, 30_999)).toBe('released')
     expect(slots.closed(item.n, 31_000)).toBeUndefined()
   })
+
+  // the ledger's expiry cursor skips numbers below `oldest`: none of them may still be in the ring
+  it('holds every record it did not hand back at its number, and none below `oldest`', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constant('add' as const), fc.nat(40)), { maxLength: 300 }),
+        (steps) => {
+          const slots = new Slots<Item>(64, 1_000, { firstRing: 4 }) // grows 4 → 64
+          const open = new Map<number, Item>()
+          let adds = 0
+          for (const step of steps) {
+            if (step === 'add') {
+              adds++
+              const item = { n: -1, id: '' }
+              const { n, displaced } = slots.add(item)
+              item.n = n
+              item.id = slots.idOf(n)
+              open.set(n, item)
+              if (displaced !== undefined) open.delete(displaced.n)
+            } else {
+              const item = [...open.values()][step % Math.max(1, open.size)]
+              if (item !== undefined && slots.take(item)) open.delete(item.n)
+            }
+            expect(slots.made).toBe(adds)
+            for (let n = 0; n < slots.made; n++) {
+              const at = slots.at(n)
+              expect(at, `number ${n}`).toBe(open.get(n))
+              if (n < slots.oldest) expect(at, `number ${n} below ${slots.oldest}`).toBeUndefined()
+            }
+          }
+        },
+      ),
+    )
+  })
 })
