@@ -83,11 +83,9 @@ function planned(
   const found =
     sentAgain(plan, amounts, now) ?? sent(plan, amounts, specsOf(plan, amounts, now, engine.windows))
   const { used, specs } = found
-  // what the plan sent is the lane's input while it sends the same specs again (its memo kept there)
+  // the plan is the lane's input while it sends the same specs again (the lane's memo kept there)
   const input: LaneReserve =
-    found === plan.sent
-      ? plan.sent
-      : { counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, memo: undefined }
+    found === plan ? plan : { counters: specs, ttlMs: plan.ttlMs, blocks: plan.blocks, memo: undefined }
   const packed: number[] = new Array(specs.length * LANE_FIELDS)
   const id = lane.reserve(input, metaOf(model, amounts, read), packed)
   if (id === undefined) return undefined
@@ -104,11 +102,12 @@ function planned(
 type Specs = { used: Template[]; specs: CounterSpec[] }
 
 /**
- * What a plan last sent to the lane (see {@link sentAgain}), and the lane's input for it, sent
- * again with it: one object per plan (a plan is kept per user, thousands at once).
+ * What a plan last sent to the lane (see {@link sentAgain}), kept on the plan itself, which is then
+ * the lane's input too: one object per plan (a plan is kept per user, thousands at once, and each
+ * object more is one more read from memory a reserve waits for).
  */
 export interface Sent extends Specs, LaneReserve {
-  /** While `now` is in [from, until), every counter's window layout still holds. */
+  /** While `now` is in [from, until), every counter's window layout still holds (empty: nothing sent). */
   from: number
   until: number
   /**
@@ -148,8 +147,8 @@ const BUILTIN_BITS: Readonly<Record<string, number>> = {
  * changed once sent, so the array can be sent again as it is.
  */
 function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: number): Specs | undefined {
-  const last = plan.sent
-  if (last === undefined || !(last.from <= now && now < last.until)) return undefined
+  const last = plan
+  if (!(last.from <= now && now < last.until)) return undefined
   const b = last.builtin
   if (b > 0) {
     // read by name: a look-up by a computed name costs more than the whole rest of this check
@@ -174,10 +173,8 @@ function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: n
  */
 function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Specs): Specs {
   const { templates } = plan
-  if (specs.used !== templates) {
-    plan.sent = undefined
-    return specs
-  }
+  // specs that leave a template out are sent once: what the plan sent before still holds
+  if (specs.used !== templates) return specs
   let from = Number.NEGATIVE_INFINITY
   let until = Number.POSITIVE_INFINITY
   const metrics: string[] = []
@@ -195,26 +192,20 @@ function sent(plan: Plan, amounts: Readonly<Record<string, number>>, specs: Spec
   for (const metric of metrics)
     builtin = Object.hasOwn(BUILTIN_BITS, metric) ? builtin | BUILTIN_BITS[metric]! : -1
   const all = builtin > 0 // the amounts sent, copied: the call's amounts are its decision's too
-  const sentNow: Sent = {
-    used: specs.used,
-    specs: specs.specs,
-    counters: specs.specs,
-    ttlMs: plan.ttlMs,
-    blocks: plan.blocks,
-    memo: undefined,
-    from,
-    until,
-    builtin,
-    requests: all ? amounts.requests! : 0,
-    concurrency: all ? amounts.concurrency! : 0,
-    inputTokens: all ? amounts.inputTokens! : 0,
-    outputTokens: all ? amounts.outputTokens! : 0,
-    tokens: all ? amounts.tokens! : 0,
-    cost: all ? amounts.cost! : 0,
-    // made to fit (see makePlan); read only when a metric is not builtin
-    metrics: all ? NO_METRICS : metrics.slice(),
-    values: all ? NO_VALUES : values.slice(),
-  }
-  plan.sent = sentNow
-  return sentNow
+  plan.used = specs.used
+  plan.specs = specs.specs
+  plan.counters = specs.specs // the lane's memo stays: it checks which counters it is for
+  plan.from = from
+  plan.until = until
+  plan.builtin = builtin
+  plan.requests = all ? amounts.requests! : 0
+  plan.concurrency = all ? amounts.concurrency! : 0
+  plan.inputTokens = all ? amounts.inputTokens! : 0
+  plan.outputTokens = all ? amounts.outputTokens! : 0
+  plan.tokens = all ? amounts.tokens! : 0
+  plan.cost = all ? amounts.cost! : 0
+  // made to fit (see makePlan); read only when a metric is not builtin
+  plan.metrics = all ? NO_METRICS : metrics.slice()
+  plan.values = all ? NO_VALUES : values.slice()
+  return plan
 }

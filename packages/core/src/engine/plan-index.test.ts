@@ -9,7 +9,7 @@ import type { Subject } from '../decision.js'
 import { parsePolicy } from '../policy/load.js'
 import { type MatchContext, NO_ATTRIBUTES } from '../policy/match.js'
 import { Plans } from './plan.js'
-import { PlanIndex } from './plan-index.js'
+import { type Indexed, PlanIndex } from './plan-index.js'
 
 const policy = parsePolicy({
   models: { m1: { tier: 'low' }, m2: { tier: 'high' } },
@@ -117,13 +117,14 @@ describe('plans found from a request’s parts', () => {
 
   it('holds subjects of any length itself: each id in its place, every other subject missed', () => {
     for (let length = 1; length <= 6; length++) {
-      const index = new PlanIndex<string>(100)
+      const index = new PlanIndex<Indexed & { name: string }>(100)
       const dimensions = ['user', 'team', 'org', 'key', 'project', 'region'].slice(0, length)
       const subject: Subject = Object.fromEntries(dimensions.map((d) => [d, `${d}-1`]))
       index.learn(subject)
       index.read(subject)
-      index.add(undefined, undefined, `plan ${length}`)
-      expect(index.find(undefined, undefined, { ...subject })).toBe(`plan ${length}`)
+      const plan = { name: `plan ${length}`, ...unindexed() }
+      index.add(undefined, undefined, plan)
+      expect(index.find(undefined, undefined, { ...subject })).toBe(plan)
       for (const d of dimensions) {
         // the same ids but one (the key dimension's included), and the ids shifted by one place
         expect(index.find(undefined, undefined, { ...subject, [d]: 'other' })).toBeUndefined()
@@ -134,3 +135,18 @@ describe('plans found from a request’s parts', () => {
     }
   })
 })
+
+/** The index's fields of a plan it does not keep yet. */
+function unindexed(): Indexed {
+  const ids: string[] = []
+  return {
+    model: undefined,
+    feature: undefined,
+    dimensions: [],
+    ids,
+    id0: undefined,
+    id1: undefined,
+    id2: undefined,
+    n: -1,
+  }
+}

@@ -8,18 +8,20 @@
 import type { Subject } from '../decision.js'
 
 /**
- * Where a plan was found before: its request's parts, in the subject's own order. The first
- * three ids are also fields of the entry, which is what a look-up reads for most subjects
- * (user, team, org): reading them through the list, a second object rarely in the processor's
- * cache, cost 2–8% of an in-memory reserve+settle (five A/B runs of builds, 2026-12-07).
+ * What the index writes on each plan it keeps: the request's parts the plan was found for, in the
+ * subject's own order. Fields of the plan itself, not of an entry beside it: a user's plan is
+ * rarely in the processor's cache, and an entry was one more object a look-up waited for. The
+ * first three ids are also fields, which is what a look-up reads for most subjects (user, team,
+ * org): reading them through the list, a second object rarely in the cache, cost 2–8% of an
+ * in-memory reserve+settle (five A/B runs of builds, 2026-12-07). Written by {@link PlanIndex.add}
+ * only; a plan found in the trie has one set of parts, so it is kept at most once.
  */
-interface Entry<P> {
+export interface Indexed {
   model: string | undefined
   feature: string | undefined
-  /** Shared by the entries with the same dimensions (see `dimensionsAlike`). */
+  /** Shared by the plans with the same dimensions (see `dimensionsAlike`). */
   dimensions: string[]
   ids: string[]
-  plan: P
   id0: string | undefined
   id1: string | undefined
   id2: string | undefined
@@ -27,20 +29,20 @@ interface Entry<P> {
   n: number
 }
 
-/** Id `i` of `entry`: the first three from its fields. */
-function idOf<P>(entry: Entry<P>, i: number): string | undefined {
-  return i === 0 ? entry.id0 : i === 1 ? entry.id1 : i === 2 ? entry.id2 : entry.ids[i]
+/** Id `i` of `plan`: the first three from its fields. */
+function idOf(plan: Indexed, i: number): string | undefined {
+  return i === 0 ? plan.id0 : i === 1 ? plan.id1 : i === 2 ? plan.id2 : plan.ids[i]
 }
 
-/** Most entries under one id (past it, the trie answers for that id's other shapes). */
+/** Most plans kept under one id (past it, the trie answers for that id's other shapes). */
 const PER_ID = 8
 /** Distinct ids counted per dimension to choose the key (see {@link PlanIndex.learn}). */
 const COUNTED = 4_096
 
-export class PlanIndex<P> {
-  /** Entries by their key id: the entry itself while it is the only one (most ids), else a list. */
-  private byId = new Map<string, Entry<P> | Entry<P>[]>()
-  private entries = 0
+export class PlanIndex<P extends Indexed> {
+  /** Plans by their key id: the plan itself while it is the only one (most ids), else a list. */
+  private byId = new Map<string, P | P[]>()
+  private kept = 0
   /** The dimension whose id keys the index: the one with the most distinct ids among plans made. */
   private key: string | undefined = undefined
   private readonly distinct = new Map<string, Set<string>>()
@@ -80,34 +82,34 @@ export class PlanIndex<P> {
     if (listed === undefined) return undefined
     // one candidate in the common case; with several, the ids are read into the scratch first
     if (!Array.isArray(listed)) {
-      const entry = listed
-      if (entry.model !== model || entry.feature !== feature) return undefined
-      const { dimensions } = entry
+      const plan: P = listed
+      if (plan.model !== model || plan.feature !== feature) return undefined
+      const { dimensions } = plan
       let i = 0
       for (const dimension in subject) {
         if (dimensions[i] !== dimension) return undefined
         const id = subject[dimension]
         // `idOf`, written out: the hot path's compiled code has no inlining budget left for it, and
         // a call per id cost as much as the list read it saves (A/B of builds, 2026-12-07)
-        if ((i === 0 ? entry.id0 : i === 1 ? entry.id1 : i === 2 ? entry.id2 : entry.ids[i]) !== id)
+        if ((i === 0 ? plan.id0 : i === 1 ? plan.id1 : i === 2 ? plan.id2 : plan.ids[i]) !== id)
           return undefined
         i++
       }
-      return i === entry.n ? entry.plan : undefined
+      return i === plan.n ? plan : undefined
     }
     this.read(subject)
     return this.found(listed, model, feature)
   }
 
-  /** The entry of `list` for the request last {@link read}. */
-  private found(list: Entry<P>[], model: string | undefined, feature: string | undefined): P | undefined {
+  /** The plan of `list` for the request last {@link read}. */
+  private found(list: P[], model: string | undefined, feature: string | undefined): P | undefined {
     const { dimensions, ids, length } = this
     search: for (let e = 0; e < list.length; e++) {
-      const entry = list[e]!
-      if (entry.model !== model || entry.feature !== feature || entry.n !== length) continue
+      const plan = list[e]!
+      if (plan.model !== model || plan.feature !== feature || plan.n !== length) continue
       for (let i = 0; i < length; i++)
-        if (idOf(entry, i) !== ids[i] || entry.dimensions[i] !== dimensions[i]) continue search
-      return entry.plan
+        if (idOf(plan, i) !== ids[i] || plan.dimensions[i] !== dimensions[i]) continue search
+      return plan
     }
     return undefined
   }
@@ -122,29 +124,26 @@ export class PlanIndex<P> {
     const listed = this.byId.get(id)
     if (Array.isArray(listed) && listed.length >= PER_ID) return
     const ids = this.ids as string[]
-    const entry: Entry<P> = {
-      model,
-      feature,
-      dimensions: this.dimensionsAlike(),
-      ids: ids.slice(0, length),
-      plan,
-      id0: length > 0 ? ids[0] : undefined,
-      id1: length > 1 ? ids[1] : undefined,
-      id2: length > 2 ? ids[2] : undefined,
-      n: length,
-    }
+    plan.model = model
+    plan.feature = feature
+    plan.dimensions = this.dimensionsAlike()
+    plan.ids = ids.slice(0, length)
+    plan.id0 = length > 0 ? ids[0] : undefined
+    plan.id1 = length > 1 ? ids[1] : undefined
+    plan.id2 = length > 2 ? ids[2] : undefined
+    plan.n = length
     if (listed === undefined) {
-      if (this.entries >= this.max) this.clear()
-      this.byId.set(id, entry)
-    } else if (Array.isArray(listed)) listed.push(entry)
-    else this.byId.set(id, [listed, entry])
-    this.entries++
+      if (this.kept >= this.max) this.clear()
+      this.byId.set(id, plan)
+    } else if (Array.isArray(listed)) listed.push(plan)
+    else this.byId.set(id, [listed, plan])
+    this.kept++
   }
 
   /**
-   * The dimensions last {@link read}, as a list shared with the entry added before when it has the
-   * same ones: most entries do (every user's plan names `org`, `team`, `user`), and an entry is
-   * kept per plan, thousands at once. Entries never change their lists.
+   * The dimensions last {@link read}, as a list shared with the plan kept before when it has the
+   * same ones: most do (every user's plan names `org`, `team`, `user`), and thousands of plans are
+   * kept at once. The index never changes these lists.
    */
   private dimensionsAlike(): string[] {
     const { dimensions, length } = this
@@ -184,10 +183,10 @@ export class PlanIndex<P> {
     }
   }
 
-  /** Forget every entry (the trie started over, or the key changed). */
+  /** Forget every plan kept (the trie started over, or the key changed). */
   clear(): void {
     this.byId = new Map()
-    this.entries = 0
+    this.kept = 0
   }
 
   /** Let go of the last request's ids when it had many (a hostile subject): the arrays only grow. */

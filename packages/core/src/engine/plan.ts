@@ -21,7 +21,7 @@ import {
   type WindowCache,
 } from './counters.js'
 import type { Sent } from './fast.js'
-import { PlanIndex } from './plan-index.js'
+import { type Indexed, PlanIndex } from './plan-index.js'
 
 /** One counter of a plan: everything of its spec that does not change from call to call. */
 export interface Template {
@@ -52,7 +52,12 @@ export interface Template {
   spec: CounterSpec | undefined
 }
 
-export interface Plan {
+/**
+ * What a request shape's calls hold: its rules' parts and counter templates. A plan also carries what
+ * the lane was last sent for it (`Sent`, see `fast.ts`) and the parts the hot path's index found it
+ * for (`Indexed`): one object per plan, kept per user, thousands at once.
+ */
+export interface Plan extends Indexed, Sent {
   matched: Matched[]
   templates: Template[]
   /** Block markers of the subject's ids. */
@@ -68,8 +73,6 @@ export interface Plan {
    * or baseline: a store's lane may hold them (see `fast.ts`).
    */
   plain: boolean
-  /** The specs the lane last sent for this plan (see `fast.ts`), reused while nothing changed. */
-  sent: Sent | undefined
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
@@ -77,6 +80,8 @@ const BUILTIN: ReadonlySet<string> = new Set(BUILTIN_METRICS)
 const MAX_PLANS = 50_000
 /** Requests whose shape would make a longer cache key are planned every time. */
 const MAX_KEY = 2_048
+/** The lists of a plan that has sent nothing (never written to: `sent` replaces them). */
+const NOTHING: never[] = []
 
 /** The plans of one gate, by request shape. */
 export class Plans {
@@ -346,14 +351,39 @@ function makePlan(
   // copies the size of their contents: a list grown by `push` keeps room for 17, and a plan is
   // kept for every request shape (thousands at once), so its lists are made to fit
   return {
+    // the index's fields first, then the lane's (see `Plan`): what a reserve reads, together
+    model: undefined,
+    feature: undefined,
+    dimensions: NOTHING,
+    ids: NOTHING,
+    id0: undefined,
+    id1: undefined,
+    id2: undefined,
+    n: -1, // in no index yet
+    plain,
+    costly,
+    ttlMs: ttlMs || 600_000,
+    blocks: blocks.slice(),
+    // nothing sent yet. A literal, not a spread of shared defaults: an object built by a spread
+    // is slower to read (bench/README.md)
+    from: Number.POSITIVE_INFINITY,
+    until: Number.NEGATIVE_INFINITY,
+    builtin: 0,
+    requests: 0,
+    concurrency: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    tokens: 0,
+    cost: 0,
+    metrics: NOTHING,
+    values: NOTHING,
+    memo: undefined,
+    counters: NOTHING,
+    used: NOTHING,
+    specs: NOTHING,
     matched: matched.slice(),
     templates: templates.slice(),
-    blocks: blocks.slice(),
-    ttlMs: ttlMs || 600_000,
-    costly,
     baselines,
-    plain,
-    sent: undefined,
   }
 }
 
