@@ -147,24 +147,23 @@ const BUILTIN_BITS: Readonly<Record<string, number>> = {
  * changed once sent, so the array can be sent again as it is.
  */
 function sentAgain(plan: Plan, amounts: Readonly<Record<string, number>>, now: number): Specs | undefined {
-  const last = plan
-  if (!(last.from <= now && now < last.until)) return undefined
-  const b = last.builtin
+  if (!(plan.from <= now && now < plan.until)) return undefined
+  const b = plan.builtin
   if (b > 0) {
     // read by name: a look-up by a computed name costs more than the whole rest of this check
-    return ((b & 1) !== 0 && amounts.requests !== last.requests) ||
-      ((b & 2) !== 0 && amounts.concurrency !== last.concurrency) ||
-      ((b & 4) !== 0 && amounts.inputTokens !== last.inputTokens) ||
-      ((b & 8) !== 0 && amounts.outputTokens !== last.outputTokens) ||
-      ((b & 16) !== 0 && amounts.tokens !== last.tokens) ||
-      ((b & 32) !== 0 && amounts.cost !== last.cost)
+    return ((b & 1) !== 0 && amounts.requests !== plan.requests) ||
+      ((b & 2) !== 0 && amounts.concurrency !== plan.concurrency) ||
+      ((b & 4) !== 0 && amounts.inputTokens !== plan.inputTokens) ||
+      ((b & 8) !== 0 && amounts.outputTokens !== plan.outputTokens) ||
+      ((b & 16) !== 0 && amounts.tokens !== plan.tokens) ||
+      ((b & 32) !== 0 && amounts.cost !== plan.cost)
       ? undefined
-      : last
+      : plan
   }
-  const { metrics } = last
+  const { metrics } = plan
   for (let i = 0; i < metrics.length; i++)
-    if ((amounts[metrics[i]!] ?? 0) !== last.values[i]) return undefined
-  return last
+    if ((amounts[metrics[i]!] ?? 0) !== plan.values[i]) return undefined
+  return plan
 }
 
 /**

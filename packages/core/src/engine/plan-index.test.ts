@@ -138,12 +138,11 @@ describe('plans found from a request’s parts', () => {
 
 /** The index's fields of a plan it does not keep yet. */
 function unindexed(): Indexed {
-  const ids: string[] = []
   return {
     model: undefined,
     feature: undefined,
     dimensions: [],
-    ids,
+    ids: [],
     id0: undefined,
     id1: undefined,
     id2: undefined,
