@@ -222,11 +222,12 @@ function inspect(s, cap, letter)
     local c = bucketCell(s.tag, s.key, letter)
     local tat = math.max(c.f.t or now, now)
     local nxt = tat + amount * interval
-    -- BUCKET_SLACK (memory store's counters.ts): rounding in tat's sums never refuses at the cap
-    local room = (cap + 0.001) * interval
-    local denied = nxt - now > room
+    -- bucketSlackMs (memory store's counters.ts): rounding in tat's sums never refuses at the cap
+    local slack = math.min(0.1, interval * 0.001)
+    local room = cap * interval
+    local denied = nxt - now > room + slack
     local look = {
-      cell = c, windowStart = now, forgetAt = nxt, used = math.max(0, math.ceil((tat - now) / interval - 0.001)),
+      cell = c, windowStart = now, forgetAt = nxt, used = math.max(0, math.ceil((tat - now - slack) / interval)),
       held = 0, resetAt = tat, denied = denied, retry = nil,
     }
     if denied and amount <= cap then look.retry = nxt - now - room end

@@ -110,13 +110,16 @@ export const newLook = (): Look => ({
 })
 
 /**
- * How far past its cap (in units) a token bucket's count may seem before it refuses. The bucket's
- * time (`tat`, ms since epoch) is a sum of fractional intervals (a 5-minute period over 11 requests
- * is 27,272.7… ms each), and each sum rounds at that magnitude: eleven requests at once then
- * counted a hair over 11, and the 11th was refused. A thousandth of a unit absorbs that rounding
- * and never admits a whole unit more; the Redis store's Lua uses the same constant.
+ * How early (ms) a token bucket may admit what exact arithmetic would admit a moment later. The
+ * bucket's time (`tat`, ms since epoch) is a sum of fractional intervals (a 5-minute period over 11
+ * requests is 27,272.7… ms each), and each sum rounds at that magnitude (a ten-thousandth of a ms):
+ * eleven requests at once then counted a hair over 11, and the 11th was refused. The slack absorbs
+ * that rounding and is far below a millisecond, so on a millisecond clock a bucket whose interval
+ * is a whole number of ms never admits early; under a 100 ms interval it is a thousandth of the
+ * interval instead, so it never amounts to a unit. A refusal's `retryAfterMs` is counted without
+ * it: the exact moment. The Redis store's Lua uses the same figures.
  */
-export const BUCKET_SLACK = 1e-3
+export const bucketSlackMs = (intervalMs: number): number => Math.min(0.1, intervalMs * 1e-3)
 
 /** Hint for how long to wait for a concurrency lease. */
 const LEASE_RETRY_MS = 1_000
@@ -212,13 +215,14 @@ export function inspect(
       const cell = home.bucket ?? newCell()
       const tat = Math.max(cell.tat ?? now, now)
       const next = tat + amount * intervalMs
-      const room = (cap + BUCKET_SLACK) * intervalMs
-      const denied = next - now > room
+      const slack = bucketSlackMs(intervalMs)
+      const room = cap * intervalMs
+      const denied = next - now > room + slack
       look.created = home.bucket === undefined
       look.cell = cell
       look.windowStart = now
       look.forgetAt = next
-      look.used = Math.max(0, Math.ceil((tat - now) / intervalMs - BUCKET_SLACK))
+      look.used = Math.max(0, Math.ceil((tat - now - slack) / intervalMs))
       look.held = 0
       look.resetAt = tat
       look.denied = denied

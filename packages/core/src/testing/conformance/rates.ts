@@ -129,6 +129,20 @@ export function describeRates(suite: Suite): void {
       }
     })
 
+    it('never admits before the refill exact arithmetic gives, not even by a millisecond', async () => {
+      // the rounding slack was once a thousandth of a unit: 1.234 ms of a 1,234 ms interval, so a
+      // request due at 2,468 ms passed at 2,467 (found by the bucket property)
+      const { store, clock, key, id } = await harness(suite)
+      const spec = counter(key(), bucket(1_234), 10, 6)
+      await reserveOk(store, id(), [spec])
+      clock.advance(2_467)
+      const [refused] = await reserveDenied(store, id(), [spec])
+      expect(refused!.retryAfterMs).toBeGreaterThan(0)
+      expect(refused!.retryAfterMs).toBeLessThanOrEqual(1)
+      clock.advance(1)
+      await reserveOk(store, id(), [spec])
+    })
+
     it('retryAfterMs of a refusal is honest', async () => {
       const { store, clock, key, id } = await harness(suite)
       clock.advance(123)
