@@ -353,7 +353,10 @@ describe("the lane's reservation ids", () => {
     if (!d.allowed) throw new Error('refused')
     const { id } = d
     const last = id.at(-1)!
-    for (const forged of [`${id}0`, `${id.slice(0, -1)}0${last}`, id.toUpperCase(), `${id} `, id.slice(1)])
+    // one letter in the other case (an id of all capitals was once "forged" by toUpperCase())
+    const recased = id.replace(/[a-z]/i, (c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()))
+    const forgeries = [`${id}0`, `${id.slice(0, -1)}0${last}`, recased, `${id} `, id.slice(1)]
+    for (const forged of forgeries.filter((f) => f !== id))
       expect(await gate.settle(forged, {}), forged).toMatchObject({ status: 'unknown' })
     expect(
       await createTollgate({ policy: plain, store: memoryStore({ clock }), clock }).settle(id, {}),
