@@ -402,6 +402,33 @@ describe('routing and errors', () => {
     expect(reported).toHaveLength(1)
   })
 
+  it("a call that ran is answered 200 when the store's time then fails, with the time estimated from the last one", async () => {
+    const reported: unknown[] = []
+    const wall = fakeClock(Date.now())
+    const inner = memoryStore({ clock: fakeClock() })
+    let down = false
+    const flaky: Store = {
+      ...inner,
+      now: () => (down ? Promise.reject(new Error('the clock went away')) : inner.now()),
+    }
+    const url = server.mount(flaky, { clock: wall, onError: (error) => reported.push(error) })
+    // no store time seen yet: nothing to estimate from, so a failed time is still a 500
+    down = true
+    const early = await post(`${url}/read`, JSON.stringify({ counters: [spec] }))
+    expect(early.status).toBe(500)
+    down = false
+    const reserved = await post(`${url}/reserve`, reserveBody())
+    expect(reserved.headers.get(SIGNATURE_HEADER)).toMatch(/^t=1767571200000,/)
+    down = true
+    wall.advance(1_000)
+    const committed = await post(`${url}/commit`, JSON.stringify({ id: 'r1', amounts: { tokens: 3 } }))
+    expect(committed.status).toBe(200)
+    expect(committed.headers.get(SIGNATURE_HEADER)).toMatch(/^t=1767571201000,/)
+    expect(await committed.json()).toMatchObject({ result: { status: 'settled' } })
+    expect(await used(inner)).toBe(3)
+    expect(reported).toHaveLength(2)
+  })
+
   it('an async onError that rejects is dropped, not an unhandled rejection (that ended the process)', async () => {
     const unhandled = await unhandledRejections(async () => {
       const broken = {

@@ -69,8 +69,9 @@ export interface StoreHandlerOptions {
    */
   clock?: { now(): number }
   /**
-   * Called with every error the store throws (answered 500 without details) and every failure of
-   * the nonce store (answered 503). Errors it throws are ignored.
+   * Called with every error the store throws (answered 500 without details, or with an estimated
+   * time when only the store's `now()` failed after a call that ran) and every failure of the nonce
+   * store (answered 503). Errors it throws are ignored.
    * @default none
    * @example (error) => logger.error({ err: error }, 'tollgate store failed')
    */
@@ -186,6 +187,25 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
     callHook(options.onError, error, operation) // the hook's own failure changes nothing
   }
 
+  /**
+   * The store's time minus this server's clock, from the last store time an answer carried. When the
+   * store's `now()` fails after a call that already ran (a commit, an adjust), the answer carries
+   * this server's clock plus it instead of a 500 that would say the call failed.
+   */
+  let offset: number | undefined
+  /** The store's time after `operation` ran: its `now()`, or the estimate above when that fails. */
+  const timeAfter = async (operation: Operation): Promise<number> => {
+    try {
+      const time = await store.now()
+      if (!Number.isFinite(time)) throw new TypeError(`The store answered a time of ${time}.`)
+      return time
+    } catch (error) {
+      if (offset === undefined) throw error
+      report(error, operation)
+      return now() + offset
+    }
+  }
+
   const outsideWindow = () =>
     refuse(401, 'unauthorized', 'The request timestamp is outside the accepted window.')
 
@@ -249,9 +269,10 @@ export function storeHandler(store: Store, options: StoreHandlerOptions): StoreH
       // the time the store answered with where it gave one (a reserve's `now`): no second call that
       // could fail after a hold was placed
       const given = operation === 'now' ? result : (result as { now?: unknown } | null)?.now
-      time = typeof given === 'number' ? given : await store.now()
+      time = typeof given === 'number' ? given : await timeAfter(operation)
       // the answer's `t=` is String(time), which the client reads back for every finite number
       if (!Number.isFinite(time)) throw new TypeError(`The store answered a time of ${time}.`)
+      offset = time - now()
       text = JSON.stringify({ result: result ?? null })
     } catch (error) {
       // a reserve under an id the store knows as closed (see the store contract): nothing landed,
